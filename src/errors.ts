@@ -1,0 +1,54 @@
+/**
+ * BridgeError: every error the bridge raises on purpose carries a stable
+ * `BRIDGE_ERR_*` code (listed in README "Error codes") and a category that says
+ * whether retrying can help.
+ */
+export type ErrorCategory = 'invalid-input' | 'state' | 'unavailable' | 'internal';
+
+export const ErrorCodes = {
+  /** A sample rate outside 1000–192000 Hz (or not an integer). */
+  DSP_RATE: 'BRIDGE_ERR_DSP_RATE',
+  /** A resampler quality outside 0–10 (or not an integer). */
+  DSP_QUALITY: 'BRIDGE_ERR_DSP_QUALITY',
+  /** A caller-supplied destination buffer cannot hold the output; nothing was consumed. */
+  DSP_DST_TOO_SMALL: 'BRIDGE_ERR_DSP_DST_TOO_SMALL',
+  /** A frame, payload or byte length of the wrong size (odd PCM byte length, non-160-byte G.711 frame). */
+  DSP_FRAME_SIZE: 'BRIDGE_ERR_DSP_FRAME_SIZE',
+  /** Any other invalid DSP argument (wrong typed-array type, bad option). */
+  DSP_ARGUMENT: 'BRIDGE_ERR_DSP_ARGUMENT',
+  /** A resampler, jitter buffer or pipeline used after close(). */
+  DSP_CLOSED: 'BRIDGE_ERR_DSP_CLOSED',
+  /** The requested DSP backend could not be loaded (BRIDGE_DSP=native without the addon). */
+  DSP_UNAVAILABLE: 'BRIDGE_ERR_DSP_UNAVAILABLE',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+const CATEGORY: Record<ErrorCode, ErrorCategory> = {
+  BRIDGE_ERR_DSP_RATE: 'invalid-input',
+  BRIDGE_ERR_DSP_QUALITY: 'invalid-input',
+  BRIDGE_ERR_DSP_DST_TOO_SMALL: 'invalid-input',
+  BRIDGE_ERR_DSP_FRAME_SIZE: 'invalid-input',
+  BRIDGE_ERR_DSP_ARGUMENT: 'invalid-input',
+  BRIDGE_ERR_DSP_CLOSED: 'state',
+  BRIDGE_ERR_DSP_UNAVAILABLE: 'unavailable',
+};
+
+export class BridgeError extends Error {
+  readonly code: ErrorCode;
+  readonly category: ErrorCategory;
+  /** Whether the same operation may succeed if tried again later. */
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BridgeError';
+    this.code = code;
+    this.category = CATEGORY[code] ?? 'internal';
+    this.retryable = this.category === 'unavailable';
+  }
+}
+
+export function isBridgeError(e: unknown, code?: ErrorCode): e is BridgeError {
+  return e instanceof BridgeError && (code === undefined || e.code === code);
+}
