@@ -102,11 +102,13 @@ export interface InboundPipeline {
   readonly toHz: number;
   /** Most samples one released 20 ms frame can produce; size dst as a multiple of it. */
   readonly maxFrameOutput: number;
+  /** Frames held in the jitter buffer (waiting for a gap to fill): schedule poll() while > 0. */
+  readonly bufferedFrames: number;
   /** Pushes one frame and releases every frame now due, as many as fit in dst; returns samples written. */
   push(payload: Uint8Array, seq: number, timestampMs: number, nowMs: number, dst: Int16Array): number;
   /** Releases frames whose gap deadline has passed (call on a timer while frames are held); returns samples written. */
   poll(nowMs: number, dst: Int16Array): number;
-  /** Releases everything held (gaps concealed) and the resampler tail; returns samples written. */
+  /** Releases everything held (gaps concealed), then the resampler tail; returns samples written. If dst is short, call again until it returns 0. */
   flush(dst: Int16Array): number;
   stats(): JitterStats;
   reset(): void;
@@ -129,7 +131,9 @@ export interface OutboundPipeline {
   maxOutputBytes(inputSamples: number): number;
   /** Returns bytes written: a multiple of 160. Throws DST_TOO_SMALL (nothing consumed) if dst.length < maxOutputBytes(src.length). */
   push(src: Int16Array, dst: Uint8Array): number;
-  /** End of an utterance: drains the resampler tail, pads the last partial frame with silence; returns bytes (multiple of 160). */
+  /** Bytes flush() may write (pending partial frame + resampler tail, padded to whole frames). */
+  maxFlushBytes(): number;
+  /** End of an utterance: drains the resampler tail, pads the last partial frame with silence; returns bytes (multiple of 160). Throws DST_TOO_SMALL if dst.length < maxFlushBytes(). */
   flush(dst: Uint8Array): number;
   /** Drops pending audio and filter state (on barge-in). */
   reset(): void;

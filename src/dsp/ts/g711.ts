@@ -84,6 +84,12 @@ export function encodeAlawSample(x: number): number {
   return ALAW_ENCODE[(x >> 4) + 2048]!;
 }
 
+function checkArgs(src: unknown, srcType: typeof Uint8Array | typeof Int16Array, dst: unknown, dstType: typeof Uint8Array | typeof Int16Array): void {
+  if (!(src instanceof srcType) || !(dst instanceof dstType)) {
+    throw new BridgeError(ErrorCodes.DSP_ARGUMENT, `expected (${srcType.name}, ${dstType.name})`);
+  }
+}
+
 function checkLengths(srcLen: number, dstLen: number): void {
   if (dstLen < srcLen) {
     throw new BridgeError(ErrorCodes.DSP_DST_TOO_SMALL, `destination holds ${dstLen}, needs ${srcLen}`);
@@ -91,24 +97,28 @@ function checkLengths(srcLen: number, dstLen: number): void {
 }
 
 export function decodeUlaw(src: Uint8Array, dst: Int16Array): number {
+  checkArgs(src, Uint8Array, dst, Int16Array);
   checkLengths(src.length, dst.length);
   const n = src.length;
   for (let i = 0; i < n; i++) dst[i] = ULAW_DECODE[src[i]!]!;
   return n;
 }
 export function encodeUlaw(src: Int16Array, dst: Uint8Array): number {
+  checkArgs(src, Int16Array, dst, Uint8Array);
   checkLengths(src.length, dst.length);
   const n = src.length;
   for (let i = 0; i < n; i++) dst[i] = ULAW_ENCODE[(src[i]! >> 2) + 8192]!;
   return n;
 }
 export function decodeAlaw(src: Uint8Array, dst: Int16Array): number {
+  checkArgs(src, Uint8Array, dst, Int16Array);
   checkLengths(src.length, dst.length);
   const n = src.length;
   for (let i = 0; i < n; i++) dst[i] = ALAW_DECODE[src[i]!]!;
   return n;
 }
 export function encodeAlaw(src: Int16Array, dst: Uint8Array): number {
+  checkArgs(src, Int16Array, dst, Uint8Array);
   checkLengths(src.length, dst.length);
   const n = src.length;
   for (let i = 0; i < n; i++) dst[i] = ALAW_ENCODE[(src[i]! >> 4) + 2048]!;
