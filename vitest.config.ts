@@ -7,6 +7,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // The leak and quality suites are CPU-heavy; two cores, so keep forks few.
     pool: 'forks',
-    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    poolOptions: { forks: { maxForks: 2, minForks: 1, execArgv: ['--expose-gc'] } },
   },
 });

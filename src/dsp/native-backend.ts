@@ -94,9 +94,9 @@ function call<T>(fn: () => T): T {
 /** Locates and loads the addon; throws with the reason when it is missing or broken. */
 export function loadAddon(): Addon {
   const here = dirname(fileURLToPath(import.meta.url));
-  // src/dsp → ../../native/dsp-node ; dist/dsp → ../../native/dsp-node
-  const dir = join(here, '..', '..', 'native', 'dsp-node');
-  const loader = join(dir, 'index.cjs');
+  // src/dsp → ../../native/dsp-node ; dist/dsp → ../../native/dsp-node.
+  // BRIDGE_DSP_ADDON points at a prebuilt addon (its index.cjs loader or the .node file).
+  const loader = process.env.BRIDGE_DSP_ADDON || join(here, '..', '..', 'native', 'dsp-node', 'index.cjs');
   if (!existsSync(loader)) {
     throw new Error(`native addon not built (${loader} missing; run "npm run build:native" with cargo installed)`);
   }
