@@ -1,0 +1,187 @@
+/**
+ * Twilio Media Streams messages (protocols.md §1.2–1.3): parsed and validated once,
+ * at the edge. Numbers arrive as strings ("sequenceNumber", "chunk", "timestamp").
+ * A message that fails validation yields a stable code and never throws.
+ */
+
+export interface ConnectedMessage {
+  event: 'connected';
+}
+export interface StartMessage {
+  event: 'start';
+  sequenceNumber: number;
+  streamSid: string;
+  accountSid: string;
+  callSid: string;
+  tracks: string[];
+  customParameters: Record<string, string>;
+  mediaFormat: { encoding: string; sampleRate: number; channels: number };
+}
+export interface MediaMessage {
+  event: 'media';
+  sequenceNumber: number;
+  streamSid: string;
+  track: string;
+  chunk: number;
+  timestampMs: number;
+  /** Base64 payload, not yet decoded (decoded by the call into a reused buffer). */
+  payload: string;
+}
+export interface DtmfMessage {
+  event: 'dtmf';
+  sequenceNumber: number;
+  streamSid: string;
+  digit: string;
+}
+export interface MarkMessage {
+  event: 'mark';
+  sequenceNumber: number;
+  streamSid: string;
+  name: string;
+}
+export interface StopMessage {
+  event: 'stop';
+  sequenceNumber: number;
+  streamSid: string;
+  callSid: string;
+}
+
+export type TwilioMessage = ConnectedMessage | StartMessage | MediaMessage | DtmfMessage | MarkMessage | StopMessage;
+
+/** Stable codes for bad input from Twilio's side (README "Error codes"). */
+export const TwilioInputCodes = {
+  JSON: 'BRIDGE_ERR_TWILIO_JSON',
+  UNKNOWN_EVENT: 'BRIDGE_ERR_TWILIO_UNKNOWN_EVENT',
+  INVALID: 'BRIDGE_ERR_TWILIO_INVALID_MESSAGE',
+  BINARY: 'BRIDGE_ERR_TWILIO_BINARY_FRAME',
+  TOO_LARGE: 'BRIDGE_ERR_TWILIO_MESSAGE_TOO_LARGE',
+  PAYLOAD: 'BRIDGE_ERR_TWILIO_PAYLOAD',
+  STREAM_SID: 'BRIDGE_ERR_TWILIO_STREAM_SID',
+  MEDIA_BEFORE_START: 'BRIDGE_ERR_TWILIO_MEDIA_BEFORE_START',
+  FLOOD: 'BRIDGE_ERR_TWILIO_FLOOD',
+} as const;
+export type TwilioInputCode = (typeof TwilioInputCodes)[keyof typeof TwilioInputCodes];
+
+export type ParseResult = { ok: true; message: TwilioMessage } | { ok: false; code: TwilioInputCode; detail: string };
+
+const fail = (code: TwilioInputCode, detail: string): ParseResult => ({ ok: false, code, detail });
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Twilio sends integers as decimal strings; accept numbers too. Returns NaN when invalid. */
+function intField(v: unknown): number {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : Number.NaN;
+  if (typeof v === 'string' && v.length > 0 && v.length <= 16 && /^\d+$/.test(v)) return Number(v);
+  return Number.NaN;
+}
+
+function str(v: unknown, max = 256): string | undefined {
+  return typeof v === 'string' && v.length > 0 && v.length <= max ? v : undefined;
+}
+
+export function parseTwilioMessage(text: string): ParseResult {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return fail(TwilioInputCodes.JSON, 'not valid JSON');
+  }
+  if (!isObj(raw)) return fail(TwilioInputCodes.INVALID, 'not a JSON object');
+  const event = raw.event;
+  switch (event) {
+    case 'media': {
+      const media = raw.media;
+      if (!isObj(media)) return fail(TwilioInputCodes.INVALID, 'media without "media" object');
+      const streamSid = str(raw.streamSid);
+      if (!streamSid) return fail(TwilioInputCodes.STREAM_SID, 'media without streamSid');
+      const payload = media.payload;
+      if (typeof payload !== 'string') return fail(TwilioInputCodes.PAYLOAD, 'media.payload is not a string');
+      const chunk = intField(media.chunk);
+      const timestampMs = intField(media.timestamp);
+      const sequenceNumber = raw.sequenceNumber === undefined ? 0 : intField(raw.sequenceNumber);
+      if (Number.isNaN(chunk) || Number.isNaN(timestampMs) || Number.isNaN(sequenceNumber)) {
+        return fail(TwilioInputCodes.INVALID, 'media.chunk/timestamp/sequenceNumber must be non-negative integers');
+      }
+      const track = typeof media.track === 'string' ? media.track : 'inbound';
+      return { ok: true, message: { event, sequenceNumber, streamSid, track, chunk, timestampMs, payload } };
+    }
+    case 'connected':
+      return { ok: true, message: { event } };
+    case 'start': {
+      const start = raw.start;
+      if (!isObj(start)) return fail(TwilioInputCodes.INVALID, 'start without "start" object');
+      const streamSid = str(start.streamSid) ?? str(raw.streamSid);
+      if (!streamSid) return fail(TwilioInputCodes.STREAM_SID, 'start without streamSid');
+      const callSid = str(start.callSid);
+      if (!callSid) return fail(TwilioInputCodes.INVALID, 'start without callSid');
+      const accountSid = str(start.accountSid) ?? '';
+      const tracks = Array.isArray(start.tracks) ? start.tracks.filter((t): t is string => typeof t === 'string') : ['inbound'];
+      const customParameters: Record<string, string> = {};
+      if (start.customParameters !== undefined) {
+        if (!isObj(start.customParameters)) return fail(TwilioInputCodes.INVALID, 'start.customParameters is not an object');
+        for (const [k, v] of Object.entries(start.customParameters)) {
+          if (typeof v === 'string') customParameters[k] = v;
+          else if (typeof v === 'number' || typeof v === 'boolean') customParameters[k] = String(v);
+        }
+      }
+      const mf = isObj(start.mediaFormat) ? start.mediaFormat : {};
+      const mediaFormat = {
+        encoding: typeof mf.encoding === 'string' ? mf.encoding : 'audio/x-mulaw',
+        sampleRate: typeof mf.sampleRate === 'number' ? mf.sampleRate : 8000,
+        channels: typeof mf.channels === 'number' ? mf.channels : 1,
+      };
+      if (mediaFormat.encoding !== 'audio/x-mulaw' || mediaFormat.sampleRate !== 8000 || mediaFormat.channels !== 1) {
+        return fail(TwilioInputCodes.INVALID, `unsupported media format ${mediaFormat.encoding}/${mediaFormat.sampleRate}/${mediaFormat.channels}`);
+      }
+      const sequenceNumber = raw.sequenceNumber === undefined ? 0 : intField(raw.sequenceNumber);
+      if (Number.isNaN(sequenceNumber)) return fail(TwilioInputCodes.INVALID, 'bad sequenceNumber');
+      return { ok: true, message: { event, sequenceNumber, streamSid, accountSid, callSid, tracks, customParameters, mediaFormat } };
+    }
+    case 'dtmf': {
+      const streamSid = str(raw.streamSid);
+      if (!streamSid) return fail(TwilioInputCodes.STREAM_SID, 'dtmf without streamSid');
+      const dtmf = raw.dtmf;
+      const digit = isObj(dtmf) ? dtmf.digit : undefined;
+      if (typeof digit !== 'string' || !/^[0-9A-D*#w]$/.test(digit)) return fail(TwilioInputCodes.INVALID, 'dtmf.digit must be one of 0-9 A-D * # w');
+      const sequenceNumber = raw.sequenceNumber === undefined ? 0 : intField(raw.sequenceNumber);
+      if (Number.isNaN(sequenceNumber)) return fail(TwilioInputCodes.INVALID, 'bad sequenceNumber');
+      return { ok: true, message: { event, sequenceNumber, streamSid, digit } };
+    }
+    case 'mark': {
+      const streamSid = str(raw.streamSid);
+      if (!streamSid) return fail(TwilioInputCodes.STREAM_SID, 'mark without streamSid');
+      const mark = raw.mark;
+      const name = isObj(mark) ? str(mark.name, 1024) : undefined;
+      if (!name) return fail(TwilioInputCodes.INVALID, 'mark without mark.name');
+      const sequenceNumber = raw.sequenceNumber === undefined ? 0 : intField(raw.sequenceNumber);
+      if (Number.isNaN(sequenceNumber)) return fail(TwilioInputCodes.INVALID, 'bad sequenceNumber');
+      return { ok: true, message: { event, sequenceNumber, streamSid, name } };
+    }
+    case 'stop': {
+      const streamSid = str(raw.streamSid);
+      if (!streamSid) return fail(TwilioInputCodes.STREAM_SID, 'stop without streamSid');
+      const stop = isObj(raw.stop) ? raw.stop : {};
+      const sequenceNumber = raw.sequenceNumber === undefined ? 0 : intField(raw.sequenceNumber);
+      if (Number.isNaN(sequenceNumber)) return fail(TwilioInputCodes.INVALID, 'bad sequenceNumber');
+      return { ok: true, message: { event, sequenceNumber, streamSid, callSid: str(stop.callSid) ?? '' } };
+    }
+    default:
+      return fail(TwilioInputCodes.UNKNOWN_EVENT, `unknown event ${JSON.stringify(String(event)).slice(0, 40)}`);
+  }
+}
+
+/** base64 of a 160-byte frame is exactly 216 characters. */
+export const FRAME_PAYLOAD_B64_LENGTH = 216;
+
+// Outbound messages (no sequenceNumber; protocols.md §1.3). streamSid is validated at start
+// (Twilio's are "MZ" + 32 hex), so it needs no JSON escaping; JSON.stringify keeps it safe anyway.
+export function buildMedia(streamSid: string, payloadB64: string): string {
+  return `{"event":"media","streamSid":${JSON.stringify(streamSid)},"media":{"payload":"${payloadB64}"}}`;
+}
+export function buildMark(streamSid: string, name: string): string {
+  return `{"event":"mark","streamSid":${JSON.stringify(streamSid)},"mark":{"name":${JSON.stringify(name)}}}`;
+}
+export function buildClear(streamSid: string): string {
+  return `{"event":"clear","streamSid":${JSON.stringify(streamSid)}}`;
+}
