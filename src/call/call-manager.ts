@@ -1,0 +1,114 @@
+/**
+ * The calls of this process: creates a CallSession per Media Streams socket, keeps
+ * them by CallSid while they live, remembers recent ended ones for GET /calls/:sid,
+ * records Twilio status callbacks, and closes everything on shutdown.
+ */
+import type { WebSocket } from 'ws';
+import type { AgentFactory } from '../agents/agent.js';
+import type { AgentRegistry } from '../agents/registry.js';
+import type { Config } from '../config.js';
+import type { DspBackend } from '../dsp/backend.js';
+import { CallSession, type CallSummary } from './call-session.js';
+import { FrameClock } from './frame-clock.js';
+
+export interface StatusEvent {
+  at: string;
+  params: Record<string, string>;
+}
+
+export interface CallManagerDeps {
+  config: Config;
+  dsp: DspBackend;
+  agents: AgentRegistry;
+  clock?: FrameClock;
+  endCallViaRest?: (callSid: string) => Promise<boolean>;
+  log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+const RECENT_ENDED = 200;
+const STATUS_PER_CALL = 50;
+
+export class CallManager {
+  readonly clock: FrameClock;
+  readonly #d: CallManagerDeps;
+  readonly #sessions = new Set<CallSession>();
+  readonly #ended = new Map<string, CallSummary>();
+  readonly #status = new Map<string, StatusEvent[]>();
+  #shuttingDown = false;
+
+  constructor(deps: CallManagerDeps) {
+    this.#d = deps;
+    this.clock = deps.clock ?? new FrameClock({ onError: (e) => deps.log?.('error', 'frame clock subscriber threw', { error: String(e) }) });
+  }
+
+  get activeCount(): number {
+    return this.#sessions.size;
+  }
+
+  #agentFor = (parameters: Record<string, string>): AgentFactory => {
+    const name = parameters.agent ?? this.#d.config.defaultAgent;
+    return this.#d.agents.get(name);
+  };
+
+  /** Takes ownership of an accepted Media Streams socket. */
+  attach(ws: WebSocket): CallSession {
+    const session = new CallSession(ws, {
+      config: this.#d.config,
+      dsp: this.#d.dsp,
+      clock: this.clock,
+      agentFor: this.#agentFor,
+      endCallViaRest: this.#d.endCallViaRest,
+      log: this.#d.log,
+    });
+    this.#sessions.add(session);
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) session.onBinary();
+      else session.onText(typeof data === 'string' ? data : data.toString());
+    });
+    ws.on('close', () => void session.close('twilio-socket-closed'));
+    ws.on('error', (e) => {
+      this.#d.log?.('warn', 'Twilio socket error', { error: e.message });
+      void session.close('twilio-socket-error');
+    });
+    session.once('closed', () => {
+      this.#sessions.delete(session);
+      const s = session.summary();
+      if (s.callSid) {
+        this.#ended.set(s.callSid, s);
+        if (this.#ended.size > RECENT_ENDED) this.#ended.delete(this.#ended.keys().next().value!);
+      }
+    });
+    if (this.#shuttingDown) void session.close('shutting-down');
+    return session;
+  }
+
+  list(): CallSummary[] {
+    return [...this.#sessions].map((s) => s.summary());
+  }
+
+  get(callSid: string): (CallSummary & { status: StatusEvent[] }) | undefined {
+    for (const s of this.#sessions) if (s.callSid === callSid) return { ...s.summary(), status: this.#status.get(callSid) ?? [] };
+    const ended = this.#ended.get(callSid);
+    return ended ? { ...ended, status: this.#status.get(callSid) ?? [] } : undefined;
+  }
+
+  session(callSid: string): CallSession | undefined {
+    for (const s of this.#sessions) if (s.callSid === callSid) return s;
+    return undefined;
+  }
+
+  recordStatus(params: Record<string, string>): void {
+    const sid = params.CallSid;
+    if (!sid) return;
+    const list = this.#status.get(sid) ?? [];
+    list.push({ at: new Date().toISOString(), params });
+    if (list.length > STATUS_PER_CALL) list.shift();
+    this.#status.set(sid, list);
+    if (this.#status.size > RECENT_ENDED * 2) this.#status.delete(this.#status.keys().next().value!);
+  }
+
+  async shutdown(reason = 'shutting-down'): Promise<void> {
+    this.#shuttingDown = true;
+    await Promise.all([...this.#sessions].map((s) => s.close(reason)));
+  }
+}

@@ -1,0 +1,470 @@
+/**
+ * One phone call: Twilio Media Streams socket ⇄ DSP pipelines ⇄ agent session.
+ *
+ * ```text
+ *             start                agent connected            agent 'end' / Twilio stop / socket close / error
+ * awaiting-start ──► connecting ───────────────► streaming ──────────────────────► closing ──► closed
+ *        │ (start timeout)   │ (connect timeout/failure)                                ▲
+ *        └───────────────────┴──────────────────────────────────────────────────────────┘  close(reason)
+ * ```
+ *
+ * - Inbound: Twilio frames are decoded into one reused buffer (no per-frame
+ *   allocation), then run through the inbound pipeline (jitter buffer, PLC,
+ *   resampling to the agent's rate) — or passed through when the agent takes μ-law.
+ *   Until the agent is connected, frames are kept (bounded by prestartBufferMs) and
+ *   delivered in order once it is: the caller's first words are never lost.
+ * - Outbound: see playout.ts. Barge-in is one method, bargeIn().
+ * - close(reason) is the one exit: idempotent, the first reason wins, every wait
+ *   is bounded, and everything the session owns is released.
+ */
+import { EventEmitter } from 'node:events';
+import type { DspBackend, InboundPipeline, JitterStats, OutboundPipeline } from '../dsp/backend.js';
+import type { AgentFactory, AgentSession, Transcript } from '../agents/agent.js';
+import type { Config } from '../config.js';
+import { FRAME_PAYLOAD_B64_LENGTH, TwilioInputCodes, parseTwilioMessage, type StartMessage, type TwilioInputCode } from '../twilio/messages.js';
+import { FrameClock } from './frame-clock.js';
+import { Playout, type PlayoutStats } from './playout.js';
+import { EnergyVad } from '../audio/vad.js';
+
+export type CallState = 'awaiting-start' | 'connecting' | 'streaming' | 'closing' | 'closed';
+
+/** The socket side the session needs (a ws WebSocket satisfies it). */
+export interface StreamSocket {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  readonly bufferedAmount: number;
+}
+
+export interface CallSessionDeps {
+  config: Config;
+  dsp: DspBackend;
+  clock: FrameClock;
+  /** Resolves the agent for a call from its custom parameters. */
+  agentFor(parameters: Record<string, string>): AgentFactory;
+  /** Ends the call through Twilio's REST API when configured (resolves false if not configured). */
+  endCallViaRest?(callSid: string): Promise<boolean>;
+  log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface CallSummary {
+  callSid: string | null;
+  streamSid: string | null;
+  agent: string | null;
+  state: CallState;
+  startedAt: string;
+  durationMs: number;
+  endReason: string | null;
+  framesIn: number;
+  /** Audio chunks handed to the agent (one per released run of frames). */
+  chunksToAgent: number;
+  framesOut: number;
+  prestartFramesBuffered: number;
+  prestartFramesDropped: number;
+  badInput: Partial<Record<TwilioInputCode, number>>;
+  jitter: JitterStats | null;
+  playout: PlayoutStats | null;
+  bargeIns: number;
+  lastHeardMs: number | null;
+  dtmf: number;
+  marksEchoed: number;
+  transcripts: Transcript[];
+  timeToFirstAgentAudioMs: number | null;
+}
+
+interface SessionEvents {
+  state: [CallState, CallState];
+  started: [StartMessage];
+  closed: [string];
+  badInput: [TwilioInputCode, string];
+}
+
+const FRAME_BYTES = 160;
+const MAX_TRANSCRIPTS = 200;
+
+export class CallSession extends EventEmitter<SessionEvents> {
+  readonly #d: CallSessionDeps;
+  readonly #socket: StreamSocket;
+  #state: CallState = 'awaiting-start';
+  readonly #startedAt = Date.now();
+  readonly #t0 = FrameClock.now();
+  #endReason: string | null = null;
+  #start: StartMessage | undefined;
+  #agentName: string | null = null;
+  #agent: AgentSession | undefined;
+  #inbound: InboundPipeline | undefined;
+  #outbound: OutboundPipeline | undefined;
+  #playout: Playout | undefined;
+  #vad: EnergyVad | undefined;
+  #unsubscribeClock: (() => void) | undefined;
+  #timers = new Set<NodeJS.Timeout>();
+  #abort = new AbortController();
+  readonly #frame = Buffer.alloc(FRAME_BYTES);
+  #pcm = new Int16Array(0);
+  /** Frames received before the agent can take them: [payload copy, chunk, timestamp, arrivalMs]. */
+  #pending: { payload: Uint8Array; chunk: number; timestampMs: number; atMs: number }[] = [];
+  readonly #maxPending: number;
+  #counters = { framesIn: 0, framesToAgent: 0, prestartBuffered: 0, prestartDropped: 0, bargeIns: 0, dtmf: 0, marksEchoed: 0 };
+  #badInput: Partial<Record<TwilioInputCode, number>> = {};
+  #transcripts: Transcript[] = [];
+  #lastHeardMs: number | null = null;
+  #firstAgentAudioAt: number | null = null;
+  #ending = false;
+
+  constructor(socket: StreamSocket, deps: CallSessionDeps) {
+    super();
+    this.#socket = socket;
+    this.#d = deps;
+    this.#maxPending = Math.max(1, Math.ceil(deps.config.prestartBufferMs / 20));
+    this.#after(deps.config.startTimeoutMs, () => {
+      if (this.#state === 'awaiting-start') void this.close('start-timeout');
+    });
+  }
+
+  get state(): CallState {
+    return this.#state;
+  }
+  get callSid(): string | undefined {
+    return this.#start?.callSid;
+  }
+  get streamSid(): string | undefined {
+    return this.#start?.streamSid;
+  }
+
+  #log(level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields: Record<string, unknown> = {}): void {
+    this.#d.log?.(level, msg, { callSid: this.#start?.callSid, streamSid: this.#start?.streamSid, ...fields });
+  }
+
+  #transition(next: CallState): void {
+    const prev = this.#state;
+    if (prev === next) return;
+    this.#state = next;
+    this.emit('state', next, prev);
+  }
+
+  #after(ms: number, fn: () => void): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      fn();
+    }, ms);
+    this.#timers.add(t);
+    return t;
+  }
+
+  #countBad(code: TwilioInputCode, detail: string): void {
+    this.#badInput[code] = (this.#badInput[code] ?? 0) + 1;
+    this.emit('badInput', code, detail);
+    this.#log('debug', 'bad input from Twilio', { code, detail });
+  }
+
+  /** A text message from Twilio. Never throws. */
+  onText(text: string): void {
+    if (this.#state === 'closed') return;
+    const r = parseTwilioMessage(text);
+    if (!r.ok) {
+      this.#countBad(r.code, r.detail);
+      return;
+    }
+    const m = r.message;
+    if (m.event !== 'connected' && m.event !== 'start' && this.#start && m.streamSid !== this.#start.streamSid) {
+      this.#countBad(TwilioInputCodes.STREAM_SID, `streamSid ${m.streamSid} is not this call's`);
+      return;
+    }
+    switch (m.event) {
+      case 'connected':
+        return;
+      case 'start':
+        if (this.#start) {
+          this.#countBad(TwilioInputCodes.INVALID, 'second start on one stream');
+          return;
+        }
+        this.#onStart(m);
+        return;
+      case 'media':
+        this.#onMedia(m.payload, m.chunk, m.timestampMs, m.streamSid);
+        return;
+      case 'mark':
+        this.#counters.marksEchoed++;
+        this.#playout?.onMark(m.name, FrameClock.now());
+        return;
+      case 'dtmf':
+        this.#counters.dtmf++;
+        this.#agent?.sendDtmf(m.digit);
+        return;
+      case 'stop':
+        void this.close('twilio-stop');
+        return;
+    }
+  }
+
+  /** A binary frame: Twilio never sends one. */
+  onBinary(): void {
+    this.#countBad(TwilioInputCodes.BINARY, 'binary frame');
+  }
+
+  #onMedia(payloadB64: string, chunk: number, timestampMs: number, streamSid: string): void {
+    if (payloadB64.length !== FRAME_PAYLOAD_B64_LENGTH) {
+      this.#countBad(TwilioInputCodes.PAYLOAD, `payload of ${payloadB64.length} base64 chars, expected ${FRAME_PAYLOAD_B64_LENGTH} (160 bytes)`);
+      return;
+    }
+    const n = this.#frame.write(payloadB64, 0, 'base64');
+    if (n !== FRAME_BYTES || !/^[A-Za-z0-9+/]+={0,2}$/.test(payloadB64)) {
+      this.#countBad(TwilioInputCodes.PAYLOAD, 'payload is not base64 of 160 bytes');
+      return;
+    }
+    this.#counters.framesIn++;
+    const now = FrameClock.now();
+    if (this.#state !== 'streaming') {
+      if (!this.#start) this.#countBad(TwilioInputCodes.MEDIA_BEFORE_START, 'media before start (kept until start)');
+      this.#keep(this.#frame, chunk, timestampMs, now, streamSid);
+      return;
+    }
+    this.#deliver(this.#frame, chunk, timestampMs, now);
+  }
+
+  #pendingSid: string | undefined;
+  #keep(frame: Uint8Array, chunk: number, timestampMs: number, atMs: number, streamSid: string): void {
+    if (this.#pendingSid === undefined) this.#pendingSid = streamSid;
+    if (this.#pending.length >= this.#maxPending) {
+      this.#pending.shift();
+      this.#counters.prestartDropped++;
+    }
+    this.#pending.push({ payload: Uint8Array.from(frame), chunk, timestampMs, atMs });
+    this.#counters.prestartBuffered++;
+  }
+
+  #deliver(frame: Uint8Array, chunk: number, timestampMs: number, nowMs: number): void {
+    const agent = this.#agent!;
+    if (!this.#inbound) {
+      // μ-law passthrough: no DSP.
+      this.#counters.framesToAgent++;
+      this.#runVad(undefined, frame);
+      agent.sendAudio(frame);
+      return;
+    }
+    const n = this.#inbound.push(frame, chunk, timestampMs, nowMs, this.#pcm);
+    this.#sendPcm(n);
+  }
+
+  #sendPcm(n: number): void {
+    if (n === 0) return;
+    const pcm = this.#pcm.subarray(0, n);
+    this.#counters.framesToAgent++;
+    this.#runVad(pcm, undefined);
+    this.#agent!.sendAudio(pcm);
+  }
+
+  #runVad(pcm: Int16Array | undefined, ulaw: Uint8Array | undefined): void {
+    const vad = this.#vad;
+    if (!vad) return;
+    let frame = pcm;
+    if (!frame) {
+      frame = this.#vadScratch;
+      this.#d.dsp.decodeUlaw(ulaw!, frame);
+    }
+    const ev = vad.process(frame);
+    if (ev === 'speechStart' && this.#playout?.active) this.bargeIn('bridge-vad');
+  }
+  #vadScratch = new Int16Array(FRAME_BYTES);
+
+  #onStart(m: StartMessage): void {
+    this.#start = m;
+    if (this.#pendingSid !== undefined && this.#pendingSid !== m.streamSid) {
+      this.#counters.prestartDropped += this.#pending.length;
+      this.#pending = [];
+    }
+    this.emit('started', m);
+    let factory: AgentFactory;
+    try {
+      factory = this.#d.agentFor(m.customParameters);
+    } catch (e) {
+      this.#log('warn', 'no agent for call', { error: (e as Error).message });
+      void this.close('agent-unknown');
+      return;
+    }
+    this.#agentName = factory.name;
+    const { agent: _a, ...parameters } = m.customParameters;
+    const agent = factory.create({ callSid: m.callSid, parameters });
+    this.#agent = agent;
+    this.#transition('connecting');
+    this.#wireAgent(agent);
+    const timeout = this.#after(this.#d.config.agentConnectTimeoutMs, () => this.#abort.abort(new Error('agent connect timeout')));
+    agent
+      .connect(this.#abort.signal)
+      .then(() => {
+        clearTimeout(timeout);
+        this.#timers.delete(timeout);
+        if (this.#state !== 'connecting') return;
+        this.#onAgentConnected(agent);
+      })
+      .catch((e: unknown) => {
+        clearTimeout(timeout);
+        this.#timers.delete(timeout);
+        this.#log('warn', 'agent connect failed', { error: e instanceof Error ? e.message : String(e) });
+        void this.close(this.#abort.signal.aborted ? 'agent-connect-timeout' : 'agent-connect-failed');
+      });
+  }
+
+  #onAgentConnected(agent: AgentSession): void {
+    const cfg = this.#d.config;
+    const quality = cfg.resamplerQuality;
+    if (agent.inputFormat.encoding === 'pcm16') {
+      this.#inbound = this.#d.dsp.createInboundPipeline({ toHz: agent.inputFormat.sampleRateHz, quality });
+      this.#pcm = new Int16Array(this.#inbound.maxFrameOutput * 8);
+    }
+    if (agent.outputFormat.encoding === 'pcm16') {
+      this.#outbound = this.#d.dsp.createOutboundPipeline({ fromHz: agent.outputFormat.sampleRateHz, quality });
+    }
+    if (!agent.hasVad) this.#vad = new EnergyVad({ sampleRateHz: agent.inputFormat.sampleRateHz, thresholdDbfs: cfg.echo.vadThresholdDbfs, silenceMs: cfg.echo.silenceMs });
+    this.#playout = new Playout({ streamSid: this.#start!.streamSid, send: (t) => this.#send(t), pipeline: this.#outbound, leadMs: cfg.playoutLeadMs });
+    this.#unsubscribeClock = this.#d.clock.subscribe(this.#onTick);
+    this.#transition('streaming');
+    // The caller's first words: everything kept while connecting, in order.
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const p of pending) this.#deliver(p.payload, p.chunk, p.timestampMs, p.atMs);
+  }
+
+  #wireAgent(agent: AgentSession): void {
+    agent.on('audio', (a) => {
+      // After 'end' the goodbye may still be arriving: keep accepting until close.
+      if (!this.#playout || this.#closePromise || (this.#state !== 'streaming' && !this.#ending)) return;
+      if (this.#firstAgentAudioAt === null) this.#firstAgentAudioAt = FrameClock.now();
+      this.#playout.enqueue(a.data, a.responseId);
+    });
+    agent.on('responseDone', () => this.#playout?.endResponse());
+    agent.on('interruption', () => this.bargeIn('agent-vad'));
+    agent.on('transcript', (t) => {
+      this.#transcripts.push(t);
+      if (this.#transcripts.length > MAX_TRANSCRIPTS) this.#transcripts.shift();
+    });
+    agent.on('end', ({ reason }) => void this.#endAfterGoodbye(reason));
+    agent.on('error', (err, { fatal }) => {
+      this.#log(fatal ? 'error' : 'warn', 'agent error', { code: err.code, error: err.message });
+      if (fatal) void this.close(`agent-error:${err.code}`);
+    });
+    agent.on('closed', ({ reason }) => {
+      // While the goodbye drains, the agent may already have closed its side: let it play out.
+      if (this.#ending) return;
+      if (this.#state === 'streaming' || this.#state === 'connecting') void this.close(`agent-closed:${reason}`);
+    });
+  }
+
+  #onTick = (nowMs: number): void => {
+    this.#playout?.tick(nowMs);
+    // Frames held by the jitter buffer waiting for a gap are released on their deadline.
+    if (this.#inbound && this.#state === 'streaming' && this.#inbound.bufferedFrames > 0) {
+      this.#sendPcm(this.#inbound.poll(nowMs, this.#pcm));
+    }
+  };
+
+  #send(text: string): void {
+    try {
+      this.#socket.send(text);
+    } catch (e) {
+      this.#log('warn', 'send to Twilio failed', { error: (e as Error).message });
+    }
+  }
+
+  /** Barge-in: stop playout, clear Twilio's buffer, drop the response's late audio, tell the agent what was heard. */
+  bargeIn(source: 'agent-vad' | 'bridge-vad' | 'api'): void {
+    if (!this.#playout || this.#state !== 'streaming') return;
+    const r = this.#playout.bargeIn();
+    if (!r.cleared) return;
+    this.#counters.bargeIns++;
+    this.#lastHeardMs = r.heardMs;
+    this.#log('info', 'barge-in', { source, heardMs: r.heardMs, responseId: r.responseId });
+    this.#agent?.interrupt({ heardMs: r.heardMs });
+  }
+
+  /** The agent ended the call: wait (bounded) until its goodbye has been heard, then hang up. */
+  async #endAfterGoodbye(reason: string): Promise<void> {
+    if (this.#ending || this.#state !== 'streaming') return;
+    this.#ending = true;
+    const playout = this.#playout!;
+    playout.endResponse();
+    // Keep the clock running while draining; bounded by hangupDrainTimeoutMs.
+    await new Promise<void>((resolve) => {
+      const t = this.#after(this.#d.config.hangupDrainTimeoutMs, resolve);
+      void playout.drained().then(() => {
+        clearTimeout(t);
+        this.#timers.delete(t);
+        resolve();
+      });
+    });
+    const callSid = this.#start?.callSid;
+    let viaRest = false;
+    if (callSid && this.#d.endCallViaRest) {
+      try {
+        viaRest = await this.#d.endCallViaRest(callSid);
+      } catch (e) {
+        this.#log('warn', 'REST hang-up failed; closing the stream', { error: (e as Error).message });
+      }
+    }
+    await this.close(`agent-ended:${reason}${viaRest ? ' (rest)' : ''}`);
+  }
+
+  /** The one exit. Idempotent: the first reason wins; later calls return the same promise. */
+  close(reason: string): Promise<void> {
+    if (!this.#closePromise) {
+      this.#endReason = reason;
+      this.#closePromise = this.#doClose(reason);
+    }
+    return this.#closePromise;
+  }
+  #closePromise: Promise<void> | undefined;
+
+  async #doClose(reason: string): Promise<void> {
+    this.#transition('closing');
+    this.#unsubscribeClock?.();
+    this.#unsubscribeClock = undefined;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    this.#abort.abort(new Error(reason));
+    this.#playout?.close();
+    if (this.#inbound) this.#finalJitter = this.#inbound.stats();
+    this.#inbound?.close();
+    this.#outbound?.close();
+    this.#pending = [];
+    try {
+      this.#socket.close(1000, reason.slice(0, 120));
+    } catch {
+      /* already closed */
+    }
+    const agent = this.#agent;
+    if (agent) {
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([agent.close(reason).catch(() => undefined), new Promise<void>((r) => (t = setTimeout(r, 2000)))]);
+      clearTimeout(t);
+    }
+    this.#transition('closed');
+    this.emit('closed', reason);
+    this.#log('info', 'call closed', { reason });
+  }
+  #finalJitter: JitterStats | null = null;
+
+  summary(): CallSummary {
+    return {
+      callSid: this.#start?.callSid ?? null,
+      streamSid: this.#start?.streamSid ?? null,
+      agent: this.#agentName,
+      state: this.#state,
+      startedAt: new Date(this.#startedAt).toISOString(),
+      durationMs: Math.round(FrameClock.now() - this.#t0),
+      endReason: this.#endReason,
+      framesIn: this.#counters.framesIn,
+      chunksToAgent: this.#counters.framesToAgent,
+      framesOut: this.#playout?.stats.framesSent ?? 0,
+      prestartFramesBuffered: this.#counters.prestartBuffered,
+      prestartFramesDropped: this.#counters.prestartDropped,
+      badInput: { ...this.#badInput },
+      jitter: this.#finalJitter ?? (this.#inbound && !this.#closePromise ? this.#inbound.stats() : null),
+      playout: this.#playout?.stats ?? null,
+      bargeIns: this.#counters.bargeIns,
+      lastHeardMs: this.#lastHeardMs,
+      dtmf: this.#counters.dtmf,
+      marksEchoed: this.#counters.marksEchoed,
+      transcripts: [...this.#transcripts],
+      timeToFirstAgentAudioMs: this.#firstAgentAudioAt === null ? null : Math.round(this.#firstAgentAudioAt - this.#t0),
+    };
+  }
+}

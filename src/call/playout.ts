@@ -1,0 +1,309 @@
+/**
+ * Outbound playout for one call: agent audio → exact 160-byte μ-law frames → Twilio,
+ * paced by the shared frame clock with a small bounded lead over real time.
+ *
+ * ```text
+ *  agent audio ──► OutboundPipeline ──► frame queue ──(each tick: top up to `leadMs` ahead)──► one media msg + one mark
+ *                                                                                              │
+ *  Twilio echoes the mark when that audio has played ─► heardMs of the response = the mark's end position
+ *  barge-in: queue dropped, `clear` sent, marks still pending are echoed by Twilio and ignored,
+ *            the response's late audio is dropped, the agent is told heardMs (acknowledged, not estimated)
+ * ```
+ *
+ * Twilio plays audio in the order received, in real time, from when it arrives
+ * (protocols.md §1.3). `bufferedUntilMs` estimates when Twilio's buffer runs dry:
+ * each frame sent extends it by 20 ms from max(now, bufferedUntil). Keeping it at
+ * most `leadMs` ahead lets network jitter be absorbed while `clear` stays accurate.
+ * Each tick sends at most one media message (all frames due, concatenated) and one
+ * mark, so the message rate is bounded by the clock, not by the agent's chunking.
+ */
+import type { OutboundPipeline } from '../dsp/backend.js';
+import { buildClear, buildMark, buildMedia } from '../twilio/messages.js';
+
+const FRAME_BYTES = 160;
+const FRAME_MS = 20;
+
+export interface PlayoutStats {
+  framesQueued: number;
+  framesSent: number;
+  messagesSent: number;
+  marksSent: number;
+  marksAcked: number;
+  /** Frames of audio dropped by barge-in (never played). */
+  framesCleared: number;
+  /** Agent audio chunks dropped because they belonged to an interrupted response. */
+  staleChunksDropped: number;
+  /** Ticks where audio was queued but Twilio's buffer had already run dry (an audible gap). */
+  underruns: number;
+  bargeIns: number;
+  queuedMs: number;
+}
+
+interface PendingMark {
+  name: string;
+  responseSeq: number;
+  /** Position in the response (ms of its audio) at the end of the message the mark follows. */
+  endMs: number;
+}
+
+export interface PlayoutOptions {
+  streamSid: string;
+  /** Sends one text message to Twilio. */
+  send: (text: string) => void;
+  /** Agent PCM → μ-law frames (undefined when the agent already speaks 8 kHz μ-law). */
+  pipeline?: OutboundPipeline;
+  leadMs: number;
+  /** Longest audio the queue holds (Twilio itself discards > 10 min, error 31931). */
+  maxQueueMs?: number;
+}
+
+export class Playout {
+  readonly #o: PlayoutOptions;
+  readonly #leadMs: number;
+  /** Ring of μ-law frames waiting to be sent. */
+  #queue: Uint8Array;
+  #qHead = 0;
+  #qLen = 0; // bytes
+  #scratch: Uint8Array = new Uint8Array(FRAME_BYTES * 64);
+  #partial = new Uint8Array(FRAME_BYTES);
+  #partialLen = 0;
+  #bufferedUntilMs = 0;
+  #responseSeq = 0;
+  #responseId: string | undefined;
+  #responseSentMs = 0;
+  #responseHeardMs = 0;
+  #pendingMarks: PendingMark[] = [];
+  #ignoredMarks = new Set<string>();
+  readonly #droppedResponses: string[] = [];
+  #markSeq = 0;
+  #lastAckAt = 0;
+  #stats: PlayoutStats = { framesQueued: 0, framesSent: 0, messagesSent: 0, marksSent: 0, marksAcked: 0, framesCleared: 0, staleChunksDropped: 0, underruns: 0, bargeIns: 0, queuedMs: 0 };
+  /** Resolvers waiting for everything sent to have been heard. */
+  #drainWaiters: (() => void)[] = [];
+
+  constructor(options: PlayoutOptions) {
+    this.#o = options;
+    this.#leadMs = options.leadMs;
+    const maxFrames = Math.ceil((options.maxQueueMs ?? 10 * 60_000) / FRAME_MS);
+    this.#queue = new Uint8Array(Math.min(maxFrames, 3000) * FRAME_BYTES);
+    this.#maxQueueBytes = maxFrames * FRAME_BYTES;
+  }
+  readonly #maxQueueBytes: number;
+
+  get stats(): PlayoutStats {
+    return { ...this.#stats, queuedMs: (this.#qLen / FRAME_BYTES) * FRAME_MS };
+  }
+
+  /** Ms of the current response that the caller has heard (from acknowledged marks). */
+  get heardMs(): number {
+    return this.#responseHeardMs;
+  }
+
+  /** Whether agent audio is queued or still playing at Twilio (not yet acknowledged). */
+  get active(): boolean {
+    return this.#qLen > 0 || this.#partialLen > 0 || this.#pendingMarks.length > 0;
+  }
+
+  get currentResponseId(): string | undefined {
+    return this.#responseId;
+  }
+
+  /** Agent audio: PCM16 at the pipeline's rate, or μ-law bytes when there is no pipeline. */
+  enqueue(data: Int16Array | Uint8Array, responseId: string | undefined): void {
+    if (responseId !== undefined && this.#droppedResponses.includes(responseId)) {
+      this.#stats.staleChunksDropped++;
+      return;
+    }
+    if (responseId !== this.#responseId && (responseId !== undefined || this.#responseId !== undefined)) {
+      this.#startResponse(responseId);
+    }
+    if (this.#o.pipeline) {
+      const pcm = data as Int16Array;
+      const need = this.#o.pipeline.maxOutputBytes(pcm.length);
+      if (this.#scratch.length < need) this.#scratch = new Uint8Array(need * 2);
+      const n = this.#o.pipeline.push(pcm, this.#scratch);
+      this.#queueFrames(this.#scratch, n);
+    } else {
+      this.#queueUlaw(data as Uint8Array);
+    }
+  }
+
+  /** End of a response: the resampler tail and the last partial frame go out too. */
+  endResponse(): void {
+    if (this.#o.pipeline) {
+      const need = this.#o.pipeline.maxFlushBytes();
+      if (this.#scratch.length < need) this.#scratch = new Uint8Array(need * 2);
+      const n = this.#o.pipeline.flush(this.#scratch);
+      this.#queueFrames(this.#scratch, n);
+    } else if (this.#partialLen > 0) {
+      this.#partial.fill(0xff, this.#partialLen);
+      this.#queueFrames(this.#partial, FRAME_BYTES);
+      this.#partialLen = 0;
+    }
+  }
+
+  #startResponse(responseId: string | undefined): void {
+    this.#responseSeq++;
+    this.#responseId = responseId;
+    this.#responseSentMs = 0;
+    this.#responseHeardMs = 0;
+  }
+
+  #queueUlaw(bytes: Uint8Array): void {
+    let off = 0;
+    if (this.#partialLen > 0) {
+      const take = Math.min(FRAME_BYTES - this.#partialLen, bytes.length);
+      this.#partial.set(bytes.subarray(0, take), this.#partialLen);
+      this.#partialLen += take;
+      off = take;
+      if (this.#partialLen === FRAME_BYTES) {
+        this.#queueFrames(this.#partial, FRAME_BYTES);
+        this.#partialLen = 0;
+      }
+    }
+    const whole = Math.floor((bytes.length - off) / FRAME_BYTES) * FRAME_BYTES;
+    if (whole > 0) this.#queueFrames(bytes.subarray(off, off + whole), whole);
+    off += whole;
+    if (off < bytes.length) {
+      this.#partial.set(bytes.subarray(off), 0);
+      this.#partialLen = bytes.length - off;
+    }
+  }
+
+  #queueFrames(src: Uint8Array, n: number): void {
+    if (n === 0) return;
+    if (this.#qLen + n > this.#queue.length) this.#grow(this.#qLen + n);
+    const cap = this.#queue.length;
+    let tail = (this.#qHead + this.#qLen) % cap;
+    let off = 0;
+    while (off < n) {
+      const k = Math.min(n - off, cap - tail);
+      this.#queue.set(src.subarray(off, off + k), tail);
+      off += k;
+      tail = (tail + k) % cap;
+    }
+    this.#qLen += n;
+    this.#stats.framesQueued += n / FRAME_BYTES;
+  }
+
+  #grow(need: number): void {
+    if (need > this.#maxQueueBytes) {
+      // Beyond the cap the oldest audio is dropped, as Twilio would (31931); counted.
+      const drop = need - this.#maxQueueBytes;
+      this.#qHead = (this.#qHead + drop) % this.#queue.length;
+      this.#qLen -= drop;
+      this.#stats.framesCleared += drop / FRAME_BYTES;
+      need = this.#maxQueueBytes;
+      if (need <= this.#queue.length) return;
+    }
+    const next = new Uint8Array(Math.min(this.#maxQueueBytes, Math.max(need, this.#queue.length * 2)));
+    for (let i = 0; i < this.#qLen; i++) next[i] = this.#queue[(this.#qHead + i) % this.#queue.length]!;
+    this.#queue = next;
+    this.#qHead = 0;
+  }
+
+  /** Called by the shared clock: sends what keeps Twilio's buffer `leadMs` ahead of now. */
+  tick(nowMs: number): void {
+    if (this.#qLen === 0) return;
+    if (this.#bufferedUntilMs < nowMs) {
+      if (this.#stats.framesSent > 0 && this.#bufferedUntilMs > 0 && this.#bufferedUntilMs < nowMs - FRAME_MS) this.#stats.underruns++;
+      this.#bufferedUntilMs = nowMs;
+    }
+    const room = Math.floor((nowMs + this.#leadMs - this.#bufferedUntilMs) / FRAME_MS);
+    if (room <= 0) return;
+    const frames = Math.min(room, this.#qLen / FRAME_BYTES);
+    const bytes = frames * FRAME_BYTES;
+    // Base64 of whole frames straight from the ring (two pieces when it wraps).
+    const cap = this.#queue.length;
+    let payload: string;
+    if (this.#qHead + bytes <= cap) {
+      payload = Buffer.from(this.#queue.buffer, this.#queue.byteOffset + this.#qHead, bytes).toString('base64');
+    } else {
+      const first = cap - this.#qHead;
+      const tmp = Buffer.allocUnsafe(bytes);
+      tmp.set(this.#queue.subarray(this.#qHead, cap), 0);
+      tmp.set(this.#queue.subarray(0, bytes - first), first);
+      payload = tmp.toString('base64');
+    }
+    this.#qHead = (this.#qHead + bytes) % cap;
+    this.#qLen -= bytes;
+    this.#bufferedUntilMs += frames * FRAME_MS;
+    this.#responseSentMs += frames * FRAME_MS;
+    this.#o.send(buildMedia(this.#o.streamSid, payload));
+    const name = `r${this.#responseSeq}.${this.#responseSentMs}.${++this.#markSeq}`;
+    this.#pendingMarks.push({ name, responseSeq: this.#responseSeq, endMs: this.#responseSentMs });
+    this.#o.send(buildMark(this.#o.streamSid, name));
+    this.#stats.framesSent += frames;
+    this.#stats.messagesSent += 2;
+    this.#stats.marksSent++;
+  }
+
+  /** Twilio echoed a mark: its audio has played (or was cleared, for marks we stopped waiting for). */
+  onMark(name: string, nowMs: number): boolean {
+    if (this.#ignoredMarks.delete(name)) return true;
+    const i = this.#pendingMarks.findIndex((m) => m.name === name);
+    if (i < 0) return false;
+    // Marks come back in order; any earlier ones are implied played.
+    const m = this.#pendingMarks[i]!;
+    this.#pendingMarks.splice(0, i + 1);
+    this.#stats.marksAcked += i + 1;
+    this.#lastAckAt = nowMs;
+    if (m.responseSeq === this.#responseSeq) this.#responseHeardMs = m.endMs;
+    if (!this.active) this.#resolveDrain();
+    return true;
+  }
+
+  /**
+   * Barge-in: drop queued audio, send `clear`, ignore the marks Twilio will echo for
+   * the cleared audio, drop late audio of the interrupted response. Returns how much
+   * of the response the caller heard (acknowledged marks).
+   */
+  bargeIn(): { heardMs: number; responseId: string | undefined; cleared: boolean } {
+    const heardMs = this.#responseHeardMs;
+    const responseId = this.#responseId;
+    const wasActive = this.active;
+    this.#stats.framesCleared += this.#qLen / FRAME_BYTES;
+    this.#qLen = 0;
+    this.#qHead = 0;
+    this.#partialLen = 0;
+    this.#o.pipeline?.reset();
+    if (responseId !== undefined) {
+      this.#droppedResponses.push(responseId);
+      if (this.#droppedResponses.length > 32) this.#droppedResponses.shift();
+    }
+    if (wasActive) {
+      this.#o.send(buildClear(this.#o.streamSid));
+      this.#stats.messagesSent++;
+      for (const m of this.#pendingMarks) this.#ignoredMarks.add(m.name);
+      if (this.#ignoredMarks.size > 4096) this.#ignoredMarks.clear();
+      this.#stats.bargeIns++;
+    }
+    this.#pendingMarks = [];
+    this.#bufferedUntilMs = 0;
+    this.#startResponse(undefined);
+    this.#resolveDrain();
+    return { heardMs, responseId, cleared: wasActive };
+  }
+
+  /** Resolves when all audio queued so far has been acknowledged as played (or at once if idle). */
+  drained(): Promise<void> {
+    if (!this.active) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #resolveDrain(): void {
+    const w = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const r of w) r();
+  }
+
+  get lastAckAtMs(): number {
+    return this.#lastAckAt;
+  }
+
+  close(): void {
+    this.#qLen = 0;
+    this.#pendingMarks = [];
+    this.#resolveDrain();
+  }
+}

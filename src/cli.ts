@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+/**
+ * voice-bridge CLI:
+ *   voice-bridge start                      run the bridge (echo agent when no keys are set)
+ *   voice-bridge simulate --wav in.wav …    act as Twilio and call a running bridge
+ *   voice-bridge call +15551234567 [--agent echo]   place an outbound call through Twilio
+ */
+import { parseArgs } from 'node:util';
+import { main } from './main.js';
+import { simulateCommand } from './sim/simulate-command.js';
+import { loadConfig, ConfigError } from './config.js';
+import { TwilioRestClient } from './twilio/rest.js';
+
+const USAGE = `usage:
+  voice-bridge start
+  voice-bridge simulate --wav in.wav [--url ws://127.0.0.1:8080/twilio/stream] [--out heard.wav] [--fast] [--barge-in-at 2.5] [--dtmf 1@3.0]
+  voice-bridge call +15551234567 [--agent echo]`;
+
+async function callCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { agent: { type: 'string' }, url: { type: 'string' } } });
+  const to = positionals[0];
+  if (!to || !/^\+[1-9]\d{6,14}$/.test(to)) {
+    console.error('voice-bridge call: give the number to call in E.164 form, e.g. +15551234567');
+    return 2;
+  }
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    console.error((e as ConfigError).message);
+    return 78;
+  }
+  const { accountSid, authToken, fromNumber, apiUrl } = config.twilio;
+  const base = values.url ?? config.publicUrl;
+  if (!accountSid || !authToken || !fromNumber || !base) {
+    console.error('voice-bridge call needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER and BRIDGE_PUBLIC_URL (or --url)');
+    return 78;
+  }
+  const agent = values.agent ?? config.defaultAgent;
+  const rest = new TwilioRestClient({ accountSid, authToken, baseUrl: apiUrl });
+  const wss = base.replace(/^http/, 'ws');
+  const twiml = `<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="${wss}/twilio/stream" statusCallback="${base}/twilio/status"><Parameter name="agent" value="${agent}"/></Stream></Connect></Response>`;
+  try {
+    const call = await rest.createCall({ to, from: fromNumber, twiml, statusCallback: `${base}/twilio/status` });
+    console.log(`calling ${to} with the ${agent} agent: ${call.sid} (${call.status})`);
+    return 0;
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    console.error(`call failed: ${err.code ?? ''} ${err.message ?? String(e)}`);
+    return 1;
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'start':
+    case undefined:
+      return main();
+    case 'simulate':
+      return simulateCommand(rest);
+    case 'call':
+      return callCommand(rest);
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return 0;
+    default:
+      console.error(`unknown command "${cmd}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

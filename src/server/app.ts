@@ -1,0 +1,170 @@
+/**
+ * The HTTP/WebSocket surface (fastify + @fastify/websocket):
+ *
+ *   POST /twilio/voice    voice webhook → TwiML <Connect><Stream url="wss://…/twilio/stream"> + <Parameter>s
+ *   POST /twilio/status   call / stream status callbacks
+ *   GET  /twilio/stream   the Media Streams WebSocket (one CallSession per socket)
+ *   GET  /healthz, /readyz (DSP backend and any fallback reason), /calls, /calls/:callSid
+ *   POST /calls           place an outbound call (admin token)
+ *
+ * X-Twilio-Signature is checked on the webhooks and on the upgrade (over the wss://
+ * URL, no params; protocols.md §1.9) whenever TWILIO_AUTH_TOKEN is set.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import formbody from '@fastify/formbody';
+import websocket from '@fastify/websocket';
+import twilio from 'twilio';
+import type { Config } from '../config.js';
+import type { CallManager } from '../call/call-manager.js';
+import type { AgentRegistry } from '../agents/registry.js';
+import type { DspLoadInfo } from '../dsp/load.js';
+import { isValidSignature, publicUrlOf } from '../twilio/signature.js';
+import type { TwilioRestClient } from '../twilio/rest.js';
+
+export interface AppDeps {
+  config: Config;
+  calls: CallManager;
+  agents: AgentRegistry;
+  dspInfo: () => DspLoadInfo | undefined;
+  rest?: TwilioRestClient;
+  logger?: boolean | object;
+}
+
+/** Query keys of the voice webhook that are not agent options. */
+const RESERVED = new Set(['agent']);
+const PARAM_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { draining: boolean }> {
+  const { config, calls, agents } = deps;
+  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: 64 * 1024, trustProxy: true }) as unknown as FastifyInstance & { draining: boolean };
+  app.draining = false;
+  await app.register(formbody);
+  await app.register(websocket, {
+    // Messages up to 1 MiB reach the session, which counts anything above
+    // BRIDGE_MAX_MESSAGE_BYTES and keeps the call; bigger ones close the socket (1009).
+    options: { maxPayload: Math.max(1024 * 1024, config.maxMessageBytes * 4) },
+  });
+
+  const token = config.twilio.authToken;
+  function signatureOk(req: FastifyRequest, wss: boolean): boolean {
+    if (!config.twilio.validateSignatures || !token) return true;
+    const sig = req.headers['x-twilio-signature'];
+    if (typeof sig !== 'string' || sig.length === 0) return false;
+    const url = publicUrlOf(req, config.publicUrl, wss);
+    const params = wss ? {} : ((req.body ?? {}) as Record<string, string>);
+    return isValidSignature(token, sig, url, params);
+  }
+
+  function forbid(reply: FastifyReply): FastifyReply {
+    return reply.code(403).send({ error: 'BRIDGE_ERR_TWILIO_SIGNATURE', message: 'missing or invalid X-Twilio-Signature' });
+  }
+
+  app.post('/twilio/voice', async (req, reply) => {
+    if (!signatureOk(req, false)) return forbid(reply);
+    const query = req.query as Record<string, string | string[] | undefined>;
+    const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
+    const agentName = first(query.agent) ?? config.defaultAgent;
+    const response = new twilio.twiml.VoiceResponse();
+    let agentOk = false;
+    try {
+      agentOk = agents.get(agentName).available;
+    } catch {
+      agentOk = false;
+    }
+    if (app.draining || !agentOk) {
+      req.log.warn({ agent: agentName, draining: app.draining }, 'refusing call');
+      response.say(app.draining ? 'Sorry, we cannot take your call right now. Please call again shortly.' : 'Sorry, this line is not available right now.');
+      response.hangup();
+      return reply.type('text/xml').send(response.toString());
+    }
+    const base = publicUrlOf(req, config.publicUrl, true).replace(/\/twilio\/voice(\?.*)?$/, '');
+    const connect = response.connect();
+    const stream = connect.stream({ url: `${base}/twilio/stream`, statusCallback: `${base.replace(/^ws/, 'http')}/twilio/status` });
+    stream.parameter({ name: 'agent', value: agentName });
+    for (const [k, v] of Object.entries(query)) {
+      const value = first(v);
+      if (RESERVED.has(k) || value === undefined || !PARAM_NAME.test(k) || value.length > 500) continue;
+      stream.parameter({ name: k, value });
+    }
+    return reply.type('text/xml').send(response.toString());
+  });
+
+  app.post('/twilio/status', async (req, reply) => {
+    if (!signatureOk(req, false)) return forbid(reply);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const params: Record<string, string> = {};
+    for (const [k, v] of Object.entries(body)) if (typeof v === 'string') params[k] = v;
+    calls.recordStatus(params);
+    return reply.code(204).send();
+  });
+
+  app.get(
+    '/twilio/stream',
+    {
+      websocket: true,
+      preValidation: async (req, reply) => {
+        if (!signatureOk(req, true)) return forbid(reply);
+        if (app.draining) return reply.code(503).send({ error: 'BRIDGE_ERR_DRAINING', message: 'not taking new calls' });
+      },
+    },
+    (socket) => {
+      calls.attach(socket);
+    },
+  );
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const info = deps.dspInfo();
+    const body = {
+      ready: !app.draining,
+      reason: app.draining ? 'draining' : undefined,
+      dsp: info ? { backend: info.backend, requested: info.requested, fallbackReason: info.fallbackReason ?? null, simd: info.simd ?? null } : null,
+      activeCalls: calls.activeCount,
+      agents: agents.available(),
+    };
+    return reply.code(app.draining ? 503 : 200).send(body);
+  });
+
+  app.get('/calls', async () => ({ calls: calls.list() }));
+
+  app.get('/calls/:callSid', async (req, reply) => {
+    const { callSid } = req.params as { callSid: string };
+    const c = calls.get(callSid);
+    if (!c) return reply.code(404).send({ error: 'BRIDGE_ERR_CALL_NOT_FOUND', message: `no call ${callSid}` });
+    return c;
+  });
+
+  app.post('/calls', async (req, reply) => {
+    const admin = config.adminToken;
+    const auth = req.headers.authorization;
+    if (!admin) return reply.code(403).send({ error: 'BRIDGE_ERR_ADMIN_DISABLED', message: 'set BRIDGE_ADMIN_TOKEN to enable admin routes' });
+    if (auth !== `Bearer ${admin}`) return reply.code(401).send({ error: 'BRIDGE_ERR_ADMIN_AUTH', message: 'missing or wrong admin token' });
+    if (!deps.rest || !config.twilio.fromNumber) {
+      return reply.code(503).send({ error: 'BRIDGE_ERR_TWILIO_NOT_CONFIGURED', message: 'set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER' });
+    }
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const to = typeof body.to === 'string' ? body.to : '';
+    if (!/^\+[1-9]\d{6,14}$/.test(to)) return reply.code(400).send({ error: 'BRIDGE_ERR_BAD_REQUEST', message: '"to" must be an E.164 number like +15551234567' });
+    const agentName = typeof body.agent === 'string' ? body.agent : config.defaultAgent;
+    try {
+      if (!agents.get(agentName).available) throw new Error('unavailable');
+    } catch {
+      return reply.code(400).send({ error: 'BRIDGE_ERR_AGENT_UNKNOWN', message: `agent "${agentName}" is not available` });
+    }
+    const base = config.publicUrl ?? publicUrlOf(req, undefined, false).replace(/\/calls(\?.*)?$/, '');
+    const wss = base.replace(/^http/, 'ws');
+    const response = new twilio.twiml.VoiceResponse();
+    const stream = response.connect().stream({ url: `${wss}/twilio/stream`, statusCallback: `${base}/twilio/status` });
+    stream.parameter({ name: 'agent', value: agentName });
+    try {
+      const call = await deps.rest.createCall({ to, from: config.twilio.fromNumber, twiml: response.toString(), statusCallback: `${base}/twilio/status` });
+      return reply.code(201).send({ callSid: call.sid, status: call.status, agent: agentName });
+    } catch (e) {
+      const err = e as { code?: string; message?: string };
+      return reply.code(502).send({ error: err.code ?? 'BRIDGE_ERR_TWILIO_REST', message: err.message ?? String(e) });
+    }
+  });
+
+  return app;
+}
