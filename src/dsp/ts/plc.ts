@@ -63,13 +63,17 @@ export class Plc {
     return this.erased > 0;
   }
 
-  /** A received frame (normally a multiple of 80 samples); modified in place by the recovery OLA. */
-  good(frame: Int16Array): void {
+  /**
+   * A received frame (normally a multiple of 80 samples); modified in place by the
+   * recovery OLA. `length` (default: all of it) lets callers pass a larger buffer without
+   * allocating a subarray view per frame.
+   */
+  good(frame: Int16Array, length: number = frame.length): void {
     if (this.erased > 0) {
       const blocks = Math.floor((this.erased + PLC_SUBFRAME - 1) / PLC_SUBFRAME);
       let olen = this.ovl + RECOVERY_STEP * (blocks - 1);
       if (olen > PLC_SUBFRAME) olen = PLC_SUBFRAME;
-      if (olen > frame.length) olen = frame.length;
+      if (olen > length) olen = length;
       const denom = olen + 1;
       for (let k = 0; k < olen; k++) {
         const s = this.nextSynth();
@@ -80,19 +84,20 @@ export class Plc {
       this.erased = 0;
       this.switchJ = Number.MAX_SAFE_INTEGER;
     }
-    const n = frame.length;
+    const n = length;
+    const hist = this.hist;
     if (n >= PLC_HISTORY_LEN) {
-      this.hist.set(frame.subarray(n - PLC_HISTORY_LEN));
+      for (let i = 0; i < PLC_HISTORY_LEN; i++) hist[i] = frame[n - PLC_HISTORY_LEN + i]!;
     } else {
-      this.hist.copyWithin(0, n);
-      this.hist.set(frame, PLC_HISTORY_LEN - n);
+      hist.copyWithin(0, n);
+      for (let i = 0; i < n; i++) hist[PLC_HISTORY_LEN - n + i] = frame[i]!;
     }
   }
 
-  /** Fills `out` with concealment; returns false when all of it is silence (past 60 ms). */
-  conceal(out: Int16Array): boolean {
+  /** Fills `out` (its first `length` samples) with concealment; returns false when all of it is silence (past 60 ms). */
+  conceal(out: Int16Array, length: number = out.length): boolean {
     let audible = false;
-    const n = out.length;
+    const n = length;
     for (let i = 0; i < n; i++) {
       if (this.erased < MAX_ERASED) audible = true;
       out[i] = roundI16(this.nextSynth());
