@@ -119,7 +119,7 @@ impl Plc {
     /// place). The frame is then appended to the history.
     pub fn good(&mut self, frame: &mut [i16]) {
         if self.erased > 0 {
-            let blocks = (self.erased as usize + SUBFRAME - 1) / SUBFRAME;
+            let blocks = (self.erased as usize).div_ceil(SUBFRAME);
             let mut olen = self.ovl + RECOVERY_STEP * (blocks - 1);
             if olen > SUBFRAME {
                 olen = SUBFRAME;
@@ -340,7 +340,7 @@ pub(crate) mod tests {
         // closely during the first 10 ms of concealment.
         let sig: Vec<i16> = (0..1600)
             .map(|i| {
-                let p = (i % 100) as i32;
+                let p = i % 100;
                 let tri = if p < 50 { p * 400 - 10000 } else { (100 - p) * 400 - 10000 };
                 tri as i16
             })

@@ -357,7 +357,7 @@ export class TsJitterBuffer implements JitterBuffer {
 
   private bucket(latenessMs: number): number {
     const top = this.hist.length - 1;
-    if (!(latenessMs > 0)) return 0;
+    if (Number.isNaN(latenessMs) || latenessMs <= 0) return 0;
     const b = Math.ceil(latenessMs / FRAME_MS);
     return b >= top ? top : b;
   }
