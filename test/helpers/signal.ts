@@ -264,3 +264,14 @@ export function snrDb(ref: ArrayLike<number>, test: ArrayLike<number>, delay: nu
   }
   return pe === 0 ? Infinity : powerToDb(ps / pe);
 }
+
+/**
+ * Index of the first sample where a and b differ (the shorter length if one is
+ * a prefix of the other), or −1 if identical. Use instead of toEqual on long
+ * arrays: vitest's deep equality is slow there and its diff unreadable.
+ */
+export function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : n;
+}
