@@ -25,8 +25,8 @@ type RawSpeexResamplerClass = (new (channels: number, inRate: number, outRate: n
   initPromise: Promise<unknown>;
 };
 const requireCjs = createRequire(import.meta.url);
-const pkg = requireCjs('speex-resampler') as { default: RawSpeexResamplerClass };
-const RawSpeex = pkg.default;
+/** Loaded in beforeAll, after wasmReady(): the wrapper must be the package's first loader (see its header). */
+let RawSpeex: RawSpeexResamplerClass;
 
 /** gc() for the RSS and FinalizationRegistry checks (vitest does not pass --expose-gc). */
 setFlagsFromString('--expose-gc');
@@ -74,10 +74,19 @@ function concat(parts: Int16Array[]): Int16Array {
   return out;
 }
 
+// Evaluated at import, before beforeAll() awaits wasmReady(): the module is not initialised yet.
+const codeBeforeReady = codeOf(() => createWasmResampler({ fromHz: 8000, toHz: 16000 }));
+
 let speech8k: Int16Array;
+
+const listenersBefore = {
+  uncaughtException: process.listenerCount('uncaughtException'),
+  unhandledRejection: process.listenerCount('unhandledRejection'),
+};
 
 beforeAll(async () => {
   await wasmReady();
+  RawSpeex = (requireCjs('speex-resampler') as { default: RawSpeexResamplerClass }).default;
   await RawSpeex.initPromise;
   const wav = readWav(fileURLToPath(new URL('../fixtures/caller-order-status.8k-ulaw.wav', import.meta.url)));
   expect(wav.format).toBe(WAVE_FORMAT_MULAW);
@@ -124,6 +133,16 @@ describe('matches the package it wraps', () => {
 });
 
 describe('contract', () => {
+  it('refuses to create a resampler before wasmReady() has resolved', () => {
+    expect(codeBeforeReady).toBe(ErrorCodes.DSP_UNAVAILABLE);
+  });
+
+  it("leaves the process's error handling alone (the emscripten glue's listeners are removed)", () => {
+    expect(process.listenerCount('uncaughtException')).toBe(listenersBefore.uncaughtException);
+    expect(process.listenerCount('unhandledRejection')).toBe(listenersBefore.unhandledRejection);
+    expect(process.listeners('unhandledRejection').map((l) => l.name)).not.toContain('abort');
+  });
+
   it('rejects bad rates, qualities and arrays with stable codes', () => {
     for (const hz of [0, 999, 192001, 8000.5, Number.NaN, Infinity, '8000' as unknown as number]) {
       expect(codeOf(() => createWasmResampler({ fromHz: hz, toHz: 8000 }))).toBe(ErrorCodes.DSP_RATE);

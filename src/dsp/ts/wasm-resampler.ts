@@ -10,8 +10,9 @@
  *  - every call allocates: `HEAPU8.slice()` copies the output into a new
  *    ArrayBuffer and `Buffer.from` wraps it;
  *  - it sizes the output buffer as ceil(bytes·out/in) *bytes* and ignores how
- *    much input Speex actually consumed, so a call that yields one sample more
- *    than that bound silently drops input.
+ *    much input Speex actually consumed, so a call that yields more samples
+ *    than that bound silently drops input (8k→11.025k fed 1 sample at a time:
+ *    8000 samples out instead of 11025, measured).
  *
  * This wrapper calls the module's exports directly. Per instance it makes
  * exactly two allocations in the WASM heap: the Speex state (inside
@@ -31,15 +32,20 @@
  *
  * The build exports only init, destroy, process_interleaved_int, get_rate,
  * strerror, malloc and free: there is no `reset_mem` and no latency getter.
- * So reset() destroys and re-creates the state (byte-identical to a fresh
- * instance, including the `started` flag), and the latencies are computed with
+ * So reset() destroys and re-creates the state (identical to a fresh
+ * instance, including the `started` flag; ~14 µs at Q7), and the latencies are computed with
  * Speex's own formulas from `filt_len` (resample.c `update_filter`,
  * `speex_resampler_get_input_latency`/`get_output_latency`; dsp.md §4.1).
  * process_interleaved_int with one channel is process_int with stride 1.
  *
  * Memory growth replaces the heap's ArrayBuffer (and detaches the old one), so
- * heap views are re-read from the module after anything that can grow memory
- * (malloc, speex_resampler_init), never cached across those calls.
+ * heap views are read from the module after anything that can grow memory
+ * (malloc, speex_resampler_init); the one cached view (output scratch) is
+ * checked against the module's current buffer before each use.
+ *
+ * Call wasmReady() once at startup; before it resolves createWasmResampler()
+ * throws BRIDGE_ERR_DSP_UNAVAILABLE. Loading the package also installs
+ * process-wide error listeners; see loadPackage().
  */
 import { createRequire } from 'node:module';
 import { BridgeError, ErrorCodes } from '../../errors.js';
@@ -70,8 +76,26 @@ interface SpeexResamplerPackage {
 // The package is CommonJS with an `exports.default`; require() gives the same
 // object under Node and under vitest, whatever their ESM interop does.
 const requireCjs = createRequire(import.meta.url);
+
+/**
+ * Loading the package runs its emscripten glue, which (Node branch of the
+ * generated speex_wasm.js) adds two process-wide listeners:
+ *   process.on('uncaughtException', ex => { throw ex })  -> exit code 7 instead of 1,
+ *     and no application handler can keep the process alive;
+ *   process.on('unhandledRejection', abort)              -> ANY unhandled rejection
+ *     anywhere aborts the WASM module (every later Speex call fails) and then
+ *     exits the process via the listener above.
+ * A library must not own process-level error policy, so the listeners the
+ * require() added are removed again. This only works when this module is the
+ * first to load the package (the project's rule: one place per third-party
+ * package, design.md §2).
+ */
 function loadPackage(): SpeexResamplerPackage {
+  const uncaught = new Set(process.listeners('uncaughtException'));
+  const unhandled = new Set(process.listeners('unhandledRejection'));
   const mod = requireCjs('speex-resampler') as { default?: SpeexResamplerPackage } & SpeexResamplerPackage;
+  for (const l of process.listeners('uncaughtException')) if (!uncaught.has(l)) process.removeListener('uncaughtException', l);
+  for (const l of process.listeners('unhandledRejection')) if (!unhandled.has(l)) process.removeListener('unhandledRejection', l);
   return mod.default ?? mod;
 }
 
