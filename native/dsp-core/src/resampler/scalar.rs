@@ -1,6 +1,8 @@
 //! Portable kernels: used on CPUs without AVX2+FMA and on non-x86 targets, and as the
 //! reference the SIMD kernels are tested against. Written with 8 independent partial sums
 //! so the compiler can vectorise them with the baseline SIMD of the target (SSE2 / NEON).
+// Kernels index fixed-size register arrays and take the full streaming state.
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
 use super::design::interp_position;
 use super::Step;
@@ -52,7 +54,6 @@ pub(crate) fn direct(
 }
 
 /// Interpolated mode: the 4 cubic taps are 4 contiguous rows of the oversampled table.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn interp(
     x: &[f32],
     rows: &[f32],
