@@ -401,6 +401,34 @@ describe('echo agent session', () => {
     await s.close('test');
   });
 
+  it.runIf(typeof (globalThis as { gc?: unknown }).gc === 'function')('sendAudio allocates nothing per frame (pcm16 and μ-law, speech and silence)', async () => {
+    const measure = (send: (n: number) => void) => {
+      send(50_000); // warm-up
+      (globalThis as unknown as { gc: () => void }).gc();
+      const before = process.memoryUsage().heapUsed;
+      send(100_000);
+      return (process.memoryUsage().heapUsed - before) / 100_000;
+    };
+    // the order-status clip looped: one endless utterance (its pauses are shorter than silenceMs)
+    const speech = Array.from({ length: 280 }, (_, f) => orderStatus.pcm.slice(f * 160, f * 160 + 160));
+    const speechUlaw = Array.from({ length: 280 }, (_, f) => orderStatus.ulaw.slice(f * 160, f * 160 + 160));
+    const zero = new Int16Array(160);
+    const speaking = create();
+    const quiet = create();
+    const ulaw = create({ format: 'ulaw' });
+    const r = [
+      measure((n) => { for (let i = 0; i < n; i++) speaking.sendAudio(speech[i % 280]!); }),
+      measure((n) => { for (let i = 0; i < n; i++) quiet.sendAudio(zero); }),
+      measure((n) => { for (let i = 0; i < n; i++) ulaw.sendAudio(speechUlaw[i % 280]!); }),
+    ];
+    // a boxed double (≥ 12 B) or a closure context (≥ 20 B) per frame would show; allocator noise stays under ~3 B
+    expect(r[0]).toBeLessThan(8);
+    expect(r[1]).toBeLessThan(8);
+    expect(r[2]).toBeLessThan(8);
+    expect([speaking.utterances, ulaw.utterances]).toEqual([0, 0]); // still inside the one endless utterance
+    await Promise.all([speaking.close('test'), quiet.close('test'), ulaw.close('test')]);
+  });
+
   it('accepts options directly (tuning for tests and the CLI)', async () => {
     vi.useFakeTimers();
     const options: EchoAgentOptions = { chunkMs: 500, chunkIntervalMs: 5, silenceMs: 300 };

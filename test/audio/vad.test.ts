@@ -229,6 +229,21 @@ describe('EnergyVad', () => {
     }
   });
 
+  it.runIf(typeof (globalThis as { gc?: unknown }).gc === 'function')('allocates nothing per frame (heap flat over 100,000 frames)', () => {
+    // One boxed double per frame would be ≥ 12 B/frame (1.2 MB here, below a scavenge); a flat heap stays < ~3 B/frame.
+    const frames = Array.from({ length: 280 }, (_, k) => Int16Array.from({ length: 160 }, (_, i) => Math.round(((k * 37) % 100) * 80 * Math.sin(i / 3))));
+    const vad = new EnergyVad({ sampleRateHz: RATE });
+    const run = (n: number) => {
+      for (let i = 0; i < n; i++) vad.process(frames[i % frames.length]!);
+    };
+    run(50_000); // warm-up: let the JIT settle
+    (globalThis as unknown as { gc: () => void }).gc();
+    const before = process.memoryUsage().heapUsed;
+    run(100_000);
+    const perFrame = (process.memoryUsage().heapUsed - before) / 100_000;
+    expect(perFrame).toBeLessThan(8);
+  });
+
   it('end() closes speech when input stops (anchors §4 #13), reset() forgets everything', () => {
     const vad = new EnergyVad({ sampleRateHz: RATE });
     const frame = new Int16Array(160);
