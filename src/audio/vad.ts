@@ -24,8 +24,12 @@
  *           sample of the voiced run         voiced frame (the hangover is not speech)
  * ```
  *
- * Time is counted in frames of `frameMs` (20 ms: one Twilio frame). process()
- * allocates nothing: the level history is a preallocated ring.
+ * Durations are whole frames of `frameMs` (20 ms: one Twilio frame) and time is
+ * counted in samples. process() takes one frame, normally of `frameSamples`; a
+ * frame of another length (a resampler's output can be a sample longer or shorter)
+ * is classified as it is and advances the clock by its own length, so a call is
+ * never broken by an odd frame. process() allocates nothing: the level history is
+ * a preallocated ring (one entry per frame, so it spans noiseWindowMs of 20 ms frames).
  */
 import { BridgeError, ErrorCodes } from '../errors.js';
 
@@ -78,14 +82,18 @@ export class EnergyVad {
   readonly frameSamples: number;
   readonly thresholdDbfs: number;
   readonly minSnrDb: number;
+  /** startMs and silenceMs rounded up to whole frames. */
   readonly startFrames: number;
   readonly silenceFrames: number;
+  readonly #startSamples: number;
+  readonly #silenceSamples: number;
   readonly initialNoiseFloorDbfs: number;
 
   /** Levels of the last noiseWindow frames (ring). */
   readonly #history: Float64Array;
   #historyPos = 0;
   #speaking = false;
+  /** Samples in the current voiced run (before speech) / unvoiced run (in speech). */
   #voicedRun = 0;
   #unvoicedRun = 0;
   #runStartSample = 0;
@@ -121,6 +129,8 @@ export class EnergyVad {
     this.minSnrDb = ms('minSnrDb', options.minSnrDb, 10, 0);
     this.startFrames = Math.max(1, Math.ceil(ms('startMs', options.startMs, 60, 0) / frameMs));
     this.silenceFrames = Math.max(1, Math.ceil(ms('silenceMs', options.silenceMs, 600, 0) / frameMs));
+    this.#startSamples = this.startFrames * frameSamples;
+    this.#silenceSamples = this.silenceFrames * frameSamples;
     const windowFrames = Math.max(1, Math.ceil(ms('noiseWindowMs', options.noiseWindowMs, 1000, 0) / frameMs));
     this.initialNoiseFloorDbfs = ms('initialNoiseFloorDbfs', options.initialNoiseFloorDbfs, DBFS_FLOOR, -200);
     this.#history = new Float64Array(windowFrames);
@@ -153,13 +163,12 @@ export class EnergyVad {
   }
 
   /**
-   * Classifies one frame of exactly `frameSamples` PCM16 samples. Throws
-   * BRIDGE_ERR_DSP_FRAME_SIZE for another length (state unchanged).
+   * Classifies one frame of PCM16 (normally `frameSamples` long; see the header for
+   * other lengths). An empty frame changes nothing and reports the steady state.
    */
   process(frame: Int16Array): VadState {
-    if (frame.length !== this.frameSamples) {
-      throw new BridgeError(ErrorCodes.DSP_FRAME_SIZE, `EnergyVad: frame of ${frame.length} samples, expected ${this.frameSamples}`);
-    }
+    const len = frame.length;
+    if (len === 0) return this.#speaking ? 'speech' : 'silence';
     const level = frameDbfs(frame);
     // Floor from the previous window only: the frame under test does not lower its own bar.
     const h = this.#history;
@@ -171,7 +180,7 @@ export class EnergyVad {
     this.#levels[1] = floor;
 
     const frameStart = this.#samples;
-    this.#samples += this.frameSamples;
+    this.#samples += len;
     const voiced = level >= this.thresholdDbfs && level >= floor + this.minSnrDb;
 
     if (!this.#speaking) {
@@ -180,8 +189,8 @@ export class EnergyVad {
         return 'silence';
       }
       if (this.#voicedRun === 0) this.#runStartSample = frameStart;
-      this.#voicedRun++;
-      if (this.#voicedRun < this.startFrames) return 'silence';
+      this.#voicedRun += len;
+      if (this.#voicedRun < this.#startSamples) return 'silence';
       this.#speaking = true;
       this.#voicedRun = 0;
       this.#unvoicedRun = 0;
@@ -194,8 +203,8 @@ export class EnergyVad {
       this.#lastVoicedEndSample = this.#samples;
       return 'speech';
     }
-    this.#unvoicedRun++;
-    if (this.#unvoicedRun < this.silenceFrames) return 'speech';
+    this.#unvoicedRun += len;
+    if (this.#unvoicedRun < this.#silenceSamples) return 'speech';
     return this.#endSpeech();
   }
 

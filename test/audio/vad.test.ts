@@ -9,7 +9,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EnergyVad, frameDbfs, DBFS_FLOOR, type EnergyVadOptions } from '../../src/audio/vad.js';
-import { isBridgeError } from '../../src/errors.js';
 import { readUlawFixture } from '../helpers/read-fixture.js';
 
 const RATE = 8000;
@@ -132,18 +131,28 @@ describe('frameDbfs', () => {
 });
 
 describe('EnergyVad', () => {
-  it('rejects bad rates and frames of the wrong size (stable codes, state unchanged)', () => {
+  it('rejects bad rates with stable codes', () => {
     expect(() => new EnergyVad({ sampleRateHz: 0 })).toThrow(expect.objectContaining({ code: 'BRIDGE_ERR_DSP_RATE' }));
     expect(() => new EnergyVad({ sampleRateHz: 11025 })).toThrow(expect.objectContaining({ code: 'BRIDGE_ERR_DSP_ARGUMENT' }));
-    const vad = new EnergyVad({ sampleRateHz: 16000 });
-    expect(vad.frameSamples).toBe(320);
-    try {
-      vad.process(new Int16Array(160));
-      expect.unreachable();
-    } catch (e) {
-      expect(isBridgeError(e, 'BRIDGE_ERR_DSP_FRAME_SIZE')).toBe(true);
+    expect(() => new EnergyVad({ sampleRateHz: 8000, silenceMs: -1 })).toThrow(expect.objectContaining({ code: 'BRIDGE_ERR_DSP_ARGUMENT' }));
+    expect(new EnergyVad({ sampleRateHz: 16000 }).frameSamples).toBe(320);
+  });
+
+  it('takes frames of other lengths (a resampler can give ±1 sample) and times them by their samples', () => {
+    const pcm = concat(orderStatus.pcm, silence(1000));
+    const vad = new EnergyVad({ sampleRateHz: RATE });
+    const sizes = [159, 161, 160, 157, 163];
+    const segments: Segment[] = [];
+    let at = 0;
+    for (let i = 0; at < pcm.length; i++) {
+      const frame = pcm.subarray(at, at + sizes[i % sizes.length]!);
+      at += frame.length;
+      if (vad.process(frame) === 'speechEnd') segments.push({ startMs: vad.speechStartSample / 8, endMs: vad.speechEndSample / 8 });
     }
-    expect(vad.samplesProcessed).toBe(0);
+    expect(vad.samplesProcessed).toBe(pcm.length);
+    expect(vad.process(new Int16Array(0))).toBe('silence');
+    expect(vad.samplesProcessed).toBe(pcm.length);
+    expectSegmentsNear(segments, [{ startMs: 40, endMs: 5360 }], 20);
   });
 
   it('finds the start and end of the order-status utterance within ±100 ms of its energy', () => {
