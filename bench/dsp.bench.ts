@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bench, hrtimeNow } from 'tinybench';
-import SpeexResamplerDefault from 'speex-resampler';
+import { createRequire } from 'node:module';
 import { loadDsp } from '../src/dsp/load.js';
 import type { DspBackend } from '../src/dsp/backend.js';
 
@@ -103,9 +103,12 @@ for (const dsp of backends) {
   }
 }
 
-// Baseline: the speex-resampler npm package as its users call it.
-const SpeexResampler = (SpeexResamplerDefault as unknown as { default?: typeof SpeexResamplerDefault }).default ?? SpeexResamplerDefault;
-await (SpeexResampler as unknown as { initPromise: Promise<void> }).initPromise;
+// Baseline: the speex-resampler npm package as its users call it. Loaded after
+// loadDsp('ts') so our wrapper is the first to load it (it removes the process-wide
+// unhandledRejection/uncaughtException handlers the package installs).
+type RawSpeex = { new (channels: number, inRate: number, outRate: number, quality?: number): { processChunk(b: Buffer): Buffer }; initPromise: Promise<void> };
+const SpeexResampler = (createRequire(import.meta.url)('speex-resampler') as { default: RawSpeex }).default;
+await SpeexResampler.initPromise;
 for (const q of qualities) {
   for (const rate of agentRates) {
     for (const [from, to] of [

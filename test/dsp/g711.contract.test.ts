@@ -24,7 +24,7 @@ function ituUlawExpand(code: number): number {
   const m = inv & 15;
   const step = 4 << (e + 1);
   const mag = (0x80 << e) + step * m + step / 2 - 132;
-  return code < 0x80 ? -mag : mag;
+  return code < 0x80 ? 0 - mag : mag; // 0 - 0 is +0: the decoders return integers, never -0
 }
 function ituAlawCompress(x: number): number {
   let ix = x < 0 ? ~x >> 4 : x >> 4;
@@ -46,7 +46,7 @@ function ituAlawExpand(code: number): number {
   if (e > 0) m += 16;
   m = (m << 4) + 8;
   if (e > 1) m <<= e - 1;
-  return code > 127 ? m : -m;
+  return code > 127 ? m : 0 - m;
 }
 /** Sun/sox `st_14linear2ulaw` as CPython 3 audioop calls it (two's complement, bias 0x84 >> 2). */
 function sunUlaw(x: number): number {

@@ -182,15 +182,16 @@ describe.each(backends)('inbound pipeline on the $name backend', (dsp) => {
     const frames = ulawFrames(dsp, tone(160 * 4, 8000));
     const big = new Int16Array(p.maxFrameOutput * 4);
     const one = new Int16Array(p.maxFrameOutput);
-    // Frame 1 is late: 2, 3, 4 wait for it.
-    let w = 0;
-    for (const i of [1, 2, 3]) w += p.push(frames[i]!, i + 1, i * 20, 0, big);
-    expect(w).toBe(0);
-    expect(p.bufferedFrames).toBe(3);
-    // Frame 1 arrives: four frames are due, but dst holds only one.
-    expect(p.push(frames[0]!, 1, 0, 1, one)).toBe(160);
-    expect(p.bufferedFrames).toBe(3);
-    expect(p.poll(2, big)).toBe(480);
+    // The first frame to arrive starts the stream; then frame 1 is late and 2, 3 wait for it.
+    let w = p.push(frames[0]!, 1, 0, 0, big);
+    expect(w).toBe(160);
+    for (const i of [2, 3]) w += p.push(frames[i]!, i + 1, i * 20, 1, big);
+    expect(w).toBe(160);
+    expect(p.bufferedFrames).toBe(2);
+    // Frame 1 arrives: three frames are due, but dst holds only one.
+    expect(p.push(frames[1]!, 2, 20, 2, one)).toBe(160);
+    expect(p.bufferedFrames).toBe(2);
+    expect(p.poll(3, big)).toBe(320);
     expect(p.bufferedFrames).toBe(0);
     p.close();
   });

@@ -93,6 +93,16 @@ fn detect_isa() -> Isa {
     Isa::Scalar
 }
 
+/// The kernel set new resamplers pick on this CPU: "avx2+fma" or "scalar"
+/// (the portable kernels: SSE2 on x86-64, NEON-autovectorised on aarch64).
+pub fn simd_level() -> &'static str {
+    match detect_isa() {
+        Isa::Scalar => "scalar",
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => "avx2+fma",
+    }
+}
+
 fn gcd(mut a: u32, mut b: u32) -> u32 {
     while b != 0 {
         (a, b) = (b, a % b);

@@ -92,7 +92,9 @@ pub fn simd_level() -> String {
 
 #[napi]
 pub struct NativeResampler {
-    inner: Option<Resampler>,
+    // Boxed: close() must free the state now, not when the GC finalizes the JS object
+    // (a None of an inline struct still occupies the struct's full size).
+    inner: Option<Box<Resampler>>,
 }
 
 #[napi]
@@ -100,11 +102,11 @@ impl NativeResampler {
     #[napi(constructor)]
     pub fn new(from_hz: f64, to_hz: f64, q: f64) -> Result<Self> {
         let r = Resampler::new(rate(from_hz)?, rate(to_hz)?, quality(q)?).map_err(to_napi)?;
-        Ok(NativeResampler { inner: Some(r) })
+        Ok(NativeResampler { inner: Some(Box::new(r)) })
     }
 
     fn get(&mut self) -> Result<&mut Resampler> {
-        self.inner.as_mut().ok_or_else(closed)
+        self.inner.as_deref_mut().ok_or_else(closed)
     }
 
     #[napi(getter)]
@@ -221,7 +223,9 @@ impl From<JitterStats> for JsJitterStats {
 
 #[napi]
 pub struct NativeJitterBuffer {
-    inner: Option<JitterBuffer>,
+    // Boxed: close() must free the state now, not when the GC finalizes the JS object
+    // (a None of an inline struct still occupies the struct's full size).
+    inner: Option<Box<JitterBuffer>>,
 }
 
 #[napi]
@@ -229,11 +233,11 @@ impl NativeJitterBuffer {
     #[napi(constructor)]
     pub fn new(options: Option<JitterOptions>) -> Result<Self> {
         let jb = JitterBuffer::new(jitter_config(options, None)?).map_err(to_napi)?;
-        Ok(NativeJitterBuffer { inner: Some(jb) })
+        Ok(NativeJitterBuffer { inner: Some(Box::new(jb)) })
     }
 
     fn get(&mut self) -> Result<&mut JitterBuffer> {
-        self.inner.as_mut().ok_or_else(closed)
+        self.inner.as_deref_mut().ok_or_else(closed)
     }
 
     /// seq and timestampMs arrive as JS numbers converted with ToUint32 (they wrap at 2^32).
@@ -276,7 +280,9 @@ impl NativeJitterBuffer {
 
 #[napi]
 pub struct NativeInboundPipeline {
-    inner: Option<InboundPipeline>,
+    // Boxed: close() must free the state now, not when the GC finalizes the JS object
+    // (a None of an inline struct still occupies the struct's full size).
+    inner: Option<Box<InboundPipeline>>,
 }
 
 #[napi]
@@ -285,11 +291,11 @@ impl NativeInboundPipeline {
     pub fn new(to_hz: f64, q: f64, codec_name: String, jitter: Option<JitterOptions>) -> Result<Self> {
         let cfg = jitter_config(jitter, Some(codec(&codec_name)?))?;
         let p = InboundPipeline::new(rate(to_hz)?, quality(q)?, cfg).map_err(to_napi)?;
-        Ok(NativeInboundPipeline { inner: Some(p) })
+        Ok(NativeInboundPipeline { inner: Some(Box::new(p)) })
     }
 
     fn get(&mut self) -> Result<&mut InboundPipeline> {
-        self.inner.as_mut().ok_or_else(closed)
+        self.inner.as_deref_mut().ok_or_else(closed)
     }
 
     #[napi(getter)]
@@ -339,7 +345,9 @@ impl NativeInboundPipeline {
 
 #[napi]
 pub struct NativeOutboundPipeline {
-    inner: Option<OutboundPipeline>,
+    // Boxed: close() must free the state now, not when the GC finalizes the JS object
+    // (a None of an inline struct still occupies the struct's full size).
+    inner: Option<Box<OutboundPipeline>>,
 }
 
 #[napi]
@@ -347,11 +355,11 @@ impl NativeOutboundPipeline {
     #[napi(constructor)]
     pub fn new(from_hz: f64, q: f64, codec_name: String) -> Result<Self> {
         let p = OutboundPipeline::new(rate(from_hz)?, quality(q)?, codec(&codec_name)?).map_err(to_napi)?;
-        Ok(NativeOutboundPipeline { inner: Some(p) })
+        Ok(NativeOutboundPipeline { inner: Some(Box::new(p)) })
     }
 
     fn get(&mut self) -> Result<&mut OutboundPipeline> {
-        self.inner.as_mut().ok_or_else(closed)
+        self.inner.as_deref_mut().ok_or_else(closed)
     }
 
     #[napi(getter)]

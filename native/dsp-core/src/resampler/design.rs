@@ -350,6 +350,7 @@ pub(crate) fn shared_table(num: u32, den: u32, quality: u32) -> Arc<FilterTable>
 }
 
 #[cfg(test)]
+#[allow(dead_code)]
 pub(crate) fn cached_tables() -> usize {
     cache().lock().unwrap().map.len()
 }

@@ -325,15 +325,18 @@ fn tables_are_shared_and_creation_is_cheap() {
     let a = Resampler::new(8000, 24000, 7).unwrap();
     let b = Resampler::new(8000, 24000, 7).unwrap();
     assert!(Arc::ptr_eq(a.table.as_ref().unwrap(), b.table.as_ref().unwrap()));
-    let before = design::cached_tables();
+    let c = Resampler::new(8000, 16000, 7).unwrap();
     let t = std::time::Instant::now();
     for i in 0..100_000u32 {
         let r = Resampler::new(8000, if i % 2 == 0 { 24000 } else { 16000 }, 7).unwrap();
+        // Every instance reuses the cached table of its pair (pointer identity: no
+        // new table per instance, whatever other tests running in parallel cache).
+        let shared = if i % 2 == 0 { &a } else { &c };
+        assert!(Arc::ptr_eq(r.table.as_ref().unwrap(), shared.table.as_ref().unwrap()));
         std::hint::black_box(&r);
     }
     // Cheap: a table lookup and one history allocation each (generous bound for CI noise).
     assert!(t.elapsed().as_secs_f64() < 5.0, "{:?}", t.elapsed());
-    assert!(design::cached_tables() <= before + 1);
 }
 
 #[test]
