@@ -40,6 +40,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Resampler, ResamplerOptions } from '../../src/dsp/backend.js';
 import { createWasmResampler, wasmReady } from '../../src/dsp/ts/wasm-resampler.js';
+import { backends as dspBackends } from '../helpers/backends.js';
 import { firstDifference, powerToDb, snrDb, thdN, toneAmplitude, tonePowerDb, tones } from '../helpers/signal.js';
 
 export interface ResamplerBackendUnderTest {
@@ -50,7 +51,11 @@ export interface ResamplerBackendUnderTest {
 }
 
 /** Every resampler implementation the quality suite runs against. */
-export const backends: ResamplerBackendUnderTest[] = [{ name: 'wasm', ready: wasmReady, create: createWasmResampler }];
+export const backends: ResamplerBackendUnderTest[] = dspBackends.map((b) =>
+  b.name === 'ts'
+    ? { name: 'ts (speex-resampler WASM)', ready: wasmReady, create: createWasmResampler }
+    : { name: b.name, create: (o: ResamplerOptions) => b.createResampler(o) },
+);
 
 const TELEPHONE_HZ = 8000;
 const WIDE_RATES = [16000, 22050, 24000, 44100, 48000] as const;
