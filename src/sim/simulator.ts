@@ -406,9 +406,12 @@ class CallSimulator {
     });
   }
 
-  #send(obj: unknown): void {
+  /** Sends when the socket is open; returns whether it did (a closing socket drops messages). */
+  #send(obj: unknown): boolean {
     const ws = this.#ws;
-    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(obj));
+    return true;
   }
 
   // ── caller side ──────────────────────────────────────────────────────────
@@ -446,16 +449,17 @@ class CallSimulator {
       if (this.#phase !== 'streaming') return;
       this.#playoutTick();
       this.#fillCallerFrame(k * FRAME_BYTES, frame);
-      this.#send({
+      const sent = this.#send({
         event: 'media',
         sequenceNumber: String(++this.#seq),
         media: { track: 'inbound', chunk: String(++this.#chunk), timestamp: String(k * FRAME_MS), payload: Buffer.from(frame).toString('base64') },
         streamSid: this.#streamSid,
       });
-      this.#r.framesSent++;
+      if (sent) this.#r.framesSent++;
       this.#sendDueDtmf(tMs); // a key pressed at t goes after the frame that ends at t
     }
     // Hang up: Twilio sends stop, then closes (§1.5).
+    this.#playoutTick();
     this.#endMs = this.#nowMs();
     this.#send({ event: 'stop', sequenceNumber: String(++this.#seq), stop: { accountSid: this.#accountSid, callSid: this.#callSid }, streamSid: this.#streamSid });
     this.#phase = 'stopping';
@@ -485,8 +489,9 @@ class CallSimulator {
   #sendDueDtmf(tMs: number): void {
     while (this.#dtmfNext < this.#dtmf.length && this.#dtmf[this.#dtmfNext]!.atMs <= tMs) {
       const { digit } = this.#dtmf[this.#dtmfNext++]!;
-      this.#send({ event: 'dtmf', streamSid: this.#streamSid, sequenceNumber: String(++this.#seq), dtmf: { track: 'inbound_track', digit } });
-      this.#r.dtmfSent.push({ digit, atMs: this.#nowMs() });
+      if (this.#send({ event: 'dtmf', streamSid: this.#streamSid, sequenceNumber: String(++this.#seq), dtmf: { track: 'inbound_track', digit } })) {
+        this.#r.dtmfSent.push({ digit, atMs: this.#nowMs() });
+      }
     }
   }
 
@@ -500,9 +505,9 @@ class CallSimulator {
   }
 
   #echoMark(rec: MarkRecord, viaClear: boolean, atMs = this.#nowMs()): void {
+    if (!this.#send({ event: 'mark', sequenceNumber: String(++this.#seq), streamSid: this.#streamSid, mark: { name: rec.name } })) return;
     rec.echoedAtMs = atMs;
     rec.viaClear = viaClear;
-    this.#send({ event: 'mark', sequenceNumber: String(++this.#seq), streamSid: this.#streamSid, mark: { name: rec.name } });
   }
 
   #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
@@ -615,7 +620,6 @@ class CallSimulator {
     if (this.#phase === 'done') return;
     const wasStreaming = this.#phase === 'streaming' || this.#phase === 'stopping';
     this.#endMs ??= wasStreaming ? this.#nowMs() : 0;
-    if (wasStreaming) this.#playoutTick();
     this.#phase = 'done';
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();

@@ -165,6 +165,9 @@ describe('simulator: Twilio playout of the bridge audio', () => {
     expect(echo.at - sentAudioAt).toBeGreaterThanOrEqual(195);
     expect(echo.at - sentAudioAt).toBeLessThan(300);
     expect(echoes.map((e) => e.name)).toEqual(['empty', 'reply-1']);
+    // one sequenceNumber counter across start, media, mark echoes and stop, as strings
+    const seqs = server.peers[0]!.received.slice(1).map((r) => JSON.parse(r.raw).sequenceNumber as unknown);
+    expect(seqs).toEqual(seqs.map((_, i) => String(i + 1)));
     expect(result.gaps).toEqual([]);
     expect(result.clears).toEqual([]);
   });
