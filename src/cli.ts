@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { main } from './main.js';
 import { simulateCommand } from './sim/simulate-command.js';
 import { loadConfig, ConfigError } from './config.js';
-import { TwilioRestClient } from './twilio/rest.js';
+import { TwilioRest } from './twilio/rest.js';
 
 const USAGE = `usage:
   voice-bridge start
@@ -37,7 +37,7 @@ async function callCommand(argv: string[]): Promise<number> {
     return 78;
   }
   const agent = values.agent ?? config.defaultAgent;
-  const rest = new TwilioRestClient({ accountSid, authToken, baseUrl: apiUrl });
+  const rest = new TwilioRest({ accountSid, authToken, apiUrl });
   const wss = base.replace(/^http/, 'ws');
   const twiml = `<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="${wss}/twilio/stream" statusCallback="${base}/twilio/status"><Parameter name="agent" value="${agent}"/></Stream></Connect></Response>`;
   try {

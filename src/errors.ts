@@ -18,6 +18,8 @@ export const ErrorCodes = {
   DSP_ARGUMENT: 'BRIDGE_ERR_DSP_ARGUMENT',
   /** A resampler, jitter buffer or pipeline used after close(). */
   DSP_CLOSED: 'BRIDGE_ERR_DSP_CLOSED',
+  /** ?agent= names an agent that does not exist. */
+  AGENT_UNKNOWN: 'BRIDGE_ERR_AGENT_UNKNOWN',
   /** The requested DSP backend could not be loaded (BRIDGE_DSP=native without the addon). */
   DSP_UNAVAILABLE: 'BRIDGE_ERR_DSP_UNAVAILABLE',
 } as const;
@@ -31,6 +33,7 @@ const CATEGORY: Record<ErrorCode, ErrorCategory> = {
   BRIDGE_ERR_DSP_FRAME_SIZE: 'invalid-input',
   BRIDGE_ERR_DSP_ARGUMENT: 'invalid-input',
   BRIDGE_ERR_DSP_CLOSED: 'state',
+  BRIDGE_ERR_AGENT_UNKNOWN: 'invalid-input',
   BRIDGE_ERR_DSP_UNAVAILABLE: 'unavailable',
 };
 

@@ -7,26 +7,39 @@ import pino from 'pino';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { loadDsp, dspLoadInfo } from './dsp/load.js';
 import { createAgentRegistry } from './agents/registry.js';
+import type { AgentFactory } from './agents/agent.js';
 import { CallManager } from './call/call-manager.js';
 import { buildApp } from './server/app.js';
-import { TwilioRestClient } from './twilio/rest.js';
+import { TwilioRest } from './twilio/rest.js';
 
 export interface RunningBridge {
+  /** http://host:port */
   url: string;
+  /** ws://host:port/twilio/stream */
+  streamUrl: string;
   config: Config;
   close(): Promise<void>;
 }
 
-export async function startBridge(env: Record<string, string | undefined> = process.env, overrides: { port?: number; host?: string } = {}): Promise<RunningBridge> {
-  const config = { ...loadConfig(env), ...overrides } as Config;
+export interface StartOptions {
+  port?: number;
+  host?: string;
+  /** Extra agents (e.g. a local fake of a provider) registered beside the built-in ones. */
+  extraAgents?: AgentFactory[];
+}
+
+export async function startBridge(env: Record<string, string | undefined> = process.env, options: StartOptions = {}): Promise<RunningBridge> {
+  const { extraAgents = [], ...overrides } = options;
+  const config = { ...loadConfig(env), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } as Config;
   const logger = pino({ level: config.logLevel, redact: { paths: ['pii', '*.pii'], censor: '[redacted]' } });
   const dsp = await loadDsp({ backend: config.dsp });
   const info = dspLoadInfo();
   logger.info({ dsp: info }, info?.fallbackReason ? `DSP backend: ts (fallback: ${info.fallbackReason})` : `DSP backend: ${dsp.name}`);
   const agents = createAgentRegistry(config);
+  for (const f of extraAgents) agents.register(f);
   const rest =
     config.twilio.accountSid && config.twilio.authToken
-      ? new TwilioRestClient({ accountSid: config.twilio.accountSid, authToken: config.twilio.authToken, baseUrl: config.twilio.apiUrl })
+      ? new TwilioRest({ accountSid: config.twilio.accountSid, authToken: config.twilio.authToken, apiUrl: config.twilio.apiUrl })
       : undefined;
   const calls = new CallManager({
     config,
@@ -46,6 +59,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   let closing: Promise<void> | undefined;
   return {
     url: address,
+    streamUrl: `${address.replace(/^http/, 'ws')}/twilio/stream`,
     config,
     close() {
       closing ??= (async () => {

@@ -11,15 +11,14 @@ import { createEchoAgentFactory } from './echo/echo-agent.js';
  * An agent name nobody registered. Shaped like BridgeError (code, category,
  * retryable) until errors.ts has an AGENT_UNKNOWN code; then this becomes a BridgeError.
  */
-export class UnknownAgentError extends Error {
-  readonly code = 'BRIDGE_ERR_AGENT_UNKNOWN' as const;
-  readonly category = 'invalid-input' as const;
-  readonly retryable = false;
+import { BridgeError, ErrorCodes } from '../errors.js';
+
+export class UnknownAgentError extends BridgeError {
   constructor(
     readonly agentName: string,
     known: readonly string[],
   ) {
-    super(`unknown agent ${JSON.stringify(agentName)}; known agents: ${known.length > 0 ? known.join(', ') : '(none)'}`);
+    super(ErrorCodes.AGENT_UNKNOWN, `unknown agent ${JSON.stringify(agentName)}; known agents: ${known.length > 0 ? known.join(', ') : '(none)'}`);
     this.name = 'UnknownAgentError';
   }
 }

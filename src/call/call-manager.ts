@@ -10,6 +10,7 @@ import type { Config } from '../config.js';
 import type { DspBackend } from '../dsp/backend.js';
 import { CallSession, type CallSummary } from './call-session.js';
 import { FrameClock } from './frame-clock.js';
+import { TwilioInputCodes } from '../twilio/messages.js';
 
 export interface StatusEvent {
   at: string;
@@ -26,6 +27,10 @@ export interface CallManagerDeps {
 }
 
 const RECENT_ENDED = 200;
+const FLOOD_RATE_PER_S = 250;
+const FLOOD_BURST = 1000;
+/** Messages dropped for flooding before the call is ended. */
+const FLOOD_CLOSE_AFTER = 10_000;
 const STATUS_PER_CALL = 50;
 
 export class CallManager {
@@ -61,9 +66,30 @@ export class CallManager {
       log: this.#d.log,
     });
     this.#sessions.add(session);
+    // Flood guard: a token bucket per socket. Twilio sends ~50 messages/s per call
+    // (one media frame per 20 ms, plus marks/DTMF); allow 5× that sustained with a
+    // burst of 1,000, drop and count the excess, and end a call that keeps flooding.
+    let tokens = FLOOD_BURST;
+    let last = FrameClock.now();
+    let dropped = 0;
+    const maxBytes = this.#d.config.maxMessageBytes;
     ws.on('message', (data, isBinary) => {
+      const now = FrameClock.now();
+      tokens = Math.min(FLOOD_BURST, tokens + ((now - last) / 1000) * FLOOD_RATE_PER_S);
+      last = now;
+      if (tokens < 1) {
+        session.reportBadInput(TwilioInputCodes.FLOOD, 'message rate far above Twilio\'s');
+        if (++dropped >= FLOOD_CLOSE_AFTER) void session.close('twilio-flood');
+        return;
+      }
+      tokens -= 1;
+      const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
+      if (size > maxBytes) {
+        session.reportBadInput(TwilioInputCodes.TOO_LARGE, `${size} bytes > BRIDGE_MAX_MESSAGE_BYTES ${maxBytes}`);
+        return;
+      }
       if (isBinary) session.onBinary();
-      else session.onText(typeof data === 'string' ? data : data.toString());
+      else session.onText(Array.isArray(data) ? Buffer.concat(data).toString() : data.toString());
     });
     ws.on('close', () => void session.close('twilio-socket-closed'));
     ws.on('error', (e) => {

@@ -150,6 +150,11 @@ export class CallSession extends EventEmitter<SessionEvents> {
     return t;
   }
 
+  /** Bad input found outside the parser (oversize, flood): counted like any other. */
+  reportBadInput(code: TwilioInputCode, detail: string): void {
+    this.#countBad(code, detail);
+  }
+
   #countBad(code: TwilioInputCode, detail: string): void {
     this.#badInput[code] = (this.#badInput[code] ?? 0) + 1;
     this.emit('badInput', code, detail);

@@ -19,14 +19,14 @@ import type { CallManager } from '../call/call-manager.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import type { DspLoadInfo } from '../dsp/load.js';
 import { isValidSignature, publicUrlOf } from '../twilio/signature.js';
-import type { TwilioRestClient } from '../twilio/rest.js';
+import type { TwilioRest } from '../twilio/rest.js';
 
 export interface AppDeps {
   config: Config;
   calls: CallManager;
   agents: AgentRegistry;
   dspInfo: () => DspLoadInfo | undefined;
-  rest?: TwilioRestClient;
+  rest?: TwilioRest;
   logger?: boolean | object;
 }
 
@@ -50,7 +50,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     if (!config.twilio.validateSignatures || !token) return true;
     const sig = req.headers['x-twilio-signature'];
     if (typeof sig !== 'string' || sig.length === 0) return false;
-    const url = publicUrlOf(req, config.publicUrl, wss);
+    const url = publicUrlOf(req, config.publicUrl, { websocket: wss });
     const params = wss ? {} : ((req.body ?? {}) as Record<string, string>);
     return isValidSignature(token, sig, url, params);
   }
@@ -77,7 +77,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
       response.hangup();
       return reply.type('text/xml').send(response.toString());
     }
-    const base = publicUrlOf(req, config.publicUrl, true).replace(/\/twilio\/voice(\?.*)?$/, '');
+    const base = publicUrlOf(req, config.publicUrl, { websocket: true }).replace(/\/twilio\/voice(\?.*)?$/, '');
     const connect = response.connect();
     const stream = connect.stream({ url: `${base}/twilio/stream`, statusCallback: `${base.replace(/^ws/, 'http')}/twilio/status` });
     stream.parameter({ name: 'agent', value: agentName });
@@ -152,7 +152,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     } catch {
       return reply.code(400).send({ error: 'BRIDGE_ERR_AGENT_UNKNOWN', message: `agent "${agentName}" is not available` });
     }
-    const base = config.publicUrl ?? publicUrlOf(req, undefined, false).replace(/\/calls(\?.*)?$/, '');
+    const base = config.publicUrl ?? publicUrlOf(req, undefined, { websocket: false }).replace(/\/calls(\?.*)?$/, '');
     const wss = base.replace(/^http/, 'ws');
     const response = new twilio.twiml.VoiceResponse();
     const stream = response.connect().stream({ url: `${wss}/twilio/stream`, statusCallback: `${base}/twilio/status` });

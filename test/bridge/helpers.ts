@@ -1,0 +1,77 @@
+/** Shared helpers for the end-to-end bridge tests: a real bridge on 127.0.0.1:0. */
+import { join } from 'node:path';
+import { readWav } from '../../src/audio/wav.js';
+import { startBridge, type RunningBridge, type StartOptions } from '../../src/main.js';
+import { ULAW_DECODE } from '../../src/dsp/ts/g711.js';
+
+export const fixtures = join(import.meta.dirname, '..', 'fixtures');
+
+export async function ulawClip(name: string): Promise<Uint8Array> {
+  const w = await readWav(join(fixtures, name));
+  if (w.encoding !== 'ulaw' || w.sampleRateHz !== 8000) throw new Error(`${name} is not 8 kHz μ-law`);
+  return w.data as Uint8Array;
+}
+
+export function decode(ulaw: Uint8Array): Float64Array {
+  const out = new Float64Array(ulaw.length);
+  for (let i = 0; i < ulaw.length; i++) out[i] = ULAW_DECODE[ulaw[i]!]!;
+  return out;
+}
+
+export function rms(x: Float64Array, from = 0, to = x.length): number {
+  let s = 0;
+  for (let i = from; i < to; i++) s += x[i]! * x[i]!;
+  return Math.sqrt(s / Math.max(1, to - from));
+}
+
+/**
+ * Best normalised cross-correlation of `needle` inside `hay` over lags [0, maxLag],
+ * computed on 2:1 decimated signals first and refined around the best lag.
+ */
+export function findAligned(hay: Float64Array, needle: Float64Array, maxLag: number): { lag: number; corr: number } {
+  const corrAt = (lag: number): number => {
+    let xy = 0;
+    let xx = 0;
+    let yy = 0;
+    const n = Math.min(needle.length, hay.length - lag);
+    for (let i = 0; i < n; i++) {
+      const a = hay[lag + i]!;
+      const b = needle[i]!;
+      xy += a * b;
+      xx += a * a;
+      yy += b * b;
+    }
+    return xx > 0 && yy > 0 ? xy / Math.sqrt(xx * yy) : 0;
+  };
+  let best = { lag: 0, corr: -1 };
+  for (let lag = 0; lag <= maxLag; lag += 8) {
+    const c = corrAt(lag);
+    if (c > best.corr) best = { lag, corr: c };
+  }
+  for (let lag = Math.max(0, best.lag - 8); lag <= best.lag + 8; lag++) {
+    const c = corrAt(lag);
+    if (c > best.corr) best = { lag, corr: c };
+  }
+  return best;
+}
+
+export async function withBridge<T>(env: Record<string, string>, fn: (b: RunningBridge) => Promise<T>, options: StartOptions = {}): Promise<T> {
+  const bridge = await startBridge({ BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', ...env }, { port: 0, host: '127.0.0.1', ...options });
+  try {
+    return await fn(bridge);
+  } finally {
+    await bridge.close();
+  }
+}
+
+export async function getJson(url: string): Promise<{ status: number; body: any }> {
+  const r = await fetch(url);
+  return { status: r.status, body: await r.json().catch(() => null) };
+}
+
+/** Mark names are r<response>.<endMs>.<n>: the end position of the response's audio. */
+export function markEndMs(name: string): number {
+  const m = /^r\d+\.(\d+)\.\d+$/.exec(name);
+  if (!m) throw new Error(`unexpected mark name ${name}`);
+  return Number(m[1]);
+}
