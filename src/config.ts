@@ -41,6 +41,12 @@ export interface Config {
   };
   /** Echo agent: energy VAD threshold (dBFS) and the silence that ends an utterance (ms). */
   readonly echo: { readonly vadThresholdDbfs: number; readonly silenceMs: number; readonly maxUtteranceMs: number };
+  /**
+   * The raw environment, for agent adapters: each reads and validates its own keys
+   * (OPENAI_*, GEMINI_*, ELEVENLABS_*, HUME_*, PIPECAT_*) in src/agents/<name>/config.ts;
+   * createAgentRegistry() collects their problems into one ConfigError at start.
+   */
+  readonly env: Readonly<Record<string, string | undefined>>;
 }
 
 export class ConfigError extends Error {
@@ -141,11 +147,8 @@ export function loadConfig(env: Env = process.env): Config {
       silenceMs: int('BRIDGE_ECHO_SILENCE_MS', 600, 100, 10_000),
       maxUtteranceMs: int('BRIDGE_ECHO_MAX_UTTERANCE_MS', 15_000, 1000, 120_000),
     },
+    env: Object.freeze({ ...env }),
   };
-  if (config.defaultAgent !== 'echo') {
-    // Agent adapters (issue 4) add their own keys; until then only echo can be the default.
-    problems.push(`BRIDGE_AGENT=${config.defaultAgent}: that agent is not available in this build (only echo)`);
-  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

@@ -20,6 +20,24 @@ export const ErrorCodes = {
   DSP_CLOSED: 'BRIDGE_ERR_DSP_CLOSED',
   /** ?agent= names an agent that does not exist. */
   AGENT_UNKNOWN: 'BRIDGE_ERR_AGENT_UNKNOWN',
+  /** The agent's service could not be reached or refused the connection (retryable). */
+  AGENT_CONNECT: 'BRIDGE_ERR_AGENT_CONNECT',
+  /** The service rejected our credentials (401/403, close 1008, auth error events). */
+  AGENT_AUTH: 'BRIDGE_ERR_AGENT_AUTH',
+  /** A bounded wait on the service ran out (connect, handshake, a socket that stopped answering). */
+  AGENT_TIMEOUT: 'BRIDGE_ERR_AGENT_TIMEOUT',
+  /** A malformed, unknown or out-of-order message from the service (counted; the call goes on when it can). */
+  AGENT_PROTOCOL: 'BRIDGE_ERR_AGENT_PROTOCOL',
+  /** Audio from the service in a format or rate we did not ask for, or undecodable (never sent to the caller). */
+  AGENT_AUDIO_FORMAT: 'BRIDGE_ERR_AGENT_AUDIO_FORMAT',
+  /** The service reported an error of its own (an `error` event, close 1011…). */
+  AGENT_SERVICE: 'BRIDGE_ERR_AGENT_SERVICE',
+  /** The service closed the session for good mid-call. */
+  AGENT_CLOSED: 'BRIDGE_ERR_AGENT_CLOSED',
+  /** Rate or quota limits (429, resource exhausted). */
+  AGENT_RATE_LIMIT: 'BRIDGE_ERR_AGENT_RATE_LIMIT',
+  /** A bad agent option on the webhook or in the environment. */
+  AGENT_CONFIG: 'BRIDGE_ERR_AGENT_CONFIG',
   /** The requested DSP backend could not be loaded (BRIDGE_DSP=native without the addon). */
   DSP_UNAVAILABLE: 'BRIDGE_ERR_DSP_UNAVAILABLE',
 } as const;
@@ -34,6 +52,15 @@ const CATEGORY: Record<ErrorCode, ErrorCategory> = {
   BRIDGE_ERR_DSP_ARGUMENT: 'invalid-input',
   BRIDGE_ERR_DSP_CLOSED: 'state',
   BRIDGE_ERR_AGENT_UNKNOWN: 'invalid-input',
+  BRIDGE_ERR_AGENT_CONNECT: 'unavailable',
+  BRIDGE_ERR_AGENT_AUTH: 'invalid-input',
+  BRIDGE_ERR_AGENT_TIMEOUT: 'unavailable',
+  BRIDGE_ERR_AGENT_PROTOCOL: 'invalid-input',
+  BRIDGE_ERR_AGENT_AUDIO_FORMAT: 'invalid-input',
+  BRIDGE_ERR_AGENT_SERVICE: 'unavailable',
+  BRIDGE_ERR_AGENT_CLOSED: 'unavailable',
+  BRIDGE_ERR_AGENT_RATE_LIMIT: 'unavailable',
+  BRIDGE_ERR_AGENT_CONFIG: 'invalid-input',
   BRIDGE_ERR_DSP_UNAVAILABLE: 'unavailable',
 };
 

@@ -4,7 +4,7 @@
  * the AI service adapters register here as they land.
  */
 import type { AgentFactory } from './agent.js';
-import type { Config } from '../config.js';
+import { ConfigError, type Config } from '../config.js';
 import { createEchoAgentFactory } from './echo/echo-agent.js';
 
 /**
@@ -55,6 +55,30 @@ export class AgentRegistry {
   }
 }
 
+/**
+ * A provider adapter's entry: builds its factory from the bridge config (each
+ * adapter reads and validates its own env keys from `config.env`) and reports every
+ * problem it finds, so start-up can list them all at once.
+ */
+export interface AgentModule {
+  create(config: Config): { factory: AgentFactory; problems: string[] };
+}
+
+/** The provider adapters, one line each (src/agents/<name>/index.ts exports `agentModule`). */
+const MODULES: AgentModule[] = [
+  // adapters register here
+];
+
 export function createAgentRegistry(config: Config): AgentRegistry {
-  return new AgentRegistry().register(createEchoAgentFactory(config));
+  const registry = new AgentRegistry().register(createEchoAgentFactory(config));
+  const problems: string[] = [];
+  for (const m of MODULES) {
+    const r = m.create(config);
+    problems.push(...r.problems);
+    registry.register(r.factory);
+  }
+  if (!registry.has(config.defaultAgent)) problems.push(`BRIDGE_AGENT=${config.defaultAgent}: no such agent (known: ${registry.names().join(', ')})`);
+  else if (!registry.get(config.defaultAgent).available) problems.push(`BRIDGE_AGENT=${config.defaultAgent}: that agent is not configured (set its keys)`);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return registry;
 }
