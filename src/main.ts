@@ -3,7 +3,10 @@
  * DSP backend, agents, calls, HTTP server; SIGTERM/SIGINT stop taking calls,
  * close the active ones and exit 0.
  */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { readWav } from './audio/wav.js';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { loadDsp, dspLoadInfo } from './dsp/load.js';
 import { createAgentRegistry } from './agents/registry.js';
@@ -19,6 +22,19 @@ export interface RunningBridge {
   streamUrl: string;
   config: Config;
   close(): Promise<void>;
+}
+
+const APOLOGY_TWIML = `<?xml version="1.0" encoding="UTF-8"?><Response><Say>Sorry, we can't continue this call right now. Please try again later. Goodbye.</Say><Hangup/></Response>`;
+
+/** The bundled apology prompt (assets/prompts), played when REST is not configured. */
+async function loadApologyPrompt(): Promise<Uint8Array | undefined> {
+  try {
+    const here = dirname(fileURLToPath(import.meta.url));
+    const w = await readWav(join(here, '..', 'assets', 'prompts', 'apology.8k-ulaw.wav'));
+    return w.encoding === 'ulaw' && w.sampleRateHz === 8000 ? (w.data as Uint8Array) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface StartOptions {
@@ -51,6 +67,13 @@ export async function startBridge(env: Record<string, string | undefined> = proc
           return true;
         }
       : undefined,
+    apologizeViaRest: rest
+      ? async (callSid) => {
+          await rest.updateCallTwiml(callSid, APOLOGY_TWIML);
+          return true;
+        }
+      : undefined,
+    apologyPrompt: await loadApologyPrompt(),
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
   });
   const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, rest, logger: false });

@@ -4,11 +4,11 @@
  * records Twilio status callbacks, and closes everything on shutdown.
  */
 import type { WebSocket } from 'ws';
-import type { AgentFactory } from '../agents/agent.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import type { Config } from '../config.js';
 import type { DspBackend } from '../dsp/backend.js';
-import { CallSession, type CallSummary } from './call-session.js';
+import { CallSession, type CallSummary, type OpenedAgent } from './call-session.js';
+import { BridgeError, ErrorCodes } from '../errors.js';
 import { FrameClock } from './frame-clock.js';
 import { TwilioInputCodes } from '../twilio/messages.js';
 
@@ -23,10 +23,19 @@ export interface CallManagerDeps {
   agents: AgentRegistry;
   clock?: FrameClock;
   endCallViaRest?: (callSid: string) => Promise<boolean>;
+  apologizeViaRest?: (callSid: string) => Promise<boolean>;
+  apologyPrompt?: Uint8Array;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 const RECENT_ENDED = 200;
+/** How long an agent pre-connected at the voice webhook waits for its stream. */
+const PREPARED_TTL_MS = 30_000;
+const MAX_PREPARED = 500;
+
+function paramsKey(agent: string, parameters: Record<string, string>): string {
+  return JSON.stringify([agent, Object.entries(parameters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+}
 const FLOOD_RATE_PER_S = 250;
 const FLOOD_BURST = 1000;
 /** Messages dropped for flooding before the call is ended. */
@@ -50,9 +59,63 @@ export class CallManager {
     return this.#sessions.size;
   }
 
-  #agentFor = (parameters: Record<string, string>): AgentFactory => {
-    const name = parameters.agent ?? this.#d.config.defaultAgent;
-    return this.#d.agents.get(name);
+  readonly #prepared = new Map<string, { opened: OpenedAgent; parametersKey: string; timer: NodeJS.Timeout }>();
+
+  /** Creates the agent session and starts connecting it, with the connect timeout. */
+  #open(name: string, callSid: string, parameters: Record<string, string>): OpenedAgent {
+    const factory = this.#d.agents.get(name);
+    if (!factory.available) throw new BridgeError(ErrorCodes.AGENT_CONFIG, `agent "${name}" is not configured`);
+    const session = factory.create({ callSid, parameters });
+    const timeoutMs = this.#d.config.agentConnectTimeoutMs;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `agent "${name}" did not connect within ${timeoutMs} ms`)), timeoutMs);
+    const ready = session.connect(ac.signal).then(
+      () => clearTimeout(timer),
+      (e: unknown) => {
+        clearTimeout(timer);
+        if (ac.signal.aborted && ac.signal.reason instanceof BridgeError) throw ac.signal.reason;
+        if (e instanceof BridgeError) throw e;
+        throw new BridgeError(ErrorCodes.AGENT_CONNECT, `agent "${name}" failed to connect: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      },
+    );
+    ready.catch(() => undefined); // observed by whoever adopts it; never an unhandled rejection
+    return { name, session, ready, preconnected: false };
+  }
+
+  /**
+   * Voice webhook: connect the call's agent now, keyed by CallSid, so the caller's first
+   * turn never waits for a provider handshake. Adopted when the stream's `start` names
+   * the same CallSid, agent and options; closed if no stream comes within PREPARED_TTL_MS.
+   */
+  prepare(callSid: string, agentName: string, parameters: Record<string, string>): void {
+    if (this.#shuttingDown || this.#prepared.has(callSid) || this.#prepared.size >= MAX_PREPARED) return;
+    let opened: OpenedAgent;
+    try {
+      opened = this.#open(agentName, callSid, parameters);
+    } catch (e) {
+      this.#d.log?.('warn', 'could not pre-connect agent', { callSid, agent: agentName, error: (e as Error).message });
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (this.#prepared.get(callSid)?.opened === opened) {
+        this.#prepared.delete(callSid);
+        void opened.session.close('stream never started');
+      }
+    }, PREPARED_TTL_MS);
+    this.#prepared.set(callSid, { opened: { ...opened, preconnected: true }, parametersKey: paramsKey(agentName, parameters), timer });
+  }
+
+  #openAgent = (callSid: string, parameters: Record<string, string>): OpenedAgent => {
+    const { agent, ...options } = parameters;
+    const name = agent ?? this.#d.config.defaultAgent;
+    const prepared = this.#prepared.get(callSid);
+    if (prepared) {
+      this.#prepared.delete(callSid);
+      clearTimeout(prepared.timer);
+      if (prepared.parametersKey === paramsKey(name, options)) return prepared.opened;
+      void prepared.opened.session.close('stream asked for another agent');
+    }
+    return this.#open(name, callSid, options);
   };
 
   /** Takes ownership of an accepted Media Streams socket. */
@@ -61,8 +124,10 @@ export class CallManager {
       config: this.#d.config,
       dsp: this.#d.dsp,
       clock: this.clock,
-      agentFor: this.#agentFor,
+      openAgent: this.#openAgent,
       endCallViaRest: this.#d.endCallViaRest,
+      apologizeViaRest: this.#d.apologizeViaRest,
+      apologyPrompt: this.#d.apologyPrompt,
       log: this.#d.log,
     });
     this.#sessions.add(session);
@@ -135,6 +200,11 @@ export class CallManager {
 
   async shutdown(reason = 'shutting-down'): Promise<void> {
     this.#shuttingDown = true;
+    for (const [sid, p] of this.#prepared) {
+      clearTimeout(p.timer);
+      void p.opened.session.close(reason);
+      this.#prepared.delete(sid);
+    }
     await Promise.all([...this.#sessions].map((s) => s.close(reason)));
   }
 }

@@ -19,7 +19,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { DspBackend, InboundPipeline, JitterStats, OutboundPipeline } from '../dsp/backend.js';
-import type { AgentFactory, AgentSession, Transcript } from '../agents/agent.js';
+import type { AgentSession, Transcript } from '../agents/agent.js';
 import type { Config } from '../config.js';
 import { FRAME_PAYLOAD_B64_LENGTH, TwilioInputCodes, parseTwilioMessage, type StartMessage, type TwilioInputCode } from '../twilio/messages.js';
 import { FrameClock } from './frame-clock.js';
@@ -39,11 +39,27 @@ export interface CallSessionDeps {
   config: Config;
   dsp: DspBackend;
   clock: FrameClock;
-  /** Resolves the agent for a call from its custom parameters. */
-  agentFor(parameters: Record<string, string>): AgentFactory;
+  /**
+   * Opens the agent for a call: adopts the session pre-connected at the voice webhook
+   * for this CallSid, or creates one and starts connecting. `ready` settles within the
+   * connect timeout (rejecting with a BridgeError). Throws for an unknown agent.
+   */
+  openAgent(callSid: string, parameters: Record<string, string>): OpenedAgent;
   /** Ends the call through Twilio's REST API when configured (resolves false if not configured). */
   endCallViaRest?(callSid: string): Promise<boolean>;
+  /** Redirects the call to a spoken apology + hang-up through the REST API (false if not configured). */
+  apologizeViaRest?(callSid: string): Promise<boolean>;
+  /** The bundled apology prompt (8 kHz μ-law) played when REST is not configured. */
+  apologyPrompt?: Uint8Array;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface OpenedAgent {
+  name: string;
+  session: AgentSession;
+  ready: Promise<void>;
+  /** Whether it was connected ahead of the stream, at the voice webhook. */
+  preconnected: boolean;
 }
 
 export interface CallSummary {
@@ -69,6 +85,12 @@ export interface CallSummary {
   marksEchoed: number;
   transcripts: Transcript[];
   timeToFirstAgentAudioMs: number | null;
+  /** Whether the agent was connected ahead of the stream (at the voice webhook). */
+  agentPreconnected: boolean;
+  /** Time from the stream's start to the agent being ready (0 when it was ready before). */
+  agentReadyMs: number | null;
+  /** How the caller was told when the agent failed: 'rest-say', 'prompt', or null. */
+  apology: 'rest-say' | 'prompt' | null;
 }
 
 interface SessionEvents {
@@ -97,7 +119,6 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #vad: EnergyVad | undefined;
   #unsubscribeClock: (() => void) | undefined;
   #timers = new Set<NodeJS.Timeout>();
-  #abort = new AbortController();
   readonly #frame = Buffer.alloc(FRAME_BYTES);
   #pcm = new Int16Array(0);
   /** Frames received before the agent can take them: [payload copy, chunk, timestamp, arrivalMs]. */
@@ -238,6 +259,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
   }
 
   #deliver(frame: Uint8Array, chunk: number, timestampMs: number, nowMs: number): void {
+    if (this.#failing) return;
     const agent = this.#agent!;
     if (!this.#inbound) {
       // μ-law passthrough: no DSP.
@@ -273,40 +295,86 @@ export class CallSession extends EventEmitter<SessionEvents> {
 
   #onStart(m: StartMessage): void {
     this.#start = m;
+    this.#startAt = FrameClock.now();
     if (this.#pendingSid !== undefined && this.#pendingSid !== m.streamSid) {
       this.#counters.prestartDropped += this.#pending.length;
       this.#pending = [];
     }
     this.emit('started', m);
-    let factory: AgentFactory;
+    // Playout exists from the start (μ-law until the agent's format is known), so an
+    // apology can be played even when the agent never connects.
+    this.#playout = new Playout({ streamSid: m.streamSid, send: (t) => this.#send(t), leadMs: this.#d.config.playoutLeadMs });
+    this.#unsubscribeClock = this.#d.clock.subscribe(this.#onTick);
+    let opened: OpenedAgent;
     try {
-      factory = this.#d.agentFor(m.customParameters);
+      opened = this.#d.openAgent(m.callSid, m.customParameters);
     } catch (e) {
       this.#log('warn', 'no agent for call', { error: (e as Error).message });
-      void this.close('agent-unknown');
+      void this.#fail('agent-unknown');
       return;
     }
-    this.#agentName = factory.name;
-    const { agent: _a, ...parameters } = m.customParameters;
-    const agent = factory.create({ callSid: m.callSid, parameters });
+    this.#agentName = opened.name;
+    this.#preconnected = opened.preconnected;
+    const agent = opened.session;
     this.#agent = agent;
     this.#transition('connecting');
     this.#wireAgent(agent);
-    const timeout = this.#after(this.#d.config.agentConnectTimeoutMs, () => this.#abort.abort(new Error('agent connect timeout')));
-    agent
-      .connect(this.#abort.signal)
-      .then(() => {
-        clearTimeout(timeout);
-        this.#timers.delete(timeout);
+    opened.ready.then(
+      () => {
         if (this.#state !== 'connecting') return;
+        this.#agentReadyMs = Math.round(FrameClock.now() - this.#startAt);
         this.#onAgentConnected(agent);
-      })
-      .catch((e: unknown) => {
-        clearTimeout(timeout);
-        this.#timers.delete(timeout);
-        this.#log('warn', 'agent connect failed', { error: e instanceof Error ? e.message : String(e) });
-        void this.close(this.#abort.signal.aborted ? 'agent-connect-timeout' : 'agent-connect-failed');
+      },
+      (e: unknown) => {
+        const code = (e as { code?: string }).code ?? 'unknown';
+        this.#log('warn', 'agent connect failed', { code, error: e instanceof Error ? e.message : String(e) });
+        void this.#fail(code === 'BRIDGE_ERR_AGENT_TIMEOUT' ? 'agent-connect-timeout' : `agent-connect-failed:${code}`);
+      },
+    );
+  }
+  #startAt = 0;
+  #preconnected = false;
+  #agentReadyMs: number | null = null;
+  #apology: 'rest-say' | 'prompt' | null = null;
+  #failing = false;
+
+  /**
+   * The agent cannot serve this call (unreachable, failed for good, unknown): the caller
+   * hears a short apology — a <Say> through a call update when REST is configured, else
+   * the bundled prompt through our own playout — then the call ends with the reason.
+   */
+  async #fail(reason: string): Promise<void> {
+    if (this.#failing || this.#closePromise) return;
+    this.#failing = true;
+    this.#log('warn', 'agent failed; apologising and ending the call', { reason });
+    const callSid = this.#start?.callSid;
+    if (callSid && this.#d.apologizeViaRest) {
+      try {
+        if (await this.#d.apologizeViaRest(callSid)) {
+          this.#apology = 'rest-say';
+          return void (await this.close(reason));
+        }
+      } catch (e) {
+        this.#log('warn', 'REST apology failed; playing the bundled prompt', { error: (e as Error).message });
+      }
+    }
+    const playout = this.#playout;
+    const prompt = this.#d.apologyPrompt;
+    if (playout && prompt && prompt.length > 0) {
+      this.#apology = 'prompt';
+      playout.bargeIn(); // whatever the agent had queued is not what the caller should hear now
+      playout.enqueueUlaw(prompt, 'apology');
+      playout.endResponse();
+      await new Promise<void>((resolve) => {
+        const t = this.#after(Math.ceil(prompt.length / 8) + 3000, resolve);
+        void playout.drained().then(() => {
+          clearTimeout(t);
+          this.#timers.delete(t);
+          resolve();
+        });
       });
+    }
+    await this.close(reason);
   }
 
   #onAgentConnected(agent: AgentSession): void {
@@ -320,8 +388,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       this.#outbound = this.#d.dsp.createOutboundPipeline({ fromHz: agent.outputFormat.sampleRateHz, quality });
     }
     if (!agent.hasVad) this.#vad = new EnergyVad({ sampleRateHz: agent.inputFormat.sampleRateHz, thresholdDbfs: cfg.echo.vadThresholdDbfs, silenceMs: cfg.echo.silenceMs });
-    this.#playout = new Playout({ streamSid: this.#start!.streamSid, send: (t) => this.#send(t), pipeline: this.#outbound, leadMs: cfg.playoutLeadMs });
-    this.#unsubscribeClock = this.#d.clock.subscribe(this.#onTick);
+    this.#playout!.setPipeline(this.#outbound);
     this.#transition('streaming');
     // The caller's first words: everything kept while connecting, in order.
     const pending = this.#pending;
@@ -332,7 +399,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #wireAgent(agent: AgentSession): void {
     agent.on('audio', (a) => {
       // After 'end' the goodbye may still be arriving: keep accepting until close.
-      if (!this.#playout || this.#closePromise || (this.#state !== 'streaming' && !this.#ending)) return;
+      if (!this.#playout || this.#closePromise || this.#failing || (this.#state !== 'streaming' && !this.#ending)) return;
       if (this.#firstAgentAudioAt === null) this.#firstAgentAudioAt = FrameClock.now();
       this.#playout.enqueue(a.data, a.responseId);
     });
@@ -345,12 +412,12 @@ export class CallSession extends EventEmitter<SessionEvents> {
     agent.on('end', ({ reason }) => void this.#endAfterGoodbye(reason));
     agent.on('error', (err, { fatal }) => {
       this.#log(fatal ? 'error' : 'warn', 'agent error', { code: err.code, error: err.message });
-      if (fatal) void this.close(`agent-error:${err.code}`);
+      if (fatal) void this.#fail(`agent-error:${err.code}`);
     });
     agent.on('closed', ({ reason }) => {
       // While the goodbye drains, the agent may already have closed its side: let it play out.
       if (this.#ending) return;
-      if (this.#state === 'streaming' || this.#state === 'connecting') void this.close(`agent-closed:${reason}`);
+      if (this.#state === 'streaming' || this.#state === 'connecting') void this.#fail(`agent-closed:${reason}`);
     });
   }
 
@@ -424,7 +491,6 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#unsubscribeClock = undefined;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
-    this.#abort.abort(new Error(reason));
     this.#playout?.close();
     if (this.#inbound) this.#finalJitter = this.#inbound.stats();
     this.#inbound?.close();
@@ -470,6 +536,9 @@ export class CallSession extends EventEmitter<SessionEvents> {
       marksEchoed: this.#counters.marksEchoed,
       transcripts: [...this.#transcripts],
       timeToFirstAgentAudioMs: this.#firstAgentAudioAt === null ? null : Math.round(this.#firstAgentAudioAt - this.#t0),
+      agentPreconnected: this.#preconnected,
+      agentReadyMs: this.#agentReadyMs,
+      apology: this.#apology,
     };
   }
 }

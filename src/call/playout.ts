@@ -51,14 +51,14 @@ export interface PlayoutOptions {
   /** Sends one text message to Twilio. */
   send: (text: string) => void;
   /** Agent PCM → μ-law frames (undefined when the agent already speaks 8 kHz μ-law). */
-  pipeline?: OutboundPipeline;
+  pipeline?: OutboundPipeline | undefined;
   leadMs: number;
   /** Longest audio the queue holds (Twilio itself discards > 10 min, error 31931). */
   maxQueueMs?: number;
 }
 
 export class Playout {
-  readonly #o: PlayoutOptions;
+  #o: PlayoutOptions;
   readonly #leadMs: number;
   /** Ring of μ-law frames waiting to be sent. */
   #queue: Uint8Array;
@@ -108,6 +108,17 @@ export class Playout {
     return this.#responseId;
   }
 
+  /** Sets the agent → μ-law pipeline once the agent's output format is known (undefined: μ-law passthrough). */
+  setPipeline(pipeline: OutboundPipeline | undefined): void {
+    this.#o.pipeline = pipeline;
+  }
+
+  /** μ-law audio that bypasses the pipeline (prompts, TTS), as its own response. */
+  enqueueUlaw(bytes: Uint8Array, responseId: string): void {
+    if (responseId !== this.#responseId) this.#startResponse(responseId);
+    this.#queueUlaw(bytes);
+  }
+
   /** Agent audio: PCM16 at the pipeline's rate, or μ-law bytes when there is no pipeline. */
   enqueue(data: Int16Array | Uint8Array, responseId: string | undefined): void {
     if (responseId !== undefined && this.#droppedResponses.includes(responseId)) {
@@ -135,7 +146,9 @@ export class Playout {
       if (this.#scratch.length < need) this.#scratch = new Uint8Array(need * 2);
       const n = this.#o.pipeline.flush(this.#scratch);
       this.#queueFrames(this.#scratch, n);
-    } else if (this.#partialLen > 0) {
+    }
+    if (this.#partialLen > 0) {
+      // μ-law bytes (passthrough agents, prompts) that did not fill a frame: pad with silence.
       this.#partial.fill(0xff, this.#partialLen);
       this.#queueFrames(this.#partial, FRAME_BYTES);
       this.#partialLen = 0;

@@ -81,11 +81,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     const connect = response.connect();
     const stream = connect.stream({ url: `${base}/twilio/stream`, statusCallback: `${base.replace(/^ws/, 'http')}/twilio/status` });
     stream.parameter({ name: 'agent', value: agentName });
+    const options: Record<string, string> = {};
     for (const [k, v] of Object.entries(query)) {
       const value = first(v);
       if (RESERVED.has(k) || value === undefined || !PARAM_NAME.test(k) || value.length > 500) continue;
       stream.parameter({ name: k, value });
+      options[k] = value;
     }
+    // Connect the agent now, while Twilio fetches the TwiML and dials the stream.
+    const callSid = (req.body as Record<string, unknown> | undefined)?.CallSid;
+    if (typeof callSid === 'string' && /^CA[0-9a-fA-F]{32}$/.test(callSid)) calls.prepare(callSid, agentName, options);
     return reply.type('text/xml').send(response.toString());
   });
 

@@ -193,6 +193,26 @@ export class TwilioRest {
     }
   }
 
+  /**
+   * POST …/Calls/{Sid}.json with `Twiml`: redirects a live call to new instructions
+   * (e.g. a spoken apology and a hang-up); the Media Stream ends as Twilio moves on.
+   * A call that already ended (404, code 20404) resolves with alreadyEnded.
+   */
+  async updateCallTwiml(callSid: string, twiml: string, options: RequestOptions = {}): Promise<EndCallResult> {
+    if (!CALL_SID_RE.test(callSid)) throw argError('callSid must be "CA" followed by 32 hex digits');
+    if (twiml.length === 0 || twiml.length > 4000) throw argError('twiml must be 1–4000 characters');
+    const form = new URLSearchParams({ Twiml: twiml });
+    try {
+      const body = await this.#request('POST', `/2010-04-01/Accounts/${this.accountSid}/Calls/${callSid}.json`, form, options);
+      return { ...callInfo(body), alreadyEnded: false };
+    } catch (e) {
+      if (e instanceof TwilioRestError && e.status === 404 && e.twilioCode === 20404) {
+        return { sid: callSid, status: 'completed', alreadyEnded: true };
+      }
+      throw e;
+    }
+  }
+
   /** GET /2010-04-01/Accounts/{AccountSid}.json — proves the credentials work (doctor). */
   async fetchAccount(options: RequestOptions = {}): Promise<AccountInfo> {
     const body = await this.#request('GET', `/2010-04-01/Accounts/${this.accountSid}.json`, undefined, options);

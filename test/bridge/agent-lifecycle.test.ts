@@ -1,0 +1,137 @@
+/**
+ * Around every agent: connected as early as the voice webhook (keyed by CallSid), so
+ * the caller's first turn never waits for the provider's handshake; and when the
+ * agent can't be reached or fails for good, the caller hears an apology and the call
+ * ends cleanly with the reason recorded — through Twilio's REST API (<Say>) when
+ * credentials are set, else through the bundled prompt.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AgentSession, pcm16, type AgentFactory, type AudioFormat } from '../../src/agents/agent.js';
+import { BridgeError, ErrorCodes } from '../../src/errors.js';
+import { parseWav } from '../../src/audio/wav.js';
+import { runSimulatedCall } from '../../src/sim/simulator.js';
+import { startFakeTwilioRest } from '../fakes/twilio-rest.js';
+import { getJson, ulawClip, withBridge } from './helpers.js';
+
+/** A fake provider: connects after `connectMs` (or fails), optionally dies mid-call. */
+class FakeProvider extends AgentSession {
+  readonly inputFormat: AudioFormat = pcm16(16000);
+  readonly outputFormat: AudioFormat = pcm16(16000);
+  readonly hasVad = true;
+  connectStartedAt = 0;
+  constructor(private readonly o: { connectMs: number; failConnect?: boolean; dieAfterMs?: number }) {
+    super();
+  }
+  async connect(signal: AbortSignal): Promise<void> {
+    this.connectStartedAt = Date.now();
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => (this.o.failConnect ? reject(new BridgeError(ErrorCodes.AGENT_CONNECT, 'connection refused')) : resolve()), this.o.connectMs);
+      signal.addEventListener('abort', () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      });
+    });
+    if (this.o.dieAfterMs !== undefined) {
+      setTimeout(() => this.emit('error', new BridgeError(ErrorCodes.AGENT_CLOSED, 'provider went away'), { fatal: true }), this.o.dieAfterMs);
+    }
+  }
+  sendAudio(): void {}
+  interrupt(): void {}
+  sendDtmf(): void {}
+  async close(reason: string): Promise<void> {
+    this.emit('closed', { reason });
+  }
+}
+
+function providerFactory(name: string, o: ConstructorParameters<typeof FakeProvider>[0]): AgentFactory & { sessions: FakeProvider[] } {
+  const sessions: FakeProvider[] = [];
+  return {
+    name,
+    available: true,
+    sessions,
+    create: () => {
+      const s = new FakeProvider(o);
+      sessions.push(s);
+      return s;
+    },
+  };
+}
+
+const CALL_SID = 'CA' + 'e'.repeat(32);
+const prompt = parseWav(new Uint8Array(readFileSync(join(import.meta.dirname, '..', '..', 'assets', 'prompts', 'apology.8k-ulaw.wav')))).data as Uint8Array;
+
+describe('agent lifecycle around the call', () => {
+  it('the agent connects at the voice webhook: when the stream starts it is already ready', async () => {
+    const slow = providerFactory('slow', { connectMs: 600 });
+    const clip = (await ulawClip('caller-barge-in.8k-ulaw.wav')).subarray(0, 4000);
+    await withBridge(
+      {},
+      async (bridge) => {
+        const hook = await fetch(`${bridge.url}/twilio/voice?agent=slow&voice=calm`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `CallSid=${CALL_SID}` });
+        expect(hook.status).toBe(200);
+        expect(slow.sessions.length).toBe(1); // connecting already
+        await new Promise((r) => setTimeout(r, 700)); // Twilio fetching TwiML and dialling the stream
+        const r = await runSimulatedCall({ url: bridge.streamUrl, callSid: CALL_SID, audio: clip, customParameters: { agent: 'slow', voice: 'calm' }, fast: true, tailMs: 200, timeoutMs: 10_000 });
+        expect(r.outcome).toBe('completed');
+        expect(slow.sessions.length).toBe(1); // adopted, not a second connection
+        const rec = await getJson(`${bridge.url}/calls/${CALL_SID}`);
+        expect(rec.body, JSON.stringify(rec.body).slice(0, 600)).toMatchObject({ agentPreconnected: true });
+        expect(rec.body.agentReadyMs).toBeLessThan(50);
+
+        // Without the webhook, the same agent costs the caller its whole handshake.
+        const cold = await runSimulatedCall({ url: bridge.streamUrl, audio: clip, customParameters: { agent: 'slow' }, fast: true, tailMs: 1500, timeoutMs: 10_000 });
+        const coldRec = await getJson(`${bridge.url}/calls/${cold.callSid}`);
+        expect(coldRec.body.agentPreconnected).toBe(false);
+        expect(coldRec.body.agentReadyMs).toBeGreaterThanOrEqual(550);
+      },
+      { extraAgents: [slow] },
+    );
+  });
+
+  it('an agent that cannot be reached: the caller hears the bundled apology, then the call ends with the reason', async () => {
+    const down = providerFactory('down', { connectMs: 50, failConnect: true });
+    const clip = (await ulawClip('caller-barge-in.8k-ulaw.wav')).subarray(0, 4000);
+    await withBridge(
+      {},
+      async (bridge) => {
+        const r = await runSimulatedCall({ url: bridge.streamUrl, audio: clip, customParameters: { agent: 'down' }, tailMs: 9000, timeoutMs: 20_000 });
+        expect(r.outcome).toBe('server-closed');
+        expect(r.close!.reason).toBe('agent-connect-failed:BRIDGE_ERR_AGENT_CONNECT');
+        // Heard: the whole prompt, nothing else, and the socket closed only after it played.
+        const heard = Buffer.concat(r.heardSegments.map((s) => r.heard.subarray(Math.round(s.startMs * 8), Math.round(s.endMs * 8))));
+        expect(heard.length).toBe(Math.ceil(prompt.length / 160) * 160);
+        expect(Buffer.from(heard.subarray(0, prompt.length)).equals(Buffer.from(prompt))).toBe(true);
+        expect(r.unplayedBytes).toBe(0);
+        const rec = await getJson(`${bridge.url}/calls/${r.callSid}`);
+        expect(rec.body).toMatchObject({ state: 'closed', apology: 'prompt', endReason: 'agent-connect-failed:BRIDGE_ERR_AGENT_CONNECT' });
+      },
+      { extraAgents: [down] },
+    );
+  });
+
+  it('an agent that fails for good mid-call: with REST credentials the call is redirected to a <Say> apology', async () => {
+    const rest = await startFakeTwilioRest();
+    const dying = providerFactory('dying', { connectMs: 10, dieAfterMs: 500 });
+    const clip = await ulawClip('caller-barge-in.8k-ulaw.wav');
+    try {
+      await withBridge(
+        { TWILIO_ACCOUNT_SID: rest.accountSid, TWILIO_AUTH_TOKEN: rest.authToken, TWILIO_API_URL: rest.url },
+        async (bridge) => {
+          const r = await runSimulatedCall({ url: bridge.streamUrl, authToken: rest.authToken, audio: clip, customParameters: { agent: 'dying' }, tailMs: 2000, timeoutMs: 20_000 });
+          expect(r.outcome).toBe('server-closed');
+          expect(r.close!.reason).toBe('agent-error:BRIDGE_ERR_AGENT_CLOSED');
+          const updates = rest.requests.filter((q) => q.method === 'POST' && q.path.endsWith(`/Calls/${r.callSid}.json`));
+          expect(updates.length).toBe(1);
+          expect(updates[0]!.form.Twiml).toMatch(/<Say>Sorry, .*<\/Say><Hangup\/>/);
+          const rec = await getJson(`${bridge.url}/calls/${r.callSid}`);
+          expect(rec.body).toMatchObject({ apology: 'rest-say', endReason: 'agent-error:BRIDGE_ERR_AGENT_CLOSED' });
+        },
+        { extraAgents: [dying] },
+      );
+    } finally {
+      await rest.close();
+    }
+  });
+});
