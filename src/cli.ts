@@ -4,9 +4,11 @@
  *   voice-bridge start                      run the bridge (echo agent when no keys are set)
  *   voice-bridge simulate --wav in.wav …    act as Twilio and call a running bridge
  *   voice-bridge call +15551234567 [--agent echo]   place an outbound call through Twilio
+ *   voice-bridge doctor                     check configuration, credentials, agents, public URL
  */
 import { parseArgs } from 'node:util';
 import { main } from './main.js';
+import { doctorCommand } from './doctor.js';
 import { simulateCommand } from './sim/simulate-command.js';
 import { loadConfig, ConfigError } from './config.js';
 import { TwilioRest } from './twilio/rest.js';
@@ -14,7 +16,8 @@ import { TwilioRest } from './twilio/rest.js';
 const USAGE = `usage:
   voice-bridge start
   voice-bridge simulate --wav in.wav [--url ws://127.0.0.1:8080/twilio/stream] [--out heard.wav] [--fast] [--barge-in-at 2.5] [--dtmf 1@3.0]
-  voice-bridge call +15551234567 [--agent echo]`;
+  voice-bridge call +15551234567 [--agent echo]
+  voice-bridge doctor [--offline]`;
 
 async function callCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { agent: { type: 'string' }, url: { type: 'string' } } });
@@ -61,6 +64,8 @@ async function run(argv: string[]): Promise<number> {
       return simulateCommand(rest);
     case 'call':
       return callCommand(rest);
+    case 'doctor':
+      return doctorCommand(rest);
     case 'help':
     case '--help':
     case '-h':
