@@ -14,6 +14,7 @@ import type { AgentFactory } from './agents/agent.js';
 import { CallManager } from './call/call-manager.js';
 import { buildApp } from './server/app.js';
 import { TwilioRest } from './twilio/rest.js';
+import { createTtsService } from './agents/elevenlabs/tts/service.js';
 
 export interface RunningBridge {
   /** http://host:port */
@@ -57,6 +58,8 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     config.twilio.accountSid && config.twilio.authToken
       ? new TwilioRest({ accountSid: config.twilio.accountSid, authToken: config.twilio.authToken, apiUrl: config.twilio.apiUrl })
       : undefined;
+  const tts = createTtsService(config);
+  if (tts) logger.info({ voiceId: tts.voiceId, model: tts.modelId, greeting: tts.greeting !== undefined }, 'ElevenLabs TTS on');
   const calls = new CallManager({
     config,
     dsp,
@@ -74,9 +77,10 @@ export async function startBridge(env: Record<string, string | undefined> = proc
         }
       : undefined,
     apologyPrompt: await loadApologyPrompt(),
+    greeting: tts?.greeting ? (signal) => tts.speak(tts.greeting!, signal) : undefined,
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
   });
-  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, rest, logger: false });
+  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, rest, tts, logger: false });
   const address = await app.listen({ port: config.port, host: config.host });
   logger.info({ address, agents: agents.available() }, 'voice-bridge listening');
   let closing: Promise<void> | undefined;
@@ -89,6 +93,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
         app.draining = true;
         await calls.shutdown('shutting-down');
         await app.close();
+        tts?.close();
       })();
       return closing;
     },

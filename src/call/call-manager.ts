@@ -25,6 +25,8 @@ export interface CallManagerDeps {
   endCallViaRest?: (callSid: string) => Promise<boolean>;
   apologizeViaRest?: (callSid: string) => Promise<boolean>;
   apologyPrompt?: Uint8Array;
+  /** Spoken when a call's agent is connected (e.g. an ElevenLabs TTS greeting); cached by the TTS service. */
+  greeting?: (signal: AbortSignal) => Promise<Uint8Array | undefined>;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -169,6 +171,20 @@ export class CallManager {
         if (this.#ended.size > RECENT_ENDED) this.#ended.delete(this.#ended.keys().next().value!);
       }
     });
+    if (this.#d.greeting) {
+      const greeting = this.#d.greeting;
+      session.on('state', (next) => {
+        if (next !== 'streaming') return;
+        const ac = new AbortController();
+        session.once('closed', () => ac.abort());
+        greeting(AbortSignal.any([ac.signal, AbortSignal.timeout(15_000)])).then(
+          (audio) => {
+            if (audio) session.say(audio, 'greeting');
+          },
+          (e: unknown) => this.#d.log?.('warn', 'greeting failed', { callSid: session.callSid, error: (e as Error).message }),
+        );
+      });
+    }
     if (this.#shuttingDown) void session.close('shutting-down');
     return session;
   }

@@ -437,6 +437,19 @@ export class CallSession extends EventEmitter<SessionEvents> {
     }
   }
 
+  /**
+   * Speaks prepared 8 kHz μ-law audio (TTS, a greeting) into the call as its own
+   * response, queued after what is already playing; barge-in clears it like agent audio.
+   * Returns the ms queued, or 0 when the call is not streaming.
+   */
+  say(ulaw: Uint8Array, label = 'say'): number {
+    if (this.#state !== 'streaming' || !this.#playout || this.#failing || this.#ending) return 0;
+    this.#playout.enqueueUlaw(ulaw, `${label}-${++this.#says}`);
+    this.#playout.endResponse();
+    return Math.round(ulaw.length / 8);
+  }
+  #says = 0;
+
   /** Barge-in: stop playout, clear Twilio's buffer, drop the response's late audio, tell the agent what was heard. */
   bargeIn(source: 'agent-vad' | 'bridge-vad' | 'api'): void {
     if (!this.#playout || this.#state !== 'streaming') return;

@@ -10,6 +10,7 @@
  * X-Twilio-Signature is checked on the webhooks and on the upgrade (over the wss://
  * URL, no params; protocols.md §1.9) whenever TWILIO_AUTH_TOKEN is set.
  */
+import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import websocket from '@fastify/websocket';
@@ -20,6 +21,7 @@ import type { AgentRegistry } from '../agents/registry.js';
 import type { DspLoadInfo } from '../dsp/load.js';
 import { isValidSignature, publicUrlOf } from '../twilio/signature.js';
 import type { TwilioRest } from '../twilio/rest.js';
+import type { TtsService } from '../agents/elevenlabs/tts/service.js';
 
 export interface AppDeps {
   config: Config;
@@ -27,6 +29,8 @@ export interface AppDeps {
   agents: AgentRegistry;
   dspInfo: () => DspLoadInfo | undefined;
   rest?: TwilioRest;
+  /** ElevenLabs TTS for POST /calls/:callSid/say (undefined when not configured). */
+  tts?: TtsService;
   logger?: boolean | object;
 }
 
@@ -140,11 +144,40 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     return c;
   });
 
-  app.post('/calls', async (req, reply) => {
+  /** Admin routes: a bearer token, compared in constant time; off when BRIDGE_ADMIN_TOKEN is unset. */
+  function adminDenied(req: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
     const admin = config.adminToken;
-    const auth = req.headers.authorization;
     if (!admin) return reply.code(403).send({ error: 'BRIDGE_ERR_ADMIN_DISABLED', message: 'set BRIDGE_ADMIN_TOKEN to enable admin routes' });
-    if (auth !== `Bearer ${admin}`) return reply.code(401).send({ error: 'BRIDGE_ERR_ADMIN_AUTH', message: 'missing or wrong admin token' });
+    const got = Buffer.from(req.headers.authorization ?? '');
+    const want = Buffer.from(`Bearer ${admin}`);
+    if (got.length !== want.length || !timingSafeEqual(got, want)) return reply.code(401).send({ error: 'BRIDGE_ERR_ADMIN_AUTH', message: 'missing or wrong admin token' });
+    return undefined;
+  }
+
+  app.post('/calls/:callSid/say', async (req, reply) => {
+    const denied = adminDenied(req, reply);
+    if (denied) return denied;
+    const { callSid } = req.params as { callSid: string };
+    const session = calls.session(callSid);
+    if (!session) return reply.code(404).send({ error: 'BRIDGE_ERR_CALL_NOT_FOUND', message: `no active call ${callSid}` });
+    if (!deps.tts) return reply.code(503).send({ error: 'BRIDGE_ERR_TTS_NOT_CONFIGURED', message: 'set ELEVENLABS_API_KEY and ELEVENLABS_VOICE_ID' });
+    const text = (req.body as { text?: unknown } | undefined)?.text;
+    if (typeof text !== 'string' || text.trim() === '' || text.length > 5000) return reply.code(400).send({ error: 'BRIDGE_ERR_BAD_REQUEST', message: '"text" must be a non-empty string of at most 5000 characters' });
+    try {
+      const audio = await deps.tts.speak(text, AbortSignal.timeout(20_000));
+      const ms = session.say(audio, 'say');
+      if (ms === 0) return reply.code(409).send({ error: 'BRIDGE_ERR_CALL_NOT_STREAMING', message: 'the call is not streaming' });
+      return reply.code(202).send({ callSid, queuedMs: ms });
+    } catch (e) {
+      const err = e as { code?: string; message?: string };
+      const status = err.code === 'BRIDGE_ERR_AGENT_CONFIG' ? 400 : err.code === 'BRIDGE_ERR_AGENT_TIMEOUT' ? 504 : 502;
+      return reply.code(status).send({ error: err.code ?? 'BRIDGE_ERR_AGENT_SERVICE', message: err.message ?? String(e) });
+    }
+  });
+
+  app.post('/calls', async (req, reply) => {
+    const denied = adminDenied(req, reply);
+    if (denied) return denied;
     if (!deps.rest || !config.twilio.fromNumber) {
       return reply.code(503).send({ error: 'BRIDGE_ERR_TWILIO_NOT_CONFIGURED', message: 'set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER' });
     }
