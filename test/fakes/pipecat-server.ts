@@ -103,7 +103,7 @@ export class FakePipecatServer implements FakeService {
   readonly #http: Server;
   readonly #wss: WebSocketServer;
   #conn: Conn | undefined;
-  #refuseNext = false;
+  #refuseNext: number | false = false;
   #rx: Received = { audioMs: 0, interruptions: [], dtmf: [], closed: false, audioFormatErrors: [], messages: [], badMessages: 0, authHeaders: [], connections: 0 };
   #connWaiters: (() => void)[] = [];
   // autoAnswer state
@@ -134,9 +134,10 @@ export class FakePipecatServer implements FakeService {
     this.#wss = new WebSocketServer({ noServer: true, autoPong: false, perMessageDeflate: false });
     http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       this.#rx.authHeaders.push(req.headers.authorization);
-      if (this.#refuseNext) {
+      if (this.#refuseNext !== false) {
+        const status = this.#refuseNext;
         this.#refuseNext = false;
-        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        socket.end(`HTTP/1.1 ${status} Refused\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws));
@@ -301,7 +302,7 @@ export class FakePipecatServer implements FakeService {
 
   async fault(kind: 'refuse-next' | 'garbage' | 'stop-answering' | 'close-mid-call'): Promise<void> {
     if (kind === 'refuse-next') {
-      this.#refuseNext = true;
+      this.#refuseNext = 503;
       return;
     }
     const conn = this.#current();
@@ -333,6 +334,9 @@ export class FakePipecatServer implements FakeService {
   }
 
   /** Extra faults and frames for adapter tests. */
+  refuseNextWith(status: number): void {
+    this.#refuseNext = status;
+  }
   sendRaw(data: Buffer | string): void {
     this.#current().ws.send(data);
   }

@@ -209,6 +209,10 @@ export class PipecatAgentSession extends AgentSession {
   get closed(): boolean {
     return this.#phase === 'closed';
   }
+  /** Whether late audio of an interrupted response is being discarded. */
+  get discarding(): boolean {
+    return this.#discardSince >= 0;
+  }
 
   // --- connect -------------------------------------------------------------------
 
