@@ -129,6 +129,7 @@ describe('pipecat configuration', () => {
       url: 'ws://127.0.0.1:8765/',
       authToken: undefined,
       sampleRateHz: 16000,
+      outputSampleRateHz: undefined,
       connectTimeoutMs: 5000,
       responseGapMs: 350,
       pingIntervalMs: 5000,
@@ -202,6 +203,24 @@ describe('pipecat bot audio', () => {
       expect(rms).toBeGreaterThan(8000 / Math.SQRT2 * 0.9);
       expect(rms).toBeLessThan(8000 / Math.SQRT2 * 1.1);
       await o.session.close('test');
+    });
+  });
+
+  it('PIPECAT_OUTPUT_SAMPLE_RATE (or outputRate) declares the bot rate apart from the caller rate: no resampling in the adapter', async () => {
+    await withFake({ sampleRateHz: 16000, outputRateHz: 24000 }, async (fake) => {
+      const o = await open(fake, { PIPECAT_OUTPUT_SAMPLE_RATE: '24000' });
+      expect(o.session.inputFormat).toEqual({ encoding: 'pcm16', sampleRateHz: 16000 });
+      expect(o.session.outputFormat).toEqual({ encoding: 'pcm16', sampleRateHz: 24000 });
+      await fake.speak(200);
+      await waitFor(() => o.events.includes('responseDone'), 3000, 'responseDone');
+      expect(ms(o.audio, 24000)).toBe(200); // bit-exact frames, no filter tail
+      o.session.sendAudio(new Int16Array(320));
+      await waitFor(() => fake.received().audioMs === 20, 3000, 'caller audio');
+      expect(fake.received().audioFormatErrors).toEqual([]);
+      await o.session.close('test');
+      const p = await open(fake, {}, { outputRate: '24000' });
+      expect(p.session.outputFormat).toEqual({ encoding: 'pcm16', sampleRateHz: 24000 });
+      await p.session.close('test');
     });
   });
 

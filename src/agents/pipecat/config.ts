@@ -10,8 +10,14 @@ export interface PipecatConfig {
   readonly url: string;
   /** Optional bearer token, sent as `Authorization: Bearer …` on the upgrade (our convention; Pipecat itself has none). */
   readonly authToken?: string;
-  /** PCM16 rate both ways (AudioRawFrame.sample_rate we send, and the rate we emit). */
+  /** PCM16 rate of the caller audio we send (AudioRawFrame.sample_rate): the pipeline's audio_in_sample_rate. */
   readonly sampleRateHz: number;
+  /**
+   * Rate of the bot audio we emit (outputFormat); undefined → sampleRateHz. Bot frames at
+   * another rate are resampled to it. Pipecat's PipelineParams default audio_out_sample_rate
+   * is 24000: set this to match and no extra resampling step runs.
+   */
+  readonly outputSampleRateHz?: number;
   /** Bound of the WebSocket handshake (ms). */
   readonly connectTimeoutMs: number;
   /** No bot audio for this long ends the response (Pipecat's own bot-stopped-speaking threshold is 350 ms). */
@@ -77,6 +83,13 @@ export function readPipecatConfig(env: Readonly<Record<string, string | undefine
     if (p) problems.push(`PIPECAT_SAMPLE_RATE=${JSON.stringify(rate)}: ${p}`);
     else sampleRateHz = Number(rate);
   }
+  let outputSampleRateHz: number | undefined;
+  const outRate = get('PIPECAT_OUTPUT_SAMPLE_RATE');
+  if (outRate !== undefined) {
+    const p = rateProblem(outRate);
+    if (p) problems.push(`PIPECAT_OUTPUT_SAMPLE_RATE=${JSON.stringify(outRate)}: ${p}`);
+    else outputSampleRateHz = Number(outRate);
+  }
   const connectTimeoutMs = int('PIPECAT_CONNECT_TIMEOUT_MS', PIPECAT_DEFAULTS.connectTimeoutMs, 100, 60_000);
   const responseGapMs = int('PIPECAT_RESPONSE_GAP_MS', PIPECAT_DEFAULTS.responseGapMs, 40, 10_000);
   const pingIntervalMs = int('PIPECAT_PING_INTERVAL_MS', PIPECAT_DEFAULTS.pingIntervalMs, 100, 120_000);
@@ -92,18 +105,25 @@ export function readPipecatConfig(env: Readonly<Record<string, string | undefine
 
   if (url === undefined) return { config: undefined, problems };
   if (problems.length > 0) return { config: undefined, problems };
-  return { config: Object.freeze({ url, authToken, sampleRateHz, connectTimeoutMs, responseGapMs, pingIntervalMs, reconnect }), problems };
+  return { config: Object.freeze({ url, authToken, sampleRateHz, outputSampleRateHz, connectTimeoutMs, responseGapMs, pingIntervalMs, reconnect }), problems };
 }
 
 /**
  * Agent options from the webhook (`ctx.parameters`): `rate` overrides
- * PIPECAT_SAMPLE_RATE for this call. Other parameters belong to other agents and are
- * ignored. Throws BRIDGE_ERR_AGENT_CONFIG for a bad value.
+ * PIPECAT_SAMPLE_RATE for this call (and the output rate too, unless
+ * PIPECAT_OUTPUT_SAMPLE_RATE is set); `outputRate` overrides the output rate. Other
+ * parameters belong to other agents and are ignored. Throws BRIDGE_ERR_AGENT_CONFIG
+ * for a bad value.
  */
-export function sampleRateFromParameters(parameters: Readonly<Record<string, string>>, defaultHz: number): number {
-  const rate = parameters['rate']?.trim();
-  if (rate === undefined || rate === '') return defaultHz;
-  const p = rateProblem(rate);
-  if (p) throw new BridgeError(ErrorCodes.AGENT_CONFIG, `pipecat agent: rate=${JSON.stringify(rate)} ${p}`);
-  return Number(rate);
+export function ratesFromParameters(parameters: Readonly<Record<string, string>>, config: PipecatConfig): { inHz: number; outHz: number } {
+  const read = (key: string): number | undefined => {
+    const v = parameters[key]?.trim();
+    if (v === undefined || v === '') return undefined;
+    const p = rateProblem(v);
+    if (p) throw new BridgeError(ErrorCodes.AGENT_CONFIG, `pipecat agent: ${key}=${JSON.stringify(v)} ${p}`);
+    return Number(v);
+  };
+  const inHz = read('rate') ?? config.sampleRateHz;
+  const outHz = read('outputRate') ?? config.outputSampleRateHz ?? inHz;
+  return { inHz, outHz };
 }

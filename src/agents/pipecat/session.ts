@@ -50,7 +50,7 @@ import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
 import { BridgeError, ErrorCodes, type ErrorCode } from '../../errors.js';
 import type { DspBackend, Resampler } from '../../dsp/backend.js';
 import type { PipecatConfig } from './config.js';
-import { sampleRateFromParameters } from './config.js';
+import { ratesFromParameters } from './config.js';
 import {
   AudioFrameEncoder,
   INTERRUPTION_FRAME,
@@ -135,7 +135,8 @@ export class PipecatAgentSession extends AgentSession {
 
   readonly #cfg: PipecatConfig;
   readonly #o: PipecatSessionOptions;
-  readonly #rateHz: number;
+  /** Output (bot audio) rate. */
+  readonly #outRateHz: number;
   readonly #configError: BridgeError | undefined;
   readonly #encoder: AudioFrameEncoder;
   readonly #lifetime = new AbortController();
@@ -186,17 +187,17 @@ export class PipecatAgentSession extends AgentSession {
     this.#o = options;
     this.#cfg = options.config;
     this.#safeUrl = redactUrl(options.config.url);
-    let rate = options.config.sampleRateHz;
+    let rates = { inHz: options.config.sampleRateHz, outHz: options.config.outputSampleRateHz ?? options.config.sampleRateHz };
     try {
-      rate = sampleRateFromParameters(options.parameters, rate);
+      rates = ratesFromParameters(options.parameters, options.config);
     } catch (e) {
       // Reported by connect(): create() must not throw for a bad webhook option.
       this.#configError = e as BridgeError;
     }
-    this.#rateHz = rate;
-    this.inputFormat = pcm16(rate);
-    this.outputFormat = pcm16(rate);
-    this.#encoder = new AudioFrameEncoder(rate);
+    this.#outRateHz = rates.outHz;
+    this.inputFormat = pcm16(rates.inHz);
+    this.outputFormat = pcm16(rates.outHz);
+    this.#encoder = new AudioFrameEncoder(rates.inHz);
   }
 
   get stats(): Readonly<PipecatSessionStats> {
@@ -442,7 +443,7 @@ export class PipecatAgentSession extends AgentSession {
       this.#discardSince = -1; // the server went on talking: take it as a new response
     }
     let pcm: Int16Array | undefined;
-    if (rateHz === this.#rateHz) pcm = pcmFromBytes(bytes);
+    if (rateHz === this.#outRateHz) pcm = pcmFromBytes(bytes);
     else pcm = this.#resample(bytes, rateHz);
     if (pcm === undefined) return;
     if (this.#responseId === undefined) {
@@ -457,12 +458,12 @@ export class PipecatAgentSession extends AgentSession {
   #resample(bytes: Uint8Array, fromHz: number): Int16Array | undefined {
     const dsp = this.#dsp;
     if (dsp === undefined) {
-      this.#nonFatal(ErrorCodes.AGENT_AUDIO_FORMAT, `pipecat agent: bot audio at ${fromHz} Hz, expected ${this.#rateHz} Hz, and no DSP backend to resample it; dropped`);
+      this.#nonFatal(ErrorCodes.AGENT_AUDIO_FORMAT, `pipecat agent: bot audio at ${fromHz} Hz, expected ${this.#outRateHz} Hz, and no DSP backend to resample it; dropped`);
       return undefined;
     }
     if (this.#resampler === undefined || this.#resampler.fromHz !== fromHz) {
       this.#resampler?.close();
-      this.#resampler = dsp.createResampler({ fromHz, toHz: this.#rateHz, quality: this.#o.resamplerQuality });
+      this.#resampler = dsp.createResampler({ fromHz, toHz: this.#outRateHz, quality: this.#o.resamplerQuality });
     }
     const n = bytes.length >> 1;
     if (this.#resampleIn.length < n) this.#resampleIn = new Int16Array(n);
