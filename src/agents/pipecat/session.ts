@@ -11,7 +11,7 @@
  *                         rejected      closed ◄──── close(reason) / fatal error ◄──
  *
  *   bridge → server                              server → bridge
- *   sendAudio(PCM16)  → AudioRawFrame@rate       AudioRawFrame   → 'audio' (resampled if off-rate; stereo rejected)
+ *   sendAudio(PCM16)  → AudioRawFrame@in rate    AudioRawFrame   → 'audio' at the out rate (resampled if off-rate; stereo rejected)
  *   interrupt(heard)  → MessageFrame(RTVI client-message t=interruption {heardMs}) + InterruptionFrame
  *   sendDtmf(d)       → MessageFrame(RTVI client-message t=dtmf {digit})
  *                                                InterruptionFrame → 'interruption' (unless it acks ours)
