@@ -1,0 +1,129 @@
+/**
+ * The Pipecat adapter's settings, from PIPECAT_* keys in `Config.env` (validated once
+ * at start; every problem listed). PIPECAT_URL unset → the agent is unavailable (not
+ * a problem); set but invalid → a problem.
+ */
+import { BridgeError, ErrorCodes } from '../../errors.js';
+
+export interface PipecatConfig {
+  /** ws:// or wss:// URL of a Pipecat WebSocket transport using ProtobufFrameSerializer. */
+  readonly url: string;
+  /** Optional bearer token, sent as `Authorization: Bearer …` on the upgrade (our convention; Pipecat itself has none). */
+  readonly authToken?: string;
+  /** PCM16 rate of the caller audio we send (AudioRawFrame.sample_rate): the pipeline's audio_in_sample_rate. */
+  readonly sampleRateHz: number;
+  /**
+   * Rate of the bot audio we emit (outputFormat); undefined → sampleRateHz. Bot frames at
+   * another rate are resampled to it. Pipecat's PipelineParams default audio_out_sample_rate
+   * is 24000: set this to match and no extra resampling step runs.
+   */
+  readonly outputSampleRateHz?: number;
+  /** Bound of the WebSocket handshake (ms). */
+  readonly connectTimeoutMs: number;
+  /** No bot audio for this long ends the response (Pipecat's own bot-stopped-speaking threshold is 350 ms). */
+  readonly responseGapMs: number;
+  /** WebSocket ping interval; a ping unanswered by the next one means the server stopped answering (ms). */
+  readonly pingIntervalMs: number;
+  /** Reconnect once (to a NEW Pipecat session) after an abnormal mid-call close. */
+  readonly reconnect: boolean;
+}
+
+export const PIPECAT_DEFAULTS = Object.freeze({
+  sampleRateHz: 16_000,
+  connectTimeoutMs: 5000,
+  responseGapMs: 350,
+  pingIntervalMs: 5000,
+  reconnect: true,
+});
+
+export const MIN_RATE_HZ = 8000;
+export const MAX_RATE_HZ = 48_000;
+
+/** A rate we can send in whole 20 ms frames, within 8000–48000 Hz. Returns an error text or undefined. */
+export function rateProblem(text: string): string | undefined {
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < MIN_RATE_HZ || n > MAX_RATE_HZ || n % 50 !== 0) {
+    return `must be an integer from ${MIN_RATE_HZ} to ${MAX_RATE_HZ} Hz divisible by 50 (whole 20 ms frames)`;
+  }
+  return undefined;
+}
+
+export function readPipecatConfig(env: Readonly<Record<string, string | undefined>>): { config: PipecatConfig | undefined; problems: string[] } {
+  const problems: string[] = [];
+  const get = (k: string) => {
+    const v = env[k];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const int = (k: string, def: number, min: number, max: number): number => {
+    const v = get(k);
+    if (v === undefined) return def;
+    const n = /^-?\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${k}=${JSON.stringify(v)}: must be an integer from ${min} to ${max}`);
+      return def;
+    }
+    return n;
+  };
+
+  const rawUrl = get('PIPECAT_URL');
+  let url: string | undefined;
+  if (rawUrl !== undefined) {
+    try {
+      const u = new URL(rawUrl);
+      if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new Error('protocol');
+      url = u.toString();
+    } catch {
+      problems.push(`PIPECAT_URL=${JSON.stringify(rawUrl)}: must be an absolute ws:// or wss:// URL`);
+    }
+  }
+  let sampleRateHz: number = PIPECAT_DEFAULTS.sampleRateHz;
+  const rate = get('PIPECAT_SAMPLE_RATE');
+  if (rate !== undefined) {
+    const p = rateProblem(rate);
+    if (p) problems.push(`PIPECAT_SAMPLE_RATE=${JSON.stringify(rate)}: ${p}`);
+    else sampleRateHz = Number(rate);
+  }
+  let outputSampleRateHz: number | undefined;
+  const outRate = get('PIPECAT_OUTPUT_SAMPLE_RATE');
+  if (outRate !== undefined) {
+    const p = rateProblem(outRate);
+    if (p) problems.push(`PIPECAT_OUTPUT_SAMPLE_RATE=${JSON.stringify(outRate)}: ${p}`);
+    else outputSampleRateHz = Number(outRate);
+  }
+  const connectTimeoutMs = int('PIPECAT_CONNECT_TIMEOUT_MS', PIPECAT_DEFAULTS.connectTimeoutMs, 100, 60_000);
+  const responseGapMs = int('PIPECAT_RESPONSE_GAP_MS', PIPECAT_DEFAULTS.responseGapMs, 40, 10_000);
+  const pingIntervalMs = int('PIPECAT_PING_INTERVAL_MS', PIPECAT_DEFAULTS.pingIntervalMs, 100, 120_000);
+  let reconnect: boolean = PIPECAT_DEFAULTS.reconnect;
+  const rc = get('PIPECAT_RECONNECT');
+  if (rc !== undefined) {
+    if (['1', 'true', 'yes', 'on'].includes(rc.toLowerCase())) reconnect = true;
+    else if (['0', 'false', 'no', 'off'].includes(rc.toLowerCase())) reconnect = false;
+    else problems.push(`PIPECAT_RECONNECT=${JSON.stringify(rc)}: must be 1/0, true/false, yes/no or on/off`);
+  }
+  const authToken = get('PIPECAT_AUTH_TOKEN');
+  if (authToken !== undefined && /[\r\n]/.test(authToken)) problems.push('PIPECAT_AUTH_TOKEN: must be one line');
+
+  if (url === undefined) return { config: undefined, problems };
+  if (problems.length > 0) return { config: undefined, problems };
+  return { config: Object.freeze({ url, authToken, sampleRateHz, outputSampleRateHz, connectTimeoutMs, responseGapMs, pingIntervalMs, reconnect }), problems };
+}
+
+/**
+ * Agent options from the webhook (`ctx.parameters`): `rate` overrides
+ * PIPECAT_SAMPLE_RATE for this call (and the output rate too, unless
+ * PIPECAT_OUTPUT_SAMPLE_RATE is set); `outputRate` overrides the output rate. Other
+ * parameters belong to other agents and are ignored. Throws BRIDGE_ERR_AGENT_CONFIG
+ * for a bad value.
+ */
+export function ratesFromParameters(parameters: Readonly<Record<string, string>>, config: PipecatConfig): { inHz: number; outHz: number } {
+  const read = (key: string): number | undefined => {
+    const v = parameters[key]?.trim();
+    if (v === undefined || v === '') return undefined;
+    const p = rateProblem(v);
+    if (p) throw new BridgeError(ErrorCodes.AGENT_CONFIG, `pipecat agent: ${key}=${JSON.stringify(v)} ${p}`);
+    return Number(v);
+  };
+  const inHz = read('rate') ?? config.sampleRateHz;
+  const outHz = read('outputRate') ?? config.outputSampleRateHz ?? inHz;
+  return { inHz, outHz };
+}

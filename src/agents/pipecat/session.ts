@@ -1,0 +1,673 @@
+/**
+ * PipecatAgentSession: one call ⇄ one WebSocket to a Pipecat server whose transport
+ * uses ProtobufFrameSerializer (protocols.md §6; see protocol.ts for the frames).
+ *
+ * ```text
+ *            connect()                     abnormal close / no pong          reconnected
+ *   idle ──────────────► connecting ──► open ───────────────────────► reconnecting ──────► open
+ *                            │            │ close 1000 from the server       │ (once per call; PIPECAT_RECONNECT)
+ *                            │            │   → 'end' (the bot hung up)      │ failed
+ *                            ▼            ▼                                  ▼
+ *                         rejected      closed ◄──── close(reason) / fatal error ◄──
+ *
+ *   bridge → server                              server → bridge
+ *   sendAudio(PCM16)  → AudioRawFrame@in rate    AudioRawFrame   → 'audio' at the out rate (resampled if off-rate; stereo rejected)
+ *   interrupt(heard)  → MessageFrame(RTVI client-message t=interruption {heardMs}) + InterruptionFrame
+ *   sendDtmf(d)       → MessageFrame(RTVI client-message t=dtmf {digit})
+ *                                                InterruptionFrame → 'interruption' (unless it acks ours)
+ *                                                TranscriptionFrame → caller transcript
+ *                                                TextFrame(s)     → agent transcript, joined per response
+ *                                                MessageFrame RTVI bot-stopped-speaking → 'responseDone'
+ *                                                MessageFrame RTVI error → 'error' (fatal if it says so)
+ * ```
+ *
+ * Responses. The serializer has no response ids and no end-of-response frame. A
+ * response starts with the first bot audio after idle and is tagged `pipecat-<n>`;
+ * it ends (→ 'responseDone') at whichever comes first: an RTVI `bot-stopped-speaking`
+ * message (sent when the pipeline has an RTVIProcessor), or `responseGapMs` (default
+ * 350 ms, Pipecat's own bot-stopped-speaking threshold) without bot audio. A Pipecat
+ * server paces its output in real time, so a gap means the bot stopped talking.
+ *
+ * Barge-in. A server InterruptionFrame means Pipecat already dropped its queued
+ * audio: the current response ends without 'responseDone' and 'interruption' is
+ * emitted. interrupt({heardMs}) from the bridge sends an InterruptionFrame (so the
+ * pipeline stops) preceded by an RTVI client message carrying heardMs (Pipecat has
+ * no truncation of its own; a custom processor can use it). Until the server shows
+ * the old response is over — its InterruptionFrame echo, bot-stopped-speaking, a
+ * responseGapMs gap, or at most DISCARD_MAX_MS — late audio of it is discarded.
+ *
+ * Reconnect. A Pipecat session is not resumable: the conversation lives in the
+ * server's pipeline for that one socket. A close 1000 is the bot ending the call
+ * ('end'). An abnormal close (1001/1006/1011/1012/1013/1014) or a socket that stops
+ * answering pings gets ONE quick reconnect per call (PIPECAT_RECONNECT, default on):
+ * the caller gets a fresh bot rather than dead air, reported as a non-fatal
+ * AGENT_CLOSED error saying the context is lost. Anything else, or a failed
+ * reconnect, is a fatal error and 'closed'.
+ */
+import { randomFillSync } from 'node:crypto';
+import WebSocket from 'ws';
+import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
+import { BridgeError, ErrorCodes, type ErrorCode } from '../../errors.js';
+import type { DspBackend, Resampler } from '../../dsp/backend.js';
+import type { PipecatConfig } from './config.js';
+import { ratesFromParameters } from './config.js';
+import {
+  AudioFrameEncoder,
+  INTERRUPTION_FRAME,
+  buildClientMessage,
+  parseFrame,
+  pcmFromBytes,
+  rtviError,
+  rtviType,
+  type PipecatFrame,
+} from './protocol.js';
+
+/** Largest server message we look at (1 s of 48 kHz stereo is 192 kB); larger ones are dropped. */
+export const MAX_MESSAGE_BYTES = 512 * 1024;
+/** ws's own hard limit, above which it kills the socket (1009). */
+const MAX_WS_PAYLOAD = 8 * 1024 * 1024;
+/** Caller audio queued in the socket beyond this (~16 s at 16 kHz) is dropped, not buffered. */
+const MAX_BUFFERED_BYTES = 512 * 1024;
+/** After interrupt(), late audio of the old response is discarded at most this long. */
+export const DISCARD_MAX_MS = 3000;
+/** An InterruptionFrame this soon after ours, before new bot audio, is the server acknowledging it. */
+const ACK_WINDOW_MS = 2000;
+/** Text messages in a row (no valid binary frame between) after which the server is taken to use the wrong serializer. */
+const TEXT_STREAK_FATAL = 20;
+/** Non-fatal errors emitted per second at most (the rest are only counted). */
+const ERRORS_PER_SECOND = 20;
+/** Agent text kept per response for the transcript. */
+const MAX_AGENT_TEXT = 4000;
+const CLOSE_WAIT_MS = 1000;
+/** Close codes after which one reconnect is tried (going away, abnormal, server error, restart, try again later, bad gateway). */
+const RECONNECTABLE = new Set([1001, 1006, 1011, 1012, 1013, 1014]);
+
+type Phase = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export interface PipecatSessionStats {
+  /** AudioRawFrames sent (one per sendAudio call). */
+  framesSent: number;
+  /** Caller audio dropped: socket backed up, or while reconnecting. */
+  callerFramesDropped: number;
+  /** Binary messages received. */
+  framesReceived: number;
+  /** Bot audio frames discarded after an interrupt (late audio of the interrupted response). */
+  agentFramesDiscarded: number;
+  /** Text (non-protobuf) WebSocket messages received. */
+  textMessages: number;
+  /** Non-fatal errors (emitted or suppressed by the rate limit). */
+  errors: number;
+  errorsSuppressed: number;
+  reconnects: number;
+  responses: number;
+  interruptionsFromServer: number;
+  interruptsSent: number;
+}
+
+export interface PipecatSessionOptions {
+  readonly config: PipecatConfig;
+  readonly parameters: Readonly<Record<string, string>>;
+  readonly callSid: string;
+  /** Resolves the DSP backend for off-rate bot audio (undefined → such audio is rejected). */
+  readonly dsp: () => Promise<DspBackend | undefined>;
+  readonly resamplerQuality: number;
+}
+
+/** Masks never all-zero: ws then always copies our reused frame buffer (see AudioFrameEncoder). */
+function generateMask(mask: Buffer): void {
+  randomFillSync(mask);
+  if ((mask[0]! | mask[1]! | mask[2]! | mask[3]!) === 0) mask[0] = 1;
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '(invalid url)';
+  }
+}
+
+export class PipecatAgentSession extends AgentSession {
+  readonly inputFormat: AudioFormat;
+  readonly outputFormat: AudioFormat;
+  readonly hasVad = true;
+
+  readonly #cfg: PipecatConfig;
+  readonly #o: PipecatSessionOptions;
+  /** Output (bot audio) rate. */
+  readonly #outRateHz: number;
+  readonly #configError: BridgeError | undefined;
+  readonly #encoder: AudioFrameEncoder;
+  readonly #lifetime = new AbortController();
+  readonly #safeUrl: string;
+
+  #phase: Phase = 'idle';
+  #ws: WebSocket | undefined;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #awaitingPong = false;
+  #deadReason: string | undefined;
+  #reconnectUsed = false;
+  #closePromise: Promise<void> | undefined;
+
+  #dsp: DspBackend | undefined;
+  #resampler: Resampler | undefined;
+  #resampleIn = new Int16Array(0);
+  #resampleOut = new Int16Array(0);
+
+  /** The response being received, if any. */
+  #responseId: string | undefined;
+  #responseSeq = 0;
+  #gapTimer: NodeJS.Timeout | undefined;
+  #agentText = '';
+  /** Late audio of an interrupted response is being discarded since this time (ms), or -1. */
+  #discardSince = -1;
+  #ackUntil = 0;
+  #msgSeq = 0;
+  #textStreak = 0;
+  #errorWindowStart = 0;
+  #errorsInWindow = 0;
+  #lastHeardMs: number | undefined;
+  readonly #stats: PipecatSessionStats = {
+    framesSent: 0,
+    callerFramesDropped: 0,
+    framesReceived: 0,
+    agentFramesDiscarded: 0,
+    textMessages: 0,
+    errors: 0,
+    errorsSuppressed: 0,
+    reconnects: 0,
+    responses: 0,
+    interruptionsFromServer: 0,
+    interruptsSent: 0,
+  };
+
+  constructor(options: PipecatSessionOptions) {
+    super();
+    this.#o = options;
+    this.#cfg = options.config;
+    this.#safeUrl = redactUrl(options.config.url);
+    let rates = { inHz: options.config.sampleRateHz, outHz: options.config.outputSampleRateHz ?? options.config.sampleRateHz };
+    try {
+      rates = ratesFromParameters(options.parameters, options.config);
+    } catch (e) {
+      // Reported by connect(): create() must not throw for a bad webhook option.
+      this.#configError = e as BridgeError;
+    }
+    this.#outRateHz = rates.outHz;
+    this.inputFormat = pcm16(rates.inHz);
+    this.outputFormat = pcm16(rates.outHz);
+    this.#encoder = new AudioFrameEncoder(rates.inHz);
+  }
+
+  get stats(): Readonly<PipecatSessionStats> {
+    return { ...this.#stats };
+  }
+  /** heardMs of the last interrupt() from the bridge. */
+  get lastHeardMs(): number | undefined {
+    return this.#lastHeardMs;
+  }
+  get closed(): boolean {
+    return this.#phase === 'closed';
+  }
+  /** Whether late audio of an interrupted response is being discarded. */
+  get discarding(): boolean {
+    return this.#discardSince >= 0;
+  }
+
+  // --- connect -------------------------------------------------------------------
+
+  async connect(signal: AbortSignal): Promise<void> {
+    if (this.#configError) throw this.#configError;
+    if (this.#phase === 'closed') throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'pipecat agent: session is closed');
+    if (this.#phase !== 'idle') throw new BridgeError(ErrorCodes.AGENT_CONNECT, 'pipecat agent: connect() was already called');
+    this.#phase = 'connecting';
+    const both = AbortSignal.any([signal, this.#lifetime.signal]);
+    // The DSP backend is loaded once per process (memoised by the factory); it only
+    // matters if the server sends audio at another rate, so it never fails connect.
+    const [ws, dsp] = await Promise.all([this.#open(both), this.#o.dsp().catch(() => undefined)]).catch((e: unknown) => {
+      if (this.#phase === 'connecting') this.#phase = 'idle';
+      throw e;
+    });
+    if (this.#phase !== 'connecting') {
+      ws.terminate();
+      throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'pipecat agent: closed while connecting');
+    }
+    this.#dsp = dsp;
+    this.#attach(ws);
+    this.#phase = 'open';
+  }
+
+  /** Opens one WebSocket; rejects with a typed error. Bounded by connectTimeoutMs and `signal`. */
+  #open(signal: AbortSignal): Promise<WebSocket> {
+    const timeoutMs = this.#cfg.connectTimeoutMs;
+    return new Promise<WebSocket>((resolve, reject) => {
+      const headers: Record<string, string> = {};
+      if (this.#cfg.authToken !== undefined) headers['Authorization'] = `Bearer ${this.#cfg.authToken}`;
+      let ws: WebSocket;
+      try {
+        ws = new WebSocket(this.#cfg.url, { perMessageDeflate: false, maxPayload: MAX_WS_PAYLOAD, handshakeTimeout: timeoutMs, headers, generateMask });
+      } catch (e) {
+        reject(new BridgeError(ErrorCodes.AGENT_CONFIG, `pipecat agent: cannot open ${this.#safeUrl}: ${(e as Error).message}`, { cause: e }));
+        return;
+      }
+      let settled = false;
+      const timer = setTimeout(() => done(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `pipecat agent: no WebSocket handshake with ${this.#safeUrl} within ${timeoutMs} ms`)), timeoutMs);
+      const onAbort = () => done(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `pipecat agent: connect aborted (${String((signal.reason as Error | undefined)?.message ?? signal.reason)})`));
+      const done = (err?: BridgeError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        ws.removeAllListeners();
+        ws.on('error', () => undefined); // late errors of a socket we gave up on
+        if (err) {
+          ws.terminate();
+          reject(err);
+        } else resolve(ws);
+      };
+      ws.once('open', () => done());
+      ws.once('unexpected-response', (_req, res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        const code: ErrorCode = status === 401 || status === 403 ? ErrorCodes.AGENT_AUTH : status === 429 ? ErrorCodes.AGENT_RATE_LIMIT : ErrorCodes.AGENT_CONNECT;
+        done(new BridgeError(code, `pipecat agent: ${this.#safeUrl} refused the WebSocket upgrade with HTTP ${status}`));
+      });
+      ws.once('error', (e) => done(new BridgeError(ErrorCodes.AGENT_CONNECT, `pipecat agent: cannot connect to ${this.#safeUrl}: ${e.message}`, { cause: e })));
+      ws.once('close', (code) => done(new BridgeError(ErrorCodes.AGENT_CONNECT, `pipecat agent: ${this.#safeUrl} closed during the handshake (code ${code})`)));
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  #attach(ws: WebSocket): void {
+    this.#ws = ws;
+    this.#deadReason = undefined;
+    this.#awaitingPong = false;
+    this.#textStreak = 0;
+    ws.on('message', (data, isBinary) => this.#onMessage(ws, data as Buffer, isBinary));
+    ws.on('pong', () => {
+      if (ws === this.#ws) this.#awaitingPong = false;
+    });
+    ws.on('error', () => undefined); // always followed by 'close', handled there
+    ws.on('close', (code, reason) => this.#onSocketClose(ws, code, reason.toString('utf8').slice(0, 200)));
+    this.#pingTimer = setInterval(this.#onPingTick, this.#cfg.pingIntervalMs);
+  }
+
+  readonly #onPingTick = (): void => {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (this.#awaitingPong) {
+      // Nothing at all (no pong, no frame) for a whole interval: the server stopped answering.
+      this.#deadReason = `no pong or frame from the Pipecat server within ${this.#cfg.pingIntervalMs} ms`;
+      ws.terminate(); // → 'close' 1006 → #onSocketClose
+      return;
+    }
+    this.#awaitingPong = true;
+    try {
+      ws.ping();
+    } catch {
+      /* closing */
+    }
+  };
+
+  // --- caller → server -----------------------------------------------------------
+
+  sendAudio(data: Int16Array | Uint8Array): void {
+    if (this.#phase !== 'open') {
+      if (this.#phase === 'reconnecting') this.#stats.callerFramesDropped++;
+      return;
+    }
+    if (!(data instanceof Int16Array)) {
+      this.#nonFatal(ErrorCodes.DSP_ARGUMENT, 'pipecat agent: expected Int16Array (PCM16) caller audio');
+      return;
+    }
+    const ws = this.#ws!;
+    if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.#stats.callerFramesDropped++;
+      return;
+    }
+    this.#send(this.#encoder.encode(data));
+    this.#stats.framesSent++;
+  }
+
+  interrupt(info: { heardMs: number }): void {
+    if (this.#phase === 'closed') return;
+    const heardMs = Number.isFinite(info.heardMs) && info.heardMs > 0 ? Math.round(info.heardMs) : 0;
+    this.#lastHeardMs = heardMs;
+    const responseId = this.#responseId;
+    if (responseId !== undefined) {
+      // The rest of this response may still be on its way: discard it (see file comment).
+      this.#endResponse(false);
+      this.#discardSince = Date.now();
+    }
+    this.#ackUntil = Date.now() + ACK_WINDOW_MS;
+    if (this.#phase !== 'open') return;
+    this.#stats.interruptsSent++;
+    this.#send(buildClientMessage(this.#nextMsgId('interruption'), 'interruption', { heardMs, ...(responseId ? { responseId } : {}) }));
+    this.#send(INTERRUPTION_FRAME);
+  }
+
+  sendDtmf(digit: string): void {
+    if (this.#phase !== 'open') return;
+    if (typeof digit !== 'string' || !/^[0-9*#A-Da-d]$/.test(digit)) {
+      this.#nonFatal(ErrorCodes.DSP_ARGUMENT, `pipecat agent: not a DTMF digit: ${JSON.stringify(String(digit).slice(0, 8))}`);
+      return;
+    }
+    this.#send(buildClientMessage(this.#nextMsgId('dtmf'), 'dtmf', { digit: digit.toUpperCase() }));
+  }
+
+  #nextMsgId(kind: string): string {
+    return `vb-${kind}-${++this.#msgSeq}`;
+  }
+
+  #send(bytes: Uint8Array): void {
+    try {
+      this.#ws?.send(bytes);
+    } catch {
+      /* the socket is closing: 'close' handles it */
+    }
+  }
+
+  // --- server → bridge -----------------------------------------------------------
+
+  #onMessage(ws: WebSocket, data: Buffer, isBinary: boolean): void {
+    if (ws !== this.#ws || this.#phase === 'closed') return;
+    this.#awaitingPong = false;
+    if (!isBinary) {
+      this.#onText(data);
+      return;
+    }
+    this.#stats.framesReceived++;
+    if (data.length > MAX_MESSAGE_BYTES) {
+      this.#nonFatal(ErrorCodes.AGENT_PROTOCOL, `pipecat agent: dropped a ${data.length}-byte message (limit ${MAX_MESSAGE_BYTES})`);
+      return;
+    }
+    const r = parseFrame(data);
+    if (!r.ok) {
+      this.#nonFatal(r.problem === 'audio-format' ? ErrorCodes.AGENT_AUDIO_FORMAT : ErrorCodes.AGENT_PROTOCOL, `pipecat agent: ${r.detail}`);
+      return;
+    }
+    this.#textStreak = 0;
+    this.#onFrame(r.frame);
+  }
+
+  #onText(data: Buffer): void {
+    this.#stats.textMessages++;
+    this.#textStreak++;
+    let hint = 'a JSON serializer?';
+    const head = data.subarray(0, 200).toString('utf8');
+    if (/"event"\s*:\s*"(media|clear|mark)"/.test(head)) hint = 'it looks like TwilioFrameSerializer: point Twilio at that server directly, or give this transport ProtobufFrameSerializer()';
+    const msg = `pipecat agent: the server sent a text WebSocket message (${data.length} bytes; ${hint}); the bridge needs binary frames from ProtobufFrameSerializer — set serializer=ProtobufFrameSerializer() in the server's transport params (its default is None since pipecat 0.0.68)`;
+    if (this.#textStreak >= TEXT_STREAK_FATAL) {
+      this.#fatal(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `${msg}; ${this.#textStreak} text messages in a row`));
+      return;
+    }
+    this.#nonFatal(ErrorCodes.AGENT_PROTOCOL, msg);
+  }
+
+  #onFrame(f: PipecatFrame): void {
+    switch (f.kind) {
+      case 'audio':
+        this.#onAudio(f.audio, f.sampleRateHz, f.numChannels);
+        return;
+      case 'text':
+        if (f.text.length > 0) this.#addAgentText(f.text);
+        this.#armGap();
+        return;
+      case 'transcription':
+        if (f.text.trim().length > 0) this.emit('transcript', { role: 'caller', text: f.text, final: true });
+        return;
+      case 'interruption':
+        this.#onServerInterruption();
+        return;
+      case 'message':
+        this.#onMessageFrame(f.data);
+        return;
+    }
+  }
+
+  #onAudio(bytes: Uint8Array, rateHz: number, channels: number): void {
+    if (channels !== 1) {
+      // Pipecat's output transports are mono; mixing down a stray stereo frame would hide a misconfiguration.
+      this.#nonFatal(ErrorCodes.AGENT_AUDIO_FORMAT, `pipecat agent: AudioRawFrame with ${channels} channels dropped: the bridge takes mono bot audio only`);
+      return;
+    }
+    if (bytes.length === 0) return;
+    this.#armGap();
+    if (this.#discardSince >= 0) {
+      if (Date.now() - this.#discardSince < DISCARD_MAX_MS) {
+        this.#stats.agentFramesDiscarded++;
+        return;
+      }
+      this.#discardSince = -1; // the server went on talking: take it as a new response
+    }
+    let pcm: Int16Array | undefined;
+    if (rateHz === this.#outRateHz) pcm = pcmFromBytes(bytes);
+    else pcm = this.#resample(bytes, rateHz);
+    if (pcm === undefined) return;
+    if (this.#responseId === undefined) {
+      this.#responseId = `pipecat-${++this.#responseSeq}`;
+      this.#stats.responses++;
+      this.#ackUntil = 0; // a new response: a later InterruptionFrame is a real barge-in
+    }
+    if (pcm.length > 0) this.emit('audio', { data: pcm, responseId: this.#responseId });
+  }
+
+  /** Off-rate bot audio → our rate, through the DSP backend's streaming resampler (one per source rate). */
+  #resample(bytes: Uint8Array, fromHz: number): Int16Array | undefined {
+    const dsp = this.#dsp;
+    if (dsp === undefined) {
+      this.#nonFatal(ErrorCodes.AGENT_AUDIO_FORMAT, `pipecat agent: bot audio at ${fromHz} Hz, expected ${this.#outRateHz} Hz, and no DSP backend to resample it; dropped`);
+      return undefined;
+    }
+    if (this.#resampler === undefined || this.#resampler.fromHz !== fromHz) {
+      this.#resampler?.close();
+      this.#resampler = dsp.createResampler({ fromHz, toHz: this.#outRateHz, quality: this.#o.resamplerQuality });
+    }
+    const n = bytes.length >> 1;
+    if (this.#resampleIn.length < n) this.#resampleIn = new Int16Array(n);
+    const src = this.#resampleIn.subarray(0, n);
+    new Uint8Array(src.buffer, 0, n * 2).set(bytes.subarray(0, n * 2)); // LE hosts (see protocol.ts)
+    const need = this.#resampler.maxOutput(n);
+    if (this.#resampleOut.length < need) this.#resampleOut = new Int16Array(need);
+    const written = this.#resampler.process(src, this.#resampleOut);
+    return this.#resampleOut.slice(0, written);
+  }
+
+  #onServerInterruption(): void {
+    if (Date.now() < this.#ackUntil && this.#responseId === undefined) {
+      // The server acknowledging our interrupt(): the old response is over; nothing to report.
+      this.#ackUntil = 0;
+      this.#discardSince = -1;
+      return;
+    }
+    this.#stats.interruptionsFromServer++;
+    // Pipecat has dropped its queued audio; whatever comes next is a new response.
+    this.#endResponse(false);
+    this.#discardSince = -1;
+    this.emit('interruption');
+  }
+
+  #onMessageFrame(data: unknown): void {
+    switch (rtviType(data)) {
+      case 'bot-stopped-speaking':
+        if (this.#discardSince >= 0) this.#discardSince = -1;
+        else this.#endResponse(true);
+        return;
+      case 'error': {
+        const { error, fatal } = rtviError(data);
+        const err = new BridgeError(ErrorCodes.AGENT_SERVICE, `pipecat agent: the server's pipeline reported an error${fatal ? ' (fatal)' : ''}: ${error}`);
+        if (fatal) this.#fatal(err);
+        else this.#nonFatal(err.code, err.message);
+        return;
+      }
+      default:
+        // Other RTVI messages (bot-ready, metrics, bot-started-speaking — which may arrive
+        // after the first audio frame, so it cannot mark a start — …) and app messages: not ours.
+        return;
+    }
+  }
+
+  // --- responses -------------------------------------------------------------------
+
+  #armGap(): void {
+    if (this.#gapTimer === undefined) this.#gapTimer = setTimeout(this.#onGap, this.#cfg.responseGapMs);
+    else this.#gapTimer.refresh();
+  }
+
+  readonly #onGap = (): void => {
+    this.#gapTimer = undefined;
+    if (this.#phase === 'closed') return;
+    if (this.#discardSince >= 0) {
+      this.#discardSince = -1; // the interrupted response has stopped arriving
+      return;
+    }
+    this.#endResponse(true);
+  };
+
+  #addAgentText(text: string): void {
+    if (this.#agentText.length >= MAX_AGENT_TEXT) return;
+    // Fragments: LLM tokens carry their own spaces, TTS words do not.
+    const prev = this.#agentText;
+    const glue = prev.length > 0 && !/\s$/.test(prev) && !/^[\s.,!?;:'")\]]/.test(text) ? ' ' : '';
+    this.#agentText = (prev + glue + text).slice(0, MAX_AGENT_TEXT);
+  }
+
+  /** Ends the current response: done=true → resampler tail, transcript, 'responseDone'; false → dropped (interrupted). */
+  #endResponse(done: boolean): void {
+    const responseId = this.#responseId;
+    this.#responseId = undefined;
+    if (this.#resampler) {
+      if (done && responseId !== undefined) {
+        const tail = new Int16Array(this.#resampler.outputLatency + 1);
+        const n = this.#resampler.flush(tail);
+        if (n > 0) this.emit('audio', { data: tail.subarray(0, n), responseId });
+      } else this.#resampler.reset();
+    }
+    if (this.#agentText.trim().length > 0) {
+      const text = this.#agentText.trim();
+      this.#agentText = '';
+      this.emit('transcript', { role: 'agent', text: done ? text : `${text} [interrupted]`, final: true });
+    } else this.#agentText = '';
+    if (done && responseId !== undefined && this.#phase !== 'closed') this.emit('responseDone', { responseId });
+  }
+
+  // --- socket end, reconnect, errors ---------------------------------------------------
+
+  #onSocketClose(ws: WebSocket, code: number, reason: string): void {
+    if (ws !== this.#ws) return;
+    this.#ws = undefined;
+    this.#stopPing();
+    if (this.#phase === 'closed') return;
+    const dead = this.#deadReason;
+    if (this.#gapTimer) clearTimeout(this.#gapTimer);
+    this.#gapTimer = undefined;
+    this.#discardSince = -1;
+    this.#endResponse(true); // what arrived of it is all there will be
+    if ((this.#phase as Phase) === 'closed') return; // a listener closed us
+    if (code === 1000 && dead === undefined) {
+      // The pipeline ended (EndFrame → the transport closes normally): the bot hung up.
+      this.emit('end', { reason: `pipecat server ended the session${reason ? `: ${reason}` : ''}` });
+      void this.close('server-ended');
+      return;
+    }
+    const what = dead ?? `the Pipecat server closed the connection (code ${code}${reason ? `, ${JSON.stringify(reason)}` : ''})`;
+    if (code === 1008) {
+      this.#fatal(new BridgeError(ErrorCodes.AGENT_AUTH, `pipecat agent: ${what}: policy violation (authentication?)`));
+      return;
+    }
+    if (this.#cfg.reconnect && !this.#reconnectUsed && (dead !== undefined || RECONNECTABLE.has(code))) {
+      void this.#reconnect(what);
+      return;
+    }
+    const err = dead !== undefined ? new BridgeError(ErrorCodes.AGENT_TIMEOUT, `pipecat agent: ${what}`) : new BridgeError(ErrorCodes.AGENT_CLOSED, `pipecat agent: ${what}; a Pipecat session cannot be resumed`);
+    this.#fatal(err);
+  }
+
+  async #reconnect(what: string): Promise<void> {
+    this.#reconnectUsed = true;
+    this.#phase = 'reconnecting';
+    this.#stats.reconnects++;
+    let ws: WebSocket;
+    try {
+      ws = await this.#open(this.#lifetime.signal);
+    } catch (e) {
+      if (this.#phase !== 'reconnecting') return;
+      this.#fatal(new BridgeError(ErrorCodes.AGENT_CLOSED, `pipecat agent: ${what}; the one reconnect attempt failed: ${(e as Error).message}`, { cause: e }));
+      return;
+    }
+    if (this.#phase !== 'reconnecting') {
+      ws.terminate();
+      return;
+    }
+    this.#attach(ws);
+    this.#phase = 'open';
+    this.#nonFatal(ErrorCodes.AGENT_CLOSED, `pipecat agent: ${what}; reconnected to a NEW Pipecat session (the conversation's context on the server is lost; no further reconnects this call)`);
+  }
+
+  #stopPing(): void {
+    if (this.#pingTimer) clearInterval(this.#pingTimer);
+    this.#pingTimer = undefined;
+  }
+
+  /** A non-fatal error: counted; emitted (rate-limited) when someone listens ('error' without a listener throws). */
+  #nonFatal(code: ErrorCode, message: string): void {
+    this.#stats.errors++;
+    const now = Date.now();
+    if (now - this.#errorWindowStart >= 1000) {
+      this.#errorWindowStart = now;
+      this.#errorsInWindow = 0;
+    }
+    if (++this.#errorsInWindow > ERRORS_PER_SECOND || this.listenerCount('error') === 0) {
+      this.#stats.errorsSuppressed++;
+      return;
+    }
+    this.emit('error', new BridgeError(code, message), { fatal: false });
+  }
+
+  #fatal(err: BridgeError): void {
+    if (this.#phase === 'closed') return;
+    if (this.listenerCount('error') > 0) this.emit('error', err, { fatal: true });
+    void this.close(`error:${err.code}`);
+  }
+
+  // --- close ---------------------------------------------------------------------------
+
+  close(reason: string): Promise<void> {
+    if (!this.#closePromise) this.#closePromise = this.#doClose(reason);
+    return this.#closePromise;
+  }
+
+  async #doClose(reason: string): Promise<void> {
+    this.#phase = 'closed';
+    this.#lifetime.abort(new Error(`closed: ${reason}`));
+    this.#stopPing();
+    if (this.#gapTimer) clearTimeout(this.#gapTimer);
+    this.#gapTimer = undefined;
+    this.#resampler?.close();
+    this.#resampler = undefined;
+    const ws = this.#ws;
+    this.#ws = undefined;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, CLOSE_WAIT_MS);
+        ws.once('close', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        try {
+          ws.close(1000, 'bridge closed the call');
+        } catch {
+          clearTimeout(t);
+          ws.terminate();
+          resolve();
+        }
+      });
+    } else ws?.terminate();
+    this.emit('closed', { reason });
+  }
+}
