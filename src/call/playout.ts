@@ -68,6 +68,9 @@ export class Playout {
   #partial = new Uint8Array(FRAME_BYTES);
   #partialLen = 0;
   #bufferedUntilMs = 0;
+  #firstQueuedAtMs = -1;
+  /** Audio gathered before a stretch starts: half the lead (40 ms by default). */
+  readonly #startBufferMs: number;
   #responseSeq = 0;
   #responseId: string | undefined;
   #responseSentMs = 0;
@@ -84,6 +87,7 @@ export class Playout {
   constructor(options: PlayoutOptions) {
     this.#o = options;
     this.#leadMs = options.leadMs;
+    this.#startBufferMs = Math.min(60, Math.max(20, Math.round(options.leadMs / 2 / FRAME_MS) * FRAME_MS));
     const maxFrames = Math.ceil((options.maxQueueMs ?? 10 * 60_000) / FRAME_MS);
     this.#queue = new Uint8Array(Math.min(maxFrames, 3000) * FRAME_BYTES);
     this.#maxQueueBytes = maxFrames * FRAME_BYTES;
@@ -217,7 +221,21 @@ export class Playout {
 
   /** Called by the shared clock: sends what keeps Twilio's buffer `leadMs` ahead of now. */
   tick(nowMs: number): void {
-    if (this.#qLen === 0) return;
+    if (this.#qLen === 0) {
+      this.#firstQueuedAtMs = -1;
+      return;
+    }
+    // Start of a stretch (Twilio's buffer is empty): hold the first frames until a
+    // little audio has gathered (or that much time has passed). An agent that streams
+    // at exactly real-time pace would otherwise give Twilio 20 ms at a time and every
+    // bit of network jitter would be an audible gap; agents that send faster than real
+    // time are not delayed (their audio is already queued).
+    if (this.#bufferedUntilMs <= nowMs) {
+      if (this.#firstQueuedAtMs < 0) this.#firstQueuedAtMs = nowMs;
+      const queuedMs = (this.#qLen / FRAME_BYTES) * FRAME_MS;
+      if (queuedMs < this.#startBufferMs && nowMs - this.#firstQueuedAtMs < this.#startBufferMs) return;
+    }
+    this.#firstQueuedAtMs = -1;
     if (this.#bufferedUntilMs < nowMs) {
       if (this.#stats.framesSent > 0 && this.#bufferedUntilMs > 0 && this.#bufferedUntilMs < nowMs - FRAME_MS) this.#stats.underruns++;
       this.#bufferedUntilMs = nowMs;
