@@ -79,6 +79,7 @@ interface Conn {
   turn: Turn | undefined;
   deaf: boolean;
   holdSetup: boolean;
+  setupDelayMs: number;
   /** setupComplete was sent. */
   ready: boolean;
   closedBy: 'client' | 'server' | undefined;
@@ -105,8 +106,11 @@ export interface FakeGemini extends FakeService {
   closeCurrent(code: number, reason: string): void;
   /** Sends goAway now on the current connection and closes it timeLeftMs later. */
   goAway(timeLeftMs: number): void;
-  /** The next connection gets no setupComplete. */
-  holdSetupNext(): void;
+  /** The next connection gets no setupComplete (or gets it after delayMs). */
+  holdSetupNext(delayMs?: number): void;
+  /** Refuse every upgrade with this HTTP status until called with undefined. */
+  refuseUpgrades(status: number | undefined): void;
+  upgradesRefused(): number;
   /** Forget every issued handle (a resume then gets close 1008). */
   forgetHandles(): void;
   /** Resolves when a connection has completed setup and is open. */
@@ -129,6 +133,9 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
   let serviceInterruptions = 0;
   let refuseNext = false;
   let holdNext = false;
+  let delayNext = 0;
+  let refuseAllStatus: number | undefined;
+  let upgradesRefused = 0;
   const handles = new Map<string, number>();
   let handleSeq = 0;
   let sessionSeq = 0;
@@ -147,9 +154,11 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":${status},"message":"${text}"}}`);
     };
     if (u.pathname !== GEMINI_PATH) return reply(404, 'Not Found');
-    if (refuseNext) {
+    if (refuseNext || refuseAllStatus !== undefined) {
+      upgradesRefused++;
+      const status = refuseAllStatus ?? 403;
       refuseNext = false;
-      return reply(403, 'Forbidden');
+      return reply(status, status === 403 ? 'Forbidden' : 'Service Unavailable');
     }
     const key = u.searchParams.get('key') ?? req.headers['x-goog-api-key'];
     wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, key === apiKey));
@@ -208,6 +217,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       turn: undefined,
       deaf: false,
       holdSetup: holdNext,
+      setupDelayMs: delayNext,
       ready: false,
       closedBy: undefined,
       closeCode: undefined,
@@ -217,6 +227,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       vadLen: 0,
     };
     holdNext = false;
+    delayNext = 0;
     conns.push(c);
     ws.on('ping', (data) => {
       if (!c.deaf) ws.pong(data);
@@ -271,12 +282,17 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     c.setup = s;
     const handle = typeof sr?.['handle'] === 'string' ? sr['handle'] : undefined;
     if (handle !== undefined) {
+      c.resumedWith = handle;
       const session = handles.get(handle);
       if (session === undefined) return serverClose(c, 1008, 'Requested entity was not found.');
       c.session = session;
-      c.resumedWith = handle;
     } else c.session = ++sessionSeq;
     if (c.holdSetup) return;
+    if (c.setupDelayMs > 0) after(c, c.setupDelayMs, () => completeSetup(c, sr));
+    else completeSetup(c, sr);
+  }
+
+  function completeSetup(c: Conn, sr: Record<string, unknown> | undefined): void {
     c.ready = true;
     sendMsg(c, { setupComplete: {} }, true);
     const every = setInterval(() => {
@@ -316,7 +332,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     }
     if ('text' in r) {
       const t = String(r['text']);
-      const digit = /pressed ([0-9*#A-D])\b/.exec(t);
+      const digit = /pressed ([0-9*#A-D]) on/.exec(t);
       const heard = /first (\d+) ms/.exec(t);
       if (digit) dtmf.push(digit[1]!);
       else if (heard) interruptions.push({ heardMs: Number(heard[1]) });
@@ -467,9 +483,14 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       const c = current();
       if (c) sendGoAway(c, timeLeftMs);
     },
-    holdSetupNext() {
-      holdNext = true;
+    holdSetupNext(delayMs?: number) {
+      if (delayMs === undefined) holdNext = true;
+      else delayNext = delayMs;
     },
+    refuseUpgrades(status) {
+      refuseAllStatus = status;
+    },
+    upgradesRefused: () => upgradesRefused,
     forgetHandles() {
       handles.clear();
     },

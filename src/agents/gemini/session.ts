@@ -114,6 +114,9 @@ type Pending = { pcm: Int16Array; text?: undefined } | { pcm?: undefined; text: 
 
 const noop = () => undefined;
 
+/** Errors from a close after our `setup` was sent (as opposed to the upgrade): the only ones that can mean "this handle is refused". */
+const refusedAtSetup = new WeakSet<BridgeError>();
+
 export class GeminiLiveSession extends AgentSession {
   readonly inputFormat: AudioFormat = pcm16(INPUT_RATE_HZ);
   readonly outputFormat: AudioFormat = pcm16(OUTPUT_RATE_HZ);
@@ -300,7 +303,11 @@ export class GeminiLiveSession extends AgentSession {
         fail(upgradeStatusError(res.statusCode ?? 0));
       });
       ws.on('error', (e) => fail(new BridgeError(ErrorCodes.AGENT_CONNECT, `gemini: cannot connect to ${this.#cfg.url}: ${e.message}`, { cause: e })));
-      ws.on('close', (code, reason) => fail(closeCodeError(code, reason.toString('utf8')).error));
+      ws.on('close', (code, reason) => {
+        const { error } = closeCodeError(code, reason.toString('utf8'));
+        refusedAtSetup.add(error);
+        fail(error);
+      });
       ws.on('open', () => this.#sendRaw(ws, buildSetup({ ...opts, handle })));
       ws.on('message', (data, isBinary) => {
         const m = this.#parseFrame(data, isBinary);
@@ -432,7 +439,7 @@ export class GeminiLiveSession extends AgentSession {
       } catch (e) {
         if (this.#state !== 'resuming') return;
         const err = toBridgeError(e);
-        if (handle !== undefined && (err.code === ErrorCodes.AGENT_AUTH || err.code === ErrorCodes.AGENT_PROTOCOL)) {
+        if (handle !== undefined && refusedAtSetup.has(err) && (err.code === ErrorCodes.AGENT_AUTH || err.code === ErrorCodes.AGENT_PROTOCOL)) {
           // The handle was refused (expired or unknown; §7: validity period unconfirmed). A key
           // problem would fail the fresh attempt too, and that one is fatal.
           this.#report(new BridgeError(err.code, `gemini: resuming was refused (${err.message}); starting a new session`), false);
