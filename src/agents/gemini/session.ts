@@ -275,7 +275,8 @@ export class GeminiLiveSession extends AgentSession {
       const url = new URL(this.#cfg.url);
       url.searchParams.set('key', this.#cfg.apiKey);
       let settled = false;
-      const ws = new WebSocket(url, { handshakeTimeout: this.#cfg.connectTimeoutMs, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+      // One timer bounds upgrade + setup together (no ws handshakeTimeout, so a slow upgrade is AGENT_TIMEOUT too).
+      const ws = new WebSocket(url, { maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
       const timer = setTimeout(
         () => fail(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `gemini: no setupComplete within ${this.#cfg.connectTimeoutMs} ms`)),
         this.#cfg.connectTimeoutMs,
