@@ -416,6 +416,7 @@ export class GeminiLiveSession extends AgentSession {
   #startResume(): void {
     if (this.#state === 'closed' || this.#state === 'resuming') return;
     this.#endTurn(true);
+    if (this.#closed()) return; // a listener of the events above closed us
     this.#clearRollover();
     this.#state = 'resuming';
     this.#overflowReported = false;
@@ -546,7 +547,7 @@ export class GeminiLiveSession extends AgentSession {
         turn.samples += pcm.length;
         this.#stats.agentMsEmitted += (pcm.length * 1000) / OUTPUT_RATE_HZ;
         this.emit('audio', { data: pcm, responseId: turn.responseId });
-        if (this.#turn !== turn) return; // a listener closed or interrupted us
+        if (this.#closed() || this.#turn !== turn) return; // a listener closed us
       }
     }
     if (c.interrupted) {
@@ -634,6 +635,11 @@ export class GeminiLiveSession extends AgentSession {
   }
 
   // --- errors ------------------------------------------------------------------------
+
+  /** Re-reads the state after emitting (listeners may close us; TS would keep the narrowed type). */
+  #closed(): boolean {
+    return this.#state === 'closed';
+  }
 
   #protocolError(detail: string): void {
     this.#stats.protocolErrors++;
