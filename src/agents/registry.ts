@@ -7,6 +7,7 @@ import type { AgentFactory } from './agent.js';
 import { ConfigError, type Config } from '../config.js';
 import { createEchoAgentFactory } from './echo/echo-agent.js';
 import { agentModule as pipecat } from './pipecat/index.js';
+import { agentModule as gemini } from './gemini/index.js';
 
 /**
  * An agent name nobody registered. Shaped like BridgeError (code, category,
@@ -69,6 +70,7 @@ export interface AgentModule {
 const MODULES: AgentModule[] = [
   // adapters register here
   pipecat,
+  gemini,
 ];
 
 export function createAgentRegistry(config: Config): AgentRegistry {

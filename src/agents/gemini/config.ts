@@ -1,0 +1,158 @@
+/**
+ * The Gemini Live adapter's configuration: GEMINI_* keys read from Config.env and
+ * validated once at start, every problem listed (design.md §4.2). Without
+ * GEMINI_API_KEY the agent is simply unavailable (config undefined, no problem).
+ *
+ * Agent options from the voice webhook (`voice`, `instructions`, `model`) override
+ * the env defaults per call; geminiCallOptions() validates them, and a bad one makes
+ * the session's connect() reject with BRIDGE_ERR_AGENT_CONFIG.
+ */
+import { BridgeError, ErrorCodes } from '../../errors.js';
+
+/** protocols.md §3.1: the Gemini API (AI Studio key) endpoint; the key goes in `?key=`. */
+export const DEFAULT_GEMINI_LIVE_URL = 'wss://generativelanguage.googleapis.com/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent';
+/** protocols.md §3.7: gemini-2.0-flash-live-001 and gemini-live-2.5-flash-preview were shut down on 2025-12-09. */
+export const DEFAULT_GEMINI_MODEL = 'gemini-2.5-flash-native-audio-preview-12-2025';
+export const DEFAULT_GEMINI_VOICE = 'Puck';
+export const DEFAULT_GEMINI_INSTRUCTIONS =
+  'You are a helpful voice assistant on a phone call. Keep answers short and conversational. The caller hears you through a telephone line.';
+
+export interface GeminiConfig {
+  readonly apiKey: string;
+  /** WebSocket endpoint without the key (ws:// is allowed for local fakes). */
+  readonly url: string;
+  /** Model name without the `models/` prefix. */
+  readonly model: string;
+  readonly voice: string;
+  readonly instructions: string;
+  /** Bound of one connection attempt: WebSocket upgrade + setup → setupComplete. */
+  readonly connectTimeoutMs: number;
+  /** WebSocket ping period (liveness check; Gemini has no application-level ping, §3.6). */
+  readonly pingIntervalMs: number;
+  /** No frame (message or pong) from the service for this long → the socket is dead. */
+  readonly idleTimeoutMs: number;
+  /** Caller audio kept while the adapter reconnects (goAway rollover, resumption). */
+  readonly resumeBufferMs: number;
+  /** Consecutive failed reconnect attempts before the session fails for good. */
+  readonly maxReconnects: number;
+  /** Send a text note with the heard position to the model on barge-in (see docs/agents/gemini.md). */
+  readonly interruptNote: boolean;
+}
+
+/** Per-call options after webhook parameters are applied. */
+export interface GeminiCallOptions {
+  readonly model: string;
+  readonly voice: string;
+  readonly instructions: string;
+}
+
+const MODEL_RE = /^[a-z0-9][a-z0-9.-]{0,127}$/;
+/** Prebuilt voice names are single capitalised words (Puck, Charon, Kore, Zubenelgenubi…); the list grows, so check the shape only. */
+const VOICE_RE = /^[A-Za-z][A-Za-z-]{0,39}$/;
+export const MAX_INSTRUCTIONS_CHARS = 20_000;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function readGeminiConfig(env: Env): { config: GeminiConfig | undefined; problems: string[] } {
+  const problems: string[] = [];
+  const get = (k: string) => {
+    const v = env[k];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const int = (k: string, def: number, min: number, max: number): number => {
+    const v = get(k);
+    if (v === undefined) return def;
+    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${k}=${JSON.stringify(v)}: must be an integer from ${min} to ${max}`);
+      return def;
+    }
+    return n;
+  };
+  const bool = (k: string, def: boolean): boolean => {
+    const v = get(k)?.toLowerCase();
+    if (v === undefined) return def;
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+    if (['0', 'false', 'no', 'off'].includes(v)) return false;
+    problems.push(`${k}=${JSON.stringify(v)}: must be 1/0, true/false, yes/no or on/off`);
+    return def;
+  };
+
+  const apiKey = get('GEMINI_API_KEY');
+  let url = DEFAULT_GEMINI_LIVE_URL;
+  const rawUrl = get('GEMINI_LIVE_URL');
+  if (rawUrl !== undefined) {
+    try {
+      const u = new URL(rawUrl);
+      if (u.protocol !== 'wss:' && u.protocol !== 'ws:') throw new Error('protocol');
+      if (u.searchParams.has('key')) throw new Error('key');
+      url = rawUrl;
+    } catch (e) {
+      problems.push(
+        (e as Error).message === 'key'
+          ? 'GEMINI_LIVE_URL: must not carry the key (set GEMINI_API_KEY; the adapter adds ?key=)'
+          : `GEMINI_LIVE_URL=${JSON.stringify(rawUrl)}: must be an absolute wss:// (or ws://) URL`,
+      );
+    }
+  }
+  let model = DEFAULT_GEMINI_MODEL;
+  try {
+    model = checkModel(get('GEMINI_MODEL') ?? DEFAULT_GEMINI_MODEL, 'GEMINI_MODEL');
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  let voice = DEFAULT_GEMINI_VOICE;
+  try {
+    voice = checkVoice(get('GEMINI_VOICE') ?? DEFAULT_GEMINI_VOICE, 'GEMINI_VOICE');
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  let instructions = DEFAULT_GEMINI_INSTRUCTIONS;
+  try {
+    instructions = checkInstructions(env['GEMINI_INSTRUCTIONS']?.trim() || DEFAULT_GEMINI_INSTRUCTIONS, 'GEMINI_INSTRUCTIONS');
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  const connectTimeoutMs = int('GEMINI_CONNECT_TIMEOUT_MS', 5000, 100, 60_000);
+  const pingIntervalMs = int('GEMINI_PING_INTERVAL_MS', 15_000, 50, 300_000);
+  // Anchors §4 #6: Gemini pongs have taken 8–30 s; a 20 s pong timeout tripped other clients.
+  const idleTimeoutMs = int('GEMINI_IDLE_TIMEOUT_MS', 60_000, 200, 600_000);
+  if (idleTimeoutMs <= pingIntervalMs) problems.push(`GEMINI_IDLE_TIMEOUT_MS=${idleTimeoutMs} must be greater than GEMINI_PING_INTERVAL_MS=${pingIntervalMs}`);
+  const resumeBufferMs = int('GEMINI_RESUME_BUFFER_MS', 10_000, 0, 60_000);
+  const maxReconnects = int('GEMINI_MAX_RECONNECTS', 3, 0, 20);
+  const interruptNote = bool('GEMINI_INTERRUPT_NOTE', true);
+
+  if (apiKey === undefined) return { config: undefined, problems };
+  if (/\s/.test(apiKey)) problems.push('GEMINI_API_KEY: must not contain whitespace');
+  return {
+    config: Object.freeze({ apiKey, url, model, voice, instructions, connectTimeoutMs, pingIntervalMs, idleTimeoutMs, resumeBufferMs, maxReconnects, interruptNote }),
+    problems,
+  };
+}
+
+function checkModel(v: string, what: string): string {
+  const name = v.startsWith('models/') ? v.slice(7) : v;
+  if (!MODEL_RE.test(name)) throw new Error(`${what}=${JSON.stringify(v)}: not a model name (e.g. ${DEFAULT_GEMINI_MODEL})`);
+  return name;
+}
+function checkVoice(v: string, what: string): string {
+  if (!VOICE_RE.test(v)) throw new Error(`${what}=${JSON.stringify(v)}: not a prebuilt voice name (e.g. Puck, Charon, Kore)`);
+  return v;
+}
+function checkInstructions(v: string, what: string): string {
+  if (v.length > MAX_INSTRUCTIONS_CHARS) throw new Error(`${what}: longer than ${MAX_INSTRUCTIONS_CHARS} characters`);
+  return v;
+}
+
+/** The call's options: webhook parameters `model`, `voice`, `instructions` over the env defaults. Throws BRIDGE_ERR_AGENT_CONFIG. */
+export function geminiCallOptions(config: GeminiConfig, parameters: Readonly<Record<string, string>>): GeminiCallOptions {
+  try {
+    const model = parameters['model'] !== undefined ? checkModel(parameters['model'].trim(), 'model') : config.model;
+    const voice = parameters['voice'] !== undefined ? checkVoice(parameters['voice'].trim(), 'voice') : config.voice;
+    const instructions = parameters['instructions'] !== undefined ? checkInstructions(parameters['instructions'].trim(), 'instructions') : config.instructions;
+    if (instructions === '') throw new Error('instructions: must not be empty');
+    return { model, voice, instructions };
+  } catch (e) {
+    throw new BridgeError(ErrorCodes.AGENT_CONFIG, `gemini agent: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * Gemini Live (BidiGenerateContent) wire format: the client messages we build and a
+ * validating parser for server messages (protocols.md §3; field names from js-genai
+ * `LiveClientMessage` / `LiveServerMessage`). JSON, camelCase; server messages may
+ * arrive as binary WebSocket frames holding UTF-8 JSON (§3.1) — decodeFrame() takes both.
+ *
+ * Client messages we send (each has exactly one top-level key, §3.2):
+ *   setup          first message only; then we wait for `setupComplete`
+ *   realtimeInput  { audio: { mimeType: 'audio/pcm;rate=16000', data } } caller audio
+ *                  { text }  DTMF digits and the barge-in note (see session.ts). Not
+ *                  `clientContent`: Gemini 3.1 Live rejects clientContent after the first
+ *                  model turn with close 1007 (livekit/agents#5251, google/adk-python#5076),
+ *                  while realtimeInput.text is accepted by 2.5 and 3.x models.
+ *
+ * What the parser accepts and how it fails: anything that is not a JSON object, or an
+ * object with none of the known top-level keys, is `{ ok: false }` (a counted protocol
+ * error). Unknown top-level keys beside known ones, and malformed known fields, are
+ * listed in `problems` (counted) while the rest of the message is used. Unknown keys
+ * *inside* serverContent are ignored: Google adds fields there (2026:
+ * interimInputTranscription, turnCompleteReason, …) and they must not break calls.
+ * Audio parts are checked (mimeType audio/pcm at 24 kHz, base64 of whole 16-bit
+ * samples) and decoded here; a bad part is reported, never returned as audio.
+ */
+import { BridgeError, ErrorCodes, type ErrorCode } from '../../errors.js';
+
+export const INPUT_RATE_HZ = 16_000;
+export const OUTPUT_RATE_HZ = 24_000;
+export const INPUT_MIME = `audio/pcm;rate=${INPUT_RATE_HZ}`;
+
+// --- client messages -----------------------------------------------------------------
+
+export interface SetupOptions {
+  /** Without the `models/` prefix. */
+  model: string;
+  voice: string;
+  instructions: string;
+  /** The last resumable `sessionResumptionUpdate.newHandle`, to resume a session. */
+  handle?: string;
+}
+
+/**
+ * The `setup` message. Notes:
+ * - `sessionResumption` is always present (an empty object asks for handles, §3.6);
+ *   `transparent` is NOT sent: the Gemini API rejects it (js-genai throws "transparent
+ *   parameter is not supported in Gemini API"; Vertex only), so we never get
+ *   `lastConsumedClientMessageIndex` — see session.ts on what that means for resumption.
+ * - `contextWindowCompression.slidingWindow` (server defaults): without compression an
+ *   audio session is capped at 15 minutes (§3.6) regardless of resumption, and our
+ *   calls may be longer.
+ * - realtimeInputConfig is left out: the defaults are automatic activity detection
+ *   with START_OF_ACTIVITY_INTERRUPTS, which is what barge-in needs (§3.5).
+ */
+export function buildSetup(o: SetupOptions): string {
+  return JSON.stringify({
+    setup: {
+      model: `models/${o.model}`,
+      generationConfig: {
+        responseModalities: ['AUDIO'],
+        speechConfig: { voiceConfig: { prebuiltVoiceConfig: { voiceName: o.voice } } },
+      },
+      systemInstruction: { parts: [{ text: o.instructions }] },
+      inputAudioTranscription: {},
+      outputAudioTranscription: {},
+      sessionResumption: o.handle !== undefined ? { handle: o.handle } : {},
+      contextWindowCompression: { slidingWindow: {} },
+    },
+  });
+}
+
+const AUDIO_PREFIX = `{"realtimeInput":{"audio":{"mimeType":"${INPUT_MIME}","data":"`;
+const AUDIO_SUFFIX = '"}}}';
+
+/** realtimeInput.audio with base64 PCM16 LE at 16 kHz (base64 needs no JSON escaping). */
+export function buildAudio(pcm: Int16Array): string {
+  return AUDIO_PREFIX + Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength).toString('base64') + AUDIO_SUFFIX;
+}
+
+export function buildText(text: string): string {
+  return JSON.stringify({ realtimeInput: { text } });
+}
+
+// --- server messages -----------------------------------------------------------------
+
+export interface Transcription {
+  text: string;
+  finished: boolean;
+}
+
+export interface ServerContent {
+  /** Decoded PCM16 24 kHz chunks of modelTurn inlineData parts, in order. */
+  audio: Int16Array[];
+  /** Why an inlineData part was rejected (wrong mimeType/rate, bad base64): AGENT_AUDIO_FORMAT. */
+  badAudio: string[];
+  hasModelTurn: boolean;
+  interrupted: boolean;
+  generationComplete: boolean;
+  turnComplete: boolean;
+  inputTranscription?: Transcription;
+  outputTranscription?: Transcription;
+}
+
+export interface ServerMessage {
+  setupComplete: boolean;
+  serverContent?: ServerContent;
+  /** timeLeftMs undefined when the Duration could not be read. */
+  goAway?: { timeLeftMs: number | undefined };
+  sessionResumptionUpdate?: { newHandle: string | undefined; resumable: boolean };
+  /** We declare no tools, so a toolCall is unexpected; its ids are kept for the log. */
+  toolCall?: { ids: string[] };
+  /** Non-fatal problems (unknown top-level keys, malformed known fields): AGENT_PROTOCOL each. */
+  problems: string[];
+}
+
+export type ParseResult = { ok: true; message: ServerMessage } | { ok: false; detail: string };
+
+const KNOWN_TOP = new Set([
+  'setupComplete',
+  'serverContent',
+  'toolCall',
+  'toolCallCancellation',
+  'usageMetadata',
+  'goAway',
+  'sessionResumptionUpdate',
+  'voiceActivity',
+  'voiceActivityDetectionSignal',
+]);
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A WebSocket frame as text: text frames as they are, binary frames decoded as UTF-8 (§3.1 quirk). */
+export function decodeFrame(data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): string | undefined {
+  const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+  if (!isBinary) return buf.toString('utf8');
+  try {
+    return utf8.decode(buf);
+  } catch {
+    return undefined;
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function parseServerMessage(text: string): ParseResult {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return { ok: false, detail: `not JSON: ${JSON.stringify(text.slice(0, 60))}` };
+  }
+  if (!isObject(v)) return { ok: false, detail: 'not a JSON object' };
+  const keys = Object.keys(v);
+  const known = keys.filter((k) => KNOWN_TOP.has(k));
+  if (known.length === 0) return { ok: false, detail: `no known key (got ${keys.slice(0, 5).join(', ') || 'an empty object'})` };
+  const m: ServerMessage = { setupComplete: false, problems: [] };
+  for (const k of keys) if (!KNOWN_TOP.has(k)) m.problems.push(`unknown key ${JSON.stringify(k.slice(0, 40))}`);
+
+  if ('setupComplete' in v) {
+    if (isObject(v['setupComplete'])) m.setupComplete = true;
+    else m.problems.push('setupComplete is not an object');
+  }
+  if ('serverContent' in v) {
+    const sc = v['serverContent'];
+    if (isObject(sc)) m.serverContent = parseServerContent(sc, m.problems);
+    else m.problems.push('serverContent is not an object');
+  }
+  if ('goAway' in v) {
+    const g = v['goAway'];
+    if (isObject(g)) {
+      const timeLeftMs = parseDurationMs(g['timeLeft']);
+      if (timeLeftMs === undefined && g['timeLeft'] !== undefined) m.problems.push(`goAway.timeLeft ${JSON.stringify(g['timeLeft'])} is not a Duration`);
+      m.goAway = { timeLeftMs };
+    } else m.problems.push('goAway is not an object');
+  }
+  if ('sessionResumptionUpdate' in v) {
+    const u = v['sessionResumptionUpdate'];
+    if (isObject(u)) {
+      const h = u['newHandle'];
+      if (h !== undefined && (typeof h !== 'string' || h.length > 4096)) m.problems.push('sessionResumptionUpdate.newHandle is not a string (≤ 4096 chars)');
+      m.sessionResumptionUpdate = { newHandle: typeof h === 'string' && h !== '' && h.length <= 4096 ? h : undefined, resumable: u['resumable'] === true };
+    } else m.problems.push('sessionResumptionUpdate is not an object');
+  }
+  if ('toolCall' in v) {
+    const t = v['toolCall'];
+    const calls = isObject(t) && Array.isArray(t['functionCalls']) ? t['functionCalls'] : [];
+    m.toolCall = { ids: calls.map((c) => (isObject(c) && typeof c['id'] === 'string' ? c['id'] : '?')) };
+  }
+  return { ok: true, message: m };
+}
+
+function parseServerContent(sc: Record<string, unknown>, problems: string[]): ServerContent {
+  const c: ServerContent = {
+    audio: [],
+    badAudio: [],
+    hasModelTurn: false,
+    interrupted: sc['interrupted'] === true,
+    generationComplete: sc['generationComplete'] === true,
+    turnComplete: sc['turnComplete'] === true,
+  };
+  const mt = sc['modelTurn'];
+  if (mt !== undefined) {
+    const parts = isObject(mt) ? mt['parts'] : undefined;
+    if (!Array.isArray(parts)) problems.push('serverContent.modelTurn.parts is not an array');
+    else {
+      c.hasModelTurn = true;
+      for (const p of parts) {
+        if (!isObject(p)) {
+          problems.push('modelTurn part is not an object');
+          continue;
+        }
+        const inline = p['inlineData'];
+        if (inline === undefined) continue; // text / thought / executableCode parts: not audio
+        const r = decodeInlineAudio(inline);
+        if (typeof r === 'string') c.badAudio.push(r);
+        else c.audio.push(r);
+      }
+    }
+  }
+  c.inputTranscription = parseTranscription(sc['inputTranscription'], 'inputTranscription', problems);
+  c.outputTranscription = parseTranscription(sc['outputTranscription'], 'outputTranscription', problems);
+  return c;
+}
+
+function parseTranscription(t: unknown, what: string, problems: string[]): Transcription | undefined {
+  if (t === undefined) return undefined;
+  if (!isObject(t) || (t['text'] !== undefined && typeof t['text'] !== 'string')) {
+    problems.push(`${what} is malformed`);
+    return undefined;
+  }
+  return { text: typeof t['text'] === 'string' ? t['text'] : '', finished: t['finished'] === true };
+}
+
+const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * One inlineData part → PCM16 samples, or why not. mimeType must be audio/pcm (or
+ * audio/L16) with rate=24000; a missing rate parameter is taken as the documented
+ * 24 kHz output (§3.4 — real messages carry `audio/pcm;rate=24000`).
+ * Samples are little-endian on the wire; every platform we build for is LE too.
+ */
+export function decodeInlineAudio(inline: unknown): Int16Array | string {
+  if (!isObject(inline)) return 'inlineData is not an object';
+  const mime = inline['mimeType'];
+  const data = inline['data'];
+  if (typeof mime !== 'string') return 'inlineData without mimeType';
+  const [type, ...params] = mime.split(';').map((s) => s.trim().toLowerCase());
+  if (type !== 'audio/pcm' && type !== 'audio/l16') return `inlineData mimeType ${JSON.stringify(mime.slice(0, 60))} is not PCM audio`;
+  const rate = params.find((p) => p.startsWith('rate='))?.slice(5);
+  if (rate !== undefined && rate !== String(OUTPUT_RATE_HZ)) return `inlineData at rate ${JSON.stringify(rate)}, expected ${OUTPUT_RATE_HZ}`;
+  if (typeof data !== 'string' || data.length % 4 !== 0 || !B64_RE.test(data)) return 'inlineData.data is not base64';
+  const bytes = Buffer.from(data, 'base64');
+  if (bytes.length % 2 !== 0) return `inlineData of ${bytes.length} bytes: not whole 16-bit samples`;
+  const out = new Int16Array(bytes.length / 2);
+  Buffer.from(out.buffer).set(bytes);
+  return out;
+}
+
+/** protobuf Duration in JSON: "10s", "1.5s", "0.250s" (format inferred, §3.6/§7); also {seconds, nanos}. */
+export function parseDurationMs(v: unknown): number | undefined {
+  if (typeof v === 'string') {
+    const m = /^(\d+(?:\.\d+)?)s$/.exec(v.trim());
+    return m ? Math.round(Number(m[1]) * 1000) : undefined;
+  }
+  if (isObject(v)) {
+    const s = Number(v['seconds'] ?? 0);
+    const n = Number(v['nanos'] ?? 0);
+    if (Number.isFinite(s) && Number.isFinite(n) && s >= 0 && n >= 0) return Math.round(s * 1000 + n / 1e6);
+  }
+  return undefined;
+}
+
+// --- close codes ---------------------------------------------------------------------
+
+/**
+ * A close from the service as a typed error (§3.6: no in-band error message; the
+ * server closes with a code and reason). `retry` says whether resuming can help.
+ *   1008 policy (bad/unauthorised key, "Requested entity was not found")  → AGENT_AUTH, fatal
+ *   1007 invalid payload                                                 → AGENT_PROTOCOL, fatal
+ *        (but "API key expired…" arrives as 1007 too, voiceclaw#155       → AGENT_AUTH, fatal)
+ *   1011 internal / unavailable / deadline expired                       → AGENT_SERVICE, retry
+ *   1013 try again later                                                 → AGENT_RATE_LIMIT, retry
+ *   anything else (1000/1001 without goAway, 1006 dropped connection)    → AGENT_CLOSED, retry
+ * The reason is the service's text (it never contains our key); it is cut to 120 chars.
+ */
+export function closeCodeError(code: number, reason: string): { error: BridgeError; retry: boolean } {
+  const why = reason ? `: ${reason.slice(0, 120)}` : '';
+  const mk = (c: ErrorCode, msg: string, retry: boolean) => ({ error: new BridgeError(c, `gemini: ${msg} (close ${code}${why})`), retry });
+  if (code === 1008) return mk(ErrorCodes.AGENT_AUTH, 'the service refused the session (policy)', false);
+  if (code === 1007) {
+    if (/api key/i.test(reason)) return mk(ErrorCodes.AGENT_AUTH, 'the API key was rejected', false);
+    return mk(ErrorCodes.AGENT_PROTOCOL, 'the service rejected a message as invalid', false);
+  }
+  if (code === 1011) return mk(ErrorCodes.AGENT_SERVICE, 'internal error at the service', true);
+  if (code === 1013) return mk(ErrorCodes.AGENT_RATE_LIMIT, 'the service asked to try again later', true);
+  return mk(ErrorCodes.AGENT_CLOSED, 'the service closed the connection', true);
+}
+
+/** An HTTP status on the WebSocket upgrade as a typed error. */
+export function upgradeStatusError(status: number): BridgeError {
+  const msg = `gemini: the WebSocket upgrade was refused with HTTP ${status}`;
+  if (status === 401 || status === 403) return new BridgeError(ErrorCodes.AGENT_AUTH, `${msg} (check GEMINI_API_KEY)`);
+  if (status === 429) return new BridgeError(ErrorCodes.AGENT_RATE_LIMIT, msg);
+  if (status >= 500) return new BridgeError(ErrorCodes.AGENT_SERVICE, msg);
+  return new BridgeError(ErrorCodes.AGENT_CONNECT, msg);
+}

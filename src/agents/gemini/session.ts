@@ -1,0 +1,685 @@
+/**
+ * GeminiLiveSession: one call ⇄ one Gemini Live session (protocols.md §3), which may
+ * span several WebSocket connections: Google ends each connection after ~10 minutes
+ * with a `goAway`, and we resume the same session on a new connection with the last
+ * `sessionResumptionUpdate.newHandle` (§3.6), so a 30-minute call survives.
+ *
+ * ```text
+ *          connect()                      setupComplete (caller audio flows)
+ *   idle ───────────► connecting ──────────────────────────────► open ◄───────────────┐
+ *    ▲                    │ upgrade refused / close / timeout      │                   │ setupComplete on a new
+ *    └────────────────────┘ (connect() rejects, typed)             │ goAway: at the next turn boundary
+ *                                                                  │   with a fresh handle, or at the
+ *                                                                  │   deadline (timeLeft − margin)
+ *                                                                  │ close 1011/1000/1006…, dead socket
+ *                                                                  ▼                   │ connection (resumed with
+ *                                                              resuming ───────────────┘ the handle; caller audio
+ *                                                                  │                     buffered meanwhile, then
+ *                     close 1007/1008, attempts exhausted, auth    │                     delivered in order)
+ *   close(reason) from any state ──────────► closed ◄──────────────┘ (fatal 'error', then 'closed')
+ * ```
+ *
+ * Swaps are break-before-make: the old socket is closed before the new one sends its
+ * `setup`, because Gemini has rejected a resume with 1011 while the old socket was
+ * still open (anchors §4 #6, aicc2025/sip-to-ai#14). Caller audio sent during the gap
+ * is kept (bounded by resumeBufferMs) and sent after the new `setupComplete`, so
+ * every caller sample goes to the service exactly once, in order.
+ *
+ * Limits of resumption on the Gemini API (not Vertex): `transparent` mode is not
+ * available, so the server never tells us which client messages a handle covers
+ * (`lastConsumedClientMessageIndex`). Audio the old connection received after the
+ * last handle may be missing from the resumed session's context; we do not resend it
+ * (that could duplicate it). To keep that window small we roll over at a turn
+ * boundary right after a fresh handle when we can. Without any handle (very early
+ * in a call) we start a new session: the call survives, the conversation so far is
+ * lost, and a non-fatal error says so.
+ *
+ * Barge-in: the service detects caller speech itself (automatic activity detection,
+ * START_OF_ACTIVITY_INTERRUPTS) and sends `serverContent.interrupted` → we emit
+ * `interruption` and drop the rest of that turn's audio. Gemini has no truncate (§3.5);
+ * interrupt({ heardMs }) from the bridge records heardMs (stats, the agent transcript),
+ * drops the rest of the current turn's audio, and — unless GEMINI_INTERRUPT_NOTE=0 —
+ * sends one `realtimeInput.text` note "[The caller interrupted you after hearing only
+ * the first N ms of your last reply …]" so the model's memory matches what the caller
+ * actually heard (anchors §4 #8; the server keeps what it *sent*, which is more than
+ * what played). activityStart/activityEnd are not an option: they are only allowed
+ * when automatic activity detection is disabled (§3.2).
+ *
+ * DTMF: `realtimeInput.text` "[The caller pressed 5 on the phone keypad.]".
+ */
+import WebSocket from 'ws';
+import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
+import { BridgeError, ErrorCodes, isBridgeError } from '../../errors.js';
+import type { GeminiCallOptions, GeminiConfig } from './config.js';
+import {
+  INPUT_RATE_HZ,
+  OUTPUT_RATE_HZ,
+  buildAudio,
+  buildSetup,
+  buildText,
+  closeCodeError,
+  decodeFrame,
+  parseServerMessage,
+  upgradeStatusError,
+  type ServerContent,
+  type ServerMessage,
+} from './protocol.js';
+
+export type GeminiSessionState = 'idle' | 'connecting' | 'open' | 'resuming' | 'closed';
+
+/** A WebSocket frame larger than this closes the connection (ws maxPayload; we then resume). */
+const MAX_FRAME_BYTES = 8 * 1024 * 1024;
+/** A message larger than this is dropped as a protocol error (~20 s of 24 kHz audio in one message). */
+const MAX_MESSAGE_CHARS = 2 * 1024 * 1024;
+/** How long close() waits for the close handshake before terminating the socket. */
+const CLOSE_GRACE_MS = 1000;
+/** Roll over at least this long before goAway's deadline (or at half of timeLeft if shorter). */
+const ROLLOVER_MARGIN_MS = 1500;
+/** goAway without a readable timeLeft: assume this much. */
+const DEFAULT_GOAWAY_MS = 5000;
+const MAX_TRANSCRIPT_CHARS = 4000;
+const DTMF_RE = /^[0-9*#A-D]$/;
+
+export interface GeminiSessionStats {
+  /** Connections that reached setupComplete (1 + rollovers + reconnects). */
+  connections: number;
+  /** Of those, resumed with a handle. */
+  resumed: number;
+  /** New sessions started without a handle after the first (context lost). */
+  freshRestarts: number;
+  /** Proactive swaps after goAway. */
+  rollovers: number;
+  callerMsSent: number;
+  callerMsDropped: number;
+  agentMsEmitted: number;
+  agentMsDropped: number;
+  protocolErrors: number;
+  audioFormatErrors: number;
+  interruptionsFromService: number;
+  interruptsFromBridge: number;
+  lastHeardMs: number | null;
+}
+
+interface Turn {
+  responseId: string;
+  samples: number;
+  /** The service reported the caller talking over this turn. */
+  interrupted: boolean;
+  /** The bridge interrupted it: the rest of its audio is dropped. */
+  dropped: boolean;
+  heardMs: number | undefined;
+}
+
+type Pending = { pcm: Int16Array; text?: undefined } | { pcm?: undefined; text: string };
+
+const noop = () => undefined;
+
+/** Errors from a close after our `setup` was sent (as opposed to the upgrade): the only ones that can mean "this handle is refused". */
+const refusedAtSetup = new WeakSet<BridgeError>();
+
+export class GeminiLiveSession extends AgentSession {
+  readonly inputFormat: AudioFormat = pcm16(INPUT_RATE_HZ);
+  readonly outputFormat: AudioFormat = pcm16(OUTPUT_RATE_HZ);
+  readonly hasVad = true;
+
+  readonly #cfg: GeminiConfig;
+  readonly #opts: GeminiCallOptions | BridgeError;
+  #state: GeminiSessionState = 'idle';
+  /** The live connection (only in 'open'). */
+  #ws: WebSocket | undefined;
+  #lastInboundMs = 0;
+  #pingTimer: NodeJS.Timeout | undefined;
+  /** Sockets being closed (rollover, retired); close() waits for them too (bounded). */
+  readonly #retiring = new Set<Promise<void>>();
+  /** Aborted by close(): ends connect attempts and backoff waits. */
+  readonly #lifetime = new AbortController();
+
+  /** Latest resumable handle; never logged. */
+  #handle: string | undefined;
+  /** A resumable handle arrived since the last model turn started. */
+  #handleFresh = false;
+  #rollover: { timer: NodeJS.Timeout } | undefined;
+
+  /** Caller audio / text kept while not open (connect, resumption), bounded by resumeBufferMs. */
+  #pending: Pending[] = [];
+  #pendingSamples = 0;
+  readonly #maxPendingSamples: number;
+  #overflowReported = false;
+
+  #turn: Turn | undefined;
+  #responseSeq = 0;
+  #callerText = '';
+  #agentText = '';
+
+  #closePromise: Promise<void> | undefined;
+  readonly #stats: GeminiSessionStats = {
+    connections: 0,
+    resumed: 0,
+    freshRestarts: 0,
+    rollovers: 0,
+    callerMsSent: 0,
+    callerMsDropped: 0,
+    agentMsEmitted: 0,
+    agentMsDropped: 0,
+    protocolErrors: 0,
+    audioFormatErrors: 0,
+    interruptionsFromService: 0,
+    interruptsFromBridge: 0,
+    lastHeardMs: null,
+  };
+
+  /** `options` is a BridgeError when the call's parameters were invalid: connect() rejects with it. */
+  constructor(config: GeminiConfig, options: GeminiCallOptions | BridgeError) {
+    super();
+    this.#cfg = config;
+    this.#opts = options;
+    this.#maxPendingSamples = Math.round((config.resumeBufferMs * INPUT_RATE_HZ) / 1000);
+  }
+
+  get state(): GeminiSessionState {
+    return this.#state;
+  }
+  get stats(): Readonly<GeminiSessionStats> {
+    return { ...this.#stats };
+  }
+  /** Whether a resumption handle is held (the handle itself is a credential-like secret and is not exposed). */
+  get resumable(): boolean {
+    return this.#handle !== undefined;
+  }
+
+  // --- AgentSession ------------------------------------------------------------------
+
+  async connect(signal: AbortSignal): Promise<void> {
+    if (this.#opts instanceof BridgeError) throw this.#opts;
+    if (this.#state === 'closed') throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'gemini: the session is closed');
+    if (this.#state !== 'idle') throw new BridgeError(ErrorCodes.AGENT_CONNECT, `gemini: connect() while ${this.#state}`);
+    this.#state = 'connecting';
+    const both = AbortSignal.any([signal, this.#lifetime.signal]);
+    try {
+      await this.#openLink(undefined, both);
+    } catch (e) {
+      if (this.#state === 'connecting') this.#state = 'idle';
+      throw e;
+    }
+    this.#pingTimer = setInterval(this.#onPingTick, this.#cfg.pingIntervalMs);
+  }
+
+  sendAudio(data: Int16Array | Uint8Array): void {
+    if (this.#state === 'closed') return;
+    if (!(data instanceof Int16Array)) {
+      this.#deferError(new BridgeError(ErrorCodes.DSP_ARGUMENT, 'gemini: sendAudio expects PCM16 (Int16Array) at 16 kHz'));
+      return;
+    }
+    if (data.length === 0) return;
+    const ws = this.#ws;
+    if (this.#state === 'open' && ws !== undefined) {
+      this.#sendRaw(ws, buildAudio(data));
+      this.#stats.callerMsSent += (data.length * 1000) / INPUT_RATE_HZ;
+      return;
+    }
+    // Not open (connecting / resuming): keep a copy — the bridge reuses its buffer.
+    this.#keep({ pcm: data.slice() });
+  }
+
+  interrupt(info: { heardMs: number }): void {
+    if (this.#state === 'closed') return;
+    const heardMs = Number.isFinite(info.heardMs) && info.heardMs >= 0 ? Math.round(info.heardMs) : undefined;
+    this.#stats.interruptsFromBridge++;
+    if (heardMs !== undefined) this.#stats.lastHeardMs = heardMs;
+    const turn = this.#turn;
+    if (turn !== undefined) {
+      turn.dropped = true;
+      turn.heardMs = heardMs;
+    }
+    if (this.#cfg.interruptNote && heardMs !== undefined) {
+      this.#sendText(`[The caller interrupted you after hearing only the first ${heardMs} ms of your last reply; the rest of it was not played. Do not assume they heard it.]`);
+    }
+  }
+
+  sendDtmf(digit: string): void {
+    if (this.#state === 'closed') return;
+    const d = digit.trim().toUpperCase();
+    if (!DTMF_RE.test(d)) return;
+    this.#sendText(`[The caller pressed ${d} on the phone keypad.]`);
+  }
+
+  close(reason: string): Promise<void> {
+    if (this.#closePromise) return this.#closePromise;
+    this.#state = 'closed';
+    this.#lifetime.abort(new Error(`gemini session closed: ${reason}`));
+    if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer);
+    this.#pingTimer = undefined;
+    this.#clearRollover();
+    this.#pending = [];
+    this.#pendingSamples = 0;
+    const ws = this.#ws;
+    this.#ws = undefined;
+    if (ws !== undefined) this.#retire(ws, 1000, 'call ended');
+    this.#closePromise = Promise.all([...this.#retiring]).then(() => {
+      this.emit('closed', { reason });
+    });
+    return this.#closePromise;
+  }
+
+  // --- connections -------------------------------------------------------------------
+
+  /**
+   * One connection: upgrade (key in `?key=`, §3.1), `setup`, wait for `setupComplete`
+   * (bounded by connectTimeoutMs and `signal`). On setupComplete the socket is adopted
+   * synchronously — before any later frame of the same read can be emitted — and the
+   * state becomes 'open'.
+   */
+  #openLink(handle: string | undefined, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const opts = this.#opts as GeminiCallOptions;
+      const url = new URL(this.#cfg.url);
+      url.searchParams.set('key', this.#cfg.apiKey);
+      let settled = false;
+      // One timer bounds upgrade + setup together (no ws handshakeTimeout, so a slow upgrade is AGENT_TIMEOUT too).
+      const ws = new WebSocket(url, { maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+      const timer = setTimeout(
+        () => fail(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `gemini: no setupComplete within ${this.#cfg.connectTimeoutMs} ms`)),
+        this.#cfg.connectTimeoutMs,
+      );
+      const onAbort = () => {
+        const r: unknown = signal.reason;
+        const timeout = r instanceof Error && r.name === 'TimeoutError';
+        fail(new BridgeError(timeout ? ErrorCodes.AGENT_TIMEOUT : ErrorCodes.AGENT_CONNECT, `gemini: connect aborted (${r instanceof Error ? r.message : String(r)})`, { cause: r }));
+      };
+      const finish = () => {
+        settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        ws.removeAllListeners();
+        ws.on('error', noop);
+      };
+      const fail = (e: BridgeError) => {
+        if (settled) return;
+        finish();
+        ws.terminate();
+        reject(e);
+      };
+      ws.on('unexpected-response', (_req, res) => {
+        res.resume();
+        fail(upgradeStatusError(res.statusCode ?? 0));
+      });
+      ws.on('error', (e) => fail(new BridgeError(ErrorCodes.AGENT_CONNECT, `gemini: cannot connect to ${this.#cfg.url}: ${e.message}`, { cause: e })));
+      ws.on('close', (code, reason) => {
+        const { error } = closeCodeError(code, reason.toString('utf8'));
+        refusedAtSetup.add(error);
+        fail(error);
+      });
+      ws.on('open', () => this.#sendRaw(ws, buildSetup({ ...opts, handle })));
+      ws.on('message', (data, isBinary) => {
+        const m = this.#parseFrame(data, isBinary);
+        if (m === undefined) return;
+        if (!m.setupComplete) {
+          // Clients must wait for setupComplete before anything else (§3.3); anything earlier is out of order.
+          this.#protocolError('a message before setupComplete');
+          return;
+        }
+        if (this.#state === 'closed') {
+          fail(new BridgeError(ErrorCodes.AGENT_CLOSED, 'gemini: the session was closed while connecting'));
+          return;
+        }
+        finish();
+        this.#adopt(ws, handle);
+        resolve();
+        // The rest of this message (rare beside setupComplete) is handled like any other.
+        if (m.serverContent || m.goAway || m.sessionResumptionUpdate) this.#onMessage({ ...m, setupComplete: false, problems: [] });
+      });
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  #adopt(ws: WebSocket, handle: string | undefined): void {
+    const first = this.#stats.connections === 0;
+    this.#stats.connections++;
+    if (handle !== undefined) this.#stats.resumed++;
+    else if (!first) this.#stats.freshRestarts++;
+    this.#ws = ws;
+    this.#state = 'open';
+    this.#lastInboundMs = performance.now();
+    this.#handleFresh = false;
+    ws.on('message', (data, isBinary) => {
+      if (ws !== this.#ws) return;
+      this.#lastInboundMs = performance.now();
+      const m = this.#parseFrame(data, isBinary);
+      if (m !== undefined) this.#onMessage(m);
+    });
+    ws.on('pong', () => {
+      if (ws === this.#ws) this.#lastInboundMs = performance.now();
+    });
+    ws.on('error', noop); // a 'close' always follows
+    ws.on('close', (code, reason) => {
+      if (ws !== this.#ws) return;
+      this.#linkLost(closeCodeError(code, reason.toString('utf8')));
+    });
+    this.#flushPending(ws);
+  }
+
+  /** Closes a socket we no longer use; its events are ignored from now on. */
+  #retire(ws: WebSocket, code: number, reason: string): void {
+    if (this.#ws === ws) this.#ws = undefined;
+    ws.removeAllListeners();
+    ws.on('error', noop);
+    if (ws.readyState === WebSocket.CLOSED) return;
+    const done = new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, CLOSE_GRACE_MS);
+      ws.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+      else ws.terminate();
+    });
+    this.#retiring.add(done);
+    void done.then(() => this.#retiring.delete(done));
+  }
+
+  /** The live connection ended without our asking. */
+  #linkLost(r: { error: BridgeError; retry: boolean }, terminate = false): void {
+    const ws = this.#ws;
+    if (ws !== undefined) {
+      if (terminate) ws.terminate();
+      this.#retire(ws, 1000, 'reconnecting');
+    }
+    if (!r.retry) {
+      this.#fatal(r.error);
+      return;
+    }
+    this.#report(r.error, false);
+    this.#startResume();
+  }
+
+  readonly #onPingTick = (): void => {
+    const ws = this.#ws;
+    if (this.#state !== 'open' || ws === undefined) return;
+    const silentMs = performance.now() - this.#lastInboundMs;
+    if (silentMs > this.#cfg.idleTimeoutMs) {
+      this.#linkLost({ error: new BridgeError(ErrorCodes.AGENT_TIMEOUT, `gemini: the service stopped answering (nothing for ${Math.round(silentMs)} ms)`), retry: true }, true);
+      return;
+    }
+    try {
+      ws.ping();
+    } catch {
+      /* not open: the close handler takes over */
+    }
+  };
+
+  // --- resumption --------------------------------------------------------------------
+
+  #startResume(): void {
+    if (this.#state === 'closed' || this.#state === 'resuming') return;
+    this.#endTurn(true);
+    if (this.#closed()) return; // a listener of the events above closed us
+    this.#clearRollover();
+    this.#state = 'resuming';
+    this.#overflowReported = false;
+    if (this.#cfg.maxReconnects === 0) {
+      this.#fatal(new BridgeError(ErrorCodes.AGENT_CLOSED, 'gemini: the connection ended and reconnecting is disabled (GEMINI_MAX_RECONNECTS=0)'));
+      return;
+    }
+    void this.#resumeLoop().catch((e: unknown) => this.#fatal(toBridgeError(e)));
+  }
+
+  async #resumeLoop(): Promise<void> {
+    let handle = this.#handle;
+    for (let attempt = 1; ; attempt++) {
+      if (attempt > 1) await sleep(Math.min(2000, 250 * 2 ** (attempt - 2)), this.#lifetime.signal);
+      if (this.#state !== 'resuming') return;
+      try {
+        await this.#openLink(handle, this.#lifetime.signal);
+        if (handle === undefined && this.#stats.connections > 1) {
+          this.#report(new BridgeError(ErrorCodes.AGENT_SERVICE, 'gemini: no resumption handle: a new session was started, the conversation so far is lost'), false);
+        }
+        return;
+      } catch (e) {
+        if (this.#state !== 'resuming') return;
+        const err = toBridgeError(e);
+        if (handle !== undefined && refusedAtSetup.has(err) && (err.code === ErrorCodes.AGENT_AUTH || err.code === ErrorCodes.AGENT_PROTOCOL)) {
+          // The handle was refused (expired or unknown; §7: validity period unconfirmed). A key
+          // problem would fail the fresh attempt too, and that one is fatal.
+          this.#report(new BridgeError(err.code, `gemini: resuming was refused (${err.message}); starting a new session`), false);
+          handle = undefined;
+          this.#handle = undefined;
+          continue;
+        }
+        if (err.code === ErrorCodes.AGENT_AUTH || attempt >= this.#cfg.maxReconnects) {
+          this.#fatal(new BridgeError(err.code, `gemini: reconnecting failed after ${attempt} attempt(s): ${err.message}`, { cause: err }));
+          return;
+        }
+        this.#report(err, false);
+      }
+    }
+  }
+
+  /** goAway (§3.6): roll over at the next turn boundary with a fresh handle, or at the deadline. */
+  #onGoAway(timeLeftMs: number | undefined): void {
+    if (this.#rollover !== undefined || this.#state !== 'open') return;
+    const left = timeLeftMs ?? DEFAULT_GOAWAY_MS;
+    const deadline = Math.max(0, left - Math.min(ROLLOVER_MARGIN_MS, left / 2));
+    this.#rollover = { timer: setTimeout(() => this.#rollNow(), deadline) };
+    this.#maybeRoll();
+  }
+
+  #maybeRoll(): void {
+    if (this.#rollover !== undefined && this.#state === 'open' && this.#turn === undefined && this.#handleFresh) this.#rollNow();
+  }
+
+  #rollNow(): void {
+    this.#clearRollover();
+    const ws = this.#ws;
+    if (this.#state !== 'open' || ws === undefined) return;
+    this.#stats.rollovers++;
+    this.#retire(ws, 1000, 'rolling over after goAway');
+    this.#startResume();
+  }
+
+  #clearRollover(): void {
+    if (this.#rollover !== undefined) clearTimeout(this.#rollover.timer);
+    this.#rollover = undefined;
+  }
+
+  // --- server messages ---------------------------------------------------------------
+
+  #parseFrame(data: WebSocket.RawData, isBinary: boolean): ServerMessage | undefined {
+    const text = decodeFrame(data, isBinary);
+    if (text === undefined) {
+      this.#protocolError('a binary frame that is not UTF-8 text');
+      return undefined;
+    }
+    if (text.length > MAX_MESSAGE_CHARS) {
+      this.#protocolError(`a message of ${text.length} characters (limit ${MAX_MESSAGE_CHARS})`);
+      return undefined;
+    }
+    const r = parseServerMessage(text);
+    if (!r.ok) {
+      this.#protocolError(r.detail);
+      return undefined;
+    }
+    for (const p of r.message.problems) this.#protocolError(p);
+    return r.message;
+  }
+
+  #onMessage(m: ServerMessage): void {
+    if (m.setupComplete) this.#protocolError('a second setupComplete');
+    if (m.sessionResumptionUpdate) {
+      const u = m.sessionResumptionUpdate;
+      // Keep only handles the server says can resume (resumable is false mid-generation / tool calls).
+      if (u.resumable && u.newHandle !== undefined) {
+        this.#handle = u.newHandle;
+        this.#handleFresh = true;
+      }
+    }
+    if (m.toolCall) this.#protocolError(`a toolCall (${m.toolCall.ids.join(', ')}) although no tools were declared`);
+    if (m.serverContent) this.#onServerContent(m.serverContent);
+    if (m.goAway) this.#onGoAway(m.goAway.timeLeftMs);
+    this.#maybeRoll();
+  }
+
+  #onServerContent(c: ServerContent): void {
+    if (c.inputTranscription) {
+      this.#callerText = (this.#callerText + c.inputTranscription.text).slice(0, MAX_TRANSCRIPT_CHARS);
+      if (c.inputTranscription.finished) this.#flushCallerText();
+    }
+    if (c.outputTranscription) this.#agentText = (this.#agentText + c.outputTranscription.text).slice(0, MAX_TRANSCRIPT_CHARS);
+    for (const why of c.badAudio) {
+      this.#stats.audioFormatErrors++;
+      this.#report(new BridgeError(ErrorCodes.AGENT_AUDIO_FORMAT, `gemini: ${why}`), false);
+    }
+    if (c.audio.length > 0) {
+      let turn = this.#turn;
+      if (turn === undefined) {
+        this.#flushCallerText(); // the model answers: the caller's turn is over
+        turn = this.#turn = { responseId: `gemini-${++this.#responseSeq}`, samples: 0, interrupted: false, dropped: false, heardMs: undefined };
+        this.#handleFresh = false;
+      }
+      for (const pcm of c.audio) {
+        if (turn.interrupted || turn.dropped) {
+          this.#stats.agentMsDropped += (pcm.length * 1000) / OUTPUT_RATE_HZ;
+          continue;
+        }
+        turn.samples += pcm.length;
+        this.#stats.agentMsEmitted += (pcm.length * 1000) / OUTPUT_RATE_HZ;
+        this.emit('audio', { data: pcm, responseId: turn.responseId });
+        if (this.#closed() || this.#turn !== turn) return; // a listener closed us
+      }
+    }
+    if (c.interrupted) {
+      // §3.5: the caller spoke over the model; it stopped. Drop whatever of the turn still arrives.
+      this.#stats.interruptionsFromService++;
+      if (this.#turn !== undefined) this.#turn.interrupted = true;
+      this.emit('interruption');
+      if (this.#state === 'closed') return;
+    }
+    if (c.turnComplete) this.#endTurn(false);
+  }
+
+  /** Ends the current model turn: responseDone if it finished normally, and the agent transcript. */
+  #endTurn(cut: boolean): void {
+    const turn = this.#turn;
+    this.#turn = undefined;
+    if (turn !== undefined && !turn.interrupted && !turn.dropped && turn.samples > 0) {
+      // Also when cut by a reconnect: all of its audio that will ever come has been emitted.
+      this.emit('responseDone', { responseId: turn.responseId });
+    }
+    this.#flushCallerText();
+    let text = this.#agentText.trim();
+    this.#agentText = '';
+    if (turn !== undefined && (turn.interrupted || turn.dropped)) {
+      text += turn.heardMs !== undefined ? ` [interrupted: the caller heard about ${turn.heardMs} ms]` : ' [interrupted]';
+    } else if (turn !== undefined && cut) text += ' [cut by a reconnect]';
+    text = text.trim();
+    if (text !== '' && this.#state !== 'closed') this.emit('transcript', { role: 'agent', text, final: true });
+  }
+
+  #flushCallerText(): void {
+    const text = this.#callerText.trim();
+    this.#callerText = '';
+    if (text !== '' && this.#state !== 'closed') this.emit('transcript', { role: 'caller', text, final: true });
+  }
+
+  // --- sending -----------------------------------------------------------------------
+
+  #sendRaw(ws: WebSocket, text: string): void {
+    try {
+      ws.send(text);
+    } catch {
+      /* closing: the close handler takes over */
+    }
+  }
+
+  #sendText(text: string): void {
+    const ws = this.#ws;
+    if (this.#state === 'open' && ws !== undefined) this.#sendRaw(ws, buildText(text));
+    else this.#keep({ text });
+  }
+
+  /** Keeps input for the next connection; the oldest audio goes first when over resumeBufferMs. */
+  #keep(p: Pending): void {
+    this.#pending.push(p);
+    if (p.pcm === undefined) return;
+    this.#pendingSamples += p.pcm.length;
+    let dropped = 0;
+    while (this.#pendingSamples > this.#maxPendingSamples) {
+      const i = this.#pending.findIndex((x) => x.pcm !== undefined);
+      if (i < 0) break;
+      const [old] = this.#pending.splice(i, 1);
+      this.#pendingSamples -= old!.pcm!.length;
+      dropped += old!.pcm!.length;
+    }
+    if (dropped > 0) {
+      this.#stats.callerMsDropped += (dropped * 1000) / INPUT_RATE_HZ;
+      if (!this.#overflowReported) {
+        this.#overflowReported = true;
+        this.#deferError(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `gemini: more than ${this.#cfg.resumeBufferMs} ms of caller audio while reconnecting; the oldest is dropped`));
+      }
+    }
+  }
+
+  #flushPending(ws: WebSocket): void {
+    const pending = this.#pending;
+    this.#pending = [];
+    this.#pendingSamples = 0;
+    for (const p of pending) {
+      if (p.pcm !== undefined) {
+        this.#sendRaw(ws, buildAudio(p.pcm));
+        this.#stats.callerMsSent += (p.pcm.length * 1000) / INPUT_RATE_HZ;
+      } else this.#sendRaw(ws, buildText(p.text));
+    }
+  }
+
+  // --- errors ------------------------------------------------------------------------
+
+  /** Re-reads the state after emitting (listeners may close us; TS would keep the narrowed type). */
+  #closed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  #protocolError(detail: string): void {
+    this.#stats.protocolErrors++;
+    this.#report(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `gemini: ${detail}`), false);
+  }
+
+  /** 'error' without a listener would throw: report only to listeners. */
+  #report(err: BridgeError, fatal: boolean): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err, { fatal });
+  }
+
+  /** From inside sendAudio: never re-entrant. */
+  #deferError(err: BridgeError): void {
+    queueMicrotask(() => {
+      if (this.#state !== 'closed') this.#report(err, false);
+    });
+  }
+
+  #fatal(err: BridgeError): void {
+    if (this.#state === 'closed') return;
+    this.#report(err, true);
+    void this.close(`error:${err.code}`);
+  }
+}
+
+function toBridgeError(e: unknown): BridgeError {
+  if (isBridgeError(e)) return e;
+  return new BridgeError(ErrorCodes.AGENT_CONNECT, `gemini: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
+/** A bounded wait that ends early (resolving) when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
