@@ -106,6 +106,16 @@ describe('elevenlabs agent: connection', () => {
     expect(fake.conversations.length).toBe(0);
   });
 
+  it('audio sent right after the metadata (a greeting) reaches a listener attached when connect() resolves', async () => {
+    const fake = await startFakeElevenLabs({ greetingMs: 300 });
+    cleanups.push(() => fake.close());
+    const session = createElevenLabsAgentFactory(fake.env).factory.create({ callSid: 'CA1', parameters: {} });
+    cleanups.unshift(() => session.close('test'));
+    const audio: AgentAudio[] = [];
+    await session.connect(AbortSignal.timeout(3000)).then(() => session.on('audio', (a) => audio.push(a)));
+    await waitFor(() => samples(audio) === 8 * 300, 2000, 'the whole greeting');
+  });
+
   it('a private agent connects through a signed URL fetched with xi-api-key (one-time token)', async () => {
     const { fake } = await open({ apiKey: 'xi-secret-1' });
     expect(fake.signedUrlRequests).toEqual([{ agentId: fake.agentId, keyOk: true }]);

@@ -261,6 +261,12 @@ export class ElevenLabsAgentSession extends AgentSession {
         ws.send(initiation);
       });
       ws.on('close', (code, reasonBuf) => {
+        if (deferred !== undefined) {
+          // Audio that came just before a close still counts (the goodbye before a 1000 close).
+          const held = deferred;
+          deferred = undefined;
+          for (const [d, b] of held) onMessage(d, b);
+        }
         if (!settled) {
           fail(closeError(code, reasonBuf.toString('utf8'), 'before the conversation started'));
           return;
@@ -270,9 +276,11 @@ export class ElevenLabsAgentSession extends AgentSession {
       ws.on('pong', () => {
         this.#lastRxAt = Date.now();
       });
-      ws.on('message', (raw, isBinary) => {
-        const data = raw as Buffer;
-        this.#lastRxAt = Date.now();
+      // Messages that arrive in the same socket read as the metadata would be handled before
+      // connect()'s caller has run its continuation (ws parses a read in one synchronous loop),
+      // and the caller would miss the first audio of the greeting: they wait one macrotask.
+      let deferred: Array<[Buffer, boolean]> | undefined;
+      const onMessage = (data: Buffer, isBinary: boolean): void => {
         if (this.#state === 'closed') return;
         if (data.length > MAX_MESSAGE_CHARS * 4) {
           this.#protocolError(`message of ${data.length} bytes ignored (too large)`);
@@ -301,6 +309,12 @@ export class ElevenLabsAgentSession extends AgentSession {
             done();
             this.#state = 'open';
             this.#startWatchdog();
+            deferred = [];
+            setImmediate(() => {
+              const held = deferred ?? [];
+              deferred = undefined;
+              for (const [d, b] of held) onMessage(d, b);
+            });
             resolve();
             return;
           }
@@ -312,6 +326,11 @@ export class ElevenLabsAgentSession extends AgentSession {
           return;
         }
         this.#onEvent(r.event);
+      };
+      ws.on('message', (raw, isBinary) => {
+        this.#lastRxAt = Date.now();
+        if (deferred !== undefined) deferred.push([raw as Buffer, isBinary]);
+        else onMessage(raw as Buffer, isBinary);
       });
     });
   }
