@@ -163,6 +163,15 @@ describe('elevenlabs agent: connection', () => {
     expect(Date.now() - t0).toBeLessThan(2000);
     await session.close('test');
     await waitFor(() => sockets.size === 0, 2000, 'the client to drop its half-open connection');
+
+    // close() while connecting (no abort from the caller) settles connect() at once too.
+    const again = createElevenLabsAgentFactory({ ELEVENLABS_AGENT_ID: 'agent_x', ELEVENLABS_API_KEY: 'k', ELEVENLABS_API_URL: `http://127.0.0.1:${port}` }).factory.create({ callSid: 'CA1', parameters: {} });
+    const pending = again.connect(AbortSignal.timeout(60_000)).catch((e: unknown) => e);
+    await waitFor(() => sockets.size === 1, 2000, 'the signed-URL request');
+    const t1 = Date.now();
+    await again.close('caller hung up');
+    expect(await pending).toBeInstanceOf(BridgeError);
+    expect(Date.now() - t1).toBeLessThan(1000);
   });
 });
 

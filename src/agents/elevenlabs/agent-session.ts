@@ -166,6 +166,7 @@ export class ElevenLabsAgentSession extends AgentSession {
   readonly #unknownTypes = new Set<string>();
   readonly #stats: ElevenLabsAgentStats = { audioChunksIn: 0, staleAudioDropped: 0, badAudioDropped: 0, protocolErrors: 0, pongsSent: 0, callerChunksSent: 0, callerChunksDropped: 0 };
   #closePromise: Promise<void> | undefined;
+  readonly #closing = new AbortController();
 
   constructor(config: ElevenLabsAgentConfig, ctx: AgentContext) {
     super();
@@ -210,7 +211,8 @@ export class ElevenLabsAgentSession extends AgentSession {
     }
     this.#state = 'connecting';
     const initiation = buildInitiation(options.overrides, options.dynamicVariables);
-    return this.#open(initiation, signal).catch((e: unknown) => {
+    // close() while connecting aborts the signed-URL request and the handshake too.
+    return this.#open(initiation, AbortSignal.any([signal, this.#closing.signal])).catch((e: unknown) => {
       this.#teardown();
       if (this.#state !== 'closed') this.#state = 'closed';
       throw e instanceof BridgeError ? e : new BridgeError(ErrorCodes.AGENT_CONNECT, `elevenlabs agent: ${(e as Error).message}`, { cause: e });
@@ -747,6 +749,7 @@ export class ElevenLabsAgentSession extends AgentSession {
   }
 
   #teardown(): void {
+    if (!this.#closing.signal.aborted) this.#closing.abort(new Error('session closed'));
     for (const t of [this.#gapTimer, this.#dtmfTimer, this.#endTimer, this.#endGraceTimer]) if (t !== undefined) clearTimeout(t);
     this.#gapTimer = this.#dtmfTimer = this.#endTimer = this.#endGraceTimer = undefined;
     if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
