@@ -8,6 +8,7 @@ import { ConfigError, type Config } from '../config.js';
 import { createEchoAgentFactory } from './echo/echo-agent.js';
 import { agentModule as pipecat } from './pipecat/index.js';
 import { agentModule as gemini } from './gemini/index.js';
+import { agentModule as elevenlabsModule } from './elevenlabs/index.js';
 
 /**
  * An agent name nobody registered. Shaped like BridgeError (code, category,
@@ -71,6 +72,7 @@ const MODULES: AgentModule[] = [
   // adapters register here
   pipecat,
   gemini,
+  elevenlabsModule,
 ];
 
 export function createAgentRegistry(config: Config): AgentRegistry {

@@ -19,7 +19,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { DspBackend, InboundPipeline, JitterStats, OutboundPipeline } from '../dsp/backend.js';
-import type { AgentSession, Transcript } from '../agents/agent.js';
+import type { AgentAudio, AgentSession, Transcript } from '../agents/agent.js';
 import type { Config } from '../config.js';
 import { FRAME_PAYLOAD_B64_LENGTH, TwilioInputCodes, parseTwilioMessage, type StartMessage, type TwilioInputCode } from '../twilio/messages.js';
 import { FrameClock } from './frame-clock.js';
@@ -102,6 +102,8 @@ interface SessionEvents {
 
 const FRAME_BYTES = 160;
 const MAX_TRANSCRIPTS = 200;
+/** Agent audio kept while the session finishes connecting (about 10 s at 48 kHz). */
+const EARLY_AUDIO_MAX_SAMPLES = 480_000;
 
 export class CallSession extends EventEmitter<SessionEvents> {
   readonly #d: CallSessionDeps;
@@ -337,6 +339,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #agentReadyMs: number | null = null;
   #apology: 'rest-say' | 'prompt' | null = null;
   #failing = false;
+  #earlyAudio: (AgentAudio | 'done')[] = [];
+  #earlyAudioSamples = 0;
 
   /**
    * The agent cannot serve this call (unreachable, failed for good, unknown): the caller
@@ -390,6 +394,16 @@ export class CallSession extends EventEmitter<SessionEvents> {
     if (!agent.hasVad) this.#vad = new EnergyVad({ sampleRateHz: agent.inputFormat.sampleRateHz, thresholdDbfs: cfg.echo.vadThresholdDbfs, silenceMs: cfg.echo.silenceMs });
     this.#playout!.setPipeline(this.#outbound);
     this.#transition('streaming');
+    // The agent's first words, if it spoke before we were streaming.
+    const early = this.#earlyAudio;
+    this.#earlyAudio = [];
+    for (const a of early) {
+      if (a === 'done') this.#playout!.endResponse();
+      else {
+        if (this.#firstAgentAudioAt === null) this.#firstAgentAudioAt = FrameClock.now();
+        this.#playout!.enqueue(a.data, a.responseId);
+      }
+    }
     // The caller's first words: everything kept while connecting, in order.
     const pending = this.#pending;
     this.#pending = [];
@@ -398,12 +412,25 @@ export class CallSession extends EventEmitter<SessionEvents> {
 
   #wireAgent(agent: AgentSession): void {
     agent.on('audio', (a) => {
+      // Audio emitted as connect() resolves (a greeting sent right after the service's
+      // ready message) arrives before this session has switched to streaming: keep it
+      // (bounded) and play it once the pipelines exist.
+      if (this.#state === 'connecting' && !this.#failing) {
+        if (this.#earlyAudioSamples + a.data.length <= EARLY_AUDIO_MAX_SAMPLES) {
+          this.#earlyAudio.push({ data: a.data.slice(), responseId: a.responseId });
+          this.#earlyAudioSamples += a.data.length;
+        }
+        return;
+      }
       // After 'end' the goodbye may still be arriving: keep accepting until close.
       if (!this.#playout || this.#closePromise || this.#failing || (this.#state !== 'streaming' && !this.#ending)) return;
       if (this.#firstAgentAudioAt === null) this.#firstAgentAudioAt = FrameClock.now();
       this.#playout.enqueue(a.data, a.responseId);
     });
-    agent.on('responseDone', () => this.#playout?.endResponse());
+    agent.on('responseDone', () => {
+      if (this.#state === 'connecting') this.#earlyAudio.push('done');
+      else this.#playout?.endResponse();
+    });
     agent.on('interruption', () => this.bargeIn('agent-vad'));
     agent.on('transcript', (t) => {
       this.#transcripts.push(t);

@@ -1,0 +1,838 @@
+/**
+ * ElevenLabs Agents (Conversational AI) adapter: one conversation WebSocket per call
+ * (protocols.md §5b; wire shapes in agent-protocol.ts).
+ *
+ * ```text
+ *            connect(signal)                         metadata ok               1000 close / end_call tool
+ *   idle ──► [API key? GET signed URL] ──► WS open ──► client data ──► open ─────────────────────────► 'end' … closed
+ *             (≤ 5 s, xi-api-key)          (≤ 10 s)    ◄─ metadata       │ abnormal close, no data for
+ *                                                      (formats checked) │ idleTimeoutMs, bad metadata
+ *                                                                        └──► fatal 'error' ──► closed
+ * ```
+ *
+ * Formats: the agent's audio formats are its dashboard configuration, announced in
+ * `conversation_initiation_metadata`. ELEVENLABS_AUDIO_FORMAT says what we expect
+ * (default ulaw_8000 both ways: Twilio's μ-law passes through with no DSP). When the
+ * service announces another raw format (any pcm_N or ulaw_8000) we adopt it — the
+ * bridge's pipelines convert — and report a non-fatal BRIDGE_ERR_AGENT_AUDIO_FORMAT
+ * so the mismatch is visible; anything else (mp3, opus…) rejects connect(). Each audio
+ * chunk is checked (base64, whole PCM samples, no container header) before it is
+ * played; a bad chunk is dropped and counted, never played.
+ *
+ * Responses: ElevenLabs audio carries `event_id`s but no response id and no
+ * end-of-response event, so the adapter draws the boundaries itself:
+ *   - a response starts with the first audio after the previous one ended;
+ *   - it ends (→ 'responseDone') when no audio has come for `responseGapMs` after its
+ *     `agent_response` text was seen (the service sends that text with the first
+ *     chunk or after the last), or for 4 × responseGapMs when no text was seen;
+ *   - a `user_transcript` (a new caller turn) ends it at once;
+ *   - an `interruption` discards it (no responseDone), and every later audio event
+ *     with `event_id` ≤ the interruption's is dropped (the service still sends some).
+ * A pause inside one reply longer than the gap therefore splits it in two responses;
+ * the bridge then measures heardMs from the second part (harmless, documented).
+ *
+ * Barge-in: the service detects caller speech (hasVad) and sends `interruption`,
+ * re-emitted as 'interruption'. interrupt({heardMs}) from the bridge drops the rest
+ * of the current response locally, sends `user_activity` (the agent holds off
+ * speaking for a moment) and, unless ELEVENLABS_REPORT_HEARD=0, a non-interrupting
+ * `contextual_update` saying how many ms the caller heard — with the words heard
+ * when the service sent character alignment — so the agent's memory matches what
+ * the caller actually heard (anchors §4 #8). The service has no truncate API.
+ *
+ * End of call: a `client_tool_call` named in ELEVENLABS_END_CALL_TOOLS (default
+ * end_call) is answered with a `client_tool_result` and ends the call; so does an
+ * `agent_tool_response` for such a tool (the system end_call tool, on servers that
+ * report it) and a normal (1000) close by the service (the agent's end_call, or the
+ * agent's max_duration_seconds). 'end' is emitted once the reply being spoken has
+ * ended (bounded), so the bridge hangs up after the goodbye, not in the middle.
+ *
+ * No reconnect: the conversation lives on the service and cannot be resumed; a new
+ * one would greet the caller again. A failed socket is a fatal error.
+ *
+ * Liveness: the service pings (`ping` → `pong` with its event_id, sent after
+ * `ping_ms` capped at 1 s as the docs' example does); we also send WebSocket pings
+ * every idleTimeoutMs/3, and no data at all for idleTimeoutMs is fatal
+ * (BRIDGE_ERR_AGENT_TIMEOUT).
+ */
+import { endianness } from 'node:os';
+import WebSocket from 'ws';
+import { AgentSession, type AgentContext, type AudioFormat } from '../agent.js';
+import { BridgeError, ErrorCodes, type ErrorCode } from '../../errors.js';
+import {
+  MAX_MESSAGE_CHARS,
+  buildClientToolResult,
+  buildContextualUpdate,
+  buildInitiation,
+  buildPong,
+  buildUserActivity,
+  buildUserAudioChunk,
+  buildUserMessage,
+  isElevenLabsAudioFormat,
+  parseServerMessage,
+  toAudioFormat,
+  type Alignment,
+  type ElevenLabsAudioFormat,
+  type ServerEvent,
+} from './agent-protocol.js';
+import { parseCallOptions, type ElevenLabsAgentConfig } from './config.js';
+
+/** Bound of the signed-URL request. */
+const SIGNED_URL_TIMEOUT_MS = 5000;
+/** Bound of WebSocket open + conversation_initiation_metadata. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Largest signed-URL response body read. */
+const MAX_REST_BODY_BYTES = 64 * 1024;
+/** Hard cap of one WebSocket message (ws closes with 1009 above it); the soft cap is MAX_MESSAGE_CHARS. */
+const MAX_PAYLOAD_BYTES = 8 * 1024 * 1024;
+/** Caller audio is dropped while this much is waiting in the socket (~16 s of μ-law as base64 JSON). */
+const MAX_SEND_BUFFERED_BYTES = 256 * 1024;
+/** Longest wait for a `ping_ms`-delayed pong. */
+const MAX_PONG_DELAY_MS = 1000;
+/** Longest 'end' waits for the goodbye being spoken to finish. */
+const MAX_END_WAIT_MS = 10_000;
+/** close(): longest wait for the service's close frame before the socket is destroyed. */
+const CLOSE_WAIT_MS = 1000;
+/** Keypad digits pressed within this time are sent together (a PIN is one message, not four turns). */
+const DTMF_BATCH_MS = 600;
+const MAX_DTMF_BATCH = 16;
+/** Characters of alignment kept per response (for the heard-words report). */
+const MAX_ALIGNMENT_CHARS = 4000;
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+type State = 'idle' | 'connecting' | 'open' | 'closed';
+
+interface Reply {
+  readonly id: string;
+  /** Ms of audio received for it. */
+  audioMs: number;
+  /** Its agent_response text has been seen. */
+  textSeen: boolean;
+  /** The bridge interrupted it: its remaining audio is dropped. */
+  dropped: boolean;
+  /** Alignment characters and their start times in the response (ms). */
+  chars: string[];
+  charMs: number[];
+}
+
+export interface ElevenLabsAgentStats {
+  audioChunksIn: number;
+  /** Audio events dropped because they belong to an interrupted response (event_id ≤ interruption, or interrupted locally). */
+  staleAudioDropped: number;
+  /** Audio chunks dropped as undecodable or in the wrong format. */
+  badAudioDropped: number;
+  protocolErrors: number;
+  pongsSent: number;
+  callerChunksSent: number;
+  callerChunksDropped: number;
+}
+
+export class ElevenLabsAgentSession extends AgentSession {
+  readonly hasVad = true;
+
+  readonly #cfg: ElevenLabsAgentConfig;
+  readonly #ctx: AgentContext;
+  #state: State = 'idle';
+  #ws: WebSocket | undefined;
+  #inFmt: ElevenLabsAudioFormat;
+  #outFmt: ElevenLabsAudioFormat;
+  #inputFormat: AudioFormat;
+  #outputFormat: AudioFormat;
+  #outBytesPerMs: number;
+  #conversationId: string | undefined;
+
+  #lastInterruptId = -1;
+  #responseSeq = 0;
+  #resp: Reply | undefined;
+  /** The most recent response that had audio (what the caller may be hearing). */
+  #lastResp: Reply | undefined;
+  /** agent_response text arrived before the response's first audio. */
+  #textPending = false;
+  #gapTimer: NodeJS.Timeout | undefined;
+  #gapMs = 0;
+
+  #lastRxAt = 0;
+  #watchdog: NodeJS.Timeout | undefined;
+  readonly #pongTimers = new Set<NodeJS.Timeout>();
+  #dtmf = '';
+  #dtmfTimer: NodeJS.Timeout | undefined;
+  #endReason: string | undefined;
+  #endEmitted = false;
+  #endTimer: NodeJS.Timeout | undefined;
+  #endGraceTimer: NodeJS.Timeout | undefined;
+  #lastHeardMs: number | undefined;
+  #sendBlocked = false;
+  #swap: Uint8Array = new Uint8Array(0);
+  readonly #errorCounts = new Map<ErrorCode, number>();
+  readonly #unknownTypes = new Set<string>();
+  readonly #stats: ElevenLabsAgentStats = { audioChunksIn: 0, staleAudioDropped: 0, badAudioDropped: 0, protocolErrors: 0, pongsSent: 0, callerChunksSent: 0, callerChunksDropped: 0 };
+  #closePromise: Promise<void> | undefined;
+  readonly #closing = new AbortController();
+
+  constructor(config: ElevenLabsAgentConfig, ctx: AgentContext) {
+    super();
+    this.#cfg = config;
+    this.#ctx = ctx;
+    this.#inFmt = config.audioFormat;
+    this.#outFmt = config.audioFormat;
+    this.#inputFormat = toAudioFormat(this.#inFmt);
+    this.#outputFormat = toAudioFormat(this.#outFmt);
+    this.#outBytesPerMs = this.#outputFormat.encoding === 'ulaw' ? 8 : (this.#outputFormat.sampleRateHz * 2) / 1000;
+  }
+
+  /** The agent's input format (as announced by the service once connected). */
+  get inputFormat(): AudioFormat {
+    return this.#inputFormat;
+  }
+  /** The agent's output format (as announced by the service once connected). */
+  get outputFormat(): AudioFormat {
+    return this.#outputFormat;
+  }
+  get conversationId(): string | undefined {
+    return this.#conversationId;
+  }
+  /** heardMs of the last interrupt() from the bridge. */
+  get lastHeardMs(): number | undefined {
+    return this.#lastHeardMs;
+  }
+  get stats(): Readonly<ElevenLabsAgentStats> {
+    return { ...this.#stats };
+  }
+
+  // --- connect ---------------------------------------------------------------------
+
+  connect(signal: AbortSignal): Promise<void> {
+    if (this.#state !== 'idle') return Promise.reject(new BridgeError(ErrorCodes.AGENT_CLOSED, `elevenlabs agent: connect() in state ${this.#state}`));
+    if (signal.aborted) return Promise.reject(this.#abortError(signal));
+    let options;
+    try {
+      options = parseCallOptions(this.#ctx.parameters);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.#state = 'connecting';
+    const initiation = buildInitiation(options.overrides, options.dynamicVariables);
+    // close() while connecting aborts the signed-URL request and the handshake too.
+    return this.#open(initiation, AbortSignal.any([signal, this.#closing.signal])).catch((e: unknown) => {
+      this.#teardown();
+      if (this.#state !== 'closed') this.#state = 'closed';
+      throw e instanceof BridgeError ? e : new BridgeError(ErrorCodes.AGENT_CONNECT, `elevenlabs agent: ${(e as Error).message}`, { cause: e });
+    });
+  }
+
+  #abortError(signal: AbortSignal): BridgeError {
+    const why = signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'aborted');
+    return new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: connect aborted (${why})`, { cause: signal.reason });
+  }
+
+  async #open(initiation: string, signal: AbortSignal): Promise<void> {
+    const cfg = this.#cfg;
+    const url = cfg.apiKey !== undefined ? await this.#signedUrl(cfg.apiKey, signal) : `${cfg.convaiUrl}?agent_id=${encodeURIComponent(cfg.agentId)}`;
+    if (this.#state !== 'connecting') throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'elevenlabs agent: closed while connecting');
+    if (signal.aborted) throw this.#abortError(signal);
+
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const ws = new WebSocket(url, { handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: MAX_PAYLOAD_BYTES, perMessageDeflate: false });
+      this.#ws = ws;
+      const timer = setTimeout(() => fail(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: no conversation_initiation_metadata within ${HANDSHAKE_TIMEOUT_MS} ms`)), HANDSHAKE_TIMEOUT_MS);
+      const onAbort = () => fail(this.#abortError(signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      const done = () => {
+        settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const fail = (e: BridgeError) => {
+        if (settled) return;
+        done();
+        reject(e);
+      };
+      ws.on('unexpected-response', (req, res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        req.destroy();
+        fail(httpError(status, 'conversation WebSocket upgrade'));
+      });
+      ws.on('error', (e) => {
+        if (settled) return;
+        const timedOut = /handshake has timed out/i.test(e.message);
+        fail(new BridgeError(timedOut ? ErrorCodes.AGENT_TIMEOUT : ErrorCodes.AGENT_CONNECT, `elevenlabs agent: ${timedOut ? 'WebSocket handshake timed out' : `cannot reach the service (${e.message})`}`, { cause: e }));
+      });
+      ws.on('open', () => {
+        this.#lastRxAt = Date.now();
+        ws.send(initiation);
+      });
+      ws.on('close', (code, reasonBuf) => {
+        if (deferred !== undefined) {
+          // Audio that came just before a close still counts (the goodbye before a 1000 close).
+          const held = deferred;
+          deferred = undefined;
+          for (const [d, b] of held) onMessage(d, b);
+        }
+        if (!settled) {
+          fail(closeError(code, reasonBuf.toString('utf8'), 'before the conversation started'));
+          return;
+        }
+        this.#onClose(code, reasonBuf.toString('utf8'));
+      });
+      ws.on('pong', () => {
+        this.#lastRxAt = Date.now();
+      });
+      // Messages that arrive in the same socket read as the metadata would be handled before
+      // connect()'s caller has run its continuation (ws parses a read in one synchronous loop),
+      // and the caller would miss the first audio of the greeting: they wait one macrotask.
+      let deferred: Array<[Buffer, boolean]> | undefined;
+      const onMessage = (data: Buffer, isBinary: boolean): void => {
+        if (this.#state === 'closed') return;
+        if (data.length > MAX_MESSAGE_CHARS * 4) {
+          this.#protocolError(`message of ${data.length} bytes ignored (too large)`);
+          return;
+        }
+        const r = parseServerMessage(data.toString('utf8'));
+        if (!r.ok) {
+          if (r.unknownType !== undefined) {
+            // Newer servers add event types: report each unknown type once, count all.
+            this.#stats.protocolErrors++;
+            if (this.#unknownTypes.has(r.unknownType) || this.#unknownTypes.size > 64) return;
+            this.#unknownTypes.add(r.unknownType);
+            this.#warn(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `elevenlabs agent: ${r.detail} (ignored)`));
+            return;
+          }
+          this.#protocolError(`${isBinary ? 'binary frame: ' : ''}${r.detail}`);
+          return;
+        }
+        if (this.#state === 'connecting') {
+          if (r.event.kind === 'metadata') {
+            const e = this.#acceptMetadata(r.event);
+            if (e) {
+              fail(e);
+              return;
+            }
+            done();
+            this.#state = 'open';
+            this.#startWatchdog();
+            deferred = [];
+            setImmediate(() => {
+              const held = deferred ?? [];
+              deferred = undefined;
+              for (const [d, b] of held) onMessage(d, b);
+            });
+            resolve();
+            return;
+          }
+          if (r.event.kind === 'ping') {
+            this.#onEvent(r.event);
+            return;
+          }
+          this.#protocolError(`${r.event.kind} before conversation_initiation_metadata (ignored)`);
+          return;
+        }
+        this.#onEvent(r.event);
+      };
+      ws.on('message', (raw, isBinary) => {
+        this.#lastRxAt = Date.now();
+        if (deferred !== undefined) deferred.push([raw as Buffer, isBinary]);
+        else onMessage(raw as Buffer, isBinary);
+      });
+    });
+  }
+
+  /** GET /v1/convai/conversation/get-signed-url?agent_id=… with xi-api-key → { signed_url }. */
+  async #signedUrl(apiKey: string, signal: AbortSignal): Promise<string> {
+    const endpoint = `${this.#cfg.apiUrl}/v1/convai/conversation/get-signed-url?agent_id=${encodeURIComponent(this.#cfg.agentId)}`;
+    const timeout = AbortSignal.timeout(SIGNED_URL_TIMEOUT_MS);
+    let res: Response;
+    try {
+      res = await fetch(endpoint, { headers: { 'xi-api-key': apiKey, accept: 'application/json' }, signal: AbortSignal.any([signal, timeout]) });
+    } catch (e) {
+      if (signal.aborted) throw this.#abortError(signal);
+      if (timeout.aborted) throw new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: signed URL request took over ${SIGNED_URL_TIMEOUT_MS} ms`, { cause: e });
+      throw new BridgeError(ErrorCodes.AGENT_CONNECT, `elevenlabs agent: cannot reach ${this.#cfg.apiUrl} (${(e as Error).message})`, { cause: e });
+    }
+    let body: string;
+    try {
+      body = await readBounded(res, MAX_REST_BODY_BYTES);
+    } catch (e) {
+      if (signal.aborted) throw this.#abortError(signal);
+      throw new BridgeError(timeout.aborted ? ErrorCodes.AGENT_TIMEOUT : ErrorCodes.AGENT_PROTOCOL, `elevenlabs agent: signed URL response: ${(e as Error).message}`, { cause: e });
+    }
+    if (!res.ok) throw httpError(res.status, 'signed URL request', serviceDetail(body));
+    let signed: unknown;
+    try {
+      signed = (JSON.parse(body) as Record<string, unknown>)['signed_url'];
+    } catch {
+      signed = undefined;
+    }
+    if (typeof signed !== 'string' || !/^wss?:\/\//.test(signed)) throw new BridgeError(ErrorCodes.AGENT_PROTOCOL, 'elevenlabs agent: the signed URL response has no ws(s):// signed_url');
+    return signed;
+  }
+
+  /** Checks the announced formats; returns the error that fails connect(), if any. */
+  #acceptMetadata(m: Extract<ServerEvent, { kind: 'metadata' }>): BridgeError | undefined {
+    this.#conversationId = m.conversationId || undefined;
+    const expected = this.#cfg.audioFormat;
+    // An older server may not announce formats: then we assume the configured one.
+    const out = m.agentOutputFormat ?? expected;
+    const inp = m.userInputFormat ?? expected;
+    for (const [what, f] of [
+      ['agent_output_audio_format', out],
+      ['user_input_audio_format', inp],
+    ] as const) {
+      if (!isElevenLabsAudioFormat(f)) {
+        return new BridgeError(
+          ErrorCodes.AGENT_AUDIO_FORMAT,
+          `elevenlabs agent: the agent's ${what} is ${JSON.stringify(f.slice(0, 40))}, which the bridge cannot stream; set it to ulaw_8000 (or a pcm_ format) in the agent's settings`,
+        );
+      }
+    }
+    this.#inFmt = inp as ElevenLabsAudioFormat;
+    this.#outFmt = out as ElevenLabsAudioFormat;
+    this.#inputFormat = toAudioFormat(this.#inFmt);
+    this.#outputFormat = toAudioFormat(this.#outFmt);
+    this.#outBytesPerMs = this.#outputFormat.encoding === 'ulaw' ? 8 : (this.#outputFormat.sampleRateHz * 2) / 1000;
+    if (inp !== expected || out !== expected) {
+      // Not fatal: any raw format works (the bridge's pipelines convert), but the configuration disagrees with the agent.
+      this.#warn(
+        new BridgeError(ErrorCodes.AGENT_AUDIO_FORMAT, `elevenlabs agent: the agent uses input ${inp} / output ${out}, not ELEVENLABS_AUDIO_FORMAT=${expected}; using the agent's formats${out === 'ulaw_8000' && inp === 'ulaw_8000' ? '' : ' (the bridge resamples)'}`),
+      );
+    }
+    return undefined;
+  }
+
+  // --- service events --------------------------------------------------------------
+
+  #onEvent(e: ServerEvent): void {
+    switch (e.kind) {
+      case 'audio':
+        this.#onAudio(e.eventId, e.audioBase64, e.alignment);
+        return;
+      case 'interruption':
+        this.#onInterruption(e.eventId);
+        return;
+      case 'agent_response':
+        this.#onAgentText();
+        if (e.text.trim() !== '') this.emit('transcript', { role: 'agent', text: e.text.trim(), final: true });
+        return;
+      case 'agent_response_correction':
+        // After an interruption the service truncates its reply to what it thinks was said.
+        if (e.corrected.trim() !== '') this.emit('transcript', { role: 'agent', text: e.corrected.trim(), final: true });
+        return;
+      case 'user_transcript':
+        // A new caller turn: whatever the agent said before it is over.
+        this.#finishResponse();
+        this.#textPending = false;
+        if (e.text.trim() !== '') this.emit('transcript', { role: 'caller', text: e.text.trim(), final: true });
+        return;
+      case 'ping':
+        this.#onPing(e.eventId, e.pingMs);
+        return;
+      case 'client_tool_call':
+        this.#onClientToolCall(e.toolName, e.toolCallId);
+        return;
+      case 'agent_tool_response':
+        if (!e.isError && this.#cfg.endCallTools.includes(e.toolName)) this.#requestEnd(`agent used ${e.toolName}`);
+        return;
+      case 'metadata':
+        this.#protocolError('a second conversation_initiation_metadata (ignored)');
+        return;
+      case 'ignored':
+        return;
+    }
+  }
+
+  #onAudio(eventId: number, b64: string, alignment: Alignment | undefined): void {
+    this.#stats.audioChunksIn++;
+    if (eventId <= this.#lastInterruptId) {
+      // The service keeps sending a little audio of an interrupted reply (protocols.md §5b).
+      this.#stats.staleAudioDropped++;
+      return;
+    }
+    if (b64.length === 0) return;
+    const bytes = Buffer.from(b64, 'base64');
+    const problem = this.#checkAudio(bytes);
+    if (problem !== undefined) {
+      this.#stats.badAudioDropped++;
+      this.#warn(new BridgeError(ErrorCodes.AGENT_AUDIO_FORMAT, `elevenlabs agent: audio event ${eventId} dropped: ${problem}`));
+      return;
+    }
+    let r = this.#resp;
+    if (r === undefined) {
+      r = { id: `el-${++this.#responseSeq}`, audioMs: 0, textSeen: this.#textPending, dropped: false, chars: [], charMs: [] };
+      this.#textPending = false;
+      this.#resp = r;
+    }
+    this.#lastResp = r;
+    const startMs = r.audioMs;
+    r.audioMs += bytes.length / this.#outBytesPerMs;
+    if (alignment !== undefined && r.chars.length < MAX_ALIGNMENT_CHARS) {
+      for (let i = 0; i < alignment.chars.length && r.chars.length < MAX_ALIGNMENT_CHARS; i++) {
+        r.chars.push(alignment.chars[i]!);
+        r.charMs.push(startMs + alignment.charStartTimesMs[i]!);
+      }
+    }
+    this.#armGap(r);
+    if (r.dropped) {
+      this.#stats.staleAudioDropped++;
+      return;
+    }
+    this.emit('audio', { data: this.#toSamples(bytes), responseId: r.id });
+  }
+
+  /** Why a decoded chunk cannot be played, or undefined. */
+  #checkAudio(bytes: Buffer): string | undefined {
+    if (bytes.length === 0) return 'empty after base64 decoding';
+    // A container header inside raw audio would be played as noise (anchors §4 #15).
+    if (bytes.length >= 12 && bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WAVE') return 'a WAV header in raw audio';
+    if (bytes.length >= 5 && bytes.toString('latin1', 0, 3) === 'ID3' && bytes[3]! <= 4 && bytes[4] === 0) return 'an MP3 (ID3) header in raw audio';
+    if (bytes.length >= 5 && bytes.toString('latin1', 0, 4) === 'OggS' && bytes[4] === 0) return 'an Ogg header in raw audio';
+    if (this.#outputFormat.encoding === 'pcm16' && bytes.length % 2 !== 0) return `${bytes.length} bytes is not whole 16-bit samples`;
+    return undefined;
+  }
+
+  /** Decoded bytes as our output type: μ-law bytes, or PCM16 samples (little-endian on the wire). */
+  #toSamples(bytes: Buffer): Uint8Array | Int16Array {
+    if (this.#outputFormat.encoding === 'ulaw') return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+    if (LITTLE_ENDIAN && bytes.byteOffset % 2 === 0) return new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
+    const out = new Int16Array(bytes.length / 2);
+    for (let i = 0; i < out.length; i++) out[i] = bytes.readInt16LE(i * 2);
+    return out;
+  }
+
+  #armGap(r: Reply): void {
+    const ms = r.textSeen ? this.#cfg.responseGapMs : this.#cfg.responseGapMs * 4;
+    if (this.#gapTimer !== undefined && this.#gapMs === ms) {
+      this.#gapTimer.refresh();
+      return;
+    }
+    if (this.#gapTimer !== undefined) clearTimeout(this.#gapTimer);
+    this.#gapMs = ms;
+    this.#gapTimer = setTimeout(this.#onGap, ms);
+  }
+
+  readonly #onGap = (): void => {
+    this.#gapTimer = undefined;
+    this.#finishResponse();
+  };
+
+  /** The current response is complete: responseDone (unless it was interrupted). */
+  #finishResponse(): void {
+    if (this.#gapTimer !== undefined) clearTimeout(this.#gapTimer);
+    this.#gapTimer = undefined;
+    const r = this.#resp;
+    this.#resp = undefined;
+    if (r !== undefined && !r.dropped && this.#state === 'open') this.emit('responseDone', { responseId: r.id });
+    if (this.#endReason !== undefined) this.#emitEnd();
+  }
+
+  #onAgentText(): void {
+    const r = this.#resp;
+    if (r === undefined) {
+      this.#textPending = true;
+      return;
+    }
+    if (!r.textSeen) {
+      r.textSeen = true;
+      this.#armGap(r);
+    }
+  }
+
+  #onInterruption(eventId: number): void {
+    if (eventId > this.#lastInterruptId) this.#lastInterruptId = eventId;
+    if (this.#gapTimer !== undefined) clearTimeout(this.#gapTimer);
+    this.#gapTimer = undefined;
+    this.#resp = undefined; // discarded: no responseDone
+    this.#textPending = false;
+    this.emit('interruption');
+    if (this.#endReason !== undefined) this.#emitEnd();
+  }
+
+  #onPing(eventId: number, pingMs: number | undefined): void {
+    const delay = Math.min(pingMs ?? 0, MAX_PONG_DELAY_MS);
+    if (delay <= 0) {
+      this.#send(buildPong(eventId));
+      this.#stats.pongsSent++;
+      return;
+    }
+    const t = setTimeout(() => {
+      this.#pongTimers.delete(t);
+      if (this.#send(buildPong(eventId))) this.#stats.pongsSent++;
+    }, delay);
+    this.#pongTimers.add(t);
+  }
+
+  #onClientToolCall(toolName: string, toolCallId: string): void {
+    if (this.#cfg.endCallTools.includes(toolName)) {
+      this.#send(buildClientToolResult(toolCallId, 'The call will end after your last words have played.', false));
+      this.#requestEnd(`agent called ${toolName}`);
+      return;
+    }
+    // The agent would wait for a result: answer at once so the conversation goes on.
+    this.#send(buildClientToolResult(toolCallId, `The tool ${toolName} is not available on this phone line.`, true));
+    this.#warn(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `elevenlabs agent: client tool ${JSON.stringify(toolName.slice(0, 64))} is not handled by the bridge (answered with an error result)`));
+  }
+
+  /** The agent wants to hang up: 'end' once the reply being spoken is complete (bounded by MAX_END_WAIT_MS). */
+  #requestEnd(reason: string): void {
+    if (this.#endReason !== undefined || this.#state !== 'open') return;
+    this.#endReason = reason;
+    this.#endTimer = setTimeout(() => {
+      this.#endTimer = undefined;
+      this.#finishResponse();
+      this.#emitEnd(true);
+    }, MAX_END_WAIT_MS);
+    // No reply in progress: the goodbye may be about to start, give it one gap to begin.
+    if (this.#resp === undefined) this.#endGraceTimer = setTimeout(() => {
+      this.#endGraceTimer = undefined;
+      this.#emitEnd();
+    }, this.#cfg.responseGapMs);
+  }
+
+  /** Emits 'end' once, when no reply is in progress (or when forced by the bound). */
+  #emitEnd(force = false): void {
+    if (this.#endEmitted || this.#endReason === undefined || this.#state === 'closed') return;
+    if (!force && (this.#resp !== undefined || this.#endGraceTimer !== undefined)) return;
+    this.#endEmitted = true;
+    for (const t of [this.#endTimer, this.#endGraceTimer]) if (t !== undefined) clearTimeout(t);
+    this.#endTimer = this.#endGraceTimer = undefined;
+    this.emit('end', { reason: this.#endReason });
+  }
+
+  #onClose(code: number, reason: string): void {
+    if (this.#state === 'closed') return;
+    if (code === 1000) {
+      // The service ended the conversation (end_call, max duration): the goodbye has been sent.
+      this.#finishResponse();
+      if (this.#endReason === undefined) this.#endReason = `service ended the conversation${reason ? `: ${sanitize(reason)}` : ''}`;
+      this.#emitEnd(true);
+      this.#shutdown(`service closed (1000)`);
+      return;
+    }
+    this.#fail(closeError(code, reason, 'mid-call'));
+  }
+
+  // --- bridge → service --------------------------------------------------------------
+
+  sendAudio(data: Int16Array | Uint8Array): void {
+    if (this.#state !== 'open') return;
+    const ws = this.#ws!;
+    const ulaw = this.#inputFormat.encoding === 'ulaw';
+    if (ulaw ? !(data instanceof Uint8Array) : !(data instanceof Int16Array)) {
+      this.#stats.callerChunksDropped++;
+      this.#warn(new BridgeError(ErrorCodes.DSP_ARGUMENT, `elevenlabs agent: expected ${ulaw ? 'Uint8Array (μ-law)' : 'Int16Array (PCM16)'} caller audio`));
+      return;
+    }
+    if (ws.bufferedAmount > MAX_SEND_BUFFERED_BYTES) {
+      // The service is not reading: drop rather than queue without bound (the watchdog decides if it is dead).
+      this.#stats.callerChunksDropped++;
+      if (!this.#sendBlocked) {
+        this.#sendBlocked = true;
+        this.#warn(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: over ${MAX_SEND_BUFFERED_BYTES} bytes unsent; dropping caller audio until the socket drains`));
+      }
+      return;
+    }
+    this.#sendBlocked = false;
+    let bytes: Uint8Array;
+    if (ulaw || LITTLE_ENDIAN) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    else bytes = this.#swapToLe(data as Int16Array);
+    const b64 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+    if (this.#send(buildUserAudioChunk(b64))) this.#stats.callerChunksSent++;
+  }
+
+  #swapToLe(pcm: Int16Array): Uint8Array {
+    if (this.#swap.length < pcm.length * 2) this.#swap = new Uint8Array(pcm.length * 2);
+    const out = this.#swap.subarray(0, pcm.length * 2);
+    for (let i = 0; i < pcm.length; i++) {
+      out[2 * i] = pcm[i]! & 0xff;
+      out[2 * i + 1] = (pcm[i]! >> 8) & 0xff;
+    }
+    return out;
+  }
+
+  interrupt(info: { heardMs: number }): void {
+    if (this.#state !== 'open') return;
+    const heardMs = Number.isFinite(info.heardMs) && info.heardMs >= 0 ? Math.round(info.heardMs) : 0;
+    this.#lastHeardMs = heardMs;
+    // The service decides about interruptions itself; we stop playing the rest of this reply.
+    if (this.#resp !== undefined) this.#resp.dropped = true;
+    this.#send(buildUserActivity());
+    if (!this.#cfg.reportHeard) return;
+    const r = this.#lastResp;
+    let heardText = '';
+    if (r !== undefined && r.chars.length > 0) {
+      let n = 0;
+      while (n < r.chars.length && r.charMs[n]! < heardMs) n++;
+      heardText = r.chars.slice(0, n).join('').trim();
+    }
+    const words = r !== undefined && r.chars.length > 0 ? (heardText === '' ? ' They heard none of its words.' : ` They heard only: "${heardText.slice(-500)}".`) : '';
+    this.#send(buildContextualUpdate(`The caller interrupted your last reply after hearing ${heardMs} ms of its audio.${words}`));
+  }
+
+  sendDtmf(digit: string): void {
+    if (this.#state !== 'open' || this.#cfg.dtmfMode === 'off') return;
+    if (typeof digit !== 'string' || !/^[0-9*#A-Da-d]$/.test(digit)) return;
+    this.#dtmf += digit.toUpperCase();
+    if (this.#dtmf.length >= MAX_DTMF_BATCH || digit === '#') {
+      this.#flushDtmf();
+      return;
+    }
+    if (this.#dtmfTimer === undefined) this.#dtmfTimer = setTimeout(this.#flushDtmf, DTMF_BATCH_MS);
+    else this.#dtmfTimer.refresh();
+  }
+
+  readonly #flushDtmf = (): void => {
+    if (this.#dtmfTimer !== undefined) clearTimeout(this.#dtmfTimer);
+    this.#dtmfTimer = undefined;
+    const digits = this.#dtmf;
+    this.#dtmf = '';
+    if (digits === '' || this.#state !== 'open') return;
+    const text = `The caller pressed ${digits.length === 1 ? 'the key' : 'the keys'} ${digits.split('').join(' ')} on their phone keypad.`;
+    this.#send(this.#cfg.dtmfMode === 'contextual_update' ? buildContextualUpdate(text) : buildUserMessage(text));
+  };
+
+  // --- lifecycle ---------------------------------------------------------------------
+
+  #startWatchdog(): void {
+    const every = Math.max(250, Math.floor(this.#cfg.idleTimeoutMs / 3));
+    this.#watchdog = setInterval(() => {
+      const ws = this.#ws;
+      if (this.#state !== 'open' || ws === undefined) return;
+      const quietMs = Date.now() - this.#lastRxAt;
+      if (quietMs >= this.#cfg.idleTimeoutMs) {
+        this.#fail(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: no data from the service for ${quietMs} ms (limit ${this.#cfg.idleTimeoutMs} ms)`));
+        return;
+      }
+      try {
+        ws.ping();
+      } catch {
+        /* closing */
+      }
+    }, every);
+  }
+
+  #send(text: string): boolean {
+    const ws = this.#ws;
+    if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
+    try {
+      ws.send(text);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #protocolError(detail: string): void {
+    this.#stats.protocolErrors++;
+    this.#warn(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `elevenlabs agent: ${detail}`));
+  }
+
+  /** A non-fatal error: counted; emitted (the first 20 per code, then every 100th) when someone listens. */
+  #warn(e: BridgeError): void {
+    const n = (this.#errorCounts.get(e.code) ?? 0) + 1;
+    this.#errorCounts.set(e.code, n);
+    if (n > 20 && n % 100 !== 0) return;
+    if (this.listenerCount('error') > 0) this.emit('error', e, { fatal: false });
+  }
+
+  /** A failure for good: fatal error, then closed. */
+  #fail(e: BridgeError): void {
+    if (this.#state === 'closed') return;
+    if (this.listenerCount('error') > 0) this.emit('error', e, { fatal: true });
+    this.#shutdown(e.code);
+  }
+
+  /** Releases everything and emits 'closed' once. */
+  #shutdown(reason: string): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#teardown();
+    this.emit('closed', { reason });
+  }
+
+  #teardown(): void {
+    if (!this.#closing.signal.aborted) this.#closing.abort(new Error('session closed'));
+    for (const t of [this.#gapTimer, this.#dtmfTimer, this.#endTimer, this.#endGraceTimer]) if (t !== undefined) clearTimeout(t);
+    this.#gapTimer = this.#dtmfTimer = this.#endTimer = this.#endGraceTimer = undefined;
+    if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+    for (const t of this.#pongTimers) clearTimeout(t);
+    this.#pongTimers.clear();
+    const ws = this.#ws;
+    if (ws !== undefined && ws.readyState !== WebSocket.CLOSED) {
+      if (ws.readyState === WebSocket.OPEN) {
+        ws.close(1000, 'bridge closed the call');
+        const t = setTimeout(() => ws.terminate(), CLOSE_WAIT_MS);
+        ws.once('close', () => clearTimeout(t));
+      } else ws.terminate();
+    }
+  }
+
+  close(reason: string): Promise<void> {
+    if (this.#closePromise) return this.#closePromise;
+    const ws = this.#ws;
+    this.#shutdown(reason);
+    this.#closePromise =
+      ws === undefined || ws.readyState === WebSocket.CLOSED
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, CLOSE_WAIT_MS + 100);
+            ws.once('close', () => {
+              clearTimeout(t);
+              resolve();
+            });
+          });
+    return this.#closePromise;
+  }
+}
+
+function httpError(status: number, what: string, detail = ''): BridgeError {
+  const d = detail ? `: ${detail}` : '';
+  if (status === 401 || status === 403) return new BridgeError(ErrorCodes.AGENT_AUTH, `elevenlabs agent: ${what} refused (HTTP ${status}); check ELEVENLABS_API_KEY and the agent's access settings${d}`);
+  if (status === 404) return new BridgeError(ErrorCodes.AGENT_CONFIG, `elevenlabs agent: ${what}: agent not found (HTTP 404); check ELEVENLABS_AGENT_ID${d}`);
+  if (status === 429) return new BridgeError(ErrorCodes.AGENT_RATE_LIMIT, `elevenlabs agent: ${what}: rate or concurrency limit (HTTP 429)${d}`);
+  if (status >= 500) return new BridgeError(ErrorCodes.AGENT_SERVICE, `elevenlabs agent: ${what}: service error (HTTP ${status})${d}`);
+  return new BridgeError(ErrorCodes.AGENT_CONNECT, `elevenlabs agent: ${what} failed (HTTP ${status})${d}`);
+}
+
+function closeError(code: number, reason: string, when: string): BridgeError {
+  const r = reason ? ` "${sanitize(reason)}"` : '';
+  if (code === 1008) return new BridgeError(ErrorCodes.AGENT_AUTH, `elevenlabs agent: the service refused the conversation ${when} (close 1008${r}); check the agent id, key and allowed overrides`);
+  if (code === 1011) return new BridgeError(ErrorCodes.AGENT_SERVICE, `elevenlabs agent: service error ${when} (close 1011${r})`);
+  if (code === 1000 && when !== 'mid-call') return new BridgeError(ErrorCodes.AGENT_CONNECT, `elevenlabs agent: the service closed the socket ${when} (close 1000${r})`);
+  return new BridgeError(ErrorCodes.AGENT_CLOSED, `elevenlabs agent: the service closed the socket ${when} (close ${code}${r})`);
+}
+
+/** Service text in our messages: printable, bounded (it never carries our key or signed URL). */
+function sanitize(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\x00-\x1f\x7f]/g, ' ').slice(0, 160);
+}
+
+function serviceDetail(body: string): string {
+  try {
+    const j = JSON.parse(body) as { detail?: unknown };
+    const d = j.detail;
+    if (typeof d === 'string') return sanitize(d);
+    if (typeof d === 'object' && d !== null && typeof (d as { message?: unknown }).message === 'string') return sanitize((d as { message: string }).message);
+  } catch {
+    /* not JSON */
+  }
+  return '';
+}
+
+async function readBounded(res: Response, maxBytes: number): Promise<string> {
+  if (res.body === null) return '';
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.length;
+    if (n > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new Error(`body larger than ${maxBytes} bytes`);
+    }
+    parts.push(value);
+  }
+  return Buffer.concat(parts).toString('utf8');
+}

@@ -1,0 +1,173 @@
+/**
+ * ElevenLabs Agents adapter configuration: the ELEVENLABS_* keys this adapter reads
+ * from Config.env (validated once, every problem listed), and the per-call agent
+ * options from the webhook (`ctx.parameters`), validated when a session connects.
+ *
+ * ELEVENLABS_API_KEY is shared with the ElevenLabs TTS client; here it only selects
+ * the signed-URL path (private agents). The agent's own settings (voice, prompt,
+ * audio formats, max duration) live in the ElevenLabs dashboard; per-call overrides
+ * only work for fields the agent's security settings allow.
+ */
+import { BridgeError, ErrorCodes } from '../../errors.js';
+import { ELEVENLABS_AUDIO_FORMATS, isElevenLabsAudioFormat, type ConversationOverrides, type ElevenLabsAudioFormat } from './agent-protocol.js';
+
+export type DtmfMode = 'user_message' | 'contextual_update' | 'off';
+
+export interface ElevenLabsAgentConfig {
+  readonly agentId: string;
+  /** Set → private agent: a signed URL is fetched with it first. */
+  readonly apiKey: string | undefined;
+  /** Conversation WebSocket URL without query (ELEVENLABS_CONVAI_URL). */
+  readonly convaiUrl: string;
+  /** REST base for the signed URL (ELEVENLABS_API_URL). */
+  readonly apiUrl: string;
+  /** The format we expect the agent to be configured with (both directions). */
+  readonly audioFormat: ElevenLabsAudioFormat;
+  /** No data (message or WebSocket pong) for this long → the service stopped answering. */
+  readonly idleTimeoutMs: number;
+  /** Quiet time after the last audio of a response (its agent_response seen) that ends it. */
+  readonly responseGapMs: number;
+  readonly dtmfMode: DtmfMode;
+  /** On barge-in, tell the agent (contextual_update) how much of its reply the caller heard. */
+  readonly reportHeard: boolean;
+  /** Client tool names that end the call. */
+  readonly endCallTools: readonly string[];
+}
+
+export const DEFAULT_CONVAI_URL = 'wss://api.elevenlabs.io/v1/convai/conversation';
+export const DEFAULT_API_URL = 'https://api.elevenlabs.io';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function readElevenLabsAgentConfig(env: Env): { config: ElevenLabsAgentConfig | undefined; problems: string[] } {
+  const problems: string[] = [];
+  const get = (k: string) => {
+    const v = env[k];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const url = (k: string, def: string, protocols: string[]): string => {
+    const v = get(k);
+    if (v === undefined) return def;
+    try {
+      const u = new URL(v);
+      if (!protocols.includes(u.protocol)) throw new Error('protocol');
+      if (u.search !== '' || u.hash !== '') throw new Error('query');
+      return v.replace(/\/+$/, '');
+    } catch {
+      problems.push(`${k}=${JSON.stringify(v)}: must be an absolute ${protocols.join(' or ')} URL without query`);
+      return def;
+    }
+  };
+  const int = (k: string, def: number, min: number, max: number): number => {
+    const v = get(k);
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${k}=${JSON.stringify(v)}: must be an integer from ${min} to ${max}`);
+      return def;
+    }
+    return n;
+  };
+  const bool = (k: string, def: boolean): boolean => {
+    const v = get(k)?.toLowerCase();
+    if (v === undefined) return def;
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+    if (['0', 'false', 'no', 'off'].includes(v)) return false;
+    problems.push(`${k}=${JSON.stringify(v)}: must be 1/0, true/false, yes/no or on/off`);
+    return def;
+  };
+
+  const agentId = get('ELEVENLABS_AGENT_ID');
+  if (agentId !== undefined && !/^[A-Za-z0-9_-]{1,128}$/.test(agentId)) problems.push('ELEVENLABS_AGENT_ID: must be an agent id such as agent_01j… (letters, digits, _ and -)');
+  const apiKey = get('ELEVENLABS_API_KEY');
+  if (apiKey !== undefined && /[\s\x00-\x1f]/.test(apiKey)) problems.push('ELEVENLABS_API_KEY: must not contain spaces or control characters');
+  const convaiUrl = url('ELEVENLABS_CONVAI_URL', DEFAULT_CONVAI_URL, ['wss:', 'ws:']);
+  const apiUrl = url('ELEVENLABS_API_URL', DEFAULT_API_URL, ['https:', 'http:']);
+  let audioFormat: ElevenLabsAudioFormat = 'ulaw_8000';
+  const fmt = get('ELEVENLABS_AUDIO_FORMAT');
+  if (fmt !== undefined) {
+    if (isElevenLabsAudioFormat(fmt)) audioFormat = fmt;
+    else problems.push(`ELEVENLABS_AUDIO_FORMAT=${JSON.stringify(fmt)}: must be one of ${ELEVENLABS_AUDIO_FORMATS.join(', ')}`);
+  }
+  const idleTimeoutMs = int('ELEVENLABS_IDLE_TIMEOUT_MS', 15_000, 1000, 300_000);
+  const responseGapMs = int('ELEVENLABS_RESPONSE_GAP_MS', 400, 50, 10_000);
+  let dtmfMode: DtmfMode = 'user_message';
+  const dm = get('ELEVENLABS_DTMF_MODE');
+  if (dm !== undefined) {
+    if (dm === 'user_message' || dm === 'contextual_update' || dm === 'off') dtmfMode = dm;
+    else problems.push(`ELEVENLABS_DTMF_MODE=${JSON.stringify(dm)}: must be user_message, contextual_update or off`);
+  }
+  const reportHeard = bool('ELEVENLABS_REPORT_HEARD', true);
+  const tools = (get('ELEVENLABS_END_CALL_TOOLS') ?? 'end_call')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (!tools.every((t) => /^[A-Za-z0-9_-]{1,64}$/.test(t))) problems.push('ELEVENLABS_END_CALL_TOOLS: must be a comma-separated list of tool names');
+
+  if (agentId === undefined) return { config: undefined, problems };
+  return {
+    config: Object.freeze({ agentId, apiKey, convaiUrl, apiUrl, audioFormat, idleTimeoutMs, responseGapMs, dtmfMode, reportHeard, endCallTools: Object.freeze(tools) }),
+    problems,
+  };
+}
+
+/** Per-call agent options, from the webhook's query (TwiML <Parameter>s). */
+export interface CallOptions {
+  readonly overrides: ConversationOverrides;
+  readonly dynamicVariables: Readonly<Record<string, string>>;
+}
+
+const MAX_VARIABLES = 32;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+
+/**
+ * Agent options (all optional; each needs its override enabled in the agent's
+ * security settings, or the service refuses the conversation):
+ *   instructions   → conversation_config_override.agent.prompt.prompt
+ *   first_message  → …agent.first_message ("" = the agent waits for the caller)
+ *   language       → …agent.language (ISO 639-1, optionally with a region: en, pt-BR)
+ *   voice          → …tts.voice_id
+ *   var_<name>     → dynamic_variables.<name> (referenced as {{name}} in the agent's prompt)
+ * Other parameters are not ours (the webhook may carry options for other purposes) and are ignored.
+ * Throws BRIDGE_ERR_AGENT_CONFIG on a bad value.
+ */
+export function parseCallOptions(parameters: Readonly<Record<string, string>>): CallOptions {
+  const fail = (msg: string): never => {
+    throw new BridgeError(ErrorCodes.AGENT_CONFIG, `elevenlabs agent: ${msg}`);
+  };
+  const text = (name: string, max: number, allowEmpty: boolean): string | undefined => {
+    const v = parameters[name];
+    if (v === undefined) return undefined;
+    if (v.length > max) fail(`${name} is longer than ${max} characters`);
+    if (CONTROL.test(v)) fail(`${name} contains control characters`);
+    if (!allowEmpty && v.trim() === '') fail(`${name} is empty`);
+    return v;
+  };
+  const overrides: { -readonly [K in keyof ConversationOverrides]: ConversationOverrides[K] } = {};
+  const prompt = text('instructions', 20_000, false);
+  if (prompt !== undefined) overrides.prompt = prompt;
+  const firstMessage = text('first_message', 2000, true);
+  if (firstMessage !== undefined) overrides.firstMessage = firstMessage;
+  const language = parameters['language'];
+  if (language !== undefined) {
+    if (!/^[a-z]{2,3}(-[A-Za-z]{2,4})?$/.test(language)) fail(`language=${JSON.stringify(language.slice(0, 40))} must be a language code such as en, de or pt-BR`);
+    overrides.language = language;
+  }
+  const voice = parameters['voice'];
+  if (voice !== undefined) {
+    if (!/^[A-Za-z0-9]{8,64}$/.test(voice)) fail(`voice=${JSON.stringify(voice.slice(0, 80))} must be an ElevenLabs voice id (letters and digits)`);
+    overrides.voiceId = voice;
+  }
+  const dynamicVariables: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parameters)) {
+    if (!k.startsWith('var_')) continue;
+    const name = k.slice(4);
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name)) fail(`${JSON.stringify(k.slice(0, 80))}: a dynamic variable name must be letters, digits and _`);
+    if (name.startsWith('system__')) fail(`${k}: system__ variables are set by ElevenLabs`);
+    if (v.length > 2000 || CONTROL.test(v)) fail(`${k}: at most 2000 characters, no control characters`);
+    dynamicVariables[name] = v;
+  }
+  if (Object.keys(dynamicVariables).length > MAX_VARIABLES) fail(`at most ${MAX_VARIABLES} var_ parameters`);
+  return { overrides, dynamicVariables };
+}

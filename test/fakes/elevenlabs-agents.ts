@@ -1,0 +1,502 @@
+/**
+ * A local fake of the ElevenLabs Agents (Conversational AI) service on 127.0.0.1:0,
+ * written from protocols.md §5b, implementing the agent contract's FakeService.
+ *
+ *   GET /v1/convai/conversation/get-signed-url?agent_id=…   xi-api-key header (private agents)
+ *       → 200 { signed_url: ws://…/v1/convai/conversation?agent_id=…&conversation_signature=<one-time token> }
+ *       → 401 wrong/missing key, 404 unknown agent, 403 after fault('refuse-next')
+ *   WS  /v1/convai/conversation?agent_id=…[&conversation_signature=…]
+ *       upgrade refused (HTTP 403/404) for an unknown agent, a missing/used token (private), or refuse-next
+ *       ◄─ conversation_initiation_client_data   (recorded; the fake answers only after it)
+ *       ─► conversation_initiation_metadata       (announced formats: options.inputFormat / outputFormat)
+ *       ─► ping {event_id, ping_ms} every pingIntervalMs; pongs recorded with their event_id
+ *       ◄─ user_audio_chunk                       (ms counted in the announced input format)
+ *       ◄─ user_message / contextual_update / user_activity / client_tool_result  (recorded)
+ *
+ * speak(ms): `audio` events of chunkMs with increasing event_ids (a tone in the
+ * output format, optionally with character alignment), sent at once (faster than
+ * real time, as the service does), and the reply's `agent_response` after the last
+ * chunk (or with the first, agentResponseAt: 'start' — the order the live service
+ * seems to use). interruptFromService(): `interruption` whose event_id covers two
+ * chunks still "in flight", then — the quirk — those two stale `audio` events
+ * (ids ≤ the interruption's), which a client must drop.
+ *
+ * Barge-in as the service sees it: the adapter's `contextual_update` saying the
+ * caller "interrupted … after hearing N ms" is recorded as an interruption with
+ * heardMs = N. DTMF: digits parsed from "pressed the key(s) … on their phone keypad".
+ *
+ * Optional server behaviour for end-to-end calls: greetingMs (speak when the
+ * conversation starts, like an agent's first message) and bargeInOnSpeech (an
+ * energy VAD on caller audio while the agent is still talking at real-time pace:
+ * interruption; then, when the caller is quiet for 500 ms, a user_transcript and a
+ * reply of replyMs).
+ *
+ * Faults: refuse-next (HTTP 403 on the next REST call or upgrade), garbage (non-JSON,
+ * a binary frame, bad base64 audio, a WAV header as audio, unknown types),
+ * stop-answering (the socket is paused: no reads, no pongs, no pings), close-mid-call
+ * (the TCP connection is dropped, no close frame).
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { FakeService } from '../agents/agent-contract.js';
+
+export interface FakeElevenLabsOptions {
+  agentId?: string;
+  /** Set → a private agent: the WS needs a signed URL obtained with this key. */
+  apiKey?: string;
+  /** Announced user_input_audio_format / agent_output_audio_format (any string, to test bad ones). Default ulaw_8000. */
+  inputFormat?: string;
+  outputFormat?: string;
+  /** Omit the formats from the metadata (older servers). */
+  announceFormats?: boolean;
+  /** 0 = no pings. Default 1000. */
+  pingIntervalMs?: number;
+  /** ping_event.ping_ms; undefined = omitted. Default 20. */
+  pingMs?: number | undefined;
+  /** Audio per audio event. Default 100 ms. */
+  chunkMs?: number;
+  agentResponseAt?: 'start' | 'end';
+  /** Send character alignment with audio events. */
+  alignment?: boolean;
+  greetingMs?: number;
+  bargeInOnSpeech?: boolean;
+  replyMs?: number;
+}
+
+export interface FakeConversation {
+  readonly id: string;
+  readonly url: string;
+  initData: Record<string, unknown> | undefined;
+  audioBytes: number;
+  badAudioChunks: number;
+  closedByClient: boolean;
+  closeCode: number | undefined;
+}
+
+export interface FakeElevenLabs extends FakeService {
+  readonly url: string;
+  readonly agentId: string;
+  readonly conversations: FakeConversation[];
+  readonly signedUrlRequests: { agentId: string | null; keyOk: boolean }[];
+  readonly pings: { eventId: number; atMs: number }[];
+  readonly pongs: { eventId: number; atMs: number }[];
+  readonly userMessages: string[];
+  readonly contextualUpdates: string[];
+  readonly toolResults: Record<string, unknown>[];
+  readonly unknownClientMessages: string[];
+  userActivity: number;
+  /** The audio the fake spoke in the current conversation, in order (wire bytes). */
+  spoken(): Uint8Array;
+  /** The text of each reply spoken. */
+  readonly replies: string[];
+  /** Agent calls the end_call client tool. */
+  callTool(name: string): Promise<void>;
+  /** The service ends the conversation normally (close 1000), as after its end_call system tool. */
+  endConversation(reason?: string): Promise<void>;
+  /** Sends raw text to the client (tests of odd messages). */
+  sendRaw(text: string): Promise<void>;
+  /** Resolves when the current conversation has its metadata. */
+  ready(timeoutMs?: number): Promise<void>;
+}
+
+const WS_PATH = '/v1/convai/conversation';
+const SIGNED_PATH = '/v1/convai/conversation/get-signed-url';
+
+function bytesPerMs(format: string): number {
+  if (format === 'ulaw_8000') return 8;
+  const m = /^pcm_(\d+)$/.exec(format);
+  return m ? (Number(m[1]) * 2) / 1000 : 8;
+}
+
+/** G.711 μ-law encode of one linear sample (written here for the fake; the classic bias-and-segment method). */
+function ulawEncode(sample: number): number {
+  const BIAS = 0x84;
+  let s = Math.max(-32635, Math.min(32635, Math.round(sample)));
+  const sign = s < 0 ? 0x80 : 0;
+  if (s < 0) s = -s;
+  s += BIAS;
+  let exp = 7;
+  for (let mask = 0x4000; (s & mask) === 0 && exp > 0; mask >>= 1) exp--;
+  const mant = (s >> (exp + 3)) & 0x0f;
+  return ~(sign | (exp << 4) | mant) & 0xff;
+}
+
+function ulawDecode(code: number): number {
+  const c = ~code & 0xff;
+  const exp = (c >> 4) & 7;
+  const mag = ((((c & 0x0f) << 3) + 0x84) << exp) - 0x84;
+  return c & 0x80 ? -mag : mag;
+}
+
+interface Conn {
+  conv: FakeConversation;
+  ws: WebSocket;
+  socket: Socket;
+  outFormat: string;
+  inFormat: string;
+  eventId: number;
+  pingTimer: NodeJS.Timeout | undefined;
+  spoken: Buffer[];
+  /** Real-time estimate of when the agent's audio so far has finished playing at the caller. */
+  speakingUntil: number;
+  loudChunks: number;
+  quietSince: number;
+  awaitingReply: boolean;
+  phase: number;
+  stopped: boolean;
+  /** The fake closed or dropped the connection itself. */
+  serverClosed: boolean;
+}
+
+export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): Promise<FakeElevenLabs> {
+  const agentId = options.agentId ?? 'agent_fake0123456789';
+  const outFormat = options.outputFormat ?? 'ulaw_8000';
+  const inFormat = options.inputFormat ?? 'ulaw_8000';
+  const chunkMs = options.chunkMs ?? 100;
+  const pingIntervalMs = options.pingIntervalMs ?? 1000;
+  const pingMs = 'pingMs' in options ? options.pingMs : 20;
+  const tokens = new Set<string>();
+  let refuseNext = false;
+  let current: Conn | undefined;
+  let readyWaiters: Array<() => void> = [];
+  let convSeq = 0;
+  const t0 = Date.now();
+  const state = {
+    audioMs: 0,
+    interruptions: [] as { heardMs?: number }[],
+    dtmf: [] as string[],
+  };
+
+  const conversations: FakeConversation[] = [];
+  const signedUrlRequests: { agentId: string | null; keyOk: boolean }[] = [];
+  const pings: { eventId: number; atMs: number }[] = [];
+  const pongs: { eventId: number; atMs: number }[] = [];
+  const userMessages: string[] = [];
+  const contextualUpdates: string[] = [];
+  const toolResults: Record<string, unknown>[] = [];
+  const unknownClientMessages: string[] = [];
+  const replies: string[] = [];
+  const conns = new Set<Conn>();
+
+  const json = (res: ServerResponse, status: number, body: unknown) => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  };
+
+  const http = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    if (req.method !== 'GET' || u.pathname !== SIGNED_PATH) return json(res, 404, { detail: { status: 'not_found', message: 'Not Found' } });
+    const key = req.headers['xi-api-key'];
+    const keyOk = options.apiKey !== undefined && key === options.apiKey;
+    signedUrlRequests.push({ agentId: u.searchParams.get('agent_id'), keyOk });
+    if (refuseNext) {
+      refuseNext = false;
+      return json(res, 403, { detail: { status: 'quota_exceeded', message: 'refused (fault injection)' } });
+    }
+    if (!keyOk) return json(res, 401, { detail: { status: 'invalid_api_key', message: 'Invalid API key' } });
+    if (u.searchParams.get('agent_id') !== agentId) return json(res, 404, { detail: { status: 'agent_not_found', message: 'Agent not found' } });
+    const token = randomBytes(12).toString('hex');
+    tokens.add(token);
+    json(res, 200, { signed_url: `${wsBase}${WS_PATH}?agent_id=${agentId}&conversation_signature=${token}` });
+  });
+
+  const wss = new WebSocketServer({ noServer: true });
+  const refuseUpgrade = (socket: Socket, status: number, text: string) => {
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  };
+  http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    if (u.pathname !== WS_PATH) return refuseUpgrade(socket, 404, 'Not Found');
+    if (refuseNext) {
+      refuseNext = false;
+      return refuseUpgrade(socket, 403, 'Forbidden');
+    }
+    if (u.searchParams.get('agent_id') !== agentId) return refuseUpgrade(socket, 404, 'Not Found');
+    if (options.apiKey !== undefined) {
+      const token = u.searchParams.get('conversation_signature');
+      if (token === null || !tokens.delete(token)) return refuseUpgrade(socket, 403, 'Forbidden');
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, socket, u.pathname + u.search.replace(/conversation_signature=[^&]+/, 'conversation_signature=…')));
+  });
+
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const port = (http.address() as AddressInfo).port;
+  const httpBase = `http://127.0.0.1:${port}`;
+  const wsBase = `ws://127.0.0.1:${port}`;
+
+  function send(c: Conn, msg: unknown): void {
+    if (c.stopped || c.ws.readyState !== c.ws.OPEN) return;
+    c.ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg));
+  }
+
+  function onConnection(ws: WebSocket, socket: Socket, url: string): void {
+    const conv: FakeConversation = { id: `conv_fake_${++convSeq}`, url, initData: undefined, audioBytes: 0, badAudioChunks: 0, closedByClient: false, closeCode: undefined };
+    conversations.push(conv);
+    const c: Conn = { conv, ws, socket, outFormat, inFormat, eventId: 0, pingTimer: undefined, spoken: [], speakingUntil: 0, loudChunks: 0, quietSince: 0, awaitingReply: false, phase: 0, stopped: false, serverClosed: false };
+    conns.add(c);
+    current = c;
+    ws.on('close', (code) => {
+      conv.closeCode = code;
+      if (!c.serverClosed) conv.closedByClient = true;
+      if (c.pingTimer) clearInterval(c.pingTimer);
+      conns.delete(c);
+    });
+    ws.on('error', () => undefined);
+    ws.on('message', (data, isBinary) => {
+      if (c.stopped) return;
+      const text = isBinary ? '' : data.toString();
+      let m: Record<string, unknown>;
+      try {
+        m = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        unknownClientMessages.push(text.slice(0, 200));
+        return;
+      }
+      if (typeof m['user_audio_chunk'] === 'string') return onAudio(c, m['user_audio_chunk']);
+      switch (m['type']) {
+        case 'conversation_initiation_client_data':
+          if (conv.initData !== undefined) return;
+          conv.initData = m;
+          startConversation(c);
+          return;
+        case 'pong':
+          pongs.push({ eventId: m['event_id'] as number, atMs: Date.now() - t0 });
+          return;
+        case 'user_message':
+          userMessages.push(String(m['text']));
+          parseDtmf(String(m['text']));
+          return;
+        case 'contextual_update': {
+          const t = String(m['text']);
+          contextualUpdates.push(t);
+          parseDtmf(t);
+          const heard = /interrupted your last reply after hearing (\d+) ms/.exec(t);
+          if (heard) state.interruptions.push({ heardMs: Number(heard[1]) });
+          return;
+        }
+        case 'user_activity':
+          api.userActivity++;
+          return;
+        case 'client_tool_result':
+          toolResults.push(m);
+          return;
+        default:
+          unknownClientMessages.push(text.slice(0, 200));
+      }
+    });
+  }
+
+  function parseDtmf(text: string): void {
+    const d = /pressed the keys? ([0-9A-D*# ]+) on their phone keypad/.exec(text);
+    if (d) for (const digit of d[1]!.split(' ')) if (digit !== '') state.dtmf.push(digit);
+  }
+
+  function startConversation(c: Conn): void {
+    const ev: Record<string, unknown> = { conversation_id: c.conv.id };
+    if (options.announceFormats !== false) {
+      ev['agent_output_audio_format'] = c.outFormat;
+      ev['user_input_audio_format'] = c.inFormat;
+    }
+    send(c, { type: 'conversation_initiation_metadata', conversation_initiation_metadata_event: ev });
+    c.phase = 1;
+    if (pingIntervalMs > 0) {
+      c.pingTimer = setInterval(() => {
+        const id = ++c.eventId;
+        pings.push({ eventId: id, atMs: Date.now() - t0 });
+        const pe: Record<string, unknown> = { event_id: id };
+        if (pingMs !== undefined) pe['ping_ms'] = pingMs;
+        send(c, { type: 'ping', ping_event: pe });
+      }, pingIntervalMs);
+    }
+    const w = readyWaiters;
+    readyWaiters = [];
+    for (const r of w) r();
+    if (options.greetingMs) speakOn(c, options.greetingMs);
+  }
+
+  function onAudio(c: Conn, b64: string): void {
+    const bytes = Buffer.from(b64, 'base64');
+    const pcm = c.inFormat !== 'ulaw_8000';
+    if (pcm && bytes.length % 2 !== 0) {
+      c.conv.badAudioChunks++;
+      return;
+    }
+    c.conv.audioBytes += bytes.length;
+    state.audioMs += bytes.length / bytesPerMs(c.inFormat);
+    if (!options.bargeInOnSpeech) return;
+    // A simple server VAD: mean absolute level of the chunk.
+    let sum = 0;
+    const n = pcm ? bytes.length / 2 : bytes.length;
+    for (let i = 0; i < n; i++) sum += Math.abs(pcm ? bytes.readInt16LE(i * 2) : ulawDecode(bytes[i]!));
+    const loud = sum / Math.max(1, n) > 800;
+    const now = Date.now();
+    c.loudChunks = loud ? c.loudChunks + 1 : 0;
+    if (loud) c.quietSince = now;
+    if (c.loudChunks === 3 && now < c.speakingUntil) {
+      interruptOn(c);
+      c.awaitingReply = true;
+    }
+    if (c.awaitingReply && !loud && now - c.quietSince > 500) {
+      c.awaitingReply = false;
+      send(c, { type: 'user_transcript', user_transcription_event: { user_transcript: 'Sorry, can I ask something else?' } });
+      if (options.replyMs) speakOn(c, options.replyMs);
+    }
+  }
+
+  function audioBytes(c: Conn, ms: number, phase: number): Buffer {
+    const n = Math.round(ms * bytesPerMs(c.outFormat));
+    const out = Buffer.alloc(n);
+    if (c.outFormat === 'ulaw_8000') {
+      for (let i = 0; i < n; i++) out[i] = ulawEncode(8000 * Math.sin((2 * Math.PI * 440 * (phase + i)) / 8000));
+    } else {
+      const rate = Number(c.outFormat.slice(4)) || 16000;
+      for (let i = 0; i < n / 2; i++) out.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * (phase + i)) / rate)), i * 2);
+    }
+    return out;
+  }
+
+  function speakOn(c: Conn, ms: number): void {
+    const n = replies.length + 1;
+    const text = `This is reply number ${n} from the fake agent, lasting ${ms} milliseconds.`;
+    replies.push(text);
+    const response = { type: 'agent_response', agent_response_event: { agent_response: text } };
+    if (options.agentResponseAt === 'start') send(c, response);
+    const now = Date.now();
+    c.speakingUntil = Math.max(now, c.speakingUntil) + ms;
+    let phase = 0;
+    for (let at = 0; at < ms; at += chunkMs) {
+      const len = Math.min(chunkMs, ms - at);
+      const audio = audioBytes(c, len, phase);
+      phase += c.outFormat === 'ulaw_8000' ? audio.length : audio.length / 2;
+      c.spoken.push(audio);
+      const ev: Record<string, unknown> = { audio_base_64: audio.toString('base64'), event_id: ++c.eventId };
+      if (options.alignment) {
+        // Characters spread evenly over the reply; each chunk carries its own, times relative to the chunk.
+        const perChar = ms / text.length;
+        const chars: string[] = [];
+        const starts: number[] = [];
+        for (let i = 0; i < text.length; i++) {
+          const t = i * perChar;
+          if (t >= at && t < at + len) {
+            chars.push(text[i]!);
+            starts.push(Math.round(t - at));
+          }
+        }
+        ev['alignment'] = { chars, char_start_times_ms: starts, char_durations_ms: starts.map(() => Math.round(perChar)) };
+      }
+      send(c, { type: 'audio', audio_event: ev });
+    }
+    if (options.agentResponseAt !== 'start') send(c, response);
+  }
+
+  function interruptOn(c: Conn): void {
+    // Two chunks were already generated before the caller spoke: the interruption covers them.
+    const inFlight = [c.eventId + 1, c.eventId + 2];
+    c.eventId += 2;
+    send(c, { type: 'interruption', interruption_event: { event_id: c.eventId } });
+    for (const id of inFlight) send(c, { type: 'audio', audio_event: { audio_base_64: audioBytes(c, 40, 0).toString('base64'), event_id: id } });
+    c.speakingUntil = 0;
+  }
+
+  async function ready(timeoutMs = 3000): Promise<void> {
+    if (current && current.phase >= 1 && !current.stopped) return;
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('fake elevenlabs: no conversation started')), timeoutMs);
+      readyWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  async function withConn(fn: (c: Conn) => void): Promise<void> {
+    await ready();
+    fn(current!);
+  }
+
+  const api: FakeElevenLabs = {
+    url: httpBase,
+    agentId,
+    env: {
+      ELEVENLABS_AGENT_ID: agentId,
+      ELEVENLABS_CONVAI_URL: `${wsBase}${WS_PATH}`,
+      ELEVENLABS_API_URL: httpBase,
+      ELEVENLABS_AUDIO_FORMAT: outFormat === inFormat && /^(ulaw_8000|pcm_\d+)$/.test(outFormat) ? outFormat : 'ulaw_8000',
+      ELEVENLABS_IDLE_TIMEOUT_MS: '1500',
+      ...(options.apiKey !== undefined ? { ELEVENLABS_API_KEY: options.apiKey } : {}),
+    },
+    conversations,
+    signedUrlRequests,
+    pings,
+    pongs,
+    userMessages,
+    contextualUpdates,
+    toolResults,
+    unknownClientMessages,
+    userActivity: 0,
+    replies,
+    spoken: () => Buffer.concat(current?.spoken ?? []),
+    ready,
+    speak: (ms) => withConn((c) => speakOn(c, ms)),
+    interruptFromService: () => withConn((c) => interruptOn(c)),
+    callTool: (name) => withConn((c) => send(c, { type: 'client_tool_call', client_tool_call: { tool_name: name, tool_call_id: `tool_${++c.eventId}`, parameters: {} } })),
+    endConversation: (reason = 'Agent ended the call') =>
+      withConn((c) => {
+        c.serverClosed = true;
+        c.ws.close(1000, reason);
+      }),
+    sendRaw: (text) => withConn((c) => send(c, text)),
+    received: () => ({
+      audioMs: state.audioMs,
+      interruptions: [...state.interruptions],
+      dtmf: [...state.dtmf],
+      closed: conversations.length > 0 && conversations[conversations.length - 1]!.closedByClient,
+    }),
+    async fault(kind) {
+      if (kind === 'refuse-next') {
+        refuseNext = true;
+        return;
+      }
+      await ready();
+      const c = current!;
+      switch (kind) {
+        case 'garbage':
+          send(c, 'this is not JSON {');
+          c.ws.send(randomBytes(64), { binary: true });
+          send(c, { type: 'audio', audio_event: { audio_base_64: '!!not base64!!', event_id: ++c.eventId } });
+          send(c, { type: 'audio', audio_event: { audio_base_64: Buffer.from('RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00', 'latin1').toString('base64'), event_id: ++c.eventId } });
+          send(c, { type: 'audio', audio_event: { audio_base_64: 'f39/', event_id: 'seven' } });
+          send(c, { type: 'surprise_event', surprise_event: {} });
+          send(c, { no_type: true });
+          send(c, '[1,2,3]');
+          return;
+        case 'stop-answering':
+          // A hung peer: nothing is read (so no WebSocket pongs either) and nothing more is sent.
+          c.stopped = true;
+          if (c.pingTimer) clearInterval(c.pingTimer);
+          c.socket.pause();
+          return;
+        case 'close-mid-call':
+          c.serverClosed = true;
+          c.stopped = true;
+          c.socket.destroy();
+          return;
+      }
+    },
+    async close() {
+      for (const c of conns) {
+        c.stopped = true;
+        c.serverClosed = true;
+        if (c.pingTimer) clearInterval(c.pingTimer);
+        c.socket.destroy();
+      }
+      wss.close();
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+  return api;
+}
