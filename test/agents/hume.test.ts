@@ -218,6 +218,17 @@ describe('hume adapter', () => {
     await session.close('test');
   });
 
+  it('an oversized message is a non-fatal protocol error; the chat is resumed', async () => {
+    const { fake, session, errors, audio } = await open();
+    await fake.sendRaw({ type: 'audio_output', id: 'big', index: 0, data: 'A'.repeat(9 * 1024 * 1024) });
+    await waitFor(() => errors.length === 1, 5000, 'the oversized message reported');
+    expect(errors[0]!.error.code).toBe('BRIDGE_ERR_AGENT_PROTOCOL');
+    expect(errors[0]!.fatal).toBe(false);
+    await waitFor(() => session.state === 'open' && fake.connections.length === 2, 5000, 'resumed');
+    expect(audio).toEqual([]);
+    await session.close('test');
+  });
+
   it('a socket that stops answering is noticed by the keepalive and resumed', async () => {
     const { fake, session, errors } = await open();
     await fake.fault('stop-answering');

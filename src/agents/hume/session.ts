@@ -176,6 +176,8 @@ export class HumeSession extends AgentSession {
   #responseSeq = 0;
   #responseId: string | undefined;
   #turn: TurnMessage[] = [];
+  /** The last finished turn: its audio may still be playing at the caller (EVI sends faster than real time). */
+  #lastTurn: TurnMessage[] = [];
   /** The last abandoned turn, kept until the bridge's interrupt() tells us what was heard. */
   #interruptedTurn: TurnMessage[] | undefined;
   /** Message ids of interrupted turns (their late audio_output chunks are dropped). */
@@ -391,7 +393,12 @@ export class HumeSession extends AgentSession {
       });
       ws.on('error', (e) => {
         // Before 'open': a refused or failed upgrade. After: 'close' follows and decides.
-        if (this.#ws === ws && this.#handshake === settle && ws.readyState !== WebSocket.OPEN) settle(dialError(e));
+        if (this.#ws !== ws) return;
+        if (this.#handshake === settle && ws.readyState !== WebSocket.OPEN) settle(dialError(e));
+        else if (/max payload size exceeded/i.test(e.message)) {
+          // ws closes the socket (1009) on an oversized message: report it as what it is.
+          this.#dropCause = new BridgeError(ErrorCodes.AGENT_PROTOCOL, `hume: a message over ${MAX_MESSAGE_BYTES} bytes from the service`);
+        }
       });
       ws.on('close', (code, reason) => this.#onClose(ws, code, reason.toString('utf8')));
     });
@@ -585,7 +592,7 @@ export class HumeSession extends AgentSession {
     let turn = this.#interruptedTurn;
     if (turn === undefined) {
       // The bridge interrupted on its own: EVI does not know; drop what it still sends for this turn.
-      turn = this.#turn;
+      turn = this.#responseId !== undefined ? this.#turn : this.#lastTurn;
       if (this.#responseId !== undefined) this.#dropping = true;
       this.#abandonResponse();
     }
@@ -638,8 +645,10 @@ export class HumeSession extends AgentSession {
         return;
       case 'assistant_message':
         this.#dropIfAbandoned(msg.id);
-        if (msg.id !== undefined && !this.#dropping && !this.#droppedIds.includes(msg.id) && this.#turn.length < MAX_TURN_MESSAGES) {
-          this.#turn.push({ id: msg.id, text: msg.text, ms: 0 });
+        if (msg.id !== undefined && !this.#dropping && !this.#droppedIds.includes(msg.id)) {
+          const known = this.#turn.find((m) => m.id === msg.id); // its audio may have come first
+          if (known) known.text = msg.text;
+          else if (this.#turn.length < MAX_TURN_MESSAGES) this.#turn.push({ id: msg.id, text: msg.text, ms: 0 });
         }
         if (msg.text !== '' && !this.#dropping) this.emit('transcript', { role: 'agent', text: msg.text, final: true });
         return;
@@ -648,7 +657,8 @@ export class HumeSession extends AgentSession {
         if (msg.text !== '') this.emit('transcript', { role: 'caller', text: msg.text, final: !msg.interim });
         return;
       case 'user_interruption':
-        this.#interruptedTurn = this.#turn;
+        // The reply being heard: the one still arriving, or else the last one (it may still be playing).
+        this.#interruptedTurn = this.#responseId !== undefined ? this.#turn : this.#lastTurn;
         this.#abandonResponse();
         this.emit('interruption');
         return;
@@ -768,6 +778,7 @@ export class HumeSession extends AgentSession {
       else this.#resetResampler();
     }
     this.#responseId = undefined;
+    this.#lastTurn = this.#turn;
     this.#turn = [];
     this.emit('responseDone', { responseId });
   }
