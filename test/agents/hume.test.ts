@@ -9,7 +9,8 @@ import { startFakeHume, type FakeHume, type FakeHumeOptions } from '../fakes/hum
 import { createHumeAgentFactory, HumeSession, readHumeConfig } from '../../src/agents/hume/index.js';
 import { readWavChunk, parseServerMessage } from '../../src/agents/hume/protocol.js';
 import { buildWav } from '../fakes/hume.js';
-import { loadConfig } from '../../src/config.js';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { createAgentRegistry } from '../../src/agents/registry.js';
 import type { AgentAudio } from '../../src/agents/agent.js';
 import type { BridgeError } from '../../src/errors.js';
 
@@ -254,6 +255,17 @@ describe('hume adapter', () => {
     expect(events.filter((e) => e === 'closed').length).toBe(1);
   });
 
+  it('a service that drops the chat again right after every resume is given up on (bounded)', async () => {
+    const { fake, session, errors, events } = await open({ env: { HUME_RESUME_ATTEMPTS: '2' } });
+    for (let n = 1; n <= 3; n++) {
+      await fake.fault('close-mid-call');
+      if (n < 3) await waitFor(() => fake.connections.length === n + 1 && session.state === 'open', 5000, `resume ${n}`);
+    }
+    await waitFor(() => events.includes('closed'), 5000, 'closed');
+    expect(errors.map((e) => e.fatal)).toEqual([false, false, true]);
+    expect(errors[2]!.error.message).toMatch(/right after resuming/);
+  });
+
   it('an EVI error message mid-call is a typed non-fatal error; during the handshake it rejects connect()', async () => {
     const { fake, session, errors } = await open();
     await fake.sendRaw({ type: 'error', code: 'E0710', slug: 'rate_limit_exceeded', message: 'too many requests' });
@@ -305,6 +317,20 @@ describe('hume config and WAV reader', () => {
     expect(r.problems.length).toBe(4);
     const f = createHumeAgentFactory(loadConfig({})).factory;
     expect(f).toMatchObject({ name: 'hume', available: false });
+  });
+
+  it('is registered: available with a key, a start-up problem with a bad HUME_* value', () => {
+    expect(createAgentRegistry(loadConfig({})).available()).not.toContain('hume');
+    const r = createAgentRegistry(loadConfig({ HUME_API_KEY: 'k', BRIDGE_AGENT: 'hume' }));
+    expect(r.available()).toContain('hume');
+    let err: unknown;
+    try {
+      createAgentRegistry(loadConfig({ HUME_API_KEY: 'k', HUME_INPUT_RATE: '7999' }));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).problems).toEqual(['HUME_INPUT_RATE="7999": must be an integer from 8000 to 48000']);
   });
 
   it('parses valid odd layouts and rejects malformed headers', () => {

@@ -105,6 +105,8 @@ const MAX_DROPPED_IDS = 64;
 /** Assistant messages remembered per turn (for the heard-text estimate). */
 const MAX_TURN_MESSAGES = 64;
 const CLOSE_WAIT_MS = 1000;
+/** A resumed chat that lasts this long counts as recovered (see #onDrop). */
+const STABLE_MS = 10_000;
 
 type State = 'idle' | 'dialing' | 'open' | 'resuming' | 'closed';
 
@@ -191,6 +193,8 @@ export class HumeSession extends AgentSession {
   #gapStart = 0;
   #gapLen = 0;
   #pendingTexts: string[] = [];
+  #resumedAt: number | undefined;
+  #quickDrops = 0;
 
   readonly #stats: HumeSessionStats = {
     audioSentMs: 0,
@@ -453,8 +457,12 @@ export class HumeSession extends AgentSession {
     // The turn in progress will not get the rest of its audio: it ends here.
     this.#finishResponse(false);
     const groupId = this.#chatGroupId;
-    if (groupId === undefined || this.#cfg.resumeAttempts === 0) {
-      this.#fail(cause);
+    // A service that accepts the resume and drops again at once would loop forever: drops
+    // within STABLE_MS of a resume count against the same attempt budget.
+    const quick = this.#resumedAt !== undefined && Date.now() - this.#resumedAt < STABLE_MS;
+    this.#quickDrops = quick ? this.#quickDrops + 1 : 0;
+    if (groupId === undefined || this.#cfg.resumeAttempts === 0 || this.#quickDrops >= this.#cfg.resumeAttempts) {
+      this.#fail(quick ? new BridgeError(cause.code, `${cause.message} (again, ${this.#quickDrops} times right after resuming)`, { cause }) : cause);
       return;
     }
     this.#state = 'resuming';
@@ -491,6 +499,7 @@ export class HumeSession extends AgentSession {
       if (this.#state !== 'resuming') return;
       this.#state = 'open';
       this.#stats.resumes++;
+      this.#resumedAt = Date.now();
       this.#flushGap();
       return;
     }
@@ -769,7 +778,10 @@ export class HumeSession extends AgentSession {
     if (n > 0 && responseId !== undefined) this.emit('audio', { data: out.subarray(0, n), responseId });
   }
 
-  /** End of the turn's audio: the resampler tail, then responseDone (when `done`, i.e. the turn really finished). */
+  /**
+   * End of the turn's audio, then responseDone. `done`: the turn finished (assistant_end),
+   * so the resampler tail is played; otherwise (the socket dropped) it is discarded.
+   */
   #finishResponse(done: boolean): void {
     const responseId = this.#responseId;
     if (responseId === undefined) return;
