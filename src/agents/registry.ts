@@ -9,6 +9,7 @@ import { createEchoAgentFactory } from './echo/echo-agent.js';
 import { agentModule as pipecat } from './pipecat/index.js';
 import { agentModule as gemini } from './gemini/index.js';
 import { agentModule as elevenlabsModule } from './elevenlabs/index.js';
+import { agentModule as hume } from './hume/index.js';
 
 /**
  * An agent name nobody registered. Shaped like BridgeError (code, category,
@@ -73,6 +74,7 @@ const MODULES: AgentModule[] = [
   pipecat,
   gemini,
   elevenlabsModule,
+  hume,
 ];
 
 export function createAgentRegistry(config: Config): AgentRegistry {

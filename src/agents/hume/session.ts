@@ -1,0 +1,832 @@
+/**
+ * Hume EVI adapter: one EVI chat per phone call, over a WebSocket.
+ *
+ * NOTE: Hume announced that EVI access ends on 2026-11-13 (protocols.md §4). The
+ * adapter keeps to the documented protocol so it keeps working against any
+ * Hume-compatible endpoint (HUME_EVI_URL); against api.hume.ai it will be refused.
+ *
+ * ```text
+ *            connect()                        chat_metadata (chat_group_id kept)
+ *   idle ─────────────► dialing ─────────────────────────────────────────────► open ◄─────────────┐
+ *                       │ open: send session_settings {linear16, HUME_INPUT_RATE, mono}  │          │
+ *                       │ error msg / HTTP 4xx-5xx / close / abort → connect() rejects   │          │ chat_metadata
+ *                       ▼                                                                │          │
+ *                     closed ◄── close(reason) from any state                            │          │
+ *                       ▲                                                                ▼          │
+ *                       │  attempts used up / auth refused:        unexpected close, or no pong for │
+ *                       │  fatal AGENT_CLOSED + closed             2 keepalive intervals:           │
+ *                       └──────────────────────────────────── resuming ─────────────────────────────┘
+ *                                                              non-fatal AGENT_CLOSED/AGENT_TIMEOUT,
+ *                                                              redial ?resumed_chat_group_id=… with
+ *                                                              backoff (HUME_RESUME_ATTEMPTS), caller
+ *                                                              audio kept (last 5 s) and sent after
+ * ```
+ *
+ * Audio in: PCM16 mono at HUME_INPUT_RATE, base64 in `audio_input`, one message per
+ * bridge frame (EVI recommends 20 ms buffers and continuous streaming).
+ *
+ * Audio out: every `audio_output` is a whole WAV file. Its header is read (the rate
+ * is 48 kHz per the SDK doc, 24 kHz per an SDK PR: we trust each header, §4.4);
+ * anything but PCM16 mono, truncated or absurd is BRIDGE_ERR_AGENT_AUDIO_FORMAT and
+ * never played. The bridge reads `outputFormat` once, at connect, so it is fixed
+ * (HUME_OUTPUT_RATE, default 24 kHz); a chunk at another rate is resampled here with
+ * the DSP backend's streaming resampler (state kept across the chunks of a response,
+ * its tail flushed at assistant_end, dropped on interruption).
+ *
+ * Responses: EVI has no response id; an assistant turn runs from its first
+ * audio_output to `assistant_end`, and we name it `hume-<n>`. `user_interruption`
+ * (EVI's own VAD: "stop the current audio playback, clear the audio queue") →
+ * 'interruption', the turn is abandoned, and late chunks of its assistant messages
+ * (by audio_output.id) are dropped. interrupt({heardMs}) from the bridge: EVI has
+ * already stopped server-side (§4.5); EVI has no truncate message, and
+ * `pause_assistant_message` would stop it answering at all, so we tell it what the
+ * caller actually heard with a temporary `context` in session_settings ("context
+ * injection": guides the next reply without triggering one). If the bridge
+ * interrupts on its own (no user_interruption), EVI's remaining audio for the turn
+ * is dropped until the next final user_message or assistant_end.
+ */
+import WebSocket from 'ws';
+import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
+import { BridgeError, ErrorCodes, isBridgeError } from '../../errors.js';
+import type { DspBackend, Resampler } from '../../dsp/backend.js';
+import type { HumeCallOptions, HumeConfig } from './config.js';
+import {
+  buildAudioInput,
+  buildSessionSettings,
+  buildToolError,
+  buildUserInput,
+  dtmfText,
+  errorFromServiceMessage,
+  heardContextText,
+  parseServerMessage,
+  readWavChunk,
+  type AudioOutputMessage,
+  type ServerMessage,
+} from './protocol.js';
+
+export interface HumeSessionOptions {
+  readonly config: HumeConfig;
+  /** Per-call options, or the BridgeError (AGENT_CONFIG) that connect() must reject with. */
+  readonly call: HumeCallOptions | BridgeError;
+  /** Resolves the DSP backend (resampler for WAV chunks not at outputRateHz). */
+  readonly dsp: () => Promise<DspBackend>;
+  readonly resamplerQuality?: number;
+  /** Bound of each resume dial (connect() itself is bounded by its signal). Default 5000 ms. */
+  readonly dialTimeoutMs?: number;
+}
+
+export interface HumeSessionStats {
+  /** Caller audio sent to EVI (ms, at inputRateHz). */
+  audioSentMs: number;
+  /** Caller audio lost: dropped during a resume past the 5 s buffer, or when the socket backed up. */
+  audioDroppedMs: number;
+  audioChunksReceived: number;
+  /** audio_output chunks dropped because they belonged to an interrupted turn. */
+  audioChunksDropped: number;
+  /** Chunks that were resampled (header rate ≠ outputRateHz). */
+  audioChunksResampled: number;
+  protocolErrors: number;
+  audioFormatErrors: number;
+  serviceErrors: number;
+  resumes: number;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** Largest message we take from EVI (a WAV chunk is ~1 s of audio; 8 MiB is far beyond that). */
+const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+/** Caller audio kept while the socket is being resumed. */
+const RESUME_BUFFER_MS = 5000;
+/** If this much is queued on the socket, EVI is not reading: drop caller audio rather than grow memory. */
+const MAX_SOCKET_BACKLOG_BYTES = 1024 * 1024;
+/** DTMF texts kept while resuming. */
+const MAX_PENDING_TEXTS = 16;
+/** Ids of interrupted assistant messages remembered (their late chunks are dropped). */
+const MAX_DROPPED_IDS = 64;
+/** Assistant messages remembered per turn (for the heard-text estimate). */
+const MAX_TURN_MESSAGES = 64;
+const CLOSE_WAIT_MS = 1000;
+/** A resumed chat that lasts this long counts as recovered (see #onDrop). */
+const STABLE_MS = 10_000;
+
+type State = 'idle' | 'dialing' | 'open' | 'resuming' | 'closed';
+
+interface TurnMessage {
+  id: string;
+  text: string;
+  /** Ms of audio received for it. */
+  ms: number;
+}
+
+function abortError(signal: AbortSignal): BridgeError {
+  return new BridgeError(ErrorCodes.AGENT_TIMEOUT, `hume: connect aborted (${signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'aborted')})`, { cause: signal.reason });
+}
+
+/** ws reports a refused upgrade as "Unexpected server response: <status>". */
+function dialError(e: Error): BridgeError {
+  const m = /Unexpected server response: (\d{3})/.exec(e.message);
+  const status = m ? Number(m[1]) : 0;
+  if (status === 401 || status === 403) return new BridgeError(ErrorCodes.AGENT_AUTH, `hume: the service rejected the API key (HTTP ${status})`);
+  if (status === 429) return new BridgeError(ErrorCodes.AGENT_RATE_LIMIT, 'hume: rate limited (HTTP 429)');
+  if (status >= 400 && status < 500) return new BridgeError(ErrorCodes.AGENT_CONNECT, `hume: the service refused the chat (HTTP ${status}; EVI access ended 2026-11-13 on api.hume.ai)`);
+  return new BridgeError(ErrorCodes.AGENT_CONNECT, `hume: cannot reach the service: ${e.message}`, { cause: e });
+}
+
+/** A close during the handshake: 1008 (policy) and 4001/4003 are taken as auth failures (Hume's close codes are unconfirmed). */
+function handshakeCloseError(code: number, reason: string): BridgeError {
+  const text = `hume: the service closed the socket during the handshake (code ${code}${reason ? `: ${reason.slice(0, 120)}` : ''})`;
+  if (code === 1008 || code === 4001 || code === 4003) return new BridgeError(ErrorCodes.AGENT_AUTH, text);
+  return new BridgeError(ErrorCodes.AGENT_CONNECT, text);
+}
+
+export class HumeSession extends AgentSession {
+  readonly inputFormat: AudioFormat;
+  readonly outputFormat: AudioFormat;
+  readonly hasVad = true;
+
+  readonly #cfg: HumeConfig;
+  readonly #call: HumeCallOptions | BridgeError;
+  readonly #getDsp: () => Promise<DspBackend>;
+  readonly #quality: number;
+  readonly #dialTimeoutMs: number;
+  readonly #inRate: number;
+  readonly #outRate: number;
+
+  #state: State = 'idle';
+  #ws: WebSocket | undefined;
+  /** Settles the pending dial when chat_metadata (or a failure) arrives. */
+  #handshake: ((error?: BridgeError) => void) | undefined;
+  #chatGroupId: string | undefined;
+  #chatId: string | undefined;
+  /** Aborted by close(): cancels dials and resume back-offs. */
+  readonly #life = new AbortController();
+  #closePromise: Promise<void> | undefined;
+  #keepalive: NodeJS.Timeout | undefined;
+  #awaitingPong = false;
+  /** Why we terminated the socket ourselves (a dead socket), so its close is reported as that. */
+  #dropCause: BridgeError | undefined;
+
+  #dsp: DspBackend | undefined;
+  #resampler: Resampler | undefined;
+  /** The resampler has been fed since its last flush/reset (a tail is due at assistant_end). */
+  #resamplerDirty = false;
+  /** Output samples still to skip: the filter build-up of a fresh (or reset) resampler. */
+  #skipOut = 0;
+  #resampleOut = new Int16Array(0);
+  #pcmScratch = new Int16Array(0);
+
+  /** Current assistant turn (response) and its messages. */
+  #responseSeq = 0;
+  #responseId: string | undefined;
+  #turn: TurnMessage[] = [];
+  /** The last finished turn: its audio may still be playing at the caller (EVI sends faster than real time). */
+  #lastTurn: TurnMessage[] = [];
+  /** The last abandoned turn, kept until the bridge's interrupt() tells us what was heard. */
+  #interruptedTurn: TurnMessage[] | undefined;
+  /** Message ids of interrupted turns (their late audio_output chunks are dropped). */
+  #droppedIds: string[] = [];
+  /** After a bridge-side interrupt EVI did not announce: drop audio until a user turn or assistant_end. */
+  #dropping = false;
+  #lastHeardMs: number | undefined;
+
+  /** Caller audio kept while resuming (ring, samples at inRate). */
+  #gap: Int16Array | undefined;
+  #gapStart = 0;
+  #gapLen = 0;
+  #pendingTexts: string[] = [];
+  #resumedAt: number | undefined;
+  #quickDrops = 0;
+
+  readonly #stats: HumeSessionStats = {
+    audioSentMs: 0,
+    audioDroppedMs: 0,
+    audioChunksReceived: 0,
+    audioChunksDropped: 0,
+    audioChunksResampled: 0,
+    protocolErrors: 0,
+    audioFormatErrors: 0,
+    serviceErrors: 0,
+    resumes: 0,
+  };
+
+  constructor(options: HumeSessionOptions) {
+    super();
+    this.#cfg = options.config;
+    this.#call = options.call;
+    this.#getDsp = options.dsp;
+    this.#quality = options.resamplerQuality ?? 7;
+    this.#dialTimeoutMs = options.dialTimeoutMs ?? 5000;
+    this.#inRate = options.config.inputRateHz;
+    this.#outRate = options.config.outputRateHz;
+    this.inputFormat = pcm16(this.#inRate);
+    this.outputFormat = pcm16(this.#outRate);
+  }
+
+  get stats(): Readonly<HumeSessionStats> {
+    return { ...this.#stats };
+  }
+  /** The EVI chat group (resumable conversation) of this call, once connected. */
+  get chatGroupId(): string | undefined {
+    return this.#chatGroupId;
+  }
+  get chatId(): string | undefined {
+    return this.#chatId;
+  }
+  /** heardMs of the bridge's last interrupt(). */
+  get lastHeardMs(): number | undefined {
+    return this.#lastHeardMs;
+  }
+  get state(): State {
+    return this.#state;
+  }
+
+  // --- lifecycle -------------------------------------------------------------------
+
+  async connect(signal: AbortSignal): Promise<void> {
+    if (this.#state === 'closed') throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'hume: session is closed');
+    if (this.#state !== 'idle') throw new BridgeError(ErrorCodes.AGENT_PROTOCOL, 'hume: connect() called twice');
+    if (this.#call instanceof BridgeError) throw this.#call;
+    if (signal.aborted) throw abortError(signal);
+    this.#state = 'dialing';
+    try {
+      this.#dsp = await this.#bounded(this.#getDsp(), signal);
+      await this.#dial(undefined, signal);
+    } catch (e) {
+      if ((this.#state as State) !== 'closed') {
+        this.#state = 'closed';
+        this.#life.abort();
+        this.#dispose();
+      }
+      throw isBridgeError(e) ? e : new BridgeError(ErrorCodes.AGENT_CONNECT, `hume: ${(e as Error).message}`, { cause: e });
+    }
+    if ((this.#state as State) === 'closed') throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'hume: closed while connecting');
+    this.#state = 'open';
+  }
+
+  close(reason: string): Promise<void> {
+    if (this.#closePromise) return this.#closePromise;
+    this.#closePromise = this.#doClose(reason);
+    return this.#closePromise;
+  }
+
+  async #doClose(reason: string): Promise<void> {
+    this.#state = 'closed';
+    this.#life.abort();
+    this.#handshake?.(new BridgeError(ErrorCodes.AGENT_CLOSED, `hume: closed while connecting (${reason})`));
+    const ws = this.#ws;
+    this.#ws = undefined;
+    this.#dispose();
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, CLOSE_WAIT_MS);
+        ws.once('close', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        try {
+          if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+          else ws.close(1000, 'call ended');
+        } catch {
+          ws.terminate();
+        }
+      });
+    }
+    this.emit('closed', { reason });
+  }
+
+  #dispose(): void {
+    this.#stopKeepalive();
+    this.#resampler?.close();
+    this.#resampler = undefined;
+    this.#pendingTexts.length = 0;
+    this.#gap = undefined;
+    this.#gapLen = 0;
+  }
+
+  /** A failure for good: fatal error, then closed. */
+  #fail(error: BridgeError): void {
+    if (this.#state === 'closed') return;
+    this.#emitError(error, true);
+    void this.close(`fatal:${error.code}`);
+  }
+
+  #emitError(error: BridgeError, fatal: boolean): void {
+    if (error.code === ErrorCodes.AGENT_PROTOCOL) this.#stats.protocolErrors++;
+    else if (error.code === ErrorCodes.AGENT_AUDIO_FORMAT) this.#stats.audioFormatErrors++;
+    else if (error.code === ErrorCodes.AGENT_SERVICE || error.code === ErrorCodes.AGENT_RATE_LIMIT || error.code === ErrorCodes.AGENT_AUTH) this.#stats.serviceErrors++;
+    // 'error' without a listener would throw out of a socket callback.
+    if (this.listenerCount('error') > 0) this.emit('error', error, { fatal });
+  }
+
+  /** Waits for `p`, rejecting when `signal` aborts first (no bare await on anything remote). */
+  #bounded<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(abortError(signal));
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      p.then(
+        (v) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(v);
+        },
+        (e: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  // --- the socket ------------------------------------------------------------------
+
+  #url(resumeChatGroupId: string | undefined): string {
+    const u = new URL(this.#cfg.url);
+    // §4.1: api_key query parameter (the SDK's way) and the X-Hume-Api-Key header; both, so
+    // either kind of endpoint accepts us. The URL is never logged.
+    u.searchParams.set('api_key', this.#cfg.apiKey);
+    const call = this.#call as HumeCallOptions;
+    const configId = call.configId ?? this.#cfg.configId;
+    if (configId !== undefined) u.searchParams.set('config_id', configId);
+    if (resumeChatGroupId !== undefined) u.searchParams.set('resumed_chat_group_id', resumeChatGroupId);
+    return u.toString();
+  }
+
+  #settings(context?: { text: string; type: 'temporary' | 'persistent' }): string {
+    const call = this.#call as HumeCallOptions;
+    return buildSessionSettings({ sampleRateHz: this.#inRate, systemPrompt: call.systemPrompt, voiceId: call.voiceId, context });
+  }
+
+  /** Opens a socket, sends session_settings, resolves on chat_metadata. */
+  #dial(resumeChatGroupId: string | undefined, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(abortError(signal));
+      const ws = new WebSocket(this.#url(resumeChatGroupId), {
+        headers: { 'X-Hume-Api-Key': this.#cfg.apiKey },
+        maxPayload: MAX_MESSAGE_BYTES,
+        perMessageDeflate: false,
+      });
+      this.#ws = ws;
+      this.#dropCause = undefined;
+      let settled = false;
+      const onAbort = () => settle(abortError(signal));
+      const settle = (error?: BridgeError) => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener('abort', onAbort);
+        if (this.#handshake === settle) this.#handshake = undefined;
+        if (error) {
+          if (this.#ws === ws) this.#ws = undefined;
+          ws.terminate();
+          reject(error);
+        } else {
+          resolve();
+        }
+      };
+      this.#handshake = settle;
+      signal.addEventListener('abort', onAbort, { once: true });
+      ws.on('open', () => {
+        if (this.#ws !== ws) return;
+        ws.send(this.#settings());
+        this.#startKeepalive(ws);
+      });
+      ws.on('message', (data) => this.#onFrame(ws, data));
+      ws.on('pong', () => {
+        if (this.#ws === ws) this.#awaitingPong = false;
+      });
+      ws.on('error', (e) => {
+        // Before 'open': a refused or failed upgrade. After: 'close' follows and decides.
+        if (this.#ws !== ws) return;
+        if (this.#handshake === settle && ws.readyState !== WebSocket.OPEN) settle(dialError(e));
+        else if (/max payload size exceeded/i.test(e.message)) {
+          // ws closes the socket (1009) on an oversized message: report it as what it is.
+          this.#dropCause = new BridgeError(ErrorCodes.AGENT_PROTOCOL, `hume: a message over ${MAX_MESSAGE_BYTES} bytes from the service`);
+        }
+      });
+      ws.on('close', (code, reason) => this.#onClose(ws, code, reason.toString('utf8')));
+    });
+  }
+
+  #onClose(ws: WebSocket, code: number, reason: string): void {
+    if (this.#ws !== ws) return; // a socket we already replaced or gave up on
+    this.#ws = undefined;
+    this.#stopKeepalive();
+    if (this.#handshake) {
+      this.#handshake(this.#dropCause ?? handshakeCloseError(code, reason));
+      return;
+    }
+    if (this.#state !== 'open') return;
+    const cause =
+      this.#dropCause ??
+      new BridgeError(ErrorCodes.AGENT_CLOSED, `hume: the service closed the chat (code ${code}${reason ? `: ${reason.slice(0, 120)}` : ''})`);
+    this.#onDrop(cause);
+  }
+
+  // --- keepalive: a socket that stops answering ------------------------------------
+
+  #startKeepalive(ws: WebSocket): void {
+    this.#stopKeepalive();
+    this.#awaitingPong = false;
+    this.#keepalive = setInterval(() => {
+      if (this.#ws !== ws) return this.#stopKeepalive();
+      if (this.#awaitingPong) {
+        // Nothing (no pong, no message) for a whole interval after a ping: the peer is gone.
+        this.#dropCause = new BridgeError(ErrorCodes.AGENT_TIMEOUT, `hume: the service stopped answering (no pong within ${this.#cfg.keepaliveMs} ms)`);
+        ws.terminate();
+        return;
+      }
+      this.#awaitingPong = true;
+      try {
+        ws.ping();
+      } catch {
+        /* closing: 'close' decides */
+      }
+    }, this.#cfg.keepaliveMs);
+    this.#keepalive.unref();
+  }
+
+  #stopKeepalive(): void {
+    if (this.#keepalive !== undefined) clearInterval(this.#keepalive);
+    this.#keepalive = undefined;
+  }
+
+  // --- resume after an unexpected close ---------------------------------------------
+
+  #onDrop(cause: BridgeError): void {
+    // The turn in progress will not get the rest of its audio: it ends here.
+    this.#finishResponse(false);
+    const groupId = this.#chatGroupId;
+    // A service that accepts the resume and drops again at once would loop forever: drops
+    // within STABLE_MS of a resume count against the same attempt budget.
+    const quick = this.#resumedAt !== undefined && Date.now() - this.#resumedAt < STABLE_MS;
+    this.#quickDrops = quick ? this.#quickDrops + 1 : 0;
+    if (groupId === undefined || this.#cfg.resumeAttempts === 0 || this.#quickDrops >= this.#cfg.resumeAttempts) {
+      this.#fail(quick ? new BridgeError(cause.code, `${cause.message} (again, ${this.#quickDrops} times right after resuming)`, { cause }) : cause);
+      return;
+    }
+    this.#state = 'resuming';
+    this.#emitError(new BridgeError(cause.code, `${cause.message}; resuming chat group`, { cause }), false);
+    void this.#resume(groupId, cause);
+  }
+
+  async #resume(groupId: string, cause: BridgeError): Promise<void> {
+    let last: BridgeError = cause;
+    for (let attempt = 1; attempt <= this.#cfg.resumeAttempts; attempt++) {
+      const backoffMs = Math.min(2000, 250 * 2 ** (attempt - 1));
+      const slept = await new Promise<boolean>((resolve) => {
+        const signal = this.#life.signal;
+        if (signal.aborted) return resolve(false);
+        const t = setTimeout(() => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(true);
+        }, backoffMs);
+        const onAbort = () => {
+          clearTimeout(t);
+          resolve(false);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      if (!slept || this.#state !== 'resuming') return;
+      try {
+        await this.#dial(groupId, AbortSignal.any([this.#life.signal, AbortSignal.timeout(this.#dialTimeoutMs)]));
+      } catch (e) {
+        if (this.#state !== 'resuming') return;
+        last = isBridgeError(e) ? e : new BridgeError(ErrorCodes.AGENT_CONNECT, `hume: ${(e as Error).message}`);
+        if (last.code === ErrorCodes.AGENT_AUTH || last.code === ErrorCodes.AGENT_CONFIG) break;
+        continue;
+      }
+      if (this.#state !== 'resuming') return;
+      this.#state = 'open';
+      this.#stats.resumes++;
+      this.#resumedAt = Date.now();
+      this.#flushGap();
+      return;
+    }
+    this.#fail(new BridgeError(ErrorCodes.AGENT_CLOSED, `hume: could not resume the chat after it dropped (${cause.message}); last attempt: ${last.message}`, { cause: last }));
+  }
+
+  // --- caller → EVI ---------------------------------------------------------------
+
+  sendAudio(data: Int16Array | Uint8Array): void {
+    if (!(data instanceof Int16Array)) {
+      if (this.#state !== 'closed') this.#emitError(new BridgeError(ErrorCodes.DSP_ARGUMENT, 'hume: expected Int16Array (PCM16) caller audio'), false);
+      return;
+    }
+    if (this.#state === 'open') {
+      this.#sendPcm(data);
+    } else if (this.#state === 'resuming') {
+      this.#keepInGap(data);
+    }
+  }
+
+  #sendPcm(data: Int16Array): void {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || data.length === 0) return;
+    const ms = (data.length * 1000) / this.#inRate;
+    if (ws.bufferedAmount > MAX_SOCKET_BACKLOG_BYTES) {
+      this.#stats.audioDroppedMs += ms;
+      return;
+    }
+    let bytes: Buffer;
+    if (LITTLE_ENDIAN) {
+      bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength); // a view: base64 reads it now, no copy
+    } else {
+      bytes = Buffer.allocUnsafe(data.byteLength);
+      for (let i = 0; i < data.length; i++) bytes.writeInt16LE(data[i]!, i * 2);
+    }
+    ws.send(buildAudioInput(bytes.toString('base64')));
+    this.#stats.audioSentMs += ms;
+  }
+
+  /** Keeps the last RESUME_BUFFER_MS of caller audio while the socket is down (the view is reused by the caller: copied). */
+  #keepInGap(data: Int16Array): void {
+    if (!this.#gap) {
+      this.#gap = new Int16Array(Math.round((RESUME_BUFFER_MS * this.#inRate) / 1000));
+      this.#gapStart = 0;
+      this.#gapLen = 0;
+    }
+    const gap = this.#gap;
+    for (let i = 0; i < data.length; i++) {
+      if (this.#gapLen === gap.length) {
+        this.#gapStart = (this.#gapStart + 1) % gap.length;
+        this.#gapLen--;
+        this.#stats.audioDroppedMs += 1000 / this.#inRate;
+      }
+      gap[(this.#gapStart + this.#gapLen) % gap.length] = data[i]!;
+      this.#gapLen++;
+    }
+  }
+
+  /** After a resume: the audio kept during the gap (in 20 ms messages), then the DTMF texts. */
+  #flushGap(): void {
+    const gap = this.#gap;
+    if (gap && this.#gapLen > 0) {
+      const frame = Math.round((20 * this.#inRate) / 1000);
+      const buf = new Int16Array(frame);
+      while (this.#gapLen > 0) {
+        const n = Math.min(frame, this.#gapLen);
+        for (let k = 0; k < n; k++) buf[k] = gap[(this.#gapStart + k) % gap.length]!;
+        this.#gapStart = (this.#gapStart + n) % gap.length;
+        this.#gapLen -= n;
+        this.#sendPcm(n === frame ? buf : buf.subarray(0, n));
+      }
+    }
+    this.#gap = undefined;
+    const texts = this.#pendingTexts;
+    this.#pendingTexts = [];
+    for (const t of texts) this.#sendText(t);
+  }
+
+  #sendText(message: string): void {
+    if (this.#state === 'resuming') {
+      if (this.#pendingTexts.length < MAX_PENDING_TEXTS) this.#pendingTexts.push(message);
+      return;
+    }
+    const ws = this.#ws;
+    if (this.#state !== 'open' || !ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send(message);
+  }
+
+  sendDtmf(digit: string): void {
+    if (this.#state === 'closed') return;
+    if (!/^[0-9*#A-Da-d]$/.test(digit)) return;
+    this.#sendText(buildUserInput(dtmfText(digit.toUpperCase())));
+  }
+
+  interrupt(info: { heardMs: number }): void {
+    if (this.#state === 'closed') return;
+    const heardMs = Number.isFinite(info.heardMs) && info.heardMs > 0 ? info.heardMs : 0;
+    this.#lastHeardMs = heardMs;
+    let turn = this.#interruptedTurn;
+    if (turn === undefined) {
+      // The bridge interrupted on its own: EVI does not know; drop what it still sends for this turn.
+      turn = this.#responseId !== undefined ? this.#turn : this.#lastTurn;
+      if (this.#responseId !== undefined) this.#dropping = true;
+      this.#abandonResponse();
+    }
+    this.#interruptedTurn = undefined;
+    this.#sendText(this.#settings({ type: 'temporary', text: heardContextText(heardMs, heardText(turn, heardMs)) }));
+  }
+
+  // --- EVI → caller ---------------------------------------------------------------
+
+  #onFrame(ws: WebSocket, data: WebSocket.RawData): void {
+    if (this.#ws !== ws || this.#state === 'closed') return;
+    this.#awaitingPong = false; // any traffic proves the peer is alive
+    // EVI sends JSON text frames; a binary frame is decoded as UTF-8 JSON all the same
+    // (some proxies re-frame text as binary) and rejected if it is not.
+    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+    let msg: ServerMessage;
+    try {
+      msg = parseServerMessage(text);
+    } catch (e) {
+      this.#emitError(isBridgeError(e) ? e : new BridgeError(ErrorCodes.AGENT_PROTOCOL, `hume: ${(e as Error).message}`), false);
+      return;
+    }
+    try {
+      this.#onMessage(msg);
+    } catch (e) {
+      // Our own handling failed (e.g. the resampler): never out of a socket callback.
+      this.#emitError(isBridgeError(e) ? e : new BridgeError(ErrorCodes.AGENT_PROTOCOL, `hume: could not handle ${msg.type}: ${(e as Error).message}`), false);
+    }
+  }
+
+  #onMessage(msg: ServerMessage): void {
+    switch (msg.type) {
+      case 'chat_metadata':
+        this.#chatGroupId = msg.chatGroupId;
+        this.#chatId = msg.chatId;
+        this.#handshake?.();
+        return;
+      case 'error': {
+        const error = errorFromServiceMessage(msg);
+        if (this.#handshake) {
+          this.#stats.serviceErrors++;
+          this.#handshake(error);
+          return;
+        }
+        this.#emitError(error, false);
+        return;
+      }
+      case 'audio_output':
+        this.#onAudio(msg);
+        return;
+      case 'assistant_message':
+        this.#dropIfAbandoned(msg.id);
+        if (msg.id !== undefined && !this.#dropping && !this.#droppedIds.includes(msg.id)) {
+          const known = this.#turn.find((m) => m.id === msg.id); // its audio may have come first
+          if (known) known.text = msg.text;
+          else if (this.#turn.length < MAX_TURN_MESSAGES) this.#turn.push({ id: msg.id, text: msg.text, ms: 0 });
+        }
+        if (msg.text !== '' && !this.#dropping) this.emit('transcript', { role: 'agent', text: msg.text, final: true });
+        return;
+      case 'user_message':
+        if (!msg.interim) this.#dropping = false; // a new user turn: what follows is a new reply
+        if (msg.text !== '') this.emit('transcript', { role: 'caller', text: msg.text, final: !msg.interim });
+        return;
+      case 'user_interruption':
+        // The reply being heard: the one still arriving, or else the last one (it may still be playing).
+        this.#interruptedTurn = this.#responseId !== undefined ? this.#turn : this.#lastTurn;
+        this.#abandonResponse();
+        this.emit('interruption');
+        return;
+      case 'assistant_end':
+        this.#dropping = false;
+        this.#finishResponse(true);
+        this.#turn = [];
+        return;
+      case 'tool_call':
+        // The bridge serves no tools; a function tool EVI waits on gets an error so the chat goes on.
+        if (msg.responseRequired && msg.toolType !== 'builtin') this.#sendText(buildToolError(msg.toolCallId, `tool ${msg.name || '?'} is not available on this phone bridge`));
+        return;
+      case 'ignored':
+        return;
+    }
+  }
+
+  /** An assistant message that arrives for an interrupted turn is noted so its audio is dropped. */
+  #dropIfAbandoned(id: string | undefined): void {
+    if (id !== undefined && this.#dropping && !this.#droppedIds.includes(id)) this.#rememberDropped(id);
+  }
+
+  #rememberDropped(id: string): void {
+    this.#droppedIds.push(id);
+    if (this.#droppedIds.length > MAX_DROPPED_IDS) this.#droppedIds.shift();
+  }
+
+  #onAudio(msg: AudioOutputMessage): void {
+    this.#stats.audioChunksReceived++;
+    if (this.#dropping || (msg.id !== '' && this.#droppedIds.includes(msg.id))) {
+      if (msg.id !== '' && !this.#droppedIds.includes(msg.id)) this.#rememberDropped(msg.id);
+      this.#stats.audioChunksDropped++;
+      return;
+    }
+    const wav = Buffer.from(msg.data, 'base64');
+    let info;
+    try {
+      info = readWavChunk(wav);
+    } catch (e) {
+      this.#emitError(e as BridgeError, false);
+      return;
+    }
+    if (info.samples === 0) return;
+    if (this.#responseId === undefined) {
+      this.#responseId = `hume-${++this.#responseSeq}`;
+      this.#interruptedTurn = undefined; // a new reply: an interrupt() from now on is about this one
+      this.#turn = this.#turn.filter((m) => !this.#droppedIds.includes(m.id));
+    }
+    const responseId = this.#responseId;
+    const turnMsg = msg.id !== '' ? this.#turn.find((m) => m.id === msg.id) : undefined;
+    const chunkMs = (info.samples * 1000) / info.sampleRateHz;
+    if (turnMsg) turnMsg.ms += chunkMs;
+    else if (msg.id !== '' && this.#turn.length < MAX_TURN_MESSAGES) this.#turn.push({ id: msg.id, text: '', ms: chunkMs });
+
+    const src = this.#samples(wav, info.dataOffset, info.samples);
+    if (info.sampleRateHz === this.#outRate) {
+      if (this.#resamplerDirty) this.#flushResampler(responseId); // a rate change mid-turn: the old tail first
+      this.emit('audio', { data: src.slice(), responseId });
+      return;
+    }
+    this.#stats.audioChunksResampled++;
+    const r = this.#resamplerFor(info.sampleRateHz, responseId);
+    const need = r.maxOutput(src.length);
+    if (this.#resampleOut.length < need) this.#resampleOut = new Int16Array(need);
+    let n = r.process(src, this.#resampleOut);
+    this.#resamplerDirty = true;
+    // A fresh filter first outputs its own build-up (outputLatency samples): skip it, as
+    // speex_resampler_skip_zeros does, so the reply is not delayed and keeps its length.
+    let from = 0;
+    if (this.#skipOut > 0) {
+      from = Math.min(this.#skipOut, n);
+      this.#skipOut -= from;
+    }
+    if (n > from) this.emit('audio', { data: this.#resampleOut.slice(from, n), responseId });
+  }
+
+  /** The PCM16 samples of a decoded WAV: a view when aligned on a little-endian host, else copied into scratch. */
+  #samples(wav: Buffer, offset: number, count: number): Int16Array {
+    const at = wav.byteOffset + offset;
+    if (LITTLE_ENDIAN && at % 2 === 0) return new Int16Array(wav.buffer, at, count);
+    if (this.#pcmScratch.length < count) this.#pcmScratch = new Int16Array(count);
+    const out = this.#pcmScratch.subarray(0, count);
+    for (let i = 0; i < count; i++) out[i] = wav.readInt16LE(offset + i * 2);
+    return out;
+  }
+
+  #resamplerFor(fromHz: number, responseId: string): Resampler {
+    const current = this.#resampler;
+    if (current && current.fromHz === fromHz) return current;
+    if (current) {
+      if (this.#resamplerDirty) this.#flushResampler(responseId);
+      current.close();
+    }
+    if (!this.#dsp) throw new BridgeError(ErrorCodes.AGENT_AUDIO_FORMAT, 'hume: no DSP backend to resample agent audio');
+    this.#resampler = this.#dsp.createResampler({ fromHz, toHz: this.#outRate, quality: this.#quality });
+    this.#resamplerDirty = false;
+    this.#skipOut = this.#resampler.outputLatency;
+    return this.#resampler;
+  }
+
+  #flushResampler(responseId: string | undefined): void {
+    const r = this.#resampler;
+    this.#resamplerDirty = false;
+    if (!r) return;
+    const out = new Int16Array(r.outputLatency + 1);
+    const n = r.flush(out); // flush() also resets the filter: the next reply starts fresh
+    this.#skipOut = r.outputLatency;
+    if (n > 0 && responseId !== undefined) this.emit('audio', { data: out.subarray(0, n), responseId });
+  }
+
+  /**
+   * End of the turn's audio, then responseDone. `done`: the turn finished (assistant_end),
+   * so the resampler tail is played; otherwise (the socket dropped) it is discarded.
+   */
+  #finishResponse(done: boolean): void {
+    const responseId = this.#responseId;
+    if (responseId === undefined) return;
+    if (this.#resamplerDirty) {
+      if (done) this.#flushResampler(responseId);
+      else this.#resetResampler();
+    }
+    this.#responseId = undefined;
+    this.#lastTurn = this.#turn;
+    this.#turn = [];
+    this.emit('responseDone', { responseId });
+  }
+
+  /** Barge-in: the turn's remaining audio is dropped, by message id, and the resampler history with it. */
+  #abandonResponse(): void {
+    for (const m of this.#turn) if (!this.#droppedIds.includes(m.id)) this.#rememberDropped(m.id);
+    this.#resetResampler();
+    this.#responseId = undefined;
+    this.#turn = [];
+  }
+
+  #resetResampler(): void {
+    if (this.#resamplerDirty && this.#resampler) {
+      this.#resampler.reset();
+      this.#skipOut = this.#resampler.outputLatency;
+    }
+    this.#resamplerDirty = false;
+  }
+}
+
+/** The words of `turn` the caller heard in `heardMs`, assuming speech is spread evenly over each message's audio. */
+function heardText(turn: readonly TurnMessage[], heardMs: number): string | undefined {
+  if (turn.length === 0 || turn.every((m) => m.text === '')) return undefined;
+  const words: string[] = [];
+  let left = heardMs;
+  for (const m of turn) {
+    if (left <= 0) break;
+    const w = m.text.split(/\s+/).filter((x) => x !== '');
+    if (m.ms <= left) {
+      words.push(...w);
+      left -= m.ms;
+    } else {
+      words.push(...w.slice(0, Math.floor((w.length * left) / m.ms)));
+      left = 0;
+    }
+  }
+  return words.join(' ');
+}
