@@ -7,7 +7,7 @@ import { WebSocket } from 'ws';
 import { AgentSession, pcm16, type AgentFactory, type AudioFormat } from '../../src/agents/agent.js';
 import { runSimulatedCall } from '../../src/sim/simulator.js';
 import { startFakeTwilioRest } from '../fakes/twilio-rest.js';
-import { decode, getJson, markEndMs, ulawClip, withBridge } from './helpers.js';
+import { decode, getJson, heardAtClear, ulawClip, withBridge } from './helpers.js';
 import { ULAW_DECODE } from '../../src/dsp/ts/g711.js';
 
 describe('barge-in', () => {
@@ -24,10 +24,9 @@ describe('barge-in', () => {
       expect(r.bargeIn!.reactionMs!).toBeLessThan(250);
 
       // heardMs = the end position of the last mark Twilio acknowledged as played before the clear.
-      const playedBefore = r.marks.filter((m) => !m.viaClear && m.echoedAtMs !== null && m.echoedAtMs <= clear.atMs);
       const rec = await getJson(`${bridge.url}/calls/${r.callSid}`);
       expect(rec.body.bargeIns).toBe(1);
-      expect(rec.body.lastHeardMs).toBe(markEndMs(playedBefore[playedBefore.length - 1]!.name));
+      expect(heardAtClear(r.marks, clear.atMs)).toContain(rec.body.lastHeardMs);
       // …and that matches what the simulator actually played of the reply (within one tick + the mark check).
       const reply = r.heardSegments.find((s) => s.startMs < clear.atMs && s.endMs >= clear.atMs - 60)!;
       expect(Math.abs(rec.body.lastHeardMs - (clear.atMs - reply.startMs))).toBeLessThanOrEqual(60);

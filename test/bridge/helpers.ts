@@ -75,3 +75,13 @@ export function markEndMs(name: string): number {
   if (!m) throw new Error(`unexpected mark name ${name}`);
   return Number(m[1]);
 }
+
+/**
+ * The heard positions consistent with the simulator's view at a clear: the end of the
+ * last mark it echoed before the clear, or of the one before — a mark echo can still
+ * be in flight when the bridge decides the barge-in from the marks it has received.
+ */
+export function heardAtClear(marks: { name: string; echoedAtMs: number | null; viaClear: boolean }[], clearAtMs: number): number[] {
+  const played = marks.filter((m) => !m.viaClear && m.echoedAtMs !== null && m.echoedAtMs <= clearAtMs).map((m) => markEndMs(m.name));
+  return played.slice(-2);
+}
