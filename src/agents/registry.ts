@@ -6,6 +6,7 @@
 import type { AgentFactory } from './agent.js';
 import { ConfigError, type Config } from '../config.js';
 import { createEchoAgentFactory } from './echo/echo-agent.js';
+import { agentModule as openai } from './openai/index.js';
 
 /**
  * An agent name nobody registered. Shaped like BridgeError (code, category,
@@ -67,6 +68,7 @@ export interface AgentModule {
 /** The provider adapters, one line each (src/agents/<name>/index.ts exports `agentModule`). */
 const MODULES: AgentModule[] = [
   // adapters register here
+  openai,
 ];
 
 export function createAgentRegistry(config: Config): AgentRegistry {
