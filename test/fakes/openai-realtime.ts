@@ -427,7 +427,8 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
         return;
       }
       ws.on('message', (data, isBinary) => {
-        if (c.stopped) return; // stop-answering: input is not read
+        // stop-answering: input is not read; after the service closed, nothing more is processed
+        if (c.stopped || c.serverClosing) return;
         if (isBinary) return sendError(c, 'invalid_value', 'binary frames are not supported');
         onClientEvent(c, data.toString());
       });

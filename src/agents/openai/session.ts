@@ -706,13 +706,15 @@ export class OpenAiRealtimeSession extends AgentSession {
    * and items after the heard one are truncated at 0 (never heard at all).
    */
   #truncate(conn: RealtimeConnection, r: ResponseState, heardMs: number): void {
+    const items = r.items.filter((i) => i.bytes > 0 && !i.truncated);
     let remaining = heardMs;
     let cut = false;
-    for (const item of r.items) {
+    for (let k = 0; k < items.length; k++) {
+      const item = items[k]!;
       const itemMs = Math.floor(item.bytes / this.#bytesPerMs);
-      if (item.bytes === 0 || item.truncated) continue;
-      if (!cut && remaining >= itemMs && !(r === this.#current && !r.done && item === r.items.at(-1))) {
-        remaining -= itemMs; // heard in full
+      // An earlier item heard in full needs no truncate; the last one always gets one.
+      if (!cut && remaining >= itemMs && k < items.length - 1) {
+        remaining -= itemMs;
         continue;
       }
       const endMs = cut ? 0 : Math.min(remaining, itemMs);
