@@ -47,9 +47,10 @@ export interface FakeOpenAiOptions {
   vad?: boolean;
   /** VAD silence that ends a caller turn (server_vad silence_duration_ms). Default 500. */
   vadSilenceMs?: number;
-  /** With vad: answer each caller turn with a response of replyMs. */
+  /** With vad: answer each caller turn with a response. */
   autoAnswer?: boolean;
-  replyMs?: number;
+  /** Length of answers (auto and response.create); a list gives the n-th answer its length (the last repeats). Default 1000. */
+  replyMs?: number | number[];
   /** Audio per delta and time between deltas. Default 100 ms every 10 ms (10× real time). */
   chunkMs?: number;
   chunkIntervalMs?: number;
@@ -147,6 +148,11 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     return out;
   };
 
+  let answers = 0;
+  const nextReplyMs = (): number => {
+    const r = options.replyMs ?? 1000;
+    return Array.isArray(r) ? r[Math.min(answers++, r.length - 1)]! : r;
+  };
   const connections: FakeConnection[] = [];
   const refused: number[] = [];
   const refuseQueue: number[] = [];
@@ -259,7 +265,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     send(c, { type: 'input_audio_buffer.committed', item_id: itemId, previous_item_id: null });
     send(c, { type: 'conversation.item.added', previous_item_id: null, item: { id: itemId, type: 'message', role: 'user', content: [{ type: 'input_audio', transcript: null }] } });
     send(c, { type: 'conversation.item.input_audio_transcription.completed', item_id: itemId, content_index: 0, transcript: `[caller turn ${c.userTurns}: ${endMs - startMs} ms]`, usage: { type: 'duration', seconds: (endMs - startMs) / 1000 } });
-    if (options.autoAnswer) void respond(c, options.replyMs ?? 3000);
+    if (options.autoAnswer) void respond(c, nextReplyMs());
   };
 
   const onAppend = (c: FakeConnection, b64: string) => {
@@ -350,7 +356,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
         return;
       }
       case 'response.create':
-        void respond(c, options.replyMs ?? 1000);
+        void respond(c, nextReplyMs());
         return;
       case 'input_audio_buffer.commit':
       case 'input_audio_buffer.clear':
