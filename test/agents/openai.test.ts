@@ -447,3 +447,21 @@ describe('openai: rolling over before the session cap', () => {
     await until(() => fake.connections[1]!.audioBytes === 160, 'audio to the new session');
   });
 });
+
+describe('openai: close', () => {
+  it('close() during a rollover (new session open, waiting for quiet) closes both sockets and leaves no timers', async () => {
+    const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const fake = await fakeWith({ chunkIntervalMs: 100 });
+    const baseline = timeouts();
+    const { s, log } = create(fake, { OPENAI_SESSION_MAX_MS: '1000' });
+    await s.connect(AbortSignal.timeout(3000));
+    const speaking = fake.speak(3000); // in progress across the cap: the rollover waits
+    await until(() => fake.connections.length === 2 && fake.connections[1]!.sessionUpdates.length === 1, 'the next session open');
+    expect(fake.connections[0]!.closedAt).toBeNull(); // still waiting for the quiet moment
+    await s.close('caller hung up');
+    await until(() => fake.connections.every((c) => c.closedBy === 'client'), 'both sockets closed by the adapter');
+    await speaking;
+    expect(log.events.filter((e) => e.type === 'closed')).toHaveLength(1);
+    await until(() => timeouts() <= baseline, 'timers released');
+  });
+});

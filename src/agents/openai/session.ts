@@ -398,7 +398,10 @@ export class OpenAiRealtimeSession extends AgentSession {
     const acked = this.#countItemAcks(next, items.length);
     for (const item of items) next.send(item);
     await acked;
-    if (this.#closed) return;
+    if (this.#closed) {
+      if (old) await old.close(1000, 'closed');
+      return;
+    }
     this.#holding = false;
     if (this.#conn === next) this.#releaseHeld(next);
     if (old) void old.close(1000, 'rollover');
