@@ -10,6 +10,7 @@ import { agentModule as pipecat } from './pipecat/index.js';
 import { agentModule as gemini } from './gemini/index.js';
 import { agentModule as elevenlabsModule } from './elevenlabs/index.js';
 import { agentModule as hume } from './hume/index.js';
+import { agentModule as openai } from './openai/index.js';
 
 /**
  * An agent name nobody registered. Shaped like BridgeError (code, category,
@@ -75,6 +76,7 @@ const MODULES: AgentModule[] = [
   gemini,
   elevenlabsModule,
   hume,
+  openai,
 ];
 
 export function createAgentRegistry(config: Config): AgentRegistry {

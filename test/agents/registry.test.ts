@@ -10,7 +10,7 @@ describe('AgentRegistry', () => {
   it('createAgentRegistry registers the always-available echo agent', async () => {
     const registry = createAgentRegistry(config);
     expect(registry.names()[0]).toBe('echo');
-    expect(registry.names()).toEqual(expect.arrayContaining(['echo', 'pipecat', 'gemini', 'elevenlabs', 'hume'])); // every adapter registers; only configured ones are available
+    expect(registry.names()).toEqual(expect.arrayContaining(['echo', 'pipecat', 'gemini', 'elevenlabs', 'hume', 'openai'])); // every adapter registers; only configured ones are available
     expect(registry.available()).toEqual(['echo']);
     expect(registry.has('echo')).toBe(true);
     const session = registry.get('echo').create({ callSid: 'CA1', parameters: {} });
