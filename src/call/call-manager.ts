@@ -3,6 +3,7 @@
  * them by CallSid while they live, remembers recent ended ones for GET /calls/:sid,
  * records Twilio status callbacks, and closes everything on shutdown.
  */
+import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
 import type { AgentRegistry } from '../agents/registry.js';
 import type { Config } from '../config.js';
@@ -11,6 +12,7 @@ import { CallSession, type CallSummary, type OpenedAgent } from './call-session.
 import { BridgeError, ErrorCodes } from '../errors.js';
 import { FrameClock } from './frame-clock.js';
 import { TwilioInputCodes } from '../twilio/messages.js';
+import type { CallAudioTap, CallObserver } from './hooks.js';
 
 export interface StatusEvent {
   at: string;
@@ -27,6 +29,8 @@ export interface CallManagerDeps {
   apologyPrompt?: Uint8Array;
   /** Spoken when a call's agent is connected (e.g. an ElevenLabs TTS greeting); cached by the TTS service. */
   greeting?: (signal: AbortSignal) => Promise<Uint8Array | undefined>;
+  observer?: CallObserver;
+  tapFor?: (info: { callSid: string; streamSid: string }) => CallAudioTap | undefined;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -44,7 +48,22 @@ const FLOOD_BURST = 1000;
 const FLOOD_CLOSE_AFTER = 10_000;
 const STATUS_PER_CALL = 50;
 
-export class CallManager {
+/** A finished call as it should be persisted: the session's summary plus what the webhook knew. */
+export interface CallRecord extends CallSummary {
+  /** Caller and callee numbers from the voice webhook (PII: log only under `pii`). */
+  from: string | null;
+  to: string | null;
+  status: StatusEvent[];
+}
+
+export interface CallManagerEvents {
+  /** A stream started (Twilio `start`). */
+  callStarted: [{ callSid: string; streamSid: string; agent: string | null }];
+  /** A call ended: the record to persist. */
+  callEnded: [CallRecord];
+}
+
+export class CallManager extends EventEmitter<CallManagerEvents> {
   readonly clock: FrameClock;
   readonly #d: CallManagerDeps;
   readonly #sessions = new Set<CallSession>();
@@ -53,6 +72,7 @@ export class CallManager {
   #shuttingDown = false;
 
   constructor(deps: CallManagerDeps) {
+    super();
     this.#d = deps;
     this.clock = deps.clock ?? new FrameClock({ onError: (e) => deps.log?.('error', 'frame clock subscriber threw', { error: String(e) }) });
   }
@@ -89,6 +109,14 @@ export class CallManager {
    * turn never waits for a provider handshake. Adopted when the stream's `start` names
    * the same CallSid, agent and options; closed if no stream comes within PREPARED_TTL_MS.
    */
+  /** The voice webhook's From/To for a CallSid, kept until its call ends (bounded). */
+  readonly #parties = new Map<string, { from: string | null; to: string | null }>();
+
+  rememberParties(callSid: string, from: string | undefined, to: string | undefined): void {
+    this.#parties.set(callSid, { from: from ?? null, to: to ?? null });
+    if (this.#parties.size > MAX_PREPARED * 4) this.#parties.delete(this.#parties.keys().next().value!);
+  }
+
   prepare(callSid: string, agentName: string, parameters: Record<string, string>): void {
     if (this.#shuttingDown || this.#prepared.has(callSid) || this.#prepared.size >= MAX_PREPARED) return;
     let opened: OpenedAgent;
@@ -130,6 +158,8 @@ export class CallManager {
       endCallViaRest: this.#d.endCallViaRest,
       apologizeViaRest: this.#d.apologizeViaRest,
       apologyPrompt: this.#d.apologyPrompt,
+      observer: this.#d.observer,
+      tapFor: this.#d.tapFor,
       log: this.#d.log,
     });
     this.#sessions.add(session);
@@ -163,12 +193,16 @@ export class CallManager {
       this.#d.log?.('warn', 'Twilio socket error', { error: e.message });
       void session.close('twilio-socket-error');
     });
+    session.once('started', (m) => this.emit('callStarted', { callSid: m.callSid, streamSid: m.streamSid, agent: m.customParameters.agent ?? this.#d.config.defaultAgent }));
     session.once('closed', () => {
       this.#sessions.delete(session);
       const s = session.summary();
       if (s.callSid) {
         this.#ended.set(s.callSid, s);
         if (this.#ended.size > RECENT_ENDED) this.#ended.delete(this.#ended.keys().next().value!);
+        const parties = this.#parties.get(s.callSid);
+        this.#parties.delete(s.callSid);
+        this.emit('callEnded', { ...s, from: parties?.from ?? null, to: parties?.to ?? null, status: this.#status.get(s.callSid) ?? [] });
       }
     });
     if (this.#d.greeting) {

@@ -25,6 +25,8 @@ import { FRAME_PAYLOAD_B64_LENGTH, TwilioInputCodes, parseTwilioMessage, type St
 import { FrameClock } from './frame-clock.js';
 import { Playout, type PlayoutStats } from './playout.js';
 import { EnergyVad } from '../audio/vad.js';
+import type { CallAudioTap, CallObserver } from './hooks.js';
+import { performance } from 'node:perf_hooks';
 
 export type CallState = 'awaiting-start' | 'connecting' | 'streaming' | 'closing' | 'closed';
 
@@ -51,6 +53,10 @@ export interface CallSessionDeps {
   apologizeViaRest?(callSid: string): Promise<boolean>;
   /** The bundled apology prompt (8 kHz μ-law) played when REST is not configured. */
   apologyPrompt?: Uint8Array;
+  /** Metrics sink (src/call/hooks.ts). */
+  observer?: CallObserver;
+  /** A recording tap for this call, if recording is on (created at `start`). */
+  tapFor?(info: { callSid: string; streamSid: string }): CallAudioTap | undefined;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -91,6 +97,12 @@ export interface CallSummary {
   agentReadyMs: number | null;
   /** How the caller was told when the agent failed: 'rest-say', 'prompt', or null. */
   apology: 'rest-say' | 'prompt' | null;
+  /** The stereo WAV of the call (caller left, agent right), when recording is on. */
+  recordingPath: string | null;
+  /** When the call ended (ISO), null while it runs. */
+  endedAt: string | null;
+  /** Custom parameters from TwiML (agent options; may carry caller data: PII). */
+  customParameters: Record<string, string>;
 }
 
 interface SessionEvents {
@@ -241,13 +253,18 @@ export class CallSession extends EventEmitter<SessionEvents> {
     }
     this.#counters.framesIn++;
     const now = FrameClock.now();
+    this.#tap?.caller(this.#frame, timestampMs);
     if (this.#state !== 'streaming') {
       if (!this.#start) this.#countBad(TwilioInputCodes.MEDIA_BEFORE_START, 'media before start (kept until start)');
       this.#keep(this.#frame, chunk, timestampMs, now, streamSid);
       return;
     }
     this.#deliver(this.#frame, chunk, timestampMs, now);
+    this.#d.observer?.inboundFrame(performance.now() - now);
   }
+  #tap: CallAudioTap | undefined;
+  /** Where the recording went (set when the tap closes). */
+  #recordingPath: string | null = null;
 
   #pendingSid: string | undefined;
   #keep(frame: Uint8Array, chunk: number, timestampMs: number, atMs: number, streamSid: string): void {
@@ -305,7 +322,19 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.emit('started', m);
     // Playout exists from the start (μ-law until the agent's format is known), so an
     // apology can be played even when the agent never connects.
-    this.#playout = new Playout({ streamSid: m.streamSid, send: (t) => this.#send(t), leadMs: this.#d.config.playoutLeadMs });
+    try {
+      this.#tap = this.#d.tapFor?.({ callSid: m.callSid, streamSid: m.streamSid });
+    } catch (e) {
+      this.#log('warn', 'recording could not start', { error: (e as Error).message });
+    }
+    const origin = this.#startAt;
+    const tap = this.#tap;
+    this.#playout = new Playout({
+      streamSid: m.streamSid,
+      send: (t) => this.#send(t),
+      leadMs: this.#d.config.playoutLeadMs,
+      onSent: tap ? (ulaw, playAtMs) => tap.agent(ulaw, playAtMs - origin) : undefined,
+    });
     this.#unsubscribeClock = this.#d.clock.subscribe(this.#onTick);
     let opened: OpenedAgent;
     try {
@@ -325,6 +354,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       () => {
         if (this.#state !== 'connecting') return;
         this.#agentReadyMs = Math.round(FrameClock.now() - this.#startAt);
+        this.#d.observer?.agentReady(opened.name, this.#agentReadyMs, opened.preconnected);
         this.#onAgentConnected(agent);
       },
       (e: unknown) => {
@@ -424,7 +454,10 @@ export class CallSession extends EventEmitter<SessionEvents> {
       }
       // After 'end' the goodbye may still be arriving: keep accepting until close.
       if (!this.#playout || this.#closePromise || this.#failing || (this.#state !== 'streaming' && !this.#ending)) return;
-      if (this.#firstAgentAudioAt === null) this.#firstAgentAudioAt = FrameClock.now();
+      if (this.#firstAgentAudioAt === null) {
+        this.#firstAgentAudioAt = FrameClock.now();
+        this.#d.observer?.firstAgentAudio(this.#agentName ?? 'unknown', this.#firstAgentAudioAt - this.#startAt);
+      }
       this.#playout.enqueue(a.data, a.responseId);
     });
     agent.on('responseDone', () => {
@@ -449,7 +482,13 @@ export class CallSession extends EventEmitter<SessionEvents> {
   }
 
   #onTick = (nowMs: number): void => {
-    this.#playout?.tick(nowMs);
+    const p = this.#playout;
+    if (p) {
+      const sentBefore = p.stats.framesSent;
+      const t0 = performance.now();
+      p.tick(nowMs);
+      if (this.#d.observer && p.stats.framesSent !== sentBefore) this.#d.observer.outboundTick(performance.now() - t0);
+    }
     // Frames held by the jitter buffer waiting for a gap are released on their deadline.
     if (this.#inbound && this.#state === 'streaming' && this.#inbound.bufferedFrames > 0) {
       this.#sendPcm(this.#inbound.poll(nowMs, this.#pcm));
@@ -476,14 +515,19 @@ export class CallSession extends EventEmitter<SessionEvents> {
     return Math.round(ulaw.length / 8);
   }
   #says = 0;
+  #bargeInDetectedAt: number | undefined;
 
   /** Barge-in: stop playout, clear Twilio's buffer, drop the response's late audio, tell the agent what was heard. */
-  bargeIn(source: 'agent-vad' | 'bridge-vad' | 'api'): void {
+  bargeIn(source: 'agent-vad' | 'bridge-vad' | 'api', detectedAtMs?: number): void {
+    this.#bargeInDetectedAt = detectedAtMs;
     if (!this.#playout || this.#state !== 'streaming') return;
     const r = this.#playout.bargeIn();
     if (!r.cleared) return;
     this.#counters.bargeIns++;
     this.#lastHeardMs = r.heardMs;
+    const now = FrameClock.now();
+    this.#tap?.cleared(now - this.#startAt);
+    this.#d.observer?.bargeIn(source, now - (this.#bargeInDetectedAt ?? now));
     this.#log('info', 'barge-in', { source, heardMs: r.heardMs, responseId: r.responseId });
     this.#agent?.interrupt({ heardMs: r.heardMs });
   }
@@ -541,17 +585,27 @@ export class CallSession extends EventEmitter<SessionEvents> {
     } catch {
       /* already closed */
     }
+    if (this.#tap) {
+      let t: NodeJS.Timeout | undefined;
+      const path = await Promise.race([this.#tap.close().catch(() => undefined), new Promise<undefined>((r) => (t = setTimeout(() => r(undefined), 5000)))]);
+      clearTimeout(t);
+      this.#recordingPath = path ?? null;
+    }
     const agent = this.#agent;
     if (agent) {
       let t: NodeJS.Timeout | undefined;
       await Promise.race([agent.close(reason).catch(() => undefined), new Promise<void>((r) => (t = setTimeout(r, 2000)))]);
       clearTimeout(t);
     }
+    this.#endedAt = Date.now();
+    this.#endedPerf = FrameClock.now();
     this.#transition('closed');
     this.emit('closed', reason);
     this.#log('info', 'call closed', { reason });
   }
   #finalJitter: JitterStats | null = null;
+  #endedAt: number | null = null;
+  #endedPerf: number | null = null;
 
   summary(): CallSummary {
     return {
@@ -560,7 +614,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       agent: this.#agentName,
       state: this.#state,
       startedAt: new Date(this.#startedAt).toISOString(),
-      durationMs: Math.round(FrameClock.now() - this.#t0),
+      durationMs: Math.round((this.#endedPerf ?? FrameClock.now()) - this.#t0),
       endReason: this.#endReason,
       framesIn: this.#counters.framesIn,
       chunksToAgent: this.#counters.framesToAgent,
@@ -579,6 +633,9 @@ export class CallSession extends EventEmitter<SessionEvents> {
       agentPreconnected: this.#preconnected,
       agentReadyMs: this.#agentReadyMs,
       apology: this.#apology,
+      recordingPath: this.#recordingPath,
+      endedAt: this.#endedAt === null ? null : new Date(this.#endedAt).toISOString(),
+      customParameters: { ...(this.#start?.customParameters ?? {}) },
     };
   }
 }

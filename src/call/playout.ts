@@ -55,6 +55,8 @@ export interface PlayoutOptions {
   leadMs: number;
   /** Longest audio the queue holds (Twilio itself discards > 10 min, error 31931). */
   maxQueueMs?: number;
+  /** Sees each batch of frames sent, with the clock time Twilio starts playing it (recordings). */
+  onSent?: (ulaw: Uint8Array, playAtMs: number) => void;
 }
 
 export class Playout {
@@ -255,6 +257,11 @@ export class Playout {
       tmp.set(this.#queue.subarray(this.#qHead, cap), 0);
       tmp.set(this.#queue.subarray(0, bytes - first), first);
       payload = tmp.toString('base64');
+    }
+    if (this.#o.onSent) {
+      const at = this.#bufferedUntilMs;
+      const view = this.#qHead + bytes <= cap ? this.#queue.subarray(this.#qHead, this.#qHead + bytes) : Buffer.from(payload, 'base64');
+      this.#o.onSent(view, at);
     }
     this.#qHead = (this.#qHead + bytes) % cap;
     this.#qLen -= bytes;

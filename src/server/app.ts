@@ -93,8 +93,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
       options[k] = value;
     }
     // Connect the agent now, while Twilio fetches the TwiML and dials the stream.
-    const callSid = (req.body as Record<string, unknown> | undefined)?.CallSid;
-    if (typeof callSid === 'string' && /^CA[0-9a-fA-F]{32}$/.test(callSid)) calls.prepare(callSid, agentName, options);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const callSid = body.CallSid;
+    if (typeof callSid === 'string' && /^CA[0-9a-fA-F]{32}$/.test(callSid)) {
+      calls.rememberParties(callSid, typeof body.From === 'string' ? body.From : undefined, typeof body.To === 'string' ? body.To : undefined);
+      calls.prepare(callSid, agentName, options);
+    }
     return reply.type('text/xml').send(response.toString());
   });
 
