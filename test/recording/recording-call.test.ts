@@ -161,7 +161,7 @@ describe('recording a whole call', () => {
 
       // Right: the echo reply, byte-exact (μ-law passthrough), where the simulator played it. The bridge
       // places agent audio on its own clock, whose origin is when it received `start`: it runs early by
-      // the time \`start\` took to be handled plus the hop back to the simulator: 1–7 ms on an idle box,
+      // the time `start` took to be handled plus the hop back to the simulator: 1–7 ms on an idle box,
       // measured up to 23 ms with another test saturating the second core; the bound is 50 ms.
       expect(r.heardSegments.length).toBeGreaterThan(0);
       const matches = matchSegments(right, r);
