@@ -250,6 +250,8 @@ export class WavWriter {
   #queue: Promise<void> = Promise.resolve();
   #failure: unknown;
   #closed: Promise<void> | undefined;
+  /** skip() was used: the data may end in a hole, so close() sets the file's length explicitly. */
+  #skipped = false;
 
   private constructor(fh: FileHandle, format: WavFormat, header: Uint8Array) {
     this.#fh = fh;
@@ -257,10 +259,11 @@ export class WavWriter {
     this.#header = header;
   }
 
-  static async open(path: string, format: WavFormat): Promise<WavWriter> {
+  /** `exclusive`: fail with EEXIST instead of replacing an existing file (two recordings of one call). */
+  static async open(path: string, format: WavFormat, options: { exclusive?: boolean } = {}): Promise<WavWriter> {
     checkFormat(format);
     const header = buildHeader(format);
-    const fh = await open(path, 'w');
+    const fh = await open(path, options.exclusive ? 'wx' : 'w');
     try {
       await fh.write(header, 0, header.length, 0);
     } catch (e) {
@@ -303,6 +306,20 @@ export class WavWriter {
     return run;
   }
 
+  /**
+   * Advances the data position by `bytes` without writing them: the gap reads back as
+   * zeros (a hole in the file, filled in by close() if it is at the end). PCM16 only,
+   * where zero is silence; a recorder uses it for audio it had to drop, so what comes
+   * after stays at its time.
+   */
+  skip(bytes: number): void {
+    if (this.#closed) throw new Error('WavWriter: skip after close');
+    if (this.format.encoding !== 'pcm16') throw new WavFormatError(`skip() leaves zeros, which are silence only in pcm16 (not ${this.format.encoding})`);
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`skip(${bytes}): expected a non-negative integer byte count`);
+    this.#dataBytes += bytes;
+    this.#skipped = true;
+  }
+
   close(): Promise<void> {
     this.#closed ??= this.#queue.then(async () => {
       try {
@@ -314,7 +331,7 @@ export class WavWriter {
         patchSizes(this.#header, this.format, whole);
         if (whole & 1) await this.#fh.write(new Uint8Array(1), 0, 1, this.#header.length + whole);
         await this.#fh.write(this.#header, 0, this.#header.length, 0);
-        if (whole !== this.#dataBytes) await this.#fh.truncate(this.#header.length + whole + (whole & 1));
+        if (whole !== this.#dataBytes || this.#skipped) await this.#fh.truncate(this.#header.length + whole + (whole & 1));
         if (whole !== this.#dataBytes) throw new WavFormatError(`data length ${this.#dataBytes} is not a whole number of ${this.format.channels}-channel sample frames; the partial frame was dropped`);
       } finally {
         await this.#fh.close();
