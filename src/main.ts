@@ -15,6 +15,7 @@ import { CallManager } from './call/call-manager.js';
 import { buildApp } from './server/app.js';
 import { TwilioRest } from './twilio/rest.js';
 import { createTtsService } from './agents/elevenlabs/tts/service.js';
+import { createRecorder } from './recording/recorder.js';
 
 export interface RunningBridge {
   /** http://host:port */
@@ -58,6 +59,8 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     config.twilio.accountSid && config.twilio.authToken
       ? new TwilioRest({ accountSid: config.twilio.accountSid, authToken: config.twilio.authToken, apiUrl: config.twilio.apiUrl })
       : undefined;
+  const recorder = createRecorder(config, { log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
+  if (recorder.enabled) logger.info({ dir: recorder.dir }, 'recording every call (BRIDGE_RECORD=1)');
   const tts = createTtsService(config);
   if (tts) logger.info({ voiceId: tts.voiceId, model: tts.modelId, greeting: tts.greeting !== undefined }, 'ElevenLabs TTS on');
   const calls = new CallManager({
@@ -78,6 +81,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
       : undefined,
     apologyPrompt: await loadApologyPrompt(),
     greeting: tts?.greeting ? (signal) => tts.speak(tts.greeting!, signal) : undefined,
+    tapFor: recorder.enabled ? recorder.tapFor : undefined,
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
   });
   const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, rest, tts, logger: false });
