@@ -55,7 +55,8 @@ export class MetricsAggregationError extends Error {
 
 // ── worker side ──────────────────────────────────────────────────────────────
 
-const workerMetrics = new WeakSet<Metrics>();
+/** Registered workers' metrics → how long their GET /metrics waits for the primary. */
+const workerMetrics = new WeakMap<Metrics, number>();
 const pending = new Map<number, { resolve: (t: string) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
 let nextId = 1;
 let workerListener = false;
@@ -66,11 +67,16 @@ let workerListener = false;
  * cluster-wide aggregate fetched from the primary. Returns false (and does nothing)
  * outside a cluster worker.
  */
-export function registerWorkerMetricsResponder(metrics: Metrics): boolean {
+export interface WorkerMetricsOptions {
+  /** How long GET /metrics waits for the primary's aggregate (default 6 s; prom-client's own worker timeout is 5 s). */
+  primaryTimeoutMs?: number;
+}
+
+export function registerWorkerMetricsResponder(metrics: Metrics, options: WorkerMetricsOptions = {}): boolean {
   if (!cluster.isWorker) return false;
   AggregatorRegistry.setRegistries([metrics.registry]);
   new AggregatorRegistry(); // installs prom-client's worker-side listener (idempotent)
-  workerMetrics.add(metrics);
+  workerMetrics.set(metrics, options.primaryTimeoutMs ?? WORKER_WAIT_MS);
   if (!workerListener) {
     workerListener = true;
     process.on('message', (m: unknown) => {
@@ -87,13 +93,13 @@ export function registerWorkerMetricsResponder(metrics: Metrics): boolean {
   return true;
 }
 
-function askPrimary(): Promise<string> {
+function askPrimary(waitMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const id = nextId++;
     const timer = setTimeout(() => {
       pending.delete(id);
-      reject(new MetricsAggregationError(`the primary did not answer within ${WORKER_WAIT_MS} ms (is startPrimaryMetrics() running there?)`));
-    }, WORKER_WAIT_MS);
+      reject(new MetricsAggregationError(`the primary did not answer within ${waitMs} ms (is startPrimaryMetrics() running there?)`));
+    }, waitMs);
     pending.set(id, { resolve, reject, timer });
     const req: AggregateRequest = { type: REQ, id };
     try {
@@ -108,7 +114,8 @@ function askPrimary(): Promise<string> {
 
 /** What GET /metrics serves: the cluster aggregate in a registered worker, else this process's registry. */
 export function metricsText(metrics: Metrics): Promise<string> {
-  return workerMetrics.has(metrics) ? askPrimary() : metrics.registry.metrics();
+  const waitMs = workerMetrics.get(metrics);
+  return waitMs !== undefined ? askPrimary(waitMs) : metrics.registry.metrics();
 }
 
 // ── primary side ─────────────────────────────────────────────────────────────

@@ -10,5 +10,6 @@ export {
   MetricsAggregationError,
   type PrimaryMetrics,
   type PrimaryMetricsOptions,
+  type WorkerMetricsOptions,
 } from './cluster.js';
 export { normaliseEndReason, MAX_AGENT_VALUES, MAX_REASON_VALUES } from './labels.js';

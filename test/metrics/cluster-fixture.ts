@@ -11,13 +11,15 @@ import type { CallRecord } from '../../src/call/call-manager.js';
 import { createMetrics, registerMetricsRoute, registerWorkerMetricsResponder, startPrimaryMetrics } from '../../src/metrics/index.js';
 
 const workers = Number(process.argv[2] ?? 2);
+/** 'no-primary-metrics': the primary never starts its side (a wiring mistake), to see the workers' 503. */
+const mode = process.argv[3] ?? 'normal';
 
 if (cluster.isPrimary) {
-  const pm = await startPrimaryMetrics({ port: 0, host: '127.0.0.1' });
+  const pm = mode === 'normal' ? await startPrimaryMetrics({ port: 0, host: '127.0.0.1' }) : { url: undefined, close: async () => {} };
   let appPort = 0;
   let ready = 0;
   for (let i = 0; i < workers; i++) {
-    const w = cluster.fork({ FIXTURE_WORKER: String(i) });
+    const w = cluster.fork({ FIXTURE_WORKER: String(i), FIXTURE_MODE: mode });
     w.on('message', (m: { listening?: number }) => {
       if (typeof m?.listening !== 'number') return;
       appPort = m.listening;
@@ -36,7 +38,7 @@ if (cluster.isPrimary) {
   const i = Number(process.env.FIXTURE_WORKER);
   const n = i + 1;
   const metrics = createMetrics({ dspInfo: () => ({ backend: 'ts', requested: 'auto', fallbackReason: 'native addon not built' }) });
-  registerWorkerMetricsResponder(metrics);
+  registerWorkerMetricsResponder(metrics, process.env.FIXTURE_MODE === 'normal' ? {} : { primaryTimeoutMs: 300 });
   metrics.setActiveCalls(() => 10 * n);
   for (let k = 0; k < n; k++) {
     metrics.onCallStarted({ callSid: `CA${i}${k}`, streamSid: `MZ${i}${k}`, agent: 'echo' });

@@ -11,40 +11,56 @@ import { parseExposition, sample, scrape, type Sample } from './harness.js';
 
 const WORKERS = 2;
 
+interface Fixture {
+  child: ChildProcess;
+  info: { metricsUrl: string; appUrl: string };
+}
+
+async function startFixture(mode: 'normal' | 'no-primary-metrics'): Promise<Fixture> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'cluster-fixture.ts'), String(WORKERS), mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const info = await new Promise<Fixture['info']>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`cluster fixture not ready in 30 s; stderr: ${stderr}`));
+    }, 30_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').slice(0, -1).find((l) => l.startsWith('{')); // complete lines only
+      if (line) {
+        clearTimeout(timer);
+        resolve(JSON.parse(line));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`cluster fixture exited (${code}); stderr: ${stderr}`));
+    });
+  });
+  return { child, info };
+}
+
+async function stopFixture(f: Fixture | undefined): Promise<void> {
+  if (!f || f.child.exitCode !== null) return;
+  const exited = new Promise<number | null>((r) => f.child.once('exit', (code) => r(code)));
+  f.child.kill('SIGTERM');
+  const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
+  if (code === 'timeout') f.child.kill('SIGKILL');
+  expect(code).toBe(0);
+}
+
 describe('metrics aggregated across cluster workers', () => {
-  let child: ChildProcess;
-  let info: { metricsUrl: string; appUrl: string };
+  let f: Fixture;
+  let info: Fixture['info'];
 
   beforeAll(async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'cluster-fixture.ts'), String(WORKERS)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    info = await new Promise((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`cluster fixture not ready in 30 s; stderr: ${stderr}`)), 30_000);
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const line = out.split('\n').find((l) => l.startsWith('{'));
-        if (line) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line));
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`cluster fixture exited (${code}); stderr: ${stderr}`));
-      });
-    });
+    f = await startFixture('normal');
+    info = f.info;
   }, 40_000);
 
-  afterAll(async () => {
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    child.kill('SIGTERM');
-    const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
-    if (code === 'timeout') child.kill('SIGKILL');
-    expect(code).toBe(0);
-  });
+  afterAll(() => stopFixture(f));
 
   function expectSums(s: Sample[]): void {
     // Worker i contributes i+1 of each: 1 + 2 = 3 calls.
@@ -87,5 +103,19 @@ describe('metrics aggregated across cluster workers', () => {
       expectSums(parseExposition(text).samples);
     }
     expect(seen.size).toBe(WORKERS);
+  });
+});
+
+describe('a worker whose primary does not aggregate', () => {
+  let f: Fixture;
+  beforeAll(async () => {
+    f = await startFixture('no-primary-metrics');
+  }, 40_000);
+  afterAll(() => stopFixture(f));
+
+  it('GET /metrics answers 503 BRIDGE_ERR_METRICS_AGGREGATION (bounded), never a partial slice', async () => {
+    const res = await fetch(`${f.info.appUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ error: 'BRIDGE_ERR_METRICS_AGGREGATION' });
   });
 });

@@ -197,20 +197,22 @@ describe('GET /metrics after real calls', () => {
     expect(sample(s, 'voice_bridge_agent_connect_seconds_count', { agent: 'talker', preconnected: 'false' })).toBe(1);
     expect(sample(s, 'voice_bridge_first_agent_audio_seconds_count', { agent: 'echo' })).toBe(1);
     expect(sample(s, 'voice_bridge_first_agent_audio_seconds_count', { agent: 'talker' })).toBe(1);
-    // The hook measures from the stream's `start`; the record's figure from the socket's accept (a few ms earlier).
+    // The hook measures from the stream's `start`; the record's figure from the socket's
+    // accept, earlier by however long `start` took to arrive (load-dependent).
     for (const rec of [echoRec, talkerRec]) {
       const hook = sample(s, 'voice_bridge_first_agent_audio_seconds_sum', { agent: rec.agent! })!;
       expect(hook).toBeGreaterThan(0);
       expect(hook).toBeLessThanOrEqual(rec.timeToFirstAgentAudioMs! / 1000 + 0.001);
-      expect(hook).toBeGreaterThan(rec.timeToFirstAgentAudioMs! / 1000 - 0.5);
     }
   });
 
   it('event-loop lag and the DSP backend info gauge', () => {
     const s = after.parsed.samples;
     const p99 = sample(s, 'voice_bridge_eventloop_delay_p99_seconds')!;
-    expect(p99).toBeGreaterThan(0);
+    expect(p99).toBeGreaterThanOrEqual(0);
     expect(p99).toBeLessThan(5);
+    // The raw figure prom-client reports includes the 10 ms sampling interval; ours does not.
+    expect(sample(s, 'nodejs_eventloop_lag_p99_seconds')).toBeGreaterThanOrEqual(0.009);
     expect(sample(s, 'nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
     const dsp = s.filter((x) => x.name === 'voice_bridge_dsp_backend');
     expect(dsp).toHaveLength(1);
