@@ -1,0 +1,159 @@
+/**
+ * Structured logs (pino), one JSON object per line.
+ *
+ * The PII rule (design.md §4.8): anything that may carry caller data — phone
+ * numbers, transcripts, DTMF digits, TwiML custom parameters, Twilio status
+ * callback parameters — goes under a top-level `pii` field and nowhere else. pino
+ * redacts that field to "[redacted]" unless BRIDGE_LOG_PII=1, so the safe fields
+ * of a line are always readable and the caller's data only with an explicit opt-in.
+ *
+ *   logger.info({ callSid, pii: { from, to } }, 'call ended')
+ *     → {"level":30,…,"callSid":"CA…","pii":"[redacted]","msg":"call ended"}
+ */
+import pino, { type DestinationStream, type Logger } from 'pino';
+import type { CallRecord } from './call/call-manager.js';
+import type { Config } from './config.js';
+
+export type LogLevel = Config['logLevel'];
+
+export interface LoggerOptions {
+  level: LogLevel;
+  /** Log `pii` fields in clear (BRIDGE_LOG_PII=1). Default false: "[redacted]". */
+  pii?: boolean;
+}
+
+export const REDACTED = '[redacted]';
+
+/** BRIDGE_LOG_PII: '1' or 'true' turns PII logging on; anything else (or unset) keeps it off. */
+export function piiLoggingEnabled(env: Readonly<Record<string, string | undefined>>): boolean {
+  const v = env.BRIDGE_LOG_PII?.trim().toLowerCase();
+  return v === '1' || v === 'true';
+}
+
+function isConfig(x: Config | LoggerOptions): x is Config {
+  return 'env' in x && typeof (x as Config).env === 'object';
+}
+
+/**
+ * The process logger. From the Config (level from BRIDGE_LOG_LEVEL, PII from
+ * BRIDGE_LOG_PII in `config.env`) or explicit options; `destination` defaults to
+ * stdout (tests pass a stream to read the lines back).
+ */
+export function createLogger(from: Config | LoggerOptions, destination?: DestinationStream): Logger {
+  const level = isConfig(from) ? from.logLevel : from.level;
+  const pii = isConfig(from) ? piiLoggingEnabled(from.env) : from.pii === true;
+  const options: pino.LoggerOptions = {
+    level,
+    base: { pid: process.pid },
+    // `pii` at the top of a line, and one level down for objects logged whole (e.g. { call: logFields(r) }).
+    ...(pii ? {} : { redact: { paths: ['pii', '*.pii'], censor: REDACTED } }),
+  };
+  const logger = destination ? pino(options, destination) : pino(options);
+  if (pii) logger.warn('BRIDGE_LOG_PII=1: caller numbers, transcripts, digits and custom parameters are logged in clear');
+  return logger;
+}
+
+export interface CallContext {
+  callSid: string | null | undefined;
+  streamSid?: string | null;
+  agent?: string | null;
+}
+
+/** A child logger whose every line carries the call's ids and agent (none of them caller data). */
+export function callLogger(logger: Logger, ctx: CallContext): Logger {
+  const bindings: Record<string, string> = {};
+  if (ctx.callSid) bindings.callSid = ctx.callSid;
+  if (ctx.streamSid) bindings.streamSid = ctx.streamSid;
+  if (ctx.agent) bindings.agent = ctx.agent;
+  return logger.child(bindings);
+}
+
+/** Status-callback keys that are safe to log (everything else Twilio sends may identify the caller). */
+const SAFE_STATUS_KEYS = new Set(['CallStatus', 'CallDuration', 'Duration', 'SequenceNumber', 'Timestamp', 'CallbackSource', 'StreamEvent', 'StreamName', 'StreamSid', 'StreamError', 'Direction', 'ErrorCode', 'SipResponseCode', 'AnsweredBy']);
+
+export interface CallLogFields {
+  callSid: string | null;
+  streamSid: string | null;
+  agent: string | null;
+  startedAt: string;
+  endedAt: string | null;
+  durationMs: number;
+  endReason: string | null;
+  framesIn: number;
+  framesOut: number;
+  chunksToAgent: number;
+  prestartFramesBuffered: number;
+  prestartFramesDropped: number;
+  badInput: CallRecord['badInput'];
+  jitter: CallRecord['jitter'];
+  underruns: number | null;
+  framesCleared: number | null;
+  bargeIns: number;
+  lastHeardMs: number | null;
+  dtmfCount: number;
+  marksEchoed: number;
+  transcriptTurns: number;
+  timeToFirstAgentAudioMs: number | null;
+  agentPreconnected: boolean;
+  agentReadyMs: number | null;
+  apology: CallRecord['apology'];
+  recordingPath: string | null;
+  status: Record<string, string>[];
+  /** Caller data: redacted unless BRIDGE_LOG_PII=1. */
+  pii: {
+    from: string | null;
+    to: string | null;
+    customParameters: Record<string, string>;
+    transcripts: CallRecord['transcripts'];
+    status: Record<string, string>[];
+  };
+}
+
+/**
+ * A CallRecord split for logging: ids, timings and counters at the top; numbers,
+ * custom parameters, transcripts and the full status-callback parameters under
+ * `pii`. Log it spread: `log.info(logFields(record), 'call ended')`.
+ */
+export function logFields(r: CallRecord): CallLogFields {
+  const safeStatus = (r.status ?? []).map((s) => {
+    const out: Record<string, string> = { at: s.at };
+    for (const [k, v] of Object.entries(s.params)) if (SAFE_STATUS_KEYS.has(k)) out[k] = v;
+    return out;
+  });
+  return {
+    callSid: r.callSid,
+    streamSid: r.streamSid,
+    agent: r.agent,
+    startedAt: r.startedAt,
+    endedAt: r.endedAt,
+    durationMs: r.durationMs,
+    endReason: r.endReason,
+    framesIn: r.framesIn,
+    framesOut: r.framesOut,
+    chunksToAgent: r.chunksToAgent,
+    prestartFramesBuffered: r.prestartFramesBuffered,
+    prestartFramesDropped: r.prestartFramesDropped,
+    badInput: r.badInput,
+    jitter: r.jitter,
+    underruns: r.playout?.underruns ?? null,
+    framesCleared: r.playout?.framesCleared ?? null,
+    bargeIns: r.bargeIns,
+    lastHeardMs: r.lastHeardMs,
+    dtmfCount: r.dtmf,
+    marksEchoed: r.marksEchoed,
+    transcriptTurns: r.transcripts.length,
+    timeToFirstAgentAudioMs: r.timeToFirstAgentAudioMs,
+    agentPreconnected: r.agentPreconnected,
+    agentReadyMs: r.agentReadyMs,
+    apology: r.apology,
+    recordingPath: r.recordingPath,
+    status: safeStatus,
+    pii: {
+      from: r.from,
+      to: r.to,
+      customParameters: r.customParameters,
+      transcripts: r.transcripts,
+      status: (r.status ?? []).map((s) => ({ at: s.at, ...s.params })),
+    },
+  };
+}
