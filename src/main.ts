@@ -5,7 +5,6 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
 import { readWav } from './audio/wav.js';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { loadDsp, dspLoadInfo } from './dsp/load.js';
@@ -16,6 +15,8 @@ import { buildApp } from './server/app.js';
 import { TwilioRest } from './twilio/rest.js';
 import { createTtsService } from './agents/elevenlabs/tts/service.js';
 import { createRecorder } from './recording/recorder.js';
+import { createMetrics, registerMetricsRoute, registerWorkerMetricsResponder } from './metrics/index.js';
+import { callLogger, createLogger, logFields } from './log.js';
 
 export interface RunningBridge {
   /** http://host:port */
@@ -49,7 +50,7 @@ export interface StartOptions {
 export async function startBridge(env: Record<string, string | undefined> = process.env, options: StartOptions = {}): Promise<RunningBridge> {
   const { extraAgents = [], ...overrides } = options;
   const config = { ...loadConfig(env), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } as Config;
-  const logger = pino({ level: config.logLevel, redact: { paths: ['pii', '*.pii'], censor: '[redacted]' } });
+  const logger = createLogger(config);
   const dsp = await loadDsp({ backend: config.dsp });
   const info = dspLoadInfo();
   logger.info({ dsp: info }, info?.fallbackReason ? `DSP backend: ts (fallback: ${info.fallbackReason})` : `DSP backend: ${dsp.name}`);
@@ -63,6 +64,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   if (recorder.enabled) logger.info({ dir: recorder.dir }, 'recording every call (BRIDGE_RECORD=1)');
   const tts = createTtsService(config);
   if (tts) logger.info({ voiceId: tts.voiceId, model: tts.modelId, greeting: tts.greeting !== undefined }, 'ElevenLabs TTS on');
+  const metrics = createMetrics({ dspInfo: dspLoadInfo, knownAgents: () => agents.names() });
   const calls = new CallManager({
     config,
     dsp,
@@ -82,9 +84,16 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     apologyPrompt: await loadApologyPrompt(),
     greeting: tts?.greeting ? (signal) => tts.speak(tts.greeting!, signal) : undefined,
     tapFor: recorder.enabled ? recorder.tapFor : undefined,
+    observer: metrics.observer,
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
   });
+  calls.on('callStarted', metrics.onCallStarted);
+  calls.on('callEnded', metrics.onCallEnded);
+  calls.on('callEnded', (r) => callLogger(logger, r).info(logFields(r), 'call ended'));
+  metrics.setActiveCalls(() => calls.activeCount);
   const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, rest, tts, logger: false });
+  registerMetricsRoute(app, metrics);
+  registerWorkerMetricsResponder(metrics);
   const address = await app.listen({ port: config.port, host: config.host });
   logger.info({ address, agents: agents.available() }, 'voice-bridge listening');
   let closing: Promise<void> | undefined;
@@ -98,6 +107,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
         await calls.shutdown('shutting-down');
         await app.close();
         tts?.close();
+        metrics.close();
       })();
       return closing;
     },

@@ -430,7 +430,10 @@ export class CallSession extends EventEmitter<SessionEvents> {
     for (const a of early) {
       if (a === 'done') this.#playout!.endResponse();
       else {
-        if (this.#firstAgentAudioAt === null) this.#firstAgentAudioAt = FrameClock.now();
+        if (this.#firstAgentAudioAt === null) {
+          this.#firstAgentAudioAt = FrameClock.now();
+          this.#d.observer?.firstAgentAudio(this.#agentName ?? 'unknown', this.#firstAgentAudioAt - this.#startAt);
+        }
         this.#playout!.enqueue(a.data, a.responseId);
       }
     }
@@ -629,7 +632,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
       dtmf: this.#counters.dtmf,
       marksEchoed: this.#counters.marksEchoed,
       transcripts: [...this.#transcripts],
-      timeToFirstAgentAudioMs: this.#firstAgentAudioAt === null ? null : Math.round(this.#firstAgentAudioAt - this.#t0),
+      // From the stream's start (Twilio `start`), like the first_agent_audio_seconds metric.
+      timeToFirstAgentAudioMs: this.#firstAgentAudioAt === null ? null : Math.round(this.#firstAgentAudioAt - this.#startAt),
       agentPreconnected: this.#preconnected,
       agentReadyMs: this.#agentReadyMs,
       apology: this.#apology,
