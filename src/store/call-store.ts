@@ -329,6 +329,7 @@ class DurableCallStore implements CallStore {
     } finally {
       this.#drained.delete(done);
     }
+    if (this.#outbox.depth === 0) await bounded(this.#outbox.sync(), false); // the emptied file's truncation
     return this.#outbox.depth === 0;
   }
 

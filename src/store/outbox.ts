@@ -38,6 +38,8 @@ export class Outbox {
   readonly #fh: FileHandle;
   #queue: OutboxEntry[] = [];
   #scheduled = false;
+  /** Entries taken from the queue by the write in progress. */
+  #inFlight = 0;
   #io: Promise<void> = Promise.resolve();
   #durableBytes: number;
   #durableLines: number;
@@ -117,6 +119,15 @@ export class Outbox {
     if (this.#queue.length === 0) return;
     const batch = this.#queue;
     this.#queue = [];
+    this.#inFlight = batch.length;
+    try {
+      await this.#writeBatch(batch);
+    } finally {
+      this.#inFlight = 0;
+    }
+  }
+
+  async #writeBatch(batch: OutboxEntry[]): Promise<void> {
     const parts: string[] = [];
     for (const e of batch) {
       try {
@@ -161,11 +172,11 @@ export class Outbox {
 
   /** Records accepted but not yet in the database (memory queue + durable, uncommitted lines). */
   get depth(): number {
-    return this.#queue.length + (this.#durableLines - this.#committedLines);
+    return this.#queue.length + this.#inFlight + (this.#durableLines - this.#committedLines);
   }
   /** Records accepted but not yet durable on disk. */
   get queued(): number {
-    return this.#queue.length;
+    return this.#queue.length + this.#inFlight;
   }
   get bytes(): number {
     return this.#durableBytes;

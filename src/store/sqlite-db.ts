@@ -10,6 +10,8 @@ import type { CallListItem, OutboxEntry, StoredCall } from './record-row.js';
 import type { SqliteOp, SqliteResponse } from './sqlite-worker.js';
 import { isTransientSqliteError } from './sqlite-engine.js';
 
+const BOOT_TIMEOUT_MS = 15_000;
+
 class SqliteWorkerError extends Error {
   constructor(
     message: string,
@@ -71,7 +73,8 @@ export class SqliteDb implements CallDb {
     };
     w.on('error', (e) => gone(`failed: ${e.message}`));
     w.on('exit', (code) => gone(`exited (${code})`));
-    this.#opened = this.#send(w, 'open', [this.#path]);
+    // Starting the thread and compiling SQLite's wasm is not the database being slow: a longer bound.
+    this.#opened = this.#send(w, 'open', [this.#path], Math.max(this.#timeoutMs, BOOT_TIMEOUT_MS));
     this.#opened.catch(() => {
       if (this.#worker === w) {
         this.#worker = undefined;
@@ -82,19 +85,19 @@ export class SqliteDb implements CallDb {
     return this.#opened;
   }
 
-  #send(w: Worker, op: SqliteOp, args: unknown[]): Promise<unknown> {
+  #send(w: Worker, op: SqliteOp, args: unknown[], timeoutMs = this.#timeoutMs): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const id = this.#nextId++;
       const timer = setTimeout(() => {
         if (!this.#pending.delete(id)) return;
-        reject(new SqliteWorkerError(`SQLite ${op} timed out after ${this.#timeoutMs} ms`, true));
+        reject(new SqliteWorkerError(`SQLite ${op} timed out after ${timeoutMs} ms`, true));
         // A worker stuck in I/O is replaced; SQLite's journal rolls back its transaction.
         if (this.#worker === w) {
           this.#worker = undefined;
           this.#opened = undefined;
           void w.terminate();
         }
-      }, this.#timeoutMs);
+      }, timeoutMs);
       timer.unref();
       this.#pending.set(id, { resolve, reject, timer });
       w.postMessage({ id, op, args });
