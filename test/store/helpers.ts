@@ -74,6 +74,7 @@ export class TcpGate {
   ) {}
 
   async open(): Promise<number> {
+    if (this.#server) return this.port;
     const server = createServer((client) => {
       const upstream = connect(this.targetPort, this.targetHost);
       this.#sockets.add(client).add(upstream);
