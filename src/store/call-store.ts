@@ -71,7 +71,7 @@ export interface OpenCallStoreOptions {
 }
 
 /** Upserts per database transaction. */
-const BATCH = 100;
+const BATCH = 50;
 
 /** The store for a config (anything with the raw env: a Config, or { env }). */
 export async function openCallStore(config: { env: Readonly<Record<string, string | undefined>> }, options: OpenCallStoreOptions = {}): Promise<CallStore> {

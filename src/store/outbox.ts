@@ -20,7 +20,8 @@ import type { OutboxEntry } from './record-row.js';
 
 /** Records held in memory while the outbox file cannot be written (disk full…); beyond it the oldest are dropped and counted. */
 const MAX_QUEUED = 50_000;
-const READ_CHUNK = 1024 * 1024;
+const READ_CHUNK = 256 * 1024;
+const WRITE_BATCH = 64;
 const NL = 0x0a;
 
 export interface OutboxBatch {
@@ -116,18 +117,24 @@ export class Outbox {
   };
 
   async #writeQueued(): Promise<void> {
-    if (this.#queue.length === 0) return;
-    const batch = this.#queue;
-    this.#queue = [];
-    this.#inFlight = batch.length;
-    try {
-      await this.#writeBatch(batch);
-    } finally {
-      this.#inFlight = 0;
+    // At most WRITE_BATCH records per write: serialising is synchronous (~15 µs a
+    // record), so a burst of thousands is spread over many turns, never one long block.
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.length <= WRITE_BATCH ? this.#queue : this.#queue.slice(0, WRITE_BATCH);
+      this.#queue = batch === this.#queue ? [] : this.#queue.slice(WRITE_BATCH);
+      this.#inFlight = batch.length;
+      let ok: boolean;
+      try {
+        ok = await this.#writeBatch(batch);
+      } finally {
+        this.#inFlight = 0;
+      }
+      if (!ok) return;
     }
   }
 
-  async #writeBatch(batch: OutboxEntry[]): Promise<void> {
+  /** False when the write failed (the batch is back at the head of the queue and a retry is scheduled). */
+  async #writeBatch(batch: OutboxEntry[]): Promise<boolean> {
     const parts: string[] = [];
     for (const e of batch) {
       try {
@@ -138,7 +145,7 @@ export class Outbox {
         this.counters.lastError = `unserialisable record ${e.record?.callSid}: ${(err as Error).message}`;
       }
     }
-    if (parts.length === 0) return;
+    if (parts.length === 0) return true;
     const buf = Buffer.from(`${parts.join('\n')}\n`, 'utf8');
     try {
       for (let off = 0; off < buf.length; ) {
@@ -150,6 +157,7 @@ export class Outbox {
       this.#durableLines += parts.length;
       this.#retryMs = 100;
       this.onDurable();
+      return true;
     } catch (err) {
       this.counters.writeFailures++;
       this.counters.lastError = `outbox write failed: ${(err as Error).message}`;
@@ -167,6 +175,7 @@ export class Outbox {
         this.#retryTimer.unref();
         this.#retryMs = Math.min(this.#retryMs * 2, 5000);
       }
+      return false;
     }
   }
 
