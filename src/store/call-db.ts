@@ -1,0 +1,36 @@
+/**
+ * What the store needs from a database, implemented once per dialect
+ * (sqlite-db.ts: node-sqlite3-wasm in a worker thread; postgres-db.ts: pg).
+ */
+import type { CallListItem, OutboxEntry, StoredCall } from './record-row.js';
+
+export interface ListQuery {
+  /** 1–500; default 50. */
+  limit?: number;
+  /** Opaque cursor from a previous page's `next`: rows strictly older than it. */
+  before?: string;
+  /** 1-based page number (offset paging); ignored when `before` is given. */
+  page?: number;
+}
+
+export interface CallPage {
+  calls: CallListItem[];
+  /** Cursor for the next (older) page; null when this page is the last. */
+  next: string | null;
+}
+
+export interface CallDb {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Applies the migrations not yet applied; returns the versions it applied (none on a current schema). */
+  migrate(): Promise<number[]>;
+  /** Upserts the records (and replaces their transcript turns) in one transaction. */
+  upsert(entries: OutboxEntry[]): Promise<void>;
+  list(q: { limit: number; before?: { startedAt: string; callSid: string }; offset?: number }): Promise<CallListItem[]>;
+  get(callSid: string): Promise<StoredCall | undefined>;
+  /** Whether a failure can pass if tried again (connection, timeout, lock) or not (data, constraint, auth). */
+  isTransient(e: unknown): boolean;
+  close(): Promise<void>;
+}
+
+export const MAX_LIST_LIMIT = 500;
+export const DEFAULT_LIST_LIMIT = 50;

@@ -1,0 +1,138 @@
+/**
+ * One schema for SQLite and PostgreSQL. Migrations are numbered, written once and
+ * never edited (add a new one instead); each runs in the transaction that records
+ * it in schema_migrations, so a crash mid-migration leaves nothing half-applied.
+ * The dialects differ only in the two column types below; every statement the
+ * store runs is written with `?` placeholders (rewritten to $n for pg).
+ */
+export type Dialect = 'sqlite' | 'postgres';
+
+interface Types {
+  /** Instants: TIMESTAMPTZ in PostgreSQL; ISO-8601 UTC text in SQLite (sorts as time). */
+  ts: string;
+  /** Nested figures: JSONB in PostgreSQL; JSON text in SQLite. */
+  json: string;
+}
+
+const TYPES: Record<Dialect, Types> = {
+  sqlite: { ts: 'TEXT', json: 'TEXT' },
+  postgres: { ts: 'TIMESTAMPTZ', json: 'JSONB' },
+};
+
+export interface Migration {
+  version: number;
+  name: string;
+  statements: (t: Types) => string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'calls and transcript turns',
+    statements: (t) => [
+      `CREATE TABLE calls (
+        call_sid TEXT PRIMARY KEY,
+        stream_sid TEXT,
+        agent TEXT,
+        from_number TEXT,
+        to_number TEXT,
+        started_at ${t.ts} NOT NULL,
+        ended_at ${t.ts},
+        duration_ms INTEGER NOT NULL,
+        end_reason TEXT,
+        frames_in INTEGER NOT NULL,
+        frames_out INTEGER NOT NULL,
+        chunks_to_agent INTEGER NOT NULL,
+        jitter_late INTEGER,
+        jitter_lost INTEGER,
+        jitter_concealed INTEGER,
+        playout_underruns INTEGER,
+        barge_ins INTEGER NOT NULL,
+        time_to_first_agent_audio_ms INTEGER,
+        agent_ready_ms INTEGER,
+        agent_preconnected BOOLEAN NOT NULL,
+        apology TEXT,
+        recording_path TEXT,
+        transcript_turns INTEGER NOT NULL,
+        detail ${t.json} NOT NULL,
+        recorded_at ${t.ts} NOT NULL
+      )`,
+      // History pages newest first; call_sid breaks ties so the cursor is exact.
+      'CREATE INDEX calls_started_idx ON calls (started_at DESC, call_sid DESC)',
+      `CREATE TABLE call_transcripts (
+        call_sid TEXT NOT NULL REFERENCES calls (call_sid) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        text TEXT NOT NULL,
+        final BOOLEAN NOT NULL,
+        PRIMARY KEY (call_sid, seq)
+      )`,
+    ],
+  },
+];
+
+export function schemaMigrationsDdl(d: Dialect): string {
+  return `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at ${TYPES[d].ts} NOT NULL)`;
+}
+
+export function migrationStatements(m: Migration, d: Dialect): string[] {
+  return m.statements(TYPES[d]);
+}
+
+/** Columns of `calls`, in the order of the upsert's values. */
+export const CALL_COLUMNS = [
+  'call_sid',
+  'stream_sid',
+  'agent',
+  'from_number',
+  'to_number',
+  'started_at',
+  'ended_at',
+  'duration_ms',
+  'end_reason',
+  'frames_in',
+  'frames_out',
+  'chunks_to_agent',
+  'jitter_late',
+  'jitter_lost',
+  'jitter_concealed',
+  'playout_underruns',
+  'barge_ins',
+  'time_to_first_agent_audio_ms',
+  'agent_ready_ms',
+  'agent_preconnected',
+  'apology',
+  'recording_path',
+  'transcript_turns',
+  'detail',
+  'recorded_at',
+] as const;
+
+/** Idempotent by CallSid: a replayed record overwrites itself (same values), never duplicates. */
+export const UPSERT_CALL_SQL = `INSERT INTO calls (${CALL_COLUMNS.join(', ')}) VALUES (${CALL_COLUMNS.map(() => '?').join(', ')})
+  ON CONFLICT (call_sid) DO UPDATE SET ${CALL_COLUMNS.slice(1)
+    .map((c) => `${c} = excluded.${c}`)
+    .join(', ')}`;
+
+export const DELETE_TRANSCRIPTS_SQL = 'DELETE FROM call_transcripts WHERE call_sid = ?';
+
+export function insertTranscriptsSql(n: number): string {
+  return `INSERT INTO call_transcripts (call_sid, seq, role, text, final) VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?)').join(', ')}`;
+}
+
+/** The summary columns a history page returns (no detail, no transcripts). */
+export const LIST_COLUMNS = CALL_COLUMNS.filter((c) => c !== 'detail');
+
+export function listSql(withCursor: boolean, withOffset: boolean): string {
+  const where = withCursor ? ' WHERE started_at < ? OR (started_at = ? AND call_sid < ?)' : '';
+  return `SELECT ${LIST_COLUMNS.join(', ')} FROM calls${where} ORDER BY started_at DESC, call_sid DESC LIMIT ?${withOffset ? ' OFFSET ?' : ''}`;
+}
+
+export const GET_CALL_SQL = `SELECT ${CALL_COLUMNS.join(', ')} FROM calls WHERE call_sid = ?`;
+export const GET_TRANSCRIPTS_SQL = 'SELECT seq, role, text, final FROM call_transcripts WHERE call_sid = ? ORDER BY seq';
+
+/** `?` → `$1, $2, …` for node-postgres (our SQL has no literal question marks). */
+export function toPgPlaceholders(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}

@@ -1,0 +1,148 @@
+/**
+ * CallDb over SQLite: forwards to a worker thread that owns the connection
+ * (sqlite-worker.ts), so SQLite's synchronous commits and fsyncs never run on the
+ * event loop. Every request is bounded by the store's timeout; a worker that
+ * dies or hangs is replaced on the next request.
+ */
+import { Worker } from 'node:worker_threads';
+import type { CallDb } from './call-db.js';
+import type { CallListItem, OutboxEntry, StoredCall } from './record-row.js';
+import type { SqliteOp, SqliteResponse } from './sqlite-worker.js';
+import { isTransientSqliteError } from './sqlite-engine.js';
+
+const BOOT_TIMEOUT_MS = 15_000;
+
+class SqliteWorkerError extends Error {
+  constructor(
+    message: string,
+    readonly transient: boolean,
+  ) {
+    super(message);
+    this.name = 'SqliteError';
+  }
+}
+
+/** Starts the worker from the compiled .js, or from the .ts source (tests, tsx) through tsx's loader. */
+function spawnWorker(): Worker {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    const url = new URL('./sqlite-worker.ts', here).href;
+    const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); });`;
+    return new Worker(boot, { eval: true });
+  }
+  return new Worker(new URL('./sqlite-worker.js', here));
+}
+
+export class SqliteDb implements CallDb {
+  readonly dialect = 'sqlite' as const;
+  readonly #path: string;
+  readonly #timeoutMs: number;
+  #worker: Worker | undefined;
+  #opened: Promise<unknown> | undefined;
+  #nextId = 1;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  #closed = false;
+
+  constructor(path: string, timeoutMs: number) {
+    this.#path = path;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  #ensureWorker(): Promise<unknown> {
+    if (this.#worker && this.#opened) return this.#opened;
+    const w = spawnWorker();
+    w.unref();
+    this.#worker = w;
+    w.on('message', (res: SqliteResponse) => {
+      const p = this.#pending.get(res.id);
+      if (!p) return;
+      this.#pending.delete(res.id);
+      clearTimeout(p.timer);
+      if (res.ok) p.resolve(res.value);
+      else p.reject(new SqliteWorkerError(res.message, res.transient));
+    });
+    const gone = (why: string) => {
+      if (this.#worker !== w) return;
+      this.#worker = undefined;
+      this.#opened = undefined;
+      for (const [id, p] of this.#pending) {
+        this.#pending.delete(id);
+        clearTimeout(p.timer);
+        p.reject(new SqliteWorkerError(`SQLite worker ${why}`, true));
+      }
+    };
+    w.on('error', (e) => gone(`failed: ${e.message}`));
+    w.on('exit', (code) => gone(`exited (${code})`));
+    // Starting the thread and compiling SQLite's wasm is not the database being slow: a longer bound.
+    this.#opened = this.#send(w, 'open', [this.#path], Math.max(this.#timeoutMs, BOOT_TIMEOUT_MS));
+    this.#opened.catch(() => {
+      if (this.#worker === w) {
+        this.#worker = undefined;
+        this.#opened = undefined;
+        void w.terminate();
+      }
+    });
+    return this.#opened;
+  }
+
+  #send(w: Worker, op: SqliteOp, args: unknown[], timeoutMs = this.#timeoutMs): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const id = this.#nextId++;
+      const timer = setTimeout(() => {
+        if (!this.#pending.delete(id)) return;
+        reject(new SqliteWorkerError(`SQLite ${op} timed out after ${timeoutMs} ms`, true));
+        // A worker stuck in I/O is replaced; SQLite's journal rolls back its transaction.
+        if (this.#worker === w) {
+          this.#worker = undefined;
+          this.#opened = undefined;
+          void w.terminate();
+        }
+      }, timeoutMs);
+      timer.unref();
+      this.#pending.set(id, { resolve, reject, timer });
+      w.postMessage({ id, op, args });
+    });
+  }
+
+  async #call(op: SqliteOp, args: unknown[]): Promise<unknown> {
+    if (this.#closed) throw new SqliteWorkerError('SQLite store closed', false);
+    await this.#ensureWorker();
+    return this.#send(this.#worker!, op, args);
+  }
+
+  async migrate(): Promise<number[]> {
+    return (await this.#call('migrate', [])) as number[];
+  }
+
+  async upsert(entries: OutboxEntry[]): Promise<void> {
+    await this.#call('upsert', [entries]);
+  }
+
+  async list(q: { limit: number; before?: { startedAt: string; callSid: string }; offset?: number }): Promise<CallListItem[]> {
+    return (await this.#call('list', [q])) as CallListItem[];
+  }
+
+  async get(callSid: string): Promise<StoredCall | undefined> {
+    return ((await this.#call('get', [callSid])) as StoredCall | null | undefined) ?? undefined;
+  }
+
+  isTransient(e: unknown): boolean {
+    if (e instanceof SqliteWorkerError) return e.transient;
+    return isTransientSqliteError(e);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const w = this.#worker;
+    if (w && this.#opened) {
+      try {
+        await this.#send(w, 'close', []);
+      } catch {
+        // closing anyway
+      }
+    }
+    this.#closed = true;
+    this.#worker = undefined;
+    if (w) await w.terminate();
+  }
+}
