@@ -33,6 +33,19 @@ if (hasCargo && args.length === 0) {
   failed++;
 }
 
+// The PostgreSQL store tests need a real server: provision a throwaway one (installs
+// Debian's postgresql when missing; reuses a running one) unless TEST_DATABASE_URL is set.
+if (!process.env.TEST_DATABASE_URL && args.length === 0) {
+  const pg = spawnSync('bash', ['scripts/ci-postgres.sh'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const last = pg.stdout.trim().split('\n').pop() ?? '';
+  if (pg.status === 0 && last.startsWith('TEST_DATABASE_URL=')) {
+    process.env.TEST_DATABASE_URL = last.slice('TEST_DATABASE_URL='.length);
+    console.log(`PostgreSQL for the store tests: ${process.env.TEST_DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}`);
+  } else {
+    console.error('could not provision PostgreSQL (scripts/ci-postgres.sh); the PostgreSQL store tests will fail. Set TEST_DATABASE_URL to a server you have.');
+  }
+}
+
 const out = join(mkdtempSync(join(tmpdir(), 'vb-test-')), 'vitest.json');
 const v = spawnSync('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`, ...args], { stdio: 'inherit' });
 try {

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { main } from './main.js';
 import { doctorCommand } from './doctor.js';
 import { ttsCommand } from './tts-command.js';
+import { callsCommand } from './store/calls-command.js';
 import { simulateCommand } from './sim/simulate-command.js';
 import { loadConfig, ConfigError } from './config.js';
 import { TwilioRest } from './twilio/rest.js';
@@ -19,7 +20,8 @@ const USAGE = `usage:
   voice-bridge simulate --wav in.wav [--url ws://127.0.0.1:8080/twilio/stream] [--out heard.wav] [--fast] [--barge-in-at 2.5] [--dtmf 1@3.0]
   voice-bridge call +15551234567 [--agent echo]
   voice-bridge doctor [--offline]
-  voice-bridge tts "text" --out hello.wav [--voice ID]`;
+  voice-bridge tts "text" --out hello.wav [--voice ID]
+  voice-bridge calls [--limit N] [--before CURSOR] [--json] [CallSid]`;
 
 async function callCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { agent: { type: 'string' }, url: { type: 'string' } } });
@@ -70,6 +72,8 @@ async function run(argv: string[]): Promise<number> {
       return doctorCommand(rest);
     case 'tts':
       return ttsCommand(rest);
+    case 'calls':
+      return callsCommand(rest);
     case 'help':
     case '--help':
     case '-h':

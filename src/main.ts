@@ -15,6 +15,7 @@ import { buildApp } from './server/app.js';
 import { TwilioRest } from './twilio/rest.js';
 import { createTtsService } from './agents/elevenlabs/tts/service.js';
 import { createRecorder } from './recording/recorder.js';
+import { openCallStore } from './store/call-store.js';
 import { createMetrics, registerMetricsRoute, registerWorkerMetricsResponder } from './metrics/index.js';
 import { callLogger, createLogger, logFields } from './log.js';
 
@@ -60,6 +61,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     config.twilio.accountSid && config.twilio.authToken
       ? new TwilioRest({ accountSid: config.twilio.accountSid, authToken: config.twilio.authToken, apiUrl: config.twilio.apiUrl })
       : undefined;
+  const store = await openCallStore(config, { log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
   const recorder = createRecorder(config, { log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
   if (recorder.enabled) logger.info({ dir: recorder.dir }, 'recording every call (BRIDGE_RECORD=1)');
   const tts = createTtsService(config);
@@ -89,9 +91,10 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   });
   calls.on('callStarted', metrics.onCallStarted);
   calls.on('callEnded', metrics.onCallEnded);
+  calls.on('callEnded', (r) => store.record(r));
   calls.on('callEnded', (r) => callLogger(logger, r).info(logFields(r), 'call ended'));
   metrics.setActiveCalls(() => calls.activeCount);
-  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, rest, tts, logger: false });
+  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, rest, tts, store, logger: false });
   registerMetricsRoute(app, metrics);
   registerWorkerMetricsResponder(metrics);
   const address = await app.listen({ port: config.port, host: config.host });
@@ -106,6 +109,8 @@ export async function startBridge(env: Record<string, string | undefined> = proc
         app.draining = true;
         await calls.shutdown('shutting-down');
         await app.close();
+        await store.flush(5000);
+        await store.close();
         tts?.close();
         metrics.close();
       })();

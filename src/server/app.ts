@@ -22,6 +22,8 @@ import type { DspLoadInfo } from '../dsp/load.js';
 import { isValidSignature, publicUrlOf } from '../twilio/signature.js';
 import type { TwilioRest } from '../twilio/rest.js';
 import type { TtsService } from '../agents/elevenlabs/tts/service.js';
+import type { CallStore } from '../store/call-store.js';
+import { registerHistoryRoute } from '../store/history-route.js';
 
 export interface AppDeps {
   config: Config;
@@ -31,6 +33,8 @@ export interface AppDeps {
   rest?: TwilioRest;
   /** ElevenLabs TTS for POST /calls/:callSid/say (undefined when not configured). */
   tts?: TtsService;
+  /** Call records, for GET /calls/history (admin). */
+  store?: CallStore;
   logger?: boolean | object;
 }
 
@@ -157,6 +161,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     if (got.length !== want.length || !timingSafeEqual(got, want)) return reply.code(401).send({ error: 'BRIDGE_ERR_ADMIN_AUTH', message: 'missing or wrong admin token' });
     return undefined;
   }
+
+  if (deps.store) registerHistoryRoute(app, deps.store, adminDenied);
 
   app.post('/calls/:callSid/say', async (req, reply) => {
     const denied = adminDenied(req, reply);

@@ -1,4 +1,6 @@
 /** Shared helpers for the end-to-end bridge tests: a real bridge on 127.0.0.1:0. */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readWav } from '../../src/audio/wav.js';
 import { startBridge, type RunningBridge, type StartOptions } from '../../src/main.js';
@@ -56,7 +58,9 @@ export function findAligned(hay: Float64Array, needle: Float64Array, maxLag: num
 }
 
 export async function withBridge<T>(env: Record<string, string>, fn: (b: RunningBridge) => Promise<T>, options: StartOptions = {}): Promise<T> {
-  const bridge = await startBridge({ BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', ...env }, { port: 0, host: '127.0.0.1', ...options });
+  // Call records go to a fresh temp dir per bridge (SQLite), never to ./data.
+  const dataDir = mkdtempSync(join(tmpdir(), 'vb-data-'));
+  const bridge = await startBridge({ BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', BRIDGE_DATA_DIR: dataDir, ...env }, { port: 0, host: '127.0.0.1', ...options });
   try {
     return await fn(bridge);
   } finally {
