@@ -42,9 +42,10 @@ use std::sync::Arc;
 use crate::error::{DspError, DspResult, MAX_RATE_HZ, MIN_RATE_HZ};
 use design::{AlignedBuf, FilterTable, TableKind};
 
-/// Samples of slack after the history buffer: the upsampling kernel computes whole groups
-/// of 8·B positions and may read (never use) up to 31 samples past the valid data.
-const PAD: usize = 64;
+/// Samples of slack after the history buffer: the upsampling kernels compute whole vectors
+/// of positions and may read (never use) up to 31 samples past the valid data; the AVX-512
+/// decimation kernel's tail groups up to 80 (`16·q`, q ≤ 5).
+const PAD: usize = 128;
 
 /// Position/phase bookkeeping of libspeexdsp (`int_advance`, `frac_advance`, `den_rate`).
 #[derive(Clone, Copy, Debug)]
@@ -350,8 +351,12 @@ impl Resampler {
         let keep = self.filt_len - 1;
         if self.head + keep + c > self.cap {
             let h = self.head;
-            self.buf.as_mut_slice().copy_within(h..h + keep, 0);
-            self.head = 0;
+            // Keep `head mod 16`: a sample's lane in its 64-byte line then depends only on
+            // its stream position (the AVX-512 decimation kernel's summation order follows
+            // that lane, and output must not depend on how the input was chunked).
+            let to = h % 16;
+            self.buf.as_mut_slice().copy_within(h..h + keep, to);
+            self.head = to;
         }
         let head = self.head;
         {

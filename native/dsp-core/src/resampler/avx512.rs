@@ -265,9 +265,17 @@ unsafe fn up_strided<const P: usize, const B: usize>(
 
 // ------------------------------------------------------------------ integer decimation
 
-/// Integer decimation (`den == 1`): outputs at positions `last, last+num, … < c`, 8 at a
-/// time sharing each coefficient load (8 independent 16-lane accumulators).
-/// `n` must be a multiple of 8; a last half block of 8 taps uses 256-bit FMAs.
+/// Integer decimation (`den == 1`): outputs at positions `last, last+num, … < c`.
+///
+/// Each output is a horizontal dot product (16 lanes of partial sums, reduced at the end),
+/// with its taps chunked so that every history load is a 64-byte aligned load: output `k`
+/// starts at the line that holds its first sample, whose lane `s_k` is its first tap's, and
+/// the first and last chunks are masked. Outputs `k` and `k + S`, `S·num ≡ 0 (mod 16)`, have
+/// the same `s`, so a group `{k, k+S, …, k+(J−1)S}` shares every (unaligned) coefficient
+/// load: per chunk 1 coefficient load and J aligned history loads feed J FMAs.
+/// `s_k` is the lane of `x[k]` in its line, which follows its stream position (the history
+/// buffer is 64-byte aligned and compacted by multiples of 16), so the summation order of an
+/// output does not depend on the chunking of the input.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn decim(
     x: &[f32],
@@ -284,34 +292,210 @@ pub(crate) unsafe fn decim(
     let nout = (c - *last).div_ceil(num);
     debug_assert!(out.len() >= nout);
     debug_assert!(x.len() >= *last + (nout - 1) * num + n);
-    let base = x.as_ptr().add(*last);
-    let h = coefs.as_ptr();
-    let n16 = n & !15;
-    let mut o = 0;
-    while o < nout {
-        let cnt = (nout - o).min(8);
-        // Missing outputs of a short group repeat the last one (no reads past the data).
-        let xs: [*const f32; 8] = core::array::from_fn(|k| base.add((o + k.min(cnt - 1)) * num));
-        let mut acc = [_mm512_setzero_ps(); 8];
-        let mut t = 0;
-        while t < n16 {
-            let hv = _mm512_loadu_ps(h.add(t));
-            for k in 0..8 {
-                acc[k] = _mm512_fmadd_ps(hv, _mm512_loadu_ps(xs[k].add(t)), acc[k]);
-            }
-            t += 16;
-        }
-        if t < n {
-            let hv = _mm512_maskz_loadu_ps(0x00ff, h.add(t));
-            for k in 0..8 {
-                acc[k] = _mm512_fmadd_ps(hv, _mm512_maskz_loadu_ps(0x00ff, xs[k].add(t)), acc[k]);
-            }
-        }
-        store_sums8(hsum8(&acc), out.as_mut_ptr().add(o), cnt);
-        o += 8;
+    debug_assert!(coefs.len() >= n && n % 8 == 0);
+    let d = Decim {
+        base: x.as_ptr().add(*last),
+        h: coefs.as_ptr(),
+        n,
+        num,
+        nout,
+        nchunks: (n + 15) / 16 + 1,
+        out: out.as_mut_ptr(),
+    };
+    // Smallest S with S·num a multiple of 16 (= 16·q).
+    let s_step = 16 / gcd16(num);
+    match num / gcd16(num) {
+        1 => decim_q::<1>(&d, s_step),
+        3 => decim_q::<3>(&d, s_step),
+        5 => decim_q::<5>(&d, s_step),
+        _ => decim_q::<0>(&d, s_step),
     }
     *last += nout * num;
     nout
+}
+
+/// Outputs in groups `{k, k+S, …, k+(J−1)S}` (J = 10: a 20 ms or 10 ms frame at 8 kHz out
+/// is a whole number of groups), then the tail with fewer outputs per group and several
+/// residues per pass so that there are always ≥ 8 accumulators.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn decim_q<const Q: usize>(d: &Decim, s_step: usize) {
+    const J: usize = 10;
+    let nout = d.nout;
+    let mut k = 0;
+    while nout - k >= J * s_step {
+        for a in 0..s_step {
+            d.group::<1, J, Q>([k + a], s_step);
+        }
+        k += J * s_step;
+    }
+    let rem = nout - k;
+    if rem > 0 {
+        let jt = rem.div_ceil(s_step);
+        let na = s_step.min(rem);
+        match jt {
+            1 => d.tail::<8, 1, Q>(k, na, s_step),
+            2 => d.tail::<4, 2, Q>(k, na, s_step),
+            3 => d.tail::<3, 3, Q>(k, na, s_step),
+            4 => d.tail::<2, 4, Q>(k, na, s_step),
+            5 => d.tail::<2, 5, Q>(k, na, s_step),
+            6 => d.tail::<2, 6, Q>(k, na, s_step),
+            7 => d.tail::<1, 7, Q>(k, na, s_step),
+            8 => d.tail::<1, 8, Q>(k, na, s_step),
+            9 => d.tail::<1, 9, Q>(k, na, s_step),
+            _ => d.tail::<1, 10, Q>(k, na, s_step),
+        }
+    }
+}
+
+/// `p`, through an empty `asm!` (no instruction): the optimiser cannot see where it comes from.
+#[inline(always)]
+fn opaque(mut p: *const f32) -> *const f32 {
+    // SAFETY: an empty template that only "modifies" a register.
+    unsafe { core::arch::asm!("/* {0} */", inout(reg) p, options(pure, nomem, nostack, preserves_flags)) };
+    p
+}
+
+#[inline(always)]
+fn gcd16(m: usize) -> usize {
+    1 << m.trailing_zeros().min(4)
+}
+
+/// Lanes `l` of chunk `m` (taps `16m − s + l`) that are real taps (`0 ≤ tap < n`).
+#[inline(always)]
+fn chunk_mask(m: usize, s: usize, n: usize) -> __mmask16 {
+    let lo = s.saturating_sub(16 * m); // first valid lane
+    let hi = (n + s).saturating_sub(16 * m).min(16); // one past the last valid lane
+    if hi <= lo {
+        0
+    } else {
+        (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as __mmask16
+    }
+}
+
+struct Decim {
+    base: *const f32,
+    h: *const f32,
+    n: usize,
+    num: usize,
+    nout: usize,
+    /// Chunks per output: enough for any first-tap lane `s`.
+    nchunks: usize,
+    out: *mut i16,
+}
+
+impl Decim {
+    /// Tail groups: residues `a` in `0..na` (of `s_step`), J outputs each.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tail<const NA: usize, const J: usize, const Q: usize>(&self, k: usize, na: usize, s_step: usize) {
+        let mut a = 0;
+        while a < na {
+            // Residues past `na` repeat the last one (computed and stored twice: harmless).
+            let ks: [usize; NA] = core::array::from_fn(|g| k + (a + g).min(na - 1));
+            self.group::<NA, J, Q>(ks, s_step);
+            a += NA;
+        }
+    }
+
+    /// Outputs `ks[g] + i·s_step` for `g < NA`, `i < J`; those `≥ nout` are not stored.
+    /// `Q > 0`: `s_step·num = 16·Q`, output `i`'s history is `16·Q·i` floats after output
+    /// 0's (one pointer per residue, constant offsets); those past `nout` read at most
+    /// `16·Q` floats past the last output's window (within the history buffer's PAD).
+    /// `Q == 0` (any `num`): one pointer per output, those past `nout` repeat a valid one.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn group<const NA: usize, const J: usize, const Q: usize>(&self, ks: [usize; NA], s_step: usize) {
+        let n = self.n;
+        let nc = self.nchunks;
+        let mut xs = [[self.base; J]; NA];
+        let mut hs = [self.h; NA];
+        let mut ss = [0usize; NA];
+        for g in 0..NA {
+            let p0 = self.base.add(ks[g] * self.num);
+            // Lane of the first tap; `x − s` and `h − s` are line-aligned / never
+            // dereferenced for masked-off lanes.
+            let s = (p0 as usize >> 2) & 15;
+            ss[g] = s;
+            hs[g] = self.h.wrapping_sub(s);
+            for i in 0..J {
+                let mut k = ks[g] + i * s_step;
+                if Q == 0 {
+                    while k >= self.nout {
+                        k -= s_step;
+                    }
+                }
+                xs[g][i] = self.base.wrapping_add(k * self.num).wrapping_sub(s);
+            }
+        }
+        let xa = |g: usize, i: usize, m: usize| -> *const f32 {
+            if Q > 0 {
+                xs[g][0].wrapping_add(16 * (m + i * Q))
+            } else {
+                xs[g][i].wrapping_add(16 * m)
+            }
+        };
+        let mut acc = [[_mm512_setzero_ps(); J]; NA];
+        // First chunk (taps < 0 masked off).
+        for g in 0..NA {
+            let m0 = chunk_mask(0, ss[g], n);
+            let hv = _mm512_maskz_loadu_ps(m0, hs[g]);
+            for i in 0..J {
+                acc[g][i] = _mm512_mul_ps(hv, _mm512_maskz_loadu_ps(m0, xa(g, i, 0)));
+            }
+        }
+        // Full chunks.
+        let tail0 = (nc - 2).max(1);
+        for m in 1..tail0 {
+            for g in 0..NA {
+                let hv = _mm512_loadu_ps(hs[g].add(16 * m));
+                if Q > 0 {
+                    // One pointer, constant displacements: hide the pointer's evolution from
+                    // LLVM, which otherwise gives each of the J streams its own induction
+                    // register and spills them.
+                    let p = opaque(xs[g][0].add(16 * m));
+                    for i in 0..J {
+                        acc[g][i] = _mm512_fmadd_ps(hv, _mm512_load_ps(p.add(16 * Q * i)), acc[g][i]);
+                    }
+                } else {
+                    for i in 0..J {
+                        acc[g][i] = _mm512_fmadd_ps(hv, _mm512_load_ps(xa(g, i, m)), acc[g][i]);
+                    }
+                }
+            }
+        }
+        // Last two chunks (taps ≥ n masked off).
+        for m in tail0..nc {
+            for g in 0..NA {
+                let mk = chunk_mask(m, ss[g], n);
+                let hv = _mm512_maskz_loadu_ps(mk, hs[g].wrapping_add(16 * m));
+                for i in 0..J {
+                    acc[g][i] = _mm512_fmadd_ps(hv, _mm512_maskz_loadu_ps(mk, xa(g, i, m)), acc[g][i]);
+                }
+            }
+        }
+        // Reduce 8 at a time and store the valid outputs.
+        let flat: [__m512; 16] = core::array::from_fn(|f| {
+            if f < NA * J {
+                acc[f / J][f % J]
+            } else {
+                _mm512_setzero_ps()
+            }
+        });
+        let mut tmp = [0i16; 16];
+        store_sums8(hsum8(flat[..8].try_into().unwrap()), tmp.as_mut_ptr(), 8);
+        if NA * J > 8 {
+            store_sums8(hsum8(flat[8..].try_into().unwrap()), tmp.as_mut_ptr().add(8), 8);
+        }
+        for g in 0..NA {
+            for i in 0..J {
+                let k = ks[g] + i * s_step;
+                if k < self.nout {
+                    *self.out.add(k) = tmp[g * J + i];
+                }
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------ other ratios

@@ -240,7 +240,19 @@ fn reset_equals_a_fresh_instance() {
 fn output_does_not_depend_on_chunking() {
     // One pair per mode: integer up, integer down, rational direct (exact and cubic taps),
     // interpolated; both kernels.
-    for (a, b) in [(8000u32, 24000u32), (48000, 8000), (16000, 24000), (8000, 22050), (44100, 47999)] {
+    // Integer decimation by 2, 3, 5, 6, 7 and 12 (the AVX-512 kernel's group shapes).
+    for (a, b) in [
+        (8000u32, 24000u32),
+        (48000, 8000),
+        (16000, 8000),
+        (24000, 8000),
+        (40000, 8000),
+        (56000, 8000),
+        (96000, 8000),
+        (16000, 24000),
+        (8000, 22050),
+        (44100, 47999),
+    ] {
         let x = test_signal(a, 0.3);
         for kernel in available_kernels() {
             let mk = || with_kernel(a, b, 7, kernel);
@@ -272,6 +284,7 @@ fn simd_and_scalar_kernels_agree() {
         (8000, 56000),
         (8000, 64000),
         (40000, 8000),
+        (56000, 8000),
         (96000, 8000),
         (192000, 1000),
     ];
