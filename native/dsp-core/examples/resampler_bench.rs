@@ -1,9 +1,11 @@
 //! Resampler speed per 20 ms frame (mono int16), best of several timed runs.
 //!
-//!     cargo run --release -p dsp-core --example resampler_bench [-- scalar] [-- q7]
+//!     cargo run --release -p dsp-core --example resampler_bench [-- scalar|all|k=NAME] [qN]
 //!
-//! `scalar` also times the portable kernels; `qN` restricts to one quality.
-use dsp_core::resampler::Resampler;
+//! Times the kernel set `Resampler::new` picks; `scalar` adds the portable kernels, `all`
+//! every kernel set this CPU runs (avx512f, avx2+fma, scalar), `k=NAME` only that one;
+//! `qN` restricts to one quality.
+use dsp_core::resampler::{available_kernels, Resampler};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -40,27 +42,37 @@ fn time_ns_per_frame(r: &mut Resampler, input: &[i16]) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let with_scalar = args.iter().any(|a| a == "scalar");
     let qs: Vec<u32> = match args.iter().find_map(|a| a.strip_prefix('q')) {
         Some(q) => vec![q.parse().expect("qN")],
         None => vec![3, 5, 7, 10],
     };
+    // Kernel columns: the default one, plus `scalar`, or `all` available ones, or `k=NAME`.
+    let avail = available_kernels();
+    let kernels: Vec<&str> = if args.iter().any(|a| a == "all") {
+        avail.clone()
+    } else if let Some(k) = args.iter().find_map(|a| a.strip_prefix("k=")) {
+        vec![*avail.iter().find(|&&a| a == k).expect("kernel not available")]
+    } else if args.iter().any(|a| a == "scalar") {
+        vec![avail[0], "scalar"]
+    } else {
+        vec![avail[0]]
+    };
     let pairs = [(8000, 16000), (8000, 24000), (8000, 48000), (16000, 8000), (24000, 8000), (48000, 8000), (16000, 24000), (44100, 8000)];
-    println!("{:>14} {:>4} {:>10} {:>12} {:>12}", "pair", "Q", "kernel", "ns/frame", "scalar ns");
+    print!("{:>14} {:>4}", "pair", "Q");
+    for k in &kernels {
+        print!(" {:>12}", k);
+    }
+    println!("   (ns per 20 ms frame, min of 100 runs)");
     for &(a, b) in &pairs {
         for &q in &qs {
             let input = frame(a);
-            let mut r = Resampler::new(a, b, q).unwrap();
-            let kernel = r.kernel_name();
-            let ns = time_ns_per_frame(&mut r, &input);
-            let sc = if with_scalar {
-                let mut s = Resampler::new(a, b, q).unwrap();
-                s.force_scalar_kernel();
-                format!("{:12.0}", time_ns_per_frame(&mut s, &input))
-            } else {
-                String::new()
-            };
-            println!("{:>14} {:>4} {:>10} {:>12.0} {}", format!("{}→{}", a, b), q, kernel, ns, sc);
+            print!("{:>14} {:>4}", format!("{}→{}", a, b), q);
+            for k in &kernels {
+                let mut r = Resampler::new(a, b, q).unwrap();
+                assert!(r.force_kernel(k));
+                print!(" {:>12.0}", time_ns_per_frame(&mut r, &input));
+            }
+            println!();
         }
     }
 }

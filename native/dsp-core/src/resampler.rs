@@ -20,7 +20,8 @@
 //! # Implementation
 //! History is kept in f32 (converted once on input) in a linear buffer that is compacted
 //! only when full. Coefficient tables are shared between instances (see `design.rs`).
-//! Kernels: AVX2+FMA (runtime-detected once in `new`) or portable scalar.
+//! Kernels: AVX-512F, AVX2+FMA (runtime-detected once in `new`, in that order) or portable
+//! scalar. The AVX-512 kernels are the AVX2 designs with 16 lanes (`avx512.rs`).
 //! * integer upsampling (`num == 1`): 8 consecutive positions of the same phase per vector,
 //!   coefficient broadcast, each input load reused by 2–3 phases (`avx2::up_int`);
 //! * integer decimation (`den == 1`): 8 outputs at once sharing each coefficient load;
@@ -31,6 +32,8 @@ mod design;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 #[cfg(test)]
 mod tests;
 
@@ -39,9 +42,10 @@ use std::sync::Arc;
 use crate::error::{DspError, DspResult, MAX_RATE_HZ, MIN_RATE_HZ};
 use design::{AlignedBuf, FilterTable, TableKind};
 
-/// Samples of slack after the history buffer: the upsampling kernel computes whole groups
-/// of 8·B positions and may read (never use) up to 31 samples past the valid data.
-const PAD: usize = 64;
+/// Samples of slack after the history buffer: the upsampling kernels compute whole vectors
+/// of positions and may read (never use) up to 31 samples past the valid data; the AVX-512
+/// decimation kernel's tail groups up to 80 (`16·q`, q ≤ 5).
+const PAD: usize = 128;
 
 /// Position/phase bookkeeping of libspeexdsp (`int_advance`, `frac_advance`, `den_rate`).
 #[derive(Clone, Copy, Debug)]
@@ -81,26 +85,56 @@ enum Isa {
     Scalar,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
-fn detect_isa() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            return Isa::Avx2Fma;
+impl Isa {
+    fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => "avx2+fma",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => "avx512f",
         }
     }
-    Isa::Scalar
+
+    /// Whether this CPU can run the kernel set.
+    fn available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+        }
+    }
 }
 
-/// The kernel set new resamplers pick on this CPU: "avx2+fma" or "scalar"
+/// Every kernel set this build has, fastest first.
+const ISAS: &[Isa] = &[
+    #[cfg(target_arch = "x86_64")]
+    Isa::Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Isa::Avx2Fma,
+    Isa::Scalar,
+];
+
+fn detect_isa() -> Isa {
+    ISAS.iter().copied().find(|i| i.available()).unwrap_or(Isa::Scalar)
+}
+
+/// The kernel set new resamplers pick on this CPU: "avx512f", "avx2+fma" or "scalar"
 /// (the portable kernels: SSE2 on x86-64, NEON-autovectorised on aarch64).
 pub fn simd_level() -> &'static str {
-    match detect_isa() {
-        Isa::Scalar => "scalar",
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => "avx2+fma",
-    }
+    detect_isa().name()
+}
+
+/// Names of the kernel sets this CPU can run (for tests and benchmarks), fastest first.
+#[doc(hidden)]
+pub fn available_kernels() -> Vec<&'static str> {
+    ISAS.iter().filter(|i| i.available()).map(|i| i.name()).collect()
 }
 
 fn gcd(mut a: u32, mut b: u32) -> u32 {
@@ -283,13 +317,25 @@ impl Resampler {
         self.buf.as_mut_slice()[..self.filt_len - 1].fill(0.0);
     }
 
-    /// Name of the kernel set in use ("avx2+fma" or "scalar"), for benchmarks and tests.
+    /// Name of the kernel set in use ("avx512f", "avx2+fma" or "scalar"), for benchmarks
+    /// and tests.
     #[doc(hidden)]
     pub fn kernel_name(&self) -> &'static str {
-        match self.isa {
-            Isa::Scalar => "scalar",
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => "avx2+fma",
+        self.isa.name()
+    }
+
+    /// Forces the kernel set `name` (one of `available_kernels()`); false (and no change)
+    /// if this build or CPU cannot run it. Identity resamplers have no kernel to force.
+    #[doc(hidden)]
+    pub fn force_kernel(&mut self, name: &str) -> bool {
+        match ISAS.iter().find(|i| i.name() == name) {
+            Some(&isa) if isa.available() => {
+                if self.mode != Mode::Identity {
+                    self.isa = isa;
+                }
+                true
+            }
+            _ => false,
         }
     }
 
@@ -305,8 +351,12 @@ impl Resampler {
         let keep = self.filt_len - 1;
         if self.head + keep + c > self.cap {
             let h = self.head;
-            self.buf.as_mut_slice().copy_within(h..h + keep, 0);
-            self.head = 0;
+            // Keep `head mod 16`: a sample's lane in its 64-byte line then depends only on
+            // its stream position (the AVX-512 decimation kernel's summation order follows
+            // that lane, and output must not depend on how the input was chunked).
+            let to = h % 16;
+            self.buf.as_mut_slice().copy_within(h..h + keep, to);
+            self.head = to;
         }
         let head = self.head;
         {
@@ -343,6 +393,22 @@ impl Resampler {
                         Mode::Direct => avx2::direct(x, coefs, n, &step, &mut last, &mut frac, c, out),
                         Mode::Interp => {
                             avx2::interp(x, coefs, n, table.geom.oversample, &step, &mut last, &mut frac, c, out)
+                        }
+                        Mode::Identity => unreachable!(),
+                    }
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            (mode, Isa::Avx512) => {
+                // SAFETY: Avx512 is only selected after runtime detection of avx512f;
+                // `x` holds the history plus `c` new samples plus PAD readable floats.
+                unsafe {
+                    match mode {
+                        Mode::UpInt => avx512::up_int(x, coefs, n, step.den as usize, &mut last, c, out),
+                        Mode::DecimInt => avx512::decim(x, coefs, n, step.int_adv, &mut last, c, out),
+                        Mode::Direct => avx512::direct(x, coefs, n, &step, &mut last, &mut frac, c, out),
+                        Mode::Interp => {
+                            avx512::interp(x, coefs, n, table.geom.oversample, &step, &mut last, &mut frac, c, out)
                         }
                         Mode::Identity => unreachable!(),
                     }

@@ -194,7 +194,8 @@ pub(crate) fn geometry(num: u32, den: u32, quality: u32) -> Geometry {
     }
 }
 
-/// A 32-byte aligned, zero-initialised f32 buffer (aligned loads of table rows and history).
+/// A 64-byte (cache line) aligned, zero-initialised f32 buffer (aligned loads of table rows
+/// and history; element `i` sits at lane `i mod 16` of a 64-byte line).
 pub(crate) struct AlignedBuf {
     data: Vec<[f32; 8]>,
     len: usize,
@@ -202,19 +203,19 @@ pub(crate) struct AlignedBuf {
 
 impl AlignedBuf {
     pub fn zeroed(len: usize) -> AlignedBuf {
-        // [f32; 8] is only 4-aligned: over-allocate one block and start at the first
-        // 32-byte boundary (the Vec never reallocates, so the offset is stable).
-        AlignedBuf { data: vec![[0.0f32; 8]; len.div_ceil(8) + 1], len }
+        // [f32; 8] is only 4-aligned: over-allocate two blocks and start at the first
+        // 64-byte boundary (the Vec never reallocates, so the offset is stable).
+        AlignedBuf { data: vec![[0.0f32; 8]; len.div_ceil(8) + 2], len }
     }
     #[inline]
     fn offset(&self) -> usize {
         let p = self.data.as_ptr() as usize;
-        ((32 - (p & 31)) & 31) / 4
+        ((64 - (p & 63)) & 63) / 4
     }
     #[inline]
     pub fn as_slice(&self) -> &[f32] {
         let off = self.offset();
-        // SAFETY: the Vec holds (len/8 + 1) * 8 >= len + 7 floats; off <= 7.
+        // SAFETY: the Vec holds (len/8 + 2) * 8 >= len + 15 floats; off <= 15.
         unsafe { core::slice::from_raw_parts((self.data.as_ptr() as *const f32).add(off), self.len) }
     }
     #[inline]

@@ -18,6 +18,16 @@ fn run(from: u32, to: u32, q: u32, input: &[i16], chunk: usize) -> Vec<i16> {
     run_chunks(&mut Resampler::new(from, to, q).unwrap(), input, chunk)
 }
 
+/// A resampler running the kernel set `kernel` (which must be available).
+fn with_kernel(from: u32, to: u32, q: u32, kernel: &str) -> Resampler {
+    let mut r = Resampler::new(from, to, q).unwrap();
+    assert!(r.force_kernel(kernel), "{kernel} unavailable");
+    if from != to {
+        assert_eq!(r.kernel_name(), kernel);
+    }
+    r
+}
+
 /// Deterministic speech-like test signal: an enveloped chirp over most of the band, a
 /// 440 Hz tone and white noise, peaking near −3 dBFS.
 fn test_signal(rate: u32, secs: f64) -> Vec<i16> {
@@ -230,19 +240,25 @@ fn reset_equals_a_fresh_instance() {
 fn output_does_not_depend_on_chunking() {
     // One pair per mode: integer up, integer down, rational direct (exact and cubic taps),
     // interpolated; both kernels.
-    for (a, b) in [(8000u32, 24000u32), (48000, 8000), (16000, 24000), (8000, 22050), (44100, 47999)] {
+    // Integer decimation by 2, 3, 5, 6, 7 and 12 (the AVX-512 kernel's group shapes).
+    for (a, b) in [
+        (8000u32, 24000u32),
+        (48000, 8000),
+        (16000, 8000),
+        (24000, 8000),
+        (40000, 8000),
+        (56000, 8000),
+        (96000, 8000),
+        (16000, 24000),
+        (8000, 22050),
+        (44100, 47999),
+    ] {
         let x = test_signal(a, 0.3);
-        for scalar in [false, true] {
-            let mk = || {
-                let mut r = Resampler::new(a, b, 7).unwrap();
-                if scalar {
-                    r.force_scalar_kernel();
-                }
-                r
-            };
+        for kernel in available_kernels() {
+            let mk = || with_kernel(a, b, 7, kernel);
             let whole = run_chunks(&mut mk(), &x, x.len());
-            for chunk in [1usize, 7, 160, 4096] {
-                assert_eq!(run_chunks(&mut mk(), &x, chunk), whole, "{a}->{b} chunk {chunk} scalar {scalar}");
+            for chunk in [1usize, 7, 15, 16, 17, 160, 4096] {
+                assert_eq!(run_chunks(&mut mk(), &x, chunk), whole, "{a}->{b} chunk {chunk} {kernel}");
             }
         }
     }
@@ -263,27 +279,65 @@ fn simd_and_scalar_kernels_agree() {
         (44100, 47999),
         (47999, 44100),
         (1000, 192000),
+        (8000, 32000),
+        (8000, 40000),
+        (8000, 56000),
+        (8000, 64000),
+        (40000, 8000),
+        (56000, 8000),
+        (96000, 8000),
+        (192000, 1000),
     ];
+    let kernels = available_kernels();
+    assert_eq!(*kernels.last().unwrap(), "scalar");
     for (a, b) in pairs {
         for q in [0u32, 3, 7, 10] {
             let x = test_signal(a, 0.1);
-            let mut s = Resampler::new(a, b, q).unwrap();
-            s.force_scalar_kernel();
-            let reference = run_chunks(&mut s, &x, 160);
-            let fast = run(a, b, q, &x, 160);
-            assert_eq!(fast.len(), reference.len());
-            // Different summation order: results differ by float rounding, which can flip
-            // the int16 rounding of an output by one step, rarely.
-            let diffs = fast.iter().zip(&reference).filter(|(p, q)| p != q).count();
-            let maxd = fast.iter().zip(&reference).map(|(p, q)| (*p as i32 - *q as i32).abs()).max().unwrap();
-            assert!(maxd <= 1 && diffs * 200 < fast.len(), "{a}->{b} Q{q}: max {maxd}, {diffs} differ");
+            let reference = run_chunks(&mut with_kernel(a, b, q, "scalar"), &x, 160);
+            for &kernel in &kernels[..kernels.len() - 1] {
+                // Odd chunk sizes too: partial vectors and short groups in every kernel.
+                for chunk in [160usize, 37] {
+                    let fast = run_chunks(&mut with_kernel(a, b, q, kernel), &x, chunk);
+                    assert_eq!(fast.len(), reference.len());
+                    // Different summation order: results differ by float rounding, which can
+                    // flip the int16 rounding of an output by one step, rarely.
+                    let diffs = fast.iter().zip(&reference).filter(|(p, q)| p != q).count();
+                    let maxd = fast.iter().zip(&reference).map(|(p, q)| (*p as i32 - *q as i32).abs()).max().unwrap();
+                    assert!(
+                        maxd <= 1 && diffs * 200 < fast.len(),
+                        "{a}->{b} Q{q} {kernel} chunk {chunk}: max {maxd}, {diffs} differ"
+                    );
+                }
+            }
         }
     }
 }
 
 #[test]
+fn kernels_can_be_forced() {
+    let mut r = Resampler::new(8000, 24000, 7).unwrap();
+    assert_eq!(r.kernel_name(), simd_level());
+    assert_eq!(available_kernels()[0], simd_level());
+    for kernel in available_kernels() {
+        assert!(r.force_kernel(kernel));
+        assert_eq!(r.kernel_name(), kernel);
+    }
+    assert!(!r.force_kernel("no-such-kernel"));
+    assert_eq!(r.kernel_name(), "scalar");
+    r.force_scalar_kernel();
+    assert_eq!(r.kernel_name(), "scalar");
+}
+
+#[test]
 fn detects_simd_where_available() {
     let r = Resampler::new(8000, 16000, 7).unwrap();
+    assert_eq!(r.kernel_name(), simd_level());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        assert_eq!(r.kernel_name(), "avx512f");
+        assert_eq!(available_kernels(), ["avx512f", "avx2+fma", "scalar"]);
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         assert_eq!(r.kernel_name(), "avx2+fma");
@@ -296,12 +350,9 @@ fn detects_simd_where_available() {
 fn saturates_instead_of_wrapping() {
     // A full-scale square wave overshoots (Gibbs) beyond int16: outputs must clip.
     let x: Vec<i16> = (0..4000).map(|i| if (i / 40) % 2 == 0 { 32767 } else { -32768 }).collect();
-    for (a, b) in [(8000u32, 16000u32), (24000, 8000)] {
-        for scalar in [false, true] {
-            let mut r = Resampler::new(a, b, 7).unwrap();
-            if scalar {
-                r.force_scalar_kernel();
-            }
+    for (a, b) in [(8000u32, 16000u32), (8000, 24000), (8000, 48000), (8000, 64000), (24000, 8000), (16000, 24000)] {
+        for kernel in available_kernels() {
+            let mut r = with_kernel(a, b, 7, kernel);
             let y = run_chunks(&mut r, &x, 160);
             assert_eq!(*y.iter().max().unwrap(), 32767);
             assert_eq!(*y.iter().min().unwrap(), -32768);
@@ -311,7 +362,7 @@ fn saturates_instead_of_wrapping() {
             for k in 2..40usize {
                 let mid = (lat + (k as f64 * 40.0 + 20.0) * ratio) as usize;
                 if mid < y.len() {
-                    assert_eq!(y[mid] > 0, k % 2 == 0, "{a}->{b} plateau {k}");
+                    assert_eq!(y[mid] > 0, k % 2 == 0, "{a}->{b} plateau {k} {kernel}");
                 }
             }
         }
