@@ -75,7 +75,7 @@ describe('loadDsp', () => {
       const dsp = await loadDsp({ backend: 'native' });
       expect(dsp.name).toBe('native');
       expect(dspLoadInfo()).toMatchObject({ backend: 'native', requested: 'native' });
-      expect(dspLoadInfo()!.simd).toMatch(/avx2|sse|neon|scalar/);
+      expect(dspLoadInfo()!.simd).toMatch(/^(avx512f|avx2\+fma|scalar)$/);
     } else {
       await expect(loadDsp({ backend: 'native' })).rejects.toMatchObject({ code: 'BRIDGE_ERR_DSP_UNAVAILABLE' });
     }
