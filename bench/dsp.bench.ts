@@ -160,6 +160,29 @@ function runC(): void {
 }
 runC();
 
+// The ts-vs-raw-WASM check compares two wrappers of the same WASM code, so the gap is
+// within noise; measure both a second time, interleaved (raw, ts, raw, ts), and keep each
+// side's faster run so ordering and load drift cannot decide it.
+const tsBackend = backends.find((b) => b.name === 'ts');
+if (tsBackend) {
+  for (const [from, to] of [
+    [8000, 24000],
+    [24000, 8000],
+  ] as const) {
+    const raw = new SpeexResampler(1, from, to, 7);
+    const buf = Buffer.from(tone(from / 50, from).buffer);
+    add({ kind: 'baseline-wasm', backend: 'speex-resampler (2)', pair: `${from / 1000}k→${to / 1000}k`, quality: 7 }, () => {
+      raw.processChunk(buf);
+    });
+    const r = tsBackend.createResampler({ fromHz: from, toHz: to, quality: 7 });
+    const src = tone(from / 50, from);
+    const dst = new Int16Array(r.maxOutput(src.length));
+    add({ kind: 'resampler', backend: 'ts (2)', pair: `${from / 1000}k→${to / 1000}k`, quality: 7 }, () => {
+      r.process(src, dst);
+    });
+  }
+}
+
 console.log(`voice-bridge DSP bench: ${bench.tasks.length} tasks × ${taskMs} ms on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores), Node ${process.version}`);
 await bench.run();
 for (const t of bench.tasks) {
@@ -212,9 +235,10 @@ for (const pair of ['8k→24k', '24k→8k']) {
   const n = find('resampler', 'native', pair, 7);
   const c = find('baseline-libspeexdsp', 'libspeexdsp', pair, 7);
   if (n) checks.push({ target: `native resampler ${pair} q7 ≥ 3× faster than libspeexdsp C`, measured: c ? `${(c.p50 / n.p50).toFixed(2)}× (${f(n.p50)} vs ${f(c.p50)} µs)` : 'C baseline not measured', ok: c ? c.p50 / n.p50 >= 3 : null });
-  const t = find('resampler', 'ts', pair, 7);
-  const w = find('baseline-wasm', 'speex-resampler', pair, 7);
-  if (t && w) checks.push({ target: `ts resampler ${pair} q7 no slower than raw speex-resampler`, measured: `${(w.p50 / t.p50).toFixed(2)}× (${f(t.p50)} vs ${f(w.p50)} µs)`, ok: t.p50 <= w.p50 * 1.05 });
+  const best = (a?: Row, b?: Row) => (a && b ? (a.p50 <= b.p50 ? a : b) : (a ?? b));
+  const t = best(find('resampler', 'ts', pair, 7), find('resampler', 'ts (2)', pair, 7));
+  const w = best(find('baseline-wasm', 'speex-resampler', pair, 7), find('baseline-wasm', 'speex-resampler (2)', pair, 7));
+  if (t && w) checks.push({ target: `ts resampler ${pair} q7 no slower than raw speex-resampler (best of 2 interleaved runs each, 5 % noise allowance)`, measured: `${(w.p50 / t.p50).toFixed(2)}× (${f(t.p50)} vs ${f(w.p50)} µs)`, ok: t.p50 <= w.p50 * 1.05 });
 }
 const worst = rows.filter((r) => r.kind === 'inbound' || r.kind === 'outbound').reduce((a, r) => Math.max(a, r.p99), 0);
 checks.push({ target: 'every pipeline frame p99 within the 5 ms budget', measured: `worst p99 ${f(worst)} µs (${((worst / BUDGET_US) * 100).toFixed(3)} %)`, ok: worst < BUDGET_US });
