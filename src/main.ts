@@ -1,7 +1,9 @@
 /**
  * Process entry for `voice-bridge start` / `npm start`: config (validated once),
- * DSP backend, agents, calls, HTTP server; SIGTERM/SIGINT stop taking calls,
- * close the active ones and exit 0.
+ * DSP backend, agents, calls, admission, HTTP server. SIGTERM/SIGINT drain
+ * (src/lifecycle/drain.ts): /readyz 503 at once, new calls refused politely, active
+ * calls run to their end or to BRIDGE_DRAIN_TIMEOUT_MS and then hear a goodbye,
+ * onDrained hooks run (call records flushed), exit 0. A second signal cuts the wait short.
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +17,11 @@ import { CallManager } from './call/call-manager.js';
 import { buildApp } from './server/app.js';
 import { TwilioRest } from './twilio/rest.js';
 import { createTtsService } from './agents/elevenlabs/tts/service.js';
+import { loadLifecycleConfig, type LifecycleConfig } from './lifecycle/lifecycle-config.js';
+import { LoadMonitor } from './lifecycle/load-monitor.js';
+import { Admission } from './lifecycle/admission.js';
+import { RateLimiter } from './lifecycle/rate-limiter.js';
+import { drain, type DrainReport } from './lifecycle/drain.js';
 
 export interface RunningBridge {
   /** http://host:port */
@@ -22,16 +29,24 @@ export interface RunningBridge {
   /** ws://host:port/twilio/stream */
   streamUrl: string;
   config: Config;
+  lifecycle: LifecycleConfig;
+  admission: Admission;
+  /**
+   * Graceful stop: refuse new calls, let active ones finish (up to BRIDGE_DRAIN_TIMEOUT_MS,
+   * or until `signal` aborts), goodbye + close the rest, run onDrained, close the server.
+   */
+  drain(signal?: AbortSignal): Promise<DrainReport>;
+  /** Immediate stop: active calls are closed now ('shutting-down'); onDrained still runs. */
   close(): Promise<void>;
 }
 
 const APOLOGY_TWIML = `<?xml version="1.0" encoding="UTF-8"?><Response><Say>Sorry, we can't continue this call right now. Please try again later. Goodbye.</Say><Hangup/></Response>`;
 
-/** The bundled apology prompt (assets/prompts), played when REST is not configured. */
-async function loadApologyPrompt(): Promise<Uint8Array | undefined> {
+/** A bundled prompt (assets/prompts): the apology, played when REST is not configured; the drain's goodbye. */
+async function loadPrompt(name: 'apology' | 'goodbye'): Promise<Uint8Array | undefined> {
   try {
     const here = dirname(fileURLToPath(import.meta.url));
-    const w = await readWav(join(here, '..', 'assets', 'prompts', 'apology.8k-ulaw.wav'));
+    const w = await readWav(join(here, '..', 'assets', 'prompts', `${name}.8k-ulaw.wav`));
     return w.encoding === 'ulaw' && w.sampleRateHz === 8000 ? (w.data as Uint8Array) : undefined;
   } catch {
     return undefined;
@@ -43,11 +58,14 @@ export interface StartOptions {
   host?: string;
   /** Extra agents (e.g. a local fake of a provider) registered beside the built-in ones. */
   extraAgents?: AgentFactory[];
+  /** Run once the calls are done, on drain() and close(), before the server closes (the call-record store flushes here). */
+  onDrained?: () => Promise<void>;
 }
 
 export async function startBridge(env: Record<string, string | undefined> = process.env, options: StartOptions = {}): Promise<RunningBridge> {
-  const { extraAgents = [], ...overrides } = options;
+  const { extraAgents = [], onDrained, ...overrides } = options;
   const config = { ...loadConfig(env), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } as Config;
+  const lifecycle = loadLifecycleConfig(config.env);
   const logger = pino({ level: config.logLevel, redact: { paths: ['pii', '*.pii'], censor: '[redacted]' } });
   const dsp = await loadDsp({ backend: config.dsp });
   const info = dspLoadInfo();
@@ -76,26 +94,49 @@ export async function startBridge(env: Record<string, string | undefined> = proc
           return true;
         }
       : undefined,
-    apologyPrompt: await loadApologyPrompt(),
+    apologyPrompt: await loadPrompt('apology'),
     greeting: tts?.greeting ? (signal) => tts.speak(tts.greeting!, signal) : undefined,
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
   });
-  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, rest, tts, logger: false });
+  const monitor = new LoadMonitor({ threshold: lifecycle.loadThreshold, windowMs: lifecycle.loadWindowMs });
+  const admission = new Admission({ activeCalls: () => calls.activeCount, maxCalls: lifecycle.maxCalls, monitor });
+  monitor.onChange((overloaded) => logger.warn({ load: monitor.snapshot() }, overloaded ? 'overloaded: refusing new calls' : 'load back under the threshold: taking calls'));
+  const webhookLimiter = lifecycle.webhookRatePerMin > 0 ? new RateLimiter({ ratePerMin: lifecycle.webhookRatePerMin }) : undefined;
+  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, rest, tts, logger: false, admission, webhookLimiter, trustProxy: lifecycle.trustProxy });
   const address = await app.listen({ port: config.port, host: config.host });
-  logger.info({ address, agents: agents.available() }, 'voice-bridge listening');
-  let closing: Promise<void> | undefined;
+  monitor.start();
+  logger.info({ address, agents: agents.available(), maxCalls: lifecycle.maxCalls ?? null, loadThreshold: lifecycle.loadThreshold ?? null }, 'voice-bridge listening');
+  const goodbye = await loadPrompt('goodbye');
+  const closeServer = async () => {
+    monitor.stop();
+    await app.close();
+    tts?.close();
+  };
+  let stopping: Promise<DrainReport> | undefined;
+  const stop = (timeoutMs: number, signal?: AbortSignal) =>
+    (stopping ??= drain({
+      calls,
+      admission,
+      timeoutMs,
+      goodbye,
+      onDrained: onDrained ? [onDrained] : [],
+      closeServer,
+      signal,
+      log: (level, msg, fields) => logger[level](fields ?? {}, msg),
+    }));
   return {
     url: address,
     streamUrl: `${address.replace(/^http/, 'ws')}/twilio/stream`,
     config,
-    close() {
-      closing ??= (async () => {
-        app.draining = true;
+    lifecycle,
+    admission,
+    drain: (signal) => stop(lifecycle.drainTimeoutMs, signal),
+    async close() {
+      if (!stopping) {
+        admission.startDraining();
         await calls.shutdown('shutting-down');
-        await app.close();
-        tts?.close();
-      })();
-      return closing;
+      }
+      await stop(0);
     },
   };
 }
@@ -114,13 +155,25 @@ export async function main(env: Record<string, string | undefined> = process.env
   }
   console.log(`voice-bridge listening on ${bridge.url} — point your Twilio number's voice webhook at <public URL>/twilio/voice`);
   await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      void bridge.close().then(resolve);
+    const hurry = new AbortController();
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (++signals > 1) {
+        console.log(`voice-bridge: ${sig} again — closing the remaining calls now`);
+        hurry.abort();
+        return;
+      }
+      console.log(`voice-bridge: ${sig} — draining (up to ${bridge.lifecycle.drainTimeoutMs} ms)`);
+      void bridge.drain(hurry.signal).then(
+        () => resolve(),
+        (e: unknown) => {
+          console.error(`voice-bridge: drain failed: ${(e as Error).message}`);
+          resolve();
+        },
+      );
     };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
   return 0;
 }
