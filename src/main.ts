@@ -5,6 +5,7 @@
  * calls run to their end or to BRIDGE_DRAIN_TIMEOUT_MS and then hear a goodbye,
  * onDrained hooks run (call records flushed), exit 0. A second signal cuts the wait short.
  */
+import cluster from 'node:cluster';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -156,14 +157,19 @@ export async function main(env: Record<string, string | undefined> = process.env
   console.log(`voice-bridge listening on ${bridge.url} — point your Twilio number's voice webhook at <public URL>/twilio/voice`);
   await new Promise<void>((resolve) => {
     const hurry = new AbortController();
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (++signals > 1) {
+    // In a cluster worker (src/cluster.ts) the primary says 'drain' and 'hurry' over IPC;
+    // a signal then only starts the drain (Ctrl-C reaches the whole process group).
+    const worker = cluster.isWorker;
+    let draining = false;
+    const onSignal = (sig: NodeJS.Signals | 'drain') => {
+      if (draining) {
+        if (worker) return;
         console.log(`voice-bridge: ${sig} again — closing the remaining calls now`);
         hurry.abort();
         return;
       }
-      console.log(`voice-bridge: ${sig} — draining (up to ${bridge.lifecycle.drainTimeoutMs} ms)`);
+      draining = true;
+      console.log(`voice-bridge${worker ? ` worker ${process.pid}` : ''}: ${sig} — draining (up to ${bridge.lifecycle.drainTimeoutMs} ms)`);
       void bridge.drain(hurry.signal).then(
         () => resolve(),
         (e: unknown) => {
@@ -174,6 +180,12 @@ export async function main(env: Record<string, string | undefined> = process.env
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    if (worker) {
+      process.on('message', (m: { type?: string } | null) => {
+        if (m?.type === 'voice-bridge:drain') onSignal('drain');
+        else if (m?.type === 'voice-bridge:hurry') hurry.abort();
+      });
+    }
   });
   return 0;
 }
