@@ -111,3 +111,11 @@ export async function postVoice(baseUrl: string, sid = callSid(), headers: Recor
   const r = await fetch(`${baseUrl}/twilio/voice`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: form({ CallSid: sid, From: '+15551230000', To: '+15557650000' }) });
   return { status: r.status, text: await r.text(), headers: r.headers };
 }
+
+/** μ-law passthrough echo: everything the caller heard is a contiguous run of what they said — nothing lost or altered. */
+export function echoedExactly(r: { heard: Uint8Array; heardSegments: { startMs: number; endMs: number }[] }, said: Uint8Array): boolean {
+  const reply = Buffer.concat(r.heardSegments.map((s) => r.heard.subarray(Math.round(s.startMs * 8), Math.round(s.endMs * 8))));
+  if (reply.length < said.length * 0.8) return false;
+  const at = Buffer.from(said).indexOf(Buffer.from(reply.subarray(0, 800)));
+  return at >= 0 && Buffer.from(reply).equals(Buffer.from(said.subarray(at, at + reply.length)));
+}
