@@ -154,8 +154,9 @@ export async function main(env: Record<string, string | undefined> = process.env
     console.error(`voice-bridge failed to start: ${(e as Error).message}`);
     return 1;
   }
-  console.log(`voice-bridge listening on ${bridge.url} — point your Twilio number's voice webhook at <public URL>/twilio/voice`);
-  await new Promise<void>((resolve) => {
+  // Signal handlers first, then the line that says we are up: whoever waits for that line
+  // may signal at once.
+  const stopped = new Promise<void>((resolve) => {
     const hurry = new AbortController();
     // In a cluster worker (src/cluster.ts) the primary says 'drain' and 'hurry' over IPC;
     // a signal then only starts the drain (Ctrl-C reaches the whole process group).
@@ -187,5 +188,7 @@ export async function main(env: Record<string, string | undefined> = process.env
       });
     }
   });
+  console.log(`voice-bridge listening on ${bridge.url} — point your Twilio number's voice webhook at <public URL>/twilio/voice`);
+  await stopped;
   return 0;
 }
