@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 /**
  * voice-bridge CLI:
- *   voice-bridge start                      run the bridge (echo agent when no keys are set)
+ *   voice-bridge start [--workers N]        run the bridge (echo agent when no keys are set); N processes on one port
  *   voice-bridge simulate --wav in.wav …    act as Twilio and call a running bridge
  *   voice-bridge call +15551234567 [--agent echo]   place an outbound call through Twilio
  *   voice-bridge doctor                     check configuration, credentials, agents, public URL
  */
 import { parseArgs } from 'node:util';
-import { main } from './main.js';
+import { startCommand } from './cluster.js';
 import { doctorCommand } from './doctor.js';
 import { ttsCommand } from './tts-command.js';
 import { callsCommand } from './store/calls-command.js';
@@ -16,7 +16,7 @@ import { loadConfig, ConfigError } from './config.js';
 import { TwilioRest } from './twilio/rest.js';
 
 const USAGE = `usage:
-  voice-bridge start
+  voice-bridge start [--workers N|auto]
   voice-bridge simulate --wav in.wav [--url ws://127.0.0.1:8080/twilio/stream] [--out heard.wav] [--fast] [--barge-in-at 2.5] [--dtmf 1@3.0]
   voice-bridge call +15551234567 [--agent echo]
   voice-bridge doctor [--offline]
@@ -63,7 +63,7 @@ async function run(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'start':
     case undefined:
-      return main();
+      return startCommand(rest);
     case 'simulate':
       return simulateCommand(rest);
     case 'call':

@@ -1,8 +1,11 @@
 /**
  * Process entry for `voice-bridge start` / `npm start`: config (validated once),
- * DSP backend, agents, calls, HTTP server; SIGTERM/SIGINT stop taking calls,
- * close the active ones and exit 0.
+ * DSP backend, agents, calls, admission, HTTP server. SIGTERM/SIGINT drain
+ * (src/lifecycle/drain.ts): /readyz 503 at once, new calls refused politely, active
+ * calls run to their end or to BRIDGE_DRAIN_TIMEOUT_MS and then hear a goodbye,
+ * onDrained hooks run (call records flushed), exit 0. A second signal cuts the wait short.
  */
+import cluster from 'node:cluster';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readWav } from './audio/wav.js';
@@ -18,6 +21,11 @@ import { createRecorder } from './recording/recorder.js';
 import { openCallStore } from './store/call-store.js';
 import { createMetrics, registerMetricsRoute, registerWorkerMetricsResponder } from './metrics/index.js';
 import { callLogger, createLogger, logFields } from './log.js';
+import { loadLifecycleConfig, type LifecycleConfig } from './lifecycle/lifecycle-config.js';
+import { LoadMonitor } from './lifecycle/load-monitor.js';
+import { Admission } from './lifecycle/admission.js';
+import { RateLimiter } from './lifecycle/rate-limiter.js';
+import { drain, type DrainReport } from './lifecycle/drain.js';
 
 export interface RunningBridge {
   /** http://host:port */
@@ -25,16 +33,24 @@ export interface RunningBridge {
   /** ws://host:port/twilio/stream */
   streamUrl: string;
   config: Config;
+  lifecycle: LifecycleConfig;
+  admission: Admission;
+  /**
+   * Graceful stop: refuse new calls, let active ones finish (up to BRIDGE_DRAIN_TIMEOUT_MS,
+   * or until `signal` aborts), goodbye + close the rest, run onDrained, close the server.
+   */
+  drain(signal?: AbortSignal): Promise<DrainReport>;
+  /** Immediate stop: active calls are closed now ('shutting-down'); onDrained still runs. */
   close(): Promise<void>;
 }
 
 const APOLOGY_TWIML = `<?xml version="1.0" encoding="UTF-8"?><Response><Say>Sorry, we can't continue this call right now. Please try again later. Goodbye.</Say><Hangup/></Response>`;
 
-/** The bundled apology prompt (assets/prompts), played when REST is not configured. */
-async function loadApologyPrompt(): Promise<Uint8Array | undefined> {
+/** A bundled prompt (assets/prompts): the apology, played when REST is not configured; the drain's goodbye. */
+async function loadPrompt(name: 'apology' | 'goodbye'): Promise<Uint8Array | undefined> {
   try {
     const here = dirname(fileURLToPath(import.meta.url));
-    const w = await readWav(join(here, '..', 'assets', 'prompts', 'apology.8k-ulaw.wav'));
+    const w = await readWav(join(here, '..', 'assets', 'prompts', `${name}.8k-ulaw.wav`));
     return w.encoding === 'ulaw' && w.sampleRateHz === 8000 ? (w.data as Uint8Array) : undefined;
   } catch {
     return undefined;
@@ -46,11 +62,14 @@ export interface StartOptions {
   host?: string;
   /** Extra agents (e.g. a local fake of a provider) registered beside the built-in ones. */
   extraAgents?: AgentFactory[];
+  /** Run once the calls are done, on drain() and close(), before the server closes (the call-record store flushes here). */
+  onDrained?: () => Promise<void>;
 }
 
 export async function startBridge(env: Record<string, string | undefined> = process.env, options: StartOptions = {}): Promise<RunningBridge> {
-  const { extraAgents = [], ...overrides } = options;
+  const { extraAgents = [], onDrained, ...overrides } = options;
   const config = { ...loadConfig(env), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } as Config;
+  const lifecycle = loadLifecycleConfig(config.env);
   const logger = createLogger(config);
   const dsp = await loadDsp({ backend: config.dsp });
   const info = dspLoadInfo();
@@ -83,7 +102,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
           return true;
         }
       : undefined,
-    apologyPrompt: await loadApologyPrompt(),
+    apologyPrompt: await loadPrompt('apology'),
     greeting: tts?.greeting ? (signal) => tts.speak(tts.greeting!, signal) : undefined,
     tapFor: recorder.enabled ? recorder.tapFor : undefined,
     observer: metrics.observer,
@@ -94,27 +113,50 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   calls.on('callEnded', (r) => store.record(r));
   calls.on('callEnded', (r) => callLogger(logger, r).info(logFields(r), 'call ended'));
   metrics.setActiveCalls(() => calls.activeCount);
-  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, rest, tts, store, logger: false });
+  const monitor = new LoadMonitor({ threshold: lifecycle.loadThreshold, windowMs: lifecycle.loadWindowMs });
+  const admission = new Admission({ activeCalls: () => calls.activeCount, maxCalls: lifecycle.maxCalls, monitor });
+  monitor.onChange((overloaded) => logger.warn({ load: monitor.snapshot() }, overloaded ? 'overloaded: refusing new calls' : 'load back under the threshold: taking calls'));
+  const webhookLimiter = lifecycle.webhookRatePerMin > 0 ? new RateLimiter({ ratePerMin: lifecycle.webhookRatePerMin }) : undefined;
+  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, rest, tts, store, logger: false, admission, webhookLimiter, trustProxy: lifecycle.trustProxy });
   registerMetricsRoute(app, metrics);
   registerWorkerMetricsResponder(metrics);
   const address = await app.listen({ port: config.port, host: config.host });
-  logger.info({ address, agents: agents.available() }, 'voice-bridge listening');
-  let closing: Promise<void> | undefined;
+  monitor.start();
+  logger.info({ address, agents: agents.available(), maxCalls: lifecycle.maxCalls ?? null, loadThreshold: lifecycle.loadThreshold ?? null }, 'voice-bridge listening');
+  const goodbye = await loadPrompt('goodbye');
+  const closeServer = async () => {
+    monitor.stop();
+    await app.close();
+    tts?.close();
+    metrics.close();
+    await store.close();
+  };
+  let stopping: Promise<DrainReport> | undefined;
+  const stop = (timeoutMs: number, signal?: AbortSignal) =>
+    (stopping ??= drain({
+      calls,
+      admission,
+      timeoutMs,
+      goodbye,
+      // Call records first (flushed from the outbox to the database), then the caller's hook.
+      onDrained: [async () => void (await store.flush(5000)), ...(onDrained ? [onDrained] : [])],
+      closeServer,
+      signal,
+      log: (level, msg, fields) => logger[level](fields ?? {}, msg),
+    }));
   return {
     url: address,
     streamUrl: `${address.replace(/^http/, 'ws')}/twilio/stream`,
     config,
-    close() {
-      closing ??= (async () => {
-        app.draining = true;
+    lifecycle,
+    admission,
+    drain: (signal) => stop(lifecycle.drainTimeoutMs, signal),
+    async close() {
+      if (!stopping) {
+        admission.startDraining();
         await calls.shutdown('shutting-down');
-        await app.close();
-        await store.flush(5000);
-        await store.close();
-        tts?.close();
-        metrics.close();
-      })();
-      return closing;
+      }
+      await stop(0);
     },
   };
 }
@@ -131,15 +173,41 @@ export async function main(env: Record<string, string | undefined> = process.env
     console.error(`voice-bridge failed to start: ${(e as Error).message}`);
     return 1;
   }
-  console.log(`voice-bridge listening on ${bridge.url} — point your Twilio number's voice webhook at <public URL>/twilio/voice`);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      void bridge.close().then(resolve);
+  // Signal handlers first, then the line that says we are up: whoever waits for that line
+  // may signal at once.
+  const stopped = new Promise<void>((resolve) => {
+    const hurry = new AbortController();
+    // In a cluster worker (src/cluster.ts) the primary says 'drain' and 'hurry' over IPC;
+    // a signal then only starts the drain (Ctrl-C reaches the whole process group).
+    const worker = cluster.isWorker;
+    let draining = false;
+    const onSignal = (sig: NodeJS.Signals | 'drain') => {
+      if (draining) {
+        if (worker) return;
+        console.log(`voice-bridge: ${sig} again — closing the remaining calls now`);
+        hurry.abort();
+        return;
+      }
+      draining = true;
+      console.log(`voice-bridge${worker ? ` worker ${process.pid}` : ''}: ${sig} — draining (up to ${bridge.lifecycle.drainTimeoutMs} ms)`);
+      void bridge.drain(hurry.signal).then(
+        () => resolve(),
+        (e: unknown) => {
+          console.error(`voice-bridge: drain failed: ${(e as Error).message}`);
+          resolve();
+        },
+      );
     };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    if (worker) {
+      process.on('message', (m: { type?: string } | null) => {
+        if (m?.type === 'voice-bridge:drain') onSignal('drain');
+        else if (m?.type === 'voice-bridge:hurry') hurry.abort();
+      });
+    }
   });
+  console.log(`voice-bridge listening on ${bridge.url} — point your Twilio number's voice webhook at <public URL>/twilio/voice`);
+  await stopped;
   return 0;
 }

@@ -4,11 +4,15 @@
  *   POST /twilio/voice    voice webhook → TwiML <Connect><Stream url="wss://…/twilio/stream"> + <Parameter>s
  *   POST /twilio/status   call / stream status callbacks
  *   GET  /twilio/stream   the Media Streams WebSocket (one CallSession per socket)
- *   GET  /healthz, /readyz (DSP backend and any fallback reason), /calls, /calls/:callSid
+ *   GET  /healthz, /readyz (503 with the reason when draining, at BRIDGE_MAX_CALLS or overloaded)
+ *   GET  /calls, /calls/:callSid (admin token when BRIDGE_ADMIN_TOKEN is set: caller data)
  *   POST /calls           place an outbound call (admin token)
  *
  * X-Twilio-Signature is checked on the webhooks and on the upgrade (over the wss://
- * URL, no params; protocols.md §1.9) whenever TWILIO_AUTH_TOKEN is set.
+ * URL, no params; protocols.md §1.9) whenever TWILIO_AUTH_TOKEN is set. Admission
+ * (src/lifecycle/admission.ts) decides whether the webhook connects the call or
+ * refuses it politely, and whether the upgrade is accepted; the voice webhook is
+ * rate-limited per source address (src/lifecycle/rate-limiter.ts).
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -24,6 +28,8 @@ import type { TwilioRest } from '../twilio/rest.js';
 import type { TtsService } from '../agents/elevenlabs/tts/service.js';
 import type { CallStore } from '../store/call-store.js';
 import { registerHistoryRoute } from '../store/history-route.js';
+import { Admission } from '../lifecycle/admission.js';
+import { RateLimitCodes, type RateLimiter } from '../lifecycle/rate-limiter.js';
 
 export interface AppDeps {
   config: Config;
@@ -36,6 +42,12 @@ export interface AppDeps {
   /** Call records, for GET /calls/history (admin). */
   store?: CallStore;
   logger?: boolean | object;
+  /** Admission (draining, BRIDGE_MAX_CALLS, load gate); default: one that only knows draining. */
+  admission?: Admission;
+  /** Per-source limit on the voice webhook (undefined: no limit). */
+  webhookLimiter?: RateLimiter;
+  /** fastify trustProxy (who may set X-Forwarded-For); default true. */
+  trustProxy?: boolean | string[];
 }
 
 /** Query keys of the voice webhook that are not agent options. */
@@ -44,8 +56,16 @@ const PARAM_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { draining: boolean }> {
   const { config, calls, agents } = deps;
-  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: 64 * 1024, trustProxy: true }) as unknown as FastifyInstance & { draining: boolean };
-  app.draining = false;
+  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: 64 * 1024, trustProxy: deps.trustProxy ?? true }) as unknown as FastifyInstance & { draining: boolean };
+  const admission = deps.admission ?? new Admission({ activeCalls: () => calls.activeCount });
+  // `app.draining = true` (the older switch) starts the admission's drain.
+  Object.defineProperty(app, 'draining', {
+    get: () => admission.draining,
+    set: (v: boolean) => {
+      if (v) admission.startDraining();
+    },
+  });
+  calls.on('callStarted', ({ callSid }) => admission.release(callSid));
   await app.register(formbody);
   await app.register(websocket, {
     // Messages up to 1 MiB reach the session, which counts anything above
@@ -68,6 +88,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
   }
 
   app.post('/twilio/voice', async (req, reply) => {
+    const retryAfterS = deps.webhookLimiter?.take(req.ip) ?? 0;
+    if (retryAfterS > 0) {
+      return reply.code(429).header('retry-after', String(retryAfterS)).send({ error: RateLimitCodes.RATE_LIMITED, message: 'too many voice webhook requests from this source' });
+    }
     if (!signatureOk(req, false)) return forbid(reply);
     const query = req.query as Record<string, string | string[] | undefined>;
     const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
@@ -79,9 +103,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     } catch {
       agentOk = false;
     }
-    if (app.draining || !agentOk) {
-      req.log.warn({ agent: agentName, draining: app.draining }, 'refusing call');
-      response.say(app.draining ? 'Sorry, we cannot take your call right now. Please call again shortly.' : 'Sorry, this line is not available right now.');
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const callSid = typeof body.CallSid === 'string' && /^CA[0-9a-fA-F]{32}$/.test(body.CallSid) ? body.CallSid : undefined;
+    const refusal = agentOk ? admission.admitWebhook(callSid) : undefined;
+    if (refusal || !agentOk) {
+      req.log.warn({ agent: agentName, refusal: refusal?.reason }, 'refusing call');
+      response.say(
+        refusal?.reason === 'draining'
+          ? 'Sorry, we cannot take your call right now. Please call again shortly.'
+          : refusal
+            ? 'Sorry, all our lines are busy right now. Please call again shortly.'
+            : 'Sorry, this line is not available right now.',
+      );
       response.hangup();
       return reply.type('text/xml').send(response.toString());
     }
@@ -97,9 +130,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
       options[k] = value;
     }
     // Connect the agent now, while Twilio fetches the TwiML and dials the stream.
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    const callSid = body.CallSid;
-    if (typeof callSid === 'string' && /^CA[0-9a-fA-F]{32}$/.test(callSid)) {
+    if (callSid !== undefined) {
       calls.rememberParties(callSid, typeof body.From === 'string' ? body.From : undefined, typeof body.To === 'string' ? body.To : undefined);
       calls.prepare(callSid, agentName, options);
     }
@@ -121,11 +152,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
       websocket: true,
       preValidation: async (req, reply) => {
         if (!signatureOk(req, true)) return forbid(reply);
-        if (app.draining) return reply.code(503).send({ error: 'BRIDGE_ERR_DRAINING', message: 'not taking new calls' });
+        const refusal = admission.admitUpgrade();
+        if (refusal) return reply.code(503).send({ error: refusal.code, message: refusal.message, reason: refusal.reason });
       },
     },
     (socket) => {
-      calls.attach(socket);
+      admission.trackStream(calls.attach(socket));
     },
   );
 
@@ -133,19 +165,35 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
 
   app.get('/readyz', async (_req, reply) => {
     const info = deps.dspInfo();
+    const a = admission.status();
     const body = {
-      ready: !app.draining,
-      reason: app.draining ? 'draining' : undefined,
+      ready: a.ready,
+      reason: a.reason,
       dsp: info ? { backend: info.backend, requested: info.requested, fallbackReason: info.fallbackReason ?? null, simd: info.simd ?? null } : null,
-      activeCalls: calls.activeCount,
+      activeCalls: a.activeCalls,
+      reservedCalls: a.reservedCalls,
+      maxCalls: a.maxCalls,
+      load: a.load,
+      pid: process.pid,
       agents: agents.available(),
     };
-    return reply.code(app.draining ? 503 : 200).send(body);
+    return reply.code(a.ready ? 200 : 503).send(body);
   });
 
-  app.get('/calls', async () => ({ calls: calls.list() }));
+  /** Call lists carry caller data (transcripts, custom parameters): admin-only once a token is configured. */
+  function callDataDenied(req: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+    return config.adminToken ? adminDenied(req, reply) : undefined;
+  }
+
+  app.get('/calls', async (req, reply) => {
+    const denied = callDataDenied(req, reply);
+    if (denied) return denied;
+    return { calls: calls.list() };
+  });
 
   app.get('/calls/:callSid', async (req, reply) => {
+    const denied = callDataDenied(req, reply);
+    if (denied) return denied;
     const { callSid } = req.params as { callSid: string };
     const c = calls.get(callSid);
     if (!c) return reply.code(404).send({ error: 'BRIDGE_ERR_CALL_NOT_FOUND', message: `no call ${callSid}` });

@@ -14,7 +14,12 @@ describe('call recording (BRIDGE_RECORD=1)', () => {
     await withBridge({ BRIDGE_RECORD: '1', BRIDGE_RECORD_DIR: dir }, async (bridge) => {
       const r = await runSimulatedCall({ url: bridge.streamUrl, audio: clip, customParameters: { format: 'ulaw' }, tailMs: 4500, timeoutMs: 20_000 });
       expect(r.outcome).toBe('completed');
-      const rec = await getJson(`${bridge.url}/calls/${r.callSid}`);
+      // The path is on the record once the session has closed its recording.
+      let rec = await getJson(`${bridge.url}/calls/${r.callSid}`);
+      for (let i = 0; i < 100 && rec.body.state !== 'closed'; i++) {
+        await new Promise((res) => setTimeout(res, 20));
+        rec = await getJson(`${bridge.url}/calls/${r.callSid}`);
+      }
       expect(rec.body.recordingPath).toMatch(new RegExp(`^${dir}/.*${r.callSid}.*\\.wav$`));
       const wav = await readWav(rec.body.recordingPath);
       expect(wav).toMatchObject({ channels: 2, sampleRateHz: 8000, encoding: 'pcm16' });

@@ -57,7 +57,7 @@ describe('a real call is persisted', () => {
       const page = (await (await fetch(`${base}/calls/history`, { headers: { authorization: "Bearer adm" } })).json()) as { calls: { callSid: string }[] };
       expect(page.calls.map((c: { callSid: string }) => c.callSid)).toEqual([callSid]);
       // The bridge's own /calls/:callSid still answers for the live registry (static /calls/history wins only its own path).
-      expect((await fetch(`${base}/calls/${callSid}`)).status).toBe(200);
+      expect((await fetch(`${base}/calls/${callSid}`, { headers: { authorization: "Bearer adm" } })).status).toBe(200); // admin-only once a token is set
 
       const out: string[] = [];
       expect(await callsCommand(['--limit', '5'], env, { out: (t) => void out.push(t), err: () => undefined })).toBe(0);

@@ -1,0 +1,221 @@
+/**
+ * `voice-bridge start --workers N`: N bridge processes sharing one port (node:cluster).
+ *
+ * ```text
+ *                    ┌──────────── primary (no calls; owns the listening socket) ────────────┐
+ *   SIGTERM/SIGINT ─►│ 1st: IPC 'drain' to every worker · 2nd: IPC 'hurry' (end the wait)    │
+ *                    │ a worker that dies unasked is restarted (backoff 0.5 s → 30 s)        │
+ *                    │ exits when every worker has exited: 0 if all exited 0                 │
+ *                    │ metrics: answers a worker's 'metrics-req' with the aggregate (hook)  │
+ *                    └────┬──────────────────────┬───────────────────────┬───────────────────┘
+ *                     worker 1               worker 2      …         worker N   (each: startBridge + drain)
+ * ```
+ *
+ * Connections are handed to workers round-robin by the primary (cluster's default
+ * on Linux); a call's Media Stream is one long WebSocket, so it stays on the worker
+ * that accepted it. Each worker runs the full bridge with its own admission: the
+ * limits (BRIDGE_MAX_CALLS, the load gate) are per worker.
+ *
+ * Signals reach workers through IPC, not by re-sending the signal: Ctrl-C in a
+ * terminal already signals the whole process group, and a re-sent signal would
+ * look like a second one. A worker signalled directly (kill <pid>) still drains.
+ *
+ * Metrics across workers: the primary holds an aggregator (`ClusterOptions.metrics`,
+ * e.g. prom-client's `AggregatorRegistry.clusterMetrics()`); a worker serving
+ * `GET /metrics` calls `requestClusterMetrics()` and gets the aggregate of all
+ * workers through the primary.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+import { loadConfig, ConfigError } from './config.js';
+import { loadLifecycleConfig } from './lifecycle/lifecycle-config.js';
+import { main } from './main.js';
+import { startPrimaryMetrics } from './metrics/cluster.js';
+
+/** IPC messages between the primary and the workers. */
+export const ClusterMessages = {
+  DRAIN: 'voice-bridge:drain',
+  HURRY: 'voice-bridge:hurry',
+  METRICS_REQ: 'voice-bridge:metrics-req',
+  METRICS_RES: 'voice-bridge:metrics-res',
+} as const;
+
+export interface ClusterMetrics {
+  contentType: string;
+  body: string;
+}
+
+export interface ClusterOptions {
+  workers: number;
+  env?: Record<string, string | undefined>;
+  /** Aggregates every worker's metrics (runs in the primary). */
+  metrics?: { aggregate(): Promise<ClusterMetrics> };
+  /** Bound on the whole shutdown after the first signal; workers still up then are killed. Default: drain timeout + 30 s. */
+  shutdownTimeoutMs?: number;
+  log?: (msg: string) => void;
+}
+
+const RESTART_MIN_MS = 500;
+const RESTART_MAX_MS = 30_000;
+/** A worker that lived this long is healthy again: its next restart starts from RESTART_MIN_MS. */
+const HEALTHY_AFTER_MS = 10_000;
+const EX_CONFIG = 78;
+
+/** The primary: forks, restarts, forwards the drain, exits when all workers have. Resolves to the exit code. */
+export function runPrimary(o: ClusterOptions): Promise<number> {
+  const env = o.env ?? process.env;
+  const log = o.log ?? ((m: string) => console.log(m));
+  let lifecycle;
+  try {
+    // Validate once here: a bad configuration must not become a restart loop.
+    lifecycle = loadLifecycleConfig(loadConfig(env).env);
+  } catch (e) {
+    console.error((e as Error).message);
+    return Promise.resolve(e instanceof ConfigError ? EX_CONFIG : 1);
+  }
+  const shutdownTimeoutMs = o.shutdownTimeoutMs ?? lifecycle.drainTimeoutMs + 30_000;
+  const backoff = new Map<number, number>(); // slot → next restart delay
+  const startedAt = new Map<Worker, { slot: number; at: number }>();
+  let stopping = false;
+  let worstExit = 0;
+  let announced = false;
+
+  return new Promise<number>((resolve) => {
+    const fork = (slot: number) => {
+      const w = cluster.fork({ ...env, BRIDGE_WORKER_SLOT: String(slot) });
+      startedAt.set(w, { slot, at: Date.now() });
+      w.on('message', (m: unknown) => void onMessage(w, m));
+    };
+    const onMessage = async (w: Worker, m: unknown) => {
+      const msg = m as { type?: string; id?: number };
+      if (msg?.type !== ClusterMessages.METRICS_REQ) return;
+      try {
+        if (!o.metrics) throw new Error('no metrics aggregator in the primary');
+        const r = await o.metrics.aggregate();
+        if (w.isConnected()) w.send({ type: ClusterMessages.METRICS_RES, id: msg.id, ...r });
+      } catch (e) {
+        if (w.isConnected()) w.send({ type: ClusterMessages.METRICS_RES, id: msg.id, error: (e as Error).message });
+      }
+    };
+    cluster.on('listening', (_w, address) => {
+      if (announced) return;
+      announced = true;
+      log(`voice-bridge cluster: ${o.workers} workers (primary pid ${process.pid}) listening on http://${address.address ?? '0.0.0.0'}:${address.port}`);
+    });
+    cluster.on('exit', (w, code, signal) => {
+      const info = startedAt.get(w);
+      startedAt.delete(w);
+      if (stopping) {
+        if (code !== 0) worstExit = 1;
+        if (Object.keys(cluster.workers ?? {}).length === 0) finish();
+        return;
+      }
+      if (code === EX_CONFIG) {
+        log(`voice-bridge cluster: worker ${w.process.pid} exited with a configuration error; stopping`);
+        worstExit = EX_CONFIG;
+        stopAll();
+        return;
+      }
+      const slot = info?.slot ?? 0;
+      const lived = info ? Date.now() - info.at : 0;
+      const delayMs = lived >= HEALTHY_AFTER_MS ? RESTART_MIN_MS : (backoff.get(slot) ?? RESTART_MIN_MS);
+      backoff.set(slot, Math.min(RESTART_MAX_MS, delayMs * 2));
+      log(`voice-bridge cluster: worker ${w.process.pid} died (${signal ?? `code ${code}`}); restarting in ${delayMs} ms`);
+      setTimeout(() => {
+        if (!stopping) fork(slot);
+      }, delayMs);
+    });
+
+    let killTimer: NodeJS.Timeout | undefined;
+    const finish = () => {
+      clearTimeout(killTimer);
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      resolve(worstExit);
+    };
+    const send = (type: string) => {
+      for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send({ type });
+    };
+    const stopAll = () => {
+      stopping = true;
+      send(ClusterMessages.DRAIN);
+      killTimer = setTimeout(() => {
+        log('voice-bridge cluster: shutdown bound reached; killing the remaining workers');
+        worstExit = 1;
+        for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+      }, shutdownTimeoutMs);
+      killTimer.unref();
+      if (Object.keys(cluster.workers ?? {}).length === 0) finish();
+    };
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (++signals === 1) {
+        log(`voice-bridge cluster: ${sig} — draining ${Object.keys(cluster.workers ?? {}).length} workers`);
+        stopAll();
+      } else {
+        log(`voice-bridge cluster: ${sig} again — workers close their calls now`);
+        send(ClusterMessages.HURRY);
+      }
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    for (let i = 0; i < o.workers; i++) fork(i);
+  });
+}
+
+let metricsSeq = 0;
+
+/** In a worker: the aggregate of all workers' metrics, from the primary's aggregator (bounded). */
+export function requestClusterMetrics(timeoutMs = 5000): Promise<ClusterMetrics> {
+  if (!cluster.isWorker || !process.send) return Promise.reject(new Error('not a cluster worker'));
+  const id = ++metricsSeq;
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: unknown) => {
+      const msg = m as { type?: string; id?: number; error?: string } & Partial<ClusterMetrics>;
+      if (msg?.type !== ClusterMessages.METRICS_RES || msg.id !== id) return;
+      done();
+      if (msg.error !== undefined) reject(new Error(msg.error));
+      else resolve({ contentType: msg.contentType ?? 'text/plain', body: msg.body ?? '' });
+    };
+    const t = setTimeout(() => {
+      done();
+      reject(new Error(`no metrics from the cluster primary within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const done = () => {
+      clearTimeout(t);
+      process.off('message', onMessage);
+    };
+    process.on('message', onMessage);
+    process.send!({ type: ClusterMessages.METRICS_REQ, id });
+  });
+}
+
+/** `voice-bridge start [--workers N|auto]`: one process, or a primary with N workers. */
+export async function startCommand(argv: string[], options: Omit<ClusterOptions, 'workers'> = {}): Promise<number> {
+  if (cluster.isWorker) return main(options.env ?? process.env);
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { workers: { type: 'string', short: 'w' } } }));
+  } catch (e) {
+    console.error(`voice-bridge start: ${(e as Error).message}`);
+    return 2;
+  }
+  const raw = values.workers ?? (options.env ?? process.env).BRIDGE_WORKERS;
+  let workers = 1;
+  if (raw !== undefined && raw !== '') {
+    workers = raw === 'auto' ? availableParallelism() : Number(raw);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 256) {
+      console.error(`voice-bridge start: --workers must be an integer from 1 to 256, or "auto" (got ${JSON.stringify(raw)})`);
+      return 2;
+    }
+  }
+  if (workers === 1) return main(options.env ?? process.env);
+  // Workers' GET /metrics asks the primary for the cluster-wide aggregate (src/metrics/cluster.ts).
+  const primaryMetrics = options.metrics ? undefined : await startPrimaryMetrics();
+  try {
+    return await runPrimary({ ...options, workers });
+  } finally {
+    await primaryMetrics?.close();
+  }
+}

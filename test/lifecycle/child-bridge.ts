@@ -1,0 +1,121 @@
+/**
+ * A real `voice-bridge start` in a child process (node --import tsx src/cli.ts start),
+ * for the lifecycle tests: signals, exit codes, several instances, cluster workers.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+export const repoRoot = join(import.meta.dirname, '..', '..');
+
+export interface ChildBridge {
+  proc: ChildProcess;
+  pid: number;
+  url: string;
+  streamUrl: string;
+  port: number;
+  /** Everything the process wrote so far (stdout + stderr). */
+  output(): string;
+  /** Resolves when the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves when `re` matches the output (rejects after `timeoutMs`). */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** SIGKILL if still running (test clean-up). */
+  kill(): void;
+}
+
+export async function startChildBridge(env: Record<string, string>, args: string[] = [], startTimeoutMs = 30_000): Promise<ChildBridge> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli.ts'), 'start', ...args], {
+    cwd: repoRoot,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      BRIDGE_LOG_LEVEL: 'warn',
+      BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const waiters = new Set<() => void>();
+  const onData = (d: Buffer) => {
+    out += d.toString();
+    for (const w of [...waiters]) w();
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    proc.once('exit', (code, signal) => {
+      for (const w of [...waiters]) w();
+      resolve({ code, signal });
+    });
+  });
+  const waitFor = (re: RegExp, timeoutMs = 15_000) =>
+    new Promise<RegExpMatchArray>((resolve, reject) => {
+      const check = () => {
+        const m = out.match(re);
+        if (m) {
+          cleanup();
+          resolve(m);
+        } else if (proc.exitCode !== null || proc.signalCode !== null) {
+          cleanup();
+          reject(new Error(`process exited before ${re} appeared; output:\n${out}`));
+        }
+      };
+      const t = setTimeout(() => {
+        cleanup();
+        reject(new Error(`${re} did not appear within ${timeoutMs} ms; output:\n${out}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(t);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+  const kill = () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  };
+  let m: RegExpMatchArray;
+  try {
+    m = await waitFor(/listening on (http:\/\/[^\s:]+:(\d+))/, startTimeoutMs);
+  } catch (e) {
+    kill();
+    throw e;
+  }
+  const url = m[1]!;
+  return { proc, pid: proc.pid!, url, streamUrl: `${url.replace(/^http/, 'ws')}/twilio/stream`, port: Number(m[2]), output: () => out, exited, waitFor, kill };
+}
+
+/** Polls `fn` every `everyMs` until it returns a truthy value (bounded). */
+export async function pollUntil<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export function form(params: Record<string, string>): string {
+  return new URLSearchParams(params).toString();
+}
+
+export function callSid(): string {
+  return 'CA' + Array.from({ length: 32 }, () => Math.floor(Math.random() * 16).toString(16)).join('');
+}
+
+export async function postVoice(baseUrl: string, sid = callSid(), headers: Record<string, string> = {}): Promise<{ status: number; text: string; headers: Headers }> {
+  const r = await fetch(`${baseUrl}/twilio/voice`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: form({ CallSid: sid, From: '+15551230000', To: '+15557650000' }) });
+  return { status: r.status, text: await r.text(), headers: r.headers };
+}
+
+/** μ-law passthrough echo: everything the caller heard is a contiguous run of what they said — nothing lost or altered. */
+export function echoedExactly(r: { heard: Uint8Array; heardSegments: { startMs: number; endMs: number }[] }, said: Uint8Array): boolean {
+  const reply = Buffer.concat(r.heardSegments.map((s) => r.heard.subarray(Math.round(s.startMs * 8), Math.round(s.endMs * 8))));
+  if (reply.length < said.length * 0.8) return false;
+  const at = Buffer.from(said).indexOf(Buffer.from(reply.subarray(0, 800)));
+  return at >= 0 && Buffer.from(reply).equals(Buffer.from(said.subarray(at, at + reply.length)));
+}
