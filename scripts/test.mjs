@@ -33,6 +33,12 @@ if (hasCargo && args.length === 0) {
   failed++;
 }
 
+// nginx and a PostgreSQL server (Debian packages) when missing.
+if (args.length === 0) {
+  const deps = spawnSync('bash', ['scripts/ensure-test-deps.sh'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (deps.status !== 0) console.error('could not install nginx / postgresql: the scale-out and PostgreSQL tests will fail');
+}
+
 // The PostgreSQL store tests need a real server: provision a throwaway one (installs
 // Debian's postgresql when missing; reuses a running one) unless TEST_DATABASE_URL is set.
 if (!process.env.TEST_DATABASE_URL && args.length === 0) {
