@@ -4,6 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 export const repoRoot = join(import.meta.dirname, '..', '..');
 
@@ -33,6 +35,8 @@ export async function startChildBridge(env: Record<string, string>, args: string
       HOST: '127.0.0.1',
       BRIDGE_LOG_LEVEL: 'warn',
       BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto',
+      // Call records in a throwaway dir, never the repository's ./data.
+      BRIDGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-child-data-')),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
