@@ -69,10 +69,20 @@ const fail = (code: TwilioInputCode, detail: string): ParseResult => ({ ok: fals
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Twilio sends integers as decimal strings; accept numbers too. Returns NaN when invalid. */
+/**
+ * Twilio sends integers as decimal strings; accept numbers too. Returns NaN when invalid.
+ * At most 2^32 - 1: the jitter buffer takes `chunk` and `timestamp` as unsigned 32-bit
+ * (DspBackend contract) and its TS backend throws beyond that — a throw in the socket's
+ * message handler would crash the process (found by test/hardening/fuzz.test.ts). A real
+ * stream stays far below: 2^32 ms is 49 days, one chunk per 20 ms is 2.7 years.
+ */
+const U32_MAX = 0xffff_ffff;
 function intField(v: unknown): number {
-  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : Number.NaN;
-  if (typeof v === 'string' && v.length > 0 && v.length <= 16 && /^\d+$/.test(v)) return Number(v);
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 && v <= U32_MAX ? v : Number.NaN;
+  if (typeof v === 'string' && v.length > 0 && v.length <= 10 && /^\d+$/.test(v)) {
+    const n = Number(v);
+    return n <= U32_MAX ? n : Number.NaN;
+  }
   return Number.NaN;
 }
 
@@ -167,7 +177,9 @@ export function parseTwilioMessage(text: string): ParseResult {
       return { ok: true, message: { event, sequenceNumber, streamSid, callSid: str(stop.callSid) ?? '' } };
     }
     default:
-      return fail(TwilioInputCodes.UNKNOWN_EVENT, `unknown event ${JSON.stringify(String(event)).slice(0, 40)}`);
+      // Never String() an arbitrary value here: a deeply nested array recurses in
+      // Array#join and overflows the stack (found by the fuzz test).
+      return fail(TwilioInputCodes.UNKNOWN_EVENT, `unknown event ${typeof event === 'string' ? JSON.stringify(event.slice(0, 40)) : `of type ${event === null ? 'null' : Array.isArray(event) ? 'array' : typeof event}`}`);
   }
 }
 
