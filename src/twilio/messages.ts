@@ -69,10 +69,20 @@ const fail = (code: TwilioInputCode, detail: string): ParseResult => ({ ok: fals
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Twilio sends integers as decimal strings; accept numbers too. Returns NaN when invalid. */
+/**
+ * Twilio sends integers as decimal strings; accept numbers too. Returns NaN when invalid.
+ * At most 2^32 - 1: the jitter buffer takes `chunk` and `timestamp` as unsigned 32-bit
+ * (DspBackend contract) and its TS backend throws beyond that — a throw in the socket's
+ * message handler would crash the process (found by test/hardening/fuzz.test.ts). A real
+ * stream stays far below: 2^32 ms is 49 days, one chunk per 20 ms is 2.7 years.
+ */
+const U32_MAX = 0xffff_ffff;
 function intField(v: unknown): number {
-  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : Number.NaN;
-  if (typeof v === 'string' && v.length > 0 && v.length <= 16 && /^\d+$/.test(v)) return Number(v);
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 && v <= U32_MAX ? v : Number.NaN;
+  if (typeof v === 'string' && v.length > 0 && v.length <= 10 && /^\d+$/.test(v)) {
+    const n = Number(v);
+    return n <= U32_MAX ? n : Number.NaN;
+  }
   return Number.NaN;
 }
 
@@ -80,7 +90,35 @@ function str(v: unknown, max = 256): string | undefined {
   return typeof v === 'string' && v.length > 0 && v.length <= max ? v : undefined;
 }
 
+/**
+ * Twilio's messages nest three levels deep. JSON.parse's cost grows steeply with nesting
+ * (V8, measured here: ~2 ms for 3,000 levels, ~10 ms for a 64 KiB message of brackets —
+ * 100× its cost per byte on flat JSON), so one signed socket could spend seconds of CPU
+ * per second within the flood guard's 250 messages/s (found by the fuzz test, whose
+ * nested messages stalled the real calls' playout). Texts long enough to nest deeply are
+ * scanned first and refused above MAX_DEPTH; shorter ones (every media message: ~370
+ * chars) are not scanned at all, so the frame path pays nothing.
+ */
+const MAX_DEPTH = 16;
+const SCAN_FROM_CHARS = 512;
+function nestedTooDeep(text: string): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped char
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > MAX_DEPTH) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
 export function parseTwilioMessage(text: string): ParseResult {
+  if (text.length > SCAN_FROM_CHARS && nestedTooDeep(text)) return fail(TwilioInputCodes.INVALID, `nested deeper than ${MAX_DEPTH} levels`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -167,7 +205,9 @@ export function parseTwilioMessage(text: string): ParseResult {
       return { ok: true, message: { event, sequenceNumber, streamSid, callSid: str(stop.callSid) ?? '' } };
     }
     default:
-      return fail(TwilioInputCodes.UNKNOWN_EVENT, `unknown event ${JSON.stringify(String(event)).slice(0, 40)}`);
+      // Never String() an arbitrary value here: a deeply nested array recurses in
+      // Array#join and overflows the stack (found by the fuzz test).
+      return fail(TwilioInputCodes.UNKNOWN_EVENT, `unknown event ${typeof event === 'string' ? JSON.stringify(event.slice(0, 40)) : `of type ${event === null ? 'null' : Array.isArray(event) ? 'array' : typeof event}`}`);
   }
 }
 

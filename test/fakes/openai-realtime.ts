@@ -112,6 +112,8 @@ export interface FakeOpenAi extends FakeService {
   /** The bytes a response of `ms` carries in `format` (what the caller should hear). */
   audioFor(format: FakeFormat, ms: number): Buffer;
   refuseNext(status: number, count?: number): void;
+  /** Hardening tests: the next upgrade is answered only after `ms` (a slow handshake). */
+  delayNextUpgrade(ms: number): void;
   /** Send anything raw to the current connection. */
   sendRaw(text: string): void;
   /** As FakeService.fault, with the close code for close-mid-call and the HTTP status for refuse-next. */
@@ -374,7 +376,17 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     const text = JSON.stringify(body);
     socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
   };
+  let delayNextUpgradeMs = 0;
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (delayNextUpgradeMs > 0) {
+      // Slow handshake (test/hardening/agent-faults.test.ts): handle this upgrade only after the delay.
+      const delay = delayNextUpgradeMs;
+      delayNextUpgradeMs = 0;
+      later(delay, () => {
+        if (!socket.destroyed) server.emit('upgrade', req, socket, head);
+      });
+      return;
+    }
     const u = new URL(req.url ?? '/', 'http://x');
     const forced = refuseQueue.shift();
     if (forced !== undefined) {
@@ -516,6 +528,9 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
           c.ws.close(opts?.code ?? 1011, 'internal error');
           return;
       }
+    },
+    delayNextUpgrade(ms: number) {
+      delayNextUpgradeMs = ms;
     },
     refuseNext(status: number, count = 1) {
       for (let i = 0; i < count; i++) refuseQueue.push(status);

@@ -104,6 +104,9 @@ export class FakePipecatServer implements FakeService {
   readonly #wss: WebSocketServer;
   #conn: Conn | undefined;
   #refuseNext: number | false = false;
+  /** Hardening tests: hold the next upgrade this long before answering it (a slow handshake). */
+  #delayNextUpgradeMs = 0;
+  readonly #delayTimers = new Set<NodeJS.Timeout>();
   #rx: Received = { audioMs: 0, interruptions: [], dtmf: [], closed: false, audioFormatErrors: [], messages: [], badMessages: 0, authHeaders: [], connections: 0 };
   #connWaiters: (() => void)[] = [];
   // autoAnswer state
@@ -138,6 +141,17 @@ export class FakePipecatServer implements FakeService {
         const status = this.#refuseNext;
         this.#refuseNext = false;
         socket.end(`HTTP/1.1 ${status} Refused\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        return;
+      }
+      const delay = this.#delayNextUpgradeMs;
+      this.#delayNextUpgradeMs = 0;
+      if (delay > 0) {
+        // Slow handshake (test/hardening/agent-faults.test.ts): answer the upgrade only after `delay` ms.
+        const t = setTimeout(() => {
+          this.#delayTimers.delete(t);
+          if (!socket.destroyed) this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws));
+        }, delay);
+        this.#delayTimers.add(t);
         return;
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws));
@@ -333,6 +347,11 @@ export class FakePipecatServer implements FakeService {
     }
   }
 
+  /** Hardening tests: the next upgrade is answered only after `ms` (a slow handshake). */
+  delayNextUpgrade(ms: number): void {
+    this.#delayNextUpgradeMs = ms;
+  }
+
   /** Extra faults and frames for adapter tests. */
   refuseNextWith(status: number): void {
     this.#refuseNext = status;
@@ -354,6 +373,8 @@ export class FakePipecatServer implements FakeService {
   }
 
   async close(): Promise<void> {
+    for (const t of this.#delayTimers) clearTimeout(t);
+    this.#delayTimers.clear();
     for (const c of this.#wss.clients) c.terminate();
     this.#wss.close();
     this.#http.closeAllConnections();
