@@ -71,6 +71,10 @@ export class Playout {
   #partialLen = 0;
   #bufferedUntilMs = 0;
   #firstQueuedAtMs = -1;
+  /** The current response is μ-law audio that bypasses the pipeline (prompt, TTS). */
+  #ulawResponse = false;
+  /** The agent said the current response is complete (responseDone). */
+  #responseEnded = false;
   /** Audio gathered before a stretch starts: half the lead (40 ms by default). */
   readonly #startBufferMs: number;
   #responseSeq = 0;
@@ -122,6 +126,7 @@ export class Playout {
   /** μ-law audio that bypasses the pipeline (prompts, TTS), as its own response. */
   enqueueUlaw(bytes: Uint8Array, responseId: string): void {
     if (responseId !== this.#responseId) this.#startResponse(responseId);
+    this.#ulawResponse = true;
     this.#queueUlaw(bytes);
   }
 
@@ -147,14 +152,26 @@ export class Playout {
 
   /** End of a response: the resampler tail and the last partial frame go out too. */
   endResponse(): void {
+    this.#responseEnded = true;
+    // A μ-law response (prompt, TTS) never went through the PCM pipeline: pad its last
+    // partial frame and stop there — flushing the pipeline would queue a frame of its
+    // silence ahead of the prompt's tail.
+    if (this.#ulawResponse) {
+      this.#padPartial();
+      return;
+    }
     if (this.#o.pipeline) {
       const need = this.#o.pipeline.maxFlushBytes();
       if (this.#scratch.length < need) this.#scratch = new Uint8Array(need * 2);
       const n = this.#o.pipeline.flush(this.#scratch);
       this.#queueFrames(this.#scratch, n);
     }
+    this.#padPartial();
+  }
+
+  /** μ-law bytes (passthrough agents, prompts) that did not fill a frame: pad with silence. */
+  #padPartial(): void {
     if (this.#partialLen > 0) {
-      // μ-law bytes (passthrough agents, prompts) that did not fill a frame: pad with silence.
       this.#partial.fill(0xff, this.#partialLen);
       this.#queueFrames(this.#partial, FRAME_BYTES);
       this.#partialLen = 0;
@@ -163,6 +180,8 @@ export class Playout {
 
   #startResponse(responseId: string | undefined): void {
     this.#responseSeq++;
+    this.#ulawResponse = false;
+    this.#responseEnded = false;
     this.#responseId = responseId;
     this.#responseSentMs = 0;
     this.#responseHeardMs = 0;
@@ -239,7 +258,9 @@ export class Playout {
     }
     this.#firstQueuedAtMs = -1;
     if (this.#bufferedUntilMs < nowMs) {
-      if (this.#stats.framesSent > 0 && this.#bufferedUntilMs > 0 && this.#bufferedUntilMs < nowMs - FRAME_MS) this.#stats.underruns++;
+      // An underrun is Twilio running dry in the middle of a response whose audio was
+      // still coming (not the pause before the next reply, which the caller hears as a turn).
+      if (this.#responseSentMs > 0 && !this.#responseEnded && this.#bufferedUntilMs > 0 && this.#bufferedUntilMs < nowMs - FRAME_MS) this.#stats.underruns++;
       this.#bufferedUntilMs = nowMs;
     }
     const room = Math.floor((nowMs + this.#leadMs - this.#bufferedUntilMs) / FRAME_MS);
