@@ -12,12 +12,9 @@ import { agentModule as elevenlabsModule } from './elevenlabs/index.js';
 import { agentModule as hume } from './hume/index.js';
 import { agentModule as openai } from './openai/index.js';
 
-/**
- * An agent name nobody registered. Shaped like BridgeError (code, category,
- * retryable) until errors.ts has an AGENT_UNKNOWN code; then this becomes a BridgeError.
- */
 import { BridgeError, ErrorCodes } from '../errors.js';
 
+/** An agent name nobody registered (BRIDGE_ERR_AGENT_UNKNOWN). */
 export class UnknownAgentError extends BridgeError {
   constructor(
     readonly agentName: string,
