@@ -487,10 +487,15 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #onTick = (nowMs: number): void => {
     const p = this.#playout;
     if (p) {
-      const sentBefore = p.stats.framesSent;
-      const t0 = performance.now();
-      p.tick(nowMs);
-      if (this.#d.observer && p.stats.framesSent !== sentBefore) this.#d.observer.outboundTick(performance.now() - t0);
+      const observer = this.#d.observer;
+      if (observer) {
+        const sentBefore = p.framesSent;
+        const t0 = performance.now();
+        p.tick(nowMs);
+        if (p.framesSent !== sentBefore) observer.outboundTick(performance.now() - t0);
+      } else {
+        p.tick(nowMs);
+      }
     }
     // Frames held by the jitter buffer waiting for a gap are released on their deadline.
     if (this.#inbound && this.#state === 'streaming' && this.#inbound.bufferedFrames > 0) {

@@ -100,6 +100,11 @@ export class Playout {
   }
   readonly #maxQueueBytes: number;
 
+  /** Frames sent so far (read every tick: no stats object built). */
+  get framesSent(): number {
+    return this.#stats.framesSent;
+  }
+
   get stats(): PlayoutStats {
     return { ...this.#stats, queuedMs: (this.#qLen / FRAME_BYTES) * FRAME_MS };
   }

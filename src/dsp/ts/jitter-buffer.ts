@@ -164,6 +164,12 @@ export class TsJitterBuffer implements JitterBuffer {
     this.hist = new Float64Array(0);
   }
 
+  /** Frames held waiting for a gap (polled every tick by the call: no stats object built). */
+  get bufferedFrames(): number {
+    this.checkOpen();
+    return this.held;
+  }
+
   stats(): JitterStats {
     this.checkOpen();
     return {

@@ -74,7 +74,7 @@ export class TsInboundPipeline implements InboundPipeline {
   }
 
   get bufferedFrames(): number {
-    return this.#get().stats().bufferedFrames;
+    return this.#get().bufferedFrames;
   }
 
   push(payload: Uint8Array, seq: number, timestampMs: number, nowMs: number, dst: Int16Array): number {
@@ -95,7 +95,7 @@ export class TsInboundPipeline implements InboundPipeline {
     const jb = this.#get();
     if (dst.length < this.maxFrameOutput) throw tooSmall(dst.length, this.maxFrameOutput);
     let written = this.#release(jb, dst, null);
-    if (jb.stats().bufferedFrames === 0 && this.#tailPending) {
+    if (jb.bufferedFrames === 0 && this.#tailPending) {
       const rs = this.#rs;
       if (rs) {
         const need = rs.outputLatency + 1;
