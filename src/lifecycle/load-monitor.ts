@@ -9,8 +9,12 @@
  * the DSP calls, the sockets), so when the loop is 100 % busy frames start to be
  * late, whatever the machine's other cores are doing. We also report, not gate on:
  * the process's CPU (user + system, all threads; can exceed 1 with worker threads)
- * and the event-loop delay's p99 (`monitorEventLoopDelay`), which says how late a
- * timer — e.g. the frame clock — fires.
+ * and the event-loop delay's p99, which says how late a timer — e.g. the frame clock —
+ * fires. The delay comes from our own 10 ms probe timer (the gap between its runs,
+ * minus 10 ms), not `monitorEventLoopDelay`: that histogram forgets its previous
+ * timestamp on `reset()`, so a busy stretch that ends just before a sample is never
+ * recorded — and with a periodic load the sampler and the busy stretches phase-lock
+ * and it reports no lag at all (seen in CI: 0.1 ms under an 85 %-busy loop).
  *
  * ```text
  *   every sampleMs:  Δ(ELU active, idle), Δ(cpu µs), Δ(wall), p99 delay  ──►  ring of samples (windowMs)
@@ -21,14 +25,14 @@
  * One timer per process, unref'd; nothing on the frame path. A synchronous busy
  * stretch is seen by the first sample after it (ELU counts it as active time).
  */
-import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 
 export interface LoadSnapshot {
   /** Event-loop utilisation over the window, 0–1 (the gated figure). */
   load: number;
   /** Process CPU over the window, in cores (user + system, all threads). */
   cpu: number;
-  /** Worst per-sample p99 event-loop delay over the window (ms). */
+  /** Worst per-sample p99 event-loop delay over the window (ms): how late a 10 ms probe timer ran. */
   lagP99Ms: number;
   threshold: number | null;
   windowMs: number;
@@ -53,6 +57,9 @@ interface Sample {
 }
 
 const HYSTERESIS = 0.85;
+const PROBE_MS = 10;
+/** Probe latenesses kept per sample (a 1 s sample holds ~100; more than this are folded into the last slot's max). */
+const PROBE_SLOTS = 256;
 
 export class LoadMonitor {
   readonly threshold: number | undefined;
@@ -64,7 +71,10 @@ export class LoadMonitor {
   #elu: EventLoopUtilization | undefined;
   #cpu: NodeJS.CpuUsage | undefined;
   #wall = 0;
-  #hist: IntervalHistogram | undefined;
+  #probe: NodeJS.Timeout | undefined;
+  #probeLast = 0;
+  readonly #late = new Float64Array(PROBE_SLOTS);
+  #lateCount = 0;
   #overloaded = false;
   #listeners = new Set<(overloaded: boolean) => void>();
 
@@ -80,8 +90,10 @@ export class LoadMonitor {
     this.#elu = performance.eventLoopUtilization();
     this.#cpu = process.cpuUsage();
     this.#wall = performance.now();
-    this.#hist = monitorEventLoopDelay({ resolution: 10 });
-    this.#hist.enable();
+    this.#probeLast = this.#wall;
+    this.#lateCount = 0;
+    this.#probe = setInterval(() => this.#onProbe(), PROBE_MS);
+    this.#probe.unref();
     this.#timer = setInterval(() => this.#sample(), this.sampleMs);
     this.#timer.unref();
   }
@@ -89,8 +101,8 @@ export class LoadMonitor {
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-    this.#hist?.disable();
-    this.#hist = undefined;
+    if (this.#probe) clearInterval(this.#probe);
+    this.#probe = undefined;
   }
 
   /** Called with the new state whenever `overloaded` changes. */
@@ -113,12 +125,27 @@ export class LoadMonitor {
     const now = performance.now();
     const wallMs = now - this.#wall;
     this.#wall = now;
-    const h = this.#hist!;
-    const lagP99Ms = h.count > 0 ? Math.max(0, h.percentile(99) / 1e6 - 10) : 0; // minus the histogram's 10 ms resolution timer
-    h.reset();
+    const lagP99Ms = this.#probeP99();
     this.#ring.push({ active: d.active, idle: d.idle, cpuUs, wallMs, lagP99Ms });
     if (this.#ring.length > this.#capacity) this.#ring.shift();
     this.#update();
+  }
+
+  #onProbe(): void {
+    const now = performance.now();
+    const late = Math.max(0, now - this.#probeLast - PROBE_MS);
+    this.#probeLast = now;
+    if (this.#lateCount < PROBE_SLOTS) this.#late[this.#lateCount++] = late;
+    else this.#late[PROBE_SLOTS - 1] = Math.max(this.#late[PROBE_SLOTS - 1]!, late);
+  }
+
+  /** p99 of the probe's lateness since the last sample (nearest rank), then start afresh. */
+  #probeP99(): number {
+    const n = this.#lateCount;
+    this.#lateCount = 0;
+    if (n === 0) return 0;
+    const sorted = this.#late.subarray(0, n).sort();
+    return sorted[Math.min(n - 1, Math.ceil(0.99 * n) - 1)]!;
   }
 
   #update(): void {
