@@ -333,6 +333,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       streamSid: m.streamSid,
       send: (t) => this.#send(t),
       leadMs: this.#d.config.playoutLeadMs,
+      now: FrameClock.now,
       onSent: tap ? (ulaw, playAtMs) => tap.agent(ulaw, playAtMs - origin) : undefined,
     });
     this.#unsubscribeClock = this.#d.clock.subscribe(this.#onTick);

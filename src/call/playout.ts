@@ -3,12 +3,24 @@
  * paced by the shared frame clock with a small bounded lead over real time.
  *
  * ```text
- *  agent audio ──► OutboundPipeline ──► frame queue ──(each tick: top up to `leadMs` ahead)──► one media msg + one mark
+ *  agent audio ──► OutboundPipeline ──► frame queue ──(on arrival, and each tick: top up to `leadMs` ahead)──► one media msg (+ a mark, see below)
  *                                                                                              │
- *  Twilio echoes the mark when that audio has played ─► heardMs of the response = the mark's end position
+ *  Twilio echoes the mark when that audio has played ─► the response's acknowledged position
  *  barge-in: queue dropped, `clear` sent, marks still pending are echoed by Twilio and ignored,
- *            the response's late audio is dropped, the agent is told heardMs (acknowledged, not estimated)
+ *            the response's late audio is dropped, the agent is told heardMs: the last acknowledged
+ *            position plus the time since that acknowledgement, never past the audio Twilio can
+ *            have played by now (sent − still buffered)
  * ```
+ *
+ * Marks: one mark per message would double the messages each way (a mark out, its echo
+ * back) for little — Twilio plays in order and in real time, so an acknowledged point
+ * plus the clock places the caller in the audio. A message carries a mark when it starts
+ * a response, when MARK_MAX_GAP_MS of audio went out since the last mark, and when it
+ * ends a finished response (or a lone mark follows the response's last audio), so
+ * `drained()` — everything of a finished response echoed — stays exact. `active`
+ * (is anything playing, for barge-in) is true while audio is queued, a mark is
+ * outstanding, or our model of Twilio's buffer says audio is still playing (plus a
+ * margin for the network). Without a clock (`now`) every message carries a mark.
  *
  * Twilio plays audio in the order received, in real time, from when it arrives
  * (protocols.md §1.3). `bufferedUntilMs` estimates when Twilio's buffer runs dry:
@@ -22,6 +34,10 @@ import { buildClear, buildMark, buildMedia } from '../twilio/messages.js';
 
 const FRAME_BYTES = 160;
 const FRAME_MS = 20;
+/** Longest stretch of audio sent without a mark (bounds how far the heard estimate extrapolates). */
+export const MARK_MAX_GAP_MS = 100;
+/** `active` stays true this long past the modelled end of Twilio's buffer (its playback starts a network trip later). */
+const ACTIVE_MARGIN_MS = 100;
 
 export interface PlayoutStats {
   framesQueued: number;
@@ -57,6 +73,12 @@ export interface PlayoutOptions {
   maxQueueMs?: number;
   /** Sees each batch of frames sent, with the clock time Twilio starts playing it (recordings). */
   onSent?: (ulaw: Uint8Array, playAtMs: number) => void;
+  /**
+   * The frame clock's time. When given, audio that arrives while Twilio's buffer has
+   * room is sent at once instead of at the next 20 ms tick (which would add 0–20 ms,
+   * 10 ms on average, to every agent frame of an agent that streams at real time).
+   */
+  now?: () => number;
 }
 
 export class Playout {
@@ -86,6 +108,10 @@ export class Playout {
   readonly #droppedResponses: string[] = [];
   #markSeq = 0;
   #lastAckAt = 0;
+  /** Audio of the current response sent since the last mark (ms). */
+  #unmarkedMs = 0;
+  /** Whether a mark of the current response has been echoed (heardMs is then anchored). */
+  #ackedInResponse = false;
   #stats: PlayoutStats = { framesQueued: 0, framesSent: 0, messagesSent: 0, marksSent: 0, marksAcked: 0, framesCleared: 0, staleChunksDropped: 0, underruns: 0, bargeIns: 0, queuedMs: 0 };
   /** Resolvers waiting for everything sent to have been heard. */
   #drainWaiters: (() => void)[] = [];
@@ -114,8 +140,15 @@ export class Playout {
     return this.#responseHeardMs;
   }
 
-  /** Whether agent audio is queued or still playing at Twilio (not yet acknowledged). */
+  /** Whether agent audio is queued or still playing at Twilio (a mark outstanding, or by the buffer model). */
   get active(): boolean {
+    if (this.#markActive) return true;
+    const now = this.#o.now?.();
+    return now !== undefined && this.#bufferedUntilMs > 0 && now < this.#bufferedUntilMs + ACTIVE_MARGIN_MS;
+  }
+
+  /** Audio queued or a mark not yet echoed (what `drained()` waits for). */
+  get #markActive(): boolean {
     return this.#qLen > 0 || this.#partialLen > 0 || this.#pendingMarks.length > 0;
   }
 
@@ -133,6 +166,12 @@ export class Playout {
     if (responseId !== this.#responseId) this.#startResponse(responseId);
     this.#ulawResponse = true;
     this.#queueUlaw(bytes);
+    this.#sendNow();
+  }
+
+  /** Audio just arrived: send what fits now rather than at the next tick. */
+  #sendNow(): void {
+    if (this.#o.now && this.#qLen > 0) this.tick(this.#o.now());
   }
 
   /** Agent audio: PCM16 at the pipeline's rate, or μ-law bytes when there is no pipeline. */
@@ -153,6 +192,7 @@ export class Playout {
     } else {
       this.#queueUlaw(data as Uint8Array);
     }
+    this.#sendNow();
   }
 
   /** End of a response: the resampler tail and the last partial frame go out too. */
@@ -163,6 +203,8 @@ export class Playout {
     // silence ahead of the prompt's tail.
     if (this.#ulawResponse) {
       this.#padPartial();
+      this.#sendNow();
+      this.#markEnd();
       return;
     }
     if (this.#o.pipeline) {
@@ -172,6 +214,13 @@ export class Playout {
       this.#queueFrames(this.#scratch, n);
     }
     this.#padPartial();
+    this.#sendNow();
+    this.#markEnd();
+  }
+
+  /** The response is complete and all of it has gone out unmarked: a lone mark after it, for drained(). */
+  #markEnd(): void {
+    if (this.#qLen === 0 && this.#partialLen === 0 && this.#unmarkedMs > 0) this.#sendMark();
   }
 
   /** μ-law bytes (passthrough agents, prompts) that did not fill a frame: pad with silence. */
@@ -190,6 +239,8 @@ export class Playout {
     this.#responseId = responseId;
     this.#responseSentMs = 0;
     this.#responseHeardMs = 0;
+    this.#unmarkedMs = 0;
+    this.#ackedInResponse = false;
   }
 
   #queueUlaw(bytes: Uint8Array): void {
@@ -289,16 +340,25 @@ export class Playout {
       const view = this.#qHead + bytes <= cap ? this.#queue.subarray(this.#qHead, this.#qHead + bytes) : Buffer.from(payload, 'base64');
       this.#o.onSent(view, at);
     }
+    const startsResponse = this.#responseSentMs === 0;
     this.#qHead = (this.#qHead + bytes) % cap;
     this.#qLen -= bytes;
     this.#bufferedUntilMs += frames * FRAME_MS;
     this.#responseSentMs += frames * FRAME_MS;
+    this.#unmarkedMs += frames * FRAME_MS;
     this.#o.send(buildMedia(this.#o.streamSid, payload));
+    this.#stats.framesSent += frames;
+    this.#stats.messagesSent++;
+    const endsResponse = this.#responseEnded && this.#qLen === 0 && this.#partialLen === 0;
+    if (!this.#o.now || startsResponse || this.#unmarkedMs >= MARK_MAX_GAP_MS || endsResponse) this.#sendMark();
+  }
+
+  #sendMark(): void {
     const name = `r${this.#responseSeq}.${this.#responseSentMs}.${++this.#markSeq}`;
     this.#pendingMarks.push({ name, responseSeq: this.#responseSeq, endMs: this.#responseSentMs });
     this.#o.send(buildMark(this.#o.streamSid, name));
-    this.#stats.framesSent += frames;
-    this.#stats.messagesSent += 2;
+    this.#unmarkedMs = 0;
+    this.#stats.messagesSent++;
     this.#stats.marksSent++;
   }
 
@@ -312,8 +372,11 @@ export class Playout {
     this.#pendingMarks.splice(0, i + 1);
     this.#stats.marksAcked += i + 1;
     this.#lastAckAt = nowMs;
-    if (m.responseSeq === this.#responseSeq) this.#responseHeardMs = m.endMs;
-    if (!this.active) this.#resolveDrain();
+    if (m.responseSeq === this.#responseSeq) {
+      this.#responseHeardMs = m.endMs;
+      this.#ackedInResponse = true;
+    }
+    if (!this.#markActive) this.#resolveDrain();
     return true;
   }
 
@@ -323,7 +386,7 @@ export class Playout {
    * of the response the caller heard (acknowledged marks).
    */
   bargeIn(): { heardMs: number; responseId: string | undefined; cleared: boolean } {
-    const heardMs = this.#responseHeardMs;
+    const heardMs = this.#heardEstimate();
     const responseId = this.#responseId;
     const wasActive = this.active;
     this.#stats.framesCleared += this.#qLen / FRAME_BYTES;
@@ -349,9 +412,23 @@ export class Playout {
     return { heardMs, responseId, cleared: wasActive };
   }
 
+  /**
+   * How much of the current response the caller has heard, in ms: the last echoed
+   * mark's position plus the time since its echo (Twilio plays on in real time), but
+   * never past what Twilio can have played by now — the audio sent minus what our model
+   * of its buffer says is still queued. Without an echo in this response yet: 0.
+   */
+  #heardEstimate(): number {
+    const acked = this.#responseHeardMs;
+    const now = this.#o.now?.();
+    if (!this.#ackedInResponse || now === undefined) return acked;
+    const playable = this.#responseSentMs - Math.max(0, this.#bufferedUntilMs - now);
+    return Math.round(Math.max(acked, Math.min(acked + (now - this.#lastAckAt), playable)));
+  }
+
   /** Resolves when all audio queued so far has been acknowledged as played (or at once if idle). */
   drained(): Promise<void> {
-    if (!this.active) return Promise.resolve();
+    if (!this.#markActive) return Promise.resolve();
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { runSimulatedCall } from '../../src/sim/simulator.js';
 import { startFakeGemini } from '../fakes/gemini.js';
-import { getJson, heardAtClear, ulawClip, withBridge } from './helpers.js';
+import { expectHeardAtClear, getJson, ulawClip, withBridge } from './helpers.js';
 
 describe('a call with the gemini agent', () => {
   it('the caller hears the reply; talking over it clears Twilio and the service learns the heard position', async () => {
@@ -42,14 +42,14 @@ describe('a call with the gemini agent', () => {
         expect(r.bargeIn!.reactionMs!).toBeLessThan(400);
         expect(fake.serviceInterruptions()).toBeGreaterThanOrEqual(1);
 
-        // What the bridge measured as heard (from acknowledged marks) is what the service was told.
+        // What the bridge measured as heard (acknowledged marks + the clock) is what the service was told.
         const rec = await getJson(`${bridge.url}/calls/${r.callSid}`);
         expect(rec.body).toMatchObject({ agent: 'gemini', state: 'closed', endReason: 'twilio-stop' });
         expect(rec.body.bargeIns).toBeGreaterThanOrEqual(1);
         const told = fake.received().interruptions;
         expect(told.length).toBe(rec.body.bargeIns);
         expect(told.at(-1)!.heardMs).toBe(rec.body.lastHeardMs);
-        expect(heardAtClear(r.marks, clear.atMs)).toContain(told[0]!.heardMs);
+        expectHeardAtClear(told[0]!.heardMs!, r.marks, clear.atMs);
         expect(Math.abs(told[0]!.heardMs! - (clear.atMs - first.startMs))).toBeLessThanOrEqual(80);
 
         // The voice parameter reached the setup; the caller's talk-over was answered too.

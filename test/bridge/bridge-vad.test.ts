@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentSession, pcm16, type AgentFactory, type AudioFormat } from '../../src/agents/agent.js';
 import { runSimulatedCall } from '../../src/sim/simulator.js';
 import { startFakeTwilioRest } from '../fakes/twilio-rest.js';
-import { getJson, heardAtClear, ulawClip, withBridge } from './helpers.js';
+import { expectHeardAtClear, getJson, ulawClip, withBridge } from './helpers.js';
 
 /** A provider without VAD that talks for `talkMs` as soon as it connects (a 300 Hz hum), then optionally ends the call. */
 class Talker extends AgentSession {
@@ -69,7 +69,7 @@ describe("the bridge's own VAD", () => {
         const clear = r.clears[0]!;
         const heardMs = talker.sessions[0]!.interrupts[0]!.heardMs;
         expect(talker.sessions[0]!.interrupts).toEqual([{ heardMs }]);
-        expect(heardAtClear(r.marks, clear.atMs)).toContain(heardMs);
+        expectHeardAtClear(heardMs, r.marks, clear.atMs);
         const rec = await getJson(`${bridge.url}/calls/${r.callSid}`);
         expect(rec.body.bargeIns).toBe(1);
         expect(rec.body.lastHeardMs).toBe(heardMs);

@@ -81,11 +81,23 @@ export function markEndMs(name: string): number {
 }
 
 /**
- * The heard positions consistent with the simulator's view at a clear: the end of the
- * last mark it echoed before the clear, or of the one before — a mark echo can still
- * be in flight when the bridge decides the barge-in from the marks it has received.
+ * The heard positions consistent with the simulator's view at a clear. At least the end
+ * of the last mark it echoed before the clear, or of the one before (an echo can still be
+ * in flight when the bridge decides the barge-in); the bridge then adds the time since
+ * the echo it has, so at most the last echoed position plus the time from that echo to
+ * the clear's arrival (the simulator plays on in real time; the bridge decided a little
+ * earlier), plus one frame for the two clocks.
  */
-export function heardAtClear(marks: { name: string; echoedAtMs: number | null; viaClear: boolean }[], clearAtMs: number): number[] {
-  const played = marks.filter((m) => !m.viaClear && m.echoedAtMs !== null && m.echoedAtMs <= clearAtMs).map((m) => markEndMs(m.name));
-  return played.slice(-2);
+export function heardRangeAtClear(marks: { name: string; echoedAtMs: number | null; viaClear: boolean }[], clearAtMs: number): { min: number; max: number } {
+  const played = marks.filter((m) => !m.viaClear && m.echoedAtMs !== null && m.echoedAtMs <= clearAtMs);
+  if (played.length === 0) return { min: 0, max: 20 };
+  const ends = played.slice(-2).map((m) => markEndMs(m.name));
+  const last = played.at(-1)!;
+  return { min: Math.min(...ends), max: markEndMs(last.name) + (clearAtMs - last.echoedAtMs!) + 20 };
+}
+
+/** Asserts a barge-in's heard position is within heardRangeAtClear. */
+export function expectHeardAtClear(heardMs: number, marks: Parameters<typeof heardRangeAtClear>[0], clearAtMs: number): void {
+  const { min, max } = heardRangeAtClear(marks, clearAtMs);
+  if (heardMs < min || heardMs > max) throw new Error(`heardMs ${heardMs} outside [${min}, ${max}] (acknowledged marks … played by the clear)`);
 }

@@ -296,7 +296,7 @@ describe('simulator: fast mode, endings and bad peers', () => {
     const result = await runSimulatedCall({ url: server.url, audio: new Uint8Array(8000), tailMs: 0 });
     expect(result.outcome).toBe('server-closed');
     expect(result.close).toEqual({ code: 1011, reason: 'agent failed', initiatedBy: 'server' });
-    expect(result.framesSent).toBeLessThan(15);
+    expect(result.framesSent).toBeLessThan(30); // of 50: it stopped at the close (loose: the close travels while frames keep their 20 ms pace)
     expect(server.peers[0]!.received.some((r) => r.message.event === 'stop')).toBe(false);
   });
 

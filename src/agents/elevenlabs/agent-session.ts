@@ -75,6 +75,7 @@ import {
   type ServerEvent,
 } from './agent-protocol.js';
 import { parseCallOptions, type ElevenLabsAgentConfig } from './config.js';
+import { zeroMask } from '../ws-mask.js';
 
 /** Bound of the signed-URL request. */
 const SIGNED_URL_TIMEOUT_MS = 5000;
@@ -232,7 +233,7 @@ export class ElevenLabsAgentSession extends AgentSession {
 
     await new Promise<void>((resolve, reject) => {
       let settled = false;
-      const ws = new WebSocket(url, { handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: MAX_PAYLOAD_BYTES, perMessageDeflate: false });
+      const ws = new WebSocket(url, { handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: MAX_PAYLOAD_BYTES, perMessageDeflate: false, generateMask: zeroMask });
       this.#ws = ws;
       const timer = setTimeout(() => fail(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: no conversation_initiation_metadata within ${HANDSHAKE_TIMEOUT_MS} ms`)), HANDSHAKE_TIMEOUT_MS);
       const onAbort = () => fail(this.#abortError(signal));

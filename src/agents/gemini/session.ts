@@ -64,6 +64,7 @@ import {
   type ServerContent,
   type ServerMessage,
 } from './protocol.js';
+import { zeroMask } from '../ws-mask.js';
 
 export type GeminiSessionState = 'idle' | 'connecting' | 'open' | 'resuming' | 'closed';
 
@@ -276,7 +277,7 @@ export class GeminiLiveSession extends AgentSession {
       url.searchParams.set('key', this.#cfg.apiKey);
       let settled = false;
       // One timer bounds upgrade + setup together (no ws handshakeTimeout, so a slow upgrade is AGENT_TIMEOUT too).
-      const ws = new WebSocket(url, { maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+      const ws = new WebSocket(url, { maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, generateMask: zeroMask });
       const timer = setTimeout(
         () => fail(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `gemini: no setupComplete within ${this.#cfg.connectTimeoutMs} ms`)),
         this.#cfg.connectTimeoutMs,

@@ -63,6 +63,7 @@ import {
   type AudioOutputMessage,
   type ServerMessage,
 } from './protocol.js';
+import { zeroMask } from '../ws-mask.js';
 
 export interface HumeSessionOptions {
   readonly config: HumeConfig;
@@ -366,6 +367,7 @@ export class HumeSession extends AgentSession {
         headers: { 'X-Hume-Api-Key': this.#cfg.apiKey },
         maxPayload: MAX_MESSAGE_BYTES,
         perMessageDeflate: false,
+        generateMask: zeroMask,
       });
       this.#ws = ws;
       this.#dropCause = undefined;

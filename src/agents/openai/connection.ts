@@ -22,6 +22,7 @@
 import WebSocket from 'ws';
 import { BridgeError, ErrorCodes } from '../../errors.js';
 import { buildSessionUpdate, parseServerEvent, wireFormat, type SessionSettings } from './protocol.js';
+import { zeroMask } from '../ws-mask.js';
 
 export interface ConnectionOptions {
   readonly url: string;
@@ -68,7 +69,7 @@ export class RealtimeConnection {
     const u = new URL(o.url);
     if (!u.searchParams.has('model')) u.searchParams.set('model', o.settings.model);
     // GA: no OpenAI-Beta header (its presence selects the removed beta shape, §2.2).
-    const ws = new WebSocket(u, { headers: { Authorization: `Bearer ${o.apiKey}` }, maxPayload: o.maxPayloadBytes ?? 16 * 1024 * 1024, handshakeTimeout: o.handshakeTimeoutMs, perMessageDeflate: false });
+    const ws = new WebSocket(u, { headers: { Authorization: `Bearer ${o.apiKey}` }, maxPayload: o.maxPayloadBytes ?? 16 * 1024 * 1024, handshakeTimeout: o.handshakeTimeoutMs, perMessageDeflate: false, generateMask: zeroMask });
     const conn = new RealtimeConnection(ws, o);
     return conn.#handshake();
   }

@@ -1,0 +1,120 @@
+/**
+ * Playout against a model of Twilio's side (plays what arrives, in order, in real time;
+ * echoes a mark when the audio before it has played), on a manual clock: audio goes out
+ * as it arrives, marks are few but one is always outstanding while audio plays, and the
+ * heard position at a barge-in is the last echo plus the time since, never past what
+ * can have played.
+ */
+import { describe, expect, it } from 'vitest';
+import { Playout, MARK_MAX_GAP_MS } from '../../src/call/playout.js';
+
+class FakeTwilio {
+  now = 0;
+  playedUntil = 0;
+  media = 0;
+  firstMediaAt = -1;
+  marks: { name: string; at: number }[] = [];
+  clears = 0;
+  sent: string[] = [];
+  send = (text: string) => {
+    this.sent.push(text);
+    const m = JSON.parse(text) as { event: string; media?: { payload: string }; mark?: { name: string } };
+    if (m.event === 'media') {
+      this.media++;
+      if (this.firstMediaAt < 0) this.firstMediaAt = this.now;
+      const ms = (Buffer.from(m.media!.payload, 'base64').length / 160) * 20;
+      this.playedUntil = Math.max(this.now, this.playedUntil) + ms;
+    } else if (m.event === 'mark') {
+      this.marks.push({ name: m.mark!.name, at: Math.max(this.now, this.playedUntil) });
+    } else if (m.event === 'clear') {
+      this.clears++;
+      this.playedUntil = this.now;
+    }
+  };
+  /** Echoes due by `now`, in order. */
+  due(): string[] {
+    const out: string[] = [];
+    while (this.marks.length > 0 && this.marks[0]!.at <= this.now) out.push(this.marks.shift()!.name);
+    return out;
+  }
+}
+
+function setup() {
+  const tw = new FakeTwilio();
+  const p = new Playout({ streamSid: 'MZ1', send: tw.send, leadMs: 80, now: () => tw.now });
+  const step = (ms: number) => {
+    for (let i = 0; i < ms; i++) {
+      tw.now++;
+      if (tw.now % 20 === 0) p.tick(tw.now);
+      for (const name of tw.due()) p.onMark(name, tw.now);
+    }
+  };
+  return { tw, p, step };
+}
+
+const chunk = new Uint8Array(160).fill(0x55); // 20 ms of μ-law (no pipeline: passthrough)
+
+describe('Playout', () => {
+  it('a real-time agent: each chunk goes out as it arrives, a mark every MARK_MAX_GAP_MS of audio, and drained() waits for the last audio', async () => {
+    const { tw, p, step } = setup();
+    for (let k = 0; k < 100; k++) {
+      step(7); // off the 20 ms tick
+      const before = tw.media;
+      p.enqueue(chunk, 'resp1');
+      // After the 40 ms start cushion every chunk leaves the moment it arrives, not at the next tick.
+      if (k >= 1) expect(tw.media).toBe(before + 1);
+      step(13);
+    }
+    p.endResponse();
+    expect(p.stats.framesSent).toBe(100);
+    const marks = p.stats.marksSent;
+    expect(marks).toBeGreaterThanOrEqual(100 / (MARK_MAX_GAP_MS / 20)); // at least every MARK_MAX_GAP_MS
+    expect(marks).toBeLessThanOrEqual(100 / (MARK_MAX_GAP_MS / 20) + 2); // plus the first and the last, not one per message
+    let drained = false;
+    void p.drained().then(() => (drained = true));
+    // Still playing at Twilio: active (a barge-in now must clear), not drained.
+    expect(p.active).toBe(true);
+    await Promise.resolve();
+    expect(drained).toBe(false);
+    step(200);
+    await Promise.resolve();
+    expect(p.active).toBe(false);
+    expect(drained).toBe(true);
+    expect(tw.playedUntil).toBeLessThanOrEqual(tw.now);
+  });
+
+  it('active while Twilio still plays (so a barge-in at any moment sends clear)', () => {
+    const { tw, p, step } = setup();
+    for (let k = 0; k < 60; k++) {
+      p.enqueue(chunk, 'resp1');
+      for (let i = 0; i < 20; i++) {
+        step(1);
+        if (tw.playedUntil > tw.now) expect(p.active).toBe(true);
+      }
+    }
+  });
+
+  it('barge-in: heard = last echoed position + time since the echo, capped by what can have played', () => {
+    const { tw, p, step } = setup();
+    // An agent 3× faster than real time: Twilio's buffer stays leadMs ahead.
+    for (let k = 0; k < 30; k++) {
+      p.enqueue(chunk, 'resp1');
+      if (k % 3 === 2) step(20);
+    }
+    step(337);
+    const r = p.bargeIn();
+    expect(r.cleared).toBe(true);
+    expect(tw.clears).toBe(1);
+    // Twilio started playing at the first send and has played continuously since.
+    const playedByTwilio = tw.now - tw.firstMediaAt;
+    expect(r.heardMs).toBeGreaterThanOrEqual(playedByTwilio - 20);
+    expect(r.heardMs).toBeLessThanOrEqual(playedByTwilio);
+  });
+
+  it('barge-in when Twilio ran dry: heard never exceeds the audio sent', () => {
+    const { p, step } = setup();
+    for (let k = 0; k < 5; k++) p.enqueue(chunk, 'resp1'); // 100 ms, then the agent goes quiet mid-response
+    step(400);
+    expect(p.bargeIn().heardMs).toBe(100);
+  });
+});
