@@ -1,0 +1,475 @@
+/**
+ * `npm run bench:capacity` — how many calls one machine carries, mode by mode.
+ *
+ *   npm run bench:capacity -- [--modes native,ts,passthrough,pool,cluster] [--steps 50,100,200,…]
+ *                             [--measure-s 10] [--settle-s 3] [--quick] [--cpu-prof] [--out <file.json>]
+ *
+ * Three processes per mode, on this machine:
+ *
+ * ```text
+ *   loadgen.ts (N Twilio calls, one 20 ms clock) ──ws──► bridge (src/cli.ts start) ──ws──► fake-agent.ts (OpenAI Realtime GA subset)
+ *        ▲ send time of caller frame k                     CPU, RSS from /proc          arrival of frame k ─┐
+ *        └ arrival of agent frame j of reply r ◄──────── lag from its own /readyz ◄──── send time of chunk j of reply r
+ * ```
+ *
+ * All three share CLOCK_MONOTONIC, so the delays are differences of timestamps taken
+ * in two processes: inbound = agent arrival − generator send of the same caller frame;
+ * outbound = generator arrival − agent send of the same 20 ms of a reply (the agent
+ * streams at real time, so after the playout's start cushion nothing needs holding).
+ * The agent's think time is outside both. Modes:
+ *   native       BRIDGE_DSP=native, PCM16 24 kHz agent (μ-law ⇄ PCM, 8k ⇄ 24k, jitter buffer, paced playout)
+ *   ts           BRIDGE_DSP=ts, same path on the TypeScript/WASM fallback
+ *   passthrough  the agent takes μ-law (format=pcmu): no DSP at all — the floor
+ *   pool         BRIDGE_DSP=native with BRIDGE_DSP_POOL=2 (batched piscina pool), if this build has it
+ *   cluster      BRIDGE_DSP=native, `start --workers 2`
+ * Each mode ramps N through the steps until a step fails (p99 added delay > 5 ms in
+ * either direction, or any caller frame dropped, or any playout underrun or lost agent
+ * frame); the largest N that held is reported. Report: bench/results/capacity-<time>.json + .svg.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { percentile } from './pattern.js';
+import { renderSvg, type PlotSeries } from './plot.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const argv = process.argv.slice(2);
+const opt = (name: string, def: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1]! : def;
+};
+const flag = (name: string) => argv.includes(`--${name}`);
+const QUICK = flag('quick');
+const MODES = opt('modes', 'native,ts,passthrough,pool,cluster').split(',');
+const STEPS = opt('steps', QUICK ? '20,50' : '50,100,200,300,400,500,600,800,1000').split(',').map(Number);
+const MEASURE_S = Number(opt('measure-s', QUICK ? '4' : '10'));
+const SETTLE_S = Number(opt('settle-s', QUICK ? '2' : '3'));
+const CPU_PROF = flag('cpu-prof');
+const KEEP_GOING = flag('keep-going');
+const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+const OUT = opt('out', join(root, 'bench', 'results', `capacity-${stamp}.json`));
+const DELAY_LIMIT_MS = 5;
+/** Outbound frames at the start of a reply held by the playout's start cushion (BRIDGE_PLAYOUT_LEAD_MS / 2 = 40 ms). */
+const CUSHION_FRAMES = 2;
+const TTY = process.stdout.isTTY;
+
+// ── processes ───────────────────────────────────────────────────────────────
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface Kid {
+  proc: ChildProcess;
+  request<T>(msg: object, reply: string): Promise<T>;
+}
+
+function fork(script: string): Promise<Kid & { ready: Record<string, unknown> }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'capacity', script)], { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+  const waiters = new Map<string, ((m: never) => void)[]>();
+  proc.on('message', (m: { type: string }) => {
+    const w = waiters.get(m.type)?.shift();
+    w?.(m as never);
+  });
+  const request = <T>(msg: object | null, reply: string) =>
+    new Promise<T>((resolve, reject) => {
+      const list = waiters.get(reply) ?? [];
+      list.push(resolve as (m: never) => void);
+      waiters.set(reply, list);
+      if (msg) proc.send(msg);
+      proc.once('exit', () => reject(new Error(`${script} exited`)));
+    });
+  return request<Record<string, unknown>>(null, 'ready').then((ready) => ({ proc, request, ready }));
+}
+
+function procTree(pid: number): number[] {
+  const pids = [pid];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) pids.push(Number(name));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+
+/** CPU (ms, user + system, all threads) and RSS (MiB) of the bridge and its worker processes. */
+function treeStats(pid: number): { cpuMs: number; rssMb: number } {
+  let cpuMs = 0;
+  let rssMb = 0;
+  for (const p of procTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      cpuMs += (Number(f[11]) + Number(f[12])) * 10;
+      rssMb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'latin1'))?.[1] ?? 0) / 1024;
+    } catch {
+      /* gone */
+    }
+  }
+  return { cpuMs, rssMb };
+}
+
+async function startBridge(mode: string, agentPort: number, dataDir: string, profDir: string | undefined): Promise<{ proc: ChildProcess; url: string; streamUrl: string; dsp: unknown }> {
+  const port = await freePort();
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    BRIDGE_LOG_LEVEL: 'warn',
+    BRIDGE_DSP: mode === 'ts' ? 'ts' : 'native',
+    BRIDGE_DATA_DIR: dataDir,
+    // The bench finds the limit itself: the bridge's own load gate would refuse calls first.
+    BRIDGE_LOAD_THRESHOLD: 'off',
+    BRIDGE_LOAD_WINDOW_MS: String(Math.min(60_000, MEASURE_S * 1000)),
+    OPENAI_API_KEY: 'sk-capacity-bench',
+    OPENAI_REALTIME_URL: `ws://127.0.0.1:${agentPort}/v1/realtime`,
+  };
+  delete env.BRIDGE_DSP_POOL;
+  if (mode === 'pool') env.BRIDGE_DSP_POOL = '2';
+  const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  const args = [...nodeArgs, '--import', 'tsx', join(root, 'src', 'cli.ts'), 'start', ...(mode === 'cluster' ? ['--workers', '2'] : [])];
+  const proc = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let errText = '';
+  proc.stdout!.on('data', (d: Buffer) => (errText += d.toString()).length > 4000 && (errText = errText.slice(-4000)));
+  proc.stderr!.on('data', (d: Buffer) => (errText += d.toString()).length > 4000 && (errText = errText.slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  const t0 = Date.now();
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`bridge (${mode}) exited with ${proc.exitCode}: ${errText.slice(-1500)}`);
+    try {
+      const r = await fetch(`${url}/readyz`);
+      if (r.ok) {
+        const body = (await r.json()) as { dsp?: unknown };
+        return { proc, url, streamUrl: `ws://127.0.0.1:${port}/twilio/stream`, dsp: body.dsp ?? null };
+      }
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() - t0 > 60_000) throw new Error(`bridge (${mode}) not ready within 60 s: ${errText.slice(-1500)}`);
+    await sleep(200);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function stopProc(p: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  p.kill(signal);
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      p.kill('SIGKILL');
+      resolve();
+    }, 15_000);
+    p.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+// ── measurement ─────────────────────────────────────────────────────────────
+interface GenCollect {
+  calls: { callIdx: number; sendK0: number; sendT: number[]; segments: { t: number[] }[] }[];
+  framesSent: number;
+  framesReceived: number;
+  underruns: number;
+  underrunMs: number;
+  clears: number;
+  reactions: number[];
+  connectFailed: number;
+  closedByBridge: number;
+  lagMaxMs: number;
+  lagP99Ms: number | null;
+  cpuPct: number;
+}
+interface AgentCollect {
+  calls: { callIdx: number; inK0: number; inT: number[]; replies: { t: number[]; cut: boolean }[] }[];
+  lagMaxMs: number;
+  lagP99Ms: number | null;
+  cpuPct: number;
+}
+
+/** Per call, across collects: caller-frame send and arrival times by frame index, and the agent's replies. */
+class Ledger {
+  send = new Map<number, number[]>();
+  arrive = new Map<number, number[]>();
+  replies = new Map<number, { t: number[]; cut: boolean }[]>();
+
+  addGen(g: GenCollect): { callIdx: number; k0: number; k1: number }[] {
+    const ranges = [];
+    for (const c of g.calls) {
+      const a = this.send.get(c.callIdx) ?? [];
+      for (let i = 0; i < c.sendT.length; i++) a[c.sendK0 + i] = c.sendT[i]!;
+      this.send.set(c.callIdx, a);
+      ranges.push({ callIdx: c.callIdx, k0: c.sendK0, k1: c.sendK0 + c.sendT.length });
+    }
+    return ranges;
+  }
+  addAgent(a: AgentCollect): void {
+    for (const c of a.calls) {
+      if (c.callIdx < 0) continue;
+      const arr = this.arrive.get(c.callIdx) ?? [];
+      for (let i = 0; i < c.inT.length; i++) arr[c.inK0 + i] = c.inT[i]!;
+      this.arrive.set(c.callIdx, arr);
+      const r = this.replies.get(c.callIdx) ?? [];
+      r.push(...c.replies);
+      this.replies.set(c.callIdx, r);
+    }
+  }
+}
+
+interface StepResult {
+  mode: string;
+  calls: number;
+  callsOpen: number;
+  held: boolean;
+  failedBecause: string[];
+  bridge: { cpuPct: number; cpuMsPerCallS: number; rssMb: number; rssPerCallMb: number | null; lagP99Ms: number | null };
+  inbound: { frames: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; dropped: number };
+  outbound: { frames: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; firstFrameP50Ms: number | null; firstFrameP99Ms: number | null; replies: number; unmatchedReplies: number; lostFrames: number; underruns: number; underrunMs: number };
+  bargeIn: { count: number; reactionP50Ms: number | null; reactionP99Ms: number | null; reactionMaxMs: number | null };
+  loadgen: { cpuPct: number; lagP99Ms: number | null; lagMaxMs: number };
+  agent: { cpuPct: number; lagP99Ms: number | null; lagMaxMs: number };
+  callsFailed: number;
+}
+
+const round = (x: number | null, d = 2) => (x === null ? null : Math.round(x * 10 ** d) / 10 ** d);
+
+function analyse(ledger: Ledger, ranges: { callIdx: number; k0: number; k1: number }[], g: GenCollect): Omit<StepResult, 'mode' | 'calls' | 'callsOpen' | 'held' | 'failedBecause' | 'bridge' | 'loadgen' | 'agent' | 'callsFailed'> {
+  const inD: number[] = [];
+  let dropped = 0;
+  for (const r of ranges) {
+    const s = ledger.send.get(r.callIdx)!;
+    const a = ledger.arrive.get(r.callIdx) ?? [];
+    for (let k = r.k0; k < r.k1; k++) {
+      const st = s[k];
+      const at = a[k];
+      if (st === undefined) continue;
+      if (at === undefined) dropped++;
+      else inD.push(at - st);
+    }
+  }
+  const outD: number[] = [];
+  const firstD: number[] = [];
+  let replies = 0;
+  let unmatched = 0;
+  let lost = 0;
+  for (const c of g.calls) {
+    const rs = ledger.replies.get(c.callIdx) ?? [];
+    for (const seg of c.segments) {
+      const t0 = seg.t[0]!;
+      // The reply this audio belongs to: the latest one the agent started before it arrived.
+      let best: { t: number[]; cut: boolean } | undefined;
+      for (const r of rs) if (r.t[0]! <= t0 && (!best || r.t[0]! > best.t[0]!)) best = r;
+      if (!best || t0 - best.t[0]! > 1000) {
+        unmatched++;
+        continue;
+      }
+      replies++;
+      const n = Math.min(seg.t.length, best.t.length);
+      firstD.push(seg.t[0]! - best.t[0]!);
+      for (let j = CUSHION_FRAMES; j < n; j++) outD.push(seg.t[j]! - best.t[j]!);
+      // A whole reply (not cut by a barge-in) must arrive whole.
+      if (seg.t.length < best.t.length && !best.cut) lost += best.t.length - seg.t.length;
+    }
+  }
+  return {
+    inbound: { frames: inD.length, p50Ms: round(percentile(inD, 50)), p99Ms: round(percentile(inD, 99)), maxMs: round(percentile(inD, 100)), dropped },
+    outbound: { frames: outD.length, p50Ms: round(percentile(outD, 50)), p99Ms: round(percentile(outD, 99)), maxMs: round(percentile(outD, 100)), firstFrameP50Ms: round(percentile(firstD, 50)), firstFrameP99Ms: round(percentile(firstD, 99)), replies, unmatchedReplies: unmatched, lostFrames: lost, underruns: g.underruns, underrunMs: Math.round(g.underrunMs) },
+    bargeIn: { count: g.reactions.length, reactionP50Ms: round(percentile(g.reactions, 50)), reactionP99Ms: round(percentile(g.reactions, 99)), reactionMaxMs: round(percentile(g.reactions, 100)) },
+  };
+}
+
+// ── terminal ────────────────────────────────────────────────────────────────
+function bar(label: string, frac: number): void {
+  if (!TTY) return;
+  const w = 30;
+  const f = Math.max(0, Math.min(1, frac));
+  process.stdout.write(`\r  ${label} [${'#'.repeat(Math.round(f * w))}${'.'.repeat(w - Math.round(f * w))}] ${Math.round(f * 100)}%   `);
+}
+function clearBar(): void {
+  if (TTY) process.stdout.write('\r' + ' '.repeat(100) + '\r');
+}
+const COLS: [string, number, (r: StepResult) => string][] = [
+  ['mode', 12, (r) => r.mode],
+  ['calls', 6, (r) => String(r.callsOpen)],
+  ['cpu%', 6, (r) => r.bridge.cpuPct.toFixed(0)],
+  ['ms/call-s', 10, (r) => r.bridge.cpuMsPerCallS.toFixed(3)],
+  ['MB/call', 8, (r) => (r.bridge.rssPerCallMb === null ? '-' : r.bridge.rssPerCallMb.toFixed(2))],
+  ['lag99', 6, (r) => String(r.bridge.lagP99Ms ?? '-')],
+  ['in p50/p99/max ms', 19, (r) => `${r.inbound.p50Ms}/${r.inbound.p99Ms}/${r.inbound.maxMs}`],
+  ['out p50/p99/max ms', 20, (r) => `${r.outbound.p50Ms}/${r.outbound.p99Ms}/${r.outbound.maxMs}`],
+  ['drop', 5, (r) => String(r.inbound.dropped + r.outbound.lostFrames)],
+  ['undr', 5, (r) => String(r.outbound.underruns)],
+  ['barge p50/p99', 14, (r) => `${r.bargeIn.reactionP50Ms}/${r.bargeIn.reactionP99Ms}`],
+  ['gen/agent cpu%', 15, (r) => `${r.loadgen.cpuPct.toFixed(0)}/${r.agent.cpuPct.toFixed(0)}`],
+  ['', 4, (r) => (r.held ? 'ok' : 'FAIL ' + r.failedBecause.join(','))],
+];
+const header = () => COLS.map(([h, w]) => h.padEnd(w)).join(' ');
+const row = (r: StepResult) => COLS.map(([, w, f]) => f(r).padEnd(w)).join(' ');
+
+// ── one mode ────────────────────────────────────────────────────────────────
+async function runMode(mode: string, profRoot: string | undefined): Promise<{ mode: string; dsp: unknown; steps: StepResult[]; maxHeld: number | null; skipped?: string }> {
+  const agent = await fork('fake-agent.ts');
+  const dataDir = mkdtempSync(join(tmpdir(), 'vb-capacity-'));
+  const profDir = profRoot ? join(profRoot, mode) : undefined;
+  if (profDir) mkdirSync(profDir, { recursive: true });
+  let bridge: Awaited<ReturnType<typeof startBridge>>;
+  try {
+    bridge = await startBridge(mode, agent.ready.port as number, dataDir, profDir);
+  } catch (e) {
+    agent.proc.kill();
+    rmSync(dataDir, { recursive: true, force: true });
+    return { mode, dsp: null, steps: [], maxHeld: null, skipped: (e as Error).message.split('\n')[0]!.slice(0, 300) };
+  }
+  const gen = await fork('loadgen.ts');
+  const steps: StepResult[] = [];
+  const base = treeStats(bridge.proc.pid!);
+  const params = { agent: 'openai', format: mode === 'passthrough' ? 'pcmu' : 'pcm24k', transcription_model: 'none' };
+  try {
+    for (const n of STEPS) {
+      gen.proc.send({ cmd: 'setCalls', n, streamUrl: bridge.streamUrl, params, rampPerS: 100 });
+      const tRamp = Date.now();
+      let status = { open: 0, failed: 0 };
+      while (Date.now() - tRamp < 120_000) {
+        status = await gen.request<{ open: number; failed: number }>({ cmd: 'status' }, 'status');
+        bar(`${mode}: opening ${n} calls (${status.open})`, status.open / n);
+        if (status.open + status.failed >= n) break;
+        await sleep(250);
+      }
+      for (let s = 0; s < SETTLE_S * 4; s++) {
+        bar(`${mode} @ ${n}: settling`, s / (SETTLE_S * 4));
+        await sleep(250);
+      }
+      const ledger = new Ledger();
+      // Start of the window: drop what came before (the agent collects after the generator, so late arrivals land).
+      await gen.request({ cmd: 'collect' }, 'collect');
+      await sleep(300);
+      ledger.addAgent(await agent.request<AgentCollect>({ cmd: 'collect' }, 'collect'));
+      const c0 = treeStats(bridge.proc.pid!);
+      const t0 = performance.now();
+      while (performance.now() - t0 < MEASURE_S * 1000) {
+        bar(`${mode} @ ${n} calls: measuring`, (performance.now() - t0) / (MEASURE_S * 1000));
+        await sleep(250);
+      }
+      const c1 = treeStats(bridge.proc.pid!);
+      const wallMs = performance.now() - t0;
+      const g = await gen.request<GenCollect>({ cmd: 'collect' }, 'collect');
+      const ranges = ledger.addGen(g);
+      await sleep(500); // frames in flight reach the agent
+      const a = await agent.request<AgentCollect>({ cmd: 'collect' }, 'collect');
+      ledger.addAgent(a);
+      const ready = (await fetch(`${bridge.url}/readyz`).then((r) => r.json()).catch(() => ({}))) as { load?: { lagP99Ms?: number } };
+      const status2 = await gen.request<{ open: number; failed: number }>({ cmd: 'status' }, 'status');
+      clearBar();
+      const an = analyse(ledger, ranges, g);
+      const cpuMs = c1.cpuMs - c0.cpuMs;
+      const open = status2.open;
+      const r: StepResult = {
+        mode,
+        calls: n,
+        callsOpen: open,
+        held: true,
+        failedBecause: [],
+        bridge: {
+          cpuPct: Math.round((cpuMs / wallMs) * 1000) / 10,
+          cpuMsPerCallS: open > 0 ? Math.round((cpuMs / (open * (wallMs / 1000))) * 1000) / 1000 : 0,
+          rssMb: Math.round(c1.rssMb),
+          rssPerCallMb: open > 0 ? Math.round(((c1.rssMb - base.rssMb) / open) * 100) / 100 : null,
+          lagP99Ms: ready.load?.lagP99Ms ?? null,
+        },
+        ...an,
+        loadgen: { cpuPct: Math.round(g.cpuPct), lagP99Ms: round(g.lagP99Ms), lagMaxMs: round(g.lagMaxMs)! },
+        agent: { cpuPct: Math.round(a.cpuPct), lagP99Ms: round(a.lagP99Ms), lagMaxMs: round(a.lagMaxMs)! },
+        callsFailed: status2.failed + g.closedByBridge,
+      };
+      if ((r.inbound.p99Ms ?? Infinity) > DELAY_LIMIT_MS) r.failedBecause.push('inbound-p99');
+      if ((r.outbound.p99Ms ?? Infinity) > DELAY_LIMIT_MS) r.failedBecause.push('outbound-p99');
+      if (r.inbound.dropped > 0) r.failedBecause.push('dropped');
+      if (r.outbound.lostFrames > 0) r.failedBecause.push('lost-agent-frames');
+      if (r.outbound.underruns > 0) r.failedBecause.push('underruns');
+      if (r.callsFailed > 0 || open < n) r.failedBecause.push('calls-failed');
+      r.held = r.failedBecause.length === 0;
+      steps.push(r);
+      console.log(row(r));
+      if (!r.held && !KEEP_GOING) break;
+    }
+  } finally {
+    clearBar();
+    await gen.request({ cmd: 'stop' }, 'stopped').catch(() => undefined);
+    gen.proc.kill();
+    await stopProc(bridge.proc);
+    agent.proc.kill();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  const held = steps.filter((s) => s.held);
+  // The largest N that held, counting only steps before the first failure.
+  let maxHeld: number | null = null;
+  for (const s of steps) {
+    if (!s.held) break;
+    maxHeld = s.callsOpen;
+  }
+  void held;
+  return { mode, dsp: bridge.dsp, steps, maxHeld };
+}
+
+// ── main ────────────────────────────────────────────────────────────────────
+async function main(): Promise<void> {
+  const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? 'cpu', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+  console.log(`capacity: modes ${MODES.join(', ')}; steps ${STEPS.join(', ')}; ${MEASURE_S} s measured per step; ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, Node ${machine.node}`);
+  console.log(`a step holds when p99 added delay ≤ ${DELAY_LIMIT_MS} ms both ways, nothing is dropped or lost, and Twilio's playout never runs dry mid-reply\n`);
+  console.log(header());
+  const profRoot = CPU_PROF ? join(root, 'bench', 'results', `capacity-prof-${stamp}`) : undefined;
+  const modes: Awaited<ReturnType<typeof runMode>>[] = [];
+  for (const m of MODES) {
+    const res = await runMode(m, profRoot);
+    if (res.skipped) console.log(`${m.padEnd(12)} skipped: ${res.skipped}`);
+    else console.log(`${m.padEnd(12)} → largest N that held: ${res.maxHeld ?? 'none'}\n`);
+    modes.push(res);
+  }
+  // Ratios the issue asks for, at the largest step every compared mode ran.
+  const at = (mode: string, n: number) => modes.find((x) => x.mode === mode)?.steps.find((s) => s.calls === n);
+  const common = STEPS.filter((n) => at('native', n) && at('passthrough', n)).pop();
+  const ratio = common ? Math.round((at('native', common)!.bridge.cpuMsPerCallS / at('passthrough', common)!.bridge.cpuMsPerCallS) * 100) / 100 : null;
+  const summary = {
+    machine,
+    when: new Date().toISOString(),
+    command: `npm run bench:capacity -- ${argv.join(' ')}`.trim(),
+    settings: { steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, delayLimitMs: DELAY_LIMIT_MS, cushionFrames: CUSHION_FRAMES, agent: 'fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough: μ-law), real-time 20 ms chunks' },
+    maxHeld: Object.fromEntries(modes.map((m) => [m.mode, m.skipped ? `skipped: ${m.skipped}` : m.maxHeld])),
+    fullDspVsPassthroughCpu: common ? { calls: common, ratio } : null,
+    modes,
+  };
+  mkdirSync(dirname(OUT), { recursive: true });
+  writeFileSync(OUT, JSON.stringify(summary, null, 1));
+  const series: PlotSeries[] = modes
+    .filter((m) => !m.skipped)
+    .map((m) => ({ mode: m.mode, points: m.steps.map((s) => ({ calls: s.callsOpen, delayP99Ms: Math.max(s.inbound.p99Ms ?? 0, s.outbound.p99Ms ?? 0), cpuMsPerCallS: s.bridge.cpuMsPerCallS, held: s.held })) }));
+  const svg = OUT.replace(/\.json$/, '') + '.svg';
+  writeFileSync(svg, renderSvg(series, `${machine.cpus} × ${machine.model}, Node ${machine.node}, ${summary.when.slice(0, 16)}`));
+  console.log(`largest N that held: ${Object.entries(summary.maxHeld).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (ratio !== null) console.log(`full DSP (native) vs μ-law passthrough, CPU per call-second at ${common} calls: ${ratio}×`);
+  if (profRoot) console.log(`CPU profiles (.cpuprofile, open in Chrome DevTools): ${profRoot}`);
+  console.log(`report: ${OUT}\nplot:   ${svg}`);
+  process.exit(0);
+}
+
+main().catch((e: unknown) => {
+  clearBar();
+  console.error(e);
+  process.exit(1);
+});
