@@ -107,20 +107,22 @@ function procTree(pid: number): number[] {
 }
 
 /** CPU (ms, user + system, all threads) and RSS (MiB) of the bridge and its worker processes. */
-function treeStats(pid: number): { cpuMs: number; rssMb: number } {
+function treeStats(pid: number): { cpuMs: number; sysMs: number; rssMb: number } {
   let cpuMs = 0;
+  let sysMs = 0;
   let rssMb = 0;
   for (const p of procTree(pid)) {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       cpuMs += (Number(f[11]) + Number(f[12])) * 10;
+      sysMs += Number(f[12]) * 10;
       rssMb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'latin1'))?.[1] ?? 0) / 1024;
     } catch {
       /* gone */
     }
   }
-  return { cpuMs, rssMb };
+  return { cpuMs, sysMs, rssMb };
 }
 
 async function startBridge(mode: string, agentPort: number, dataDir: string, profDir: string | undefined): Promise<{ proc: ChildProcess; url: string; streamUrl: string; dsp: unknown }> {
@@ -238,7 +240,7 @@ interface StepResult {
   callsOpen: number;
   held: boolean;
   failedBecause: string[];
-  bridge: { cpuPct: number; cpuMsPerCallS: number; rssMb: number; rssPerCallMb: number | null; lagP99Ms: number | null };
+  bridge: { cpuPct: number; cpuMsPerCallS: number; kernelShare: number; rssMb: number; rssPerCallMb: number | null; lagP99Ms: number | null };
   inbound: { frames: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; dropped: number };
   outbound: { frames: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; firstFrameP50Ms: number | null; firstFrameP99Ms: number | null; replies: number; unmatchedReplies: number; lostFrames: number; underruns: number; underrunMs: number };
   bargeIn: { count: number; reactionP50Ms: number | null; reactionP99Ms: number | null; reactionMaxMs: number | null };
@@ -309,6 +311,7 @@ const COLS: [string, number, (r: StepResult) => string][] = [
   ['calls', 6, (r) => String(r.callsOpen)],
   ['cpu%', 6, (r) => r.bridge.cpuPct.toFixed(0)],
   ['ms/call-s', 10, (r) => r.bridge.cpuMsPerCallS.toFixed(3)],
+  ['sys', 5, (r) => r.bridge.kernelShare.toFixed(2)],
   ['MB/call', 8, (r) => (r.bridge.rssPerCallMb === null ? '-' : r.bridge.rssPerCallMb.toFixed(2))],
   ['lag99', 6, (r) => String(r.bridge.lagP99Ms ?? '-')],
   ['in p50/p99/max ms', 19, (r) => `${r.inbound.p50Ms}/${r.inbound.p99Ms}/${r.inbound.maxMs}`],
@@ -388,6 +391,8 @@ async function runMode(mode: string, profRoot: string | undefined): Promise<{ mo
         bridge: {
           cpuPct: Math.round((cpuMs / wallMs) * 1000) / 10,
           cpuMsPerCallS: open > 0 ? Math.round((cpuMs / (open * (wallMs / 1000))) * 1000) / 1000 : 0,
+          // The kernel's share (socket syscalls; on loopback a send also runs the peer's TCP receive).
+          kernelShare: cpuMs > 0 ? Math.round(((c1.sysMs - c0.sysMs) / cpuMs) * 100) / 100 : 0,
           rssMb: Math.round(c1.rssMb),
           rssPerCallMb: open > 0 ? Math.round(((c1.rssMb - base.rssMb) / open) * 100) / 100 : null,
           lagP99Ms: ready.load?.lagP99Ms ?? null,
