@@ -1,0 +1,83 @@
+/**
+ * Whole calls through a real bridge with BRIDGE_DSP_POOL=1: every frame's DSP runs in
+ * the pool's worker thread. The simulator plays Twilio; the caller hears their words
+ * back through the full path (μ-law → jitter buffer → 24 kHz → echo → 24 kHz → 8 kHz →
+ * μ-law), a barge-in clears what was queued and in flight, and when the calls are
+ * over the worker holds no call state.
+ */
+import { describe, expect, it } from 'vitest';
+import { runSimulatedCall } from '../../src/sim/simulator.js';
+import { decode, findAligned, getJson, heardAtClear, rms, ulawClip, withBridge } from './helpers.js';
+
+const POOL = { BRIDGE_DSP_POOL: '1' };
+
+async function readyPool(url: string): Promise<{ threads: number; calls: number; workerCalls: number; batches: number; failedBatches: number }> {
+  const r = await getJson(`${url}/readyz`);
+  return r.body.dspPool;
+}
+
+describe('BRIDGE_DSP_POOL=1: a whole echo call with the DSP in a worker thread', () => {
+  it('the caller hears their words back (24 kHz both ways), and the worker is empty afterwards', async () => {
+    const clip = await ulawClip('caller-barge-in.8k-ulaw.wav'); // 2.48 s of speech from the first sample
+    await withBridge(POOL, async (bridge) => {
+      expect(await readyPool(bridge.url)).toMatchObject({ threads: 1, calls: 0, workerCalls: 0, failedBatches: 0 });
+      const r = await runSimulatedCall({ url: bridge.streamUrl, audio: clip, customParameters: { rate: '24000' }, tailMs: 4500, timeoutMs: 20_000 });
+      expect(r.outcome).toBe('completed');
+      expect(r.protocolErrors).toEqual([]);
+      expect(r.gaps).toEqual([]);
+
+      expect(r.heardSegments.length).toBe(1);
+      const seg = r.heardSegments[0]!;
+      const clipEndMs = (clip.length / 8000) * 1000;
+      expect(seg.startMs).toBeGreaterThan(clipEndMs);
+      expect(seg.startMs).toBeLessThan(clipEndMs + 600 + 600);
+
+      const heard = decode(r.heard);
+      const said = decode(clip);
+      const reply = heard.subarray(Math.round(seg.startMs * 8) - 400, Math.round(seg.endMs * 8) + 400);
+      const speech = said.subarray(0, Math.min(said.length, reply.length - 800));
+      const { lag, corr } = findAligned(reply, speech, 1600);
+      expect(corr).toBeGreaterThan(0.97);
+      expect(Math.abs(20 * Math.log10(rms(reply, lag, lag + speech.length) / rms(speech)))).toBeLessThan(0.5);
+
+      const rec = await getJson(`${bridge.url}/calls/${r.callSid}`);
+      expect(rec.body).toMatchObject({ agent: 'echo', state: 'closed', endReason: 'twilio-stop' });
+      expect(rec.body.framesIn).toBe(r.framesSent);
+      expect(rec.body.playout.framesSent).toBe(r.bytesReceived / 160);
+      expect(rec.body.playout.underruns).toBe(0);
+      // Jitter statistics as the worker reported them.
+      expect(rec.body.jitter.framesIn).toBeGreaterThan(r.framesSent - 5);
+      expect(rec.body.jitter.framesOut).toBeGreaterThan(r.framesSent - 10);
+
+      const pool = await readyPool(bridge.url);
+      expect(pool.batches).toBeGreaterThan(0);
+      expect(pool.failedBatches).toBe(0);
+      // The call's pipelines were freed in the worker (the CLOSE rides the next batch).
+      for (let i = 0; i < 50 && (await readyPool(bridge.url)).workerCalls !== 0; i++) await new Promise((res) => setTimeout(res, 20));
+      expect(await readyPool(bridge.url)).toMatchObject({ calls: 0, workerCalls: 0 });
+    });
+  });
+
+  it('barge-in: Twilio is cleared, the rest of the reply (queued or still in the worker) never plays', async () => {
+    const clip = await ulawClip('caller-order-status.8k-ulaw.wav'); // 5.75 s; the echo replies ~6.4 s in
+    const talkOver = await ulawClip('caller-barge-in.8k-ulaw.wav');
+    await withBridge(POOL, async (bridge) => {
+      const r = await runSimulatedCall({ url: bridge.streamUrl, audio: clip, customParameters: { rate: '24000' }, bargeInAtMs: 8000, bargeInAudio: talkOver, fast: true, tailMs: 500, timeoutMs: 30_000 });
+      expect(r.outcome).toBe('completed');
+      expect(r.clears.length).toBeGreaterThanOrEqual(1);
+      const clear = r.clears[0]!;
+      expect(r.bargeIn!.reactionMs).not.toBeNull();
+      expect(r.bargeIn!.reactionMs!).toBeLessThan(250);
+
+      const rec = await getJson(`${bridge.url}/calls/${r.callSid}`);
+      expect(rec.body.bargeIns).toBe(1);
+      expect(heardAtClear(r.marks, clear.atMs)).toContain(rec.body.lastHeardMs);
+      // Silence from the clear until the caller's next turn is answered.
+      const after = decode(r.heard).subarray(Math.round(clear.atMs * 8) + 8, Math.round(clear.atMs * 8) + 8 * 500);
+      expect(after.length).toBeGreaterThan(0);
+      expect(after.every((v) => v === 0)).toBe(true);
+      expect(rec.body.playout.framesCleared + clear.droppedBytes / 160).toBeGreaterThan(0);
+      expect((await readyPool(bridge.url)).failedBatches).toBe(0);
+    });
+  });
+});
