@@ -6,6 +6,12 @@
  * over the worker holds no call state.
  */
 import { describe, expect, it } from 'vitest';
+import { createAgentRegistry } from '../../src/agents/registry.js';
+import { CallManager, type CallRecord } from '../../src/call/call-manager.js';
+import { loadConfig } from '../../src/config.js';
+import { dspLoadInfo, loadDsp } from '../../src/dsp/load.js';
+import { DspPool } from '../../src/dsp/pool/dsp-pool.js';
+import { buildApp } from '../../src/server/app.js';
 import { runSimulatedCall } from '../../src/sim/simulator.js';
 import { decode, findAligned, getJson, heardAtClear, rms, ulawClip, withBridge } from './helpers.js';
 
@@ -79,5 +85,51 @@ describe('BRIDGE_DSP_POOL=1: a whole echo call with the DSP in a worker thread',
       expect(rec.body.playout.framesCleared + clear.droppedBytes / 160).toBeGreaterThan(0);
       expect((await readyPool(bridge.url)).failedBatches).toBe(0);
     });
+  });
+});
+
+describe('BRIDGE_DSP_POOL: a worker that dies mid-call', () => {
+  it('ends that call with a dsp-failed reason; the process and the next call are fine', async () => {
+    // Wired as main.ts does, so the test holds the pool and can kill its worker.
+    const config = loadConfig({ BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto' });
+    const dsp = await loadDsp({ backend: config.dsp });
+    const pool = await DspPool.start({ threads: 1, backend: dsp.name });
+    const agents = createAgentRegistry(config);
+    const calls = new CallManager({ config, dsp, paths: pool, agents });
+    const ended: CallRecord[] = [];
+    calls.on('callEnded', (r) => ended.push(r));
+    // Kill the worker once the first call is streaming (its pipelines live there).
+    let killed = false;
+    calls.once('callStarted', ({ callSid }) => {
+      calls.session(callSid)!.on('state', (st) => {
+        if (st === 'streaming' && !killed) {
+          killed = true;
+          void pool.threads[0]!.terminate();
+        }
+      });
+    });
+    const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, logger: false });
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    const streamUrl = `${url.replace(/^http/, 'ws')}/twilio/stream`;
+    try {
+      const clip = await ulawClip('caller-order-status.8k-ulaw.wav');
+      const r = await runSimulatedCall({ url: streamUrl, audio: clip, customParameters: { rate: '24000' }, tailMs: 1000, timeoutMs: 20_000 });
+      expect(killed).toBe(true);
+      expect(r.outcome).toBe('server-closed');
+      expect(r.close!.reason).toMatch(/^dsp-failed:dsp-(worker-failed|error): /);
+      expect(ended.length).toBe(1);
+      expect(ended[0]!.endReason).toMatch(/^dsp-failed:/);
+
+      // The pool replaced its worker: the next call hears its words back.
+      const short = await ulawClip('caller-barge-in.8k-ulaw.wav');
+      const r2 = await runSimulatedCall({ url: streamUrl, audio: short, customParameters: { rate: '24000' }, tailMs: 4500, timeoutMs: 20_000 });
+      expect(r2.outcome).toBe('completed');
+      expect(r2.heardSegments.length).toBe(1);
+      expect(ended.at(-1)!.endReason).toBe('twilio-stop');
+    } finally {
+      await calls.shutdown();
+      await app.close();
+      await pool.close();
+    }
   });
 });

@@ -260,3 +260,21 @@ describe('DSP pool worker state', () => {
     }
   });
 });
+
+describe('BRIDGE_DSP_POOL', () => {
+  it('is 0 (inline) by default, 1–16 worker threads when set, and anything else is a config problem', async () => {
+    const { loadConfig, ConfigError } = await import('../../src/config.js');
+    expect(loadConfig({}).dspPool).toBe(0);
+    expect(loadConfig({ BRIDGE_DSP_POOL: '4' }).dspPool).toBe(4);
+    for (const bad of ['17', '-1', '1.5', 'yes']) {
+      let err: unknown;
+      try {
+        loadConfig({ BRIDGE_DSP_POOL: bad });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as InstanceType<typeof ConfigError>).problems).toEqual([`BRIDGE_DSP_POOL=${JSON.stringify(bad)}: must be an integer from 0 to 16`]);
+    }
+  });
+});
