@@ -418,15 +418,24 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #onAgentConnected(agent: AgentSession): void {
     const cfg = this.#d.config;
     const quality = cfg.resamplerQuality;
-    if (agent.inputFormat.encoding === 'pcm16' || agent.outputFormat.encoding === 'pcm16') {
-      const paths = this.#d.paths ?? new InlineFramePaths(this.#d.dsp);
-      this.#callDsp = paths.openCall((reason) => void this.#fail(`dsp-failed:${reason}`));
-    }
-    if (agent.inputFormat.encoding === 'pcm16') {
-      this.#inbound = this.#callDsp!.openInbound({ toHz: agent.inputFormat.sampleRateHz, quality }, this.#onPcm);
-    }
-    if (agent.outputFormat.encoding === 'pcm16') {
-      this.#outbound = this.#callDsp!.openOutbound({ fromHz: agent.outputFormat.sampleRateHz, quality }, this.#playout!.acceptFrames);
+    try {
+      if (agent.inputFormat.encoding === 'pcm16' || agent.outputFormat.encoding === 'pcm16') {
+        const paths = this.#d.paths ?? new InlineFramePaths(this.#d.dsp);
+        this.#callDsp = paths.openCall((reason) => void this.#fail(`dsp-failed:${reason}`));
+      }
+      if (agent.inputFormat.encoding === 'pcm16') {
+        this.#inbound = this.#callDsp!.openInbound({ toHz: agent.inputFormat.sampleRateHz, quality }, this.#onPcm);
+      }
+      if (agent.outputFormat.encoding === 'pcm16') {
+        this.#outbound = this.#callDsp!.openOutbound({ fromHz: agent.outputFormat.sampleRateHz, quality }, this.#playout!.acceptFrames);
+      }
+    } catch (e) {
+      // A format the DSP refuses, or a pool already closed: this call fails, the process does not.
+      this.#inbound = undefined;
+      this.#outbound = undefined;
+      this.#log('error', 'could not create the DSP pipelines', { error: (e as Error).message });
+      void this.#fail(`dsp-failed:${(e as { code?: string }).code ?? 'unknown'}`);
+      return;
     }
     if (!agent.hasVad) this.#vad = new EnergyVad({ sampleRateHz: agent.inputFormat.sampleRateHz, thresholdDbfs: cfg.echo.vadThresholdDbfs, silenceMs: cfg.echo.silenceMs });
     this.#playout!.setPipeline(this.#outbound);

@@ -20,6 +20,9 @@
  * The pipeline is an OutboundPath (dsp/frame-paths.ts): its frames come back through
  * acceptFrames(), inline at once or — with the DSP pool — a batch later. Frames still
  * in the pipeline count as `active` (a barge-in clears them, a drain waits for them).
+ * Known pool-mode approximation: a new response id, or a μ-law prompt (say()), takes
+ * effect at enqueue time, so frames of the previous response still in the worker (at
+ * most one batch, ~1–2 ms of work) queue after it and count toward the new response.
  */
 import type { OutboundPath } from '../dsp/frame-paths.js';
 import { buildClear, buildMark, buildMedia } from '../twilio/messages.js';

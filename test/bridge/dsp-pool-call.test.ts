@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createAgentRegistry } from '../../src/agents/registry.js';
+import { AgentSession, pcm16, type AgentFactory, type AudioFormat } from '../../src/agents/agent.js';
 import { CallManager, type CallRecord } from '../../src/call/call-manager.js';
 import { loadConfig } from '../../src/config.js';
 import { dspLoadInfo, loadDsp } from '../../src/dsp/load.js';
@@ -131,5 +132,43 @@ describe('BRIDGE_DSP_POOL: a worker that dies mid-call', () => {
       await app.close();
       await pool.close();
     }
+  });
+});
+
+/** An agent whose PCM rate no DSP accepts (7 Hz): creating the call's pipelines fails. */
+class OddRateAgent extends AgentSession {
+  readonly inputFormat: AudioFormat = pcm16(7);
+  readonly outputFormat: AudioFormat = pcm16(7);
+  readonly hasVad = true;
+  async connect(): Promise<void> {}
+  sendAudio(): void {}
+  interrupt(): void {}
+  sendDtmf(): void {}
+  async close(reason: string): Promise<void> {
+    this.emit('closed', { reason });
+  }
+}
+const oddRate: AgentFactory = { name: 'odd-rate', available: true, create: () => new OddRateAgent() };
+
+describe('pipelines the DSP refuses', () => {
+  it.each([
+    ['inline', { BRIDGE_DSP_POOL: '0' }, /^dsp-failed:BRIDGE_ERR_DSP_RATE$/],
+    ['pool', POOL, /^dsp-failed:dsp-error: /],
+  ])('%s: that call ends with a dsp-failed reason; the bridge keeps serving', async (_mode, env, reason) => {
+    const clip = await ulawClip('caller-barge-in.8k-ulaw.wav');
+    await withBridge(
+      env,
+      async (bridge) => {
+        const r = await runSimulatedCall({ url: bridge.streamUrl, audio: clip, customParameters: { agent: 'odd-rate' }, tailMs: 15_000, timeoutMs: 30_000 });
+        // The caller hears the bundled apology, then the bridge hangs up with the reason.
+        expect(r.outcome).toBe('server-closed');
+        expect(r.close!.reason).toMatch(reason);
+        expect(r.heardSegments.length).toBeGreaterThan(0);
+        const ok = await runSimulatedCall({ url: bridge.streamUrl, audio: clip, customParameters: { rate: '16000' }, tailMs: 4500, timeoutMs: 20_000 });
+        expect(ok.outcome).toBe('completed');
+        expect(ok.heardSegments.length).toBe(1);
+      },
+      { extraAgents: [oddRate] },
+    );
   });
 });
