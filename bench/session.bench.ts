@@ -18,6 +18,7 @@ import { AgentSession, pcm16, ULAW_8K, type AgentFactory, type AudioFormat } fro
 import { CallSession, type StreamSocket } from '../src/call/call-session.js';
 import { FrameClock } from '../src/call/frame-clock.js';
 import { Playout } from '../src/call/playout.js';
+import { InlineFramePaths } from '../src/dsp/frame-paths.js';
 import { loadConfig } from '../src/config.js';
 import { loadDsp } from '../src/dsp/load.js';
 import type { DspBackend } from '../src/dsp/backend.js';
@@ -89,8 +90,8 @@ for (const dsp of backends) {
     bench.add(`inbound ${dsp.name} ${label}`, s.feed);
   }
   // Outbound: 20 ms of 24 kHz agent PCM per frame, one tick per frame.
-  const pipeline = dsp.createOutboundPipeline({ fromHz: 24000 });
-  const playout = new Playout({ streamSid: 'MZ' + 'b'.repeat(32), send: (t) => sink.send(t), pipeline, leadMs: 80 });
+  const playout = new Playout({ streamSid: 'MZ' + 'b'.repeat(32), send: (t) => sink.send(t), leadMs: 80 });
+  playout.setPipeline(new InlineFramePaths(dsp).openCall(() => undefined).openOutbound({ fromHz: 24000 }, playout.acceptFrames));
   const pcm = new Int16Array(480).map((_, i) => Math.round(5000 * Math.sin(i / 9)));
   let now = 0;
   let mark = 0;

@@ -15,6 +15,8 @@ export interface Config {
   readonly publicUrl?: string;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly dsp: 'auto' | 'native' | 'ts';
+  /** Experimental: worker threads running all calls' DSP in batches (0 = inline on the event loop, the default). */
+  readonly dspPool: number;
   readonly defaultAgent: AgentName;
   /** How far outbound audio may run ahead of real time at Twilio (ms). */
   readonly playoutLeadMs: number;
@@ -132,6 +134,7 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: url('BRIDGE_PUBLIC_URL', ['https:', 'http:']),
     logLevel: oneOf('BRIDGE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     dsp: oneOf('BRIDGE_DSP', ['auto', 'native', 'ts'] as const, 'auto'),
+    dspPool: int('BRIDGE_DSP_POOL', 0, 0, 16),
     defaultAgent: oneOf('BRIDGE_AGENT', AGENT_NAMES, 'echo'),
     playoutLeadMs: int('BRIDGE_PLAYOUT_LEAD_MS', 80, 20, 1000),
     prestartBufferMs: int('BRIDGE_PRESTART_BUFFER_MS', 5000, 0, 60_000),

@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { readWav } from './audio/wav.js';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { loadDsp, dspLoadInfo } from './dsp/load.js';
+import { InlineFramePaths } from './dsp/frame-paths.js';
+import { DspPool } from './dsp/pool/dsp-pool.js';
 import { createAgentRegistry } from './agents/registry.js';
 import type { AgentFactory } from './agents/agent.js';
 import { CallManager } from './call/call-manager.js';
@@ -74,6 +76,9 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   const dsp = await loadDsp({ backend: config.dsp });
   const info = dspLoadInfo();
   logger.info({ dsp: info }, info?.fallbackReason ? `DSP backend: ts (fallback: ${info.fallbackReason})` : `DSP backend: ${dsp.name}`);
+  // Experimental (BRIDGE_DSP_POOL=N): the same backend, in N worker threads, batched.
+  const pool = config.dspPool > 0 ? await DspPool.start({ threads: config.dspPool, backend: dsp.name, log: (level, msg, fields) => logger[level](fields ?? {}, msg) }) : undefined;
+  if (pool) logger.info({ threads: config.dspPool, backend: dsp.name }, `DSP pool: ${config.dspPool} worker thread(s), batched`);
   const agents = createAgentRegistry(config);
   for (const f of extraAgents) agents.register(f);
   const rest =
@@ -89,6 +94,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   const calls = new CallManager({
     config,
     dsp,
+    paths: pool ?? new InlineFramePaths(dsp),
     agents,
     endCallViaRest: rest
       ? async (callSid) => {
@@ -117,7 +123,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   const admission = new Admission({ activeCalls: () => calls.activeCount, maxCalls: lifecycle.maxCalls, monitor });
   monitor.onChange((overloaded) => logger.warn({ load: monitor.snapshot() }, overloaded ? 'overloaded: refusing new calls' : 'load back under the threshold: taking calls'));
   const webhookLimiter = lifecycle.webhookRatePerMin > 0 ? new RateLimiter({ ratePerMin: lifecycle.webhookRatePerMin }) : undefined;
-  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, rest, tts, store, logger: false, admission, webhookLimiter, trustProxy: lifecycle.trustProxy });
+  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, dspPool: pool ? () => pool.stats() : undefined, rest, tts, store, logger: false, admission, webhookLimiter, trustProxy: lifecycle.trustProxy });
   registerMetricsRoute(app, metrics);
   registerWorkerMetricsResponder(metrics);
   const address = await app.listen({ port: config.port, host: config.host });
@@ -130,6 +136,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     tts?.close();
     metrics.close();
     await store.close();
+    await pool?.close();
   };
   let stopping: Promise<DrainReport> | undefined;
   const stop = (timeoutMs: number, signal?: AbortSignal) =>

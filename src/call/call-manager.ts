@@ -8,6 +8,7 @@ import type { WebSocket } from 'ws';
 import type { AgentRegistry } from '../agents/registry.js';
 import type { Config } from '../config.js';
 import type { DspBackend } from '../dsp/backend.js';
+import type { FramePaths } from '../dsp/frame-paths.js';
 import { CallSession, type CallSummary, type OpenedAgent } from './call-session.js';
 import { BridgeError, ErrorCodes } from '../errors.js';
 import { FrameClock } from './frame-clock.js';
@@ -22,6 +23,8 @@ export interface StatusEvent {
 export interface CallManagerDeps {
   config: Config;
   dsp: DspBackend;
+  /** Where calls' pipelines run (default: inline on `dsp`; the DSP pool with BRIDGE_DSP_POOL). */
+  paths?: FramePaths;
   agents: AgentRegistry;
   clock?: FrameClock;
   endCallViaRest?: (callSid: string) => Promise<boolean>;
@@ -153,6 +156,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     const session = new CallSession(ws, {
       config: this.#d.config,
       dsp: this.#d.dsp,
+      paths: this.#d.paths,
       clock: this.clock,
       openAgent: this.#openAgent,
       endCallViaRest: this.#d.endCallViaRest,

@@ -11,6 +11,8 @@
  * - Inbound: Twilio frames are decoded into one reused buffer (no per-frame
  *   allocation), then run through the inbound pipeline (jitter buffer, PLC,
  *   resampling to the agent's rate) — or passed through when the agent takes μ-law.
+ *   The pipelines are frame paths (dsp/frame-paths.ts): inline by default, or on the
+ *   DSP worker pool (BRIDGE_DSP_POOL), whose results reach #onPcm / the playout later.
  *   Until the agent is connected, frames are kept (bounded by prestartBufferMs) and
  *   delivered in order once it is: the caller's first words are never lost.
  * - Outbound: see playout.ts. Barge-in is one method, bargeIn().
@@ -18,7 +20,8 @@
  *   is bounded, and everything the session owns is released.
  */
 import { EventEmitter } from 'node:events';
-import type { DspBackend, InboundPipeline, JitterStats, OutboundPipeline } from '../dsp/backend.js';
+import type { DspBackend, JitterStats } from '../dsp/backend.js';
+import { InlineFramePaths, type CallDsp, type FramePaths, type InboundPath, type OutboundPath } from '../dsp/frame-paths.js';
 import type { AgentAudio, AgentSession, Transcript } from '../agents/agent.js';
 import type { Config } from '../config.js';
 import { FRAME_PAYLOAD_B64_LENGTH, TwilioInputCodes, parseTwilioMessage, type StartMessage, type TwilioInputCode } from '../twilio/messages.js';
@@ -40,6 +43,8 @@ export interface StreamSocket {
 export interface CallSessionDeps {
   config: Config;
   dsp: DspBackend;
+  /** Where the call's pipelines run: default inline on `dsp`; the DSP pool in BRIDGE_DSP_POOL mode. */
+  paths?: FramePaths;
   clock: FrameClock;
   /**
    * Opens the agent for a call: adopts the session pre-connected at the voice webhook
@@ -127,14 +132,14 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #start: StartMessage | undefined;
   #agentName: string | null = null;
   #agent: AgentSession | undefined;
-  #inbound: InboundPipeline | undefined;
-  #outbound: OutboundPipeline | undefined;
+  #callDsp: CallDsp | undefined;
+  #inbound: InboundPath | undefined;
+  #outbound: OutboundPath | undefined;
   #playout: Playout | undefined;
   #vad: EnergyVad | undefined;
   #unsubscribeClock: (() => void) | undefined;
   #timers = new Set<NodeJS.Timeout>();
   readonly #frame = Buffer.alloc(FRAME_BYTES);
-  #pcm = new Int16Array(0);
   /** Frames received before the agent can take them: [payload copy, chunk, timestamp, arrivalMs]. */
   #pending: { payload: Uint8Array; chunk: number; timestampMs: number; atMs: number }[] = [];
   readonly #maxPending: number;
@@ -287,17 +292,16 @@ export class CallSession extends EventEmitter<SessionEvents> {
       agent.sendAudio(frame);
       return;
     }
-    const n = this.#inbound.push(frame, chunk, timestampMs, nowMs, this.#pcm);
-    this.#sendPcm(n);
+    this.#inbound.push(frame, chunk, timestampMs, nowMs);
   }
 
-  #sendPcm(n: number): void {
-    if (n === 0) return;
-    const pcm = this.#pcm.subarray(0, n);
+  /** The inbound path's sink: PCM for the agent (inline: during push/poll; pool: a batch later). */
+  #onPcm = (pcm: Int16Array): void => {
+    if (this.#state !== 'streaming') return;
     this.#counters.framesToAgent++;
     this.#runVad(pcm, undefined);
     this.#agent!.sendAudio(pcm);
-  }
+  };
 
   #runVad(pcm: Int16Array | undefined, ulaw: Uint8Array | undefined): void {
     const vad = this.#vad;
@@ -415,12 +419,24 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #onAgentConnected(agent: AgentSession): void {
     const cfg = this.#d.config;
     const quality = cfg.resamplerQuality;
-    if (agent.inputFormat.encoding === 'pcm16') {
-      this.#inbound = this.#d.dsp.createInboundPipeline({ toHz: agent.inputFormat.sampleRateHz, quality });
-      this.#pcm = new Int16Array(this.#inbound.maxFrameOutput * 8);
-    }
-    if (agent.outputFormat.encoding === 'pcm16') {
-      this.#outbound = this.#d.dsp.createOutboundPipeline({ fromHz: agent.outputFormat.sampleRateHz, quality });
+    try {
+      if (agent.inputFormat.encoding === 'pcm16' || agent.outputFormat.encoding === 'pcm16') {
+        const paths = this.#d.paths ?? new InlineFramePaths(this.#d.dsp);
+        this.#callDsp = paths.openCall((reason) => void this.#fail(`dsp-failed:${reason}`));
+      }
+      if (agent.inputFormat.encoding === 'pcm16') {
+        this.#inbound = this.#callDsp!.openInbound({ toHz: agent.inputFormat.sampleRateHz, quality }, this.#onPcm);
+      }
+      if (agent.outputFormat.encoding === 'pcm16') {
+        this.#outbound = this.#callDsp!.openOutbound({ fromHz: agent.outputFormat.sampleRateHz, quality }, this.#playout!.acceptFrames);
+      }
+    } catch (e) {
+      // A format the DSP refuses, or a pool already closed: this call fails, the process does not.
+      this.#inbound = undefined;
+      this.#outbound = undefined;
+      this.#log('error', 'could not create the DSP pipelines', { error: (e as Error).message });
+      void this.#fail(`dsp-failed:${(e as { code?: string }).code ?? 'unknown'}`);
+      return;
     }
     if (!agent.hasVad) this.#vad = new EnergyVad({ sampleRateHz: agent.inputFormat.sampleRateHz, thresholdDbfs: cfg.echo.vadThresholdDbfs, silenceMs: cfg.echo.silenceMs });
     this.#playout!.setPipeline(this.#outbound);
@@ -500,7 +516,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     }
     // Frames held by the jitter buffer waiting for a gap are released on their deadline.
     if (this.#inbound && this.#state === 'streaming' && this.#inbound.bufferedFrames > 0) {
-      this.#sendPcm(this.#inbound.poll(nowMs, this.#pcm));
+      this.#inbound.poll(nowMs);
     }
   };
 
@@ -586,8 +602,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#timers.clear();
     this.#playout?.close();
     if (this.#inbound) this.#finalJitter = this.#inbound.stats();
-    this.#inbound?.close();
-    this.#outbound?.close();
+    this.#callDsp?.close();
     this.#pending = [];
     try {
       this.#socket.close(1000, reason.slice(0, 120));

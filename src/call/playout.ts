@@ -28,8 +28,15 @@
  * most `leadMs` ahead lets network jitter be absorbed while `clear` stays accurate.
  * Each tick sends at most one media message (all frames due, concatenated) and one
  * mark, so the message rate is bounded by the clock, not by the agent's chunking.
+ *
+ * The pipeline is an OutboundPath (dsp/frame-paths.ts): its frames come back through
+ * acceptFrames(), inline at once or — with the DSP pool — a batch later. Frames still
+ * in the pipeline count as `active` (a barge-in clears them, a drain waits for them).
+ * Known pool-mode approximation: a new response id, or a μ-law prompt (say()), takes
+ * effect at enqueue time, so frames of the previous response still in the worker (at
+ * most one batch, ~1–2 ms of work) queue after it and count toward the new response.
  */
-import type { OutboundPipeline } from '../dsp/backend.js';
+import type { OutboundPath } from '../dsp/frame-paths.js';
 import { buildClear, buildMark, buildMedia } from '../twilio/messages.js';
 
 const FRAME_BYTES = 160;
@@ -66,8 +73,8 @@ export interface PlayoutOptions {
   streamSid: string;
   /** Sends one text message to Twilio. */
   send: (text: string) => void;
-  /** Agent PCM → μ-law frames (undefined when the agent already speaks 8 kHz μ-law). */
-  pipeline?: OutboundPipeline | undefined;
+  /** Agent PCM → μ-law frames (undefined when the agent already speaks 8 kHz μ-law); its sink is acceptFrames. */
+  pipeline?: OutboundPath | undefined;
   leadMs: number;
   /** Longest audio the queue holds (Twilio itself discards > 10 min, error 31931). */
   maxQueueMs?: number;
@@ -88,7 +95,6 @@ export class Playout {
   #queue: Uint8Array;
   #qHead = 0;
   #qLen = 0; // bytes
-  #scratch: Uint8Array = new Uint8Array(FRAME_BYTES * 64);
   #partial = new Uint8Array(FRAME_BYTES);
   #partialLen = 0;
   #bufferedUntilMs = 0;
@@ -147,9 +153,9 @@ export class Playout {
     return now !== undefined && this.#bufferedUntilMs > 0 && now < this.#bufferedUntilMs + ACTIVE_MARGIN_MS;
   }
 
-  /** Audio queued or a mark not yet echoed (what `drained()` waits for). */
+  /** Audio queued (here or still in the pipeline) or a mark not yet echoed (what `drained()` waits for). */
   get #markActive(): boolean {
-    return this.#qLen > 0 || this.#partialLen > 0 || this.#pendingMarks.length > 0;
+    return this.#qLen > 0 || this.#partialLen > 0 || this.#pendingMarks.length > 0 || (this.#o.pipeline?.pending ?? 0) > 0;
   }
 
   get currentResponseId(): string | undefined {
@@ -157,9 +163,18 @@ export class Playout {
   }
 
   /** Sets the agent → μ-law pipeline once the agent's output format is known (undefined: μ-law passthrough). */
-  setPipeline(pipeline: OutboundPipeline | undefined): void {
+  setPipeline(pipeline: OutboundPath | undefined): void {
     this.#o.pipeline = pipeline;
   }
+
+  /** The pipeline's sink: whole μ-law frames, in the order the audio was enqueued. */
+  readonly acceptFrames = (ulaw: Uint8Array, offset: number, bytes: number): void => {
+    this.#queueFrames(ulaw, bytes, offset);
+    // Frames from the pool arrive a batch later: send them as they land, like inline ones.
+    this.#sendNow();
+    // A drain that waited only on frames still in the pipeline ends here if none came.
+    if (this.#drainWaiters.length > 0 && !this.#markActive) this.#resolveDrain();
+  };
 
   /** μ-law audio that bypasses the pipeline (prompts, TTS), as its own response. */
   enqueueUlaw(bytes: Uint8Array, responseId: string): void {
@@ -184,11 +199,7 @@ export class Playout {
       this.#startResponse(responseId);
     }
     if (this.#o.pipeline) {
-      const pcm = data as Int16Array;
-      const need = this.#o.pipeline.maxOutputBytes(pcm.length);
-      if (this.#scratch.length < need) this.#scratch = new Uint8Array(need * 2);
-      const n = this.#o.pipeline.push(pcm, this.#scratch);
-      this.#queueFrames(this.#scratch, n);
+      this.#o.pipeline.push(data as Int16Array);
     } else {
       this.#queueUlaw(data as Uint8Array);
     }
@@ -207,12 +218,7 @@ export class Playout {
       this.#markEnd();
       return;
     }
-    if (this.#o.pipeline) {
-      const need = this.#o.pipeline.maxFlushBytes();
-      if (this.#scratch.length < need) this.#scratch = new Uint8Array(need * 2);
-      const n = this.#o.pipeline.flush(this.#scratch);
-      this.#queueFrames(this.#scratch, n);
-    }
+    this.#o.pipeline?.flush();
     this.#padPartial();
     this.#sendNow();
     this.#markEnd();
@@ -264,7 +270,7 @@ export class Playout {
     }
   }
 
-  #queueFrames(src: Uint8Array, n: number): void {
+  #queueFrames(src: Uint8Array, n: number, from = 0): void {
     if (n === 0) return;
     if (this.#qLen + n > this.#queue.length) this.#grow(this.#qLen + n);
     const cap = this.#queue.length;
@@ -272,7 +278,7 @@ export class Playout {
     let off = 0;
     while (off < n) {
       const k = Math.min(n - off, cap - tail);
-      this.#queue.set(src.subarray(off, off + k), tail);
+      this.#queue.set(src.subarray(from + off, from + off + k), tail);
       off += k;
       tail = (tail + k) % cap;
     }

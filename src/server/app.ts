@@ -36,6 +36,8 @@ export interface AppDeps {
   calls: CallManager;
   agents: AgentRegistry;
   dspInfo: () => DspLoadInfo | undefined;
+  /** BRIDGE_DSP_POOL mode: the pool's counters for /readyz (undefined: inline DSP, no `dspPool` key). */
+  dspPool?: () => { threads: number; calls: number; workerCalls: number; batches: number; failedBatches: number };
   rest?: TwilioRest;
   /** ElevenLabs TTS for POST /calls/:callSid/say (undefined when not configured). */
   tts?: TtsService;
@@ -176,6 +178,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
       load: a.load,
       pid: process.pid,
       agents: agents.available(),
+      ...(deps.dspPool ? { dspPool: deps.dspPool() } : {}),
     };
     return reply.code(a.ready ? 200 : 503).send(body);
   });

@@ -60,7 +60,8 @@ export function findAligned(hay: Float64Array, needle: Float64Array, maxLag: num
 export async function withBridge<T>(env: Record<string, string>, fn: (b: RunningBridge) => Promise<T>, options: StartOptions = {}): Promise<T> {
   // Call records go to a fresh temp dir per bridge (SQLite), never to ./data.
   const dataDir = mkdtempSync(join(tmpdir(), 'vb-data-'));
-  const bridge = await startBridge({ BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', BRIDGE_DATA_DIR: dataDir, ...env }, { port: 0, host: '127.0.0.1', ...options });
+  // BRIDGE_DSP_POOL=N in the test environment runs these bridges with the DSP worker pool.
+  const bridge = await startBridge({ BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', BRIDGE_DSP_POOL: process.env.BRIDGE_DSP_POOL ?? '0', BRIDGE_DATA_DIR: dataDir, ...env }, { port: 0, host: '127.0.0.1', ...options });
   try {
     return await fn(bridge);
   } finally {
