@@ -20,7 +20,8 @@
  *   native       BRIDGE_DSP=native, PCM16 24 kHz agent (μ-law ⇄ PCM, 8k ⇄ 24k, jitter buffer, paced playout)
  *   ts           BRIDGE_DSP=ts, same path on the TypeScript/WASM fallback
  *   passthrough  the agent takes μ-law (format=pcmu): no DSP at all — the floor
- *   pool         BRIDGE_DSP=native with BRIDGE_DSP_POOL=2 (batched piscina pool), if this build has it
+ *   pool         BRIDGE_DSP=native with BRIDGE_DSP_POOL=2 (batched piscina pool, src/dsp/pool)
+ *   pool-ts      BRIDGE_DSP=ts with BRIDGE_DSP_POOL=2: the fallback's DSP off the main thread
  *   cluster      BRIDGE_DSP=native, `start --workers 2`
  * Each mode ramps N through the steps until a step fails (p99 added delay > 5 ms in
  * either direction, or any caller frame dropped, or any playout underrun or lost agent
@@ -43,7 +44,7 @@ const opt = (name: string, def: string) => {
 };
 const flag = (name: string) => argv.includes(`--${name}`);
 const QUICK = flag('quick');
-const MODES = opt('modes', 'native,ts,passthrough,pool,cluster').split(',');
+const MODES = opt('modes', 'native,ts,passthrough,pool,pool-ts,cluster').split(',');
 const STEPS = opt('steps', QUICK ? '20,50' : '50,100,200,300,400,500,600,800,1000').split(',').map(Number);
 const MEASURE_S = Number(opt('measure-s', QUICK ? '4' : '10'));
 const SETTLE_S = Number(opt('settle-s', QUICK ? '2' : '3'));
@@ -132,7 +133,7 @@ async function startBridge(mode: string, agentPort: number, dataDir: string, pro
     PORT: String(port),
     HOST: '127.0.0.1',
     BRIDGE_LOG_LEVEL: 'warn',
-    BRIDGE_DSP: mode === 'ts' ? 'ts' : 'native',
+    BRIDGE_DSP: mode === 'ts' || mode === 'pool-ts' ? 'ts' : 'native',
     BRIDGE_DATA_DIR: dataDir,
     // The bench finds the limit itself: the bridge's own load gate would refuse calls first.
     BRIDGE_LOAD_THRESHOLD: 'off',
@@ -141,7 +142,7 @@ async function startBridge(mode: string, agentPort: number, dataDir: string, pro
     OPENAI_REALTIME_URL: `ws://127.0.0.1:${agentPort}/v1/realtime`,
   };
   delete env.BRIDGE_DSP_POOL;
-  if (mode === 'pool') env.BRIDGE_DSP_POOL = '2';
+  if (mode === 'pool' || mode === 'pool-ts') env.BRIDGE_DSP_POOL = '2';
   const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
   const args = [...nodeArgs, '--import', 'tsx', join(root, 'src', 'cli.ts'), 'start', ...(mode === 'cluster' ? ['--workers', '2'] : [])];
   const proc = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
