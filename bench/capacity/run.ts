@@ -28,7 +28,7 @@
  * frame); the largest N that held is reported. Report: bench/results/capacity-<time>.json + .svg.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -50,6 +50,9 @@ const MEASURE_S = Number(opt('measure-s', QUICK ? '4' : '10'));
 const SETTLE_S = Number(opt('settle-s', QUICK ? '2' : '3'));
 const CPU_PROF = flag('cpu-prof');
 const KEEP_GOING = flag('keep-going');
+/** Extra node flags for the bridge process (e.g. "--trace-gc"); its output then goes to BRIDGE_LOG. */
+const BRIDGE_NODE_ARGS = opt('bridge-node-args', '').split(' ').filter(Boolean);
+const BRIDGE_LOG = opt('bridge-log', '');
 const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
 const OUT = opt('out', join(root, 'bench', 'results', `capacity-${stamp}.json`));
 const DELAY_LIMIT_MS = 5;
@@ -143,9 +146,10 @@ async function startBridge(mode: string, agentPort: number, dataDir: string, pro
   };
   delete env.BRIDGE_DSP_POOL;
   if (mode === 'pool' || mode === 'pool-ts') env.BRIDGE_DSP_POOL = '2';
-  const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  const nodeArgs = [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...BRIDGE_NODE_ARGS];
   const args = [...nodeArgs, '--import', 'tsx', join(root, 'src', 'cli.ts'), 'start', ...(mode === 'cluster' ? ['--workers', '2'] : [])];
   const proc = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (BRIDGE_LOG) proc.stdout!.pipe(createWriteStream(BRIDGE_LOG, { flags: 'a' }));
   let errText = '';
   proc.stdout!.on('data', (d: Buffer) => (errText += d.toString()).length > 4000 && (errText = errText.slice(-4000)));
   proc.stderr!.on('data', (d: Buffer) => (errText += d.toString()).length > 4000 && (errText = errText.slice(-4000)));
