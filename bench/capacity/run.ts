@@ -2,7 +2,8 @@
  * `npm run bench:capacity` — how many calls one machine carries, mode by mode.
  *
  *   npm run bench:capacity -- [--modes native,ts,passthrough,pool,cluster] [--steps 50,100,200,…]
- *                             [--measure-s 10] [--settle-s 3] [--quick] [--cpu-prof] [--out <file.json>]
+ *                             [--measure-s 10] [--settle-s 3] [--warmup-s 10] [--keep-going] [--quick] [--cpu-prof]
+ *                             [--bridge-node-args "--trace-gc" --bridge-log <file>] [--out <file.json>]
  *
  * Three processes per mode, on this machine:
  *
@@ -48,6 +49,7 @@ const MODES = opt('modes', 'native,ts,passthrough,pool,pool-ts,cluster').split('
 const STEPS = opt('steps', QUICK ? '20,50' : '50,100,200,300,400,500,600,800,1000').split(',').map(Number);
 const MEASURE_S = Number(opt('measure-s', QUICK ? '4' : '10'));
 const SETTLE_S = Number(opt('settle-s', QUICK ? '2' : '3'));
+const WARMUP_S = Number(opt('warmup-s', QUICK ? '2' : '10'));
 const CPU_PROF = flag('cpu-prof');
 const KEEP_GOING = flag('keep-going');
 /** Extra node flags for the bridge process (e.g. "--trace-gc"); its output then goes to BRIDGE_LOG. */
@@ -359,8 +361,11 @@ async function runMode(mode: string, profRoot: string | undefined): Promise<{ mo
         if (status.open + status.failed >= n) break;
         await sleep(250);
       }
-      for (let s = 0; s < SETTLE_S * 4; s++) {
-        bar(`${mode} @ ${n}: settling`, s / (SETTLE_S * 4));
+      // The first step also warms the bridge up (JIT, heap growth, first connections):
+      // a fresh process measured at once fails on start-up stalls, not on load.
+      const settleS = SETTLE_S + (n === STEPS[0] ? WARMUP_S : 0);
+      for (let s = 0; s < settleS * 4; s++) {
+        bar(`${mode} @ ${n}: ${n === STEPS[0] ? 'warming up' : 'settling'}`, s / (settleS * 4));
         await sleep(250);
       }
       const ledger = new Ledger();
@@ -459,7 +464,7 @@ async function main(): Promise<void> {
     machine,
     when: new Date().toISOString(),
     command: `npm run bench:capacity -- ${argv.join(' ')}`.trim(),
-    settings: { steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, delayLimitMs: DELAY_LIMIT_MS, cushionFrames: CUSHION_FRAMES, agent: 'fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough: μ-law), real-time 20 ms chunks' },
+    settings: { steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, delayLimitMs: DELAY_LIMIT_MS, cushionFrames: CUSHION_FRAMES, agent: 'fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough: μ-law), real-time 20 ms chunks' },
     maxHeld: Object.fromEntries(modes.map((m) => [m.mode, m.skipped ? `skipped: ${m.skipped}` : m.maxHeld])),
     fullDspVsPassthroughCpu: common ? { calls: common, ratio } : null,
     modes,
