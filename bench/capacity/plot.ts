@@ -16,7 +16,7 @@ function niceMax(v: number): number {
   return 10 * p;
 }
 
-function panel(series: PlotSeries[], key: 'delayP99Ms' | 'cpuMsPerCallS', x0: number, title: string, yLabel: string, limit: number | undefined): string {
+function panel(series: PlotSeries[], key: 'delayP99Ms' | 'cpuMsPerCallS', x0: number, title: string, yLabel: string, limit: number | undefined, yCap = Infinity): string {
   const W = 460;
   const H = 300;
   const L = 60;
@@ -26,7 +26,7 @@ function panel(series: PlotSeries[], key: 'delayP99Ms' | 'cpuMsPerCallS', x0: nu
   const xs = series.flatMap((s) => s.points.map((p) => p.calls));
   const ys = series.flatMap((s) => s.points.map((p) => p[key] ?? 0));
   const xMax = niceMax(Math.max(1, ...xs));
-  const yMax = niceMax(Math.max(limit ?? 0, ...ys) * 1.05);
+  const yMax = Math.min(yCap, niceMax(Math.max(limit ?? 0, ...ys) * 1.05));
   const px = (x: number) => x0 + L + (x / xMax) * PW;
   const py = (y: number) => T + PH - (Math.min(y, yMax) / yMax) * PH;
   let s = `<text x="${x0 + W / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${title}</text>`;
@@ -57,7 +57,7 @@ export function renderSvg(series: PlotSeries[], subtitle: string): string {
     .join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="940" height="390" font-family="sans-serif">
 <rect width="940" height="390" fill="#fff"/>
-${panel(series, 'delayP99Ms', 0, 'p99 added delay per frame (worse direction)', 'ms', 5)}
+${panel(series, 'delayP99Ms', 0, 'p99 added delay per frame (worse direction)', 'ms (clipped at 50)', 5, 50)}
 ${panel(series, 'cpuMsPerCallS', 470, 'bridge CPU per call-second', 'ms CPU / call-s', 1)}
 ${legend}
 <text x="470" y="380" text-anchor="middle" font-size="10" fill="#666">${subtitle.replace(/&/g, '&amp;').replace(/</g, '&lt;')} · filled: step held (p99 ≤ 5 ms, nothing dropped or late) · hollow: failed</text>

@@ -248,8 +248,8 @@ interface StepResult {
   held: boolean;
   failedBecause: string[];
   bridge: { cpuPct: number; cpuMsPerCallS: number; kernelShare: number; rssMb: number; rssPerCallMb: number | null; lagP99Ms: number | null };
-  inbound: { frames: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; dropped: number };
-  outbound: { frames: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; firstFrameP50Ms: number | null; firstFrameP99Ms: number | null; replies: number; unmatchedReplies: number; lostFrames: number; underruns: number; underrunMs: number };
+  inbound: { frames: number; minMs: number | null; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; dropped: number };
+  outbound: { frames: number; minMs: number | null; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; firstFrameP50Ms: number | null; firstFrameP99Ms: number | null; replies: number; unmatchedReplies: number; lostFrames: number; underruns: number; underrunMs: number };
   bargeIn: { count: number; reactionP50Ms: number | null; reactionP99Ms: number | null; reactionMaxMs: number | null };
   loadgen: { cpuPct: number; lagP99Ms: number | null; lagMaxMs: number };
   agent: { cpuPct: number; lagP99Ms: number | null; lagMaxMs: number };
@@ -297,8 +297,8 @@ function analyse(ledger: Ledger, ranges: { callIdx: number; k0: number; k1: numb
     }
   }
   return {
-    inbound: { frames: inD.length, p50Ms: round(percentile(inD, 50)), p99Ms: round(percentile(inD, 99)), maxMs: round(percentile(inD, 100)), dropped },
-    outbound: { frames: outD.length, p50Ms: round(percentile(outD, 50)), p99Ms: round(percentile(outD, 99)), maxMs: round(percentile(outD, 100)), firstFrameP50Ms: round(percentile(firstD, 50)), firstFrameP99Ms: round(percentile(firstD, 99)), replies, unmatchedReplies: unmatched, lostFrames: lost, underruns: g.underruns, underrunMs: Math.round(g.underrunMs) },
+    inbound: { frames: inD.length, minMs: round(percentile(inD, 0)), p50Ms: round(percentile(inD, 50)), p99Ms: round(percentile(inD, 99)), maxMs: round(percentile(inD, 100)), dropped },
+    outbound: { frames: outD.length, minMs: round(percentile(outD, 0)), p50Ms: round(percentile(outD, 50)), p99Ms: round(percentile(outD, 99)), maxMs: round(percentile(outD, 100)), firstFrameP50Ms: round(percentile(firstD, 50)), firstFrameP99Ms: round(percentile(firstD, 99)), replies, unmatchedReplies: unmatched, lostFrames: lost, underruns: g.underruns, underrunMs: Math.round(g.underrunMs) },
     bargeIn: { count: g.reactions.length, reactionP50Ms: round(percentile(g.reactions, 50)), reactionP99Ms: round(percentile(g.reactions, 99)), reactionMaxMs: round(percentile(g.reactions, 100)) },
   };
 }
@@ -333,7 +333,7 @@ const header = () => COLS.map(([h, w]) => h.padEnd(w)).join(' ');
 const row = (r: StepResult) => COLS.map(([, w, f]) => f(r).padEnd(w)).join(' ');
 
 // ── one mode ────────────────────────────────────────────────────────────────
-async function runMode(mode: string, profRoot: string | undefined): Promise<{ mode: string; dsp: unknown; steps: StepResult[]; maxHeld: number | null; skipped?: string }> {
+async function runMode(mode: string, profRoot: string | undefined): Promise<{ mode: string; dsp: unknown; steps: StepResult[]; maxHeld: number | null; firstFailure?: number | null; skipped?: string }> {
   const agent = await fork('fake-agent.ts');
   const dataDir = mkdtempSync(join(tmpdir(), 'vb-capacity-'));
   const profDir = profRoot ? join(profRoot, mode) : undefined;
@@ -431,19 +431,31 @@ async function runMode(mode: string, profRoot: string | undefined): Promise<{ mo
     agent.proc.kill();
     rmSync(dataDir, { recursive: true, force: true });
   }
+  // The largest N that held. With --keep-going a later step can hold after an earlier one
+  // failed (the machine is shared and the p99 sits near the limit): both are reported.
   const held = steps.filter((s) => s.held);
-  // The largest N that held, counting only steps before the first failure.
-  let maxHeld: number | null = null;
-  for (const s of steps) {
-    if (!s.held) break;
-    maxHeld = s.callsOpen;
-  }
-  void held;
-  return { mode, dsp: bridge.dsp, steps, maxHeld };
+  const maxHeld = held.length > 0 ? Math.max(...held.map((s) => s.callsOpen)) : null;
+  const firstFailure = steps.find((s) => !s.held)?.callsOpen ?? null;
+  return { mode, dsp: bridge.dsp, steps, maxHeld, firstFailure };
+}
+
+function writePlot(summary: { machine: { cpus: number; model: string; node: string }; when: string; modes: { mode: string; skipped?: string; steps: StepResult[] }[] }, svg: string): void {
+  const series: PlotSeries[] = summary.modes
+    .filter((m) => !m.skipped)
+    .map((m) => ({ mode: m.mode, points: m.steps.map((s) => ({ calls: s.callsOpen, delayP99Ms: Math.max(s.inbound.p99Ms ?? 0, s.outbound.p99Ms ?? 0), cpuMsPerCallS: s.bridge.cpuMsPerCallS, held: s.held })) }));
+  const m = summary.machine;
+  writeFileSync(svg, renderSvg(series, `${m.cpus} × ${m.model}, Node ${m.node}, ${summary.when.slice(0, 16)}`));
 }
 
 // ── main ────────────────────────────────────────────────────────────────────
 async function main(): Promise<void> {
+  const replot = opt('replot', '');
+  if (replot) {
+    // Re-render the plot of an existing report: --replot bench/results/capacity-….json
+    writePlot(JSON.parse(readFileSync(replot, 'utf8')), replot.replace(/\.json$/, '') + '.svg');
+    console.log(`plot: ${replot.replace(/\.json$/, '')}.svg`);
+    process.exit(0);
+  }
   const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? 'cpu', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
   console.log(`capacity: modes ${MODES.join(', ')}; steps ${STEPS.join(', ')}; ${MEASURE_S} s measured per step; ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, Node ${machine.node}`);
   console.log(`a step holds when p99 added delay ≤ ${DELAY_LIMIT_MS} ms both ways, nothing is dropped or lost, and Twilio's playout never runs dry mid-reply\n`);
@@ -453,7 +465,7 @@ async function main(): Promise<void> {
   for (const m of MODES) {
     const res = await runMode(m, profRoot);
     if (res.skipped) console.log(`${m.padEnd(12)} skipped: ${res.skipped}`);
-    else console.log(`${m.padEnd(12)} → largest N that held: ${res.maxHeld ?? 'none'}\n`);
+    else console.log(`${m.padEnd(12)} → largest N that held: ${res.maxHeld ?? 'none'}${res.firstFailure != null ? ` (first failing step: ${res.firstFailure})` : ''}\n`);
     modes.push(res);
   }
   // Ratios the issue asks for, at the largest step every compared mode ran.
@@ -471,11 +483,8 @@ async function main(): Promise<void> {
   };
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, JSON.stringify(summary, null, 1));
-  const series: PlotSeries[] = modes
-    .filter((m) => !m.skipped)
-    .map((m) => ({ mode: m.mode, points: m.steps.map((s) => ({ calls: s.callsOpen, delayP99Ms: Math.max(s.inbound.p99Ms ?? 0, s.outbound.p99Ms ?? 0), cpuMsPerCallS: s.bridge.cpuMsPerCallS, held: s.held })) }));
   const svg = OUT.replace(/\.json$/, '') + '.svg';
-  writeFileSync(svg, renderSvg(series, `${machine.cpus} × ${machine.model}, Node ${machine.node}, ${summary.when.slice(0, 16)}`));
+  writePlot(summary, svg);
   console.log(`largest N that held: ${Object.entries(summary.maxHeld).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (ratio !== null) console.log(`full DSP (native) vs μ-law passthrough, CPU per call-second at ${common} calls: ${ratio}×`);
   if (profRoot) console.log(`CPU profiles (.cpuprofile, open in Chrome DevTools): ${profRoot}`);
