@@ -26,8 +26,9 @@
  * (protocols.md §1.3). `bufferedUntilMs` estimates when Twilio's buffer runs dry:
  * each frame sent extends it by 20 ms from max(now, bufferedUntil). Keeping it at
  * most `leadMs` ahead lets network jitter be absorbed while `clear` stays accurate.
- * Each tick sends at most one media message (all frames due, concatenated) and one
- * mark, so the message rate is bounded by the clock, not by the agent's chunking.
+ * Audio is sent when it arrives (if Twilio's buffer has room) and topped up on each
+ * tick, whole 160-byte frames only, all due frames concatenated in one media message:
+ * at most one message per completed frame, however finely the agent chunks its audio.
  *
  * The pipeline is an OutboundPath (dsp/frame-paths.ts): its frames come back through
  * acceptFrames(), inline at once or — with the DSP pool — a batch later. Frames still
