@@ -126,10 +126,6 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, dspPool: pool ? () => pool.stats() : undefined, rest, tts, store, logger: false, admission, webhookLimiter, trustProxy: lifecycle.trustProxy });
   registerMetricsRoute(app, metrics);
   registerWorkerMetricsResponder(metrics);
-  const address = await app.listen({ port: config.port, host: config.host });
-  monitor.start();
-  logger.info({ address, agents: agents.available(), maxCalls: lifecycle.maxCalls ?? null, loadThreshold: lifecycle.loadThreshold ?? null }, 'voice-bridge listening');
-  const goodbye = await loadPrompt('goodbye');
   const closeServer = async () => {
     monitor.stop();
     await app.close();
@@ -138,6 +134,18 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     await store.close();
     await pool?.close();
   };
+  let address: string;
+  try {
+    address = await app.listen({ port: config.port, host: config.host });
+  } catch (e) {
+    // E.g. the port is taken: release what was opened (the DSP pool's threads, the
+    // store's worker) so the caller gets the error, not a process that never exits.
+    await closeServer().catch(() => undefined);
+    throw e;
+  }
+  monitor.start();
+  logger.info({ address, agents: agents.available(), maxCalls: lifecycle.maxCalls ?? null, loadThreshold: lifecycle.loadThreshold ?? null }, 'voice-bridge listening');
+  const goodbye = await loadPrompt('goodbye');
   let stopping: Promise<DrainReport> | undefined;
   const stop = (timeoutMs: number, signal?: AbortSignal) =>
     (stopping ??= drain({
