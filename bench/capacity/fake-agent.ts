@@ -20,7 +20,7 @@
  * previous collect and its own timer lateness and CPU.
  */
 import { WebSocketServer, type WebSocket } from 'ws';
-import { FRAME_MS, Flag, THINK_MS, buildPattern, fixture, monoClock, percentile, wavData } from './pattern.js';
+import { FRAME_MS, Flag, PHASES, PhaseClock, THINK_MS, buildPattern, fixture, monoClock, wavBytes } from './pattern.js';
 
 const now = monoClock();
 const pattern = buildPattern();
@@ -31,8 +31,8 @@ function chunks(data: Uint8Array, size: number): string[] {
   for (let off = 0; off + size <= data.length; off += size) out.push(Buffer.from(data.subarray(off, off + size)).toString('base64'));
   return out;
 }
-const PCM_CHUNKS = chunks(wavData(fixture('agent-reply.24k-pcm16.wav')), 960);
-const ULAW_CHUNKS = chunks(wavData(fixture('caller-order-status.8k-ulaw.wav')), 160);
+const PCM_CHUNKS = chunks(wavBytes(fixture('agent-reply.24k-pcm16.wav')), 960);
+const ULAW_CHUNKS = chunks(wavBytes(fixture('caller-order-status.8k-ulaw.wav')), 160);
 const APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"';
 
 interface Reply {
@@ -60,8 +60,7 @@ interface Conn {
 }
 
 const conns = new Set<Conn>();
-let lateMax = 0;
-const lates: number[] = [];
+let clock: PhaseClock | undefined;
 
 function send(c: Conn, text: string): void {
   if (c.ws.readyState === c.ws.OPEN) c.ws.send(text);
@@ -129,43 +128,21 @@ function onMessage(c: Conn, text: string): void {
   // truncate with conversation.item.truncated, which the adapter ignores).
 }
 
-// ── the one shared clock: each reply's next chunk ───────────────────────────
-// Replies are spread over the 20 ms period by call (ten 2 ms phase groups), as real
-// agent sessions are, so the bridge never gets every call's chunk in one burst.
-const PHASES = 10;
-const PHASE_MS = FRAME_MS / PHASES;
-let next = now() + PHASE_MS;
-let phaseTick = 0;
-function tick(): void {
-  const t = now();
-  const late = t - next;
-  lates.push(late);
-  if (late > lateMax) lateMax = late;
-  const first = phaseTick;
-  while (next <= t) {
-    next += PHASE_MS;
-    phaseTick++;
-  }
-  for (let pt = first; pt < phaseTick; pt++) sendPhase(pt % PHASES, t);
-  setTimeout(tick, Math.max(0, next - now()));
-}
-
+// ── the one shared clock (pattern.ts PhaseClock): each reply's next chunk ──
 function sendPhase(phase: number, t: number): void {
   for (const c of conns) {
     if (c.callIdx < 0 || c.callIdx % PHASES !== phase) continue;
     const r = c.reply;
     if (!r || t < r.startAt) continue;
-    {
-      if (r.sent === 0) {
-        send(c, `{"type":"response.created","response":{"id":"${r.id}","object":"realtime.response","status":"in_progress","output":[]}}`);
-        send(c, `{"type":"response.output_item.added","response_id":"${r.id}","output_index":0,"item":{"id":"${r.itemId}","object":"realtime.item","type":"message","role":"assistant","status":"in_progress","content":[]}}`);
-      }
-      const list = c.format === 'pcmu' ? ULAW_CHUNKS : PCM_CHUNKS;
-      const chunk = list[c.chunkPos++ % list.length]!;
-      send(c, `{"type":"response.output_audio.delta","response_id":"${r.id}","item_id":"${r.itemId}","output_index":0,"content_index":0,"delta":"${chunk}"}`);
-      r.times.push(t);
-      if (++r.sent >= r.planned) endReply(c, 'completed');
+    if (r.sent === 0) {
+      send(c, `{"type":"response.created","response":{"id":"${r.id}","object":"realtime.response","status":"in_progress","output":[]}}`);
+      send(c, `{"type":"response.output_item.added","response_id":"${r.id}","output_index":0,"item":{"id":"${r.itemId}","object":"realtime.item","type":"message","role":"assistant","status":"in_progress","content":[]}}`);
     }
+    const list = c.format === 'pcmu' ? ULAW_CHUNKS : PCM_CHUNKS;
+    const chunk = list[c.chunkPos++ % list.length]!;
+    send(c, `{"type":"response.output_audio.delta","response_id":"${r.id}","item_id":"${r.itemId}","output_index":0,"content_index":0,"delta":"${chunk}"}`);
+    r.times.push(t);
+    if (++r.sent >= r.planned) endReply(c, 'completed');
   }
 }
 
@@ -183,7 +160,7 @@ wss.on('connection', (ws) => {
 wss.on('listening', () => {
   const port = (wss.address() as { port: number }).port;
   process.send?.({ type: 'ready', port });
-  setTimeout(tick, PHASE_MS);
+  clock = new PhaseClock(now, sendPhase);
 });
 
 let cpu0 = process.cpuUsage();
@@ -199,10 +176,8 @@ process.on('message', (msg: { cmd: string }) => {
   }
   const cpu = process.cpuUsage(cpu0);
   const t = now();
-  process.send?.({ type: 'collect', calls, lagMaxMs: lateMax, lagP99Ms: percentile(lates, 99), cpuPct: ((cpu.user + cpu.system) / 1000 / (t - t0)) * 100 });
+  process.send?.({ type: 'collect', calls, ...(clock?.takeLag() ?? { lagMaxMs: 0, lagP99Ms: null }), cpuPct: ((cpu.user + cpu.system) / 1000 / (t - t0)) * 100 });
   cpu0 = process.cpuUsage();
   t0 = t;
-  lateMax = 0;
-  lates.length = 0;
 });
 process.on('disconnect', () => process.exit(0));

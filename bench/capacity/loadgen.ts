@@ -3,11 +3,9 @@
  * real-time pace, in its own process (started by bench/capacity/run.ts, driven over IPC).
  *
  * Lean on purpose — it shares the 2-core machine with the bridge:
- * - ONE shared drift-free clock sends every call's next frame; a late tick catches
- *   up, as a network would deliver. Calls are spread over the 20 ms frame period like
- *   real calls (which start at random moments): the clock ticks every 2 ms and serves
- *   one of ten phase groups per tick, so the bridge never gets every call's frame in
- *   one burst (which would measure the generator's burst, not the bridge).
+ * - ONE shared drift-free clock (PhaseClock) sends every call's next frame, calls
+ *   spread over the 20 ms period in ten 2 ms phase groups, so the bridge never gets
+ *   every call's frame in one burst (which would measure the generator, not the bridge).
  * - caller frames are base64'd once (pattern.ts); messages are built by concatenation;
  *   agent media is measured without JSON.parse (only marks and clears are parsed).
  * - It plays Twilio's side faithfully where the bridge can tell: marks are echoed when
@@ -21,7 +19,7 @@
  * turn sent while agent audio is playing → the `clear` arriving).
  */
 import WebSocket from 'ws';
-import { FRAME_BYTES, FRAME_MS, Flag, buildPattern, monoClock, percentile } from './pattern.js';
+import { FRAME_BYTES, FRAME_MS, Flag, PHASES, PhaseClock, buildPattern, monoClock } from './pattern.js';
 
 const now = monoClock();
 const pattern = buildPattern();
@@ -143,46 +141,23 @@ function openCall(idx: number): void {
   });
 }
 
-// ── the one shared clock ────────────────────────────────────────────────────
-const PHASES = 10;
-const PHASE_MS = FRAME_MS / PHASES;
-let next = now() + PHASE_MS;
-let phaseTick = 0;
-let lateMax = 0;
-const lates: number[] = [];
-function tick(): void {
-  const t = now();
-  const late = t - next;
-  lates.push(late);
-  if (late > lateMax) lateMax = late;
-  // Each phase group is due once per 20 ms; a late clock serves every group it passed.
-  const first = phaseTick;
-  while (next <= t) {
-    next += PHASE_MS;
-    phaseTick++;
-  }
-  for (let pt = first; pt < phaseTick; pt++) sendPhase(pt % PHASES, t);
-  setTimeout(tick, Math.max(0, next - now()));
-}
-
+// ── the one shared clock (pattern.ts PhaseClock) ────────────────────────────
 function sendPhase(phase: number, t: number): void {
   const frames = pattern.framesB64;
   for (let i = phase; i < calls.length; i += PHASES) {
     const c = calls[i];
     if (!c || !c.open) continue;
-    {
-      const p = (c.k + c.offset) % pattern.length;
-      const st = now();
-      c.ws.send(`{"event":"media","sequenceNumber":"${++c.seqNo}","media":{"track":"inbound","chunk":"${c.k + 1}","timestamp":"${c.k * FRAME_MS}","payload":"${frames[p]}"},"streamSid":"${c.streamSid}"}`);
-      c.sendT.push(st);
-      if (pattern.flags[p]! & Flag.BargeIn && c.scheduledEnd > st) c.bargeAt = st;
-      c.k++;
-      iv.framesSent++;
-    }
+    const p = (c.k + c.offset) % pattern.length;
+    const st = now();
+    c.ws.send(`{"event":"media","sequenceNumber":"${++c.seqNo}","media":{"track":"inbound","chunk":"${c.k + 1}","timestamp":"${c.k * FRAME_MS}","payload":"${frames[p]}"},"streamSid":"${c.streamSid}"}`);
+    c.sendT.push(st);
+    if (pattern.flags[p]! & Flag.BargeIn && c.scheduledEnd > st) c.bargeAt = st;
+    c.k++;
+    iv.framesSent++;
     while (c.pendingMarks.length > 0 && c.pendingMarks[0]!.end <= t) sendMark(c, c.pendingMarks.shift()!.name);
   }
 }
-setTimeout(tick, PHASE_MS);
+const clock = new PhaseClock(now, sendPhase);
 
 // ── IPC ─────────────────────────────────────────────────────────────────────
 let cpu0 = process.cpuUsage();
@@ -227,12 +202,10 @@ process.on('message', (msg: { cmd: string; n?: number; streamUrl?: string; param
       c.segments = [];
     }
     const cpu = process.cpuUsage(cpu0);
-    process.send?.({ type: 'collect', calls: out, ...iv, reactions: iv.reactions, lagMaxMs: lateMax, lagP99Ms: percentile(lates, 99), cpuPct: ((cpu.user + cpu.system) / 1000 / (t - t0)) * 100 });
+    process.send?.({ type: 'collect', calls: out, ...iv, reactions: iv.reactions, ...clock.takeLag(), cpuPct: ((cpu.user + cpu.system) / 1000 / (t - t0)) * 100 });
     iv = { framesSent: 0, framesReceived: 0, underruns: 0, underrunMs: 0, clears: 0, reactions: [], connectFailed: 0, closedByBridge: 0 };
     cpu0 = process.cpuUsage();
     t0 = t;
-    lateMax = 0;
-    lates.length = 0;
   }
 });
 process.on('disconnect', () => process.exit(0));

@@ -21,6 +21,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseWav } from '../../src/audio/wav.js';
 
 export const FRAME_MS = 20;
 export const FRAME_BYTES = 160;
@@ -49,22 +50,15 @@ export interface Pattern {
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const fixture = (name: string) => join(root, 'test', 'fixtures', name);
 
-/** The data chunk of a canonical WAV file (the fixtures are). */
-export function wavData(path: string): Uint8Array {
-  const b = readFileSync(path);
-  let off = 12;
-  while (off + 8 <= b.length) {
-    const id = b.toString('latin1', off, off + 4);
-    const size = b.readUInt32LE(off + 4);
-    if (id === 'data') return new Uint8Array(b.buffer, b.byteOffset + off + 8, Math.min(size, b.length - off - 8));
-    off += 8 + size + (size & 1);
-  }
-  throw new Error(`${path}: no data chunk`);
+/** A fixture WAV's samples as bytes (μ-law bytes, or PCM16 little-endian), through the project's WAV reader. */
+export function wavBytes(path: string): Uint8Array {
+  const d = parseWav(readFileSync(path)).data;
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
 export function buildPattern(): Pattern {
-  const a = wavData(fixture('caller-order-status.8k-ulaw.wav'));
-  const b = wavData(fixture('caller-barge-in.8k-ulaw.wav'));
+  const a = wavBytes(fixture('caller-order-status.8k-ulaw.wav'));
+  const b = wavBytes(fixture('caller-barge-in.8k-ulaw.wav'));
   const c = a.subarray(0, 1.5 * 8000);
   const silence = (ms: number) => new Uint8Array((ms / 1000) * 8000).fill(0xff);
   const parts: { audio: Uint8Array; speech: boolean; reply?: number; barge?: boolean }[] = [
@@ -108,4 +102,51 @@ export function percentile(xs: ArrayLike<number>, p: number): number | null {
   if (xs.length === 0) return null;
   const s = Float64Array.from(xs as ArrayLike<number>).sort();
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+export const PHASES = 10;
+const PHASE_MS = FRAME_MS / PHASES;
+
+/**
+ * The one shared drift-free clock of the load generator and of the fake agent. Calls
+ * are spread over the 20 ms frame period like real ones (which start at random
+ * moments): it ticks every 2 ms and serves one of PHASES groups per tick, so the
+ * bridge never gets every call's frame in one burst; a late tick serves every group
+ * it passed, as a network would deliver. It records its own lateness.
+ */
+export class PhaseClock {
+  #next: number;
+  #tick = 0;
+  #lateMax = 0;
+  readonly #lates: number[] = [];
+
+  constructor(
+    readonly now: () => number,
+    readonly onPhase: (phase: number, t: number) => void,
+  ) {
+    this.#next = now() + PHASE_MS;
+    setTimeout(this.#run, PHASE_MS);
+  }
+
+  #run = (): void => {
+    const t = this.now();
+    const late = t - this.#next;
+    this.#lates.push(late);
+    if (late > this.#lateMax) this.#lateMax = late;
+    const first = this.#tick;
+    while (this.#next <= t) {
+      this.#next += PHASE_MS;
+      this.#tick++;
+    }
+    for (let pt = first; pt < this.#tick; pt++) this.onPhase(pt % PHASES, t);
+    setTimeout(this.#run, Math.max(0, this.#next - this.now()));
+  };
+
+  /** Lateness since the last call: max and p99 (ms). */
+  takeLag(): { lagMaxMs: number; lagP99Ms: number | null } {
+    const r = { lagMaxMs: this.#lateMax, lagP99Ms: percentile(this.#lates, 99) };
+    this.#lateMax = 0;
+    this.#lates.length = 0;
+    return r;
+  }
 }

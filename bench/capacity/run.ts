@@ -81,18 +81,18 @@ interface Kid {
 
 function fork(script: string): Promise<Kid & { ready: Record<string, unknown> }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'capacity', script)], { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
-  const waiters = new Map<string, ((m: never) => void)[]>();
-  proc.on('message', (m: { type: string }) => {
-    const w = waiters.get(m.type)?.shift();
-    w?.(m as never);
+  const waiters = new Map<string, { resolve: (m: never) => void; reject: (e: Error) => void }[]>();
+  proc.on('message', (m: { type: string }) => waiters.get(m.type)?.shift()?.resolve(m as never));
+  proc.once('exit', () => {
+    for (const list of waiters.values()) for (const w of list.splice(0)) w.reject(new Error(`${script} exited`));
   });
   const request = <T>(msg: object | null, reply: string) =>
     new Promise<T>((resolve, reject) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return reject(new Error(`${script} exited`));
       const list = waiters.get(reply) ?? [];
-      list.push(resolve as (m: never) => void);
+      list.push({ resolve: resolve as (m: never) => void, reject });
       waiters.set(reply, list);
       if (msg) proc.send(msg);
-      proc.once('exit', () => reject(new Error(`${script} exited`)));
     });
   return request<Record<string, unknown>>(null, 'ready').then((ready) => ({ proc, request, ready }));
 }
