@@ -4,6 +4,7 @@
  * The README's "Environment variables" table documents each key.
  */
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 
 export type AgentName = 'echo' | 'openai' | 'gemini' | 'elevenlabs' | 'hume' | 'pipecat';
 export const AGENT_NAMES: readonly AgentName[] = ['echo', 'openai', 'gemini', 'elevenlabs', 'hume', 'pipecat'];
@@ -31,6 +32,19 @@ export interface Config {
   readonly hangupDrainTimeoutMs: number;
   readonly resamplerQuality: number;
   readonly adminToken?: string;
+  /**
+   * This instance's name (BRIDGE_INSTANCE_ID; default: the host name, e.g. a Kubernetes
+   * pod's name): in call records, heartbeats and the stream URL's routing key.
+   */
+  readonly instanceId: string;
+  /** Worker slot of `start --workers N` (BRIDGE_WORKER_SLOT, set by the primary); undefined in a single process. */
+  readonly workerSlot: number | undefined;
+  /** The path segment after /twilio/stream/ that routes a call's stream back here: `<instance>` or `<instance>.w<slot>`. */
+  readonly routeKey: string;
+  /** Where other instances reach this one for call commands (BRIDGE_INTERNAL_URL); undefined → derived at listen. */
+  readonly internalUrl?: string;
+  /** How long an agent pre-connected at the webhook (and the webhook's admission reservation) waits for its stream. */
+  readonly preconnectTtlMs: number;
   readonly twilio: {
     readonly accountSid?: string;
     readonly authToken?: string;
@@ -60,6 +74,14 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+export const INSTANCE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+
+/** The host name made into a valid instance id (letters, digits, '-', '_'; at most 63). */
+function defaultInstanceId(): string {
+  const id = hostname().replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^[-_]+/, '').slice(0, 63);
+  return id === '' ? 'voice-bridge' : id;
+}
 
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
@@ -128,6 +150,11 @@ export function loadConfig(env: Env = process.env): Config {
   const validateSignatures = bool('TWILIO_VALIDATE_SIGNATURES', authToken !== undefined);
   if (validateSignatures && authToken === undefined) problems.push('TWILIO_VALIDATE_SIGNATURES=1 needs TWILIO_AUTH_TOKEN');
 
+  const instanceId = get('BRIDGE_INSTANCE_ID') ?? defaultInstanceId();
+  if (!INSTANCE_ID_RE.test(instanceId)) problems.push(`BRIDGE_INSTANCE_ID=${JSON.stringify(instanceId)}: must be 1–63 letters, digits, '-' or '_', starting with a letter or digit (it is a URL path segment)`);
+  const workerSlotRaw = get('BRIDGE_WORKER_SLOT');
+  const workerSlot = workerSlotRaw === undefined ? undefined : int('BRIDGE_WORKER_SLOT', 0, 0, 255);
+
   const config: Config = {
     port: int('PORT', 8080, 0, 65535),
     host,
@@ -144,6 +171,11 @@ export function loadConfig(env: Env = process.env): Config {
     hangupDrainTimeoutMs: int('BRIDGE_HANGUP_DRAIN_TIMEOUT_MS', 10_000, 0, 120_000),
     resamplerQuality: int('BRIDGE_RESAMPLER_QUALITY', 7, 0, 10),
     adminToken: get('BRIDGE_ADMIN_TOKEN'),
+    instanceId,
+    workerSlot,
+    routeKey: workerSlot === undefined ? instanceId : `${instanceId}.w${workerSlot}`,
+    internalUrl: url('BRIDGE_INTERNAL_URL', ['http:', 'https:']),
+    preconnectTtlMs: int('BRIDGE_PRECONNECT_TTL_MS', 30_000, 500, 600_000),
     twilio: { accountSid, authToken, fromNumber, apiUrl: url('TWILIO_API_URL', ['https:', 'http:']), validateSignatures },
     echo: {
       vadThresholdDbfs: num('BRIDGE_ECHO_VAD_DBFS', -40, -90, 0),

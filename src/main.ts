@@ -6,6 +6,7 @@
  * onDrained hooks run (call records flushed), exit 0. A second signal cuts the wait short.
  */
 import cluster from 'node:cluster';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readWav } from './audio/wav.js';
@@ -85,7 +86,10 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     config.twilio.accountSid && config.twilio.authToken
       ? new TwilioRest({ accountSid: config.twilio.accountSid, authToken: config.twilio.authToken, apiUrl: config.twilio.apiUrl })
       : undefined;
-  const store = await openCallStore(config, { log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
+  const store = await openCallStore(config, {
+    log: (level, msg, fields) => logger[level](fields ?? {}, msg),
+    identity: { instanceId: config.instanceId, worker: config.workerSlot ?? -1, routeKey: config.routeKey, internalUrl: config.internalUrl ?? null },
+  });
   const recorder = createRecorder(config, { log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
   if (recorder.enabled) logger.info({ dir: recorder.dir }, 'recording every call (BRIDGE_RECORD=1)');
   const tts = createTtsService(config);
@@ -113,14 +117,22 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     tapFor: recorder.enabled ? recorder.tapFor : undefined,
     observer: metrics.observer,
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
+    preconnectTtlMs: config.preconnectTtlMs,
   });
   calls.on('callStarted', metrics.onCallStarted);
   calls.on('callEnded', metrics.onCallEnded);
+  calls.on('preconnect', metrics.onPreconnect);
+  // A row from the stream's start (in progress), completed at its end: a crash leaves 'interrupted', never nothing.
+  calls.on('callStarted', (s) => store.record(s.record));
   calls.on('callEnded', (r) => store.record(r));
   calls.on('callEnded', (r) => callLogger(logger, r).info(logFields(r), 'call ended'));
   metrics.setActiveCalls(() => calls.activeCount);
   const monitor = new LoadMonitor({ threshold: lifecycle.loadThreshold, windowMs: lifecycle.loadWindowMs });
-  const admission = new Admission({ activeCalls: () => calls.activeCount, maxCalls: lifecycle.maxCalls, monitor });
+  const admission = new Admission({ activeCalls: () => calls.activeCount, maxCalls: lifecycle.maxCalls, monitor, reservationTtlMs: config.preconnectTtlMs });
+  // A webhook's reservation ends with its pre-connect: the stream went elsewhere or never came.
+  calls.on('preconnect', (e) => {
+    if (e.outcome === 'expired') admission.release(e.callSid);
+  });
   monitor.onChange((overloaded) => logger.warn({ load: monitor.snapshot() }, overloaded ? 'overloaded: refusing new calls' : 'load back under the threshold: taking calls'));
   const webhookLimiter = lifecycle.webhookRatePerMin > 0 ? new RateLimiter({ ratePerMin: lifecycle.webhookRatePerMin }) : undefined;
   const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, dspPool: pool ? () => pool.stats() : undefined, rest, tts, store, logger: false, admission, webhookLimiter, trustProxy: lifecycle.trustProxy });
@@ -144,6 +156,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     throw e;
   }
   monitor.start();
+  if (config.internalUrl === undefined) store.setInternalUrl(internalUrlFor(address, config.host));
   logger.info({ address, agents: agents.available(), maxCalls: lifecycle.maxCalls ?? null, loadThreshold: lifecycle.loadThreshold ?? null }, 'voice-bridge listening');
   const goodbye = await loadPrompt('goodbye');
   let stopping: Promise<DrainReport> | undefined;
@@ -174,6 +187,13 @@ export async function startBridge(env: Record<string, string | undefined> = proc
       await stop(0);
     },
   };
+}
+
+/** Where other instances reach this one (call commands): the bound address, with the host name for a wildcard bind. */
+function internalUrlFor(address: string, host: string): string {
+  const u = new URL(address);
+  if (host === '0.0.0.0' || host === '::' || host === '') u.hostname = hostname();
+  return u.origin;
 }
 
 export async function main(env: Record<string, string | undefined> = process.env): Promise<number> {

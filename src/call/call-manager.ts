@@ -35,12 +35,25 @@ export interface CallManagerDeps {
   observer?: CallObserver;
   tapFor?: (info: { callSid: string; streamSid: string }) => CallAudioTap | undefined;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
+  /** How long a pre-connected agent waits for its stream (BRIDGE_PRECONNECT_TTL_MS). */
+  preconnectTtlMs?: number;
 }
 
 const RECENT_ENDED = 200;
-/** How long an agent pre-connected at the voice webhook waits for its stream. */
-const PREPARED_TTL_MS = 30_000;
+/** How long an agent pre-connected at the voice webhook waits for its stream (default of BRIDGE_PRECONNECT_TTL_MS). */
+export const DEFAULT_PRECONNECT_TTL_MS = 30_000;
 const MAX_PREPARED = 500;
+
+/**
+ * Stream `<Parameter>`s the bridge sets itself (the voice webhook's From and To), so
+ * that whichever process receives the stream has what the call record needs. Never
+ * passed to the agent as options.
+ */
+export const IDENTITY_PARAMS = { from: 'vb_from', to: 'vb_to' } as const;
+const NOT_AGENT_OPTIONS = new Set<string>(['agent', IDENTITY_PARAMS.from, IDENTITY_PARAMS.to]);
+
+/** What became of a pre-connect: adopted by its stream, a stream with nothing prepared here, expired unclaimed, or not attempted. */
+export type PreconnectOutcome = 'adopted' | 'missed' | 'expired' | 'refused';
 
 function paramsKey(agent: string, parameters: Record<string, string>): string {
   return JSON.stringify([agent, Object.entries(parameters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
@@ -57,13 +70,17 @@ export interface CallRecord extends CallSummary {
   from: string | null;
   to: string | null;
   status: StatusEvent[];
+  /** 'in-progress': written when the stream starts; 'completed': at its end (absent in records from before: completed). */
+  recordState?: 'in-progress' | 'completed';
 }
 
 export interface CallManagerEvents {
-  /** A stream started (Twilio `start`). */
-  callStarted: [{ callSid: string; streamSid: string; agent: string | null }];
+  /** A stream started (Twilio `start`), with the call's in-progress record. */
+  callStarted: [{ callSid: string; streamSid: string; agent: string | null; record: CallRecord }];
   /** A call ended: the record to persist. */
   callEnded: [CallRecord];
+  /** A pre-connect's fate (counted as voice_bridge_preconnect_total{outcome}). */
+  preconnect: [{ callSid: string; outcome: PreconnectOutcome }];
 }
 
 export class CallManager extends EventEmitter<CallManagerEvents> {
@@ -86,6 +103,10 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
 
   readonly #prepared = new Map<string, { opened: OpenedAgent; parametersKey: string; timer: NodeJS.Timeout }>();
 
+  get preparedCount(): number {
+    return this.#prepared.size;
+  }
+
   /** Creates the agent session and starts connecting it, with the connect timeout. */
   #open(name: string, callSid: string, parameters: Record<string, string>): OpenedAgent {
     const factory = this.#d.agents.get(name);
@@ -107,11 +128,6 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     return { name, session, ready, preconnected: false };
   }
 
-  /**
-   * Voice webhook: connect the call's agent now, keyed by CallSid, so the caller's first
-   * turn never waits for a provider handshake. Adopted when the stream's `start` names
-   * the same CallSid, agent and options; closed if no stream comes within PREPARED_TTL_MS.
-   */
   /** The voice webhook's From/To for a CallSid, kept until its call ends (bounded). */
   readonly #parties = new Map<string, { from: string | null; to: string | null }>();
 
@@ -120,36 +136,61 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     if (this.#parties.size > MAX_PREPARED * 4) this.#parties.delete(this.#parties.keys().next().value!);
   }
 
+  /**
+   * Voice webhook: connect the call's agent now, keyed by CallSid, so the caller's first
+   * turn never waits for a provider handshake. Adopted when the stream's `start` names
+   * the same CallSid, agent and options; closed if no stream comes within the
+   * pre-connect TTL (BRIDGE_PRECONNECT_TTL_MS) — the stream may have gone to another process.
+   */
   prepare(callSid: string, agentName: string, parameters: Record<string, string>): void {
-    if (this.#shuttingDown || this.#prepared.has(callSid) || this.#prepared.size >= MAX_PREPARED) return;
+    if (this.#shuttingDown || this.#prepared.has(callSid) || this.#prepared.size >= MAX_PREPARED) {
+      this.emit('preconnect', { callSid, outcome: 'refused' });
+      return;
+    }
     let opened: OpenedAgent;
     try {
       opened = this.#open(agentName, callSid, parameters);
     } catch (e) {
       this.#d.log?.('warn', 'could not pre-connect agent', { callSid, agent: agentName, error: (e as Error).message });
+      this.emit('preconnect', { callSid, outcome: 'refused' });
       return;
     }
-    const timer = setTimeout(() => {
-      if (this.#prepared.get(callSid)?.opened === opened) {
-        this.#prepared.delete(callSid);
-        void opened.session.close('stream never started');
-      }
-    }, PREPARED_TTL_MS);
-    this.#prepared.set(callSid, { opened: { ...opened, preconnected: true }, parametersKey: paramsKey(agentName, parameters), timer });
+    const entry = { opened: { ...opened, preconnected: true }, parametersKey: paramsKey(agentName, parameters), timer: undefined as unknown as NodeJS.Timeout };
+    entry.timer = setTimeout(() => {
+      // The very entry stored above: a later prepare() for the same CallSid is another entry.
+      if (this.#prepared.get(callSid) !== entry) return;
+      this.#prepared.delete(callSid);
+      void opened.session.close('stream never started');
+      this.emit('preconnect', { callSid, outcome: 'expired' });
+    }, this.#d.preconnectTtlMs ?? DEFAULT_PRECONNECT_TTL_MS);
+    entry.timer.unref();
+    this.#prepared.set(callSid, entry);
   }
 
   #openAgent = (callSid: string, parameters: Record<string, string>): OpenedAgent => {
-    const { agent, ...options } = parameters;
-    const name = agent ?? this.#d.config.defaultAgent;
+    const name = parameters.agent ?? this.#d.config.defaultAgent;
+    const options: Record<string, string> = {};
+    for (const [k, v] of Object.entries(parameters)) if (!NOT_AGENT_OPTIONS.has(k)) options[k] = v;
     const prepared = this.#prepared.get(callSid);
     if (prepared) {
       this.#prepared.delete(callSid);
       clearTimeout(prepared.timer);
-      if (prepared.parametersKey === paramsKey(name, options)) return prepared.opened;
+      if (prepared.parametersKey === paramsKey(name, options)) {
+        this.emit('preconnect', { callSid, outcome: 'adopted' });
+        return prepared.opened;
+      }
       void prepared.opened.session.close('stream asked for another agent');
     }
+    this.emit('preconnect', { callSid, outcome: 'missed' });
     return this.#open(name, callSid, options);
   };
+
+  /** From/To of a call: the stream's own parameters (set by the webhook), else what this process's webhook saw. */
+  #partiesOf(s: CallSummary): { from: string | null; to: string | null } {
+    const p = s.customParameters ?? {};
+    const local = s.callSid ? this.#parties.get(s.callSid) : undefined;
+    return { from: p[IDENTITY_PARAMS.from] ?? local?.from ?? null, to: p[IDENTITY_PARAMS.to] ?? local?.to ?? null };
+  }
 
   /** Takes ownership of an accepted Media Streams socket. */
   attach(ws: WebSocket): CallSession {
@@ -197,16 +238,20 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       this.#d.log?.('warn', 'Twilio socket error', { error: e.message });
       void session.close('twilio-socket-error');
     });
-    session.once('started', (m) => this.emit('callStarted', { callSid: m.callSid, streamSid: m.streamSid, agent: m.customParameters.agent ?? this.#d.config.defaultAgent }));
+    session.once('started', (m) => {
+      const s = session.summary();
+      const record: CallRecord = { ...s, ...this.#partiesOf(s), status: [], recordState: 'in-progress' };
+      this.emit('callStarted', { callSid: m.callSid, streamSid: m.streamSid, agent: m.customParameters.agent ?? this.#d.config.defaultAgent, record });
+    });
     session.once('closed', () => {
       this.#sessions.delete(session);
       const s = session.summary();
       if (s.callSid) {
         this.#ended.set(s.callSid, s);
         if (this.#ended.size > RECENT_ENDED) this.#ended.delete(this.#ended.keys().next().value!);
-        const parties = this.#parties.get(s.callSid);
+        const parties = this.#partiesOf(s);
         this.#parties.delete(s.callSid);
-        this.emit('callEnded', { ...s, from: parties?.from ?? null, to: parties?.to ?? null, status: this.#status.get(s.callSid) ?? [] });
+        this.emit('callEnded', { ...s, ...parties, status: this.#status.get(s.callSid) ?? [], recordState: 'completed' });
       }
     });
     if (this.#d.greeting) {

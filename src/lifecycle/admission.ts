@@ -65,6 +65,8 @@ export interface AdmissionOptions {
   maxCalls?: number | undefined;
   monitor?: LoadMonitor | undefined;
   now?: () => number;
+  /** How long a webhook's reservation holds (the pre-connect TTL); default RESERVATION_TTL_MS. */
+  reservationTtlMs?: number;
 }
 
 export class Admission {
@@ -72,6 +74,7 @@ export class Admission {
   readonly monitor: LoadMonitor | undefined;
   readonly #active: () => number;
   readonly #now: () => number;
+  readonly #ttlMs: number;
   /** CallSid → expiry (ms). */
   readonly #reserved = new Map<string, number>();
   #pendingStreams = 0;
@@ -82,6 +85,7 @@ export class Admission {
     this.maxCalls = options.maxCalls;
     this.monitor = options.monitor;
     this.#now = options.now ?? Date.now;
+    this.#ttlMs = options.reservationTtlMs ?? RESERVATION_TTL_MS;
   }
 
   get draining(): boolean {
@@ -125,7 +129,7 @@ export class Admission {
     const why = this.#webhookRefusal();
     if (why) return this.#refusal(why);
     if (callSid !== undefined && !this.#reserved.has(callSid)) {
-      this.#reserved.set(callSid, this.#now() + RESERVATION_TTL_MS);
+      this.#reserved.set(callSid, this.#now() + this.#ttlMs);
       if (this.#reserved.size > MAX_RESERVATIONS) this.#reserved.delete(this.#reserved.keys().next().value!);
     }
     return undefined;
@@ -158,7 +162,10 @@ export class Admission {
     stream.once('closed', settle);
   }
 
-  /** The call's stream started: its reservation (if any) is now an active session. */
+  /**
+   * The call's stream started here (its reservation is now an active session), or
+   * its pre-connect expired (the stream went to another process, or never came).
+   */
   release(callSid: string): void {
     this.#reserved.delete(callSid);
   }
@@ -170,7 +177,7 @@ export class Admission {
       ready: reason === undefined,
       reason,
       activeCalls: this.#active(),
-      reservedCalls: this.#reserved.size,
+      reservedCalls: (this.#prune(), this.#reserved.size),
       maxCalls: this.maxCalls ?? null,
       load: this.monitor?.snapshot() ?? null,
     };

@@ -67,6 +67,8 @@ export interface Metrics {
   readonly onCallStarted: (info: CallStartedInfo) => void;
   /** `calls.on('callEnded', metrics.onCallEnded)` (bound). */
   readonly onCallEnded: (record: CallRecord) => void;
+  /** `calls.on('preconnect', metrics.onPreconnect)` (bound): voice_bridge_preconnect_total{outcome}. */
+  readonly onPreconnect: (e: { outcome: 'adopted' | 'missed' | 'expired' | 'refused' }) => void;
   /** The active-call gauge reads this at scrape time, e.g. `() => calls.activeCount`. */
   setActiveCalls(fn: () => number): void;
   /**
@@ -257,6 +259,17 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
   };
 
+  const preconnect = new Counter({
+    name: `${p}preconnect_total`,
+    help: 'Agents pre-connected at the voice webhook, by outcome: adopted by their stream; missed (a stream with nothing prepared on this process: it went elsewhere, or no webhook); expired (no stream within BRIDGE_PRECONNECT_TTL_MS, closed); refused (not attempted: agent unavailable, shutting down, table full).',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  for (const outcome of ['adopted', 'missed', 'expired', 'refused']) preconnect.inc({ outcome }, 0);
+  const onPreconnect = (e: { outcome: 'adopted' | 'missed' | 'expired' | 'refused' }): void => {
+    preconnect.inc({ outcome: e.outcome });
+  };
+
   const onCallStarted = (info: CallStartedInfo): void => {
     started.inc({ agent: agentOf(info.agent) });
   };
@@ -285,6 +298,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     observer,
     onCallStarted,
     onCallEnded,
+    onPreconnect,
     setActiveCalls(fn) {
       activeCalls = fn;
     },

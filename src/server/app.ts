@@ -29,6 +29,7 @@ import type { TtsService } from '../agents/elevenlabs/tts/service.js';
 import type { CallStore } from '../store/call-store.js';
 import { registerHistoryRoute } from '../store/history-route.js';
 import { Admission } from '../lifecycle/admission.js';
+import { IDENTITY_PARAMS } from '../call/call-manager.js';
 import { RateLimitCodes, type RateLimiter } from '../lifecycle/rate-limiter.js';
 
 export interface AppDeps {
@@ -52,8 +53,8 @@ export interface AppDeps {
   trustProxy?: boolean | string[];
 }
 
-/** Query keys of the voice webhook that are not agent options. */
-const RESERVED = new Set(['agent']);
+/** Query keys of the voice webhook that are not agent options (the bridge sets these parameters itself). */
+const RESERVED = new Set(['agent', IDENTITY_PARAMS.from, IDENTITY_PARAMS.to]);
 const PARAM_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { draining: boolean }> {
@@ -122,8 +123,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     }
     const base = publicUrlOf(req, config.publicUrl, { websocket: true }).replace(/\/twilio\/voice(\?.*)?$/, '');
     const connect = response.connect();
-    const stream = connect.stream({ url: `${base}/twilio/stream`, statusCallback: `${base.replace(/^ws/, 'http')}/twilio/status` });
+    // The stream URL ends in this process's routing key (a path segment: Twilio's
+    // <Stream url> takes no query string), so a balancer or the --workers primary can
+    // send the stream where the agent was pre-connected. A miss is served all the same.
+    const stream = connect.stream({ url: `${base}/twilio/stream/${config.routeKey}`, statusCallback: `${base.replace(/^ws/, 'http')}/twilio/status` });
     stream.parameter({ name: 'agent', value: agentName });
+    // The call's identity travels with the call: whichever process gets the stream can record it.
+    if (typeof body.From === 'string' && body.From.length <= 64) stream.parameter({ name: IDENTITY_PARAMS.from, value: body.From });
+    if (typeof body.To === 'string' && body.To.length <= 64) stream.parameter({ name: IDENTITY_PARAMS.to, value: body.To });
     const options: Record<string, string> = {};
     for (const [k, v] of Object.entries(query)) {
       const value = first(v);
@@ -148,20 +155,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     return reply.code(204).send();
   });
 
-  app.get(
-    '/twilio/stream',
-    {
-      websocket: true,
-      preValidation: async (req, reply) => {
-        if (!signatureOk(req, true)) return forbid(reply);
-        const refusal = admission.admitUpgrade();
-        if (refusal) return reply.code(503).send({ error: refusal.code, message: refusal.message, reason: refusal.reason });
-      },
+  // The Media Stream, with or without a routing key (`/twilio/stream/<key>`). The key
+  // only steers balancers; here any key — ours, another process's, a forged one — is
+  // served the same: a stream is never refused or sent elsewhere because of its key.
+  const streamRoute = {
+    websocket: true,
+    preValidation: async (req: FastifyRequest, reply: FastifyReply) => {
+      if (!signatureOk(req, true)) return forbid(reply);
+      const refusal = admission.admitUpgrade();
+      if (refusal) return reply.code(503).send({ error: refusal.code, message: refusal.message, reason: refusal.reason });
     },
-    (socket) => {
-      admission.trackStream(calls.attach(socket));
-    },
-  );
+  } as const;
+  const onStream = (socket: import('ws').WebSocket) => {
+    admission.trackStream(calls.attach(socket));
+  };
+  app.get('/twilio/stream', streamRoute, onStream);
+  app.get('/twilio/stream/:routeKey', streamRoute, onStream);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -256,6 +265,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     const response = new twilio.twiml.VoiceResponse();
     const stream = response.connect().stream({ url: `${wss}/twilio/stream`, statusCallback: `${base}/twilio/status` });
     stream.parameter({ name: 'agent', value: agentName });
+    stream.parameter({ name: IDENTITY_PARAMS.from, value: config.twilio.fromNumber });
+    stream.parameter({ name: IDENTITY_PARAMS.to, value: to });
     try {
       const call = await deps.rest.createCall({ to, from: config.twilio.fromNumber, twiml: response.toString(), statusCallback: `${base}/twilio/status` });
       return reply.code(201).send({ callSid: call.sid, status: call.status, agent: agentName });

@@ -1,8 +1,10 @@
 /**
  * What the store needs from a database, implemented once per dialect
- * (sqlite-db.ts: node-sqlite3-wasm in a worker thread; postgres-db.ts: pg).
+ * (sqlite-db.ts: better-sqlite3 — or its WASM fallback — in a worker thread;
+ * postgres-db.ts: pg). Both run the statements of sql-ops.ts.
  */
 import type { CallListItem, OutboxEntry, StoredCall } from './record-row.js';
+import type { LiveCallRow, RunInfo } from './sql-ops.js';
 
 export interface ListQuery {
   /** 1–500; default 50. */
@@ -27,6 +29,15 @@ export interface CallDb {
   upsert(entries: OutboxEntry[]): Promise<void>;
   list(q: { limit: number; before?: { startedAt: string; callSid: string }; offset?: number }): Promise<CallListItem[]>;
   get(callSid: string): Promise<StoredCall | undefined>;
+  /** This process's row in bridge_runs (predecessors on this host whose pid is gone are marked stopped). */
+  registerRun(run: RunInfo, nowIso: string): Promise<{ superseded: number; namesakes: { host: string; pid: number }[] }>;
+  /** False when the run's row is gone or stopped (register again). */
+  heartbeat(runId: string, nowIso: string): Promise<boolean>;
+  stopRun(runId: string, nowIso: string): Promise<void>;
+  /** Closes in-progress rows of dead runs as 'interrupted'. */
+  sweepInterrupted(nowIso: string, staleBeforeIso: string): Promise<{ callSid: string; streamSid: string }[]>;
+  liveCalls(liveSinceIso: string): Promise<LiveCallRow[]>;
+  liveCall(callSid: string, liveSinceIso: string): Promise<LiveCallRow | undefined>;
   /** Whether a failure can pass if tried again (connection, timeout, lock) or not (data, constraint, auth). */
   isTransient(e: unknown): boolean;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 /**
- * openCallStore(): every finished call, persisted without ever holding up audio.
+ * openCallStore(): every call, persisted from its start without ever holding up audio.
  *
- *   CallManager 'callEnded' ─► record(r)      sync, O(1): queue in the outbox
+ *   CallManager 'callStarted' / 'callEnded' ─► record(r)   sync, O(1): queue in the outbox
  *                               │
  *                  outbox.jsonl (batched write + fdatasync, next turn)
  *                               │
@@ -10,15 +10,25 @@
  *                       └────────────┘          permanent → isolate the record, move it to outbox-rejected.jsonl
  *
  * A database that is down or slow only lengthens the outbox; a restart replays
- * it; upserts by CallSid make every record land exactly once.
+ * it; upserts by CallSid + StreamSid make every record land exactly once.
+ *
+ * Each record carries its owner (instance, worker slot, process run). The run is
+ * registered in bridge_runs before any record is written and heartbeats every
+ * BRIDGE_HEARTBEAT_MS; each heartbeat also sweeps: in-progress rows of runs that are
+ * stopped or silent for 3 heartbeats become 'interrupted' (sql-ops.ts). The same
+ * rows give the live calls of every process (liveCalls / liveCall).
  */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { CallRecord } from '../call/call-manager.js';
 import type { CallDb, CallPage, ListQuery } from './call-db.js';
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './call-db.js';
 import { Outbox, type OutboxBatch } from './outbox.js';
 import { PostgresDb } from './postgres-db.js';
-import { decodeCursor, encodeCursor, type OutboxEntry, type StoredCall } from './record-row.js';
+import { decodeCursor, encodeCursor, type OutboxEntry, type RecordOwner, type StoredCall } from './record-row.js';
+import type { LiveCallRow, RunInfo } from './sql-ops.js';
 import { SqliteDb } from './sqlite-db.js';
+import { sqliteDriverInfo } from './sqlite-driver.js';
 import { loadStoreConfig, redactUrl, type StoreConfig } from './store-config.js';
 import { StoreError, StoreErrorCodes } from './store-error.js';
 
@@ -49,6 +59,13 @@ export interface CallStoreStats {
   consecutiveFailures: number;
   lastError: string | null;
   lastWriteAt: string | null;
+  /** SQLite only: the driver in use, and why not better-sqlite3 when it is the fallback. */
+  sqliteDriver?: string;
+  sqliteFallbackReason?: string;
+  /** This process run's id in bridge_runs (null when records are off). */
+  runId: string | null;
+  /** In-progress rows of dead processes this process closed as interrupted. */
+  interruptedClosed: number;
 }
 
 export interface CallStore {
@@ -59,14 +76,33 @@ export interface CallStore {
   get(callSid: string): Promise<StoredCall | undefined>;
   /** Makes queued records durable, then waits (bounded) until the database has them all. True when the outbox is empty. */
   flush(timeoutMs: number): Promise<boolean>;
-  /** Stops the writer (what is in the outbox stays for the next start) and closes the database. */
+  /** Stops the writer (what is in the outbox stays for the next start), marks this run stopped, closes the database. */
   close(): Promise<void>;
   stats(): CallStoreStats;
+  /** Live calls of every process sharing the database (in-progress rows of live runs). Throws STORE_UNAVAILABLE. */
+  liveCalls(): Promise<LiveCallRow[]>;
+  /** A call's live row and its owner's route, when some live process carries it. */
+  liveCall(callSid: string): Promise<LiveCallRow | undefined>;
+  /** This process run (undefined when records are off). */
+  readonly run: RunInfo | undefined;
+  /** Sets where other instances reach this process (known once it listens); re-registers the run. */
+  setInternalUrl(url: string): void;
+}
+
+/** Who this process is, for records, heartbeats and routing. */
+export interface StoreIdentity {
+  instanceId: string;
+  /** Worker slot (-1 without --workers). */
+  worker: number;
+  routeKey: string;
+  internalUrl: string | null;
 }
 
 export interface OpenCallStoreOptions {
-  /** Outbox file name under the data dir; give each process of a `--workers N` group its own stable one (e.g. `outbox-w2`). */
+  /** Outbox file name under the data dir; default `outbox`, or `outbox-w<slot>` for a worker of `--workers N`. */
   outboxName?: string;
+  /** Default: instance = host name, no worker, route key = instance, no internal URL. */
+  identity?: StoreIdentity;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -78,14 +114,18 @@ export async function openCallStore(config: { env: Readonly<Record<string, strin
   const sc = loadStoreConfig(config.env);
   if (!sc.enabled) return disabledStore();
   const db: CallDb = sc.kind === 'postgres' ? new PostgresDb(sc.databaseUrl!, sc.dbTimeoutMs) : new SqliteDb(sc.sqlitePath, sc.dbTimeoutMs);
+  const id = options.identity ?? { instanceId: hostname(), worker: -1, routeKey: hostname(), internalUrl: null };
   let outbox: Outbox;
+  let adopted: { file: string; records: number }[];
   try {
-    outbox = await Outbox.open(sc.dataDir, options.outboxName ?? 'outbox');
+    ({ outbox, adopted } = await Outbox.openOwned(sc.dataDir, options.outboxName ?? (id.worker >= 0 ? `outbox-w${id.worker}` : 'outbox')));
   } catch (e) {
     await db.close().catch(() => undefined);
     throw new StoreError(StoreErrorCodes.STORE_OUTBOX, `cannot open the call-record outbox in ${sc.dataDir}: ${(e as Error).message}`, { cause: e });
   }
-  const store = new DurableCallStore(sc, db, outbox, options.log);
+  const run: RunInfo = { runId: randomUUID(), instanceId: id.instanceId, worker: id.worker, host: hostname(), pid: process.pid, routeKey: id.routeKey, internalUrl: id.internalUrl, startedAt: new Date().toISOString() };
+  const store = new DurableCallStore(sc, db, outbox, run, options.log);
+  for (const a of adopted) options.log?.('info', 'adopted an orphaned call-record outbox (its process is gone); replaying its records', { file: a.file, records: a.records });
   await store.start();
   return store;
 }
@@ -114,7 +154,13 @@ function disabledStore(): CallStore {
       consecutiveFailures: 0,
       lastError: null,
       lastWriteAt: null,
+      runId: null,
+      interruptedClosed: 0,
     }),
+    liveCalls: async () => [],
+    liveCall: async () => undefined,
+    run: undefined,
+    setInternalUrl: () => undefined,
   };
 }
 
@@ -122,6 +168,12 @@ class DurableCallStore implements CallStore {
   readonly #sc: StoreConfig;
   readonly #db: CallDb;
   readonly #outbox: Outbox;
+  readonly run: RunInfo;
+  readonly #owner: RecordOwner;
+  #registered = false;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #beating: Promise<void> | undefined;
+  #interruptedClosed = 0;
   readonly #log: NonNullable<OpenCallStoreOptions['log']>;
   #migrated = false;
   #healthy = false;
@@ -134,10 +186,12 @@ class DurableCallStore implements CallStore {
   #drained = new Set<() => void>();
   #c = { written: 0, writeFailures: 0, rejected: 0, skipped: 0, consecutive: 0, lastError: null as string | null, lastWriteAt: null as string | null };
 
-  constructor(sc: StoreConfig, db: CallDb, outbox: Outbox, log: OpenCallStoreOptions['log']) {
+  constructor(sc: StoreConfig, db: CallDb, outbox: Outbox, run: RunInfo, log: OpenCallStoreOptions['log']) {
     this.#sc = sc;
     this.#db = db;
     this.#outbox = outbox;
+    this.run = run;
+    this.#owner = { instance: run.instanceId, worker: run.worker, run: run.runId };
     this.#log = log ?? (() => undefined);
     outbox.onDurable = () => this.#poke();
   }
@@ -165,14 +219,69 @@ class DurableCallStore implements CallStore {
       this.#failed(e, 'call-record database unreachable at start; records wait in the outbox');
     }
     this.#loop = this.#run();
+    if (this.#sc.kind === 'sqlite') {
+      const d = sqliteDriverInfo();
+      if (d.fallbackReason) this.#log('warn', 'SQLite through the WASM fallback (slower; no WAL): records are kept all the same', { reason: d.fallbackReason });
+    }
+    this.#heartbeatTimer = setInterval(() => void this.#beat(), this.#sc.heartbeatMs);
+    this.#heartbeatTimer.unref();
+    // A first sweep right away: a restart closes what its predecessor left in progress.
+    void this.#beat();
   }
 
+  /** Schema, then this run's registration: no record is written before its owner is known to the database. */
   async #migrate(): Promise<void> {
-    const applied = await this.#db.migrate();
-    this.#migrated = true;
+    if (!this.#migrated) {
+      const applied = await this.#db.migrate();
+      this.#migrated = true;
+      if (applied.length > 0) this.#log('info', 'call-record schema migrated', { backend: this.#sc.kind, applied });
+    }
+    if (!this.#registered) await this.#register();
     this.#healthy = true;
     this.#c.consecutive = 0;
-    if (applied.length > 0) this.#log('info', 'call-record schema migrated', { backend: this.#sc.kind, applied });
+  }
+
+  async #register(): Promise<void> {
+    const r = await this.#db.registerRun(this.run, new Date().toISOString());
+    this.#registered = true;
+    if (r.superseded > 0) this.#log('info', 'took over from a previous run of this process (it is gone); its calls in progress are closed as interrupted', { runs: r.superseded });
+    for (const n of r.namesakes)
+      this.#log('error', 'another live process uses the same BRIDGE_INSTANCE_ID and worker: give each instance its own id', { code: StoreErrorCodes.STORE_CONFIG, instanceId: this.run.instanceId, worker: this.run.worker, otherHost: n.host, otherPid: n.pid });
+  }
+
+  /** Heartbeat, then sweep dead processes' calls. Never overlaps itself; failures wait for the next beat. */
+  #beat(): Promise<void> {
+    if (this.#beating || this.#closing) return this.#beating ?? Promise.resolve();
+    this.#beating = (async () => {
+      try {
+        if (!this.#migrated || !this.#registered) await this.#migrate();
+        const now = new Date();
+        if (!(await this.#db.heartbeat(this.run.runId, now.toISOString()))) await this.#register();
+        const stale = new Date(now.getTime() - 3 * this.#sc.heartbeatMs).toISOString();
+        const closed = await this.#db.sweepInterrupted(now.toISOString(), stale);
+        if (closed.length > 0) {
+          this.#interruptedClosed += closed.length;
+          this.#log('warn', 'closed calls of a process that stopped without ending them (crash, kill -9, lost host) as interrupted', { calls: closed.length, callSids: closed.slice(0, 20).map((c) => c.callSid) });
+        }
+      } catch (e) {
+        this.#log('debug', 'heartbeat failed; next attempt at the next beat', { error: (e as Error).message });
+      } finally {
+        this.#beating = undefined;
+      }
+    })();
+    return this.#beating;
+  }
+
+  setInternalUrl(url: string): void {
+    if (this.run.internalUrl === url) return;
+    this.run.internalUrl = url;
+    this.#registered = false;
+    void (this.#beating ?? Promise.resolve()).then(() => this.#beat());
+  }
+
+  /** Forces a heartbeat and sweep now (tests; also on start). */
+  sweepNow(): Promise<void> {
+    return this.#beat();
   }
 
   record(r: CallRecord): void {
@@ -180,7 +289,7 @@ class DurableCallStore implements CallStore {
       this.#c.skipped++;
       return;
     }
-    this.#outbox.append({ v: 1, recordedAt: new Date().toISOString(), record: r });
+    this.#outbox.append({ v: 1, recordedAt: new Date().toISOString(), record: r, owner: this.#owner });
   }
 
   #poke(): void {
@@ -231,7 +340,7 @@ class DurableCallStore implements CallStore {
         continue;
       }
       try {
-        if (!this.#migrated) await this.#migrate();
+        if (!this.#migrated || !this.#registered) await this.#migrate();
         const batch = await this.#outbox.readBatch(BATCH);
         if (!batch) continue;
         await this.#writeBatch(batch);
@@ -303,6 +412,19 @@ class DurableCallStore implements CallStore {
     return this.#read(() => this.#db.get(callSid));
   }
 
+  /** Heard from within 3 heartbeats: the same rule the sweep uses for dead. */
+  #liveSince(): string {
+    return new Date(Date.now() - 3 * this.#sc.heartbeatMs).toISOString();
+  }
+
+  liveCalls(): Promise<LiveCallRow[]> {
+    return this.#read(() => this.#db.liveCalls(this.#liveSince()));
+  }
+
+  liveCall(callSid: string): Promise<LiveCallRow | undefined> {
+    return this.#read(() => this.#db.liveCall(callSid, this.#liveSince()));
+  }
+
   async #read<T>(fn: () => Promise<T>): Promise<T> {
     try {
       if (!this.#migrated) await this.#migrate();
@@ -336,11 +458,16 @@ class DurableCallStore implements CallStore {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    clearInterval(this.#heartbeatTimer);
     this.#poke();
     // The loop ends after its current attempt, which the DB timeout bounds.
     await this.#loop;
+    await this.#beating;
     const lost = await this.#outbox.close();
     if (lost > 0) this.#log('error', 'call records not made durable at close', { code: StoreErrorCodes.STORE_OUTBOX, records: lost });
+    // Stopped: a call still in progress in the database (its end is in the outbox, for
+    // the next start) is closed as interrupted by the next sweep, and the real end wins later.
+    if (this.#registered) await this.#db.stopRun(this.run.runId, new Date().toISOString()).catch(() => undefined);
     await this.#db.close().catch(() => undefined);
   }
 
@@ -362,6 +489,9 @@ class DurableCallStore implements CallStore {
       consecutiveFailures: this.#c.consecutive,
       lastError: this.#c.lastError ?? o.counters.lastError,
       lastWriteAt: this.#c.lastWriteAt,
+      ...(this.#sc.kind === 'sqlite' ? { sqliteDriver: sqliteDriverInfo().driver, ...(sqliteDriverInfo().fallbackReason ? { sqliteFallbackReason: sqliteDriverInfo().fallbackReason } : {}) } : {}),
+      runId: this.run.runId,
+      interruptedClosed: this.#interruptedClosed,
     };
   }
 }

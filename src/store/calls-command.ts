@@ -101,13 +101,13 @@ class SqliteReadDb implements ReadDb {
   constructor(path: string) {
     this.#engine = new SqliteEngine(path, { fileMustExist: true });
   }
-  #retry<T>(fn: () => T): Promise<T> {
+  async #retry<T>(fn: () => T | Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return Promise.resolve(fn());
+        return await fn();
       } catch (e) {
-        if (attempt >= 30 || !isTransientSqliteError(e)) return Promise.reject(e);
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+        if (attempt >= 30 || !isTransientSqliteError(e)) throw e;
+        await new Promise((r) => setTimeout(r, 100));
       }
     }
   }

@@ -13,8 +13,18 @@
  * however long the database is away. When everything written has been committed,
  * the file is truncated. A restart replays the whole file: upserts by CallSid make
  * a replay of records already in the database harmless.
+ *
+ * Each process owns its outbox (design: no two processes ever append to or truncate
+ * one file): `outbox.jsonl` for a single process, `outbox-w<slot>.jsonl` for worker
+ * <slot> of `--workers N`, each guarded by `<name>.lock` holding the owner's pid.
+ * A lock whose process is gone is taken over (a restart replays its predecessor's
+ * file); a lock held by a live process makes the newcomer use a file of its own.
+ * At start, outboxes that nobody owns any more (fewer workers than last time, a
+ * process that used a file of its own) are adopted: their records are moved into
+ * this process's outbox, durably, and the orphan is deleted.
  */
-import { open, appendFile, mkdir, type FileHandle } from 'node:fs/promises';
+import { open, appendFile, mkdir, readdir, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { OutboxEntry } from './record-row.js';
 
@@ -61,6 +71,57 @@ export class Outbox {
     this.#durableLines = lines;
   }
 
+  /**
+   * Opens the outbox this process owns: `<dir>/<name>.jsonl` when its lock is free or
+   * stale, else `<name>-p<pid>.jsonl`. Then adopts orphaned outboxes of the same dir.
+   */
+  static async openOwned(dir: string, name = 'outbox'): Promise<{ outbox: Outbox; adopted: { file: string; records: number }[] }> {
+    await mkdir(dir, { recursive: true });
+    let own = name;
+    if (!(await takeLock(dir, own))) {
+      own = `${name}-p${process.pid}`;
+      if (!(await takeLock(dir, own))) throw new Error(`outbox ${own} is locked by another live process`);
+    }
+    let outbox: Outbox;
+    try {
+      outbox = await Outbox.open(dir, own);
+    } catch (e) {
+      await releaseLock(dir, own);
+      throw e;
+    }
+    outbox.#lockName = own;
+    const adopted: { file: string; records: number }[] = [];
+    for (const f of await readdir(dir)) {
+      const m = /^(outbox[A-Za-z0-9_.-]*)\.jsonl$/.exec(f);
+      if (!m || m[1] === own || m[1]!.endsWith('-rejected')) continue;
+      const other = m[1]!;
+      if (!(await takeLock(dir, other))) continue; // a live process owns it
+      try {
+        const orphan = await Outbox.open(dir, other);
+        let records = 0;
+        for (let b = await orphan.readBatch(1000); b; b = await orphan.readBatch(1000)) {
+          for (const e of b.entries) outbox.append(e);
+          for (const line of b.bad) await outbox.reject(line, `not a call-record outbox entry (adopted from ${other}.jsonl)`);
+          records += b.entries.length;
+          orphan.commit(b);
+        }
+        // Durable in our outbox before the orphan goes: a crash in between only replays twice (upserts are idempotent).
+        if (!(await outbox.sync())) throw new Error('could not make the adopted records durable');
+        await orphan.#fh.close();
+        await rm(join(dir, `${other}.jsonl`), { force: true });
+        if (records > 0) adopted.push({ file: `${other}.jsonl`, records });
+      } catch (e) {
+        outbox.counters.lastError = `could not adopt ${other}.jsonl: ${(e as Error).message}`;
+      } finally {
+        await releaseLock(dir, other);
+      }
+    }
+    return { outbox, adopted };
+  }
+
+  #lockName: string | undefined;
+  #dir = '';
+
   /** Opens (creating) `<dir>/<name>.jsonl`, drops a torn last line left by a crash, counts what waits. */
   static async open(dir: string, name = 'outbox'): Promise<Outbox> {
     await mkdir(dir, { recursive: true });
@@ -82,6 +143,7 @@ export class Outbox {
       }
       const good = lastNl + 1;
       const ob = new Outbox(path, join(dir, `${name}-rejected.jsonl`), fh, good, lines);
+      ob.#dir = dir;
       if (good < size) {
         // A write cut short by a crash; its fdatasync never returned, so nothing acknowledged is lost.
         await fh.truncate(good);
@@ -279,6 +341,72 @@ export class Outbox {
     await this.#io;
     const lost = this.#queue.length;
     await this.#fh.close();
+    if (this.#lockName !== undefined) await releaseLock(this.#dir, this.#lockName);
     return lost;
   }
+}
+
+/**
+ * A process's start time in clock ticks since boot (/proc/<pid>/stat, field 22), so
+ * a lock is tied to one process and not just a pid: containers restart with the same
+ * small pids. Undefined where /proc is not available (then liveness alone decides).
+ */
+async function procStart(pid: number | 'self'): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+async function holderAlive(pid: number, start: unknown): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (typeof start !== 'string') return true;
+  const now = await procStart(pid);
+  return now === undefined || now === start;
+}
+
+/** Locks this process holds (another store of this process must not share a file). */
+const heldHere = new Set<string>();
+
+/**
+ * `<name>.lock` = {pid, host}. Taken when absent, or held by a process of this host
+ * that is gone (or by this very process). Another host's lock is never broken (a
+ * data dir shared over the network is not supported: each host keeps its own).
+ */
+async function takeLock(dir: string, name: string): Promise<boolean> {
+  const path = join(dir, `${name}.lock`);
+  if (heldHere.has(path)) return false;
+  const mine = JSON.stringify({ pid: process.pid, host: hostname(), start: await procStart('self') });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, mine, { flag: 'wx' });
+      heldHere.add(path);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let holder: { pid?: unknown; host?: unknown; start?: unknown } = {};
+    try {
+      holder = JSON.parse(await readFile(path, 'utf8')) as typeof holder;
+    } catch {
+      // empty or torn: its writer died mid-write
+    }
+    const pid = typeof holder.pid === 'number' ? holder.pid : undefined;
+    if (holder.host !== undefined && holder.host !== hostname()) return false;
+    if (pid !== undefined && (await holderAlive(pid, holder.start))) return false;
+    await rm(path, { force: true }); // stale: its owner is gone; retake (wx settles a race with another newcomer)
+  }
+  return false;
+}
+
+async function releaseLock(dir: string, name: string): Promise<void> {
+  const path = join(dir, `${name}.lock`);
+  heldHere.delete(path);
+  await rm(path, { force: true }).catch(() => undefined);
 }

@@ -5,16 +5,41 @@
  */
 import pg from 'pg';
 import type { CallDb } from './call-db.js';
-import { DELETE_TRANSCRIPTS_SQL, GET_CALL_SQL, GET_TRANSCRIPTS_SQL, MIGRATIONS, UPSERT_CALL_SQL, insertTranscriptsSql, listSql, migrationStatements, schemaMigrationsDdl, toPgPlaceholders } from './schema.js';
-import { recordToParams, rowToListItem, rowToStoredCall, type CallListItem, type OutboxEntry, type StoredCall } from './record-row.js';
+import { MIGRATIONS, migrationStatements, schemaMigrationsDdl, toPgPlaceholders } from './schema.js';
+import type { CallListItem, OutboxEntry, StoredCall } from './record-row.js';
+import * as ops from './sql-ops.js';
 
 /** pg_advisory_xact_lock key serialising migrations across instances sharing a database. */
 const MIGRATION_LOCK = 0x766272; // "vbr"
 
-const UPSERT = toPgPlaceholders(UPSERT_CALL_SQL);
-const DELETE_TURNS = toPgPlaceholders(DELETE_TRANSCRIPTS_SQL);
-const GET_CALL = toPgPlaceholders(GET_CALL_SQL);
-const GET_TURNS = toPgPlaceholders(GET_TRANSCRIPTS_SQL);
+const pgSql = new Map<string, string>();
+function pgText(sql: string): string {
+  let t = pgSql.get(sql);
+  if (t === undefined) {
+    t = toPgPlaceholders(sql);
+    if (pgSql.size > 500) pgSql.clear();
+    pgSql.set(sql, t);
+  }
+  return t;
+}
+
+/** sql-ops' executor over a pool or a client. */
+function pgExec(q: pg.Pool | pg.PoolClient): ops.SqlExec {
+  return {
+    all: async (sql, params = []) => (await q.query(pgText(sql), params)).rows as ops.Row[],
+    run: async (sql, params = []) => (await q.query(pgText(sql), params)).rowCount ?? 0,
+  };
+}
+
+/** Whether a process of this host is alive (same semantics as kill(pid, 0)). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /**
  * SQLSTATE classes that a later attempt can pass: 08 connection, 40 rollback
@@ -88,31 +113,39 @@ export class PostgresDb implements CallDb {
   }
 
   async upsert(entries: OutboxEntry[]): Promise<void> {
-    const rows = entries.map(recordToParams);
-    await this.#tx(async (c) => {
-      for (const { call, transcripts } of rows) {
-        await c.query(UPSERT, call);
-        await c.query(DELETE_TURNS, [call[0]]);
-        if (transcripts.length > 0) await c.query(toPgPlaceholders(insertTranscriptsSql(transcripts.length)), transcripts.flat());
-      }
-    });
+    await this.#tx((c) => ops.upsertEntries(pgExec(c), entries));
   }
 
-  async list(q: { limit: number; before?: { startedAt: string; callSid: string }; offset?: number }): Promise<CallListItem[]> {
-    const params: unknown[] = [];
-    if (q.before) params.push(q.before.startedAt, q.before.startedAt, q.before.callSid);
-    params.push(q.limit);
-    if (q.offset !== undefined) params.push(q.offset);
-    const res = await this.#pool.query(toPgPlaceholders(listSql(q.before !== undefined, q.offset !== undefined)), params);
-    return res.rows.map((r: Record<string, unknown>) => rowToListItem(r));
+  list(q: { limit: number; before?: { startedAt: string; callSid: string }; offset?: number }): Promise<CallListItem[]> {
+    return ops.listCalls(pgExec(this.#pool), q);
   }
 
-  async get(callSid: string): Promise<StoredCall | undefined> {
-    const call = await this.#pool.query(GET_CALL, [callSid]);
-    const row = call.rows[0] as Record<string, unknown> | undefined;
-    if (!row) return undefined;
-    const turns = await this.#pool.query(GET_TURNS, [callSid]);
-    return rowToStoredCall(row, turns.rows as Record<string, unknown>[]);
+  get(callSid: string): Promise<StoredCall | undefined> {
+    return ops.getCall(pgExec(this.#pool), callSid);
+  }
+
+  registerRun(run: ops.RunInfo, nowIso: string): ReturnType<typeof ops.registerRun> {
+    return this.#tx((c) => ops.registerRun(pgExec(c), run, nowIso, isAlive));
+  }
+
+  heartbeat(runId: string, nowIso: string): Promise<boolean> {
+    return ops.heartbeat(pgExec(this.#pool), runId, nowIso);
+  }
+
+  stopRun(runId: string, nowIso: string): Promise<void> {
+    return ops.stopRun(pgExec(this.#pool), runId, nowIso);
+  }
+
+  sweepInterrupted(nowIso: string, staleBeforeIso: string): ReturnType<typeof ops.sweepInterrupted> {
+    return this.#tx((c) => ops.sweepInterrupted(pgExec(c), nowIso, staleBeforeIso));
+  }
+
+  liveCalls(liveSinceIso: string): Promise<ops.LiveCallRow[]> {
+    return ops.liveCalls(pgExec(this.#pool), liveSinceIso);
+  }
+
+  liveCall(callSid: string, liveSinceIso: string): Promise<ops.LiveCallRow | undefined> {
+    return ops.liveCall(pgExec(this.#pool), callSid, liveSinceIso);
   }
 
   isTransient(e: unknown): boolean {

@@ -14,12 +14,27 @@ export interface OutboxEntry {
   v: 1;
   recordedAt: string;
   record: CallRecord;
+  /** The process run that wrote it (absent in entries from before scale-out: no owner). */
+  owner?: RecordOwner;
 }
 
+/** Who carries a call: the instance (BRIDGE_INSTANCE_ID), the worker slot (-1: no --workers), and the process run. */
+export interface RecordOwner {
+  instance: string;
+  worker: number;
+  run: string;
+}
+
+/** A row's life: written at the stream's start, completed at its end, or closed by another process after a crash. */
+export type RecordState = 'in-progress' | 'completed' | 'interrupted';
+
 /** A persisted call: the CallRecord plus when the bridge recorded it. */
-export interface StoredCall extends CallRecord {
+export interface StoredCall extends Omit<CallRecord, 'recordState'> {
   callSid: string;
   recordedAt: string;
+  recordState: RecordState;
+  ownerInstance: string | null;
+  ownerWorker: number | null;
 }
 
 /** One row of a history page: the summary columns, no transcripts or detail. */
@@ -48,6 +63,9 @@ export interface CallListItem {
   recordingPath: string | null;
   transcriptTurns: number;
   recordedAt: string;
+  recordState: RecordState;
+  ownerInstance: string | null;
+  ownerWorker: number | null;
 }
 
 // PostgreSQL text cannot hold NUL, and JSONB refuses lone surrogates; agents'
@@ -89,13 +107,14 @@ export function recordToParams(entry: OutboxEntry): { call: Param[]; transcripts
     apology,
     recordingPath,
     transcripts,
+    recordState,
     ...detail
   } = r;
   if (!callSid) throw new TypeError('a call record needs a CallSid');
   const turns: Transcript[] = Array.isArray(transcripts) ? transcripts : [];
   const values: Record<(typeof CALL_COLUMNS)[number], Param> = {
     call_sid: cleanText(callSid),
-    stream_sid: cleanNullable(streamSid),
+    stream_sid: cleanNullable(streamSid) ?? '',
     agent: cleanNullable(agent),
     from_number: cleanNullable(from),
     to_number: cleanNullable(to),
@@ -119,10 +138,16 @@ export function recordToParams(entry: OutboxEntry): { call: Param[]; transcripts
     transcript_turns: turns.length,
     detail: JSON.stringify(detail, (_k, v: unknown) => (typeof v === 'string' ? cleanText(v) : v)),
     recorded_at: entry.recordedAt,
+    // Entries from before scale-out carry no state: they were written at a call's end.
+    record_state: recordState === 'in-progress' ? 'in-progress' : 'completed',
+    owner_instance: entry.owner ? cleanText(entry.owner.instance) : null,
+    owner_worker: entry.owner && Number.isInteger(entry.owner.worker) ? entry.owner.worker : null,
+    owner_run: entry.owner ? cleanText(entry.owner.run) : null,
   };
+  const stream = values.stream_sid as string;
   return {
     call: CALL_COLUMNS.map((c) => values[c]),
-    transcripts: turns.map((t, seq) => [cleanText(callSid), seq, t.role, cleanText(String(t.text ?? '')), t.final === true]),
+    transcripts: turns.map((t, seq) => [cleanText(callSid), stream, seq, t.role, cleanText(String(t.text ?? '')), t.final === true]),
   };
 }
 
@@ -136,7 +161,7 @@ const bool = (v: unknown): boolean => v === true || v === 1 || v === 1n || v ===
 export function rowToListItem(row: Row): CallListItem {
   return {
     callSid: String(row.call_sid),
-    streamSid: str(row.stream_sid),
+    streamSid: str(row.stream_sid) || null, // '' in the key column stands for a call that never had a stream id
     agent: str(row.agent),
     from: str(row.from_number),
     to: str(row.to_number),
@@ -159,6 +184,9 @@ export function rowToListItem(row: Row): CallListItem {
     recordingPath: str(row.recording_path),
     transcriptTurns: num(row.transcript_turns) ?? 0,
     recordedAt: iso(row.recorded_at)!,
+    recordState: (str(row.record_state) ?? 'completed') as RecordState,
+    ownerInstance: str(row.owner_instance),
+    ownerWorker: num(row.owner_worker),
   };
 }
 
@@ -187,6 +215,9 @@ export function rowToStoredCall(row: Row, turns: Row[]): StoredCall {
     recordingPath: item.recordingPath,
     transcripts: turns.map((t) => ({ role: String(t.role) as Transcript['role'], text: String(t.text), final: bool(t.final) })),
     recordedAt: item.recordedAt,
+    recordState: item.recordState,
+    ownerInstance: item.ownerInstance,
+    ownerWorker: item.ownerWorker,
   };
 }
 

@@ -7,6 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import type { CallDb } from './call-db.js';
 import type { CallListItem, OutboxEntry, StoredCall } from './record-row.js';
+import type { LiveCallRow, RunInfo } from './sql-ops.js';
 import type { SqliteOp, SqliteResponse } from './sqlite-worker.js';
 import { isTransientSqliteError } from './sqlite-engine.js';
 
@@ -42,6 +43,7 @@ export class SqliteDb implements CallDb {
   #nextId = 1;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   #closed = false;
+  #driver: string | undefined;
 
   constructor(path: string, timeoutMs: number) {
     this.#path = path;
@@ -74,7 +76,12 @@ export class SqliteDb implements CallDb {
     w.on('error', (e) => gone(`failed: ${e.message}`));
     w.on('exit', (code) => gone(`exited (${code})`));
     // Starting the thread and compiling SQLite's wasm is not the database being slow: a longer bound.
-    this.#opened = this.#send(w, 'open', [this.#path], Math.max(this.#timeoutMs, BOOT_TIMEOUT_MS));
+    // SQLite's own wait for a lock stays under the request's bound, so a busy file fails as busy, not as a hung worker.
+    this.#opened = this.#send(w, 'open', [this.#path, Math.min(2000, Math.floor(this.#timeoutMs / 2))], Math.max(this.#timeoutMs, BOOT_TIMEOUT_MS));
+    this.#opened.then(
+      (v) => (this.#driver = (v as { driver?: string } | undefined)?.driver),
+      () => undefined,
+    );
     this.#opened.catch(() => {
       if (this.#worker === w) {
         this.#worker = undefined;
@@ -124,6 +131,35 @@ export class SqliteDb implements CallDb {
 
   async get(callSid: string): Promise<StoredCall | undefined> {
     return ((await this.#call('get', [callSid])) as StoredCall | null | undefined) ?? undefined;
+  }
+
+  async registerRun(run: RunInfo, nowIso: string): Promise<{ superseded: number; namesakes: { host: string; pid: number }[] }> {
+    return (await this.#call('registerRun', [run, nowIso])) as { superseded: number; namesakes: { host: string; pid: number }[] };
+  }
+
+  async heartbeat(runId: string, nowIso: string): Promise<boolean> {
+    return (await this.#call('heartbeat', [runId, nowIso])) as boolean;
+  }
+
+  async stopRun(runId: string, nowIso: string): Promise<void> {
+    await this.#call('stopRun', [runId, nowIso]);
+  }
+
+  async sweepInterrupted(nowIso: string, staleBeforeIso: string): Promise<{ callSid: string; streamSid: string }[]> {
+    return (await this.#call('sweepInterrupted', [nowIso, staleBeforeIso])) as { callSid: string; streamSid: string }[];
+  }
+
+  async liveCalls(liveSinceIso: string): Promise<LiveCallRow[]> {
+    return (await this.#call('liveCalls', [liveSinceIso])) as LiveCallRow[];
+  }
+
+  async liveCall(callSid: string, liveSinceIso: string): Promise<LiveCallRow | undefined> {
+    return ((await this.#call('liveCall', [callSid, liveSinceIso])) as LiveCallRow | null | undefined) ?? undefined;
+  }
+
+  /** The driver the worker opened (better-sqlite3, or the WASM fallback); undefined before the first open. */
+  get driver(): string | undefined {
+    return this.#driver;
   }
 
   isTransient(e: unknown): boolean {

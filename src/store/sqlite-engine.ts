@@ -1,40 +1,48 @@
 /**
- * The SQLite side, synchronous (node-sqlite3-wasm: SQLite compiled to WebAssembly
- * with a VFS over node:fs, no install scripts). A commit fsyncs and costs ~3 ms
- * here, so the bridge runs this in a worker thread (sqlite-worker.ts) and never on
- * the event loop that paces audio; the `voice-bridge calls` CLI uses it directly.
- *
- * This VFS locks with a `<file>.lock` directory, exclusive for readers and writers
- * alike; a process killed inside a transaction leaves it behind, so a lock older
- * than STALE_LOCK_MS (far longer than any of our transactions) is broken.
+ * The SQLite side, synchronous (src/store/sqlite-driver.ts: better-sqlite3 in WAL
+ * mode, or the WASM fallback). A commit fsyncs, so the bridge runs this in a worker
+ * thread (sqlite-worker.ts) and never on the event loop that paces audio; the
+ * `voice-bridge calls` CLI uses it directly. The operations themselves are the
+ * dialect-neutral ones of sql-ops.ts.
  */
-import { mkdirSync, rmdirSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
-import sqlite from 'node-sqlite3-wasm';
-import { DELETE_TRANSCRIPTS_SQL, GET_CALL_SQL, GET_TRANSCRIPTS_SQL, MIGRATIONS, UPSERT_CALL_SQL, insertTranscriptsSql, listSql, migrationStatements, schemaMigrationsDdl } from './schema.js';
-import { recordToParams, rowToListItem, rowToStoredCall, type CallListItem, type OutboxEntry, type StoredCall } from './record-row.js';
+import { MIGRATIONS, migrationStatements, schemaMigrationsDdl } from './schema.js';
+import type { CallListItem, OutboxEntry, StoredCall } from './record-row.js';
+import * as ops from './sql-ops.js';
+import { openSqlite, type SqlDriver } from './sqlite-driver.js';
 
-export const STALE_LOCK_MS = 30_000;
+export { breakStaleLock, STALE_LOCK_MS } from './sqlite-driver.js';
 
-type Bind = (string | number | boolean | null)[];
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export class SqliteEngine {
   readonly path: string;
-  #db: InstanceType<typeof sqlite.Database>;
+  readonly #db: SqlDriver;
+  readonly #x: ops.SqlExec;
 
-  constructor(path: string, options: { fileMustExist?: boolean } = {}) {
+  constructor(path: string, options: { fileMustExist?: boolean; busyTimeoutMs?: number } = {}) {
     this.path = path;
-    if (!options.fileMustExist) mkdirSync(dirname(path), { recursive: true });
-    breakStaleLock(path);
-    this.#db = new sqlite.Database(path, { fileMustExist: options.fileMustExist ?? false });
-    this.#db.exec('PRAGMA busy_timeout = 1000');
+    this.#db = openSqlite(path, options);
+    const db = this.#db;
+    this.#x = { all: (sql, p) => db.all(sql, p), run: (sql, p) => db.run(sql, p) };
   }
 
-  #tx<T>(fn: () => T): T {
-    breakStaleLock(this.path);
+  get driver(): SqlDriver['name'] {
+    return this.#db.name;
+  }
+
+  /** BEGIN IMMEDIATE … COMMIT around `fn` (whose awaits all resolve synchronously: the driver is synchronous). */
+  async #tx<T>(fn: () => T | Promise<T>): Promise<T> {
+    this.#db.beforeTransaction();
     this.#db.exec('BEGIN IMMEDIATE');
     try {
-      const out = fn();
+      const out = await fn();
       this.#db.exec('COMMIT');
       return out;
     } catch (e) {
@@ -47,7 +55,7 @@ export class SqliteEngine {
     }
   }
 
-  migrate(): number[] {
+  migrate(): Promise<number[]> {
     return this.#tx(() => {
       this.#db.exec(schemaMigrationsDdl('sqlite'));
       const done = new Set(this.#db.all('SELECT version FROM schema_migrations').map((r) => Number(r.version)));
@@ -62,61 +70,61 @@ export class SqliteEngine {
     });
   }
 
-  upsert(entries: OutboxEntry[]): void {
-    const rows = entries.map(recordToParams);
-    this.#tx(() => {
-      for (const { call, transcripts } of rows) {
-        this.#db.run(UPSERT_CALL_SQL, call as Bind);
-        this.#db.run(DELETE_TRANSCRIPTS_SQL, [call[0] as string]);
-        if (transcripts.length > 0) this.#db.run(insertTranscriptsSql(transcripts.length), transcripts.flat() as Bind);
-      }
-    });
+  upsert(entries: OutboxEntry[]): Promise<void> {
+    return this.#tx(() => ops.upsertEntries(this.#x, entries));
   }
 
-  list(q: { limit: number; before?: { startedAt: string; callSid: string }; offset?: number }): CallListItem[] {
-    const params: Bind = [];
-    if (q.before) params.push(q.before.startedAt, q.before.startedAt, q.before.callSid);
-    params.push(q.limit);
-    if (q.offset !== undefined) params.push(q.offset);
-    return this.#db.all(listSql(q.before !== undefined, q.offset !== undefined), params).map((r) => rowToListItem(r as Record<string, unknown>));
+  list(q: { limit: number; before?: { startedAt: string; callSid: string }; offset?: number }): Promise<CallListItem[]> {
+    return ops.listCalls(this.#x, q);
   }
 
-  get(callSid: string): StoredCall | undefined {
-    const row = this.#db.get(GET_CALL_SQL, [callSid]);
-    if (!row) return undefined;
-    const turns = this.#db.all(GET_TRANSCRIPTS_SQL, [callSid]);
-    return rowToStoredCall(row as Record<string, unknown>, turns as Record<string, unknown>[]);
+  get(callSid: string): Promise<StoredCall | undefined> {
+    return ops.getCall(this.#x, callSid);
+  }
+
+  registerRun(run: ops.RunInfo, nowIso: string): ReturnType<typeof ops.registerRun> {
+    return this.#tx(() => ops.registerRun(this.#x, run, nowIso, isAlive));
+  }
+
+  heartbeat(runId: string, nowIso: string): Promise<boolean> {
+    return ops.heartbeat(this.#x, runId, nowIso);
+  }
+
+  stopRun(runId: string, nowIso: string): Promise<void> {
+    return ops.stopRun(this.#x, runId, nowIso);
+  }
+
+  sweepInterrupted(nowIso: string, staleBeforeIso: string): ReturnType<typeof ops.sweepInterrupted> {
+    return this.#tx(() => ops.sweepInterrupted(this.#x, nowIso, staleBeforeIso));
+  }
+
+  liveCalls(liveSinceIso: string): Promise<ops.LiveCallRow[]> {
+    return ops.liveCalls(this.#x, liveSinceIso);
+  }
+
+  liveCall(callSid: string, liveSinceIso: string): Promise<ops.LiveCallRow | undefined> {
+    return ops.liveCall(this.#x, callSid, liveSinceIso);
   }
 
   /** Applied migration versions (for tests and `doctor`). */
-  appliedVersions(): number[] {
+  async appliedVersions(): Promise<number[]> {
     try {
-      return this.#db.all('SELECT version FROM schema_migrations ORDER BY version').map((r) => Number(r.version));
+      return await ops.appliedVersions(this.#x);
     } catch {
       return [];
     }
   }
 
   close(): void {
-    if (this.#db.isOpen) this.#db.close();
-  }
-}
-
-export function breakStaleLock(path: string, staleMs = STALE_LOCK_MS): boolean {
-  const lock = `${path}.lock`;
-  try {
-    const st = statSync(lock);
-    if (Date.now() - st.mtimeMs < staleMs) return false;
-    rmdirSync(lock);
-    return true;
-  } catch {
-    return false;
+    this.#db.close();
   }
 }
 
 /** SQLite failures that can pass on retry: a lock held by another process, I/O, a full disk. */
 export function isTransientSqliteError(e: unknown): boolean {
   if (e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError) return false;
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL)/.test(code)) return true;
   const msg = e instanceof Error ? e.message : String(e);
   return /busy|locked|disk i\/o|disk is full|unable to open|timed out|worker/i.test(msg);
 }

@@ -6,6 +6,8 @@
  *   BRIDGE_CALL_RECORDS     on | off (off: record() is a no-op; for throwaway test bridges)
  *   BRIDGE_DB_TIMEOUT_MS    5000 — connect and per-statement bound on the database
  *   BRIDGE_DB_RETRY_MAX_MS  30000 — ceiling of the writer's exponential backoff
+ *   BRIDGE_HEARTBEAT_MS     5000 — how often this process says it is alive; a process
+ *                           silent for 3 heartbeats is dead: its calls are closed as interrupted
  */
 import { resolve, join } from 'node:path';
 import { StoreError, StoreErrorCodes } from './store-error.js';
@@ -22,6 +24,7 @@ export interface StoreConfig {
   readonly dbTimeoutMs: number;
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
+  readonly heartbeatMs: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -61,6 +64,7 @@ export function loadStoreConfig(env: Env): StoreConfig {
   }
   const dbTimeoutMs = int('BRIDGE_DB_TIMEOUT_MS', 5000, 100, 120_000);
   const retryMaxMs = int('BRIDGE_DB_RETRY_MAX_MS', 30_000, 10, 600_000);
+  const heartbeatMs = int('BRIDGE_HEARTBEAT_MS', 5000, 100, 60_000);
   if (problems.length > 0) throw new StoreError(StoreErrorCodes.STORE_CONFIG, `invalid call-record store configuration:\n  - ${problems.join('\n  - ')}`);
   return Object.freeze({
     enabled,
@@ -71,6 +75,7 @@ export function loadStoreConfig(env: Env): StoreConfig {
     dbTimeoutMs,
     retryBaseMs: Math.min(250, retryMaxMs),
     retryMaxMs,
+    heartbeatMs,
   });
 }
 

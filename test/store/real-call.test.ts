@@ -48,7 +48,9 @@ describe('a real call is persisted', () => {
       const res = await fetch(`${base}/calls/history/${callSid}`, { headers: { authorization: 'Bearer adm' } });
       expect(res.status).toBe(200);
       const stored = (await res.json()) as Record<string, any>;
-      expect(stored).toEqual({ ...JSON.parse(JSON.stringify(ended[0])), recordedAt: expect.any(String) });
+      const { recordState, ...endRecord } = JSON.parse(JSON.stringify(ended[0]));
+      expect(recordState).toBe('completed');
+      expect(stored).toEqual({ ...endRecord, recordState: 'completed', ownerInstance: expect.any(String), ownerWorker: -1, recordedAt: expect.any(String) });
       expect(stored).toMatchObject({ callSid, streamSid: r.streamSid, agent: 'echo', from: '+15550001111', to: '+15550002222', endReason: 'twilio-stop', framesIn: r.framesSent });
       expect(stored.transcripts.map((t: { role: string }) => t.role)).toEqual(['caller', 'agent']);
       expect(stored.timeToFirstAgentAudioMs).toBeGreaterThan(0);

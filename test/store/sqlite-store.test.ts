@@ -1,12 +1,12 @@
 /**
  * The store contract on SQLite: a real database file in a temp dir, written by the
- * store's worker thread. "Database down" is another holder of SQLite's lock (this
- * VFS locks with a `<file>.lock` directory): every statement gets SQLITE_BUSY until
- * it is released.
+ * store's worker thread through better-sqlite3 (WAL). "Database down" is another
+ * connection holding SQLite's write lock: every write of the store gets SQLITE_BUSY
+ * until it is released (WAL readers are never blocked, so history stays readable).
  */
-import { existsSync, mkdirSync, rmSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, utimesSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import sqlite from 'node-sqlite3-wasm';
 import { describe, expect, it } from 'vitest';
 import { breakStaleLock } from '../../src/store/sqlite-engine.js';
 import { callsCommand } from '../../src/store/calls-command.js';
@@ -15,11 +15,14 @@ import { storeContract } from './store-contract.js';
 import { tempDir } from './helpers.js';
 
 let dbPath = '';
+type Db = { prepare(sql: string): { all(...p: unknown[]): unknown[] }; exec(sql: string): void; pragma(p: string): unknown; close(): void };
+const Database = createRequire(import.meta.url)('better-sqlite3') as new (path: string, o?: { fileMustExist?: boolean }) => Db;
+let holder: Db | undefined;
 
 function query<T>(sql: string, params: (string | number)[] = []): T[] {
-  const db = new sqlite.Database(dbPath, { fileMustExist: true });
+  const db = new Database(dbPath, { fileMustExist: true });
   try {
-    return db.all(sql, params) as T[];
+    return db.prepare(sql).all(...params) as T[];
   } finally {
     db.close();
   }
@@ -33,10 +36,17 @@ storeContract({
   async teardown() {},
   env: (dir) => ({ BRIDGE_DATA_DIR: dir, BRIDGE_DB_TIMEOUT_MS: '3000', BRIDGE_DB_RETRY_MAX_MS: '200' }),
   async takeDown() {
-    if (!existsSync(`${dbPath}.lock`)) mkdirSync(`${dbPath}.lock`, { recursive: true });
+    if (holder) return;
+    holder = new Database(dbPath);
+    // Another writer holds the write lock (WAL): every write of the store gets SQLITE_BUSY; reads go on.
+    holder.exec('BEGIN IMMEDIATE');
   },
+  readsWhileDown: true,
   async bringUp() {
-    rmSync(`${dbPath}.lock`, { recursive: true, force: true });
+    if (!holder) return;
+    holder.exec('ROLLBACK');
+    holder.close();
+    holder = undefined;
   },
   async appliedMigrations() {
     return query<{ version: number; name: string }>('SELECT version, name FROM schema_migrations ORDER BY version');
@@ -62,7 +72,21 @@ describe('SQLite specifics', () => {
     }
   });
 
-  it('a lock left by a process killed mid-transaction is broken once stale, a live one is not', () => {
+  it('runs on better-sqlite3 in WAL mode (the WASM driver is only the fallback)', async () => {
+    const tmp = tempDir();
+    try {
+      dbPath = join(tmp.dir, 'calls.sqlite');
+      const s = await openCallStore({ env: { BRIDGE_DATA_DIR: tmp.dir } });
+      expect(s.stats()).toMatchObject({ sqliteDriver: 'better-sqlite3' });
+      expect(s.stats().sqliteFallbackReason).toBeUndefined();
+      await s.close();
+      expect(query<{ journal_mode: string }>('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+    } finally {
+      tmp.remove();
+    }
+  });
+
+  it('WASM fallback lock: a lock left by a process killed mid-transaction is broken once stale, a live one is not', () => {
     const tmp = tempDir();
     try {
       const path = join(tmp.dir, 'calls.sqlite');
