@@ -11,10 +11,13 @@
  *                     worker 1               worker 2      …         worker N   (each: startBridge + drain)
  * ```
  *
- * Connections are handed to workers round-robin by the primary (cluster's default
- * on Linux); a call's Media Stream is one long WebSocket, so it stays on the worker
- * that accepted it. Each worker runs the full bridge with its own admission: the
- * limits (BRIDGE_MAX_CALLS, the load gate) are per worker.
+ * The primary owns the listening socket and hands each connection to a worker
+ * (src/cluster-routing.ts): a Media Stream whose URL ends in `<instance>.w<slot>` —
+ * the key the voice webhook of that worker put in its TwiML — goes to that worker,
+ * where its agent is already connected; everything else is balanced round robin.
+ * A call's Media Stream is one long WebSocket, so it stays on the worker that
+ * accepted it. Each worker runs the full bridge with its own admission: the limits
+ * (BRIDGE_MAX_CALLS, the load gate) are per worker, and its own call-record outbox.
  *
  * Signals reach workers through IPC, not by re-sending the signal: Ctrl-C in a
  * terminal already signals the whole process group, and a re-sent signal would
@@ -28,7 +31,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { loadConfig, ConfigError } from './config.js';
+import { hostname } from 'node:os';
+import { loadConfig, ConfigError, type Config } from './config.js';
+import { ConnectionRouter, RoutingMessages } from './cluster-routing.js';
 import { loadLifecycleConfig } from './lifecycle/lifecycle-config.js';
 import { main } from './main.js';
 import { startPrimaryMetrics } from './metrics/cluster.js';
@@ -67,13 +72,30 @@ export function runPrimary(o: ClusterOptions): Promise<number> {
   const env = o.env ?? process.env;
   const log = o.log ?? ((m: string) => console.log(m));
   let lifecycle;
+  let config: Config;
   try {
     // Validate once here: a bad configuration must not become a restart loop.
-    lifecycle = loadLifecycleConfig(loadConfig(env).env);
+    config = loadConfig(env);
+    lifecycle = loadLifecycleConfig(config.env);
   } catch (e) {
     console.error((e as Error).message);
     return Promise.resolve(e instanceof ConfigError ? EX_CONFIG : 1);
   }
+  const router = new ConnectionRouter(config.instanceId);
+  return router.listen(config.port, config.host).then(
+    (at) => runWorkers(o, env, log, lifecycle, config, router, at.address),
+    (e: Error) => {
+      console.error(`voice-bridge cluster: cannot listen on ${config.host}:${config.port}: ${e.message}`);
+      return 1;
+    },
+  );
+}
+
+function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, log: (m: string) => void, lifecycle: ReturnType<typeof loadLifecycleConfig>, config: Config, router: ConnectionRouter, address: string): Promise<number> {
+  // Other instances reach a worker through the primary's port plus the route header.
+  const u = new URL(address);
+  if (config.host === '0.0.0.0' || config.host === '::') u.hostname = hostname();
+  const internalUrl = config.internalUrl ?? u.origin;
   const shutdownTimeoutMs = o.shutdownTimeoutMs ?? lifecycle.drainTimeoutMs + 30_000;
   const backoff = new Map<number, number>(); // slot → next restart delay
   const startedAt = new Map<Worker, { slot: number; at: number }>();
@@ -83,12 +105,28 @@ export function runPrimary(o: ClusterOptions): Promise<number> {
 
   return new Promise<number>((resolve) => {
     const fork = (slot: number) => {
-      const w = cluster.fork({ ...env, BRIDGE_WORKER_SLOT: String(slot) });
+      const w = cluster.fork({
+        ...env,
+        BRIDGE_WORKER_SLOT: String(slot),
+        BRIDGE_INSTANCE_ID: config.instanceId,
+        BRIDGE_INTERNAL_URL: internalUrl,
+        BRIDGE_CLUSTER_ROUTED: '1',
+        BRIDGE_CLUSTER_URL: address,
+      });
       startedAt.set(w, { slot, at: Date.now() });
       w.on('message', (m: unknown) => void onMessage(w, m));
     };
     const onMessage = async (w: Worker, m: unknown) => {
       const msg = m as { type?: string; id?: number };
+      if (msg?.type === RoutingMessages.READY) {
+        const slot = startedAt.get(w)?.slot;
+        if (slot !== undefined) router.setReady(slot, w);
+        if (!announced) {
+          announced = true;
+          log(`voice-bridge cluster: ${o.workers} workers (primary pid ${process.pid}) listening on ${address}`);
+        }
+        return;
+      }
       if (msg?.type !== ClusterMessages.METRICS_REQ) return;
       try {
         if (!o.metrics) throw new Error('no metrics aggregator in the primary');
@@ -98,14 +136,10 @@ export function runPrimary(o: ClusterOptions): Promise<number> {
         if (w.isConnected()) w.send({ type: ClusterMessages.METRICS_RES, id: msg.id, error: (e as Error).message });
       }
     };
-    cluster.on('listening', (_w, address) => {
-      if (announced) return;
-      announced = true;
-      log(`voice-bridge cluster: ${o.workers} workers (primary pid ${process.pid}) listening on http://${address.address ?? '0.0.0.0'}:${address.port}`);
-    });
     cluster.on('exit', (w, code, signal) => {
       const info = startedAt.get(w);
       startedAt.delete(w);
+      router.remove(w);
       if (stopping) {
         if (code !== 0) worstExit = 1;
         if (Object.keys(cluster.workers ?? {}).length === 0) finish();
@@ -132,7 +166,7 @@ export function runPrimary(o: ClusterOptions): Promise<number> {
       clearTimeout(killTimer);
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      resolve(worstExit);
+      void router.close().then(() => resolve(worstExit));
     };
     const send = (type: string) => {
       for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send({ type });

@@ -29,6 +29,7 @@ import { LoadMonitor } from './lifecycle/load-monitor.js';
 import { Admission } from './lifecycle/admission.js';
 import { RateLimiter } from './lifecycle/rate-limiter.js';
 import { drain, type DrainReport } from './lifecycle/drain.js';
+import { acceptHandedConnections, RoutingMessages } from './cluster-routing.js';
 
 export interface RunningBridge {
   /** http://host:port */
@@ -147,8 +148,14 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     await pool?.close();
   };
   let address: string;
+  // A worker of `start --workers N`: the primary owns the port and hands connections over (src/cluster-routing.ts).
+  const handed = cluster.isWorker && env.BRIDGE_CLUSTER_ROUTED === '1' && env.BRIDGE_CLUSTER_URL !== undefined;
   try {
-    address = await app.listen({ port: config.port, host: config.host });
+    if (handed) {
+      await app.ready();
+      acceptHandedConnections(app.server);
+      address = env.BRIDGE_CLUSTER_URL!;
+    } else address = await app.listen({ port: config.port, host: config.host });
   } catch (e) {
     // E.g. the port is taken: release what was opened (the DSP pool's threads, the
     // store's worker) so the caller gets the error, not a process that never exits.
@@ -157,6 +164,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   }
   monitor.start();
   if (config.internalUrl === undefined) store.setInternalUrl(internalUrlFor(address, config.host));
+  if (handed) process.send?.({ type: RoutingMessages.READY });
   logger.info({ address, agents: agents.available(), maxCalls: lifecycle.maxCalls ?? null, loadThreshold: lifecycle.loadThreshold ?? null }, 'voice-bridge listening');
   const goodbye = await loadPrompt('goodbye');
   let stopping: Promise<DrainReport> | undefined;

@@ -89,7 +89,7 @@ describe('voice-bridge start --workers 2', () => {
   it('metrics hook: a worker gets the aggregate from the primary over IPC', async () => {
     const p = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'cluster-metrics-entry.ts')], {
       cwd: repoRoot,
-      env: { PATH: process.env.PATH ?? '', BRIDGE_LOG_LEVEL: 'warn' },
+      env: { PATH: process.env.PATH ?? '', BRIDGE_LOG_LEVEL: 'warn', PORT: '0', HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
