@@ -206,6 +206,13 @@ function internalUrlFor(address: string, host: string): string {
 
 export async function main(env: Record<string, string | undefined> = process.env): Promise<number> {
   let bridge: RunningBridge;
+  // A cluster worker told to drain while it is still starting (a restart during a
+  // shutdown) must not miss it: remember it, act on it once up.
+  let drainAsked = false;
+  const early = (m: { type?: string } | null) => {
+    if (m?.type === 'voice-bridge:drain') drainAsked = true;
+  };
+  if (cluster.isWorker) process.on('message', early);
   try {
     bridge = await startBridge(env);
   } catch (e) {
@@ -244,10 +251,12 @@ export async function main(env: Record<string, string | undefined> = process.env
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     if (worker) {
+      process.off('message', early);
       process.on('message', (m: { type?: string } | null) => {
         if (m?.type === 'voice-bridge:drain') onSignal('drain');
         else if (m?.type === 'voice-bridge:hurry') hurry.abort();
       });
+      if (drainAsked) onSignal('drain');
     }
   });
   console.log(`voice-bridge listening on ${bridge.url} — point your Twilio number's voice webhook at <public URL>/twilio/voice`);
