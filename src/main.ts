@@ -136,7 +136,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   });
   monitor.onChange((overloaded) => logger.warn({ load: monitor.snapshot() }, overloaded ? 'overloaded: refusing new calls' : 'load back under the threshold: taking calls'));
   const webhookLimiter = lifecycle.webhookRatePerMin > 0 ? new RateLimiter({ ratePerMin: lifecycle.webhookRatePerMin }) : undefined;
-  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, dspPool: pool ? () => pool.stats() : undefined, rest, tts, store, logger: false, admission, webhookLimiter, trustProxy: lifecycle.trustProxy });
+  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, dspPool: pool ? () => pool.stats() : undefined, rest, tts, store, logger: false, admission, webhookLimiter, trustProxy: lifecycle.trustProxy, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
   registerMetricsRoute(app, metrics);
   registerWorkerMetricsResponder(metrics);
   const closeServer = async () => {

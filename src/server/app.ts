@@ -5,7 +5,8 @@
  *   POST /twilio/status   call / stream status callbacks
  *   GET  /twilio/stream   the Media Streams WebSocket (one CallSession per socket)
  *   GET  /healthz, /readyz (503 with the reason when draining, at BRIDGE_MAX_CALLS or overloaded)
- *   GET  /calls, /calls/:callSid (admin token when BRIDGE_ADMIN_TOKEN is set: caller data)
+ *   GET  /calls, /calls/:callSid (admin token when BRIDGE_ADMIN_TOKEN is set: caller data),
+ *        POST /calls/:callSid/say | hangup — every instance's calls (src/server/call-routes.ts)
  *   POST /calls           place an outbound call (admin token)
  *
  * X-Twilio-Signature is checked on the webhooks and on the upgrade (over the wss://
@@ -30,6 +31,7 @@ import type { CallStore } from '../store/call-store.js';
 import { registerHistoryRoute } from '../store/history-route.js';
 import { Admission } from '../lifecycle/admission.js';
 import { IDENTITY_PARAMS } from '../call/call-manager.js';
+import { registerCallRoutes } from './call-routes.js';
 import { RateLimitCodes, type RateLimiter } from '../lifecycle/rate-limiter.js';
 
 export interface AppDeps {
@@ -51,6 +53,7 @@ export interface AppDeps {
   webhookLimiter?: RateLimiter;
   /** fastify trustProxy (who may set X-Forwarded-For); default true. */
   trustProxy?: boolean | string[];
+  log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 /** Query keys of the voice webhook that are not agent options (the bridge sets these parameters itself). */
@@ -197,21 +200,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     return config.adminToken ? adminDenied(req, reply) : undefined;
   }
 
-  app.get('/calls', async (req, reply) => {
-    const denied = callDataDenied(req, reply);
-    if (denied) return denied;
-    return { calls: calls.list() };
-  });
-
-  app.get('/calls/:callSid', async (req, reply) => {
-    const denied = callDataDenied(req, reply);
-    if (denied) return denied;
-    const { callSid } = req.params as { callSid: string };
-    const c = calls.get(callSid);
-    if (!c) return reply.code(404).send({ error: 'BRIDGE_ERR_CALL_NOT_FOUND', message: `no call ${callSid}` });
-    return c;
-  });
-
   /** Admin routes: a bearer token, compared in constant time; off when BRIDGE_ADMIN_TOKEN is unset. */
   function adminDenied(req: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
     const admin = config.adminToken;
@@ -224,26 +212,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
 
   if (deps.store) registerHistoryRoute(app, deps.store, adminDenied);
 
-  app.post('/calls/:callSid/say', async (req, reply) => {
-    const denied = adminDenied(req, reply);
-    if (denied) return denied;
-    const { callSid } = req.params as { callSid: string };
-    const session = calls.session(callSid);
-    if (!session) return reply.code(404).send({ error: 'BRIDGE_ERR_CALL_NOT_FOUND', message: `no active call ${callSid}` });
-    if (!deps.tts) return reply.code(503).send({ error: 'BRIDGE_ERR_TTS_NOT_CONFIGURED', message: 'set ELEVENLABS_API_KEY and ELEVENLABS_VOICE_ID' });
-    const text = (req.body as { text?: unknown } | undefined)?.text;
-    if (typeof text !== 'string' || text.trim() === '' || text.length > 5000) return reply.code(400).send({ error: 'BRIDGE_ERR_BAD_REQUEST', message: '"text" must be a non-empty string of at most 5000 characters' });
-    try {
-      const audio = await deps.tts.speak(text, AbortSignal.timeout(20_000));
-      const ms = session.say(audio, 'say');
-      if (ms === 0) return reply.code(409).send({ error: 'BRIDGE_ERR_CALL_NOT_STREAMING', message: 'the call is not streaming' });
-      return reply.code(202).send({ callSid, queuedMs: ms });
-    } catch (e) {
-      const err = e as { code?: string; message?: string };
-      const status = err.code === 'BRIDGE_ERR_AGENT_CONFIG' ? 400 : err.code === 'BRIDGE_ERR_AGENT_TIMEOUT' ? 504 : 502;
-      return reply.code(status).send({ error: err.code ?? 'BRIDGE_ERR_AGENT_SERVICE', message: err.message ?? String(e) });
-    }
-  });
+  registerCallRoutes(app, { calls, store: deps.store, tts: deps.tts, rest: deps.rest, runId: () => deps.store?.run?.runId, adminDenied, callDataDenied, log: deps.log });
 
   app.post('/calls', async (req, reply) => {
     const denied = adminDenied(req, reply);

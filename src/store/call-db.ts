@@ -30,14 +30,14 @@ export interface CallDb {
   list(q: { limit: number; before?: { startedAt: string; callSid: string }; offset?: number }): Promise<CallListItem[]>;
   get(callSid: string): Promise<StoredCall | undefined>;
   /** This process's row in bridge_runs (predecessors on this host whose pid is gone are marked stopped). */
-  registerRun(run: RunInfo, nowIso: string): Promise<{ superseded: number; namesakes: { host: string; pid: number }[] }>;
+  registerRun(run: RunInfo, nowIso: string, expiresIso: string): Promise<{ superseded: number; namesakes: { host: string; pid: number }[] }>;
   /** False when the run's row is gone or stopped (register again). */
-  heartbeat(runId: string, nowIso: string): Promise<boolean>;
+  heartbeat(runId: string, nowIso: string, expiresIso: string): Promise<boolean>;
   stopRun(runId: string, nowIso: string): Promise<void>;
   /** Closes in-progress rows of dead runs as 'interrupted'. */
-  sweepInterrupted(nowIso: string, staleBeforeIso: string): Promise<{ callSid: string; streamSid: string }[]>;
-  liveCalls(liveSinceIso: string): Promise<LiveCallRow[]>;
-  liveCall(callSid: string, liveSinceIso: string): Promise<LiveCallRow | undefined>;
+  sweepInterrupted(nowIso: string): Promise<{ callSid: string; streamSid: string }[]>;
+  liveCalls(nowIso: string): Promise<LiveCallRow[]>;
+  liveCall(callSid: string, nowIso: string): Promise<LiveCallRow | undefined>;
   /** Whether a failure can pass if tried again (connection, timeout, lock) or not (data, constraint, auth). */
   isTransient(e: unknown): boolean;
   close(): Promise<void>;

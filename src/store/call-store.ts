@@ -123,7 +123,17 @@ export async function openCallStore(config: { env: Readonly<Record<string, strin
     await db.close().catch(() => undefined);
     throw new StoreError(StoreErrorCodes.STORE_OUTBOX, `cannot open the call-record outbox in ${sc.dataDir}: ${(e as Error).message}`, { cause: e });
   }
-  const run: RunInfo = { runId: randomUUID(), instanceId: id.instanceId, worker: id.worker, host: hostname(), pid: process.pid, routeKey: id.routeKey, internalUrl: id.internalUrl, startedAt: new Date().toISOString() };
+  const run: RunInfo = {
+    runId: randomUUID(),
+    instanceId: id.instanceId,
+    worker: id.worker,
+    host: hostname(),
+    pid: process.pid,
+    routeKey: id.routeKey,
+    internalUrl: id.internalUrl,
+    startedAt: new Date().toISOString(),
+    processStartedAt: new Date(Date.now() - process.uptime() * 1000).toISOString(),
+  };
   const store = new DurableCallStore(sc, db, outbox, run, options.log);
   for (const a of adopted) options.log?.('info', 'adopted an orphaned call-record outbox (its process is gone); replaying its records', { file: a.file, records: a.records });
   await store.start();
@@ -242,7 +252,8 @@ class DurableCallStore implements CallStore {
   }
 
   async #register(): Promise<void> {
-    const r = await this.#db.registerRun(this.run, new Date().toISOString());
+    const now = Date.now();
+    const r = await this.#db.registerRun(this.run, new Date(now).toISOString(), this.#expiry(now));
     this.#registered = true;
     if (r.superseded > 0) this.#log('info', 'took over from a previous run of this process (it is gone); its calls in progress are closed as interrupted', { runs: r.superseded });
     for (const n of r.namesakes)
@@ -255,10 +266,9 @@ class DurableCallStore implements CallStore {
     this.#beating = (async () => {
       try {
         if (!this.#migrated || !this.#registered) await this.#migrate();
-        const now = new Date();
-        if (!(await this.#db.heartbeat(this.run.runId, now.toISOString()))) await this.#register();
-        const stale = new Date(now.getTime() - 3 * this.#sc.heartbeatMs).toISOString();
-        const closed = await this.#db.sweepInterrupted(now.toISOString(), stale);
+        const now = Date.now();
+        if (!(await this.#db.heartbeat(this.run.runId, new Date(now).toISOString(), this.#expiry(now)))) await this.#register();
+        const closed = await this.#db.sweepInterrupted(new Date().toISOString());
         if (closed.length > 0) {
           this.#interruptedClosed += closed.length;
           this.#log('warn', 'closed calls of a process that stopped without ending them (crash, kill -9, lost host) as interrupted', { calls: closed.length, callSids: closed.slice(0, 20).map((c) => c.callSid) });
@@ -412,17 +422,17 @@ class DurableCallStore implements CallStore {
     return this.#read(() => this.#db.get(callSid));
   }
 
-  /** Heard from within 3 heartbeats: the same rule the sweep uses for dead. */
-  #liveSince(): string {
-    return new Date(Date.now() - 3 * this.#sc.heartbeatMs).toISOString();
+  /** Without another heartbeat, this run counts as dead 3 of its own heartbeats from now. */
+  #expiry(now: number): string {
+    return new Date(now + 3 * this.#sc.heartbeatMs).toISOString();
   }
 
   liveCalls(): Promise<LiveCallRow[]> {
-    return this.#read(() => this.#db.liveCalls(this.#liveSince()));
+    return this.#read(() => this.#db.liveCalls(new Date().toISOString()));
   }
 
   liveCall(callSid: string): Promise<LiveCallRow | undefined> {
-    return this.#read(() => this.#db.liveCall(callSid, this.#liveSince()));
+    return this.#read(() => this.#db.liveCall(callSid, new Date().toISOString()));
   }
 
   async #read<T>(fn: () => Promise<T>): Promise<T> {

@@ -78,7 +78,15 @@ export class PostgresDb implements CallDb {
 
   async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
+    // pg-pool removes its error listener from a checked-out client: a connection reset
+    // (a restart, a failover, a cut network) mid-transaction would otherwise be an
+    // unhandled 'error' event and end the process. The failing query rejects anyway.
     let broken = false;
+    const onError = (e: Error) => {
+      broken = true;
+      this.#lastPoolError = e.message;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const out = await fn(client);
@@ -86,12 +94,13 @@ export class PostgresDb implements CallDb {
       return out;
     } catch (e) {
       try {
-        await client.query('ROLLBACK');
+        if (!broken) await client.query('ROLLBACK');
       } catch {
         broken = true;
       }
       throw e;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }
@@ -124,28 +133,28 @@ export class PostgresDb implements CallDb {
     return ops.getCall(pgExec(this.#pool), callSid);
   }
 
-  registerRun(run: ops.RunInfo, nowIso: string): ReturnType<typeof ops.registerRun> {
-    return this.#tx((c) => ops.registerRun(pgExec(c), run, nowIso, isAlive));
+  registerRun(run: ops.RunInfo, nowIso: string, expiresIso: string): ReturnType<typeof ops.registerRun> {
+    return this.#tx((c) => ops.registerRun(pgExec(c), run, nowIso, expiresIso, isAlive));
   }
 
-  heartbeat(runId: string, nowIso: string): Promise<boolean> {
-    return ops.heartbeat(pgExec(this.#pool), runId, nowIso);
+  heartbeat(runId: string, nowIso: string, expiresIso: string): Promise<boolean> {
+    return ops.heartbeat(pgExec(this.#pool), runId, nowIso, expiresIso);
   }
 
   stopRun(runId: string, nowIso: string): Promise<void> {
     return ops.stopRun(pgExec(this.#pool), runId, nowIso);
   }
 
-  sweepInterrupted(nowIso: string, staleBeforeIso: string): ReturnType<typeof ops.sweepInterrupted> {
-    return this.#tx((c) => ops.sweepInterrupted(pgExec(c), nowIso, staleBeforeIso));
+  sweepInterrupted(nowIso: string): ReturnType<typeof ops.sweepInterrupted> {
+    return this.#tx((c) => ops.sweepInterrupted(pgExec(c), nowIso));
   }
 
-  liveCalls(liveSinceIso: string): Promise<ops.LiveCallRow[]> {
-    return ops.liveCalls(pgExec(this.#pool), liveSinceIso);
+  liveCalls(nowIso: string): Promise<ops.LiveCallRow[]> {
+    return ops.liveCalls(pgExec(this.#pool), nowIso);
   }
 
-  liveCall(callSid: string, liveSinceIso: string): Promise<ops.LiveCallRow | undefined> {
-    return ops.liveCall(pgExec(this.#pool), callSid, liveSinceIso);
+  liveCall(callSid: string, nowIso: string): Promise<ops.LiveCallRow | undefined> {
+    return ops.liveCall(pgExec(this.#pool), callSid, nowIso);
   }
 
   isTransient(e: unknown): boolean {

@@ -149,6 +149,7 @@ export const MIGRATIONS: readonly Migration[] = [
         internal_url TEXT,
         started_at ${t.ts} NOT NULL,
         heartbeat_at ${t.ts} NOT NULL,
+        expires_at ${t.ts} NOT NULL,
         stopped_at ${t.ts}
       )`,
     ],

@@ -9,9 +9,10 @@
  * ```text
  *   start ──► registerRun: own row in bridge_runs; a predecessor with the same instance
  *             and worker on this host whose pid is gone is marked stopped (a restart)
- *   every BRIDGE_HEARTBEAT_MS ──► heartbeat (own row) ──► sweepInterrupted:
- *             in-progress rows whose owner run is stopped, unknown, or silent for
- *             longer than 3 heartbeats → 'interrupted', ended at the owner's last sign of life
+ *   every BRIDGE_HEARTBEAT_MS ──► heartbeat: own row's heartbeat_at, and expires_at =
+ *             now + 3 of ITS heartbeats (so instances with other intervals judge it alike)
+ *             ──► sweepInterrupted: in-progress rows whose owner run is stopped, unknown,
+ *             or expired → 'interrupted', ended at the owner's last sign of life
  *   clean exit ──► stopRun (after the outbox was flushed)
  * ```
  */
@@ -40,6 +41,8 @@ export interface RunInfo {
   /** Where other instances reach this process for call commands (undefined: not reachable). */
   internalUrl: string | null;
   startedAt: string;
+  /** When this OS process started (a run with our pid that started before it is a predecessor: the pid was reused). */
+  processStartedAt: string;
 }
 
 /** A live call as seen in the database: its row plus its owner's route. */
@@ -81,46 +84,49 @@ export async function getCall(x: SqlExec, callSid: string): Promise<StoredCall |
  * next sweep, not after the heartbeat TTL). Returns the live namesakes: another
  * process using the same BRIDGE_INSTANCE_ID and worker — a misconfiguration to report.
  */
-export async function registerRun(x: SqlExec, run: RunInfo, nowIso: string, isAlive: (pid: number) => boolean): Promise<{ superseded: number; namesakes: { host: string; pid: number }[] }> {
-  const others = await x.all('SELECT run_id, host, pid FROM bridge_runs WHERE instance_id = ? AND worker = ? AND stopped_at IS NULL AND run_id <> ?', [run.instanceId, run.worker, run.runId]);
+export async function registerRun(x: SqlExec, run: RunInfo, nowIso: string, expiresIso: string, isAlive: (pid: number) => boolean): Promise<{ superseded: number; namesakes: { host: string; pid: number }[] }> {
+  const others = await x.all('SELECT run_id, host, pid, started_at FROM bridge_runs WHERE instance_id = ? AND worker = ? AND stopped_at IS NULL AND run_id <> ?', [run.instanceId, run.worker, run.runId]);
   let superseded = 0;
   const namesakes: { host: string; pid: number }[] = [];
   for (const o of others) {
     const pid = Number(o.pid);
-    if (String(o.host) === run.host && (pid === run.pid || !isAlive(pid))) {
-      superseded += await x.run('UPDATE bridge_runs SET stopped_at = heartbeat_at WHERE run_id = ? AND stopped_at IS NULL', [String(o.run_id)]);
-    } else namesakes.push({ host: String(o.host), pid });
+    const sameHost = String(o.host) === run.host;
+    // Our pid: a predecessor if it started before this process did (a container restarts
+    // with the same pid), else another store of this very process. Another pid: gone or not.
+    const predecessor = sameHost && (pid === run.pid ? (iso(o.started_at) ?? '') < run.processStartedAt : !isAlive(pid));
+    if (predecessor) superseded += await x.run('UPDATE bridge_runs SET stopped_at = heartbeat_at WHERE run_id = ? AND stopped_at IS NULL', [String(o.run_id)]);
+    else namesakes.push({ host: String(o.host), pid });
   }
   await x.run(
-    `INSERT INTO bridge_runs (run_id, instance_id, worker, host, pid, route_key, internal_url, started_at, heartbeat_at, stopped_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
-      ON CONFLICT (run_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, internal_url = excluded.internal_url, stopped_at = NULL`,
-    [run.runId, run.instanceId, run.worker, run.host, run.pid, run.routeKey, run.internalUrl, run.startedAt, nowIso],
+    `INSERT INTO bridge_runs (run_id, instance_id, worker, host, pid, route_key, internal_url, started_at, heartbeat_at, expires_at, stopped_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+      ON CONFLICT (run_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at, internal_url = excluded.internal_url, stopped_at = NULL`,
+    [run.runId, run.instanceId, run.worker, run.host, run.pid, run.routeKey, run.internalUrl, run.startedAt, nowIso, expiresIso],
   );
   return { superseded, namesakes };
 }
 
-/** False when the run's row is gone (re-register). */
-export async function heartbeat(x: SqlExec, runId: string, nowIso: string): Promise<boolean> {
-  return (await x.run('UPDATE bridge_runs SET heartbeat_at = ? WHERE run_id = ? AND stopped_at IS NULL', [nowIso, runId])) > 0;
+/** False when the run's row is gone or stopped (re-register). `expiresIso`: when, without another beat, the run counts as dead. */
+export async function heartbeat(x: SqlExec, runId: string, nowIso: string, expiresIso: string): Promise<boolean> {
+  return (await x.run('UPDATE bridge_runs SET heartbeat_at = ?, expires_at = ? WHERE run_id = ? AND stopped_at IS NULL', [nowIso, expiresIso, runId])) > 0;
 }
 
 export async function stopRun(x: SqlExec, runId: string, nowIso: string): Promise<void> {
-  await x.run('UPDATE bridge_runs SET heartbeat_at = ?, stopped_at = ? WHERE run_id = ?', [nowIso, nowIso, runId]);
+  await x.run('UPDATE bridge_runs SET heartbeat_at = ?, expires_at = ?, stopped_at = ? WHERE run_id = ?', [nowIso, nowIso, nowIso, runId]);
 }
 
 const iso = (v: unknown): string | undefined => (v === null || v === undefined ? undefined : v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString());
 
 /**
- * Closes in-progress rows whose owner is dead: stopped, unknown, or silent since
- * `staleBeforeIso`. The call ended at the latest when its owner was last heard of,
- * so that is its end time. Returns the rows closed.
+ * Closes in-progress rows whose owner is dead: stopped, unknown, or expired (no
+ * heartbeat for 3 of its own intervals). The call ended at the latest when its
+ * owner was last heard of, so that is its end time. Returns the rows closed.
  */
-export async function sweepInterrupted(x: SqlExec, nowIso: string, staleBeforeIso: string): Promise<{ callSid: string; streamSid: string }[]> {
+export async function sweepInterrupted(x: SqlExec, nowIso: string): Promise<{ callSid: string; streamSid: string }[]> {
   const rows = await x.all(
     `SELECT c.call_sid, c.stream_sid, c.started_at, r.heartbeat_at, r.stopped_at FROM calls c LEFT JOIN bridge_runs r ON r.run_id = c.owner_run
-      WHERE c.record_state = 'in-progress' AND (c.owner_run IS NULL OR r.run_id IS NULL OR r.stopped_at IS NOT NULL OR r.heartbeat_at < ?)`,
-    [staleBeforeIso],
+      WHERE c.record_state = 'in-progress' AND (c.owner_run IS NULL OR r.run_id IS NULL OR r.stopped_at IS NOT NULL OR r.expires_at < ?)`,
+    [nowIso],
   );
   const closed: { callSid: string; streamSid: string }[] = [];
   for (const r of rows) {
@@ -146,20 +152,20 @@ export async function sweepInterrupted(x: SqlExec, nowIso: string, staleBeforeIs
 
 const LIVE_SELECT = `SELECT ${LIST_COLUMNS.map((c) => `c.${c}`).join(', ')}, c.owner_run, r.route_key, r.internal_url
   FROM calls c JOIN bridge_runs r ON r.run_id = c.owner_run
-  WHERE c.record_state = 'in-progress' AND r.stopped_at IS NULL AND r.heartbeat_at >= ?`;
+  WHERE c.record_state = 'in-progress' AND r.stopped_at IS NULL AND r.expires_at >= ?`;
 
 function toLive(row: Row): LiveCallRow {
   return { ...rowToListItem(row), routeKey: String(row.route_key), internalUrl: row.internal_url === null || row.internal_url === undefined ? null : String(row.internal_url), ownerRun: String(row.owner_run) };
 }
 
-/** In-progress rows of live runs (heard from since `liveSinceIso`), newest first. */
-export async function liveCalls(x: SqlExec, liveSinceIso: string, limit = 1000): Promise<LiveCallRow[]> {
-  return (await x.all(`${LIVE_SELECT} ORDER BY c.started_at DESC, c.call_sid DESC LIMIT ?`, [liveSinceIso, limit])).map(toLive);
+/** In-progress rows of live runs (not expired at `nowIso`), newest first. */
+export async function liveCalls(x: SqlExec, nowIso: string, limit = 1000): Promise<LiveCallRow[]> {
+  return (await x.all(`${LIVE_SELECT} ORDER BY c.started_at DESC, c.call_sid DESC LIMIT ?`, [nowIso, limit])).map(toLive);
 }
 
 /** The live owner of a call's newest in-progress stream, if any. */
-export async function liveCall(x: SqlExec, callSid: string, liveSinceIso: string): Promise<LiveCallRow | undefined> {
-  const row = (await x.all(`${LIVE_SELECT} AND c.call_sid = ? ORDER BY c.started_at DESC LIMIT 1`, [liveSinceIso, callSid]))[0];
+export async function liveCall(x: SqlExec, callSid: string, nowIso: string): Promise<LiveCallRow | undefined> {
+  const row = (await x.all(`${LIVE_SELECT} AND c.call_sid = ? ORDER BY c.started_at DESC LIMIT 1`, [nowIso, callSid]))[0];
   return row ? toLive(row) : undefined;
 }
 

@@ -1,8 +1,12 @@
 /**
  * CallDb over SQLite: forwards to a worker thread that owns the connection
  * (sqlite-worker.ts), so SQLite's synchronous commits and fsyncs never run on the
- * event loop. Every request is bounded by the store's timeout; a worker that
- * dies or hangs is replaced on the next request.
+ * event loop. Every request is bounded by the store's timeout; a worker that dies
+ * is replaced on the next request. A worker that is slow (a disk that stalls) is
+ * left to finish, never terminated mid-call: stopping a thread inside a native
+ * better-sqlite3 call aborts the whole process (V8 fatal error in ThrowSqliteError,
+ * seen in this project's tests). Its later requests queue behind it and time out;
+ * the records wait in the outbox meanwhile.
  */
 import { Worker } from 'node:worker_threads';
 import type { CallDb } from './call-db.js';
@@ -44,6 +48,8 @@ export class SqliteDb implements CallDb {
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   #closed = false;
   #driver: string | undefined;
+  /** Workers with a request past its timeout (still inside SQLite). */
+  readonly #stuck = new WeakSet<Worker>();
 
   constructor(path: string, timeoutMs: number) {
     this.#path = path;
@@ -57,8 +63,10 @@ export class SqliteDb implements CallDb {
     this.#worker = w;
     w.on('message', (res: SqliteResponse) => {
       const p = this.#pending.get(res.id);
-      if (!p) return;
       this.#pending.delete(res.id);
+      // Any answer with nothing else pending: the worker is idle again (a late answer to a timed-out call included).
+      if (this.#pending.size === 0) this.#stuck.delete(w);
+      if (!p) return;
       clearTimeout(p.timer);
       if (res.ok) p.resolve(res.value);
       else p.reject(new SqliteWorkerError(res.message, res.transient));
@@ -83,10 +91,10 @@ export class SqliteDb implements CallDb {
       () => undefined,
     );
     this.#opened.catch(() => {
-      if (this.#worker === w) {
+      if (this.#worker === w && !this.#stuck.has(w)) {
         this.#worker = undefined;
         this.#opened = undefined;
-        void w.terminate();
+        void w.terminate(); // idle: its open failed and returned
       }
     });
     return this.#opened;
@@ -98,12 +106,7 @@ export class SqliteDb implements CallDb {
       const timer = setTimeout(() => {
         if (!this.#pending.delete(id)) return;
         reject(new SqliteWorkerError(`SQLite ${op} timed out after ${timeoutMs} ms`, true));
-        // A worker stuck in I/O is replaced; SQLite's journal rolls back its transaction.
-        if (this.#worker === w) {
-          this.#worker = undefined;
-          this.#opened = undefined;
-          void w.terminate();
-        }
+        this.#stuck.add(w); // left to finish (see above)
       }, timeoutMs);
       timer.unref();
       this.#pending.set(id, { resolve, reject, timer });
@@ -133,28 +136,28 @@ export class SqliteDb implements CallDb {
     return ((await this.#call('get', [callSid])) as StoredCall | null | undefined) ?? undefined;
   }
 
-  async registerRun(run: RunInfo, nowIso: string): Promise<{ superseded: number; namesakes: { host: string; pid: number }[] }> {
-    return (await this.#call('registerRun', [run, nowIso])) as { superseded: number; namesakes: { host: string; pid: number }[] };
+  async registerRun(run: RunInfo, nowIso: string, expiresIso: string): Promise<{ superseded: number; namesakes: { host: string; pid: number }[] }> {
+    return (await this.#call('registerRun', [run, nowIso, expiresIso])) as { superseded: number; namesakes: { host: string; pid: number }[] };
   }
 
-  async heartbeat(runId: string, nowIso: string): Promise<boolean> {
-    return (await this.#call('heartbeat', [runId, nowIso])) as boolean;
+  async heartbeat(runId: string, nowIso: string, expiresIso: string): Promise<boolean> {
+    return (await this.#call('heartbeat', [runId, nowIso, expiresIso])) as boolean;
   }
 
   async stopRun(runId: string, nowIso: string): Promise<void> {
     await this.#call('stopRun', [runId, nowIso]);
   }
 
-  async sweepInterrupted(nowIso: string, staleBeforeIso: string): Promise<{ callSid: string; streamSid: string }[]> {
-    return (await this.#call('sweepInterrupted', [nowIso, staleBeforeIso])) as { callSid: string; streamSid: string }[];
+  async sweepInterrupted(nowIso: string): Promise<{ callSid: string; streamSid: string }[]> {
+    return (await this.#call('sweepInterrupted', [nowIso])) as { callSid: string; streamSid: string }[];
   }
 
-  async liveCalls(liveSinceIso: string): Promise<LiveCallRow[]> {
-    return (await this.#call('liveCalls', [liveSinceIso])) as LiveCallRow[];
+  async liveCalls(nowIso: string): Promise<LiveCallRow[]> {
+    return (await this.#call('liveCalls', [nowIso])) as LiveCallRow[];
   }
 
-  async liveCall(callSid: string, liveSinceIso: string): Promise<LiveCallRow | undefined> {
-    return ((await this.#call('liveCall', [callSid, liveSinceIso])) as LiveCallRow | null | undefined) ?? undefined;
+  async liveCall(callSid: string, nowIso: string): Promise<LiveCallRow | undefined> {
+    return ((await this.#call('liveCall', [callSid, nowIso])) as LiveCallRow | null | undefined) ?? undefined;
   }
 
   /** The driver the worker opened (better-sqlite3, or the WASM fallback); undefined before the first open. */
@@ -179,6 +182,7 @@ export class SqliteDb implements CallDb {
     }
     this.#closed = true;
     this.#worker = undefined;
-    if (w) await w.terminate();
+    // A worker still inside a call is only unref'd (it ends with the process), never terminated.
+    if (w && !this.#stuck.has(w)) await w.terminate();
   }
 }

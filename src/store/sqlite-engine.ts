@@ -82,28 +82,28 @@ export class SqliteEngine {
     return ops.getCall(this.#x, callSid);
   }
 
-  registerRun(run: ops.RunInfo, nowIso: string): ReturnType<typeof ops.registerRun> {
-    return this.#tx(() => ops.registerRun(this.#x, run, nowIso, isAlive));
+  registerRun(run: ops.RunInfo, nowIso: string, expiresIso: string): ReturnType<typeof ops.registerRun> {
+    return this.#tx(() => ops.registerRun(this.#x, run, nowIso, expiresIso, isAlive));
   }
 
-  heartbeat(runId: string, nowIso: string): Promise<boolean> {
-    return ops.heartbeat(this.#x, runId, nowIso);
+  heartbeat(runId: string, nowIso: string, expiresIso: string): Promise<boolean> {
+    return ops.heartbeat(this.#x, runId, nowIso, expiresIso);
   }
 
   stopRun(runId: string, nowIso: string): Promise<void> {
     return ops.stopRun(this.#x, runId, nowIso);
   }
 
-  sweepInterrupted(nowIso: string, staleBeforeIso: string): ReturnType<typeof ops.sweepInterrupted> {
-    return this.#tx(() => ops.sweepInterrupted(this.#x, nowIso, staleBeforeIso));
+  sweepInterrupted(nowIso: string): ReturnType<typeof ops.sweepInterrupted> {
+    return this.#tx(() => ops.sweepInterrupted(this.#x, nowIso));
   }
 
-  liveCalls(liveSinceIso: string): Promise<ops.LiveCallRow[]> {
-    return ops.liveCalls(this.#x, liveSinceIso);
+  liveCalls(nowIso: string): Promise<ops.LiveCallRow[]> {
+    return ops.liveCalls(this.#x, nowIso);
   }
 
-  liveCall(callSid: string, liveSinceIso: string): Promise<ops.LiveCallRow | undefined> {
-    return ops.liveCall(this.#x, callSid, liveSinceIso);
+  liveCall(callSid: string, nowIso: string): Promise<ops.LiveCallRow | undefined> {
+    return ops.liveCall(this.#x, callSid, nowIso);
   }
 
   /** Applied migration versions (for tests and `doctor`). */

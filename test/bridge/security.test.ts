@@ -34,7 +34,8 @@ describe('X-Twilio-Signature', () => {
       expect(ok.status).toBe(200);
       expect(ok.headers.get('content-type')).toMatch(/text\/xml/);
       const xml = await ok.text();
-      expect(xml).toContain('<Connect><Stream url="wss://bridge.example.com/twilio/stream"');
+      // The stream URL ends in this process's routing key (its instance id: the host name by default).
+      expect(xml).toMatch(/<Connect><Stream url="wss:\/\/bridge\.example\.com\/twilio\/stream\/[A-Za-z0-9_-]+"/);
       expect(xml).toContain('<Parameter name="agent" value="echo"/>');
       expect(xml).toContain('<Parameter name="voice" value="Puck"/>');
       expect(xml).toContain('statusCallback="https://bridge.example.com/twilio/status"');

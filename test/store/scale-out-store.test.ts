@@ -17,6 +17,8 @@
  *   7. liveCalls() shows every live process's calls with its route, and forgets a
  *      process that died.
  *
+ * "Database down" is, on SQLite, another connection holding the write lock (reads go
+ * on); on PostgreSQL, a network partition between the stores and the server.
  * Waits are on states (waitFor polling), never on bare sleeps; heartbeats are 200 ms.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -40,6 +42,14 @@ const HEARTBEAT_MS = 200;
 const SOON_MS = 15_000;
 
 type Row = Record<string, unknown>;
+
+/** What every store here (ours and the children's) runs with, besides the database URL. */
+const baseEnv = (dir: string, heartbeatMs = HEARTBEAT_MS): Record<string, string> => ({
+  BRIDGE_DATA_DIR: dir,
+  BRIDGE_DB_TIMEOUT_MS: '3000',
+  BRIDGE_DB_RETRY_MAX_MS: '200',
+  BRIDGE_HEARTBEAT_MS: String(heartbeatMs),
+});
 
 interface Backend {
   name: 'sqlite' | 'postgres';
@@ -69,7 +79,7 @@ function sqliteBackend(): Backend {
       dbPath = join(dir, 'calls.sqlite');
     },
     async teardown() {},
-    env: (dir, heartbeatMs = HEARTBEAT_MS) => ({ BRIDGE_DATA_DIR: dir, BRIDGE_DB_TIMEOUT_MS: '3000', BRIDGE_DB_RETRY_MAX_MS: '200', BRIDGE_HEARTBEAT_MS: String(heartbeatMs) }),
+    env: baseEnv,
     async takeDown() {
       if (holder) return;
       holder = new Database(dbPath, { fileMustExist: true });
@@ -195,7 +205,7 @@ function postgresBackend(): Backend {
       client = undefined;
     },
     // The stores (ours and the children's) reach the server through the gate.
-    env: (dir, heartbeatMs = HEARTBEAT_MS) => ({ ...sqliteBackend().env(dir, heartbeatMs), DATABASE_URL: urlFor('127.0.0.1', pgGate.port) }),
+    env: (dir, heartbeatMs) => ({ ...baseEnv(dir, heartbeatMs), DATABASE_URL: urlFor('127.0.0.1', pgGate.port) }),
     async takeDown() {
       pgGate.partition();
     },
@@ -367,7 +377,7 @@ for (const b of [sqliteBackend(), postgresBackend()]) {
       Number((callSid ? await b.query('SELECT count(*) AS n FROM calls WHERE call_sid = ?', [callSid]) : await b.query('SELECT count(*) AS n FROM calls'))[0]!.n);
 
     beforeEach(async () => {
-      tmp = tempDir('vb-scale-');
+      tmp = tempDir('vb-scaleout-');
       await b.setup(tmp.dir);
     });
     afterEach(async () => {
@@ -609,6 +619,49 @@ for (const b of [sqliteBackend(), postgresBackend()]) {
       expect(routes(await a.liveCalls())).toEqual({ [ra.callSid!]: ['route-a', 'http://10.0.0.1:8081'] });
       expect(await a.liveCall(rb.callSid!)).toBeUndefined();
       expect(await a.liveCall(ra.callSid!)).toMatchObject({ routeKey: 'route-a', recordState: 'in-progress' });
+    });
+
+    /** Resolves once the run's heartbeat has moved `n` times (each move is also a sweep by that run). */
+    const beats = async (runId: string, n: number): Promise<void> => {
+      let last: string | undefined;
+      let moves = -1;
+      await waitFor(`${n} heartbeats of run ${runId}`, async () => {
+        const v = (await b.query('SELECT heartbeat_at FROM bridge_runs WHERE run_id = ?', [runId]))[0]?.heartbeat_at;
+        const now = v instanceof Date ? v.toISOString() : String(v);
+        if (now !== last) {
+          last = now;
+          moves++;
+        }
+        return moves >= n;
+      }, SOON_MS);
+    };
+
+    it('8. two live stores of one process with the same instance and worker never take over from each other: the error is logged, calls stay live', async () => {
+      const logs: string[] = [];
+      const a = await openStore(identity('twin'), { log: (_l, msg) => void logs.push(msg) });
+      const r = liveRecord(callNo());
+      a.record(startRecord(r));
+      expect(await a.flush(SOON_MS)).toBe(true);
+      const twin = await openStore(identity('twin'), { log: (_l, msg) => void logs.push(msg) });
+      await waitFor('the twin to register', () => logs.some((m) => m.startsWith('another live process uses the same BRIDGE_INSTANCE_ID')), SOON_MS);
+      // Ten heartbeats (and sweeps) of each: a take-over would have closed the call as interrupted.
+      await Promise.all([beats(a.run!.runId, 10), beats(twin.run!.runId, 10)]);
+      expect(await stateOf(r.callSid!)).toBe('in-progress');
+      expect((await twin.liveCalls()).map((c) => c.callSid)).toEqual([r.callSid]);
+      expect(logs.filter((m) => m.startsWith('took over'))).toEqual([]);
+    });
+
+    it('9. a process with a long heartbeat is judged by its own interval: a fast-beating peer does not close its live calls', async () => {
+      const slow = await openStore(identity('slow'), { heartbeatMs: 5000 });
+      const r = liveRecord(callNo());
+      slow.record(startRecord(r));
+      expect(await slow.flush(SOON_MS)).toBe(true);
+      const fast = await openStore(identity('fast'), { heartbeatMs: 100 });
+      // Ten sweeps of the fast one: 3 of its own beats (300 ms) pass several times over.
+      await beats(fast.run!.runId, 10);
+      expect(await stateOf(r.callSid!)).toBe('in-progress');
+      expect((await fast.liveCalls()).map((c) => c.callSid)).toEqual([r.callSid]);
+      expect(fast.stats().interruptedClosed).toBe(0);
     });
   });
 }
