@@ -240,8 +240,10 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     });
     session.once('started', (m) => {
       const s = session.summary();
-      const record: CallRecord = { ...s, ...this.#partiesOf(s), status: [], recordState: 'in-progress' };
-      this.emit('callStarted', { callSid: m.callSid, streamSid: m.streamSid, agent: m.customParameters.agent ?? this.#d.config.defaultAgent, record });
+      const agent = m.customParameters.agent ?? this.#d.config.defaultAgent;
+      // Emitted before the agent is opened: the agent the stream asks for (the summary has none yet).
+      const record: CallRecord = { ...s, agent: s.agent ?? agent, ...this.#partiesOf(s), status: [], recordState: 'in-progress' };
+      this.emit('callStarted', { callSid: m.callSid, streamSid: m.streamSid, agent, record });
     });
     session.once('closed', () => {
       this.#sessions.delete(session);

@@ -189,6 +189,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
       maxCalls: a.maxCalls,
       load: a.load,
       pid: process.pid,
+      instance: config.instanceId,
+      worker: config.workerSlot ?? null,
+      routeKey: config.routeKey,
       agents: agents.available(),
       ...(deps.dspPool ? { dspPool: deps.dspPool() } : {}),
     };
