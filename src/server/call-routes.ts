@@ -77,6 +77,17 @@ export function registerCallRoutes(app: FastifyInstance, d: CallRoutesDeps): voi
     }
   }
 
+  /** A command for a call this process does not carry: to its owner, or 404. */
+  async function toOwnerOr404(req: FastifyRequest, reply: FastifyReply, callSid: string, command: 'say' | 'hangup', timeoutMs: number): Promise<FastifyReply> {
+    try {
+      const row = await remoteOwner(req, callSid);
+      if (row) return await forward(req, reply, row, `/calls/${encodeURIComponent(callSid)}/${command}`, timeoutMs);
+    } catch (e) {
+      return storeUnavailable(reply, e);
+    }
+    return reply.code(404).send({ error: CallRouteCodes.NOT_FOUND, message: `no active call ${callSid}` });
+  }
+
   const storeUnavailable = (reply: FastifyReply, e: unknown) => reply.code(503).send({ error: (e as { code?: string }).code ?? 'BRIDGE_ERR_STORE_UNAVAILABLE', message: (e as Error).message });
 
   app.get('/calls', async (req, reply) => {
@@ -130,15 +141,7 @@ export function registerCallRoutes(app: FastifyInstance, d: CallRoutesDeps): voi
     if (denied) return denied;
     const { callSid } = req.params as { callSid: string };
     const session = calls.session(callSid);
-    if (!session) {
-      try {
-        const row = await remoteOwner(req, callSid);
-        if (row) return forward(req, reply, row, `/calls/${encodeURIComponent(callSid)}/say`, SAY_FORWARD_TIMEOUT_MS);
-      } catch (e) {
-        return storeUnavailable(reply, e);
-      }
-      return reply.code(404).send({ error: CallRouteCodes.NOT_FOUND, message: `no active call ${callSid}` });
-    }
+    if (!session) return toOwnerOr404(req, reply, callSid, 'say', SAY_FORWARD_TIMEOUT_MS);
     if (!d.tts) return reply.code(503).send({ error: 'BRIDGE_ERR_TTS_NOT_CONFIGURED', message: 'set ELEVENLABS_API_KEY and ELEVENLABS_VOICE_ID' });
     const text = (req.body as { text?: unknown } | undefined)?.text;
     if (typeof text !== 'string' || text.trim() === '' || text.length > 5000) return reply.code(400).send({ error: 'BRIDGE_ERR_BAD_REQUEST', message: '"text" must be a non-empty string of at most 5000 characters' });
@@ -159,15 +162,7 @@ export function registerCallRoutes(app: FastifyInstance, d: CallRoutesDeps): voi
     if (denied) return denied;
     const { callSid } = req.params as { callSid: string };
     const session = calls.session(callSid);
-    if (!session) {
-      try {
-        const row = await remoteOwner(req, callSid);
-        if (row) return forward(req, reply, row, `/calls/${encodeURIComponent(callSid)}/hangup`);
-      } catch (e) {
-        return storeUnavailable(reply, e);
-      }
-      return reply.code(404).send({ error: CallRouteCodes.NOT_FOUND, message: `no active call ${callSid}` });
-    }
+    if (!session) return toOwnerOr404(req, reply, callSid, 'hangup', FORWARD_TIMEOUT_MS);
     // With REST credentials the phone call itself ends; without, closing the stream ends
     // <Connect> and Twilio runs out of TwiML, which hangs up.
     let viaRest = false;

@@ -27,6 +27,7 @@ import { open, appendFile, mkdir, readdir, readFile, rm, writeFile, type FileHan
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { OutboxEntry } from './record-row.js';
+import { pidAlive } from './pid-alive.js';
 
 /** Records held in memory while the outbox file cannot be written (disk full…); beyond it the oldest are dropped and counted. */
 const MAX_QUEUED = 50_000;
@@ -361,11 +362,7 @@ async function procStart(pid: number | 'self'): Promise<string | undefined> {
 }
 
 async function holderAlive(pid: number, start: unknown): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!pidAlive(pid)) return false;
   if (typeof start !== 'string') return true;
   const now = await procStart(pid);
   return now === undefined || now === start;

@@ -31,16 +31,6 @@ function pgExec(q: pg.Pool | pg.PoolClient): ops.SqlExec {
   };
 }
 
-/** Whether a process of this host is alive (same semantics as kill(pid, 0)). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * SQLSTATE classes that a later attempt can pass: 08 connection, 40 rollback
  * (serialization/deadlock), 53 insufficient resources, 57 operator intervention
@@ -134,7 +124,7 @@ export class PostgresDb implements CallDb {
   }
 
   registerRun(run: ops.RunInfo, nowIso: string, expiresIso: string): ReturnType<typeof ops.registerRun> {
-    return this.#tx((c) => ops.registerRun(pgExec(c), run, nowIso, expiresIso, isAlive));
+    return this.#tx((c) => ops.registerRun(pgExec(c), run, nowIso, expiresIso, ops.pidAlive));
   }
 
   heartbeat(runId: string, nowIso: string, expiresIso: string): Promise<boolean> {

@@ -17,6 +17,7 @@
  * ```
  */
 import { DELETE_TRANSCRIPTS_SQL, GET_CALL_SQL, GET_TRANSCRIPTS_SQL, LIST_COLUMNS, UPSERT_CALL_SQL, insertTranscriptsSql, listSql } from './schema.js';
+export { pidAlive } from './pid-alive.js';
 import { recordToParams, rowToListItem, rowToStoredCall, type CallListItem, type OutboxEntry, type StoredCall } from './record-row.js';
 
 export type SqlValue = string | number | boolean | null;

@@ -12,15 +12,6 @@ import { openSqlite, type SqlDriver } from './sqlite-driver.js';
 
 export { breakStaleLock, STALE_LOCK_MS } from './sqlite-driver.js';
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export class SqliteEngine {
   readonly path: string;
   readonly #db: SqlDriver;
@@ -83,7 +74,7 @@ export class SqliteEngine {
   }
 
   registerRun(run: ops.RunInfo, nowIso: string, expiresIso: string): ReturnType<typeof ops.registerRun> {
-    return this.#tx(() => ops.registerRun(this.#x, run, nowIso, expiresIso, isAlive));
+    return this.#tx(() => ops.registerRun(this.#x, run, nowIso, expiresIso, ops.pidAlive));
   }
 
   heartbeat(runId: string, nowIso: string, expiresIso: string): Promise<boolean> {
