@@ -126,10 +126,8 @@ export class ConnectionRouter {
       void this.#handOver(socket, all.length === 1 ? buf : Buffer.concat(all));
     };
     socket.on('data', onData);
-    socket.on('error', () => {
-      clearTimeout(timer);
-      socket.destroy();
-    });
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => clearTimeout(timer)); // gone before its head was complete
     socket.resume();
   }
 

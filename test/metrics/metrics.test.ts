@@ -90,6 +90,7 @@ describe('GET /metrics after real calls', () => {
       voice_bridge_active_calls: 'gauge',
       voice_bridge_calls_started_total: 'counter',
       voice_bridge_calls_ended_total: 'counter',
+      voice_bridge_preconnect_total: 'counter',
       voice_bridge_call_duration_seconds: 'histogram',
       voice_bridge_frames_total: 'counter',
       voice_bridge_twilio_bad_input_total: 'counter',
