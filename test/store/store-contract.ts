@@ -213,13 +213,11 @@ export function storeContract(b: Backend): void {
       await b.takeDown();
 
       const records = Array.from({ length: 40 }, () => fullRecord());
-      let worstUs = 0;
-      for (const r of records) {
-        const t = performance.now();
-        s.record(r);
-        worstUs = Math.max(worstUs, (performance.now() - t) * 1000);
-      }
-      expect(worstUs).toBeLessThan(2000); // no I/O on the caller's path (typically a few µs)
+      for (const r of records) s.record(r);
+      // No I/O on the caller's path: all 40 are only queued when record() returns (the
+      // write happens on a later turn). A state, not a wall-clock bound: a loaded box
+      // may pause any synchronous call for milliseconds (GC, preemption).
+      expect(s.stats().outboxUnsynced).toBe(40);
       await waitFor('a failed write attempt', () => s.stats().writeFailures > 0, 20_000);
       await waitFor('the outbox to hold the records on disk', () => s.stats().outboxUnsynced === 0);
       expect(s.stats()).toMatchObject({ outboxDepth: 40, dbReady: false });
