@@ -142,7 +142,10 @@ function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, 
       router.remove(w);
       if (stopping) {
         if (code !== 0) worstExit = 1;
-        if (Object.keys(cluster.workers ?? {}).length === 0) finish();
+        // Our own list, not cluster.workers: node:cluster removes a worker from that only
+        // once it has both exited and disconnected, and 'exit' can come first — the last
+        // worker's exit would then leave the primary waiting for its kill timer.
+        if (startedAt.size === 0) finish();
         return;
       }
       if (code === EX_CONFIG) {
@@ -180,7 +183,7 @@ function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, 
         for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
       }, shutdownTimeoutMs);
       killTimer.unref();
-      if (Object.keys(cluster.workers ?? {}).length === 0) finish();
+      if (startedAt.size === 0) finish();
     };
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {

@@ -32,6 +32,8 @@ export interface Config {
   readonly hangupDrainTimeoutMs: number;
   readonly resamplerQuality: number;
   readonly adminToken?: string;
+  /** Signature checks off on a non-loopback bind (BRIDGE_ALLOW_UNSIGNED=1): warned at start and on /readyz. */
+  readonly unsignedExposed: boolean;
   /**
    * This instance's name (BRIDGE_INSTANCE_ID; default: the host name, e.g. a Kubernetes
    * pod's name): in call records, heartbeats and the stream URL's routing key.
@@ -45,6 +47,8 @@ export interface Config {
   readonly internalUrl?: string;
   /** How long an agent pre-connected at the webhook (and the webhook's admission reservation) waits for its stream. */
   readonly preconnectTtlMs: number;
+  /** A started stream silent this long is pinged; no pong within as long again → closed ('twilio-inactive'). */
+  readonly streamIdleMs: number;
   readonly twilio: {
     readonly accountSid?: string;
     readonly authToken?: string;
@@ -74,6 +78,11 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** localhost, 127.0.0.0/8 or ::1: reachable from this host only. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
 
 export const INSTANCE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 
@@ -139,9 +148,6 @@ export function loadConfig(env: Env = process.env): Config {
     }
   };
 
-  const host = get('HOST') ?? '0.0.0.0';
-  if (host !== 'localhost' && isIP(host) === 0 && !/^[a-zA-Z0-9.-]+$/.test(host)) problems.push(`HOST=${JSON.stringify(host)}: not an address or host name`);
-
   const accountSid = get('TWILIO_ACCOUNT_SID');
   if (accountSid !== undefined && !/^AC[0-9a-fA-F]{32}$/.test(accountSid)) problems.push('TWILIO_ACCOUNT_SID: must be "AC" followed by 32 hex digits');
   const authToken = get('TWILIO_AUTH_TOKEN');
@@ -149,6 +155,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (fromNumber !== undefined && !/^\+[1-9]\d{6,14}$/.test(fromNumber)) problems.push('TWILIO_FROM_NUMBER: must be an E.164 number like +15557654321');
   const validateSignatures = bool('TWILIO_VALIDATE_SIGNATURES', authToken !== undefined);
   if (validateSignatures && authToken === undefined) problems.push('TWILIO_VALIDATE_SIGNATURES=1 needs TWILIO_AUTH_TOKEN');
+
+  // Fail closed: without signature checks anyone who reaches the port can start calls
+  // (and spend the agents' minutes), so the default bind is then loopback only, and
+  // any other bind needs an explicit BRIDGE_ALLOW_UNSIGNED=1 (warned at start and on /readyz).
+  const allowUnsigned = bool('BRIDGE_ALLOW_UNSIGNED', false);
+  const host = get('HOST') ?? (validateSignatures ? '0.0.0.0' : '127.0.0.1');
+  if (host !== 'localhost' && isIP(host) === 0 && !/^[a-zA-Z0-9.-]+$/.test(host)) problems.push(`HOST=${JSON.stringify(host)}: not an address or host name`);
+  else if (!validateSignatures && !isLoopbackHost(host) && !allowUnsigned)
+    problems.push(`HOST=${host} without Twilio signature checks: anyone who reaches the port could start calls. Set TWILIO_AUTH_TOKEN (checks on), or BRIDGE_ALLOW_UNSIGNED=1 to accept unsigned requests on a non-loopback address`);
 
   const instanceId = get('BRIDGE_INSTANCE_ID') ?? defaultInstanceId();
   if (!INSTANCE_ID_RE.test(instanceId)) problems.push(`BRIDGE_INSTANCE_ID=${JSON.stringify(instanceId)}: must be 1–63 letters, digits, '-' or '_', starting with a letter or digit (it is a URL path segment)`);
@@ -171,11 +186,13 @@ export function loadConfig(env: Env = process.env): Config {
     hangupDrainTimeoutMs: int('BRIDGE_HANGUP_DRAIN_TIMEOUT_MS', 10_000, 0, 120_000),
     resamplerQuality: int('BRIDGE_RESAMPLER_QUALITY', 7, 0, 10),
     adminToken: get('BRIDGE_ADMIN_TOKEN'),
+    unsignedExposed: !validateSignatures && !isLoopbackHost(host),
     instanceId,
     workerSlot,
     routeKey: workerSlot === undefined ? instanceId : `${instanceId}.w${workerSlot}`,
     internalUrl: url('BRIDGE_INTERNAL_URL', ['http:', 'https:']),
     preconnectTtlMs: int('BRIDGE_PRECONNECT_TTL_MS', 30_000, 500, 600_000),
+    streamIdleMs: int('BRIDGE_STREAM_IDLE_MS', 5000, 200, 120_000),
     twilio: { accountSid, authToken, fromNumber, apiUrl: url('TWILIO_API_URL', ['https:', 'http:']), validateSignatures },
     echo: {
       vadThresholdDbfs: num('BRIDGE_ECHO_VAD_DBFS', -40, -90, 0),

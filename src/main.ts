@@ -119,6 +119,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     observer: metrics.observer,
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
     preconnectTtlMs: config.preconnectTtlMs,
+    streamIdleMs: config.streamIdleMs,
   });
   calls.on('callStarted', metrics.onCallStarted);
   calls.on('callEnded', metrics.onCallEnded);
@@ -129,14 +130,21 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   calls.on('callEnded', (r) => callLogger(logger, r).info(logFields(r), 'call ended'));
   metrics.setActiveCalls(() => calls.activeCount);
   const monitor = new LoadMonitor({ threshold: lifecycle.loadThreshold, windowMs: lifecycle.loadWindowMs });
-  const admission = new Admission({ activeCalls: () => calls.activeCount, maxCalls: lifecycle.maxCalls, monitor, reservationTtlMs: config.preconnectTtlMs });
+  const admission = new Admission({
+    activeCalls: () => calls.startedCount,
+    maxCalls: lifecycle.maxCalls,
+    monitor,
+    reservationTtlMs: config.preconnectTtlMs,
+    maxPendingStreams: lifecycle.maxPendingStreams,
+    maxPendingPerSource: lifecycle.maxPendingPerSource,
+  });
   // A webhook's reservation ends with its pre-connect: the stream went elsewhere or never came.
   calls.on('preconnect', (e) => {
     if (e.outcome === 'expired') admission.release(e.callSid);
   });
   monitor.onChange((overloaded) => logger.warn({ load: monitor.snapshot() }, overloaded ? 'overloaded: refusing new calls' : 'load back under the threshold: taking calls'));
   const webhookLimiter = lifecycle.webhookRatePerMin > 0 ? new RateLimiter({ ratePerMin: lifecycle.webhookRatePerMin }) : undefined;
-  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, dspPool: pool ? () => pool.stats() : undefined, rest, tts, store, logger: false, admission, webhookLimiter, trustProxy: lifecycle.trustProxy, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
+  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, dspPool: pool ? () => pool.stats() : undefined, rest, tts, store, logger: false, admission, webhookLimiter, trustProxy: lifecycle.trustProxy, httpTimeoutMs: lifecycle.httpTimeoutMs, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
   registerMetricsRoute(app, metrics);
   registerWorkerMetricsResponder(metrics);
   const closeServer = async () => {
@@ -163,6 +171,8 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     throw e;
   }
   monitor.start();
+  if (config.unsignedExposed) logger.warn({ host: config.host }, 'Twilio signature checks are OFF on a non-loopback address (BRIDGE_ALLOW_UNSIGNED=1): anyone who reaches this port can start calls');
+  else if (!config.twilio.validateSignatures) logger.info({ host: config.host }, 'no TWILIO_AUTH_TOKEN: signature checks off, listening on loopback only (set TWILIO_AUTH_TOKEN to take real calls)');
   if (config.internalUrl === undefined) store.setInternalUrl(internalUrlFor(address, config.host));
   if (handed) process.send?.({ type: RoutingMessages.READY });
   logger.info({ address, agents: agents.available(), maxCalls: lifecycle.maxCalls ?? null, loadThreshold: lifecycle.loadThreshold ?? null }, 'voice-bridge listening');

@@ -14,6 +14,7 @@ import { BridgeError, ErrorCodes } from '../errors.js';
 import { FrameClock } from './frame-clock.js';
 import { TwilioInputCodes } from '../twilio/messages.js';
 import type { CallAudioTap, CallObserver } from './hooks.js';
+import { STREAM_TOKEN_PARAM, StreamTokenGuard } from '../twilio/stream-token.js';
 
 export interface StatusEvent {
   at: string;
@@ -37,6 +38,18 @@ export interface CallManagerDeps {
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
   /** How long a pre-connected agent waits for its stream (BRIDGE_PRECONNECT_TTL_MS). */
   preconnectTtlMs?: number;
+  /**
+   * A started stream with no message from Twilio for this long is pinged; with no pong
+   * within as long again it is closed ('twilio-inactive'). Default 5000 (BRIDGE_STREAM_IDLE_MS).
+   */
+  streamIdleMs?: number;
+}
+
+/** Liveness of one Twilio socket, checked by the manager's one watchdog timer (no timer per call). */
+interface Liveness {
+  ws: WebSocket;
+  lastMessageAt: number;
+  pingedAt: number | undefined;
 }
 
 const RECENT_ENDED = 200;
@@ -50,7 +63,7 @@ const MAX_PREPARED = 500;
  * passed to the agent as options.
  */
 export const IDENTITY_PARAMS = { from: 'vb_from', to: 'vb_to' } as const;
-const NOT_AGENT_OPTIONS = new Set<string>(['agent', IDENTITY_PARAMS.from, IDENTITY_PARAMS.to]);
+const NOT_AGENT_OPTIONS = new Set<string>(['agent', IDENTITY_PARAMS.from, IDENTITY_PARAMS.to, STREAM_TOKEN_PARAM]);
 
 /** What became of a pre-connect: adopted by its stream, a stream with nothing prepared here, expired unclaimed, or not attempted. */
 export type PreconnectOutcome = 'adopted' | 'missed' | 'expired' | 'refused';
@@ -95,7 +108,50 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     super();
     this.#d = deps;
     this.clock = deps.clock ?? new FrameClock({ onError: (e) => deps.log?.('error', 'frame clock subscriber threw', { error: String(e) }) });
+    this.#idleMs = deps.streamIdleMs ?? 5000;
+    const { authToken, validateSignatures } = deps.config.twilio;
+    this.streamTokens = validateSignatures && authToken ? new StreamTokenGuard(authToken) : undefined;
   }
+
+  /** With signature checks on: mints the webhook's stream tokens and admits each `start` by its token. */
+  readonly streamTokens: StreamTokenGuard | undefined;
+
+  readonly #idleMs: number;
+  readonly #liveness = new Map<CallSession, Liveness>();
+  #watchdog: NodeJS.Timeout | undefined;
+
+  /**
+   * Twilio sends a media message every 20 ms while a stream lives, so a started stream
+   * that goes quiet is broken or half-open (a dead NAT, a crashed peer): after
+   * streamIdleMs without a message it gets a WebSocket ping, and without a pong (or any
+   * message) within streamIdleMs more it is closed, its slot freed, the reason recorded.
+   */
+  #checkLiveness = (): void => {
+    const now = FrameClock.now();
+    for (const [session, l] of this.#liveness) {
+      if (session.callSid === undefined) continue; // before `start`: the start timeout applies
+      if (l.pingedAt !== undefined) {
+        if (now - l.pingedAt >= this.#idleMs) {
+          this.#d.log?.('warn', 'Twilio stream silent and not answering pings: closing it', { callSid: session.callSid, silentMs: Math.round(now - l.lastMessageAt) });
+          this.#liveness.delete(session);
+          void session.close('twilio-inactive');
+        }
+      } else if (now - l.lastMessageAt >= this.#idleMs) {
+        l.pingedAt = now;
+        try {
+          l.ws.ping();
+        } catch {
+          // closing already
+        }
+      }
+    }
+  };
+
+  /** Streams past their `start` (what BRIDGE_MAX_CALLS counts); sockets before `start` are not calls yet. */
+  get startedCount(): number {
+    return this.#started;
+  }
+  #started = 0;
 
   get activeCount(): number {
     return this.#sessions.size;
@@ -151,7 +207,8 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     try {
       opened = this.#open(agentName, callSid, parameters);
     } catch (e) {
-      this.#d.log?.('warn', 'could not pre-connect agent', { callSid, agent: agentName, error: (e as Error).message });
+      // The message may quote the call's options (caller data): only under `pii`.
+      this.#d.log?.('warn', 'could not pre-connect agent', { callSid, agent: agentName, code: (e as { code?: string }).code ?? null, pii: { error: (e as Error).message } });
       this.emit('preconnect', { callSid, outcome: 'refused' });
       return;
     }
@@ -200,6 +257,10 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       paths: this.#d.paths,
       clock: this.clock,
       openAgent: this.#openAgent,
+      admitStart: this.streamTokens ? (m) => {
+        const problem = this.streamTokens!.admit(m.customParameters[STREAM_TOKEN_PARAM], m.callSid);
+        return problem === undefined ? undefined : `stream-token-${problem}`;
+      } : undefined,
       endCallViaRest: this.#d.endCallViaRest,
       apologizeViaRest: this.#d.apologizeViaRest,
       apologyPrompt: this.#d.apologyPrompt,
@@ -215,8 +276,20 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     let last = FrameClock.now();
     let dropped = 0;
     const maxBytes = this.#d.config.maxMessageBytes;
+    const alive: Liveness = { ws, lastMessageAt: last, pingedAt: undefined };
+    this.#liveness.set(session, alive);
+    if (this.#watchdog === undefined) {
+      this.#watchdog = setInterval(this.#checkLiveness, Math.max(50, Math.min(1000, this.#idleMs / 4)));
+      this.#watchdog.unref();
+    }
+    ws.on('pong', () => {
+      alive.pingedAt = undefined;
+      alive.lastMessageAt = FrameClock.now();
+    });
     ws.on('message', (data, isBinary) => {
       const now = FrameClock.now();
+      alive.lastMessageAt = now;
+      alive.pingedAt = undefined;
       tokens = Math.min(FLOOD_BURST, tokens + ((now - last) / 1000) * FLOOD_RATE_PER_S);
       last = now;
       if (tokens < 1) {
@@ -239,6 +312,8 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       void session.close('twilio-socket-error');
     });
     session.once('started', (m) => {
+      this.#started++;
+      session.once('closed', () => this.#started--);
       const s = session.summary();
       const agent = m.customParameters.agent ?? this.#d.config.defaultAgent;
       // Emitted before the agent is opened: the agent the stream asks for (the summary has none yet).
@@ -247,6 +322,11 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     });
     session.once('closed', () => {
       this.#sessions.delete(session);
+      this.#liveness.delete(session);
+      if (this.#liveness.size === 0 && this.#watchdog !== undefined) {
+        clearInterval(this.#watchdog);
+        this.#watchdog = undefined;
+      }
       const s = session.summary();
       if (s.callSid) {
         this.#ended.set(s.callSid, s);
@@ -291,9 +371,16 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
 
   recordStatus(params: Record<string, string>): void {
     const sid = params.CallSid;
-    if (!sid) return;
+    if (!sid || !/^CA[0-9a-fA-F]{32}$/.test(sid)) return;
+    // Bounded in bytes too: at most 40 fields of at most 256 characters each.
+    const kept: Record<string, string> = {};
+    let n = 0;
+    for (const [k, v] of Object.entries(params)) {
+      if (++n > 40) break;
+      kept[k.slice(0, 64)] = v.slice(0, 256);
+    }
     const list = this.#status.get(sid) ?? [];
-    list.push({ at: new Date().toISOString(), params });
+    list.push({ at: new Date().toISOString(), params: kept });
     if (list.length > STATUS_PER_CALL) list.shift();
     this.#status.set(sid, list);
     if (this.#status.size > RECENT_ENDED * 2) this.#status.delete(this.#status.keys().next().value!);

@@ -19,6 +19,8 @@
  * - close(reason) is the one exit: idempotent, the first reason wins, every wait
  *   is bounded, and everything the session owns is released.
  */
+import { STREAM_TOKEN_PARAM } from '../twilio/stream-token.js';
+import { closeReason } from '../close-reason.js';
 import { EventEmitter } from 'node:events';
 import type { DspBackend, JitterStats } from '../dsp/backend.js';
 import { InlineFramePaths, type CallDsp, type FramePaths, type InboundPath, type OutboundPath } from '../dsp/frame-paths.js';
@@ -42,6 +44,11 @@ export interface StreamSocket {
 
 export interface CallSessionDeps {
   config: Config;
+  /**
+   * Whether this `start` may become a call (the stream token of its webhook, src/twilio/stream-token.ts):
+   * a problem string refuses it — the socket is closed before any agent or record.
+   */
+  admitStart?(m: StartMessage): string | undefined;
   dsp: DspBackend;
   /** Where the call's pipelines run: default inline on `dsp`; the DSP pool in BRIDGE_DSP_POOL mode. */
   paths?: FramePaths;
@@ -317,6 +324,18 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #vadScratch = new Int16Array(FRAME_BYTES);
 
   #onStart(m: StartMessage): void {
+    const refused = this.#d.admitStart?.(m);
+    if (refused !== undefined) {
+      // Not a call: no 'started', no agent, no record (the session never gets a CallSid).
+      this.#log('warn', 'stream refused at start', { reason: refused });
+      void this.close(refused);
+      return;
+    }
+    // The stream token has done its job: kept out of the agent's options and the record.
+    if (STREAM_TOKEN_PARAM in m.customParameters) {
+      const { [STREAM_TOKEN_PARAM]: _token, ...rest } = m.customParameters;
+      m = { ...m, customParameters: rest };
+    }
     this.#start = m;
     this.#startAt = FrameClock.now();
     if (this.#pendingSid !== undefined && this.#pendingSid !== m.streamSid) {
@@ -345,7 +364,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
     try {
       opened = this.#d.openAgent(m.callSid, m.customParameters);
     } catch (e) {
-      this.#log('warn', 'no agent for call', { error: (e as Error).message });
+      // The message may quote the call's options (caller data): only under `pii`.
+      this.#log('warn', 'no agent for call', { code: (e as { code?: string }).code ?? null, pii: { error: (e as Error).message } });
       void this.#fail('agent-unknown');
       return;
     }
@@ -605,7 +625,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#callDsp?.close();
     this.#pending = [];
     try {
-      this.#socket.close(1000, reason.slice(0, 120));
+      this.#socket.close(1000, closeReason(reason));
     } catch {
       /* already closed */
     }

@@ -6,22 +6,25 @@
  *   voice webhook ──► admitWebhook() ── refused ──► TwiML <Say> + <Hangup> (polite refusal)
  *        │ admitted: reserve(CallSid) — counted until its stream starts, or RESERVATION_TTL_MS
  *        ▼
- *   stream upgrade ──► admitUpgrade() ── refused ──► HTTP 503 {error: BRIDGE_ERR_*}
- *        │ accepted: trackStream(session) — counted as "pending" until its `start`
+ *   stream upgrade ──► admitUpgrade(source) ── refused ──► HTTP 503/429 {error: BRIDGE_ERR_*}
+ *        │ accepted: trackStream(session, source) — "pending" until its `start`
  *        ▼
- *   `start` (callStarted) ──► release(CallSid): the call now counts as an active session
+ *   `start` (callStarted) ──► release(CallSid): the call now counts as a started call
  * ```
  *
- * Calls in flight = active sessions + reservations not yet matched by a pending
- * stream. The webhook refuses when the process is draining, at `BRIDGE_MAX_CALLS`,
- * or overloaded (LoadMonitor). The upgrade refuses only when draining or when the
- * sessions alone are at the limit: the load gate is applied where the caller can
- * still be told politely (the webhook); a stream arriving ~1 s after an admitted
- * webhook is not dropped because the load moved meanwhile.
+ * Calls in flight = started calls + reservations (a reservation ends when its stream
+ * starts). A socket counts against BRIDGE_MAX_CALLS only from a valid `start`: before
+ * that it is unauthenticated and anyone can open one, so pending sockets are bounded
+ * on their own — in total and per source — and closed at the start timeout. The
+ * webhook refuses when the process is draining, at `BRIDGE_MAX_CALLS`, or overloaded
+ * (LoadMonitor). The upgrade refuses when draining, when started calls fill the limit,
+ * or when pending sockets do: the load gate is applied where the caller can still be
+ * told politely (the webhook); a stream arriving ~1 s after an admitted webhook is not
+ * dropped because the load moved meanwhile.
  */
 import type { LoadMonitor, LoadSnapshot } from './load-monitor.js';
 
-export type RefusalReason = 'draining' | 'max-calls' | 'overloaded';
+export type RefusalReason = 'draining' | 'max-calls' | 'overloaded' | 'pending-streams';
 
 /** Error codes for refusals (HTTP 503 on the upgrade; the reason on /readyz). */
 export const AdmissionCodes = {
@@ -31,6 +34,8 @@ export const AdmissionCodes = {
   AT_CAPACITY: 'BRIDGE_ERR_AT_CAPACITY',
   /** Event-loop utilisation over BRIDGE_LOAD_THRESHOLD across BRIDGE_LOAD_WINDOW_MS. */
   OVERLOADED: 'BRIDGE_ERR_OVERLOADED',
+  /** Too many sockets before `start` (in total, or from one source). */
+  PENDING_STREAMS: 'BRIDGE_ERR_PENDING_STREAMS',
 } as const;
 
 export interface Refusal {
@@ -60,8 +65,11 @@ export const RESERVATION_TTL_MS = 30_000;
 const MAX_RESERVATIONS = 10_000;
 
 export interface AdmissionOptions {
-  /** Active sessions (CallManager.activeCount). */
+  /** Started calls (CallManager.startedCount): streams past a valid `start`. */
   activeCalls: () => number;
+  /** Sockets before `start`, at most, in total and from one source (defaults 200 and 20). */
+  maxPendingStreams?: number;
+  maxPendingPerSource?: number;
   maxCalls?: number | undefined;
   monitor?: LoadMonitor | undefined;
   now?: () => number;
@@ -78,6 +86,9 @@ export class Admission {
   /** CallSid → expiry (ms). */
   readonly #reserved = new Map<string, number>();
   #pendingStreams = 0;
+  readonly #pendingBySource = new Map<string, number>();
+  readonly #maxPending: number;
+  readonly #maxPendingPerSource: number;
   #draining = false;
 
   constructor(options: AdmissionOptions) {
@@ -86,6 +97,8 @@ export class Admission {
     this.monitor = options.monitor;
     this.#now = options.now ?? Date.now;
     this.#ttlMs = options.reservationTtlMs ?? RESERVATION_TTL_MS;
+    this.#maxPending = options.maxPendingStreams ?? 200;
+    this.#maxPendingPerSource = options.maxPendingPerSource ?? 20;
   }
 
   get draining(): boolean {
@@ -105,10 +118,10 @@ export class Admission {
     }
   }
 
-  /** Calls in flight: active sessions plus admitted webhooks whose stream has not arrived. */
+  /** Calls in flight: started calls plus admitted webhooks whose stream has not started. */
   get inFlight(): number {
     this.#prune();
-    return this.#active() + Math.max(0, this.#reserved.size - this.#pendingStreams);
+    return this.#active() + this.#reserved.size;
   }
 
   #refusal(reason: RefusalReason): Refusal {
@@ -117,6 +130,8 @@ export class Admission {
         return { reason, code: AdmissionCodes.DRAINING, message: 'shutting down: not taking new calls' };
       case 'max-calls':
         return { reason, code: AdmissionCodes.AT_CAPACITY, message: `at BRIDGE_MAX_CALLS (${this.maxCalls})` };
+      case 'pending-streams':
+        return { reason, code: AdmissionCodes.PENDING_STREAMS, message: `too many streams waiting for their start (at most ${this.#maxPending} in total, ${this.#maxPendingPerSource} per source)` };
       case 'overloaded': {
         const s = this.monitor?.snapshot();
         return { reason, code: AdmissionCodes.OVERLOADED, message: `event-loop load ${s?.load ?? '?'} over the ${s?.threshold ?? '?'} threshold` };
@@ -142,24 +157,34 @@ export class Admission {
     return undefined;
   }
 
-  /** The Media Streams upgrade: refused only when draining or when the sessions alone fill the limit. */
-  admitUpgrade(): Refusal | undefined {
+  /** The Media Streams upgrade: refused when draining, when started calls fill the limit, or when pending sockets do. */
+  admitUpgrade(source = ''): Refusal | undefined {
     if (this.#draining) return this.#refusal('draining');
     if (this.maxCalls !== undefined && this.#active() >= this.maxCalls) return this.#refusal('max-calls');
+    if (this.#pendingStreams >= this.#maxPending || (this.#pendingBySource.get(source) ?? 0) >= this.#maxPendingPerSource) return this.#refusal('pending-streams');
     return undefined;
   }
 
-  /** An accepted stream: it holds a reservation's place until its `start` (or close). */
-  trackStream(stream: TrackedStream): void {
+  /** An accepted stream: pending (bounded, counted per source) until its `start` or close. */
+  trackStream(stream: TrackedStream, source = ''): void {
     this.#pendingStreams++;
+    this.#pendingBySource.set(source, (this.#pendingBySource.get(source) ?? 0) + 1);
     let done = false;
     const settle = () => {
       if (done) return;
       done = true;
       this.#pendingStreams--;
+      const n = (this.#pendingBySource.get(source) ?? 1) - 1;
+      if (n <= 0) this.#pendingBySource.delete(source);
+      else this.#pendingBySource.set(source, n);
     };
     stream.once('started', settle);
     stream.once('closed', settle);
+  }
+
+  /** Sockets accepted and not yet started. */
+  get pendingStreams(): number {
+    return this.#pendingStreams;
   }
 
   /**

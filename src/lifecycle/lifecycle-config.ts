@@ -17,12 +17,22 @@ export interface LifecycleConfig {
   readonly loadWindowMs: number;
   /** Voice webhook requests per minute per source address; 0 = no limit. */
   readonly webhookRatePerMin: number;
+  /** Bound on receiving an HTTP request's headers and body (ms). */
+  readonly httpTimeoutMs: number;
+  /** Media Streams sockets before their `start` (not calls yet): at most this many in total, and from one source. */
+  readonly maxPendingStreams: number;
+  readonly maxPendingPerSource: number;
   /** fastify `trustProxy`: which peers may set X-Forwarded-For (true, false, or a list of addresses/CIDRs/keywords). */
   readonly trustProxy: boolean | string[];
 }
 
-/** Private and loopback ranges: a proxy on the same host or in the private network. */
-export const DEFAULT_TRUST_PROXY = ['loopback', 'linklocal', 'uniquelocal'];
+/**
+ * Loopback only: a proxy on the same host. A proxy elsewhere (another machine of the
+ * private network) must be named, e.g. BRIDGE_TRUST_PROXY=10.0.0.5 or 10.0.0.0/24 —
+ * trusting whole private ranges let any client there choose its rate-limit bucket and
+ * the URL signatures are checked over.
+ */
+export const DEFAULT_TRUST_PROXY = ['loopback'];
 const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
 export function loadLifecycleConfig(env: Readonly<Record<string, string | undefined>>): LifecycleConfig {
@@ -73,6 +83,9 @@ export function loadLifecycleConfig(env: Readonly<Record<string, string | undefi
     loadThreshold,
     loadWindowMs: int('BRIDGE_LOAD_WINDOW_MS', 5000, 200, 60_000)!,
     webhookRatePerMin: int('BRIDGE_WEBHOOK_RATE_PER_MIN', 600, 0, 1_000_000)!,
+    httpTimeoutMs: int('BRIDGE_HTTP_TIMEOUT_MS', 15_000, 1000, 300_000)!,
+    maxPendingStreams: int('BRIDGE_MAX_PENDING_STREAMS', 200, 1, 100_000)!,
+    maxPendingPerSource: int('BRIDGE_MAX_PENDING_PER_SOURCE', 20, 1, 100_000)!,
     trustProxy,
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -27,6 +27,7 @@
  *   everything after it is still at its time.
  * - Any I/O failure abandons this recording (BRIDGE_ERR_RECORDING_IO), never the call.
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WavWriter, type WavFormat } from '../audio/wav.js';
 import { ULAW_DECODE } from '../dsp/ts/g711.js';
@@ -381,6 +382,12 @@ export class RecordingTap implements CallAudioTap {
       } catch (e) {
         this.#fail('close', e);
       }
+    }
+    // An abandoned recording is caller audio that no record points at: delete it.
+    if (this.#state === 'failed' && this.#path !== undefined) {
+      await rm(this.#path, { force: true }).catch((e: unknown) =>
+        this.#o.log?.('warn', 'could not delete an abandoned recording', { code: RecordingErrorCodes.IO, callSid: this.#o.callSid, path: this.#path, error: (e as Error).message }),
+      );
     }
     const stats = this.stats;
     if (stats.droppedBytes > 0) {

@@ -16,15 +16,18 @@
  * rate-limited per source address (src/lifecycle/rate-limiter.ts).
  */
 import { timingSafeEqual } from 'node:crypto';
+import { createServer } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import websocket from '@fastify/websocket';
 import twilio from 'twilio';
-import type { Config } from '../config.js';
+import { isLoopbackHost, type Config } from '../config.js';
 import type { CallManager } from '../call/call-manager.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import type { DspLoadInfo } from '../dsp/load.js';
-import { isValidSignature, publicUrlOf } from '../twilio/signature.js';
+import { isValidSignature, publicUrlOf, type RequestLike } from '../twilio/signature.js';
+import { DEFAULT_TRUST_PROXY } from '../lifecycle/lifecycle-config.js';
+import proxyAddr from '@fastify/proxy-addr';
 import type { TwilioRest } from '../twilio/rest.js';
 import type { TtsService } from '../agents/elevenlabs/tts/service.js';
 import type { CallStore } from '../store/call-store.js';
@@ -32,6 +35,7 @@ import { registerHistoryRoute } from '../store/history-route.js';
 import { Admission } from '../lifecycle/admission.js';
 import { IDENTITY_PARAMS } from '../call/call-manager.js';
 import { registerCallRoutes } from './call-routes.js';
+import { STREAM_TOKEN_PARAM } from '../twilio/stream-token.js';
 import { RateLimitCodes, type RateLimiter } from '../lifecycle/rate-limiter.js';
 
 export interface AppDeps {
@@ -51,19 +55,45 @@ export interface AppDeps {
   admission?: Admission;
   /** Per-source limit on the voice webhook (undefined: no limit). */
   webhookLimiter?: RateLimiter;
-  /** fastify trustProxy (who may set X-Forwarded-For); default true. */
+  /** Who may set X-Forwarded-* (fastify trustProxy): true, false, or addresses/CIDRs/keywords; default loopback only. */
   trustProxy?: boolean | string[];
+  /** Bound on receiving a request's headers and whole body (ms); default 15 s (BRIDGE_HTTP_TIMEOUT_MS). */
+  httpTimeoutMs?: number;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 }
 
+export const DEFAULT_HTTP_TIMEOUT_MS = 15_000;
+
+/** The trust predicate for a trustProxy setting (what fastify builds for X-Forwarded-For). */
+function compileTrust(tp: boolean | string[]): (addr: string, i: number) => boolean {
+  if (tp === true) return () => true;
+  if (tp === false) return () => false;
+  return proxyAddr.compile(tp);
+}
+const KEEP_ALIVE_TIMEOUT_MS = 5000;
+
 /** Query keys of the voice webhook that are not agent options (the bridge sets these parameters itself). */
-const RESERVED = new Set(['agent', IDENTITY_PARAMS.from, IDENTITY_PARAMS.to]);
+const RESERVED = new Set(['agent', IDENTITY_PARAMS.from, IDENTITY_PARAMS.to, STREAM_TOKEN_PARAM]);
 const PARAM_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { draining: boolean }> {
   const { config, calls, agents } = deps;
-  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: 64 * 1024, trustProxy: deps.trustProxy ?? true }) as unknown as FastifyInstance & { draining: boolean };
-  const admission = deps.admission ?? new Admission({ activeCalls: () => calls.activeCount });
+  // Every HTTP wait is bounded (fastify's own defaults are 0 = none): a client that trickles
+  // its headers or body is cut after httpTimeoutMs, an idle keep-alive connection after 5 s,
+  // checked every second; on close every remaining connection is destroyed, so one slow
+  // client can never hold a shutdown. Upgraded WebSockets leave the HTTP server's
+  // bookkeeping at the upgrade (the call's own timeouts take over).
+  const httpTimeoutMs = deps.httpTimeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS;
+  const trustProxy = deps.trustProxy ?? DEFAULT_TRUST_PROXY;
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: 64 * 1024,
+    trustProxy,
+    forceCloseConnections: true,
+    serverFactory: (handler) =>
+      createServer({ requestTimeout: httpTimeoutMs, headersTimeout: httpTimeoutMs, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, connectionsCheckingInterval: Math.min(1000, httpTimeoutMs) }, handler),
+  }) as unknown as FastifyInstance & { draining: boolean };
+  const admission = deps.admission ?? new Admission({ activeCalls: () => calls.startedCount });
   // `app.draining = true` (the older switch) starts the admission's drain.
   Object.defineProperty(app, 'draining', {
     get: () => admission.draining,
@@ -79,12 +109,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     options: { maxPayload: Math.max(1024 * 1024, config.maxMessageBytes * 4) },
   });
 
+  // X-Forwarded-Proto/-Host/-Port steer the URL we check signatures over and the stream
+  // URL we answer with: honoured only from a peer in BRIDGE_TRUST_PROXY, the same rule
+  // fastify applies to X-Forwarded-For (anyone else could point Twilio elsewhere).
+  const peerTrusted = compileTrust(trustProxy);
+  const FORWARDED = new Set(['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port']);
+  function asReceived(req: FastifyRequest): RequestLike {
+    if (peerTrusted(req.socket?.remoteAddress ?? '', 0)) return req;
+    const headers: RequestLike['headers'] = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!FORWARDED.has(k)) headers[k] = v;
+    return { url: req.url, headers, protocol: req.protocol };
+  }
+
   const token = config.twilio.authToken;
   function signatureOk(req: FastifyRequest, wss: boolean): boolean {
     if (!config.twilio.validateSignatures || !token) return true;
     const sig = req.headers['x-twilio-signature'];
     if (typeof sig !== 'string' || sig.length === 0) return false;
-    const url = publicUrlOf(req, config.publicUrl, { websocket: wss });
+    const url = publicUrlOf(asReceived(req), config.publicUrl, { websocket: wss });
     const params = wss ? {} : ((req.body ?? {}) as Record<string, string>);
     return isValidSignature(token, sig, url, params);
   }
@@ -94,11 +136,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
   }
 
   app.post('/twilio/voice', async (req, reply) => {
+    // The signature first: forged requests are refused outright and never spend the
+    // source's webhook budget, so unsigned traffic cannot starve Twilio's real webhooks.
+    if (!signatureOk(req, false)) return forbid(reply);
     const retryAfterS = deps.webhookLimiter?.take(req.ip) ?? 0;
     if (retryAfterS > 0) {
       return reply.code(429).header('retry-after', String(retryAfterS)).send({ error: RateLimitCodes.RATE_LIMITED, message: 'too many voice webhook requests from this source' });
     }
-    if (!signatureOk(req, false)) return forbid(reply);
     const query = req.query as Record<string, string | string[] | undefined>;
     const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
     const agentName = first(query.agent) ?? config.defaultAgent;
@@ -124,7 +168,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
       response.hangup();
       return reply.type('text/xml').send(response.toString());
     }
-    const base = publicUrlOf(req, config.publicUrl, { websocket: true }).replace(/\/twilio\/voice(\?.*)?$/, '');
+    const base = publicUrlOf(asReceived(req), config.publicUrl, { websocket: true }).replace(/\/twilio\/voice(\?.*)?$/, '');
     const connect = response.connect();
     // The stream URL ends in this process's routing key (a path segment: Twilio's
     // <Stream url> takes no query string), so a balancer or the --workers primary can
@@ -134,6 +178,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     // The call's identity travels with the call: whichever process gets the stream can record it.
     if (typeof body.From === 'string' && body.From.length <= 64) stream.parameter({ name: IDENTITY_PARAMS.from, value: body.From });
     if (typeof body.To === 'string' && body.To.length <= 64) stream.parameter({ name: IDENTITY_PARAMS.to, value: body.To });
+    // With signature checks on, the stream must come back with this call's token (src/twilio/stream-token.ts).
+    if (calls.streamTokens && callSid !== undefined) stream.parameter({ name: STREAM_TOKEN_PARAM, value: calls.streamTokens.mint(callSid) });
     const options: Record<string, string> = {};
     for (const [k, v] of Object.entries(query)) {
       const value = first(v);
@@ -154,7 +200,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     const body = (req.body ?? {}) as Record<string, unknown>;
     const params: Record<string, string> = {};
     for (const [k, v] of Object.entries(body)) if (typeof v === 'string') params[k] = v;
-    calls.recordStatus(params);
+    // Unsigned callbacks (signature checks off) could come from anyone: not attached to
+    // call records, and not kept (memory is not theirs to fill).
+    if (config.twilio.validateSignatures) calls.recordStatus(params);
     return reply.code(204).send();
   });
 
@@ -165,12 +213,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     websocket: true,
     preValidation: async (req: FastifyRequest, reply: FastifyReply) => {
       if (!signatureOk(req, true)) return forbid(reply);
-      const refusal = admission.admitUpgrade();
-      if (refusal) return reply.code(503).send({ error: refusal.code, message: refusal.message, reason: refusal.reason });
+      const refusal = admission.admitUpgrade(req.ip);
+      if (refusal) return reply.code(refusal.reason === 'pending-streams' ? 429 : 503).send({ error: refusal.code, message: refusal.message, reason: refusal.reason });
     },
   } as const;
-  const onStream = (socket: import('ws').WebSocket) => {
-    admission.trackStream(calls.attach(socket));
+  const onStream = (socket: import('ws').WebSocket, req: FastifyRequest) => {
+    admission.trackStream(calls.attach(socket), req.ip);
   };
   app.get('/twilio/stream', streamRoute, onStream);
   app.get('/twilio/stream/:routeKey', streamRoute, onStream);
@@ -189,6 +237,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
       maxCalls: a.maxCalls,
       load: a.load,
       pid: process.pid,
+      ...(config.unsignedExposed ? { warning: 'Twilio signature checks are off on a non-loopback address (BRIDGE_ALLOW_UNSIGNED=1): anyone who reaches this port can start calls' } : {}),
       instance: config.instanceId,
       worker: config.workerSlot ?? null,
       routeKey: config.routeKey,
@@ -198,9 +247,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     return reply.code(a.ready ? 200 : 503).send(body);
   });
 
-  /** Call lists carry caller data (transcripts, custom parameters): admin-only once a token is configured. */
+  /**
+   * Call data (numbers, transcripts, custom parameters): admin-only once a token is
+   * configured, and whenever the bridge is reachable from other hosts (a non-loopback
+   * bind); open without a token only on loopback (local development).
+   */
   function callDataDenied(req: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
-    return config.adminToken ? adminDenied(req, reply) : undefined;
+    return config.adminToken || !isLoopbackHost(config.host) ? adminDenied(req, reply) : undefined;
   }
 
   /** Admin routes: a bearer token, compared in constant time; off when BRIDGE_ADMIN_TOKEN is unset. */
@@ -232,13 +285,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     } catch {
       return reply.code(400).send({ error: 'BRIDGE_ERR_AGENT_UNKNOWN', message: `agent "${agentName}" is not available` });
     }
-    const base = config.publicUrl ?? publicUrlOf(req, undefined, { websocket: false }).replace(/\/calls(\?.*)?$/, '');
+    const base = config.publicUrl ?? publicUrlOf(asReceived(req), undefined, { websocket: false }).replace(/\/calls(\?.*)?$/, '');
     const wss = base.replace(/^http/, 'ws');
     const response = new twilio.twiml.VoiceResponse();
     const stream = response.connect().stream({ url: `${wss}/twilio/stream`, statusCallback: `${base}/twilio/status` });
     stream.parameter({ name: 'agent', value: agentName });
     stream.parameter({ name: IDENTITY_PARAMS.from, value: config.twilio.fromNumber });
     stream.parameter({ name: IDENTITY_PARAMS.to, value: to });
+    if (calls.streamTokens) stream.parameter({ name: STREAM_TOKEN_PARAM, value: calls.streamTokens.mintOutbound() });
     try {
       const call = await deps.rest.createCall({ to, from: config.twilio.fromNumber, twiml: response.toString(), statusCallback: `${base}/twilio/status` });
       return reply.code(201).send({ callSid: call.sid, status: call.status, agent: agentName });

@@ -38,6 +38,7 @@
  * (refused upgrade, server close, timeout, abort) resolves with a result.
  */
 import { randomBytes } from 'node:crypto';
+import { STREAM_TOKEN_PARAM, mintStreamToken, streamTokenKey } from '../twilio/stream-token.js';
 import WebSocket from 'ws';
 import { computeSignature, toWebSocketUrl } from '../twilio/signature.js';
 
@@ -256,6 +257,17 @@ class CallSimulator {
   #endMs: number | undefined;
   readonly #r: Omit<SimulatedCallResult, 'heard' | 'heardSegments' | 'durationMs' | 'unplayedBytes'>;
 
+  /**
+   * The `<Parameter>`s Twilio returns in `start`. Twilio would have them from the voice
+   * webhook's TwiML, stream token included; a simulated call that skips the webhook but
+   * signs (authToken) mints the token the webhook would have issued.
+   */
+  #startParameters(): Record<string, string> {
+    const p = { ...this.#o.customParameters };
+    if (this.#o.authToken && p[STREAM_TOKEN_PARAM] === undefined) p[STREAM_TOKEN_PARAM] = mintStreamToken(streamTokenKey(this.#o.authToken), this.#callSid);
+    return p;
+  }
+
   constructor(o: SimulatedCallOptions) {
     this.#o = o;
     this.#streamSid = o.streamSid ?? hexSid('MZ');
@@ -428,7 +440,7 @@ class CallSimulator {
         streamSid: this.#streamSid,
         callSid: this.#callSid,
         tracks: ['inbound'],
-        customParameters: { ...this.#o.customParameters },
+        customParameters: this.#startParameters(),
         mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
       },
       streamSid: this.#streamSid,

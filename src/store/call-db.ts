@@ -35,7 +35,7 @@ export interface CallDb {
   heartbeat(runId: string, nowIso: string, expiresIso: string): Promise<boolean>;
   stopRun(runId: string, nowIso: string): Promise<void>;
   /** Closes in-progress rows of dead runs as 'interrupted'. */
-  sweepInterrupted(nowIso: string): Promise<{ callSid: string; streamSid: string }[]>;
+  sweepInterrupted(nowIso: string, selfRunId: string): Promise<{ callSid: string; streamSid: string }[]>;
   liveCalls(nowIso: string): Promise<LiveCallRow[]>;
   liveCall(callSid: string, nowIso: string): Promise<LiveCallRow | undefined>;
   /** Whether a failure can pass if tried again (connection, timeout, lock) or not (data, constraint, auth). */

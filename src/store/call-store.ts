@@ -268,7 +268,7 @@ class DurableCallStore implements CallStore {
         if (!this.#migrated || !this.#registered) await this.#migrate();
         const now = Date.now();
         if (!(await this.#db.heartbeat(this.run.runId, new Date(now).toISOString(), this.#expiry(now)))) await this.#register();
-        const closed = await this.#db.sweepInterrupted(new Date().toISOString());
+        const closed = await this.#db.sweepInterrupted(new Date().toISOString(), this.run.runId);
         if (closed.length > 0) {
           this.#interruptedClosed += closed.length;
           this.#log('warn', 'closed calls of a process that stopped without ending them (crash, kill -9, lost host) as interrupted', { calls: closed.length, callSids: closed.slice(0, 20).map((c) => c.callSid) });

@@ -135,8 +135,8 @@ export class PostgresDb implements CallDb {
     return ops.stopRun(pgExec(this.#pool), runId, nowIso);
   }
 
-  sweepInterrupted(nowIso: string): ReturnType<typeof ops.sweepInterrupted> {
-    return this.#tx((c) => ops.sweepInterrupted(pgExec(c), nowIso));
+  sweepInterrupted(nowIso: string, selfRunId: string): ReturnType<typeof ops.sweepInterrupted> {
+    return this.#tx((c) => ops.sweepInterrupted(pgExec(c), nowIso, selfRunId));
   }
 
   liveCalls(nowIso: string): Promise<ops.LiveCallRow[]> {

@@ -123,11 +123,14 @@ const iso = (v: unknown): string | undefined => (v === null || v === undefined ?
  * heartbeat for 3 of its own intervals). The call ended at the latest when its
  * owner was last heard of, so that is its end time. Returns the rows closed.
  */
-export async function sweepInterrupted(x: SqlExec, nowIso: string): Promise<{ callSid: string; streamSid: string }[]> {
+export async function sweepInterrupted(x: SqlExec, nowIso: string, selfRunId: string): Promise<{ callSid: string; streamSid: string }[]> {
+  // Never our own rows: the sweeper is alive by definition, even when its own heartbeat
+  // was slow to land (a loaded database) and its expiry looks past.
   const rows = await x.all(
     `SELECT c.call_sid, c.stream_sid, c.started_at, r.heartbeat_at, r.stopped_at FROM calls c LEFT JOIN bridge_runs r ON r.run_id = c.owner_run
-      WHERE c.record_state = 'in-progress' AND (c.owner_run IS NULL OR r.run_id IS NULL OR r.stopped_at IS NOT NULL OR r.expires_at < ?)`,
-    [nowIso],
+      WHERE c.record_state = 'in-progress' AND (c.owner_run IS NULL OR c.owner_run <> ?)
+        AND (c.owner_run IS NULL OR r.run_id IS NULL OR r.stopped_at IS NOT NULL OR r.expires_at < ?)`,
+    [selfRunId, nowIso],
   );
   const closed: { callSid: string; streamSid: string }[] = [];
   for (const r of rows) {

@@ -148,8 +148,8 @@ export class SqliteDb implements CallDb {
     await this.#call('stopRun', [runId, nowIso]);
   }
 
-  async sweepInterrupted(nowIso: string): Promise<{ callSid: string; streamSid: string }[]> {
-    return (await this.#call('sweepInterrupted', [nowIso])) as { callSid: string; streamSid: string }[];
+  async sweepInterrupted(nowIso: string, selfRunId: string): Promise<{ callSid: string; streamSid: string }[]> {
+    return (await this.#call('sweepInterrupted', [nowIso, selfRunId])) as { callSid: string; streamSid: string }[];
   }
 
   async liveCalls(nowIso: string): Promise<LiveCallRow[]> {

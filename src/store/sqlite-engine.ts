@@ -85,8 +85,8 @@ export class SqliteEngine {
     return ops.stopRun(this.#x, runId, nowIso);
   }
 
-  sweepInterrupted(nowIso: string): ReturnType<typeof ops.sweepInterrupted> {
-    return this.#tx(() => ops.sweepInterrupted(this.#x, nowIso));
+  sweepInterrupted(nowIso: string, selfRunId: string): ReturnType<typeof ops.sweepInterrupted> {
+    return this.#tx(() => ops.sweepInterrupted(this.#x, nowIso, selfRunId));
   }
 
   liveCalls(nowIso: string): Promise<ops.LiveCallRow[]> {

@@ -21,7 +21,7 @@ class FakeProvider extends AgentSession {
   readonly outputFormat: AudioFormat = pcm16(16000);
   readonly hasVad = true;
   connectStartedAt = 0;
-  constructor(private readonly o: { connectMs: number; failConnect?: boolean; dieAfterMs?: number }) {
+  constructor(private readonly o: { connectMs: number; failConnect?: boolean; dieAfterMs?: number; closeAfterMs?: number; closeReason?: string }) {
     super();
   }
   async connect(signal: AbortSignal): Promise<void> {
@@ -33,6 +33,7 @@ class FakeProvider extends AgentSession {
         reject(signal.reason);
       });
     });
+    if (this.o.closeAfterMs !== undefined) setTimeout(() => this.emit('closed', { reason: this.o.closeReason ?? 'closed' }), this.o.closeAfterMs);
     if (this.o.dieAfterMs !== undefined) {
       setTimeout(() => this.emit('error', new BridgeError(ErrorCodes.AGENT_CLOSED, 'provider went away'), { fatal: true }), this.o.dieAfterMs);
     }
@@ -63,6 +64,27 @@ const CALL_SID = 'CA' + 'e'.repeat(32);
 const prompt = parseWav(new Uint8Array(readFileSync(join(import.meta.dirname, '..', '..', 'assets', 'prompts', 'apology.8k-ulaw.wav')))).data as Uint8Array;
 
 describe('agent lifecycle around the call', () => {
+  it('an agent that closes with a long non-ASCII reason: Twilio\'s socket is still closed, the reason cut to 123 UTF-8 bytes without splitting a character', async () => {
+    // 60 × "é" = 120 bytes and 40 × "語" = 120 bytes: with the prefix, far over RFC 6455's 123 bytes.
+    const reason = `${'é'.repeat(60)}${'語'.repeat(40)}`;
+    const rude = providerFactory('rude', { connectMs: 10, closeAfterMs: 300, closeReason: reason });
+    const clip = await ulawClip('caller-barge-in.8k-ulaw.wav');
+    await withBridge(
+      {},
+      async (bridge) => {
+        const r = await runSimulatedCall({ url: bridge.streamUrl, audio: clip, customParameters: { agent: 'rude' }, tailMs: 15_000, timeoutMs: 30_000 });
+        expect(r.outcome).toBe('server-closed'); // before: ws.close threw, the socket stayed open until the caller gave up
+        const got = r.close!.reason;
+        expect(Buffer.byteLength(got, 'utf8')).toBeLessThanOrEqual(123);
+        expect(got.startsWith('agent-closed:éé')).toBe(true);
+        expect(got).not.toContain('\ufffd'); // no character cut in half
+        const rec = await getJson(`${bridge.url}/calls/${r.callSid}`);
+        expect(rec.body.endReason).toBe(`agent-closed:${reason}`); // the record keeps it whole
+      },
+      { extraAgents: [rude] },
+    );
+  });
+
   it('the agent connects at the voice webhook: when the stream starts it is already ready', async () => {
     const slow = providerFactory('slow', { connectMs: 600 });
     const clip = (await ulawClip('caller-barge-in.8k-ulaw.wav')).subarray(0, 4000);

@@ -74,7 +74,8 @@ const FRAME_B64 = (rng: Prng, n = 160) => rng.bytes(n).toString('base64');
 export function validConnected(): Record<string, unknown> {
   return { event: 'connected', protocol: 'Call', version: '1.0.0' };
 }
-export function validStart(ids: StreamIds, seq: number): Record<string, unknown> {
+/** `streamToken`: the webhook's per-call token (src/twilio/stream-token.ts), needed when signatures are checked. */
+export function validStart(ids: StreamIds, seq: number, streamToken?: string): Record<string, unknown> {
   return {
     event: 'start',
     sequenceNumber: String(seq),
@@ -83,7 +84,7 @@ export function validStart(ids: StreamIds, seq: number): Record<string, unknown>
       streamSid: ids.streamSid,
       callSid: ids.callSid,
       tracks: ['inbound'],
-      customParameters: { agent: 'echo', caller: '+15551230000' },
+      customParameters: { agent: 'echo', caller: '+15551230000', ...(streamToken ? { vb_token: streamToken } : {}) },
       mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
     },
     streamSid: ids.streamSid,

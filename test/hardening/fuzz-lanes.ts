@@ -6,6 +6,7 @@
 import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
+import { mintStreamToken, streamTokenKey } from '../../src/twilio/stream-token.js';
 import { Prng, newIds, nextItem, upgradeRequest, validConnected, validStart, validStop, type GenState } from './fuzz-gen.js';
 
 export interface LanesOptions {
@@ -14,6 +15,8 @@ export interface LanesOptions {
   url: string;
   streamUrl: string;
   signature: string;
+  /** The bridge's TWILIO_AUTH_TOKEN: real streams carry the stream token their webhook would have issued. */
+  authToken: string;
   maxMessageBytes: number;
   maxPayloadBytes: number;
   countedLanes: number;
@@ -67,6 +70,8 @@ export async function runLanes(o: LanesOptions): Promise<LanesResult> {
   const bridge = { url: o.url, streamUrl: o.streamUrl };
   const host = new URL(o.url).host;
   const signature = o.signature;
+  const tokenKey = streamTokenKey(o.authToken);
+  const tokenFor = (callSid: string) => mintStreamToken(tokenKey, callSid);
   const headers = { 'X-Twilio-Signature': signature, 'X-Forwarded-Proto': 'https' };
   const t0All = performance.now();
   const target = o.totalMessages;
@@ -111,7 +116,7 @@ export async function runLanes(o: LanesOptions): Promise<LanesResult> {
       let closedEarly: { code: number; reason: string } | undefined;
       void closedP.then((c) => (closedEarly = c));
       send(ws, JSON.stringify(validConnected()), false);
-      send(ws, JSON.stringify(validStart(st.ids, ++st.seq)), false);
+      send(ws, JSON.stringify(validStart(st.ids, ++st.seq, tokenFor(st.ids.callSid))), false);
       const n = lrng.int(800, 2500);
       const t0 = performance.now();
       for (let i = 0; i < n && !closedEarly && take(); i++) {
@@ -156,7 +161,7 @@ export async function runLanes(o: LanesOptions): Promise<LanesResult> {
       void closedP.then((c) => (closedBy = c));
       const st: GenState = { ids: newIds(lrng), seq: 0, chunk: 0 };
       const startFirst = lrng.chance(0.6);
-      if (startFirst) send(ws, JSON.stringify(validStart(st.ids, ++st.seq)), false);
+      if (startFirst) send(ws, JSON.stringify(validStart(st.ids, ++st.seq, tokenFor(st.ids.callSid))), false);
       const rate = lrng.pick([100, 150, 600]); // per second; 600/s is a flood (the guard allows 250/s)
       const t0 = performance.now();
       const n = lrng.int(200, 3000);

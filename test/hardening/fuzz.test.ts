@@ -144,6 +144,7 @@ describe('fuzz: hostile Twilio input while real calls run', () => {
           url: bridge.url,
           streamUrl: bridge.streamUrl,
           signature,
+          authToken: TOKEN,
           maxMessageBytes: MAX_MESSAGE_BYTES,
           maxPayloadBytes: MAX_PAYLOAD_BYTES,
           countedLanes: COUNTED_LANES,

@@ -75,7 +75,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     it('--workers 2, one worker SIGKILLed mid-call: its calls are recorded as interrupted, the others completed, each once', async () => {
       const db = await recordsDb(kind);
       const dataDir = mkdtempSync(join(tmpdir(), 'vb-scale-'));
-      const b = await startChildBridge({ BRIDGE_DATA_DIR: dataDir, ...db.env(dataDir), BRIDGE_HEARTBEAT_MS: '300', BRIDGE_WEBHOOK_RATE_PER_MIN: '0' }, ['--workers', '2']);
+      const b = await startChildBridge({ BRIDGE_DATA_DIR: dataDir, ...db.env(dataDir), BRIDGE_HEARTBEAT_MS: '2000', BRIDGE_WEBHOOK_RATE_PER_MIN: '0' }, ['--workers', '2']);
       children.push(b);
       const clip = await ulawClip('caller-barge-in.8k-ulaw.wav');
       const calls = [];

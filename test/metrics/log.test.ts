@@ -11,6 +11,7 @@ import { loadConfig } from '../../src/config.js';
 import { callLogger, createLogger, logFields, piiLoggingEnabled, REDACTED } from '../../src/log.js';
 import { runSimulatedCall } from '../../src/sim/simulator.js';
 import { ulawClip } from '../bridge/helpers.js';
+import { computeSignature } from '../../src/twilio/signature.js';
 import { startMetricsBridge, type MetricsBridge } from './harness.js';
 
 function capture(): { stream: Writable; lines: () => Record<string, unknown>[]; raw: () => string } {
@@ -25,6 +26,7 @@ function capture(): { stream: Writable; lines: () => Record<string, unknown>[]; 
   return { stream, raw, lines: () => raw().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
 
+const TOKEN = 'e'.repeat(32);
 const FROM = '+15551230000';
 const TO = '+15559870000';
 const SECRET_PARAM = 'Ada Lovelace';
@@ -35,22 +37,27 @@ describe('structured logs with PII under `pii`', () => {
   let record: CallRecord;
 
   beforeAll(async () => {
-    b = await startMetricsBridge();
+    // Signed, as Twilio does: unsigned status callbacks are not attached to records.
+    b = await startMetricsBridge({ TWILIO_AUTH_TOKEN: TOKEN });
     const speech = await ulawClip('caller-barge-in.8k-ulaw.wav');
-    const hook = await fetch(`${b.url}/twilio/voice?agent=echo&customer=${encodeURIComponent(SECRET_PARAM)}`, {
+    const hookUrl = `${b.url}/twilio/voice?agent=echo&customer=${encodeURIComponent(SECRET_PARAM)}`;
+    const hookParams = { CallSid: CALL_SID, From: FROM, To: TO };
+    const hook = await fetch(hookUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ CallSid: CALL_SID, From: FROM, To: TO }).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': computeSignature(TOKEN, hookUrl, hookParams) },
+      body: new URLSearchParams(hookParams).toString(),
     });
     expect(hook.status).toBe(200);
     // A status callback carrying the numbers too (Twilio sends From/To/Caller on each).
+    const statusParams = { CallSid: CALL_SID, CallStatus: 'in-progress', From: FROM, To: TO, Caller: FROM };
     const status = await fetch(`${b.url}/twilio/status`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ CallSid: CALL_SID, CallStatus: 'in-progress', From: FROM, To: TO, Caller: FROM }).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': computeSignature(TOKEN, `${b.url}/twilio/status`, statusParams) },
+      body: new URLSearchParams(statusParams).toString(),
     });
     expect(status.status).toBeLessThan(300);
     const r = await runSimulatedCall({
+      authToken: TOKEN,
       url: b.streamUrl,
       callSid: CALL_SID,
       audio: speech,

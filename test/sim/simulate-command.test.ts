@@ -133,7 +133,8 @@ describe('simulate command: a call', () => {
     expect(t.err).toEqual([]);
     expect(code).toBe(0);
     const start = server.peers[0]!.received.find((r) => r.message.event === 'start')!.message as StartMessage;
-    expect(start.customParameters).toEqual({ agent: 'echo', lang: 'en=US' });
+    // A signed simulated call carries the stream token its webhook would have issued (src/twilio/stream-token.ts).
+    expect(start.customParameters).toEqual({ agent: 'echo', lang: 'en=US', vb_token: expect.stringMatching(/^\d{13}\.[A-Za-z0-9_-]{43}$/) });
     expect(server.peers[0]!.req.headers['x-twilio-signature']).toBeTruthy();
     const medias = server.peers[0]!.received.map((r) => r.message).filter((m): m is MediaMessage => m.event === 'media');
     expect(medias.length).toBe(Math.ceil((3200 + 19826 + 800) / 160));

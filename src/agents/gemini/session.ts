@@ -47,6 +47,7 @@
  *
  * DTMF: `realtimeInput.text` "[The caller pressed 5 on the phone keypad.]".
  */
+import { closeReason } from '../../close-reason.js';
 import WebSocket from 'ws';
 import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
 import { BridgeError, ErrorCodes, isBridgeError } from '../../errors.js';
@@ -375,7 +376,7 @@ export class GeminiLiveSession extends AgentSession {
         clearTimeout(t);
         resolve();
       });
-      if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+      if (ws.readyState === WebSocket.OPEN) ws.close(code, closeReason(reason));
       else ws.terminate();
     });
     this.#retiring.add(done);

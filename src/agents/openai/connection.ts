@@ -19,6 +19,7 @@
  * 4000 during the handshake is the removed beta interface (`beta_api_shape_disabled`,
  * §2.1) → AGENT_CONFIG.
  */
+import { closeReason } from '../../close-reason.js';
 import WebSocket from 'ws';
 import { BridgeError, ErrorCodes } from '../../errors.js';
 import { buildSessionUpdate, parseServerEvent, wireFormat, type SessionSettings } from './protocol.js';
@@ -238,7 +239,7 @@ export class RealtimeConnection {
       });
       try {
         if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
-        else ws.close(code, reason.slice(0, 100));
+        else ws.close(code, closeReason(reason));
       } catch {
         ws.terminate();
       }

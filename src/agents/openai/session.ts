@@ -33,6 +33,7 @@
  * Events caused by the service come from socket callbacks; events are never emitted
  * re-entrantly from sendAudio()/sendDtmf()/interrupt().
  */
+import { closeReason } from '../../close-reason.js';
 import { AgentSession, ULAW_8K, pcm16, type AudioFormat } from '../agent.js';
 import { BridgeError, ErrorCodes } from '../../errors.js';
 import { RealtimeConnection } from './connection.js';
@@ -256,7 +257,7 @@ export class OpenAiRealtimeSession extends AgentSession {
     this.#heldBytes = [];
     const conn = this.#conn;
     this.#conn = undefined;
-    if (conn) await conn.close(1000, reason.slice(0, 100));
+    if (conn) await conn.close(1000, closeReason(reason));
     this.emit('closed', { reason });
   }
 
