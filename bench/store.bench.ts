@@ -1,55 +1,62 @@
 /**
- * Call-record store: cost of record() on the caller's path, and what draining a
- * burst of records into the database does to the event loop (the loop that paces
- * every call's audio). `npx tsx bench/store.bench.ts` (SQLite in a temp dir);
- * with DATABASE_URL=postgres://… for PostgreSQL.
+ * `npm run bench:store`: the call-record store's SQLite drivers side by side, in one
+ * run — better-sqlite3 (WAL, synchronous=FULL: the default) against node-sqlite3-wasm
+ * (the fallback; rollback journal). Each task is what the store's writer does:
+ *
+ * - batch: one transaction upserting 50 completed records with 3 transcript turns each
+ *   (the writer's batch size);
+ * - start row: one transaction upserting one in-progress record (a call starting);
+ * - sweep: the heartbeat's sweep over 1,000 rows with nothing to close.
+ *
+ * Synchronous calls on the main thread (the bridge runs them in a worker thread, off the
+ * audio path); fsync included, so the numbers depend on the disk. Reports p50/mean per
+ * operation and the ratio WASM / better-sqlite3, and writes bench/results/store-<time>.json.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { openCallStore } from '../src/store/call-store.js';
+import { Bench, hrtimeNow } from 'tinybench';
+import { SqliteEngine } from '../src/store/sqlite-engine.js';
+import type { OutboxEntry } from '../src/store/record-row.js';
 import { fullRecord } from '../test/store/helpers.js';
 
-const N = Number(process.env.N ?? 5000);
-const dir = mkdtempSync(join(tmpdir(), 'vb-store-bench-'));
-const store = await openCallStore({ env: { BRIDGE_DATA_DIR: dir, DATABASE_URL: process.env.DATABASE_URL, BRIDGE_CALL_RECORDS: process.env.BRIDGE_CALL_RECORDS } });
-const records = Array.from({ length: N }, (_, i) => fullRecord(1_000_000 + i));
+const arg = (name: string, def: string): string => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
+const taskMs = Number(arg('time', '2000'));
 
-// Warm up (JIT), then drain.
-for (let i = 0; i < 200; i++) store.record(records[i]!);
-await store.flush(60_000);
+let n = 0;
+const entry = (state: 'in-progress' | 'completed'): OutboxEntry => ({ v: 1, recordedAt: new Date().toISOString(), record: { ...fullRecord(++n), recordState: state }, owner: { instance: 'bench', worker: -1, run: 'run-bench' } });
 
-const h = monitorEventLoopDelay({ resolution: 1 });
-h.enable();
-const times: number[] = [];
-const t0 = performance.now();
-for (let i = 200; i < N; i++) {
-  const t = performance.now();
-  store.record(records[i]!);
-  times.push((performance.now() - t) * 1000);
-  // Spread over a few turns, as calls end at different times.
-  if (i % 100 === 0) await new Promise((r) => setImmediate(r));
+const drivers = ['better-sqlite3', 'node-sqlite3-wasm'] as const;
+const bench = new Bench({ time: taskMs, now: hrtimeNow, warmup: true, warmupTime: 200 });
+const dirs: string[] = [];
+for (const driver of drivers) {
+  const dir = mkdtempSync(join(tmpdir(), `vb-store-bench-${driver}-`));
+  dirs.push(dir);
+  const e = new SqliteEngine(join(dir, 'calls.sqlite'), { driver });
+  await e.migrate();
+  await e.registerRun({ runId: 'run-bench', instanceId: 'bench', worker: -1, host: 'h', pid: process.pid, routeKey: 'bench', internalUrl: null, startedAt: new Date().toISOString(), processStartedAt: new Date(0).toISOString() }, new Date().toISOString(), new Date(Date.now() + 3_600_000).toISOString());
+  // 1,000 rows for the sweep to look through (completed: nothing to close).
+  for (let i = 0; i < 20; i++) await e.upsert(Array.from({ length: 50 }, () => entry('completed')));
+  bench.add(`${driver}: batch of 50 records`, async () => void (await e.upsert(Array.from({ length: 50 }, () => entry('completed')))));
+  bench.add(`${driver}: one in-progress row`, async () => void (await e.upsert([entry('in-progress')])));
+  bench.add(`${driver}: sweep`, async () => void (await e.sweepInterrupted(new Date().toISOString(), 'run-bench')));
 }
-const ok = await store.flush(120_000);
-const drainMs = performance.now() - t0;
-h.disable();
-times.sort((a, b) => a - b);
-const q = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))]!.toFixed(2);
-console.log(
-  JSON.stringify(
-    {
-      backend: store.stats().backend,
-      records: N - 200,
-      flushed: ok,
-      recordUs: { mean: (times.reduce((a, b) => a + b, 0) / times.length).toFixed(2), p50: q(0.5), p99: q(0.99), max: q(1) },
-      drainMs: Math.round(drainMs),
-      recordsPerS: Math.round(((N - 200) / drainMs) * 1000),
-      eventLoopDelayMs: { p50: (h.percentile(50) / 1e6).toFixed(2), p99: (h.percentile(99) / 1e6).toFixed(2), max: (h.max / 1e6).toFixed(2) },
-    },
-    null,
-    2,
-  ),
-);
-await store.close();
-rmSync(dir, { recursive: true, force: true });
+await bench.run();
+const rows = bench.tasks.map((t) => {
+  const l = (t.result as { latency: { mean: number; p50: number; samplesCount: number } }).latency;
+  return { task: t.name, p50Ms: Number(l.p50.toFixed(3)), meanMs: Number(l.mean.toFixed(3)), samples: l.samplesCount };
+});
+console.table(rows);
+const ratios: Record<string, number> = {};
+for (const op of ['batch of 50 records', 'one in-progress row', 'sweep']) {
+  const b = rows.find((r) => r.task === `better-sqlite3: ${op}`)!;
+  const w = rows.find((r) => r.task === `node-sqlite3-wasm: ${op}`)!;
+  ratios[op] = Number((w.p50Ms / b.p50Ms).toFixed(2));
+}
+console.log('WASM / better-sqlite3 (p50):', ratios);
+const out = join(import.meta.dirname, 'results');
+mkdirSync(out, { recursive: true });
+const file = join(out, `store-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), node: process.version, taskMs, rows, ratios }, null, 2));
+console.log(`report: ${file}`);
+for (const d of dirs) rmSync(d, { recursive: true, force: true });

@@ -168,11 +168,13 @@ class WasmDriver implements SqlDriver {
 }
 
 /** Opens `path` with better-sqlite3, or the WASM driver when better-sqlite3 is unavailable. */
-export function openSqlite(path: string, options: { fileMustExist?: boolean; busyTimeoutMs?: number } = {}): SqlDriver {
+export function openSqlite(path: string, options: { fileMustExist?: boolean; busyTimeoutMs?: number; driver?: SqlDriver['name'] } = {}): SqlDriver {
   const fileMustExist = options.fileMustExist ?? false;
   const busy = options.busyTimeoutMs ?? 1000;
   if (!fileMustExist) mkdirSync(dirname(path), { recursive: true });
-  const Ctor = loadBetter();
+  // `driver`: force one (the store benchmark compares them); default: better-sqlite3 when it loads.
+  const Ctor = options.driver === 'node-sqlite3-wasm' ? undefined : loadBetter();
+  if (options.driver === 'better-sqlite3' && !Ctor) throw new Error(betterError ?? 'better-sqlite3 unavailable');
   return Ctor ? new BetterDriver(Ctor, path, fileMustExist, busy) : new WasmDriver(path, fileMustExist, busy);
 }
 

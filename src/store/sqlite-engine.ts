@@ -17,7 +17,7 @@ export class SqliteEngine {
   readonly #db: SqlDriver;
   readonly #x: ops.SqlExec;
 
-  constructor(path: string, options: { fileMustExist?: boolean; busyTimeoutMs?: number } = {}) {
+  constructor(path: string, options: Parameters<typeof openSqlite>[1] = {}) {
     this.path = path;
     this.#db = openSqlite(path, options);
     const db = this.#db;
