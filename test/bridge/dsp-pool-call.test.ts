@@ -99,14 +99,20 @@ describe('BRIDGE_DSP_POOL: a worker that dies mid-call', () => {
     const calls = new CallManager({ config, dsp, paths: pool, agents });
     const ended: CallRecord[] = [];
     calls.on('callEnded', (r) => ended.push(r));
-    // Kill the worker once the first call is streaming (its pipelines live there).
+    // Kill the worker once the first call's pipelines live there: the worker has reported
+    // the call in a batch result. (Killing at 'streaming' raced the batch that creates
+    // them: a replacement worker could take that batch and the call went on.)
     let killed = false;
     calls.once('callStarted', ({ callSid }) => {
       calls.session(callSid)!.on('state', (st) => {
-        if (st === 'streaming' && !killed) {
+        if (st !== 'streaming') return;
+        const kill = () => {
+          if (killed) return;
+          if (pool.stats().workerCalls < 1) return void setTimeout(kill, 5);
           killed = true;
           void pool.threads[0]!.terminate();
-        }
+        };
+        kill();
       });
     });
     const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, logger: false });
