@@ -14,6 +14,8 @@ import { callsCommand } from './store/calls-command.js';
 import { simulateCommand } from './sim/simulate-command.js';
 import { loadConfig, ConfigError } from './config.js';
 import { TwilioRest } from './twilio/rest.js';
+import { IDENTITY_PARAMS } from './call/call-manager.js';
+import { STREAM_TOKEN_PARAM, mintOutboundStreamToken, streamTokenKey } from './twilio/stream-token.js';
 
 const USAGE = `usage:
   voice-bridge start [--workers N|auto]
@@ -46,7 +48,15 @@ async function callCommand(argv: string[]): Promise<number> {
   const agent = values.agent ?? config.defaultAgent;
   const rest = new TwilioRest({ accountSid, authToken, apiUrl });
   const wss = base.replace(/^http/, 'ws');
-  const twiml = `<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="${wss}/twilio/stream" statusCallback="${base}/twilio/status"><Parameter name="agent" value="${agent}"/></Stream></Connect></Response>`;
+  // The bridge checks signatures (it has the auth token): the stream must bring the token
+  // a webhook would have issued — an outbound one, bound to a nonce (src/twilio/stream-token.ts).
+  const params: Record<string, string> = { agent, [IDENTITY_PARAMS.from]: fromNumber, [IDENTITY_PARAMS.to]: to };
+  if (config.twilio.validateSignatures) params[STREAM_TOKEN_PARAM] = mintOutboundStreamToken(streamTokenKey(authToken));
+  const xml = (v: string) => v.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const parameters = Object.entries(params)
+    .map(([name, value]) => `<Parameter name="${xml(name)}" value="${xml(value)}"/>`)
+    .join('');
+  const twiml = `<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="${xml(wss)}/twilio/stream" statusCallback="${xml(base)}/twilio/status">${parameters}</Stream></Connect></Response>`;
   try {
     const call = await rest.createCall({ to, from: fromNumber, twiml, statusCallback: `${base}/twilio/status` });
     console.log(`calling ${to} with the ${agent} agent: ${call.sid} (${call.status})`);
