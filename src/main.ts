@@ -48,6 +48,9 @@ export interface RunningBridge {
   close(): Promise<void>;
 }
 
+/** How long a shutdown waits for the database to take the last call records (they stay in the outbox otherwise). */
+const RECORDS_FLUSH_MS = 15_000;
+
 const APOLOGY_TWIML = `<?xml version="1.0" encoding="UTF-8"?><Response><Say>Sorry, we can't continue this call right now. Please try again later. Goodbye.</Say><Hangup/></Response>`;
 
 /** A bundled prompt (assets/prompts): the apology, played when REST is not configured; the drain's goodbye. */
@@ -185,7 +188,13 @@ export async function startBridge(env: Record<string, string | undefined> = proc
       timeoutMs,
       goodbye,
       // Call records first (flushed from the outbox to the database), then the caller's hook.
-      onDrained: [async () => void (await store.flush(5000)), ...(onDrained ? [onDrained] : [])],
+      onDrained: [
+        async () => {
+          // Bounded: a database that is away keeps the records in the outbox for the next start.
+          if (!(await store.flush(RECORDS_FLUSH_MS))) logger.warn({ outboxDepth: store.stats().outboxDepth }, 'call records still in the outbox at exit (the database did not take them in time); the next start replays them');
+        },
+        ...(onDrained ? [onDrained] : []),
+      ],
       closeServer,
       signal,
       log: (level, msg, fields) => logger[level](fields ?? {}, msg),

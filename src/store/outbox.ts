@@ -23,7 +23,7 @@
  * process that used a file of its own) are adopted: their records are moved into
  * this process's outbox, durably, and the orphan is deleted.
  */
-import { open, appendFile, mkdir, readdir, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, appendFile, mkdir, readdir, readFile, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { OutboxEntry } from './record-row.js';
@@ -368,6 +368,9 @@ async function holderAlive(pid: number, start: unknown): Promise<boolean> {
   return now === undefined || now === start;
 }
 
+/** A lock file without readable content is only broken when older than this (its writer may be filling it). */
+const UNREADABLE_LOCK_STALE_MS = 10_000;
+
 /** Locks this process holds (another store of this process must not share a file). */
 const heldHere = new Set<string>();
 
@@ -392,7 +395,13 @@ async function takeLock(dir: string, name: string): Promise<boolean> {
     try {
       holder = JSON.parse(await readFile(path, 'utf8')) as typeof holder;
     } catch {
-      // empty or torn: its writer died mid-write
+      // Empty or torn: its writer is between creating and filling it — or died there. Only
+      // an old one is stale (a newcomer must never break a lock that is being taken).
+      try {
+        if (Date.now() - (await stat(path)).mtimeMs < UNREADABLE_LOCK_STALE_MS) return false;
+      } catch {
+        continue; // gone meanwhile: try to take it
+      }
     }
     const pid = typeof holder.pid === 'number' ? holder.pid : undefined;
     if (holder.host !== undefined && holder.host !== hostname()) return false;

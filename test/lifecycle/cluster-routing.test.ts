@@ -42,7 +42,7 @@ afterEach(() => {
 
 describe('--workers 2: keys that do not lead to a live worker of ours are served all the same', () => {
   it('a worker that does not exist, a forged key, another instance\'s key, a worker that just died', async () => {
-    const b = await startChildBridge({ BRIDGE_INSTANCE_ID: 'node-1', BRIDGE_CALL_RECORDS: 'off', BRIDGE_WEBHOOK_RATE_PER_MIN: '0' }, ['--workers', '2']);
+    const b = await startChildBridge({ BRIDGE_INSTANCE_ID: 'node-1', BRIDGE_CALL_RECORDS: 'off', BRIDGE_WEBHOOK_RATE_PER_MIN: '0', BRIDGE_LOAD_THRESHOLD: 'off' }, ['--workers', '2']);
     children.push(b);
     const clip = await ulawClip('caller-barge-in.8k-ulaw.wav');
     const call = (path: string) => runSimulatedCall({ url: `${b.streamUrl}${path}`, audio: clip, fast: true, tailMs: 800, timeoutMs: 30_000, customParameters: { format: 'ulaw' } });

@@ -11,7 +11,7 @@
  * - kill -9 of a single process mid-call and a restart on the same data: the finished
  *   call and the interrupted one both have records.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -40,7 +40,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     it('--workers 2: 30 calls end together, SIGTERM: 30 of 30 records, each once, with From/To, every stream on its webhook\'s worker', async () => {
       const db = await recordsDb(kind);
       const dataDir = mkdtempSync(join(tmpdir(), 'vb-scale-'));
-      const b = await startChildBridge({ BRIDGE_DATA_DIR: dataDir, ...db.env(dataDir), BRIDGE_HEARTBEAT_MS: '500', BRIDGE_WEBHOOK_RATE_PER_MIN: '0' }, ['--workers', '2']);
+      const b = await startChildBridge({ BRIDGE_DATA_DIR: dataDir, ...db.env(dataDir), BRIDGE_HEARTBEAT_MS: '500', BRIDGE_WEBHOOK_RATE_PER_MIN: '0', BRIDGE_LOAD_THRESHOLD: 'off' }, ['--workers', '2']);
       children.push(b);
       const clip = await ulawClip('caller-barge-in.8k-ulaw.wav');
       const calls = [];
@@ -57,7 +57,9 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 
       const rows = await db.rows(dataDir);
       const counts = countBySid(rows);
-      expect(counts.size).toBe(30);
+      const missing = calls.filter((c) => !counts.has(c.hook.callSid)).map((c) => c.hook.callSid);
+      const outboxLines = readdirSync(dataDir).filter((f) => /^outbox.*\.jsonl$/.test(f)).map((f) => `${f}: ${readFileSync(join(dataDir, f), 'utf8').split('\n').filter(Boolean).length} lines`);
+      expect(counts.size, `missing ${JSON.stringify(missing)}; ${outboxLines.join(', ')}; bridge output:\n${b.output()}`).toBe(30);
       for (const c of calls) expect(counts.get(c.hook.callSid), c.hook.callSid).toBe(1);
       for (const r of rows) {
         expect(r.record_state).toBe('completed');
@@ -66,7 +68,6 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       }
       expect(new Set(rows.map((r) => r.owner_worker))).toEqual(new Set([0, 1]));
       // Each worker wrote its own outbox; the drain left them empty.
-      const { readdirSync, statSync } = await import('node:fs');
       const outboxes = readdirSync(dataDir).filter((f) => /^outbox.*\.jsonl$/.test(f));
       expect(outboxes.sort()).toEqual(['outbox-w0.jsonl', 'outbox-w1.jsonl']);
       for (const f of outboxes) expect(statSync(join(dataDir, f)).size).toBe(0);
@@ -75,7 +76,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     it('--workers 2, one worker SIGKILLed mid-call: its calls are recorded as interrupted, the others completed, each once', async () => {
       const db = await recordsDb(kind);
       const dataDir = mkdtempSync(join(tmpdir(), 'vb-scale-'));
-      const b = await startChildBridge({ BRIDGE_DATA_DIR: dataDir, ...db.env(dataDir), BRIDGE_HEARTBEAT_MS: '2000', BRIDGE_WEBHOOK_RATE_PER_MIN: '0' }, ['--workers', '2']);
+      const b = await startChildBridge({ BRIDGE_DATA_DIR: dataDir, ...db.env(dataDir), BRIDGE_HEARTBEAT_MS: '2000', BRIDGE_WEBHOOK_RATE_PER_MIN: '0', BRIDGE_LOAD_THRESHOLD: 'off' }, ['--workers', '2']);
       children.push(b);
       const clip = await ulawClip('caller-barge-in.8k-ulaw.wav');
       const calls = [];
@@ -114,7 +115,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const db = await recordsDb(kind);
       const dataDir = mkdtempSync(join(tmpdir(), 'vb-scale-'));
       // A long heartbeat: only the restart's take-over can close the call in time, not the 3-beat TTL.
-      const env = { BRIDGE_DATA_DIR: dataDir, ...db.env(dataDir), BRIDGE_HEARTBEAT_MS: '20000', BRIDGE_INSTANCE_ID: 'solo' };
+      const env = { BRIDGE_DATA_DIR: dataDir, ...db.env(dataDir), BRIDGE_HEARTBEAT_MS: '20000', BRIDGE_INSTANCE_ID: 'solo', BRIDGE_LOAD_THRESHOLD: 'off' };
       const a = await startChildBridge(env);
       children.push(a);
       const clip = await ulawClip('caller-barge-in.8k-ulaw.wav');
