@@ -14,8 +14,8 @@ import { callsCommand } from './store/calls-command.js';
 import { simulateCommand } from './sim/simulate-command.js';
 import { loadConfig, ConfigError } from './config.js';
 import { TwilioRest } from './twilio/rest.js';
-import { IDENTITY_PARAMS } from './call/call-manager.js';
-import { STREAM_TOKEN_PARAM, mintOutboundStreamToken, streamTokenKey } from './twilio/stream-token.js';
+import { mintOutboundStreamToken, streamTokenKey } from './twilio/stream-token.js';
+import { outboundStreamTwiml } from './twilio/stream-twiml.js';
 
 const USAGE = `usage:
   voice-bridge start [--workers N|auto]
@@ -47,16 +47,8 @@ async function callCommand(argv: string[]): Promise<number> {
   }
   const agent = values.agent ?? config.defaultAgent;
   const rest = new TwilioRest({ accountSid, authToken, apiUrl });
-  const wss = base.replace(/^http/, 'ws');
-  // The bridge checks signatures (it has the auth token): the stream must bring the token
-  // a webhook would have issued — an outbound one, bound to a nonce (src/twilio/stream-token.ts).
-  const params: Record<string, string> = { agent, [IDENTITY_PARAMS.from]: fromNumber, [IDENTITY_PARAMS.to]: to };
-  if (config.twilio.validateSignatures) params[STREAM_TOKEN_PARAM] = mintOutboundStreamToken(streamTokenKey(authToken));
-  const xml = (v: string) => v.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-  const parameters = Object.entries(params)
-    .map(([name, value]) => `<Parameter name="${xml(name)}" value="${xml(value)}"/>`)
-    .join('');
-  const twiml = `<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="${xml(wss)}/twilio/stream" statusCallback="${xml(base)}/twilio/status">${parameters}</Stream></Connect></Response>`;
+  const streamToken = config.twilio.validateSignatures ? mintOutboundStreamToken(streamTokenKey(authToken)) : undefined;
+  const twiml = outboundStreamTwiml({ baseUrl: base, agent, from: fromNumber, to, streamToken });
   try {
     const call = await rest.createCall({ to, from: fromNumber, twiml, statusCallback: `${base}/twilio/status` });
     console.log(`calling ${to} with the ${agent} agent: ${call.sid} (${call.status})`);

@@ -12,9 +12,10 @@ import type { FramePaths } from '../dsp/frame-paths.js';
 import { CallSession, type CallSummary, type OpenedAgent } from './call-session.js';
 import { BridgeError, ErrorCodes } from '../errors.js';
 import { FrameClock } from './frame-clock.js';
-import { TwilioInputCodes } from '../twilio/messages.js';
+import { TwilioInputCodes, isSid } from '../twilio/messages.js';
 import type { CallAudioTap, CallObserver } from './hooks.js';
 import { STREAM_TOKEN_PARAM, StreamTokenGuard } from '../twilio/stream-token.js';
+import { IDENTITY_PARAMS } from '../twilio/stream-twiml.js';
 
 export interface StatusEvent {
   at: string;
@@ -57,12 +58,7 @@ const RECENT_ENDED = 200;
 export const DEFAULT_PRECONNECT_TTL_MS = 30_000;
 const MAX_PREPARED = 500;
 
-/**
- * Stream `<Parameter>`s the bridge sets itself (the voice webhook's From and To), so
- * that whichever process receives the stream has what the call record needs. Never
- * passed to the agent as options.
- */
-export const IDENTITY_PARAMS = { from: 'vb_from', to: 'vb_to' } as const;
+/** Stream `<Parameter>`s the bridge sets itself: never passed to the agent as options. */
 const NOT_AGENT_OPTIONS = new Set<string>(['agent', IDENTITY_PARAMS.from, IDENTITY_PARAMS.to, STREAM_TOKEN_PARAM]);
 
 /** What became of a pre-connect: adopted by its stream, a stream with nothing prepared here, expired unclaimed, or not attempted. */
@@ -158,10 +154,6 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
   }
 
   readonly #prepared = new Map<string, { opened: OpenedAgent; parametersKey: string; timer: NodeJS.Timeout }>();
-
-  get preparedCount(): number {
-    return this.#prepared.size;
-  }
 
   /** Creates the agent session and starts connecting it, with the connect timeout. */
   #open(name: string, callSid: string, parameters: Record<string, string>): OpenedAgent {
@@ -371,7 +363,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
 
   recordStatus(params: Record<string, string>): void {
     const sid = params.CallSid;
-    if (!sid || !/^CA[0-9a-fA-F]{32}$/.test(sid)) return;
+    if (!sid || !isSid('CA', sid)) return;
     // Bounded in bytes too: at most 40 fields of at most 256 characters each.
     const kept: Record<string, string> = {};
     let n = 0;

@@ -33,7 +33,8 @@ import type { TtsService } from '../agents/elevenlabs/tts/service.js';
 import type { CallStore } from '../store/call-store.js';
 import { registerHistoryRoute } from '../store/history-route.js';
 import { Admission } from '../lifecycle/admission.js';
-import { IDENTITY_PARAMS } from '../call/call-manager.js';
+import { IDENTITY_PARAMS, outboundStreamTwiml } from '../twilio/stream-twiml.js';
+import { isSid } from '../twilio/messages.js';
 import { registerCallRoutes } from './call-routes.js';
 import { STREAM_TOKEN_PARAM } from '../twilio/stream-token.js';
 import { RateLimitCodes, type RateLimiter } from '../lifecycle/rate-limiter.js';
@@ -154,7 +155,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
       agentOk = false;
     }
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const callSid = typeof body.CallSid === 'string' && /^CA[0-9a-fA-F]{32}$/.test(body.CallSid) ? body.CallSid : undefined;
+    const callSid = typeof body.CallSid === 'string' && isSid('CA', body.CallSid) ? body.CallSid : undefined;
     const refusal = agentOk ? admission.admitWebhook(callSid) : undefined;
     if (refusal || !agentOk) {
       req.log.warn({ agent: agentName, refusal: refusal?.reason }, 'refusing call');
@@ -286,15 +287,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
       return reply.code(400).send({ error: 'BRIDGE_ERR_AGENT_UNKNOWN', message: `agent "${agentName}" is not available` });
     }
     const base = config.publicUrl ?? publicUrlOf(asReceived(req), undefined, { websocket: false }).replace(/\/calls(\?.*)?$/, '');
-    const wss = base.replace(/^http/, 'ws');
-    const response = new twilio.twiml.VoiceResponse();
-    const stream = response.connect().stream({ url: `${wss}/twilio/stream`, statusCallback: `${base}/twilio/status` });
-    stream.parameter({ name: 'agent', value: agentName });
-    stream.parameter({ name: IDENTITY_PARAMS.from, value: config.twilio.fromNumber });
-    stream.parameter({ name: IDENTITY_PARAMS.to, value: to });
-    if (calls.streamTokens) stream.parameter({ name: STREAM_TOKEN_PARAM, value: calls.streamTokens.mintOutbound() });
+    const twiml = outboundStreamTwiml({ baseUrl: base, agent: agentName, from: config.twilio.fromNumber, to, streamToken: calls.streamTokens?.mintOutbound() });
     try {
-      const call = await deps.rest.createCall({ to, from: config.twilio.fromNumber, twiml: response.toString(), statusCallback: `${base}/twilio/status` });
+      const call = await deps.rest.createCall({ to, from: config.twilio.fromNumber, twiml, statusCallback: `${base}/twilio/status` });
       return reply.code(201).send({ callSid: call.sid, status: call.status, agent: agentName });
     } catch (e) {
       const err = e as { code?: string; message?: string };

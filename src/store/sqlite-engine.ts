@@ -10,8 +10,6 @@ import type { CallListItem, OutboxEntry, StoredCall } from './record-row.js';
 import * as ops from './sql-ops.js';
 import { openSqlite, type SqlDriver } from './sqlite-driver.js';
 
-export { breakStaleLock, STALE_LOCK_MS } from './sqlite-driver.js';
-
 export class SqliteEngine {
   readonly path: string;
   readonly #db: SqlDriver;

@@ -4,8 +4,10 @@
  * A message that fails validation yields a stable code and never throws.
  */
 
-/** Twilio SID formats: prefix + 32 hex digits (https://www.twilio.com/docs/glossary/what-is-a-sid). */
-const SID = { CA: /^CA[0-9a-fA-F]{32}$/, MZ: /^MZ[0-9a-fA-F]{32}$/, AC: /^AC[0-9a-fA-F]{32}$/ } as const;
+/** Twilio SIDs: a two-letter prefix and 32 hex digits (https://www.twilio.com/docs/glossary/what-is-a-sid). */
+export function isSid(prefix: 'CA' | 'MZ' | 'AC', s: string): boolean {
+  return s.length === 34 && s.startsWith(prefix) && /^[0-9a-fA-F]{32}$/.test(s.slice(2));
+}
 
 export interface ConnectedMessage {
   event: 'connected';
@@ -156,12 +158,12 @@ export function parseTwilioMessage(text: string): ParseResult {
       if (!streamSid) return fail(TwilioInputCodes.STREAM_SID, 'start without streamSid');
       // Twilio's SIDs are a two-letter prefix and 32 hex digits; anything else is not Twilio
       // (and would become a call record keyed by whatever a client chose).
-      if (!SID.MZ.test(streamSid)) return fail(TwilioInputCodes.STREAM_SID, 'start.streamSid is not MZ + 32 hex digits');
+      if (!isSid('MZ', streamSid)) return fail(TwilioInputCodes.STREAM_SID, 'start.streamSid is not MZ + 32 hex digits');
       const callSid = str(start.callSid);
       if (!callSid) return fail(TwilioInputCodes.INVALID, 'start without callSid');
-      if (!SID.CA.test(callSid)) return fail(TwilioInputCodes.INVALID, 'start.callSid is not CA + 32 hex digits');
+      if (!isSid('CA', callSid)) return fail(TwilioInputCodes.INVALID, 'start.callSid is not CA + 32 hex digits');
       const accountSid = str(start.accountSid) ?? '';
-      if (accountSid !== '' && !SID.AC.test(accountSid)) return fail(TwilioInputCodes.INVALID, 'start.accountSid is not AC + 32 hex digits');
+      if (accountSid !== '' && !isSid('AC', accountSid)) return fail(TwilioInputCodes.INVALID, 'start.accountSid is not AC + 32 hex digits');
       const tracks = Array.isArray(start.tracks) ? start.tracks.filter((t): t is string => typeof t === 'string') : ['inbound'];
       const customParameters: Record<string, string> = {};
       if (start.customParameters !== undefined) {

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, utimesSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { breakStaleLock } from '../../src/store/sqlite-engine.js';
+import { breakStaleLock } from '../../src/store/sqlite-driver.js';
 import { callsCommand } from '../../src/store/calls-command.js';
 import { openCallStore } from '../../src/store/call-store.js';
 import { storeContract } from './store-contract.js';

@@ -1,0 +1,24 @@
+/**
+ * The `<Connect><Stream>` TwiML of an outbound call (POST /calls and `voice-bridge call`),
+ * and the stream `<Parameter>`s the bridge sets itself.
+ */
+import twilio from 'twilio';
+import { STREAM_TOKEN_PARAM } from './stream-token.js';
+
+/**
+ * Stream `<Parameter>`s carrying the call's From and To, so that whichever process
+ * receives the stream has what the call record needs. Never passed to the agent.
+ */
+export const IDENTITY_PARAMS = { from: 'vb_from', to: 'vb_to' } as const;
+
+/** TwiML that connects an outbound call to the bridge at `baseUrl` (https://…), with its agent, numbers and stream token. */
+export function outboundStreamTwiml(o: { baseUrl: string; agent: string; from: string; to: string; streamToken?: string }): string {
+  const response = new twilio.twiml.VoiceResponse();
+  const stream = response.connect().stream({ url: `${o.baseUrl.replace(/^http/, 'ws')}/twilio/stream`, statusCallback: `${o.baseUrl}/twilio/status` });
+  stream.parameter({ name: 'agent', value: o.agent });
+  stream.parameter({ name: IDENTITY_PARAMS.from, value: o.from });
+  stream.parameter({ name: IDENTITY_PARAMS.to, value: o.to });
+  // The bridge checks signatures: the stream must bring the token a webhook would have issued (src/twilio/stream-token.ts).
+  if (o.streamToken) stream.parameter({ name: STREAM_TOKEN_PARAM, value: o.streamToken });
+  return response.toString();
+}
