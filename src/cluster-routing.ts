@@ -64,6 +64,23 @@ export interface RouterStats {
   refused: number;
 }
 
+/**
+ * Stop the socket's handle from reading. `pause()` alone only stops 'data' events: the
+ * handle goes on reading into the stream's buffer (up to its high-water mark), and
+ * bytes read into this process after the head — a POST body that came in a later
+ * segment — would be lost when the descriptor moves to a worker (node sets the sent
+ * handle's `onread` to a no-op). With the handle stopped they stay in the kernel's
+ * socket buffer, where the worker's reads find them. `_handle` is node's internal
+ * libuv wrapper (stable since node 0.x; child_process itself relies on it).
+ */
+function stopReading(socket: Socket): void {
+  const h = (socket as unknown as { _handle?: { reading?: boolean; readStop?: () => number } | null })._handle;
+  if (h?.readStop) {
+    h.reading = false;
+    h.readStop();
+  }
+}
+
 /** The primary's side: listens, and hands each connection to a worker. */
 export class ConnectionRouter {
   readonly server: NetServer;
@@ -123,6 +140,8 @@ export class ConnectionRouter {
       let more: Buffer | null;
       const all = [buf];
       while ((more = socket.read() as Buffer | null) !== null) all.push(more);
+      // After the drain: a read() that finds the buffer empty starts the handle again.
+      stopReading(socket);
       void this.#handOver(socket, all.length === 1 ? buf : Buffer.concat(all));
     };
     socket.on('data', onData);

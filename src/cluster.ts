@@ -102,6 +102,7 @@ function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, 
   let stopping = false;
   let worstExit = 0;
   let announced = false;
+  const readySlots = new Set<number>();
 
   return new Promise<number>((resolve) => {
     const fork = (slot: number) => {
@@ -121,7 +122,10 @@ function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, 
       if (msg?.type === RoutingMessages.READY) {
         const slot = startedAt.get(w)?.slot;
         if (slot !== undefined) router.setReady(slot, w);
-        if (!announced) {
+        readySlots.add(slot ?? -1);
+        // "listening" once every worker takes connections: a caller of the first ready
+        // worker alone would put every call of a start-up burst on one process.
+        if (!announced && readySlots.size >= o.workers) {
           announced = true;
           log(`voice-bridge cluster: ${o.workers} workers (primary pid ${process.pid}) listening on ${address}`);
         }

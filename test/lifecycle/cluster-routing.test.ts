@@ -4,11 +4,12 @@
  * exist, a forged key, another instance's key, or a worker that just died: each is
  * served by a worker of this process group (a miss), never refused for its key.
  */
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it, afterEach } from 'vitest';
 import { routeKeyOf, slotOfKey } from '../../src/cluster-routing.js';
 import { runSimulatedCall } from '../../src/sim/simulator.js';
 import { ulawClip } from '../bridge/helpers.js';
-import { pollUntil, startChildBridge, type ChildBridge } from './child-bridge.js';
+import { callSid, form, pollUntil, startChildBridge, type ChildBridge } from './child-bridge.js';
 import { webhook } from './scale-out-helpers.js';
 
 describe('routing key of a request head', () => {
@@ -61,5 +62,46 @@ describe('--workers 2: keys that do not lead to a live worker of ours are served
     await b.waitFor(new RegExp(`worker ${w0.pid} died`));
     const r = await call('/node-1.w0');
     expect(r.outcome).toBe('completed');
+  });
+});
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe('--workers 2: the primary hands a connection over with every byte it was sent', () => {
+  it('a webhook whose body comes after its head, while no worker is ready yet, is answered (its body not lost in the primary)', async () => {
+    const port = await freePort();
+    const starting = startChildBridge({ PORT: String(port), BRIDGE_CALL_RECORDS: 'off', BRIDGE_WEBHOOK_RATE_PER_MIN: '0', BRIDGE_LOAD_THRESHOLD: 'off', BRIDGE_HTTP_TIMEOUT_MS: '3000' }, ['--workers', '2']);
+    starting.then((b) => children.push(b), () => undefined);
+    // Connect as soon as the primary listens: its workers are still starting, so the primary
+    // holds the connection (up to 10 s) while the body arrives.
+    const socket = await pollUntil(
+      () =>
+        new Promise<ReturnType<typeof connect> | undefined>((resolve) => {
+          const s = connect(port, '127.0.0.1');
+          s.once('connect', () => resolve(s));
+          s.once('error', () => resolve(undefined));
+        }),
+      30_000,
+      10,
+    );
+    const body = form({ CallSid: callSid(), From: '+15551230000', To: '+15557650000' });
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    const bound = setTimeout(() => socket.destroy(), 20_000); // unanswered: fail with what came, not hang
+    closed.then(() => clearTimeout(bound), () => undefined);
+    socket.write(`POST /twilio/voice?format=ulaw HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
+    await new Promise((r) => setTimeout(r, 100)); // a later TCP segment, as a slow or distant client sends it
+    socket.write(body);
+    await closed;
+    const b = await starting;
+    expect(answer.split('\r\n')[0], `${answer}\n${b.output()}`).toBe('HTTP/1.1 200 OK');
+    expect(answer).toContain('<Stream url="');
   });
 });
