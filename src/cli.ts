@@ -6,27 +6,90 @@
  *   voice-bridge call +15551234567 [--agent echo]   place an outbound call through Twilio
  *   voice-bridge doctor                     check configuration, credentials, agents, public URL
  */
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startCommand } from './cluster.js';
 import { doctorCommand } from './doctor.js';
-import { ttsCommand } from './tts-command.js';
-import { callsCommand } from './store/calls-command.js';
-import { simulateCommand } from './sim/simulate-command.js';
+import { ttsCommand, TTS_USAGE } from './tts-command.js';
+import { callsCommand, CALLS_USAGE } from './store/calls-command.js';
+import { simulateCommand, SIMULATE_USAGE } from './sim/simulate-command.js';
 import { loadConfig, ConfigError } from './config.js';
 import { TwilioRest } from './twilio/rest.js';
 import { mintOutboundStreamToken, streamTokenKey } from './twilio/stream-token.js';
 import { outboundStreamTwiml } from './twilio/stream-twiml.js';
 
-const USAGE = `usage:
-  voice-bridge start [--workers N|auto]
-  voice-bridge simulate --wav in.wav [--url ws://127.0.0.1:8080/twilio/stream] [--out heard.wav] [--fast] [--barge-in-at 2.5] [--dtmf 1@3.0]
-  voice-bridge call +15551234567 [--agent echo]
-  voice-bridge doctor [--offline]
-  voice-bridge tts "text" --out hello.wav [--voice ID]
-  voice-bridge calls [--limit N] [--before CURSOR] [--json] [CallSid]`;
+/** The package's version, from its package.json (one level above src/ and dist/). */
+export function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+interface Command {
+  summary: string;
+  /** Full usage text for `voice-bridge <cmd> --help`. */
+  usage: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  start: {
+    summary: 'run the bridge (the echo agent when no keys are set)',
+    usage: `usage: voice-bridge start [--workers N|auto]
+
+Runs the bridge on HOST:PORT (default 127.0.0.1:8080; 0.0.0.0 when TWILIO_AUTH_TOKEN is set).
+  -w, --workers N|auto   N processes on one port (or one per core); a stream reaches the
+                         process that answered its call's webhook. Default: BRIDGE_WORKERS or 1.
+  -h, --help             this text
+Configuration comes from the environment (README: Environment variables).`,
+    run: startCommand,
+  },
+  simulate: { summary: 'act as Twilio and call a running bridge with a WAV file', usage: SIMULATE_USAGE, run: (a) => simulateCommand(a) },
+  call: {
+    summary: 'place an outbound call through Twilio to an agent',
+    usage: `usage: voice-bridge call +15551234567 [--agent NAME] [--url https://public.host]
+
+Places a call from TWILIO_FROM_NUMBER whose audio streams to this bridge's agent.
+      --agent NAME   the agent (default BRIDGE_AGENT, else echo)
+      --url URL      the bridge's public URL (default BRIDGE_PUBLIC_URL)
+  -h, --help         this text
+Needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER.`,
+    run: (a) => callCommand(a),
+  },
+  doctor: {
+    summary: 'check configuration, credentials, agents and the public URL',
+    usage: `usage: voice-bridge doctor [--offline]
+
+Checks the environment, the DSP backend, Twilio credentials, every configured agent and
+whether BRIDGE_PUBLIC_URL is a public HTTPS URL that reaches this bridge. Exit 0 when
+nothing failed (warnings allowed), 1 otherwise.
+      --offline   do not reach BRIDGE_PUBLIC_URL (the bridge need not be running)
+  -h, --help      this text`,
+    run: (a) => doctorCommand(a),
+  },
+  tts: { summary: 'speak a text with ElevenLabs TTS into a WAV file', usage: TTS_USAGE, run: (a) => ttsCommand(a) },
+  calls: { summary: 'list call records, or show one', usage: CALLS_USAGE, run: (a) => callsCommand(a) },
+};
+
+function overview(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return `voice-bridge ${packageVersion()}: Twilio Media Streams ⇄ real-time AI voice agents
+
+usage: voice-bridge <command> [options]      (no command: start)
+
+${Object.entries(COMMANDS)
+    .map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}`)
+    .join('\n')}
+
+voice-bridge <command> --help   a command's options
+voice-bridge --version          the version`;
+}
 
 async function callCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { agent: { type: 'string' }, url: { type: 'string' } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { agent: { type: 'string' }, url: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   const to = positionals[0];
   if (!to || !/^\+[1-9]\d{6,14}$/.test(to)) {
     console.error('voice-bridge call: give the number to call in E.164 form, e.g. +15551234567');
@@ -60,37 +123,76 @@ async function callCommand(argv: string[]): Promise<number> {
   }
 }
 
-async function run(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  switch (cmd) {
-    case 'start':
-    case undefined:
-      return startCommand(rest);
-    case 'simulate':
-      return simulateCommand(rest);
-    case 'call':
-      return callCommand(rest);
-    case 'doctor':
-      return doctorCommand(rest);
-    case 'tts':
-      return ttsCommand(rest);
-    case 'calls':
-      return callsCommand(rest);
-    case 'help':
-    case '--help':
-    case '-h':
-      console.log(USAGE);
+const isHelp = (a: string) => a === '--help' || a === '-h';
+const isVersion = (a: string) => a === '--version' || a === '-V';
+
+export async function run(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first.startsWith('-')) {
+    if (first !== undefined && isVersion(first)) {
+      console.log(packageVersion());
       return 0;
-    default:
-      console.error(`unknown command "${cmd}"\n${USAGE}`);
+    }
+    if (first !== undefined && isHelp(first)) {
+      console.log(overview());
+      return 0;
+    }
+    // No command (or only options): start, as before.
+    return runCommand('start', COMMANDS.start!, argv);
+  }
+  if (first === 'help') {
+    const c = rest[0] === undefined ? undefined : COMMANDS[rest[0]];
+    console.log(c ? c.usage : overview());
+    return 0;
+  }
+  const cmd = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
+  if (!cmd) {
+    console.error(`voice-bridge: unknown command "${first}"\n\n${overview()}`);
+    return 2;
+  }
+  return runCommand(first, cmd, rest);
+}
+
+async function runCommand(name: string, cmd: Command, argv: string[]): Promise<number> {
+  // --help and --version mean the same to every command, before its own parsing.
+  if (argv.some(isHelp)) {
+    console.log(cmd.usage);
+    return 0;
+  }
+  if (argv.some(isVersion)) {
+    console.log(packageVersion());
+    return 0;
+  }
+  try {
+    return await cmd.run(argv);
+  } catch (e) {
+    // node:util parseArgs: an unknown option, a missing value, a stray positional — a usage error.
+    const code = (e as { code?: string }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`voice-bridge ${name}: ${(e as Error).message}\n\n${cmd.usage}`);
       return 2;
+    }
+    throw e;
   }
 }
 
-run(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+// Run when executed (node dist/cli.js, tsx src/cli.ts, the npm bin link), not when imported.
+const invokedAs = process.argv[1] ? realpathOrSelf(process.argv[1]) : '';
+if (invokedAs === realpathOrSelf(fileURLToPath(import.meta.url))) {
+  run(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      console.error(`voice-bridge: ${e instanceof Error ? e.message : String(e)}`);
+      if (process.env.BRIDGE_LOG_LEVEL === 'debug' && e instanceof Error) console.error(e.stack);
+      process.exit(1);
+    },
+  );
+}
+
+function realpathOrSelf(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}

@@ -20,7 +20,7 @@ export interface CommandIo {
   err(text: string): void;
 }
 
-const USAGE = 'usage: voice-bridge calls [--limit N] [--before CURSOR] [--json] [CallSid]';
+export const CALLS_USAGE = 'usage: voice-bridge calls [--limit N] [--before CURSOR] [--json] [CallSid]';
 
 /** Runs the command; returns the exit code (0 ok, 1 database failure, 2 usage, 78 configuration). */
 export async function callsCommand(argv: string[], env: Readonly<Record<string, string | undefined>> = process.env, io: CommandIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }): Promise<number> {
@@ -29,11 +29,11 @@ export async function callsCommand(argv: string[], env: Readonly<Record<string, 
   try {
     ({ values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { limit: { type: 'string' }, before: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
   } catch (e) {
-    io.err(`${(e as Error).message}\n${USAGE}\n`);
+    io.err(`${(e as Error).message}\n${CALLS_USAGE}\n`);
     return 2;
   }
   if (values.help) {
-    io.out(`${USAGE}\n`);
+    io.out(`${CALLS_USAGE}\n`);
     return 0;
   }
   const limit = values.limit === undefined ? 20 : Number(values.limit);
