@@ -108,6 +108,20 @@ describe('openai: configuration', () => {
     expect(bad.problems.join('\n')).toMatch(/OPENAI_REALTIME_URL.*OPENAI_VOICE.*OPENAI_TURN_DETECTION.*OPENAI_AUDIO_FORMAT.*OPENAI_SESSION_MAX_MS/s);
   });
 
+  it('defaults to current models: gpt-realtime-2.1 and gpt-4o-mini-transcribe (gpt-realtime and whisper-1 are deprecated); OPENAI_MODEL still pins one', async () => {
+    const fake = await fakeWith();
+    const { s } = create(fake);
+    await s.connect(AbortSignal.timeout(3000));
+    const su = fake.connections[0]!.sessionUpdates[0]!;
+    expect(su.model).toBe('gpt-realtime-2.1');
+    expect(su.audio.input.transcription).toEqual({ model: 'gpt-4o-mini-transcribe' });
+    const { s: pinned } = create(fake, { OPENAI_MODEL: 'gpt-realtime', OPENAI_TRANSCRIPTION_MODEL: 'whisper-1' });
+    await pinned.connect(AbortSignal.timeout(3000));
+    const su2 = fake.connections[1]!.sessionUpdates[0]!;
+    expect(su2.model).toBe('gpt-realtime');
+    expect(su2.audio.input.transcription).toEqual({ model: 'whisper-1' });
+  });
+
   it('sends the GA session.update: session.type realtime, μ-law both ways, VAD, voice, instructions, transcription', async () => {
     const fake = await fakeWith();
     const { s } = create(fake, { OPENAI_VOICE: 'marin', OPENAI_INSTRUCTIONS: 'Be brief.', OPENAI_TURN_DETECTION: 'semantic_vad', OPENAI_TRANSCRIPTION_MODEL: 'gpt-4o-mini-transcribe', OPENAI_MODEL: 'gpt-realtime-2' });
@@ -204,7 +218,7 @@ describe('openai: audio', () => {
 // --- barge-in -----------------------------------------------------------------------
 
 describe('openai: barge-in', () => {
-  it('during generation: interruption, response.cancel, truncate at heardMs, and the queued late deltas are dropped', async () => {
+  it('during generation (interrupt_response): interruption, truncate at heardMs, the queued late deltas dropped, and no response.cancel of our own', async () => {
     // 100 ms chunks every 100 ms: the service generates in real time, so the response is mid-way.
     const fake = await fakeWith({ chunkIntervalMs: 100, lateDeltasAfterCancel: 3 });
     const { s, log } = create(fake);
@@ -226,9 +240,32 @@ describe('openai: barge-in', () => {
     expect(log.audio.length).toBe(audioAtInterruption);
     expect(count(log, 'responseDone')).toBe(0);
     await until(() => s.stats.droppedDeltas >= 3, 'late deltas dropped');
-    // our cancel raced the service's own (interrupt_response): its "not active" error is expected and not reported
-    expect(c.cancels.length).toBe(1);
-    expect(c.errorsSent.map((e) => e.code)).toEqual(['response_cancel_not_active']);
+    // The service cancelled the response itself on speech_started (interrupt_response: true): a
+    // response.cancel from us would only earn error response_cancel_not_active. None is sent.
+    expect(r.cancelReason).toBe('turn_detected');
+    expect(c.cancels).toEqual([]);
+    expect(c.errorsSent).toEqual([]);
+    expect(s.stats.cancels).toBe(0);
+    expect(log.errors).toEqual([]);
+  });
+
+  it('a session whose turn detection does not interrupt (session.updated says interrupt_response: false): the adapter cancels on speech_started itself', async () => {
+    const fake = await fakeWith({ chunkIntervalMs: 100, lateDeltasAfterCancel: 2, applyInterruptResponse: false });
+    const { s, log } = create(fake);
+    await s.connect(AbortSignal.timeout(3000));
+    const speaking = fake.speak(2000);
+    await until(() => log.audio.length >= 3, 'agent audio');
+    const c = fake.connections[0]!;
+    await fake.interruptFromService();
+    await until(() => count(log, 'interruption') === 1, 'interruption');
+    const n = log.audio.length;
+    s.interrupt({ heardMs: 150 });
+    await speaking;
+    expect(c.cancels).toEqual([{ responseId: c.responses[0]!.id, active: true }]);
+    expect(c.responses[0]!.cancelReason).toBe('client_cancelled');
+    expect(c.truncates).toEqual([{ itemId: c.responses[0]!.itemId, audioEndMs: 150, ok: true }]);
+    expect(log.audio.length).toBe(n);
+    expect(c.errorsSent).toEqual([]);
     expect(log.errors).toEqual([]);
   });
 

@@ -9,7 +9,8 @@
  *   ◄── session.created
  *   ── session.update {session.type:"realtime", audio.input/output.format …} ──► session.updated (or error)
  *   ── input_audio_buffer.append ──► decoded per the input format, counted in ms (and kept)
- *        [vad on] energy VAD ──► speech_started (cancels a response in progress: turn_detected)
+ *        [vad on] energy VAD ──► speech_started (with turn_detection.interrupt_response, the default, the
+ *                                service cancels a response in progress itself: turn_detected)
  *                            ──► speech_stopped, committed, conversation.item.added,
  *                                input transcription completed ──► [autoAnswer] a response
  *   speak(ms) / response.create ──► response.created, output_item.added, content_part.added,
@@ -17,7 +18,9 @@
  *        output_audio_transcript.delta/done, output_audio.done, output_item.done, response.done
  *   ── conversation.item.truncate ──► conversation.item.truncated, or an error when audio_end_ms is
  *        past the audio the item has (as the real API) — recorded as an interruption with heardMs
- *   ── response.cancel ──► the response ends `cancelled`; with nothing to cancel: error response_cancel_not_active
+ *   ── response.cancel ──► the response ends `cancelled`; with nothing to cancel (none, or one the service
+ *        already cancelled on speech_started): error response_cancel_not_active, "Cancellation failed: no
+ *        active response found" (as the real API)
  *   ── conversation.item.create ──► conversation.item.added + done; "pressed 5" text is recorded as DTMF
  * ```
  *
@@ -58,6 +61,11 @@ export interface FakeOpenAiOptions {
   lateDeltasAfterCancel?: number;
   /** Extra env merged into `env` (adapter tuning). */
   env?: Record<string, string>;
+  /**
+   * The service applies this turn_detection.interrupt_response whatever the client asked
+   * (and says so in session.updated); default: what the client's session.update asked.
+   */
+  applyInterruptResponse?: boolean;
 }
 
 export interface FakeResponse {
@@ -87,6 +95,8 @@ export interface FakeConnection {
   assistantItems: Map<string, { audioMs: number }>;
   truncates: { itemId: string; audioEndMs: number; ok: boolean }[];
   cancels: { responseId?: string; active: boolean }[];
+  /** turn_detection.interrupt_response in effect: speech_started cancels the response in progress. Default true. */
+  interruptResponse: boolean;
   responses: FakeResponse[];
   current: FakeResponse | undefined;
   /** Error events the fake sent (the adapter's mistakes show up here). */
@@ -258,7 +268,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
   const speechStarted = (c: FakeConnection, audioStartMs: number) => {
     c.userTurns++;
     send(c, { type: 'input_audio_buffer.speech_started', audio_start_ms: audioStartMs, item_id: `item_user_${c.id}_${c.userTurns}` });
-    cancel(c, 'turn_detected'); // interrupt_response
+    if (c.interruptResponse) cancel(c, 'turn_detected');
   };
 
   const speechStopped = (c: FakeConnection, startMs: number, endMs: number) => {
@@ -321,8 +331,13 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
         c.inputFormat = inF;
         c.outputFormat = outF;
         c.sessionUpdates.push(s);
+        // turn_detection: null turns the server VAD off; interrupt_response defaults to true.
+        const td = s.audio?.input?.turn_detection;
+        if (td !== undefined) c.interruptResponse = td !== null && td.interrupt_response !== false;
+        if (options.applyInterruptResponse !== undefined) c.interruptResponse = options.applyInterruptResponse;
         if (options.vad) c.vad = new EnergyVad({ sampleRateHz: inF === 'audio/pcmu' ? 8000 : 24000, silenceMs: options.vadSilenceMs ?? 500 });
-        send(c, { type: 'session.updated', session: sessionObject(c, s.model ?? 'gpt-realtime', s) });
+        const applied = td === null || td === undefined ? s : { ...s, audio: { ...s.audio, input: { ...s.audio.input, turn_detection: { ...td, interrupt_response: c.interruptResponse } } } };
+        send(c, { type: 'session.updated', session: sessionObject(c, s.model ?? 'gpt-realtime-2.1', applied) });
         return;
       }
       case 'input_audio_buffer.append':
@@ -415,6 +430,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
         assistantItems: new Map(),
         truncates: [],
         cancels: [],
+        interruptResponse: true,
         responses: [],
         current: undefined,
         errorsSent: [],

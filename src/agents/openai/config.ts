@@ -23,14 +23,20 @@ export interface OpenAiConfig {
   readonly reconnectAttempts: number;
 }
 
+/**
+ * Defaults. The models are current, non-deprecated ones (openai-python 3.57.0 models):
+ * `gpt-realtime` (deprecated, shutdown announced for 2027-01-20) and `whisper-1` as a
+ * transcription model (deprecated, 2027-02-26) were the defaults before. OPENAI_MODEL /
+ * OPENAI_TRANSCRIPTION_MODEL (or the `model` / `transcription_model` parameters) pin another.
+ */
 export const OPENAI_DEFAULTS = {
   url: 'wss://api.openai.com/v1/realtime',
-  model: 'gpt-realtime',
+  model: 'gpt-realtime-2.1',
   voice: 'alloy',
   instructions:
     'You are a helpful voice assistant on a phone call. Keep answers short and conversational, and speak in the language the caller uses.',
   turnDetection: 'server_vad' as TurnDetection,
-  transcriptionModel: 'whisper-1',
+  transcriptionModel: 'gpt-4o-mini-transcribe',
   audioFormat: 'pcmu' as OpenAiAudioFormat,
   sessionMaxMs: 3_300_000,
   rolloverWaitMs: 30_000,

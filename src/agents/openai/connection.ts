@@ -22,7 +22,7 @@
 import { closeReason } from '../../close-reason.js';
 import WebSocket from 'ws';
 import { BridgeError, ErrorCodes } from '../../errors.js';
-import { buildSessionUpdate, parseServerEvent, wireFormat, type SessionSettings } from './protocol.js';
+import { REQUEST_INTERRUPT_RESPONSE, buildSessionUpdate, parseServerEvent, wireFormat, type SessionSettings } from './protocol.js';
 import { zeroMask } from '../ws-mask.js';
 
 export interface ConnectionOptions {
@@ -43,6 +43,14 @@ let nextId = 0;
 
 export class RealtimeConnection {
   readonly id = ++nextId;
+  /**
+   * The service cancels a response itself when its VAD hears the caller
+   * (turn_detection.interrupt_response): what we asked for, as confirmed by session.updated.
+   */
+  get serverInterrupts(): boolean {
+    return this.#serverInterrupts;
+  }
+  #serverInterrupts = REQUEST_INTERRUPT_RESPONSE;
   #ws: WebSocket;
   #o: ConnectionOptions;
   #state: 'opening' | 'open' | 'closed' = 'opening';
@@ -155,6 +163,7 @@ export class RealtimeConnection {
               return;
             }
           }
+          if (ev.interruptResponse !== undefined) this.#serverInterrupts = ev.interruptResponse;
           finish();
         } else if (ev.type === 'error') {
           const e = ev.error;

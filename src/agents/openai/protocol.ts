@@ -37,13 +37,22 @@ export function wireFormat(format: OpenAiAudioFormat): { type: 'audio/pcmu' } | 
 
 // --- client → server ----------------------------------------------------------------
 
+/**
+ * What we ask for in `turn_detection.interrupt_response`. With it the service cancels
+ * the response in progress itself when its VAD hears the caller
+ * (`input_audio_buffer.speech_started`); a `response.cancel` from us after that only
+ * earns an `error` `response_cancel_not_active`. The service's `session.updated`
+ * says what it applied (RealtimeConnection.serverInterrupts).
+ */
+export const REQUEST_INTERRUPT_RESPONSE = true;
+
 /** GA `session.update` (§2.3). The same message opens every session of a call (rollover, reconnect). */
 export function buildSessionUpdate(s: SessionSettings): string {
   const input: Record<string, unknown> = {
     format: wireFormat(s.audioFormat),
     // create_response and interrupt_response are on by default; stated so the behaviour we
     // rely on (the server answers turns and cancels its response on caller speech) is explicit.
-    turn_detection: { type: s.turnDetection, create_response: true, interrupt_response: true },
+    turn_detection: { type: s.turnDetection, create_response: true, interrupt_response: REQUEST_INTERRUPT_RESPONSE },
   };
   if (s.transcriptionModel !== undefined) input['transcription'] = { model: s.transcriptionModel };
   return JSON.stringify({
@@ -97,7 +106,13 @@ export interface ServiceError {
 
 /** The server events the session acts on, narrowed; everything else known is `ignored`. */
 export type ServerEvent =
-  | { readonly type: 'session.created' | 'session.updated'; readonly outputFormatType?: string; readonly inputFormatType?: string }
+  | {
+      readonly type: 'session.created' | 'session.updated';
+      readonly outputFormatType?: string;
+      readonly inputFormatType?: string;
+      /** Whether the session's VAD cancels a response on caller speech; undefined when the session does not say. */
+      readonly interruptResponse?: boolean;
+    }
   | { readonly type: 'input_audio_buffer.speech_started'; readonly itemId?: string; readonly audioStartMs?: number }
   | { readonly type: 'input_audio_buffer.speech_stopped'; readonly itemId?: string }
   | { readonly type: 'input_audio_buffer.committed'; readonly itemId?: string }
@@ -164,6 +179,20 @@ export function isBase64(s: string): boolean {
   return s.length % 4 === 0 && BASE64.test(s);
 }
 
+/**
+ * `audio.input.turn_detection` of a session object: null (no server VAD) → false; an
+ * object → its `interrupt_response`, which defaults to true; absent → undefined.
+ */
+function interruptResponse(session: unknown): boolean | undefined {
+  if (!isObj(session) || !isObj(session['audio'])) return undefined;
+  const input = session['audio']['input'];
+  if (!isObj(input) || !('turn_detection' in input)) return undefined;
+  const td = input['turn_detection'];
+  if (td === null) return false;
+  if (!isObj(td)) return undefined;
+  return td['interrupt_response'] !== false;
+}
+
 function formatType(session: unknown, dir: 'input' | 'output'): string | undefined {
   if (!isObj(session) || !isObj(session['audio'])) return undefined;
   const d = session['audio'][dir];
@@ -185,7 +214,10 @@ export function parseServerEvent(text: string): ParseResult {
   switch (type) {
     case 'session.created':
     case 'session.updated':
-      return { ok: true, event: { type, outputFormatType: formatType(v['session'], 'output'), inputFormatType: formatType(v['session'], 'input') } };
+      return {
+        ok: true,
+        event: { type, outputFormatType: formatType(v['session'], 'output'), inputFormatType: formatType(v['session'], 'input'), interruptResponse: interruptResponse(v['session']) },
+      };
     case 'input_audio_buffer.speech_started':
       return { ok: true, event: { type, itemId: str(v, 'item_id'), audioStartMs: num(v, 'audio_start_ms') } };
     case 'input_audio_buffer.speech_stopped':

@@ -5,9 +5,11 @@
  * ```text
  *   bridge ──sendAudio(μ-law | PCM16 24 kHz)──► input_audio_buffer.append ──► service
  *   bridge ◄──'audio' {responseId} ◄── response.output_audio.delta (audio of dropped responses never passes)
- *          ◄──'interruption' ◄── input_audio_buffer.speech_started (+ response.cancel if one is in progress)
+ *          ◄──'interruption' ◄── input_audio_buffer.speech_started (the service cancelled its response
+ *                                    itself — interrupt_response — so no response.cancel is sent)
  *   bridge ──interrupt({ heardMs })──► conversation.item.truncate(item, audio_end_ms = heard, clamped)
- *                                      + response.cancel if a response is still in progress
+ *                                      + response.cancel if a response is in progress that the
+ *                                        service did not cancel (a barge-in the bridge detected)
  *          ◄──'responseDone' ◄── response.done     ◄──'transcript' ◄── input transcription / output transcript done
  *   bridge ──sendDtmf('5')──► conversation.item.create "The caller pressed 5." (+ response.create when idle)
  *
@@ -79,7 +81,8 @@ interface ResponseState {
   readonly connId: number;
   /** Interrupted: further audio is dropped and no responseDone is emitted. */
   dropped: boolean;
-  cancelSent: boolean;
+  /** Cancelled: by our response.cancel, or by the service itself (interrupt_response). No cancel is sent again. */
+  cancelled: boolean;
   done: boolean;
   readonly items: ItemAudio[];
   emittedMs: number;
@@ -545,9 +548,11 @@ export class OpenAiRealtimeSession extends AgentSession {
     switch (ev.type) {
       case 'input_audio_buffer.speech_started': {
         this.#speaking = true;
-        // With interrupt_response the service cancels its response itself; we cancel too
-        // (a no-op error if it already did) and drop the response's remaining audio now.
-        this.#cancelCurrent();
+        // With interrupt_response the service has cancelled its response itself: a cancel
+        // from us would only earn response_cancel_not_active. Without it, we cancel. Either
+        // way the response's remaining audio is dropped from now on.
+        if (conn.serverInterrupts) this.#cancelledByService();
+        else this.#cancelCurrent();
         if (ev.itemId) this.#entry('user', ev.itemId);
         this.emit('interruption');
         return;
@@ -669,7 +674,7 @@ export class OpenAiRealtimeSession extends AgentSession {
   #response(conn: RealtimeConnection, id: string): ResponseState {
     let r = this.#responses.get(id);
     if (!r) {
-      r = { id, connId: conn.id, dropped: false, cancelSent: false, done: false, items: [], emittedMs: 0, playStartMs: 0, carry: -1 };
+      r = { id, connId: conn.id, dropped: false, cancelled: false, done: false, items: [], emittedMs: 0, playStartMs: 0, carry: -1 };
       this.#responses.set(id, r);
       if (this.#responses.size > MAX_RESPONSES) this.#responses.delete(this.#responses.keys().next().value!);
     }
@@ -740,15 +745,27 @@ export class OpenAiRealtimeSession extends AgentSession {
     }
   }
 
-  /** Cancels the response in progress (once) and drops the rest of its audio. */
+  /**
+   * Cancels the response in progress (once) and drops the rest of its audio. Used when
+   * the service did not cancel it: a barge-in the bridge detected (interrupt() with no
+   * speech_started before it), or a session without interrupt_response.
+   */
   #cancelCurrent(): void {
     const cur = this.#current;
     if (!cur || cur.done) return;
     cur.dropped = true;
-    if (cur.cancelSent) return;
-    cur.cancelSent = true;
+    if (cur.cancelled) return;
+    cur.cancelled = true;
     const conn = this.#conn;
     if (conn && cur.connId === conn.id && conn.send(buildCancel(cur.id))) this.#stats.cancels++;
+  }
+
+  /** The service cancelled the response in progress on caller speech (interrupt_response): drop its audio, send no cancel. */
+  #cancelledByService(): void {
+    const cur = this.#current;
+    if (!cur || cur.done) return;
+    cur.dropped = true;
+    cur.cancelled = true;
   }
 
   /** A response whose audio we emitted will never finish (its session is gone): let the bridge flush it. */
