@@ -1,6 +1,16 @@
-/** voice-bridge public surface. */
+/** voice-bridge public surface: the bridge, the agent interface, and the DSP core. */
 export { loadDsp, dspLoadInfo } from './dsp/load.js';
 export type { LoadDspOptions, LoadedDsp, DspLoadInfo, DspBackendChoice } from './dsp/load.js';
 export * from './dsp/backend.js';
 export { BridgeError, ErrorCodes, isBridgeError } from './errors.js';
 export type { ErrorCode, ErrorCategory } from './errors.js';
+
+// The bridge itself: start it in-process (as `voice-bridge start` does), with extra agents.
+export { startBridge } from './main.js';
+export type { RunningBridge, StartOptions } from './main.js';
+export { loadConfig, ConfigError } from './config.js';
+export type { Config } from './config.js';
+
+// The agent interface: what an agent of your own implements (see src/agents/echo for the smallest one).
+export { AgentSession, ULAW_8K, pcm16 } from './agents/agent.js';
+export type { AgentAudio, AgentContext, AgentEvents, AgentFactory, AudioFormat, Transcript } from './agents/agent.js';
