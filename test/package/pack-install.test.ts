@@ -41,7 +41,7 @@ describe('npm pack → install → start', () => {
     const app = join(work, 'app');
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
-    const env = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+    const env: NodeJS.ProcessEnv = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
     delete env.BRIDGE_DSP_ADDON;
     const install = await sh('npm', ['install', '--prefer-offline', '--omit=optional', '--foreground-scripts', join(work, packed.filename)], app, env);
     // The install hook said what it did with the addon.

@@ -188,6 +188,8 @@ function postgresBackend(): Backend {
     u.hostname = host;
     u.port = String(port);
     u.searchParams.set('options', `-c search_path=${schema}`);
+    // Tags every session of this test's schema, so teardown can end the ones a killed child left behind.
+    u.searchParams.set('application_name', schema);
     return u.toString();
   };
   return {
@@ -200,6 +202,9 @@ function postgresBackend(): Backend {
       await client.query(`CREATE SCHEMA ${schema}`);
     },
     async teardown() {
+      // A session of a process killed mid-transaction can hold locks until the server notices
+      // its socket is gone; DROP SCHEMA would wait on it.
+      await client?.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()', [schema]);
       await client?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await client?.end();
       client = undefined;
@@ -381,12 +386,24 @@ for (const b of [sqliteBackend(), postgresBackend()]) {
       await b.setup(tmp.dir);
     });
     afterEach(async () => {
-      // Every step runs even when the test failed half-way (a gate left partitioned would fail the next test).
-      for (const c of children.splice(0)) await c.reap();
-      await b.bringUp();
-      for (const s of stores.splice(0)) await s.close().catch(() => undefined);
-      await b.teardown();
+      // Every step runs even when the test failed half-way (a gate left partitioned would fail the next test),
+      // each bounded and named: a step that hangs fails with its name, not as an anonymous hook timeout.
+      const step = async (name: string, run: () => Promise<unknown>) => {
+        let t: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([run(), new Promise((_, rej) => (t = setTimeout(() => rej(new Error(`afterEach: ${name} did not finish within 15 s`)), 15_000)))]);
+        } finally {
+          clearTimeout(t);
+        }
+      };
+      const problems: string[] = [];
+      const attempt = (name: string, run: () => Promise<unknown>) => step(name, run).catch((e: Error) => void problems.push(e.message));
+      for (const c of children.splice(0)) await attempt(`reaping child ${c.pid}`, () => c.reap());
+      await attempt('healing the gate', () => b.bringUp());
+      for (const s of stores.splice(0)) await attempt('closing a store', () => s.close().catch(() => undefined));
+      await attempt('dropping the test schema', () => b.teardown());
       tmp.remove();
+      if (problems.length > 0) throw new Error(problems.join('; '));
     });
 
     it('1. a call has its row from its start (in-progress, with its owner); its end completes that same row', async () => {
