@@ -92,6 +92,8 @@ describe('elevenlabs agent: connection', () => {
   it.each([
     [{ voice: 'not a voice!' }, /voice/],
     [{ language: 'english please' }, /language/],
+    [{ language: 'xx' }, /language="xx" is not a language ElevenLabs Agents supports/],
+    [{ language: 'tlh-KL' }, /language/],
     [{ instructions: '   ' }, /instructions is empty/],
     [{ 'var_bad-name': 'x' }, /dynamic variable/],
     [{ var_system__caller_id: 'x' }, /system__/],
@@ -104,6 +106,17 @@ describe('elevenlabs agent: connection', () => {
     expect((err as BridgeError).code).toBe('BRIDGE_ERR_AGENT_CONFIG');
     expect((err as BridgeError).message).toMatch(message);
     expect(fake.conversations.length).toBe(0);
+  });
+
+  it("the language option is sent as the service's enum spells it (pt_BR → pt-br); region tags the enum lacks fall back to the language", async () => {
+    const { fake } = await open({}, { language: 'pt_BR' });
+    expect(fake.conversations[0]!.initData!['conversation_config_override']).toEqual({ agent: { language: 'pt-br' } });
+    const lang = (l: string) => parseCallOptions({ language: l }).overrides.language;
+    expect(['pt-BR', 'pt_BR', 'PT-br', ' pt-br ', 'pt-br'].map(lang)).toEqual(['pt-br', 'pt-br', 'pt-br', 'pt-br', 'pt-br']);
+    expect(['EN', 'en-US', 'en_GB', 'de', 'zh', 'zh-Hans', 'pt-PT', 'tl'].map(lang)).toEqual(['en', 'en', 'en', 'de', 'zh', 'zh', 'pt', 'tl']);
+    for (const bad of ['xx', 'fil', 'pt-', 'e', 'en-US-x-foo', '']) {
+      expect(() => parseCallOptions({ language: bad }), bad).toThrow(expect.objectContaining({ code: 'BRIDGE_ERR_AGENT_CONFIG' }));
+    }
   });
 
   it('audio sent right after the metadata (a greeting) reaches a listener attached when connect() resolves', async () => {
@@ -216,15 +229,24 @@ describe('elevenlabs agent: formats', () => {
 });
 
 describe('elevenlabs agent: events', () => {
-  it('answers every ping with a pong carrying the same event_id, after ping_ms', async () => {
+  it('answers every ping with a pong carrying the same event_id', async () => {
     const { fake } = await open({ pingIntervalMs: 100, pingMs: 60 });
     await waitFor(() => fake.pongs.length >= 3, 3000, 'three pongs');
-    for (const pong of fake.pongs) {
-      const ping = fake.pings.find((p) => p.eventId === pong.eventId);
-      expect(ping).toBeDefined();
-      expect(pong.atMs - ping!.atMs).toBeGreaterThanOrEqual(50); // ping_ms honoured (timer slack aside)
-    }
+    for (const pong of fake.pongs) expect(fake.pings.some((p) => p.eventId === pong.eventId)).toBe(true);
     expect(new Set(fake.pongs.map((p) => p.eventId)).size).toBe(fake.pongs.length);
+  });
+
+  it('answers a ping at once, whatever ping_ms says: the pong goes out before the answer to a message the service sent right after the ping', async () => {
+    // ping_ms is the service's round-trip estimate, made from these pongs: waiting it out would inflate it.
+    // Order, not time: the tool call right behind the ping is answered synchronously, so a pong held
+    // back by any timer would reach the fake after the tool result.
+    const { fake, session } = await open({ pingIntervalMs: 0 });
+    const id = await fake.ping(5000);
+    await fake.callTool('book_table');
+    await waitFor(() => fake.pongs.length === 1 && fake.toolResults.length === 1, 3000, 'the pong and the tool result');
+    expect(fake.pongs[0]!.eventId).toBe(id);
+    expect(fake.clientLog.filter((t) => t === 'pong' || t === 'client_tool_result')).toEqual(['pong', 'client_tool_result']);
+    expect(session.stats.pongsSent).toBe(1);
   });
 
   it('drops the stale audio the service sends after an interruption (event_id ≤ the interruption’s); the next reply plays', async () => {
@@ -369,6 +391,63 @@ describe('elevenlabs agent: end of call', () => {
   });
 });
 
+describe('elevenlabs agent: service errors and other server events', () => {
+  it.each([
+    [1002, 'llm_error', 'BRIDGE_ERR_AGENT_SERVICE'],
+    [1002, 'llm_timeout', 'BRIDGE_ERR_AGENT_TIMEOUT'],
+    [1008, 'missing_dynamic_variable', 'BRIDGE_ERR_AGENT_CONFIG'],
+    [1011, 'unknown_websocket_crash', 'BRIDGE_ERR_AGENT_SERVICE'],
+  ])('an error event (code %i, %s) mid-call is one fatal %s with the service message, then closed', async (code, errorType, bridgeCode) => {
+    const { fake, session, errors, events } = await open();
+    await fake.sendError(code, errorType, 'Something went wrong on our side.');
+    await waitFor(() => events.includes('closed'), 3000, 'closed');
+    expect(errors.map((x) => [x.e.code, x.fatal])).toEqual([[bridgeCode, true]]);
+    expect(errors[0]!.e.message).toContain(`${errorType}, code ${code}`);
+    expect(errors[0]!.e.message).toContain('Something went wrong on our side.');
+    expect(session.stats.serviceErrors).toBe(1);
+    expect(session.stats.protocolErrors).toBe(0);
+  });
+
+  it('an error event with code 1000 (max_duration_exceeded) is a normal end: the goodbye finishes, then end and closed, no error', async () => {
+    const { fake, events, errors, ends } = await open();
+    await fake.speak(300);
+    await fake.sendError(1000, 'max_duration_exceeded', 'Maximum call duration reached.');
+    await waitFor(() => events.includes('closed'), 3000, 'closed');
+    expect(events).toEqual(['responseDone:el-1', 'end', 'closed']);
+    expect(ends[0]).toMatch(/max_duration_exceeded/);
+    expect(errors).toEqual([]);
+  });
+
+  it('an error event before the conversation starts rejects connect() with it (override_error → BRIDGE_ERR_AGENT_CONFIG, not a bare close 1008)', async () => {
+    const fake = await startFakeElevenLabs({ refuseInitiation: { code: 1008, errorType: 'override_error', message: 'Override for field first_message is not allowed by config.' } });
+    cleanups.push(() => fake.close());
+    const session = createElevenLabsAgentFactory(fake.env).factory.create({ callSid: 'CA1', parameters: { first_message: 'Hi!' } });
+    const err = (await session.connect(AbortSignal.timeout(3000)).catch((e: unknown) => e)) as BridgeError;
+    expect(err).toBeInstanceOf(BridgeError);
+    expect(err.code).toBe('BRIDGE_ERR_AGENT_CONFIG');
+    expect(err.message).toMatch(/before the conversation started \(override_error, code 1008\): Override for field first_message is not allowed/);
+  });
+
+  it('an error event without a code (not what the contract says) is reported, not fatal; the call goes on', async () => {
+    const { fake, errors, events } = await open();
+    await fake.sendError(undefined, undefined, 'odd', { close: false });
+    await waitFor(() => errors.length === 1, 2000, 'the error');
+    expect(errors.map((x) => [x.e.code, x.fatal])).toEqual([['BRIDGE_ERR_AGENT_SERVICE', false]]);
+    await fake.speak(200);
+    await waitFor(() => events.some((e) => e.startsWith('responseDone')), 3000, 'the next reply');
+    expect(events).not.toContain('closed');
+  });
+
+  it('context_usage is accepted silently: no error, not counted as unknown, the call goes on', async () => {
+    const { fake, session, errors, events } = await open();
+    await fake.sendContextUsage();
+    await fake.speak(200);
+    await waitFor(() => events.some((e) => e.startsWith('responseDone')), 3000, 'a reply after it');
+    expect(errors).toEqual([]);
+    expect(session.stats.protocolErrors).toBe(0);
+  });
+});
+
 describe('elevenlabs agent: configuration', () => {
   it('unavailable without ELEVENLABS_AGENT_ID; every bad key is listed', () => {
     expect(readElevenLabsAgentConfig({})).toEqual({ config: undefined, problems: [] });
@@ -412,5 +491,11 @@ describe('elevenlabs agent: configuration', () => {
     }
     expect(parseServerMessage('{"type":"vad_score","vad_score_event":{"vad_score":0.9}}')).toEqual({ ok: true, event: { kind: 'ignored', type: 'vad_score' } });
     expect(parseServerMessage('{"type":"audio","audio_event":{"event_id":"12","audio_base_64":"f39/"}}')).toMatchObject({ ok: true, event: { kind: 'audio', eventId: 12 } });
+    expect(parseServerMessage('{"type":"error","error_event":{"code":1002,"error_type":"llm_error","message":"LLM failed","reason":"r"}}')).toEqual({
+      ok: true,
+      event: { kind: 'error', code: 1002, errorType: 'llm_error', message: 'LLM failed' },
+    });
+    expect(parseServerMessage('{"type":"error"}')).toEqual({ ok: true, event: { kind: 'error', code: undefined, errorType: undefined, message: '(no message)' } });
+    expect(parseServerMessage('{"type":"context_usage","context_usage_event":{}}')).toEqual({ ok: true, event: { kind: 'ignored', type: 'context_usage' } });
   });
 });

@@ -9,9 +9,17 @@
  *       upgrade refused (HTTP 403/404) for an unknown agent, a missing/used token (private), or refuse-next
  *       ◄─ conversation_initiation_client_data   (recorded; the fake answers only after it)
  *       ─► conversation_initiation_metadata       (announced formats: options.inputFormat / outputFormat)
- *       ─► ping {event_id, ping_ms} every pingIntervalMs; pongs recorded with their event_id
+ *       ─► ping {event_id, ping_ms} every pingIntervalMs (or ping(pingMs) on demand); pongs recorded
+ *          with their event_id and how long after the ping they came (delayMs); a client should
+ *          answer at once — ping_ms is the service's estimate of the round trip, not a wait
  *       ◄─ user_audio_chunk                       (ms counted in the announced input format)
  *       ◄─ user_message / contextual_update / user_activity / client_tool_result  (recorded)
+ *       every client message's type is logged in arrival order (clientLog), to check what came first
+ *   A language override outside the service's enum (AsyncAPI `Language`) is refused as the
+ *   service does: error {code 1008, error_type override_error}, then close 1008.
+ *   sendError(code, errorType, message): the service's `error` event — per the contract sent
+ *   when it is closing the conversation — followed by a close with that code (unless told not
+ *   to). sendContextUsage(): a `context_usage` event (payload shape assumed).
  *
  * speak(ms): `audio` events of chunkMs with increasing event_ids (a tone in the
  * output format, optionally with character alignment), sent at once (faster than
@@ -63,6 +71,8 @@ export interface FakeElevenLabsOptions {
   greetingMs?: number;
   bargeInOnSpeech?: boolean;
   replyMs?: number;
+  /** The service refuses the conversation with this error (then closes), as for an override the agent's security settings do not allow. */
+  refuseInitiation?: { code: number; errorType: string; message: string };
 }
 
 export interface FakeConversation {
@@ -81,7 +91,10 @@ export interface FakeElevenLabs extends FakeService {
   readonly conversations: FakeConversation[];
   readonly signedUrlRequests: { agentId: string | null; keyOk: boolean }[];
   readonly pings: { eventId: number; atMs: number }[];
-  readonly pongs: { eventId: number; atMs: number }[];
+  /** delayMs: from the ping with that event_id to this pong (undefined for an unknown event_id). */
+  readonly pongs: { eventId: number; atMs: number; delayMs: number | undefined }[];
+  /** The type of every client message, in the order they arrived (`user_audio_chunk` for audio). */
+  readonly clientLog: string[];
   readonly userMessages: string[];
   readonly contextualUpdates: string[];
   readonly toolResults: Record<string, unknown>[];
@@ -97,11 +110,21 @@ export interface FakeElevenLabs extends FakeService {
   endConversation(reason?: string): Promise<void>;
   /** Sends raw text to the client (tests of odd messages). */
   sendRaw(text: string): Promise<void>;
+  /** Sends one ping now; resolves with its event_id. */
+  ping(pingMs?: number): Promise<number>;
+  /** The service's `error` event, then (unless close is false) a close with `code`. */
+  sendError(code: number | undefined, errorType: string | undefined, message: string, opts?: { close?: boolean }): Promise<void>;
+  /** A `context_usage` event. */
+  sendContextUsage(): Promise<void>;
   /** Resolves when the current conversation has its metadata. */
   ready(timeoutMs?: number): Promise<void>;
 }
 
 const WS_PATH = '/v1/convai/conversation';
+/** The AsyncAPI contract's `Language` enum (elevenlabs/packages schemas/agent.asyncapi.yaml): what the service accepts as agent.language. */
+const LANGUAGES = new Set(
+  'en ja zh de hi fr ko pt pt-br it es id nl tr pl sv bg ro ar cs el fi ms da ta uk ru hu hr sk no vi tl af hy as az be bn bs ca et gl ka gu ha he is ga jv kn kk ky lv lt lb mk ml mr ne ps fa pa sr sd sl so sw te th ur cy'.split(' '),
+);
 const SIGNED_PATH = '/v1/convai/conversation/get-signed-url';
 
 function bytesPerMs(format: string): number {
@@ -172,7 +195,8 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
   const conversations: FakeConversation[] = [];
   const signedUrlRequests: { agentId: string | null; keyOk: boolean }[] = [];
   const pings: { eventId: number; atMs: number }[] = [];
-  const pongs: { eventId: number; atMs: number }[] = [];
+  const pongs: { eventId: number; atMs: number; delayMs: number | undefined }[] = [];
+  const clientLog: string[] = [];
   const userMessages: string[] = [];
   const contextualUpdates: string[] = [];
   const toolResults: Record<string, unknown>[] = [];
@@ -255,16 +279,34 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
         unknownClientMessages.push(text.slice(0, 200));
         return;
       }
-      if (typeof m['user_audio_chunk'] === 'string') return onAudio(c, m['user_audio_chunk']);
+      if (typeof m['user_audio_chunk'] === 'string') {
+        if (clientLog.at(-1) !== 'user_audio_chunk') clientLog.push('user_audio_chunk');
+        return onAudio(c, m['user_audio_chunk']);
+      }
+      clientLog.push(String(m['type']));
       switch (m['type']) {
-        case 'conversation_initiation_client_data':
+        case 'conversation_initiation_client_data': {
           if (conv.initData !== undefined) return;
           conv.initData = m;
+          const language = (m['conversation_config_override'] as { agent?: { language?: unknown } } | undefined)?.agent?.language;
+          if (language !== undefined && !LANGUAGES.has(String(language))) {
+            sendErrorOn(c, 1008, 'override_error', `Invalid language override: ${String(language)}`, true);
+            return;
+          }
+          if (options.refuseInitiation) {
+            const r = options.refuseInitiation;
+            sendErrorOn(c, r.code, r.errorType, r.message, true);
+            return;
+          }
           startConversation(c);
           return;
-        case 'pong':
-          pongs.push({ eventId: m['event_id'] as number, atMs: Date.now() - t0 });
+        }
+        case 'pong': {
+          const atMs = Date.now() - t0;
+          const ping = pings.find((p) => p.eventId === m['event_id']);
+          pongs.push({ eventId: m['event_id'] as number, atMs, delayMs: ping === undefined ? undefined : atMs - ping.atMs });
           return;
+        }
         case 'user_message':
           userMessages.push(String(m['text']));
           parseDtmf(String(m['text']));
@@ -302,15 +344,7 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
     }
     send(c, { type: 'conversation_initiation_metadata', conversation_initiation_metadata_event: ev });
     c.phase = 1;
-    if (pingIntervalMs > 0) {
-      c.pingTimer = setInterval(() => {
-        const id = ++c.eventId;
-        pings.push({ eventId: id, atMs: Date.now() - t0 });
-        const pe: Record<string, unknown> = { event_id: id };
-        if (pingMs !== undefined) pe['ping_ms'] = pingMs;
-        send(c, { type: 'ping', ping_event: pe });
-      }, pingIntervalMs);
-    }
+    if (pingIntervalMs > 0) c.pingTimer = setInterval(() => pingOn(c, pingMs), pingIntervalMs);
     const w = readyWaiters;
     readyWaiters = [];
     for (const r of w) r();
@@ -392,6 +426,27 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
     if (options.agentResponseAt !== 'start') send(c, response);
   }
 
+  function pingOn(c: Conn, ms: number | undefined): number {
+    const id = ++c.eventId;
+    pings.push({ eventId: id, atMs: Date.now() - t0 });
+    const pe: Record<string, unknown> = { event_id: id };
+    if (ms !== undefined) pe['ping_ms'] = ms;
+    send(c, { type: 'ping', ping_event: pe });
+    return id;
+  }
+
+  /** The contract's error event ("sent when connection is closing due to an error"), then the close. */
+  function sendErrorOn(c: Conn, code: number | undefined, errorType: string | undefined, message: string, close: boolean): void {
+    const ev: Record<string, unknown> = { message };
+    if (code !== undefined) ev['code'] = code;
+    if (errorType !== undefined) ev['error_type'] = errorType;
+    send(c, { type: 'error', error_event: ev });
+    if (close) {
+      c.serverClosed = true;
+      c.ws.close(code ?? 1011, errorType ?? 'error');
+    }
+  }
+
   function interruptOn(c: Conn): void {
     // Two chunks were already generated before the caller spoke: the interruption covers them.
     const inFlight = [c.eventId + 1, c.eventId + 2];
@@ -432,6 +487,7 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
     signedUrlRequests,
     pings,
     pongs,
+    clientLog,
     userMessages,
     contextualUpdates,
     toolResults,
@@ -449,6 +505,13 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
         c.ws.close(1000, reason);
       }),
     sendRaw: (text) => withConn((c) => send(c, text)),
+    async ping(ms?: number) {
+      await ready();
+      return pingOn(current!, ms);
+    },
+    sendError: (code, errorType, message, opts) => withConn((c) => sendErrorOn(c, code, errorType, message, opts?.close !== false)),
+    // Shape assumed (the contract names the event, the payload is not used by the bridge).
+    sendContextUsage: () => withConn((c) => send(c, { type: 'context_usage', context_usage_event: { used_tokens: 1200, max_tokens: 128000 } })),
     received: () => ({
       audioMs: state.audioMs,
       interruptions: [...state.interruptions],

@@ -11,7 +11,9 @@
  *   ◄─ {"type":"audio", audio_event{audio_base_64, event_id, alignment?}}
  *   ◄─ {"type":"agent_response" | "agent_response_correction" | "user_transcript", …}
  *   ◄─ {"type":"interruption", interruption_event{event_id}}   → drop audio with event_id ≤ this id
- *   ◄─ {"type":"ping", ping_event{event_id, ping_ms?}}          ── {"type":"pong","event_id":…} ──►
+ *   ◄─ {"type":"ping", ping_event{event_id, ping_ms?}}          ── {"type":"pong","event_id":…} ──►  (at once)
+ *   ◄─ {"type":"error", error_event{code, message?, error_type?, reason?}}   (the conversation is closing)
+ *   ◄─ {"type":"context_usage", …}                             (accepted, not used)
  *   ◄─ {"type":"client_tool_call", client_tool_call{tool_name, tool_call_id, parameters}}
  *                                                              ── {"type":"client_tool_result",…} ──►
  *   ── {"type":"user_message"|"contextual_update","text":…} / {"type":"user_activity"} ──────────────►
@@ -43,6 +45,33 @@ export function bytesPerMs(f: ElevenLabsAudioFormat): number {
 }
 
 // --- client → server --------------------------------------------------------------
+
+/**
+ * `conversation_config_override.agent.language` is an enum of lowercase codes: the
+ * `Language` schema of the ElevenLabs Agents AsyncAPI contract (elevenlabs/packages
+ * `schemas/agent.asyncapi.yaml`, 2026-08), in its order. Anything else is refused by
+ * the service (an `override_error`), so the bridge checks before connecting.
+ */
+export const ELEVENLABS_AGENT_LANGUAGES: ReadonlySet<string> = new Set([
+  'en', 'ja', 'zh', 'de', 'hi', 'fr', 'ko', 'pt', 'pt-br', 'it', 'es', 'id', 'nl', 'tr', 'pl', 'sv', 'bg', 'ro', 'ar', 'cs',
+  'el', 'fi', 'ms', 'da', 'ta', 'uk', 'ru', 'hu', 'hr', 'sk', 'no', 'vi', 'tl', 'af', 'hy', 'as', 'az', 'be', 'bn', 'bs',
+  'ca', 'et', 'gl', 'ka', 'gu', 'ha', 'he', 'is', 'ga', 'jv', 'kn', 'kk', 'ky', 'lv', 'lt', 'lb', 'mk', 'ml', 'mr', 'ne',
+  'ps', 'fa', 'pa', 'sr', 'sd', 'sl', 'so', 'sw', 'te', 'th', 'ur', 'cy',
+]);
+
+/**
+ * A language option as the service's enum spells it: lowercase, `-` between language
+ * and region (`pt-BR`, `pt_BR` → `pt-br`). A regional tag the enum does not list falls
+ * back to its language (`en-US` → `en`, `pt-PT` → `pt`). Undefined when the language
+ * itself is not supported.
+ */
+export function normaliseAgentLanguage(raw: string): string | undefined {
+  const tag = raw.trim().toLowerCase().replace(/_/g, '-');
+  if (!/^[a-z]{2,3}(-[a-z0-9]{2,8})?$/.test(tag)) return undefined;
+  if (ELEVENLABS_AGENT_LANGUAGES.has(tag)) return tag;
+  const base = tag.split('-')[0]!;
+  return tag !== base && ELEVENLABS_AGENT_LANGUAGES.has(base) ? base : undefined;
+}
 
 /** `conversation_config_override` fields we may set (each must be allowed in the agent's security settings). */
 export interface ConversationOverrides {
@@ -106,8 +135,14 @@ export type ServerEvent =
   | { kind: 'user_transcript'; text: string }
   | { kind: 'ping'; eventId: number; pingMs: number | undefined }
   | { kind: 'client_tool_call'; toolName: string; toolCallId: string; parameters: Record<string, unknown> }
-  /** Newer servers report tools the agent ran itself (system tools such as end_call); shape assumed: `agent_tool_response{tool_name, tool_call_id?, is_error?}`. */
+  /** Tools the agent ran itself (system tools such as end_call): `agent_tool_response{tool_name, tool_call_id, tool_type, is_error, …}`; sent only when the agent's client_events include it. */
   | { kind: 'agent_tool_response'; toolName: string; isError: boolean }
+  /**
+   * `error{error_event{code, message?, error_type?, reason?}}`: per the contract, sent when the
+   * service is closing the conversation; `code` is the close code that follows (1000 normal end
+   * such as max_duration_exceeded, 1002 operational, 1008 input/contract, 1011 internal).
+   */
+  | { kind: 'error'; code: number | undefined; errorType: string | undefined; message: string }
   /** A type we know and deliberately do not use. */
   | { kind: 'ignored'; type: string };
 
@@ -127,6 +162,8 @@ const IGNORED_TYPES = new Set([
   'mcp_tool_call',
   'mcp_connection_status',
   'agent_tool_request',
+  // How much of the LLM's context the conversation uses: nothing the phone call can act on.
+  'context_usage',
   'conversation_initiation_client_data', // never from the server; tolerated, not an error
 ]);
 
@@ -239,6 +276,14 @@ export function parseServerMessage(text: string): ParseResult {
       const toolName = str(e?.['tool_name']);
       if (toolName === undefined) return bad('agent_tool_response.tool_name is not a string');
       return { ok: true, event: { kind: 'agent_tool_response', toolName, isError: e?.['is_error'] === true } };
+    }
+    case 'error': {
+      // Never a parse failure: whatever its shape, an error from the service is reported as one.
+      const e = obj(m['error_event']) ?? obj(m['error']) ?? m;
+      const code = e['code'];
+      const errorType = str(e['error_type']);
+      const message = str(e['message']) ?? str(e['reason']) ?? '(no message)';
+      return { ok: true, event: { kind: 'error', code: typeof code === 'number' && Number.isInteger(code) ? code : undefined, errorType, message } };
     }
     default:
       if (IGNORED_TYPES.has(type)) return { ok: true, event: { kind: 'ignored', type } };

@@ -41,18 +41,28 @@
  *
  * End of call: a `client_tool_call` named in ELEVENLABS_END_CALL_TOOLS (default
  * end_call) is answered with a `client_tool_result` and ends the call; so does an
- * `agent_tool_response` for such a tool (the system end_call tool, on servers that
- * report it) and a normal (1000) close by the service (the agent's end_call, or the
+ * `agent_tool_response` for such a tool (the system end_call tool; sent only when the
+ * agent's client_events include it, as client_tool_call must be), an `error` event with
+ * code 1000, and a normal (1000) close by the service (the agent's end_call, or the
  * agent's max_duration_seconds). 'end' is emitted once the reply being spoken has
  * ended (bounded), so the bridge hangs up after the goodbye, not in the middle.
  *
  * No reconnect: the conversation lives on the service and cannot be resumed; a new
  * one would greet the caller again. A failed socket is a fatal error.
  *
- * Liveness: the service pings (`ping` → `pong` with its event_id, sent after
- * `ping_ms` capped at 1 s as the docs' example does); we also send WebSocket pings
- * every idleTimeoutMs/3, and no data at all for idleTimeoutMs is fatal
- * (BRIDGE_ERR_AGENT_TIMEOUT).
+ * Service errors: an `error` event comes when the service is closing the conversation
+ * (AsyncAPI contract). Its `code` is the close code that follows: 1000 (e.g.
+ * max_duration_exceeded) is a normal end, handled like the 1000 close ('end' after the
+ * goodbye); any other code (1002, 1008, 1011) is a fatal error with a stable code from its `error_type`
+ * (serviceError()), and the service's message; before the conversation started it
+ * rejects connect() with it (an `override_error` is then BRIDGE_ERR_AGENT_CONFIG, not the
+ * bare close 1008). An error without a code is reported as non-fatal and the call goes on.
+ * `context_usage` is accepted and not used.
+ *
+ * Liveness: the service pings (`ping` → `pong` with its event_id, sent at once: the
+ * service estimates `ping_ms` from these round trips, so a delayed pong would inflate
+ * it); we also send WebSocket pings every idleTimeoutMs/3, and no data at all for
+ * idleTimeoutMs is fatal (BRIDGE_ERR_AGENT_TIMEOUT).
  */
 import { endianness } from 'node:os';
 import WebSocket from 'ws';
@@ -87,8 +97,6 @@ const MAX_REST_BODY_BYTES = 64 * 1024;
 const MAX_PAYLOAD_BYTES = 8 * 1024 * 1024;
 /** Caller audio is dropped while this much is waiting in the socket (~16 s of μ-law as base64 JSON). */
 const MAX_SEND_BUFFERED_BYTES = 256 * 1024;
-/** Longest wait for a `ping_ms`-delayed pong. */
-const MAX_PONG_DELAY_MS = 1000;
 /** Longest 'end' waits for the goodbye being spoken to finish. */
 const MAX_END_WAIT_MS = 10_000;
 /** close(): longest wait for the service's close frame before the socket is destroyed. */
@@ -123,6 +131,8 @@ export interface ElevenLabsAgentStats {
   badAudioDropped: number;
   protocolErrors: number;
   pongsSent: number;
+  /** `error` events from the service. */
+  serviceErrors: number;
   callerChunksSent: number;
   callerChunksDropped: number;
 }
@@ -153,7 +163,6 @@ export class ElevenLabsAgentSession extends AgentSession {
 
   #lastRxAt = 0;
   #watchdog: NodeJS.Timeout | undefined;
-  readonly #pongTimers = new Set<NodeJS.Timeout>();
   #dtmf = '';
   #dtmfTimer: NodeJS.Timeout | undefined;
   #endReason: string | undefined;
@@ -165,7 +174,7 @@ export class ElevenLabsAgentSession extends AgentSession {
   #swap: Uint8Array = new Uint8Array(0);
   readonly #errorCounts = new Map<ErrorCode, number>();
   readonly #unknownTypes = new Set<string>();
-  readonly #stats: ElevenLabsAgentStats = { audioChunksIn: 0, staleAudioDropped: 0, badAudioDropped: 0, protocolErrors: 0, pongsSent: 0, callerChunksSent: 0, callerChunksDropped: 0 };
+  readonly #stats: ElevenLabsAgentStats = { audioChunksIn: 0, staleAudioDropped: 0, badAudioDropped: 0, protocolErrors: 0, pongsSent: 0, serviceErrors: 0, callerChunksSent: 0, callerChunksDropped: 0 };
   #closePromise: Promise<void> | undefined;
   readonly #closing = new AbortController();
 
@@ -325,6 +334,11 @@ export class ElevenLabsAgentSession extends AgentSession {
             this.#onEvent(r.event);
             return;
           }
+          if (r.event.kind === 'error') {
+            // The service refuses the conversation (an override it does not accept, a missing variable…).
+            fail(serviceError(r.event.code, r.event.errorType, r.event.message, 'before the conversation started'));
+            return;
+          }
           this.#protocolError(`${r.event.kind} before conversation_initiation_metadata (ignored)`);
           return;
         }
@@ -425,7 +439,11 @@ export class ElevenLabsAgentSession extends AgentSession {
         if (e.text.trim() !== '') this.emit('transcript', { role: 'caller', text: e.text.trim(), final: true });
         return;
       case 'ping':
-        this.#onPing(e.eventId, e.pingMs);
+        // At once, whatever ping_ms says: it is the service's estimate of the round trip, made from these pongs.
+        if (this.#send(buildPong(e.eventId))) this.#stats.pongsSent++;
+        return;
+      case 'error':
+        this.#onServiceError(e.code, e.errorType, e.message);
         return;
       case 'client_tool_call':
         this.#onClientToolCall(e.toolName, e.toolCallId);
@@ -547,18 +565,21 @@ export class ElevenLabsAgentSession extends AgentSession {
     if (this.#endReason !== undefined) this.#emitEnd();
   }
 
-  #onPing(eventId: number, pingMs: number | undefined): void {
-    const delay = Math.min(pingMs ?? 0, MAX_PONG_DELAY_MS);
-    if (delay <= 0) {
-      this.#send(buildPong(eventId));
-      this.#stats.pongsSent++;
+  /**
+   * An `error` event: the service is closing the conversation. Code 1000 is a normal end
+   * (max duration): 'end' once the reply being spoken is over, as for the 1000 close that
+   * follows. Other codes are fatal. Without a code (not what the contract says) it is
+   * reported and the call goes on: a close, if one follows, ends it.
+   */
+  #onServiceError(code: number | undefined, errorType: string | undefined, message: string): void {
+    this.#stats.serviceErrors++;
+    if (code === 1000) {
+      this.#requestEnd(`service ended the conversation: ${errorType ?? 'normal closure'}${message ? ` (${sanitize(message)})` : ''}`);
       return;
     }
-    const t = setTimeout(() => {
-      this.#pongTimers.delete(t);
-      if (this.#send(buildPong(eventId))) this.#stats.pongsSent++;
-    }, delay);
-    this.#pongTimers.add(t);
+    const err = serviceError(code, errorType, message, 'mid-call');
+    if (code === undefined) this.#warn(err);
+    else this.#fail(err);
   }
 
   #onClientToolCall(toolName: string, toolCallId: string): void {
@@ -755,8 +776,6 @@ export class ElevenLabsAgentSession extends AgentSession {
     this.#gapTimer = this.#dtmfTimer = this.#endTimer = this.#endGraceTimer = undefined;
     if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
     this.#watchdog = undefined;
-    for (const t of this.#pongTimers) clearTimeout(t);
-    this.#pongTimers.clear();
     const ws = this.#ws;
     if (ws !== undefined && ws.readyState !== WebSocket.CLOSED) {
       if (ws.readyState === WebSocket.OPEN) {
@@ -792,6 +811,27 @@ function httpError(status: number, what: string, detail = ''): BridgeError {
   if (status === 429) return new BridgeError(ErrorCodes.AGENT_RATE_LIMIT, `elevenlabs agent: ${what}: rate or concurrency limit (HTTP 429)${d}`);
   if (status >= 500) return new BridgeError(ErrorCodes.AGENT_SERVICE, `elevenlabs agent: ${what}: service error (HTTP ${status})${d}`);
   return new BridgeError(ErrorCodes.AGENT_CONNECT, `elevenlabs agent: ${what} failed (HTTP ${status})${d}`);
+}
+
+/** error_type values (AsyncAPI `ErrorType`) that say the agent's configuration or our overrides are wrong. */
+const CONFIG_ERROR_TYPES = new Set(['override_error', 'missing_dynamic_variable', 'missing_dynamic_variable_transfer', 'missing_fields', 'telephony_agent_error', 'mcp_tool_error', 'mcp_https_error']);
+/** error_type values that are a bound running out. */
+const TIMEOUT_ERROR_TYPES = new Set(['llm_timeout', 'transport_receive_timeout', 'asyncio_timeout', 'redis_timeout_error']);
+
+/**
+ * The BridgeError for a service `error` event: its code from the error_type when it says
+ * enough, else from the close code (1008 input/contract → CONFIG, others → SERVICE).
+ */
+function serviceError(code: number | undefined, errorType: string | undefined, message: string, when: string): BridgeError {
+  let ec: ErrorCode;
+  if (errorType !== undefined && CONFIG_ERROR_TYPES.has(errorType)) ec = ErrorCodes.AGENT_CONFIG;
+  else if (errorType !== undefined && TIMEOUT_ERROR_TYPES.has(errorType)) ec = ErrorCodes.AGENT_TIMEOUT;
+  else if (errorType === 'invalid_message' || errorType === 'value_error') ec = ErrorCodes.AGENT_PROTOCOL;
+  else if (code === 1008) ec = ErrorCodes.AGENT_CONFIG;
+  else if (code === 1000) ec = ErrorCodes.AGENT_CLOSED;
+  else ec = ErrorCodes.AGENT_SERVICE;
+  const what = [errorType, code !== undefined ? `code ${code}` : undefined].filter((x) => x !== undefined).join(', ');
+  return new BridgeError(ec, `elevenlabs agent: service error ${when}${what ? ` (${sanitize(what)})` : ''}: ${sanitize(message)}`);
 }
 
 function closeError(code: number, reason: string, when: string): BridgeError {

@@ -9,7 +9,7 @@
  * only work for fields the agent's security settings allow.
  */
 import { BridgeError, ErrorCodes } from '../../errors.js';
-import { ELEVENLABS_AUDIO_FORMATS, isElevenLabsAudioFormat, type ConversationOverrides, type ElevenLabsAudioFormat } from './agent-protocol.js';
+import { ELEVENLABS_AUDIO_FORMATS, isElevenLabsAudioFormat, normaliseAgentLanguage, type ConversationOverrides, type ElevenLabsAudioFormat } from './agent-protocol.js';
 
 export type DtmfMode = 'user_message' | 'contextual_update' | 'off';
 
@@ -126,7 +126,9 @@ const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
  * security settings, or the service refuses the conversation):
  *   instructions   → conversation_config_override.agent.prompt.prompt
  *   first_message  → …agent.first_message ("" = the agent waits for the caller)
- *   language       → …agent.language (ISO 639-1, optionally with a region: en, pt-BR)
+ *   language       → …agent.language, one of the service's lowercase codes (en, de, pt, pt-br…);
+ *                    pt-BR / pt_BR are normalised to pt-br, an unlisted region falls back to its
+ *                    language (en-US → en), an unsupported language is refused
  *   voice          → …tts.voice_id
  *   var_<name>     → dynamic_variables.<name> (referenced as {{name}} in the agent's prompt)
  * Other parameters are not ours (the webhook may carry options for other purposes) and are ignored.
@@ -151,8 +153,9 @@ export function parseCallOptions(parameters: Readonly<Record<string, string>>): 
   if (firstMessage !== undefined) overrides.firstMessage = firstMessage;
   const language = parameters['language'];
   if (language !== undefined) {
-    if (!/^[a-z]{2,3}(-[A-Za-z]{2,4})?$/.test(language)) fail(`language=${JSON.stringify(language.slice(0, 40))} must be a language code such as en, de or pt-BR`);
-    overrides.language = language;
+    const code = normaliseAgentLanguage(language);
+    if (code === undefined) fail(`language=${JSON.stringify(language.slice(0, 40))} is not a language ElevenLabs Agents supports; use a code such as en, de, es, pt or pt-br (see docs/agents/elevenlabs.md)`);
+    overrides.language = code;
   }
   const voice = parameters['voice'];
   if (voice !== undefined) {
