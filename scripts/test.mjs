@@ -52,6 +52,14 @@ if (!process.env.TEST_DATABASE_URL && args.length === 0) {
   }
 }
 
+// Python tools (kubernetes-validate) in a project-local venv, from PyPI, as this user.
+if (!process.env.VB_PY_TOOLS_BIN) {
+  const py = spawnSync('bash', ['scripts/ensure-py-tools.sh'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const bin = py.stdout.trim().split('\n').pop() ?? '';
+  if (py.status === 0 && bin) process.env.VB_PY_TOOLS_BIN = bin;
+  else console.error('could not set up the Python test tools (scripts/ensure-py-tools.sh needs python3 with venv and PyPI): the manifest validation test will fail');
+}
+
 const out = join(mkdtempSync(join(tmpdir(), 'vb-test-')), 'vitest.json');
 const v = spawnSync('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`, ...args], { stdio: 'inherit' });
 try {
