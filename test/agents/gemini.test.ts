@@ -5,6 +5,7 @@
  * long call.
  */
 import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { runAgentContract } from './agent-contract.js';
 import { startFakeGemini } from '../fakes/gemini.js';
 import { createGeminiAgentFactory } from '../../src/agents/gemini/index.js';
@@ -129,6 +130,48 @@ describe('gemini: setup and formats', () => {
     });
   });
 
+  it('the API key goes only in the x-goog-api-key header; the fake refuses a key in the URL (HTTP 400) and a missing key (close 1008); no error names the key', async () => {
+    const key = 'AIzaSy-secret-key-' + 'k'.repeat(20);
+    await withFake({ apiKey: key }, async (fake) => {
+      const { session } = await open(fake);
+      expect(fake.upgrades()).toEqual([{ query: '', keyHeader: true }]);
+      await session.close('test');
+
+      // The fake as the service: a key in the URL, or none.
+      const inUrl = new WebSocket(`${fake.url}?key=${key}`);
+      const status = await new Promise<number>((resolve) => {
+        inUrl.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        inUrl.on('open', () => resolve(101));
+        inUrl.on('error', () => undefined);
+      });
+      inUrl.terminate();
+      expect(status).toBe(400);
+      const noKey = new WebSocket(fake.url);
+      noKey.on('error', () => undefined);
+      const code = await new Promise<number>((resolve) => noKey.on('close', (c) => resolve(c)));
+      expect(code).toBe(1008);
+
+      // Errors on every path: a wrong key, a refused upgrade, a refused resume, nothing listening.
+      const errs: unknown[] = [];
+      const wrong = sessionFor(fake, {}, { GEMINI_API_KEY: key + 'x' });
+      errs.push(await wrong.connect(AbortSignal.timeout(3000)).catch((e: unknown) => e));
+      await wrong.close('test');
+      fake.refuseUpgrades(403);
+      const refused = sessionFor(fake);
+      errs.push(await refused.connect(AbortSignal.timeout(3000)).catch((e: unknown) => e));
+      await refused.close('test');
+      fake.refuseUpgrades(undefined);
+      const nobody = sessionFor(fake, {}, { GEMINI_LIVE_URL: 'ws://127.0.0.1:1/ws' });
+      errs.push(await nobody.connect(AbortSignal.timeout(3000)).catch((e: unknown) => e));
+      await nobody.close('test');
+      expect(errs.map((e) => (e as BridgeError).code)).toEqual(['BRIDGE_ERR_AGENT_AUTH', 'BRIDGE_ERR_AGENT_AUTH', 'BRIDGE_ERR_AGENT_CONNECT']);
+      for (const e of errs) {
+        const err = e as BridgeError & { cause?: unknown };
+        expect(`${err.message} ${String(err.cause)} ${JSON.stringify(err)}`).not.toContain(key);
+      }
+    });
+  });
+
   it('a wrong key (close 1007 "API key not valid") rejects connect() with AGENT_AUTH; a missing setupComplete with AGENT_TIMEOUT', async () => {
     await withFake({}, async (fake) => {
       const s = sessionFor(fake, {}, { GEMINI_API_KEY: 'wrong' });
@@ -180,6 +223,47 @@ describe('gemini: barge-in and transcripts', () => {
       expect(o.events.filter((e) => e.startsWith('responseDone'))).toEqual([]);
       expect(o.transcripts.find((t) => t.role === 'agent')!.text).toMatch(/\[interrupted: the caller heard about 150 ms\]$/);
       expect(o.session.stats.lastHeardMs).toBe(150);
+      await o.session.close('test');
+    });
+  });
+
+  it("the barge-in note is a clientContent context note in the model's own turn (turnComplete false), never realtimeInput text the model takes for the caller's words", async () => {
+    await withFake({}, async (fake) => {
+      const o = await open(fake);
+      await fake.speak(1500);
+      await waitFor(() => o.audio.length > 0, 3000, 'first audio');
+      o.session.interrupt({ heardMs: 240 });
+      o.session.sendDtmf('4'); // the caller's own input still goes as realtimeInput
+      await waitFor(() => fake.notes().length === 2, 3000, 'the note and the digit');
+      expect(fake.notes()).toEqual([
+        { channel: 'clientContent', role: 'model', text: expect.stringMatching(/^\[Note from the phone system, not spoken: .*first 240 ms/), turnComplete: false },
+        { channel: 'realtimeInput', role: undefined, text: '[The caller pressed 4 on the phone keypad.]', turnComplete: undefined },
+      ]);
+      expect(fake.texts()).toEqual([]); // nothing taken as the caller's words
+      expect(fake.received().interruptions).toEqual([{ heardMs: 240 }]);
+      expect(o.session.stats.notesSent).toBe(1);
+      await o.session.close('test');
+    });
+  });
+
+  it('a model that refuses clientContent mid-session (close 1007 after a note): notes stop for the call, the session resumes and goes on (non-fatal)', async () => {
+    await withFake({ rejectClientContentAfterTurn: true }, async (fake) => {
+      const o = await open(fake);
+      await fake.speak(200);
+      await waitFor(() => o.events.some((e) => e.startsWith('responseDone')) && o.session.resumable, 3000, 'a finished turn and a handle');
+      o.session.interrupt({ heardMs: 100 });
+      await waitFor(() => o.session.state === 'open' && o.session.stats.connections === 2, 5000, 'resumed after the 1007');
+      expect(fake.connections()[0]!.closeCode).toBe(1007);
+      expect(fake.connections()[1]!.resumedWith).toMatch(/^fake-handle-/);
+      expect(o.errors.map((x) => [x.e.code, x.fatal])).toEqual([['BRIDGE_ERR_AGENT_PROTOCOL', false]]);
+      expect(o.errors[0]!.e.message).toMatch(/notes are off/);
+      o.session.interrupt({ heardMs: 50 }); // no second note
+      o.session.sendDtmf('9');
+      await waitFor(() => fake.received().dtmf.includes('9'), 3000, 'a later message');
+      expect(o.session.stats.notesSent).toBe(1);
+      expect(fake.notes().filter((n) => n.channel === 'clientContent')).toEqual([]);
+      await fake.speak(100);
+      await waitFor(() => o.events.filter((e) => e.startsWith('responseDone')).length === 2, 3000, 'the call goes on');
       await o.session.close('test');
     });
   });
@@ -332,6 +416,66 @@ describe('gemini: close codes and resumption', () => {
     });
   });
 
+  it("goAway while the caller is speaking: the switch waits until their turn is answered and a handle covers it, so none of their words are lost", async () => {
+    // The service's handles come only with setup and after turns (no periodic ones), goAway
+    // arrives 400 ms into the caller's utterance, and resuming drops input after the handle.
+    await withFake({ handleIntervalMs: 60_000, goAwayMidUtterance: { afterMs: 400, timeLeftMs: 20_000 }, autoReply: { replyMs: 200, silenceMs: 300 } }, async (fake) => {
+      const o = await open(fake);
+      await waitFor(() => o.session.resumable, 3000, 'the first handle');
+      // The caller's words: 1.2 s of a tone that is never zero, in 20 ms frames; then 1 s of silence.
+      const words: Int16Array[] = [];
+      for (let n = 0; n < 60; n++) {
+        const f = new Int16Array(320);
+        for (let i = 0; i < 320; i++) f[i] = 4000 + Math.round(3000 * Math.sin((2 * Math.PI * 220 * (n * 320 + i)) / 16_000));
+        words.push(f);
+      }
+      for (const f of words.slice(0, 30)) o.session.sendAudio(f);
+      await waitFor(() => o.session.stats.goAways === 1, 3000, 'goAway mid-utterance');
+      const rolledWhileSpeaking = o.session.stats.rollovers;
+      for (const f of words.slice(30)) o.session.sendAudio(f);
+      for (let n = 0; n < 50; n++) o.session.sendAudio(new Int16Array(320));
+      await waitFor(() => o.session.stats.rollovers === 1 && o.session.state === 'open' && o.session.stats.connections === 2, 5000, 'the switch');
+      // What the resumed session heard holds every sample the caller said, in order.
+      const heard = fake.sessionAudio().filter((v) => v !== 0);
+      const said = new Int16Array(words.length * 320);
+      words.forEach((f, n) => said.set(f, n * 320));
+      expect(heard.length).toBe(said.length);
+      expect(Buffer.from(heard.buffer).equals(Buffer.from(said.buffer))).toBe(true);
+      // It switched after the answer to the caller, not while they spoke nor at the deadline.
+      expect(rolledWhileSpeaking).toBe(0);
+      expect(o.events.filter((e) => e.startsWith('responseDone'))).toHaveLength(1);
+      expect(o.session.stats.rolloversAtDeadline).toBe(0);
+      expect(fake.connections()[1]!.resumedWith).toMatch(/^fake-handle-/);
+      expect(o.errors.filter((x) => x.fatal)).toEqual([]);
+      await o.session.close('test');
+    });
+  });
+
+  it("goAway while the caller never pauses: the switch happens anyway shortly before timeLeft runs out", async () => {
+    await withFake({ handleIntervalMs: 60_000, goAwayMidUtterance: { afterMs: 200, timeLeftMs: 3000 } }, async (fake) => {
+      const o = await open(fake);
+      await waitFor(() => o.session.resumable, 3000, 'the first handle');
+      const tone = new Int16Array(320).map((_, i) => Math.round(6000 * Math.sin((2 * Math.PI * 300 * i) / 16_000)));
+      let stop = false;
+      const talking = (async () => {
+        while (!stop) {
+          o.session.sendAudio(tone);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      try {
+        await waitFor(() => o.session.stats.goAways === 1, 3000, 'goAway');
+        await waitFor(() => o.session.stats.rollovers === 1 && o.session.state === 'open', 5000, 'the switch at the deadline');
+        expect(o.session.stats.rolloversAtDeadline).toBe(1);
+        expect(fake.connections()[0]!.closedBy).toBe('client'); // before the service closed it
+      } finally {
+        stop = true;
+        await talking;
+      }
+      await o.session.close('test');
+    });
+  });
+
   it(
     'a 6.5 s call over connections that live 1.5 s: goAway rollovers resume the session; every caller sample arrives once, in order; agent audio keeps flowing',
     async () => {
@@ -395,6 +539,8 @@ describe('gemini: config and protocol', () => {
     expect(problems).toHaveLength(5);
     expect(readGeminiConfig({ GEMINI_API_KEY: 'k', GEMINI_LIVE_URL: 'wss://h/p?key=abc' }).problems[0]).toMatch(/must not carry the key/);
     expect(readGeminiConfig({ GEMINI_API_KEY: 'k', GEMINI_MODEL: 'models/gemini-x' }).config!.model).toBe('gemini-x');
+    expect(readGeminiConfig({ GEMINI_API_KEY: 'k' }).config!.model).toBe('gemini-3.8-live');
+    expect(readGeminiConfig({ GEMINI_API_KEY: 'k', GEMINI_MODEL: 'gemini-2.5-flash-native-audio-preview-12-2025' }).config!.model).toBe('gemini-2.5-flash-native-audio-preview-12-2025');
     expect(() => createAgentRegistry(loadConfig({ GEMINI_API_KEY: 'k', GEMINI_VOICE: '!' }))).toThrow(/GEMINI_VOICE/);
   });
 

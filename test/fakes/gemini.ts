@@ -5,9 +5,13 @@
  *
  * What it models:
  * - §3.1 endpoint path `/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent`;
- *   the key in `?key=` (or an `x-goog-api-key` header). A wrong key: the upgrade succeeds,
- *   then close 1007 "API key not valid…" (that is how the real service has reported key
- *   problems, protocols.md §3.6 — assumed for invalid keys too). Wrong path: HTTP 404.
+ *   the key in the `x-goog-api-key` header, as the SDKs send it. A wrong key: the upgrade
+ *   succeeds, then close 1007 "API key not valid…" (that is how the real service has
+ *   reported key problems, protocols.md §3.6 — assumed for invalid keys too). No key:
+ *   close 1008 "…unregistered callers…" (Google's answer to a request without identity).
+ *   A key in the URL query is refused with HTTP 400 — stricter than the service, which
+ *   takes `?key=`, so that a key in a URL (where logs and errors carry it) fails tests.
+ *   Wrong path: HTTP 404.
  * - §3.2 client messages, strictly: exactly one known top-level key; `setup` first and
  *   only once (model `models/…`, responseModalities ["AUDIO"]); unknown keys, a second
  *   setup, input before setup, `sessionResumption.transparent` (rejected by the Gemini
@@ -24,16 +28,28 @@
  *   (resumable:false with no handle while a turn is generating); a setup with a handle we
  *   issued continues that logical session; an unknown handle → close 1008 "Requested
  *   entity was not found." (the real answer to a stale handle is unconfirmed, §7).
+ *   Each logical session keeps the caller audio it has heard (sessionAudio()); a handle
+ *   covers what was heard when it was issued, and resuming with it DROPS the input the
+ *   old connection received after it — the Gemini API has no transparent mode, so that
+ *   input is lost on resumption, as with the real service.
  * - connection lifetime: with `connectionLifetimeMs`, each connection sends
  *   `goAway {timeLeft: "<s>s"}` and closes itself (1001) `goAwayTimeLeftMs` later.
- * - autoReply: an EnergyVad on the caller audio acts as the server's activity
- *   detection: speech over a turn → interrupted; end of speech → a reply of replyMs.
+ *   With `goAwayMidUtterance`, the connection sends goAway once the caller has been
+ *   speaking for `afterMs` (heard by the activity detection below).
+ * - activity detection: an EnergyVad on the caller audio acts as the server's (with
+ *   autoReply or goAwayMidUtterance): autoReply — speech over a turn → interrupted; end
+ *   of speech → a reply of replyMs.
+ * - clientContent: turns of { role: 'user' | 'model', parts: [{ text }] }, recorded with
+ *   their channel (notes()); `rejectClientContentAfterTurn` closes 1007 on clientContent
+ *   after a model turn, as some Live models have.
  * - Faults: refuse-next (HTTP 403 on the next upgrade), garbage (non-JSON text, an object
  *   of unknown keys, a binary frame that is not UTF-8, inlineData with the wrong
  *   mimeType and the wrong rate), stop-answering (no messages, no pongs), close-mid-call (1011).
  *
- * What the adapter reports is read from realtimeInput.text: "pressed <digit>" → dtmf,
- * "first <n> ms" → an interruption with heardMs (see src/agents/gemini/session.ts).
+ * What the adapter reports: realtimeInput.text "pressed <digit>" → dtmf (the caller's own
+ * input); a clientContent note "first <n> ms" → an interruption with heardMs. Any other
+ * realtimeInput.text — a note included — is the caller's words (texts()), as the real
+ * service takes it (see src/agents/gemini/session.ts).
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -61,6 +77,18 @@ export interface FakeGeminiOptions {
   chunkIntervalMs?: number;
   /** Extra env for the adapter (merged into `env`). */
   env?: Record<string, string>;
+  /** Send goAway {timeLeft: timeLeftMs} once the caller has spoken afterMs of an utterance (once per connection). */
+  goAwayMidUtterance?: { afterMs: number; timeLeftMs: number };
+  /** Close 1007 on clientContent sent after the session's first model turn. */
+  rejectClientContentAfterTurn?: boolean;
+}
+
+/** A clientContent or realtimeInput.text message as the fake received it. */
+export interface FakeGeminiNote {
+  channel: 'clientContent' | 'realtimeInput';
+  role: string | undefined;
+  text: string;
+  turnComplete: boolean | undefined;
 }
 
 interface Turn {
@@ -88,6 +116,15 @@ interface Conn {
   vad: EnergyVad | undefined;
   vadFrame: Int16Array;
   vadLen: number;
+  /** Voiced ms of the utterance in progress (activity detection), and whether goAwayMidUtterance fired. */
+  speechMs: number;
+  goAwaySent: boolean;
+}
+
+/** A logical session: the caller audio it has heard, and whether it had a model turn. */
+interface SessionState {
+  heard: Int16Array[];
+  hadModelTurn: boolean;
 }
 
 export interface FakeGemini extends FakeService {
@@ -96,8 +133,16 @@ export interface FakeGemini extends FakeService {
   connections(): { id: number; setup: Record<string, unknown> | undefined; resumedWith: string | undefined; audioMs: number; closedBy?: string; closeCode?: number }[];
   /** All caller audio received, in arrival order, across connections. */
   callerSamples(): Int16Array;
-  /** Other realtimeInput.text messages. */
+  /** Other realtimeInput.text messages: what the service takes as the caller's words. */
   texts(): string[];
+  /** Every clientContent turn and realtimeInput.text, with its channel. */
+  notes(): FakeGeminiNote[];
+  /** The caller audio the current logical session holds (after resumptions dropped what their handles did not cover). */
+  sessionAudio(): Int16Array;
+  /** Caller samples dropped by resumptions (received after the handle resumed from). */
+  droppedOnResume(): number;
+  /** Each upgrade request: its query string and whether it carried the x-goog-api-key header (the key itself is not kept). */
+  upgrades(): { query: string; keyHeader: boolean }[];
   /** interrupted messages the fake sent. */
   serviceInterruptions(): number;
   /** Sends a raw frame on the current connection. */
@@ -130,13 +175,18 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
   const interruptions: { heardMs?: number }[] = [];
   const dtmf: string[] = [];
   const texts: string[] = [];
+  const notes: FakeGeminiNote[] = [];
+  const upgrades: { query: string; keyHeader: boolean }[] = [];
+  const sessions = new Map<number, SessionState>();
+  let droppedOnResume = 0;
   let serviceInterruptions = 0;
   let refuseNext = false;
   let holdNext = false;
   let delayNext = 0;
   let refuseAllStatus: number | undefined;
   let upgradesRefused = 0;
-  const handles = new Map<string, number>();
+  /** handle → the logical session and how many chunks of its heard audio the handle covers. */
+  const handles = new Map<string, { session: number; heard: number }>();
   let handleSeq = 0;
   let sessionSeq = 0;
   let connSeq = 0;
@@ -154,14 +204,18 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":${status},"message":"${text}"}}`);
     };
     if (u.pathname !== GEMINI_PATH) return reply(404, 'Not Found');
+    const headerKey = req.headers['x-goog-api-key'];
+    upgrades.push({ query: u.search, keyHeader: typeof headerKey === 'string' && headerKey !== '' });
     if (refuseNext || refuseAllStatus !== undefined) {
       upgradesRefused++;
       const status = refuseAllStatus ?? 403;
       refuseNext = false;
       return reply(status, status === 403 ? 'Forbidden' : 'Service Unavailable');
     }
-    const key = u.searchParams.get('key') ?? req.headers['x-goog-api-key'];
-    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, key === apiKey));
+    // Fake policy (see the file comment): the key belongs in the header, never in the URL.
+    if (u.searchParams.has('key')) return reply(400, 'API key in the URL query: send it in the x-goog-api-key header');
+    const key = typeof headerKey === 'string' && headerKey !== '' ? headerKey : undefined;
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, key === undefined ? 'missing' : key === apiKey ? 'ok' : 'wrong'));
   });
 
   const current = (): Conn | undefined => {
@@ -202,11 +256,17 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       return;
     }
     const h = `fake-handle-${++handleSeq}`;
-    handles.set(h, c.session);
+    handles.set(h, { session: c.session, heard: sessionOf(c).heard.length });
     sendMsg(c, { sessionResumptionUpdate: { newHandle: h, resumable: true } });
   };
 
-  function onConnection(ws: WebSocket, keyOk: boolean): void {
+  const sessionOf = (c: Conn): SessionState => {
+    let st = sessions.get(c.session);
+    if (st === undefined) sessions.set(c.session, (st = { heard: [], hadModelTurn: false }));
+    return st;
+  };
+
+  function onConnection(ws: WebSocket, key: 'ok' | 'wrong' | 'missing'): void {
     const c: Conn = {
       id: ++connSeq,
       ws,
@@ -222,9 +282,14 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       closedBy: undefined,
       closeCode: undefined,
       timers: new Set(),
-      vad: options.autoReply ? new EnergyVad({ sampleRateHz: IN_RATE, thresholdDbfs: options.autoReply.thresholdDbfs ?? -45, silenceMs: options.autoReply.silenceMs ?? 700 }) : undefined,
+      vad:
+        options.autoReply || options.goAwayMidUtterance
+          ? new EnergyVad({ sampleRateHz: IN_RATE, thresholdDbfs: options.autoReply?.thresholdDbfs ?? -45, silenceMs: options.autoReply?.silenceMs ?? 700 })
+          : undefined,
       vadFrame: new Int16Array(IN_RATE / 50),
       vadLen: 0,
+      speechMs: 0,
+      goAwaySent: false,
     };
     holdNext = false;
     delayNext = 0;
@@ -242,7 +307,11 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       c.timers.clear();
     });
     ws.on('error', () => undefined);
-    if (!keyOk) {
+    if (key === 'missing') {
+      serverClose(c, 1008, "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.".slice(0, 120));
+      return;
+    }
+    if (key === 'wrong') {
       serverClose(c, 1007, 'API key not valid. Please pass a valid API key.');
       return;
     }
@@ -268,7 +337,8 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     if (key === 'setup') return onSetup(c, body);
     if (c.setup === undefined) return invalid(c, 'setup must be the first message.');
     if (key === 'realtimeInput') return onRealtimeInput(c, body);
-    if (key === 'clientContent' || key === 'toolResponse') return; // accepted, unused by the adapter
+    if (key === 'clientContent') return onClientContent(c, body);
+    if (key === 'toolResponse') return; // accepted, unused by the adapter
     return invalid(c, `Unknown name "${key}": Cannot find field.`);
   }
 
@@ -283,9 +353,13 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     const handle = typeof sr?.['handle'] === 'string' ? sr['handle'] : undefined;
     if (handle !== undefined) {
       c.resumedWith = handle;
-      const session = handles.get(handle);
-      if (session === undefined) return serverClose(c, 1008, 'Requested entity was not found.');
-      c.session = session;
+      const h = handles.get(handle);
+      if (h === undefined) return serverClose(c, 1008, 'Requested entity was not found.');
+      c.session = h.session;
+      // No transparent mode: what the session heard after this handle is gone.
+      const st = sessionOf(c);
+      for (const lost of st.heard.splice(h.heard)) droppedOnResume += lost.length;
+      for (const [k, v] of handles) if (v.session === h.session && v.heard > h.heard) handles.delete(k);
     } else c.session = ++sessionSeq;
     if (c.holdSetup) return;
     if (c.setupDelayMs > 0) after(c, c.setupDelayMs, () => completeSetup(c, sr));
@@ -327,20 +401,42 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       callerChunks.push(pcm);
       callerSampleCount += pcm.length;
       c.audioSamples += pcm.length;
+      sessionOf(c).heard.push(pcm);
       if (c.vad) runVad(c, pcm);
       return;
     }
     if ('text' in r) {
+      // realtimeInput "is always assumed to be the user's input": whatever it says, the caller said it.
       const t = String(r['text']);
+      notes.push({ channel: 'realtimeInput', role: undefined, text: t, turnComplete: undefined });
       const digit = /pressed ([0-9*#A-D]) on/.exec(t);
-      const heard = /first (\d+) ms/.exec(t);
       if (digit) dtmf.push(digit[1]!);
-      else if (heard) interruptions.push({ heardMs: Number(heard[1]) });
       else texts.push(t);
       return;
     }
     if ('audioStreamEnd' in r || 'activityStart' in r || 'activityEnd' in r || 'video' in r || 'mediaChunks' in r) return;
     return invalid(c, `Unknown name "${keys[0]}" at realtime_input.`);
+  }
+
+  function onClientContent(c: Conn, b: Record<string, unknown>): void {
+    const turns = b?.['turns'];
+    const turnComplete = b?.['turnComplete'];
+    if (turns !== undefined && !Array.isArray(turns)) return invalid(c, 'clientContent.turns must be a list.');
+    if (turnComplete !== undefined && typeof turnComplete !== 'boolean') return invalid(c, 'clientContent.turnComplete must be a bool.');
+    for (const t of (turns ?? []) as unknown[]) {
+      const turn = t as Record<string, unknown> | null;
+      const role = turn?.['role'];
+      const parts = turn?.['parts'];
+      if (role !== 'user' && role !== 'model') return invalid(c, `Invalid value at 'client_content.turns.role' (${JSON.stringify(role)}).`);
+      if (!Array.isArray(parts) || parts.some((p) => typeof (p as Record<string, unknown>)?.['text'] !== 'string')) return invalid(c, 'clientContent.turns.parts must be text parts.');
+    }
+    if (options.rejectClientContentAfterTurn && sessionOf(c).hadModelTurn) return serverClose(c, 1007, 'Request contains an invalid argument.');
+    for (const t of (turns ?? []) as { role: string; parts: { text: string }[] }[]) {
+      const text = t.parts.map((p) => p.text).join('');
+      notes.push({ channel: 'clientContent', role: t.role, text, turnComplete: turnComplete as boolean | undefined });
+      const heard = /first (\d+) ms/.exec(text);
+      if (heard) interruptions.push({ heardMs: Number(heard[1]) });
+    }
   }
 
   function runVad(c: Conn, pcm: Int16Array): void {
@@ -354,8 +450,17 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       if (c.vadLen < c.vadFrame.length) break;
       c.vadLen = 0;
       const ev = vad.process(c.vadFrame);
-      if (ev === 'speechStart' && c.turn !== undefined) void fake.interruptFromService();
-      if (ev === 'speechEnd') void fake.speak(options.autoReply!.replyMs);
+      if (ev === 'speechStart' || ev === 'speech') c.speechMs += 20;
+      if (ev === 'speechStart' && c.turn !== undefined && options.autoReply) void fake.interruptFromService();
+      const g = options.goAwayMidUtterance;
+      if (g && !c.goAwaySent && vad.speaking && c.speechMs >= g.afterMs) {
+        c.goAwaySent = true;
+        sendGoAway(c, g.timeLeftMs);
+      }
+      if (ev === 'speechEnd') {
+        c.speechMs = 0;
+        if (options.autoReply) void fake.speak(options.autoReply.replyMs);
+      }
     }
   }
 
@@ -380,6 +485,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     if (c === undefined || c.turn !== undefined) return started();
     const turn: Turn = { conn: c, stopped: false };
     c.turn = turn;
+    sessionOf(c).hadModelTurn = true;
     const total = Math.round((ms * OUT_RATE) / 1000);
     const t0 = Date.now();
     let sent = 0;
@@ -470,6 +576,20 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       return out;
     },
     texts: () => [...texts],
+    notes: () => notes.map((n) => ({ ...n })),
+    sessionAudio() {
+      const last = conns.filter((c) => c.setup !== undefined).at(-1);
+      const heard = last === undefined ? [] : sessionOf(last).heard;
+      const out = new Int16Array(heard.reduce((n, x) => n + x.length, 0));
+      let o = 0;
+      for (const ch of heard) {
+        out.set(ch, o);
+        o += ch.length;
+      }
+      return out;
+    },
+    droppedOnResume: () => droppedOnResume,
+    upgrades: () => upgrades.map((u) => ({ ...u })),
     serviceInterruptions: () => serviceInterruptions,
     sendRaw(message, binary = false) {
       const c = current();

@@ -9,17 +9,27 @@
  */
 import { BridgeError, ErrorCodes } from '../../errors.js';
 
-/** protocols.md §3.1: the Gemini API (AI Studio key) endpoint; the key goes in `?key=`. */
+/**
+ * protocols.md §3.1: the Gemini API (AI Studio key) endpoint. The key is sent in the
+ * `x-goog-api-key` header of the upgrade, as Google's SDKs do — never in the URL, where
+ * proxies, access logs and error messages would carry it.
+ */
 export const DEFAULT_GEMINI_LIVE_URL = 'wss://generativelanguage.googleapis.com/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent';
-/** protocols.md §3.7: gemini-2.0-flash-live-001 and gemini-live-2.5-flash-preview were shut down on 2025-12-09. */
-export const DEFAULT_GEMINI_MODEL = 'gemini-2.5-flash-native-audio-preview-12-2025';
+/**
+ * The GA Live model Google's model page recommends as the default for low-latency voice
+ * agents (released 2026-09-15, no shutdown announced). It supersedes the preview models
+ * gemini-2.5-flash-native-audio-preview-12-2025 and gemini-3.1-flash-live-preview (Live
+ * preview models were reported retired on 2026-11-17). See docs/agents/gemini.md on
+ * choosing another model (GEMINI_MODEL, or the per-call `model` parameter).
+ */
+export const DEFAULT_GEMINI_MODEL = 'gemini-3.8-live';
 export const DEFAULT_GEMINI_VOICE = 'Puck';
 export const DEFAULT_GEMINI_INSTRUCTIONS =
   'You are a helpful voice assistant on a phone call. Keep answers short and conversational. The caller hears you through a telephone line.';
 
 export interface GeminiConfig {
   readonly apiKey: string;
-  /** WebSocket endpoint without the key (ws:// is allowed for local fakes). */
+  /** WebSocket endpoint, without the key (sent as the x-goog-api-key header); ws:// is allowed for local fakes. */
   readonly url: string;
   /** Model name without the `models/` prefix. */
   readonly model: string;
@@ -35,7 +45,7 @@ export interface GeminiConfig {
   readonly resumeBufferMs: number;
   /** Consecutive failed reconnect attempts before the session fails for good. */
   readonly maxReconnects: number;
-  /** Send a text note with the heard position to the model on barge-in (see docs/agents/gemini.md). */
+  /** Tell the model the heard position on barge-in, as a clientContent context note (see docs/agents/gemini.md). */
   readonly interruptNote: boolean;
 }
 
@@ -90,7 +100,7 @@ export function readGeminiConfig(env: Env): { config: GeminiConfig | undefined; 
     } catch (e) {
       problems.push(
         (e as Error).message === 'key'
-          ? 'GEMINI_LIVE_URL: must not carry the key (set GEMINI_API_KEY; the adapter adds ?key=)'
+          ? 'GEMINI_LIVE_URL: must not carry the key (set GEMINI_API_KEY; the adapter sends it in the x-goog-api-key header)'
           : `GEMINI_LIVE_URL=${JSON.stringify(rawUrl)}: must be an absolute wss:// (or ws://) URL`,
       );
     }

@@ -7,10 +7,15 @@
  * Client messages we send (each has exactly one top-level key, §3.2):
  *   setup          first message only; then we wait for `setupComplete`
  *   realtimeInput  { audio: { mimeType: 'audio/pcm;rate=16000', data } } caller audio
- *                  { text }  DTMF digits and the barge-in note (see session.ts). Not
- *                  `clientContent`: Gemini 3.1 Live rejects clientContent after the first
- *                  model turn with close 1007 (livekit/agents#5251, google/adk-python#5076),
- *                  while realtimeInput.text is accepted by 2.5 and 3.x models.
+ *                  { text }  DTMF digits only. `LiveClientRealtimeInput` "is always assumed
+ *                  to be the user's input": text sent here is the caller speaking, which is
+ *                  right for "the caller pressed 5" and wrong for anything else.
+ *   clientContent  { turns: [{ role: 'model', parts: [{ text }] }], turnComplete: false }
+ *                  the barge-in note (see session.ts): a context note in the model's own
+ *                  turn, so it is never read as the caller's words; turnComplete false so
+ *                  it starts no generation. Gemini 3.x Live models accept clientContent
+ *                  with explicit roles for the whole session; an older model that closes
+ *                  with 1007 on it (livekit/agents#5251) makes session.ts stop sending notes.
  *
  * What the parser accepts and how it fails: anything that is not a JSON object, or an
  * object with none of the known top-level keys, is `{ ok: false }` (a counted protocol
@@ -75,8 +80,20 @@ export function buildAudio(pcm: Int16Array): string {
   return AUDIO_PREFIX + Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength).toString('base64') + AUDIO_SUFFIX;
 }
 
+/** realtimeInput.text: the caller's own input (DTMF digits). */
 export function buildText(text: string): string {
   return JSON.stringify({ realtimeInput: { text } });
+}
+
+/** The role of a context note's turn: the model's own turn, never the caller's. */
+export const NOTE_ROLE = 'model';
+
+/**
+ * A context note appended to the conversation (clientContent) without asking for a reply
+ * (turnComplete false). Used for what the caller did not hear of the model's last reply.
+ */
+export function buildContextNote(text: string): string {
+  return JSON.stringify({ clientContent: { turns: [{ role: NOTE_ROLE, parts: [{ text }] }], turnComplete: false } });
 }
 
 // --- server messages -----------------------------------------------------------------

@@ -8,8 +8,8 @@
  *          connect()                      setupComplete (caller audio flows)
  *   idle ───────────► connecting ──────────────────────────────► open ◄───────────────┐
  *    ▲                    │ upgrade refused / close / timeout      │                   │ setupComplete on a new
- *    └────────────────────┘ (connect() rejects, typed)             │ goAway: at the next turn boundary
- *                                                                  │   with a fresh handle, or at the
+ *    └────────────────────┘ (connect() rejects, typed)             │ goAway: once a handle covers all
+ *                                                                  │   the caller said, or at the
  *                                                                  │   deadline (timeLeft − margin)
  *                                                                  │ close 1011/1000/1006…, dead socket
  *                                                                  ▼                   │ connection (resumed with
@@ -27,35 +27,48 @@
  *
  * Limits of resumption on the Gemini API (not Vertex): `transparent` mode is not
  * available, so the server never tells us which client messages a handle covers
- * (`lastConsumedClientMessageIndex`). Audio the old connection received after the
- * last handle may be missing from the resumed session's context; we do not resend it
- * (that could duplicate it). To keep that window small we roll over at a turn
- * boundary right after a fresh handle when we can. Without any handle (very early
- * in a call) we start a new session: the call survives, the conversation so far is
- * lost, and a non-fatal error says so.
+ * (`lastConsumedClientMessageIndex`). Input the old connection received after the
+ * last handle is lost on resumption; we do not resend it (that could duplicate it).
+ * So after `goAway` we never switch while the caller is speaking: switching
+ * mid-utterance would lose their words. We wait until (1) the caller is quiet — our own
+ * energy VAD on the audio we send (EnergyVad, hangover CALLER_HANGOVER_MS) — (2) the
+ * service has acted on what they said (a model turn, generationComplete, turnComplete
+ * or a finished input transcription after their speech), (3) no model turn is in
+ * progress, and (4) a resumable handle arrived after all that, so it covers their
+ * words. Only at the deadline (goAway.timeLeft − ROLLOVER_MARGIN_MS) do we switch
+ * regardless. Without any handle (very early in a call) we start a new session: the
+ * call survives, the conversation so far is lost, and a non-fatal error says so.
  *
  * Barge-in: the service detects caller speech itself (automatic activity detection,
  * START_OF_ACTIVITY_INTERRUPTS) and sends `serverContent.interrupted` → we emit
  * `interruption` and drop the rest of that turn's audio. Gemini has no truncate (§3.5);
  * interrupt({ heardMs }) from the bridge records heardMs (stats, the agent transcript),
  * drops the rest of the current turn's audio, and — unless GEMINI_INTERRUPT_NOTE=0 —
- * sends one `realtimeInput.text` note "[The caller interrupted you after hearing only
- * the first N ms of your last reply …]" so the model's memory matches what the caller
- * actually heard (anchors §4 #8; the server keeps what it *sent*, which is more than
- * what played). activityStart/activityEnd are not an option: they are only allowed
- * when automatic activity detection is disabled (§3.2).
+ * appends one context note to the conversation: `clientContent` with a turn in the
+ * model's role, "[Note from the phone system, not spoken: … heard only the first N ms
+ * of this reply …]", and turnComplete false (no reply is asked for), so the model's
+ * memory matches what the caller actually heard (anchors §4 #8; the server keeps what
+ * it *sent*, which is more than what played). Never `realtimeInput.text`: that is the
+ * caller's own input, and the model would take the note for their words. If the
+ * service closes with 1007 after a note (a model that refuses clientContent
+ * mid-session), notes are switched off for the rest of the call and the session
+ * resumes. activityStart/activityEnd are not an option: they are only allowed when
+ * automatic activity detection is disabled (§3.2).
  *
- * DTMF: `realtimeInput.text` "[The caller pressed 5 on the phone keypad.]".
+ * DTMF: `realtimeInput.text` "[The caller pressed 5 on the phone keypad.]" — the
+ * caller's own input, which is what a key press is.
  */
 import { closeReason } from '../../close-reason.js';
 import WebSocket from 'ws';
 import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
 import { BridgeError, ErrorCodes, isBridgeError } from '../../errors.js';
+import { EnergyVad } from '../../audio/vad.js';
 import type { GeminiCallOptions, GeminiConfig } from './config.js';
 import {
   INPUT_RATE_HZ,
   OUTPUT_RATE_HZ,
   buildAudio,
+  buildContextNote,
   buildSetup,
   buildText,
   closeCodeError,
@@ -79,6 +92,8 @@ const CLOSE_GRACE_MS = 1000;
 const ROLLOVER_MARGIN_MS = 1500;
 /** goAway without a readable timeLeft: assume this much. */
 const DEFAULT_GOAWAY_MS = 5000;
+/** Silence after the caller's last voiced frame before we take their utterance as ended (our VAD's hangover). */
+const CALLER_HANGOVER_MS = 500;
 const MAX_TRANSCRIPT_CHARS = 4000;
 const DTMF_RE = /^[0-9*#A-D]$/;
 
@@ -89,8 +104,14 @@ export interface GeminiSessionStats {
   resumed: number;
   /** New sessions started without a handle after the first (context lost). */
   freshRestarts: number;
+  /** goAway messages received. */
+  goAways: number;
   /** Proactive swaps after goAway. */
   rollovers: number;
+  /** Of those, made at the deadline because the caller never paused long enough (input after the last handle may be lost). */
+  rolloversAtDeadline: number;
+  /** Barge-in context notes sent (clientContent). */
+  notesSent: number;
   callerMsSent: number;
   callerMsDropped: number;
   agentMsEmitted: number;
@@ -112,7 +133,7 @@ interface Turn {
   heardMs: number | undefined;
 }
 
-type Pending = { pcm: Int16Array; text?: undefined } | { pcm?: undefined; text: string };
+type Pending = { pcm: Int16Array; text?: undefined; note?: undefined } | { pcm?: undefined; text: string; note?: undefined } | { pcm?: undefined; text?: undefined; note: string };
 
 const noop = () => undefined;
 
@@ -138,9 +159,17 @@ export class GeminiLiveSession extends AgentSession {
 
   /** Latest resumable handle; never logged. */
   #handle: string | undefined;
-  /** A resumable handle arrived since the last model turn started. */
+  /** The latest handle can be switched to: it arrived after the caller's speech was acted on, and no model turn started since. */
   #handleFresh = false;
   #rollover: { timer: NodeJS.Timeout } | undefined;
+  /** Caller activity on the audio we send: a switch waits while they speak. */
+  readonly #callerVad = new EnergyVad({ sampleRateHz: INPUT_RATE_HZ, silenceMs: CALLER_HANGOVER_MS });
+  /** The caller spoke, and the service has not yet shown it acted on it (no handle can be trusted to cover it). */
+  #callerUncovered = false;
+  /** A 1007 after a note: this model refuses clientContent mid-session. */
+  #notesDisabled = false;
+  /** A note was sent on the current connection (a 1007 on it is then taken as the refusal). */
+  #noteSentOnLink = false;
 
   /** Caller audio / text kept while not open (connect, resumption), bounded by resumeBufferMs. */
   #pending: Pending[] = [];
@@ -158,7 +187,10 @@ export class GeminiLiveSession extends AgentSession {
     connections: 0,
     resumed: 0,
     freshRestarts: 0,
+    goAways: 0,
     rollovers: 0,
+    rolloversAtDeadline: 0,
+    notesSent: 0,
     callerMsSent: 0,
     callerMsDropped: 0,
     agentMsEmitted: 0,
@@ -213,6 +245,7 @@ export class GeminiLiveSession extends AgentSession {
       return;
     }
     if (data.length === 0) return;
+    this.#trackCaller(data);
     const ws = this.#ws;
     if (this.#state === 'open' && ws !== undefined) {
       this.#sendRaw(ws, buildAudio(data));
@@ -233,8 +266,10 @@ export class GeminiLiveSession extends AgentSession {
       turn.dropped = true;
       turn.heardMs = heardMs;
     }
-    if (this.#cfg.interruptNote && heardMs !== undefined) {
-      this.#sendText(`[The caller interrupted you after hearing only the first ${heardMs} ms of your last reply; the rest of it was not played. Do not assume they heard it.]`);
+    if (this.#cfg.interruptNote && !this.#notesDisabled && heardMs !== undefined) {
+      this.#sendNote(
+        `[Note from the phone system, not spoken: the caller interrupted you and heard only the first ${heardMs} ms of this reply; the rest of it was cut off and never played. Do not assume they heard it.]`,
+      );
     }
   }
 
@@ -266,7 +301,7 @@ export class GeminiLiveSession extends AgentSession {
   // --- connections -------------------------------------------------------------------
 
   /**
-   * One connection: upgrade (key in `?key=`, §3.1), `setup`, wait for `setupComplete`
+   * One connection: upgrade (key in the `x-goog-api-key` header, §3.1), `setup`, wait for `setupComplete`
    * (bounded by connectTimeoutMs and `signal`). On setupComplete the socket is adopted
    * synchronously — before any later frame of the same read can be emitted — and the
    * state becomes 'open'.
@@ -274,11 +309,15 @@ export class GeminiLiveSession extends AgentSession {
   #openLink(handle: string | undefined, signal: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const opts = this.#opts as GeminiCallOptions;
-      const url = new URL(this.#cfg.url);
-      url.searchParams.set('key', this.#cfg.apiKey);
       let settled = false;
       // One timer bounds upgrade + setup together (no ws handshakeTimeout, so a slow upgrade is AGENT_TIMEOUT too).
-      const ws = new WebSocket(url, { maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, generateMask: zeroMask });
+      // The key travels only in this header: the URL (which error messages name) never has it.
+      const ws = new WebSocket(this.#cfg.url, {
+        maxPayload: MAX_FRAME_BYTES,
+        perMessageDeflate: false,
+        generateMask: zeroMask,
+        headers: { 'x-goog-api-key': this.#cfg.apiKey },
+      });
       const timer = setTimeout(
         () => fail(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `gemini: no setupComplete within ${this.#cfg.connectTimeoutMs} ms`)),
         this.#cfg.connectTimeoutMs,
@@ -344,6 +383,7 @@ export class GeminiLiveSession extends AgentSession {
     this.#state = 'open';
     this.#lastInboundMs = performance.now();
     this.#handleFresh = false;
+    this.#noteSentOnLink = false;
     ws.on('message', (data, isBinary) => {
       if (ws !== this.#ws) return;
       this.#lastInboundMs = performance.now();
@@ -356,7 +396,19 @@ export class GeminiLiveSession extends AgentSession {
     ws.on('error', noop); // a 'close' always follows
     ws.on('close', (code, reason) => {
       if (ws !== this.#ws) return;
-      this.#linkLost(closeCodeError(code, reason.toString('utf8')));
+      const why = reason.toString('utf8');
+      const r = closeCodeError(code, why);
+      if (code === 1007 && this.#noteSentOnLink && r.error.code === ErrorCodes.AGENT_PROTOCOL) {
+        // The model refused our clientContent note (some Live models take clientContent only
+        // before the first model turn). Not worth the call: no more notes, and resume.
+        this.#notesDisabled = true;
+        this.#linkLost({
+          error: new BridgeError(ErrorCodes.AGENT_PROTOCOL, `gemini: the service refused a barge-in note (close 1007${why ? `: ${why.slice(0, 120)}` : ''}); notes are off for the rest of this call`),
+          retry: true,
+        });
+        return;
+      }
+      this.#linkLost(r);
     });
     this.#flushPending(ws);
   }
@@ -460,24 +512,31 @@ export class GeminiLiveSession extends AgentSession {
     }
   }
 
-  /** goAway (§3.6): roll over at the next turn boundary with a fresh handle, or at the deadline. */
+  /** goAway (§3.6): roll over once a handle covers all the caller said (see the file comment), or at the deadline. */
   #onGoAway(timeLeftMs: number | undefined): void {
+    this.#stats.goAways++;
     if (this.#rollover !== undefined || this.#state !== 'open') return;
     const left = timeLeftMs ?? DEFAULT_GOAWAY_MS;
     const deadline = Math.max(0, left - Math.min(ROLLOVER_MARGIN_MS, left / 2));
-    this.#rollover = { timer: setTimeout(() => this.#rollNow(), deadline) };
+    this.#rollover = { timer: setTimeout(() => this.#rollNow(true), deadline) };
     this.#maybeRoll();
   }
 
-  #maybeRoll(): void {
-    if (this.#rollover !== undefined && this.#state === 'open' && this.#turn === undefined && this.#handleFresh) this.#rollNow();
+  /** Whether switching now loses nothing the caller said: quiet, acted on, no model turn, and a handle since. */
+  #safeToSwitch(): boolean {
+    return this.#turn === undefined && this.#handleFresh && !this.#callerUncovered && !this.#callerVad.speaking;
   }
 
-  #rollNow(): void {
+  #maybeRoll(): void {
+    if (this.#rollover !== undefined && this.#state === 'open' && this.#safeToSwitch()) this.#rollNow(false);
+  }
+
+  #rollNow(atDeadline: boolean): void {
     this.#clearRollover();
     const ws = this.#ws;
     if (this.#state !== 'open' || ws === undefined) return;
     this.#stats.rollovers++;
+    if (atDeadline) this.#stats.rolloversAtDeadline++;
     this.#retire(ws, 1000, 'rolling over after goAway');
     this.#startResume();
   }
@@ -515,7 +574,8 @@ export class GeminiLiveSession extends AgentSession {
       // Keep only handles the server says can resume (resumable is false mid-generation / tool calls).
       if (u.resumable && u.newHandle !== undefined) {
         this.#handle = u.newHandle;
-        this.#handleFresh = true;
+        // Only a handle issued after the caller's speech was acted on can be trusted to cover it.
+        this.#handleFresh = !this.#callerUncovered && !this.#callerVad.speaking && this.#turn === undefined;
       }
     }
     if (m.toolCall) this.#protocolError(`a toolCall (${m.toolCall.ids.join(', ')}) although no tools were declared`);
@@ -525,6 +585,10 @@ export class GeminiLiveSession extends AgentSession {
   }
 
   #onServerContent(c: ServerContent): void {
+    if ((c.hasModelTurn || c.generationComplete || c.turnComplete || c.inputTranscription?.finished === true) && !this.#callerVad.speaking) {
+      // The service has acted on the caller's last words (it answered, or ended their turn).
+      this.#callerUncovered = false;
+    }
     if (c.inputTranscription) {
       this.#callerText = (this.#callerText + c.inputTranscription.text).slice(0, MAX_TRANSCRIPT_CHARS);
       if (c.inputTranscription.finished) this.#flushCallerText();
@@ -602,6 +666,28 @@ export class GeminiLiveSession extends AgentSession {
     else this.#keep({ text });
   }
 
+  #sendNote(note: string): void {
+    const ws = this.#ws;
+    if (this.#state === 'open' && ws !== undefined) this.#sendNoteOn(ws, note);
+    else this.#keep({ note });
+  }
+
+  #sendNoteOn(ws: WebSocket, note: string): void {
+    if (this.#notesDisabled) return;
+    this.#noteSentOnLink = true;
+    this.#stats.notesSent++;
+    this.#sendRaw(ws, buildContextNote(note));
+  }
+
+  /** Follows the caller's activity on the audio we send (see #safeToSwitch). */
+  #trackCaller(pcm: Int16Array): void {
+    this.#callerVad.process(pcm);
+    if (this.#callerVad.speaking) {
+      this.#callerUncovered = true;
+      this.#handleFresh = false;
+    }
+  }
+
   /** Keeps input for the next connection; the oldest audio goes first when over resumeBufferMs. */
   #keep(p: Pending): void {
     this.#pending.push(p);
@@ -632,7 +718,8 @@ export class GeminiLiveSession extends AgentSession {
       if (p.pcm !== undefined) {
         this.#sendRaw(ws, buildAudio(p.pcm));
         this.#stats.callerMsSent += (p.pcm.length * 1000) / INPUT_RATE_HZ;
-      } else this.#sendRaw(ws, buildText(p.text));
+      } else if (p.text !== undefined) this.#sendRaw(ws, buildText(p.text));
+      else this.#sendNoteOn(ws, p.note);
     }
   }
 
