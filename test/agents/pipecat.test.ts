@@ -169,6 +169,39 @@ describe('pipecat configuration', () => {
       await session.close('test');
     });
   });
+
+  it('PIPECAT_ORIGIN is sent as Origin: a bot with allowed origins refuses the bridge without it (403, AGENT_AUTH naming PIPECAT_ORIGIN) and takes it with it; no error shows the token', async () => {
+    const token = 'sekret-token-' + 'z'.repeat(16);
+    await withFake({ allowedOrigins: ['https://bridge.example.com'] }, async (fake) => {
+      const s = factoryFor({ ...fake.env, PIPECAT_AUTH_TOKEN: token }).create({ callSid: 'CA' + 'd'.repeat(32), parameters: {} });
+      const err = (await s.connect(AbortSignal.timeout(3000)).catch((e: unknown) => e)) as BridgeError;
+      expect(err.code).toBe('BRIDGE_ERR_AGENT_AUTH');
+      expect(err.message).toMatch(/HTTP 403.*PIPECAT_ORIGIN/);
+      expect(err.message).not.toContain(token);
+      await s.close('test');
+      const { session } = await open(fake, { PIPECAT_ORIGIN: 'https://bridge.example.com', PIPECAT_AUTH_TOKEN: token });
+      expect(fake.received().origins).toEqual([undefined, 'https://bridge.example.com']);
+      expect(fake.received().authHeaders.at(-1)).toBe(`Bearer ${token}`);
+      expect(fake.received().refusedUpgrades).toBe(1);
+      await session.close('test');
+    });
+    await withFake({ requireToken: token }, async (fake) => {
+      const s = factoryFor({ ...fake.env, PIPECAT_AUTH_TOKEN: token + 'x' }).create({ callSid: 'CA' + 'd'.repeat(32), parameters: {} });
+      const err = (await s.connect(AbortSignal.timeout(3000)).catch((e: unknown) => e)) as BridgeError;
+      expect(err.code).toBe('BRIDGE_ERR_AGENT_AUTH');
+      expect(err.message).toMatch(/HTTP 401.*PIPECAT_AUTH_TOKEN/);
+      expect(`${err.message} ${JSON.stringify(err)}`).not.toContain(token);
+      await s.close('test');
+    });
+    // An origin is scheme://host[:port]; the problem never echoes the token.
+    expect(readPipecatConfig({ PIPECAT_URL: 'ws://h', PIPECAT_ORIGIN: 'https://bridge.example.com:8443' }).config!.origin).toBe('https://bridge.example.com:8443');
+    for (const bad of ['bridge.example.com', 'https://bridge.example.com/path', 'https://u:p@bridge.example.com']) {
+      expect(readPipecatConfig({ PIPECAT_URL: 'ws://h', PIPECAT_ORIGIN: bad }).problems).toEqual([expect.stringMatching(/^PIPECAT_ORIGIN=.*must be an origin/)]);
+    }
+    const tokProblems = readPipecatConfig({ PIPECAT_URL: 'ws://h', PIPECAT_AUTH_TOKEN: 'has space ' + token }).problems;
+    expect(tokProblems).toEqual([expect.stringMatching(/^PIPECAT_AUTH_TOKEN: /)]);
+    expect(tokProblems.join(' ')).not.toContain(token);
+  });
 });
 
 describe('pipecat connect failures', () => {
@@ -254,18 +287,57 @@ describe('pipecat bot audio', () => {
     });
   });
 
-  it('transcripts: TranscriptionFrame → caller; the TextFrames of a response → one agent transcript before responseDone', async () => {
+  it('transcripts come from RTVI messages: final user-transcription → caller; a response → one agent transcript (bot-output, not repeated from bot-tts-text or bot-llm-text)', async () => {
     await withFake({}, async (fake) => {
       const o = await open(fake);
-      fake.sendFrame({ transcription: { text: 'where is my order', user_id: 'caller', timestamp: '2026-01-01T00:00:00Z' } });
-      fake.sendFrame({ text: { text: 'Your order' } });
-      fake.sendFrame({ text: { text: 'ships' } });
-      fake.sendFrame({ text: { text: ' today.' } });
-      await fake.speak(100, 'Anything else?');
+      fake.sendRtvi({ type: 'user-transcription', data: { text: 'where is', user_id: 'u', timestamp: '2026-01-01T00:00:00Z', final: false } });
+      fake.sendRtvi({ type: 'user-transcription', data: { text: 'where is my order', user_id: 'u', timestamp: '2026-01-01T00:00:00Z', final: true } });
+      await fake.speak(100, 'Your order ships today. Anything else?'); // llm tokens, bot-output, tts words, like a real bot
       await waitFor(() => o.events.includes('responseDone'), 3000, 'responseDone');
+      await fake.speak(100, 'Goodbye.');
+      await waitFor(() => o.done.length === 2, 3000, 'the second response');
       expect(o.transcripts).toEqual([
         { role: 'caller', text: 'where is my order', final: true },
         { role: 'agent', text: 'Your order ships today. Anything else?', final: true },
+        { role: 'agent', text: 'Goodbye.', final: true },
+      ]);
+      await o.session.close('test');
+    });
+  });
+
+  it('agent transcript sources: spoken bot-output segments (what had started, when interrupted), else bot-tts-text words, else bot-llm-text tokens; legacy TextFrames last', async () => {
+    const audio = () => ({ audio: { audio: new Uint8Array(640), sample_rate: 16000, num_channels: 1 } });
+    await withFake({ rtvi: false, echoInterruption: false }, async (fake) => {
+      const o = await open(fake, { PIPECAT_RESPONSE_GAP_MS: '100' });
+      // RTVI 2.x progress: segment 1 done, segment 2 cut mid-way, segment 3 never started; then the bot is interrupted.
+      fake.sendFrame(audio());
+      fake.sendRtvi({ type: 'bot-output', data: { text: 'First sentence.', segment_id: 1, will_be_spoken: true, spoken_status: 'new' } });
+      fake.sendRtvi({ type: 'bot-output', data: { text: 'First sentence.', segment_id: 1, will_be_spoken: true, spoken_status: 'completed' } });
+      fake.sendRtvi({ type: 'bot-output', data: { text: 'Second sentence here.', segment_id: 2, will_be_spoken: true, spoken_status: 'in-progress', spoken_progress: { accumulated_text: 'Second sen', remaining_text: 'tence here.' } } });
+      fake.sendRtvi({ type: 'bot-output', data: { text: 'Third.', segment_id: 3, will_be_spoken: true, spoken_status: 'new' } });
+      fake.sendRtvi({ type: 'bot-output', data: { text: '(a note shown, not said)', segment_id: 4, will_be_spoken: false } });
+      fake.sendFrame({ interruption: {} });
+      await waitFor(() => o.transcripts.length === 1, 3000, 'the interrupted transcript');
+      // Words only from TTS, then only LLM tokens.
+      for (const w of ['Words', 'as', 'spoken.']) fake.sendRtvi({ type: 'bot-tts-text', data: { text: w } });
+      for (const t of ['Hel', 'lo there', '!']) fake.sendRtvi({ type: 'bot-llm-text', data: { text: t } });
+      fake.sendFrame(audio());
+      await waitFor(() => o.done.length === 1, 3000, 'a response from TTS words');
+      for (const t of ['Hel', 'lo there', '!']) fake.sendRtvi({ type: 'bot-llm-text', data: { text: t } });
+      fake.sendFrame(audio());
+      await waitFor(() => o.done.length === 2, 3000, 'a response from LLM tokens');
+      // A custom serializer's TranscriptionFrame / TextFrame are still read when nothing else comes.
+      fake.sendFrame({ transcription: { text: 'legacy caller', user_id: 'u', timestamp: 't' } });
+      fake.sendFrame({ text: { text: 'Legacy' } });
+      fake.sendFrame({ text: { text: 'text.' } });
+      fake.sendFrame(audio());
+      await waitFor(() => o.done.length === 3, 3000, 'a legacy response');
+      expect(o.transcripts).toEqual([
+        { role: 'agent', text: 'First sentence. Second sen [interrupted]', final: true },
+        { role: 'agent', text: 'Words as spoken.', final: true },
+        { role: 'agent', text: 'Hello there!', final: true },
+        { role: 'caller', text: 'legacy caller', final: true },
+        { role: 'agent', text: 'Legacy text.', final: true },
       ]);
       await o.session.close('test');
     });
@@ -367,16 +439,30 @@ describe('pipecat bad input from the server', () => {
     });
   });
 
-  it('caller audio of the wrong type and bad DTMF are non-fatal errors; digits go out upper-case', async () => {
+  it("DTMF is RTVI's native dtmf message {buttons: [key]}; keys RTVI has no button for, and caller audio of the wrong type, are non-fatal errors", async () => {
     await withFake({}, async (fake) => {
       const o = await open(fake);
       o.session.sendAudio(new Uint8Array(160));
       o.session.sendDtmf('x');
-      o.session.sendDtmf('a');
-      await waitFor(() => fake.received().dtmf.length === 1, 3000, 'the digit');
-      expect(fake.received().dtmf).toEqual(['A']);
-      expect(o.errors.map((x) => x.e.code)).toEqual(['BRIDGE_ERR_DSP_ARGUMENT', 'BRIDGE_ERR_DSP_ARGUMENT']);
+      o.session.sendDtmf('A');
+      o.session.sendDtmf('#');
+      await waitFor(() => fake.received().dtmf.length === 1, 3000, 'the key');
+      expect(fake.received().dtmf).toEqual(['#']);
+      expect(fake.received().messages.filter((m: any) => m.type === 'dtmf')).toEqual([{ label: 'rtvi-ai', type: 'dtmf', id: expect.stringMatching(/^vb-dtmf-\d+$/), data: { buttons: ['#'] } }]);
+      expect(o.errors.map((x) => x.e.code)).toEqual(['BRIDGE_ERR_DSP_ARGUMENT', 'BRIDGE_ERR_DSP_ARGUMENT', 'BRIDGE_ERR_DSP_ARGUMENT']);
       expect(fake.received().audioMs).toBe(0);
+      await o.session.close('test');
+    });
+  });
+
+  it('each connection opens with RTVI client-ready (protocol 2.2.0), which the bot answers with bot-ready', async () => {
+    await withFake({}, async (fake) => {
+      const o = await open(fake);
+      await waitFor(() => fake.received().messages.length >= 1, 3000, 'client-ready');
+      expect(fake.received().messages[0]).toEqual({ label: 'rtvi-ai', type: 'client-ready', id: expect.any(String), data: { version: '2.2.0', about: { library: 'voice-bridge' } } });
+      await fake.fault('close-mid-call');
+      await waitFor(() => fake.received().connections === 2 && fake.received().messages.filter((m: any) => m.type === 'client-ready').length === 2, 3000, 'client-ready on the new connection');
+      expect(o.errors.filter((x) => x.e.code === 'BRIDGE_ERR_AGENT_PROTOCOL')).toEqual([]); // bot-ready is not a problem
       await o.session.close('test');
     });
   });
@@ -390,6 +476,19 @@ describe('pipecat session end and reconnect', () => {
       fake.endSession(1000, 'EndFrame');
       await waitFor(() => o.events.includes('closed'), 3000, 'closed');
       expect(o.events).toEqual(['responseDone', 'end:pipecat server ended the session: EndFrame', 'closed']);
+    });
+  });
+
+  it('the bot ending the call with close 1001 (WebSocket server transport) is a hang-up after its goodbye, not a drop: end, then closed, no reconnect, no error', async () => {
+    await withFake({}, async (fake) => {
+      const o = await open(fake);
+      await fake.botEndsCall(300); // goodbye, then close 1001
+      await waitFor(() => o.events.includes('closed'), 3000, 'closed');
+      expect(o.events).toEqual(['responseDone', 'end:pipecat server ended the session', 'closed']);
+      expect(o.transcripts).toEqual([{ role: 'agent', text: 'Thank you for calling, goodbye!', final: true }]);
+      expect(ms(o.audio, 16000)).toBe(300); // the whole goodbye
+      expect(o.errors).toEqual([]);
+      expect(fake.received().connections).toBe(1);
     });
   });
 

@@ -1,8 +1,8 @@
 /**
  * A fake Pipecat server: a real WebSocket server on 127.0.0.1:0 whose transport uses
  * the protobuf frame serializer (protocols.md §6.2), as a pipecat
- * WebsocketServerTransport / FastAPIWebsocketTransport with
- * `serializer=ProtobufFrameSerializer()` and an RTVIProcessor in the pipeline would.
+ * SingleClientWebsocketServerTransport / FastAPIWebsocketTransport with
+ * `serializer=ProtobufFrameSerializer()` and the RTVIProcessor a PipelineTask adds would.
  *
  * The schema is written here independently of the adapter's: this file parses the
  * exact `frames.proto` text of §6.2 with protobufjs's .proto parser (the adapter builds
@@ -12,21 +12,30 @@
  * What it models:
  * - every message binary, one `Frame` each; bot audio as AudioRawFrames of 20 ms
  *   (`id`/`name` set the way Pipecat fills them), at `outputRateHz`, mono unless told;
- * - a response = RTVI `bot-started-speaking`, audio, a TextFrame, RTVI
- *   `bot-stopped-speaking` (the RTVI messages only with `rtvi: true`, the default —
- *   without an RTVIProcessor Pipecat sends none, and the adapter must use the gap rule);
+ * - a response = RTVI `bot-started-speaking`, `bot-llm-text` tokens (the LLM runs ahead of
+ *   the audio), audio, with its first frame `bot-output` {text, spoken: true,
+ *   aggregated_by: 'sentence'} and one `bot-tts-text` per word, then `bot-stopped-speaking`
+ *   — the RTVI messages only with `rtvi: true`, the default (without an RTVIProcessor
+ *   Pipecat sends none, and the adapter must use the gap rule). Like the real serializer,
+ *   it never sends TextFrame or TranscriptionFrame: words travel only as RTVI messages;
  * - caller audio: AudioRawFrames checked for sample_rate / num_channels / whole samples,
  *   counted in ms;
  * - client InterruptionFrame: stops the current response and (echoInterruption, the
  *   default — our assumption of how Pipecat propagates it) answers with an InterruptionFrame;
  *   the RTVI client message `t: 'interruption'` before it carries heardMs;
- * - DTMF as the RTVI client message `t: 'dtmf'`;
+ * - DTMF as RTVI's native `dtmf` message {buttons: ["5"]} (RTVI 2.1.0+); RTVI `client-ready`
+ *   is answered with `bot-ready`;
+ * - the upgrade: with `allowedOrigins`, an Origin header not in the list (or none) gets
+ *   HTTP 403, as a transport with PIPECAT_ALLOWED_ORIGINS answers; with `requireToken`,
+ *   an Authorization other than `Bearer <token>` gets HTTP 401 (a proxy's check);
  * - faults: refuse-next (HTTP 503 on the next upgrade), garbage, stop-answering (no
  *   pongs, no frames), close-mid-call (socket dropped, 1006 at the client), and
- *   endSession() (close 1000, as when the pipeline ends);
+ *   endSession() / botEndsCall() (the pipeline ends: a goodbye, then close 1001 as the
+ *   WebSocket server transport does, or 1000 as the FastAPI one does);
  * - autoAnswer: a tiny energy-VAD bot for end-to-end calls — replies after the caller
- *   pauses (real-time paced, like Pipecat's output transport), sends a TranscriptionFrame,
- *   and interrupts itself (InterruptionFrame) when the caller talks over it.
+ *   pauses (real-time paced, like Pipecat's output transport), sends RTVI
+ *   `user-transcription` (an interim, then the final), and interrupts itself
+ *   (InterruptionFrame) when the caller talks over it.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -68,6 +77,10 @@ export interface FakePipecatOptions {
   realtime?: boolean;
   /** A VAD-driven bot for end-to-end calls. */
   autoAnswer?: { replyMs: number; silenceMs?: number; thresholdDbfs?: number };
+  /** Origins the transport accepts (PIPECAT_ALLOWED_ORIGINS); others, and none, get HTTP 403. */
+  allowedOrigins?: string[];
+  /** Upgrades without `Authorization: Bearer <token>` get HTTP 401. */
+  requireToken?: string;
 }
 
 interface Received {
@@ -83,6 +96,10 @@ interface Received {
   badMessages: number;
   /** Upgrade requests' Authorization headers. */
   authHeaders: (string | undefined)[];
+  /** Upgrade requests' Origin headers. */
+  origins: (string | undefined)[];
+  /** Upgrades refused by the origin or token check. */
+  refusedUpgrades: number;
   connections: number;
 }
 
@@ -99,7 +116,7 @@ let frameIds = 1000;
 export class FakePipecatServer implements FakeService {
   readonly env: Record<string, string>;
   readonly url: string;
-  readonly #o: Required<Omit<FakePipecatOptions, 'autoAnswer'>> & Pick<FakePipecatOptions, 'autoAnswer'>;
+  readonly #o: Required<Omit<FakePipecatOptions, 'autoAnswer' | 'allowedOrigins' | 'requireToken'>> & Pick<FakePipecatOptions, 'autoAnswer' | 'allowedOrigins' | 'requireToken'>;
   readonly #http: Server;
   readonly #wss: WebSocketServer;
   #conn: Conn | undefined;
@@ -107,7 +124,7 @@ export class FakePipecatServer implements FakeService {
   /** Hardening tests: hold the next upgrade this long before answering it (a slow handshake). */
   #delayNextUpgradeMs = 0;
   readonly #delayTimers = new Set<NodeJS.Timeout>();
-  #rx: Received = { audioMs: 0, interruptions: [], dtmf: [], closed: false, audioFormatErrors: [], messages: [], badMessages: 0, authHeaders: [], connections: 0 };
+  #rx: Received = { audioMs: 0, interruptions: [], dtmf: [], closed: false, audioFormatErrors: [], messages: [], badMessages: 0, authHeaders: [], origins: [], refusedUpgrades: 0, connections: 0 };
   #connWaiters: (() => void)[] = [];
   // autoAnswer state
   #vadBlock: Int16Array = new Int16Array(0);
@@ -128,6 +145,8 @@ export class FakePipecatServer implements FakeService {
       echoInterruption: options.echoInterruption ?? true,
       realtime: options.realtime ?? false,
       autoAnswer: options.autoAnswer,
+      allowedOrigins: options.allowedOrigins,
+      requireToken: options.requireToken,
     };
     this.#http = http;
     this.url = `ws://127.0.0.1:${port}/ws`;
@@ -137,6 +156,18 @@ export class FakePipecatServer implements FakeService {
     this.#wss = new WebSocketServer({ noServer: true, autoPong: false, perMessageDeflate: false });
     http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       this.#rx.authHeaders.push(req.headers.authorization);
+      this.#rx.origins.push(req.headers.origin);
+      const allowed = this.#o.allowedOrigins;
+      if (allowed !== undefined && (req.headers.origin === undefined || !allowed.includes(req.headers.origin))) {
+        this.#rx.refusedUpgrades++;
+        socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      if (this.#o.requireToken !== undefined && req.headers.authorization !== `Bearer ${this.#o.requireToken}`) {
+        this.#rx.refusedUpgrades++;
+        socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
       if (this.#refuseNext !== false) {
         const status = this.#refuseNext;
         this.#refuseNext = false;
@@ -249,10 +280,13 @@ export class FakePipecatServer implements FakeService {
           return;
         }
         this.#rx.messages.push(m);
-        if (m?.label === 'rtvi-ai' && m.type === 'client-message') {
-          if (m.data?.t === 'dtmf' && typeof m.data.d?.digit === 'string') this.#rx.dtmf.push(m.data.d.digit);
-          if (m.data?.t === 'interruption' && typeof m.data.d?.heardMs === 'number') conn.pendingHeardMs = m.data.d.heardMs;
+        if (m?.label !== 'rtvi-ai') return;
+        if (m.type === 'client-ready') this.#send(conn, { message: { data: JSON.stringify({ label: 'rtvi-ai', type: 'bot-ready', id: m.id, data: { version: '2.2.0', about: { library: 'fake-pipecat' } } }) } });
+        // RTVI's native key press (2.1.0+): only keys of the phone keypad.
+        if (m.type === 'dtmf' && Array.isArray(m.data?.buttons)) {
+          for (const b of m.data.buttons) if (typeof b === 'string' && /^[0-9*#]$/.test(b)) this.#rx.dtmf.push(b);
         }
+        if (m.type === 'client-message' && m.data?.t === 'interruption' && typeof m.data.d?.heardMs === 'number') conn.pendingHeardMs = m.data.d.heardMs;
         return;
       }
       case 'text':
@@ -268,8 +302,8 @@ export class FakePipecatServer implements FakeService {
     conn.ws.send(Frame.encode(Frame.fromObject(frame)).finish());
   }
 
-  #rtvi(conn: Conn, type: string): void {
-    if (this.#o.rtvi) this.#send(conn, { message: { data: JSON.stringify({ label: 'rtvi-ai', type }) } });
+  #rtvi(conn: Conn, type: string, data?: Record<string, unknown>): void {
+    if (this.#o.rtvi) this.#send(conn, { message: { data: JSON.stringify({ label: 'rtvi-ai', type, ...(data !== undefined ? { data } : {}) }) } });
   }
 
   // --- FakeService -------------------------------------------------------------------
@@ -282,6 +316,8 @@ export class FakePipecatServer implements FakeService {
     const samples = rate / 50;
     const frames = Math.ceil(ms / 20);
     this.#rtvi(conn, 'bot-started-speaking');
+    // The LLM's tokens run ahead of the audio (they carry their own spaces).
+    for (const token of text.match(/\S+\s*/g) ?? []) this.#rtvi(conn, 'bot-llm-text', { text: token });
     const t0 = Date.now();
     this.#playingUntil = t0 + ms + 300;
     for (let k = 0; k < frames; k++) {
@@ -292,7 +328,11 @@ export class FakePipecatServer implements FakeService {
         for (let c = 0; c < ch; c++) pcm[i * ch + c] = v;
       }
       this.#send(conn, { audio: { id: frameIds++, name: `TTSAudioRawFrame#${k}`, audio: new Uint8Array(pcm.buffer), sample_rate: rate, num_channels: ch } });
-      if (k === 0) this.#send(conn, { text: { id: frameIds++, name: 'TextFrame#0', text } });
+      if (k === 0) {
+        // What is being spoken, as the RTVIObserver reports it with the audio.
+        this.#rtvi(conn, 'bot-output', { text, spoken: true, aggregated_by: 'sentence' });
+        for (const word of text.split(/\s+/).filter(Boolean)) this.#rtvi(conn, 'bot-tts-text', { text: word });
+      }
       if (this.#o.realtime) {
         const due = t0 + (k + 1) * 20;
         await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
@@ -311,7 +351,15 @@ export class FakePipecatServer implements FakeService {
   }
 
   received(): Received {
-    return { ...this.#rx, interruptions: [...this.#rx.interruptions], dtmf: [...this.#rx.dtmf], audioFormatErrors: [...this.#rx.audioFormatErrors], messages: [...this.#rx.messages], authHeaders: [...this.#rx.authHeaders] };
+    return {
+      ...this.#rx,
+      interruptions: [...this.#rx.interruptions],
+      dtmf: [...this.#rx.dtmf],
+      audioFormatErrors: [...this.#rx.audioFormatErrors],
+      messages: [...this.#rx.messages],
+      authHeaders: [...this.#rx.authHeaders],
+      origins: [...this.#rx.origins],
+    };
   }
 
   async fault(kind: 'refuse-next' | 'garbage' | 'stop-answering' | 'close-mid-call'): Promise<void> {
@@ -371,6 +419,14 @@ export class FakePipecatServer implements FakeService {
     conn.stopped = true;
     conn.ws.close(code, reason);
   }
+  /**
+   * The bot ends the call: its goodbye, then the pipeline's EndFrame closes the socket —
+   * 1001 from the WebSocket server transport (the default here), 1000 from the FastAPI one.
+   */
+  async botEndsCall(goodbyeMs = 300, code: 1000 | 1001 = 1001): Promise<void> {
+    await this.speak(goodbyeMs, 'Thank you for calling, goodbye!');
+    this.endSession(code);
+  }
 
   async close(): Promise<void> {
     for (const t of this.#delayTimers) clearTimeout(t);
@@ -408,7 +464,9 @@ export class FakePipecatServer implements FakeService {
           this.#inSpeech = false;
           this.#silentMs = 0;
           const n = ++this.#utterances;
-          this.#send(conn, { transcription: { id: frameIds++, name: 'TranscriptionFrame#0', text: `caller utterance ${n}`, user_id: 'caller', timestamp: new Date().toISOString() } });
+          const timestamp = new Date().toISOString();
+          this.#rtvi(conn, 'user-transcription', { text: 'caller', user_id: 'caller', timestamp, final: false });
+          this.#rtvi(conn, 'user-transcription', { text: `caller utterance ${n}`, user_id: 'caller', timestamp, final: true });
           void this.speak(aa.replyMs, `reply ${n}`).catch(() => undefined);
         }
       }

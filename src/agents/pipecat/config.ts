@@ -8,8 +8,14 @@ import { BridgeError, ErrorCodes } from '../../errors.js';
 export interface PipecatConfig {
   /** ws:// or wss:// URL of a Pipecat WebSocket transport using ProtobufFrameSerializer. */
   readonly url: string;
-  /** Optional bearer token, sent as `Authorization: Bearer …` on the upgrade (our convention; Pipecat itself has none). */
+  /** Optional bearer token, sent as `Authorization: Bearer …` on the upgrade (for a proxy or the bot's own check). Never logged. */
   readonly authToken?: string;
+  /**
+   * Optional `Origin` header of the upgrade. A bot whose transport checks origins
+   * (PIPECAT_ALLOWED_ORIGINS / `allowed_origins`) refuses a connection without an
+   * allowed Origin with HTTP 403; the bridge sends none unless this is set.
+   */
+  readonly origin?: string;
   /** PCM16 rate of the caller audio we send (AudioRawFrame.sample_rate): the pipeline's audio_in_sample_rate. */
   readonly sampleRateHz: number;
   /**
@@ -101,11 +107,31 @@ export function readPipecatConfig(env: Readonly<Record<string, string | undefine
     else problems.push(`PIPECAT_RECONNECT=${JSON.stringify(rc)}: must be 1/0, true/false, yes/no or on/off`);
   }
   const authToken = get('PIPECAT_AUTH_TOKEN');
-  if (authToken !== undefined && /[\r\n]/.test(authToken)) problems.push('PIPECAT_AUTH_TOKEN: must be one line');
+  // The token itself never appears in a problem (problems are logged at start-up).
+  if (authToken !== undefined && !/^[\x21-\x7e]+$/.test(authToken)) problems.push('PIPECAT_AUTH_TOKEN: must be printable ASCII without spaces (a header value)');
+  let origin: string | undefined;
+  const rawOrigin = get('PIPECAT_ORIGIN');
+  if (rawOrigin !== undefined) {
+    const p = originProblem(rawOrigin);
+    if (p) problems.push(`PIPECAT_ORIGIN=${JSON.stringify(rawOrigin.slice(0, 100))}: ${p}`);
+    else origin = rawOrigin.replace(/\/$/, '');
+  }
 
   if (url === undefined) return { config: undefined, problems };
   if (problems.length > 0) return { config: undefined, problems };
-  return { config: Object.freeze({ url, authToken, sampleRateHz, outputSampleRateHz, connectTimeoutMs, responseGapMs, pingIntervalMs, reconnect }), problems };
+  return { config: Object.freeze({ url, authToken, origin, sampleRateHz, outputSampleRateHz, connectTimeoutMs, responseGapMs, pingIntervalMs, reconnect }), problems };
+}
+
+/** An Origin header value: scheme://host[:port], no path, query or credentials (RFC 6454 serialisation). */
+function originProblem(v: string): string | undefined {
+  try {
+    const u = new URL(v);
+    if (u.origin === 'null' || u.username || u.password || u.search || u.hash || (u.pathname !== '/' && u.pathname !== '')) throw new Error('not an origin');
+    if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#]+\/?$/i.test(v)) throw new Error('not an origin');
+    return undefined;
+  } catch {
+    return 'must be an origin like https://bridge.example.com (scheme, host and optional port; no path)';
+  }
 }
 
 /**

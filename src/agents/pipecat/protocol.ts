@@ -4,11 +4,11 @@
  * message is one BINARY message holding one `pipecat.Frame`, a oneof of
  *
  * ```text
- *   1 text          TextFrame          { id, name, text }                     agent text (LLM/TTS), in fragments
+ *   1 text          TextFrame          { id, name, text }                     in the schema; the serializer never sends it
  *   2 audio         AudioRawFrame      { id, name, audio, sample_rate,        PCM16 little-endian, interleaved
  *                                        num_channels, optional pts }
- *   3 transcription TranscriptionFrame { id, name, text, user_id, timestamp } the caller's words (STT, final)
- *   4 message       MessageFrame       { data }                               a transport message: JSON text
+ *   3 transcription TranscriptionFrame { id, name, text, user_id, timestamp } in the schema; never sent either
+ *   4 message       MessageFrame       { data }                               a transport message: JSON text (RTVI)
  *   5 interruption  InterruptionFrame  { id, name }                           added 2026-05-23 (v1.3.0)
  * ```
  *
@@ -17,10 +17,15 @@
  * into a reused buffer (the bytes are exactly what protobufjs writes; a test checks).
  *
  * Transport messages (MessageFrame.data) carry RTVI messages when the server's
- * pipeline has an RTVIProcessor (§6.2: "RTVI not filtered"): `{"label":"rtvi-ai",
- * "type":…, "data":…}`. The RTVI shapes used here come from pipecat's
- * `processors/frameworks/rtvi` models (RTVI protocol 1.x); they are not in
- * protocols.md §6 and are our reading of that source, not a confirmed contract.
+ * pipeline has an RTVIProcessor (§6.2: "RTVI not filtered"; a PipelineTask adds one by
+ * default): `{"label":"rtvi-ai", "type":…, "id"?, "data":…}`. Transcripts come only from
+ * these (the serializer sends no TextFrame or TranscriptionFrame): `user-transcription`
+ * {text, final, user_id, timestamp}; `bot-output` {text, aggregated_by, spoken (1.x) |
+ * will_be_spoken, spoken_status, spoken_progress, segment_id (2.x)}; `bot-tts-text`,
+ * `bot-llm-text`, `bot-transcription` {text}. Client messages we send: `client-ready`
+ * {version, about}, `dtmf` {buttons: ["5"]} (RTVI 2.1.0+; keys 0-9 * # only) and the
+ * custom `client-message` {t, d}. Shapes as in RTVI 2.2.0 (pipecat's RTVI models and
+ * @pipecat-ai/client-js); not in protocols.md §6.
  */
 import protobuf from 'protobufjs';
 import { endianness } from 'node:os';
@@ -73,6 +78,10 @@ const FrameType = protobuf.Root.fromJSON(SCHEMA).lookupType('pipecat.Frame');
 export const MAX_AUDIO_RATE_HZ = 192_000;
 
 export const RTVI_LABEL = 'rtvi-ai';
+/** The RTVI protocol version we declare in client-ready (the message shapes above). */
+export const RTVI_PROTOCOL_VERSION = '2.2.0';
+/** Keys RTVI's `dtmf` message carries (DTMFButton). */
+export const RTVI_DTMF_KEYS = /^[0-9*#]$/;
 
 /** A frame from the server, validated. */
 export type PipecatFrame =
@@ -149,6 +158,12 @@ export function rtviType(data: unknown): string | undefined {
   return d.label === RTVI_LABEL && typeof d.type === 'string' ? d.type : undefined;
 }
 
+/** An RTVI message's `data` object, or an empty one. */
+export function rtviData(data: unknown): Record<string, unknown> {
+  const d = (data as { data?: unknown }).data;
+  return typeof d === 'object' && d !== null && !Array.isArray(d) ? (d as Record<string, unknown>) : {};
+}
+
 /** An RTVI `error` message's fields (`{data:{error, fatal}}`). */
 export function rtviError(data: unknown): { error: string; fatal: boolean } {
   const d = (data as { data?: { error?: unknown; fatal?: unknown } }).data;
@@ -176,6 +191,18 @@ export function buildMessageFrame(message: unknown): Uint8Array {
  */
 export function buildClientMessage(id: string, t: string, d: unknown): Uint8Array {
   return buildMessageFrame({ label: RTVI_LABEL, type: 'client-message', id, data: { t, d } });
+}
+
+/** RTVI's native key-press message (2.1.0+): the pipeline gets the keys as DTMF input. */
+export function buildDtmf(id: string, buttons: string[]): Uint8Array {
+  return buildMessageFrame({ label: RTVI_LABEL, type: 'dtmf', id, data: { buttons } });
+}
+
+/** RTVI `client-ready`: the bot answers `bot-ready` (and bots that gate caller audio on it start listening). */
+export function buildClientReady(id: string, libraryVersion?: string): Uint8Array {
+  const about: Record<string, string> = { library: 'voice-bridge' };
+  if (libraryVersion !== undefined) about['library_version'] = libraryVersion;
+  return buildMessageFrame({ label: RTVI_LABEL, type: 'client-ready', id, data: { version: RTVI_PROTOCOL_VERSION, about } });
 }
 
 /** For tests: any frame through protobufjs (the reference encoding). */

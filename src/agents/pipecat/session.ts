@@ -5,21 +5,34 @@
  * ```text
  *            connect()                     abnormal close / no pong          reconnected
  *   idle ──────────────► connecting ──► open ───────────────────────► reconnecting ──────► open
- *                            │            │ close 1000 from the server       │ (once per call; PIPECAT_RECONNECT)
+ *                            │            │ close 1000/1001 from the server  │ (once per call; PIPECAT_RECONNECT)
  *                            │            │   → 'end' (the bot hung up)      │ failed
  *                            ▼            ▼                                  ▼
  *                         rejected      closed ◄──── close(reason) / fatal error ◄──
  *
  *   bridge → server                              server → bridge
+ *   (each connection) → MessageFrame(RTVI client-ready {version 2.2.0})
  *   sendAudio(PCM16)  → AudioRawFrame@in rate    AudioRawFrame   → 'audio' at the out rate (resampled if off-rate; stereo rejected)
  *   interrupt(heard)  → MessageFrame(RTVI client-message t=interruption {heardMs}) + InterruptionFrame
- *   sendDtmf(d)       → MessageFrame(RTVI client-message t=dtmf {digit})
+ *   sendDtmf(d)       → MessageFrame(RTVI dtmf {buttons: [d]})
  *                                                InterruptionFrame → 'interruption' (unless it acks ours)
- *                                                TranscriptionFrame → caller transcript
- *                                                TextFrame(s)     → agent transcript, joined per response
+ *                                                MessageFrame RTVI user-transcription (final) → caller transcript
+ *                                                MessageFrame RTVI bot-output / bot-tts-text / bot-llm-text
+ *                                                                 → agent transcript, one per response
  *                                                MessageFrame RTVI bot-stopped-speaking → 'responseDone'
  *                                                MessageFrame RTVI error → 'error' (fatal if it says so)
  * ```
+ *
+ * Transcripts. Pipecat's protobuf serializer never sends TextFrame or TranscriptionFrame;
+ * the words travel as RTVI transport messages from the pipeline's RTVIObserver. The caller's
+ * come as `user-transcription` (only `final: true` ones are kept). The bot's come several
+ * ways at once, so per response the best source wins: `bot-output` that is (or will be)
+ * spoken — per segment_id when the bot sends progress updates, and for an interrupted
+ * response only segments that had started — then `bot-tts-text` (words as spoken), then
+ * `bot-transcription`, then unspoken `bot-output`, then `bot-llm-text` (tokens; may hold
+ * text never spoken). Bot text arriving while late audio of an interrupted response is
+ * discarded belongs to that response and is dropped. TextFrame/TranscriptionFrame are still
+ * read (a custom serializer may send them) as the last resort.
  *
  * Responses. The serializer has no response ids and no end-of-response frame. A
  * response starts with the first bot audio after idle and is tagged `pipecat-<n>`;
@@ -37,8 +50,10 @@
  * responseGapMs gap, or at most DISCARD_MAX_MS — late audio of it is discarded.
  *
  * Reconnect. A Pipecat session is not resumable: the conversation lives in the
- * server's pipeline for that one socket. A close 1000 is the bot ending the call
- * ('end'). An abnormal close (1001/1006/1011/1012/1013/1014) or a socket that stops
+ * server's pipeline for that one socket. A close 1000 or 1001 is the bot ending the
+ * call ('end', after the goodbye it sent): Pipecat's WebSocket server transport closes
+ * with 1001 when its pipeline ends, the FastAPI transport with 1000. An abnormal close
+ * (1006/1011/1012/1013/1014) or a socket that stops
  * answering pings gets ONE quick reconnect per call (PIPECAT_RECONNECT, default on):
  * the caller gets a fresh bot rather than dead air, reported as a non-fatal
  * AGENT_CLOSED error saying the context is lost. Anything else, or a failed
@@ -54,9 +69,13 @@ import { ratesFromParameters } from './config.js';
 import {
   AudioFrameEncoder,
   INTERRUPTION_FRAME,
+  RTVI_DTMF_KEYS,
   buildClientMessage,
+  buildClientReady,
+  buildDtmf,
   parseFrame,
   pcmFromBytes,
+  rtviData,
   rtviError,
   rtviType,
   type PipecatFrame,
@@ -79,8 +98,37 @@ const ERRORS_PER_SECOND = 20;
 /** Agent text kept per response for the transcript. */
 const MAX_AGENT_TEXT = 4000;
 const CLOSE_WAIT_MS = 1000;
-/** Close codes after which one reconnect is tried (going away, abnormal, server error, restart, try again later, bad gateway). */
-const RECONNECTABLE = new Set([1001, 1006, 1011, 1012, 1013, 1014]);
+/** Close codes after which one reconnect is tried (abnormal, server error, restart, try again later, bad gateway). 1000/1001 are the bot hanging up. */
+const RECONNECTABLE = new Set([1006, 1011, 1012, 1013, 1014]);
+/** Close codes with which Pipecat's transports end a session when the pipeline ends (FastAPI: 1000; WebSocket server: 1001). */
+const BOT_ENDED = new Set([1000, 1001]);
+
+/** One `bot-output` segment. */
+interface OutputSegment {
+  text: string;
+  /** true: spoken or will be; false: text only; undefined: the bot does not say. */
+  spoken: boolean | undefined;
+  /** RTVI 2.x spoken_status; 'new' = not started playing yet. */
+  status: string | undefined;
+}
+
+/** The agent's text of one response, by source (see the file comment on transcripts). */
+interface BotText {
+  outputs: Map<string, OutputSegment>;
+  tts: string;
+  transcription: string;
+  llm: string;
+  frames: string;
+}
+
+const emptyBotText = (): BotText => ({ outputs: new Map(), tts: '', transcription: '', llm: '', frames: '' });
+
+/** Joins word- or sentence-sized fragments: TTS words and sentences carry no spaces of their own, LLM tokens do. */
+function glue(prev: string, text: string): string {
+  if (prev.length >= MAX_AGENT_TEXT) return prev;
+  const sep = prev.length > 0 && !/\s$/.test(prev) && !/^[\s.,!?;:'")\]]/.test(text) ? ' ' : '';
+  return (prev + sep + text).slice(0, MAX_AGENT_TEXT);
+}
 
 type Phase = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -159,7 +207,10 @@ export class PipecatAgentSession extends AgentSession {
   #responseId: string | undefined;
   #responseSeq = 0;
   #gapTimer: NodeJS.Timeout | undefined;
-  #agentText = '';
+  #botText: BotText = emptyBotText();
+  #outputSeq = 0;
+  /** The bot sends RTVI user-transcription: TranscriptionFrames (if any) would repeat them. */
+  #rtviUserText = false;
   /** Late audio of an interrupted response is being discarded since this time (ms), or -1. */
   #discardSince = -1;
   #ackUntil = 0;
@@ -246,7 +297,14 @@ export class PipecatAgentSession extends AgentSession {
       if (this.#cfg.authToken !== undefined) headers['Authorization'] = `Bearer ${this.#cfg.authToken}`;
       let ws: WebSocket;
       try {
-        ws = new WebSocket(this.#cfg.url, { perMessageDeflate: false, maxPayload: MAX_WS_PAYLOAD, handshakeTimeout: timeoutMs, headers, generateMask });
+        ws = new WebSocket(this.#cfg.url, {
+          perMessageDeflate: false,
+          maxPayload: MAX_WS_PAYLOAD,
+          handshakeTimeout: timeoutMs,
+          headers,
+          generateMask,
+          ...(this.#cfg.origin !== undefined ? { origin: this.#cfg.origin } : {}),
+        });
       } catch (e) {
         reject(new BridgeError(ErrorCodes.AGENT_CONFIG, `pipecat agent: cannot open ${this.#safeUrl}: ${(e as Error).message}`, { cause: e }));
         return;
@@ -271,7 +329,14 @@ export class PipecatAgentSession extends AgentSession {
         const status = res.statusCode ?? 0;
         res.resume();
         const code: ErrorCode = status === 401 || status === 403 ? ErrorCodes.AGENT_AUTH : status === 429 ? ErrorCodes.AGENT_RATE_LIMIT : ErrorCodes.AGENT_CONNECT;
-        done(new BridgeError(code, `pipecat agent: ${this.#safeUrl} refused the WebSocket upgrade with HTTP ${status}`));
+        // The hint names the settings, never their values (the token is a secret).
+        const hint =
+          status === 403
+            ? ` (a bot with PIPECAT_ALLOWED_ORIGINS refuses connections without an allowed Origin: set PIPECAT_ORIGIN${this.#cfg.origin !== undefined ? ', now ' + JSON.stringify(this.#cfg.origin) : ''}; or check PIPECAT_AUTH_TOKEN)`
+            : status === 401
+              ? ` (check PIPECAT_AUTH_TOKEN${this.#cfg.authToken === undefined ? ', which is not set' : ''})`
+              : '';
+        done(new BridgeError(code, `pipecat agent: ${this.#safeUrl} refused the WebSocket upgrade with HTTP ${status}${hint}`));
       });
       ws.once('error', (e) => done(new BridgeError(ErrorCodes.AGENT_CONNECT, `pipecat agent: cannot connect to ${this.#safeUrl}: ${e.message}`, { cause: e })));
       ws.once('close', (code) => done(new BridgeError(ErrorCodes.AGENT_CONNECT, `pipecat agent: ${this.#safeUrl} closed during the handshake (code ${code})`)));
@@ -292,6 +357,9 @@ export class PipecatAgentSession extends AgentSession {
     ws.on('error', () => undefined); // always followed by 'close', handled there
     ws.on('close', (code, reason) => this.#onSocketClose(ws, code, reason.toString('utf8').slice(0, 200)));
     this.#pingTimer = setInterval(this.#onPingTick, this.#cfg.pingIntervalMs);
+    // RTVI handshake: declares the message shapes we speak; the bot answers bot-ready
+    // (ignored), and bots that hold caller audio until the client is ready start listening.
+    this.#send(buildClientReady(this.#nextMsgId('ready')));
   }
 
   readonly #onPingTick = (): void => {
@@ -350,11 +418,11 @@ export class PipecatAgentSession extends AgentSession {
 
   sendDtmf(digit: string): void {
     if (this.#phase !== 'open') return;
-    if (typeof digit !== 'string' || !/^[0-9*#A-Da-d]$/.test(digit)) {
-      this.#nonFatal(ErrorCodes.DSP_ARGUMENT, `pipecat agent: not a DTMF digit: ${JSON.stringify(String(digit).slice(0, 8))}`);
+    if (typeof digit !== 'string' || !RTVI_DTMF_KEYS.test(digit)) {
+      this.#nonFatal(ErrorCodes.DSP_ARGUMENT, `pipecat agent: ${JSON.stringify(String(digit).slice(0, 8))} is not a key RTVI's dtmf message carries (0-9, *, #)`);
       return;
     }
-    this.#send(buildClientMessage(this.#nextMsgId('dtmf'), 'dtmf', { digit: digit.toUpperCase() }));
+    this.#send(buildDtmf(this.#nextMsgId('dtmf'), [digit]));
   }
 
   #nextMsgId(kind: string): string {
@@ -412,11 +480,12 @@ export class PipecatAgentSession extends AgentSession {
         this.#onAudio(f.audio, f.sampleRateHz, f.numChannels);
         return;
       case 'text':
-        if (f.text.length > 0) this.#addAgentText(f.text);
+        // Not sent by Pipecat's serializer; kept as the last-resort source for custom ones.
+        if (f.text.length > 0) this.#addBotText('frames', f.text);
         this.#armGap();
         return;
       case 'transcription':
-        if (f.text.trim().length > 0) this.emit('transcript', { role: 'caller', text: f.text, final: true });
+        if (!this.#rtviUserText && f.text.trim().length > 0) this.emit('transcript', { role: 'caller', text: f.text.trim().slice(0, MAX_AGENT_TEXT), final: true });
         return;
       case 'interruption':
         this.#onServerInterruption();
@@ -495,6 +564,24 @@ export class PipecatAgentSession extends AgentSession {
         if (this.#discardSince >= 0) this.#discardSince = -1;
         else this.#endResponse(true);
         return;
+      case 'user-transcription': {
+        const d = rtviData(data);
+        this.#rtviUserText = true;
+        const text = typeof d['text'] === 'string' ? d['text'].trim() : '';
+        if (d['final'] === true && text !== '') this.emit('transcript', { role: 'caller', text: text.slice(0, MAX_AGENT_TEXT), final: true });
+        return;
+      }
+      case 'bot-output':
+        this.#onBotOutput(rtviData(data));
+        return;
+      case 'bot-tts-text':
+      case 'bot-transcription':
+      case 'bot-llm-text': {
+        const text = rtviData(data)['text'];
+        const kind = rtviType(data) === 'bot-tts-text' ? 'tts' : rtviType(data) === 'bot-llm-text' ? 'llm' : 'transcription';
+        if (typeof text === 'string' && text !== '') this.#addBotText(kind, text);
+        return;
+      }
       case 'error': {
         const { error, fatal } = rtviError(data);
         const err = new BridgeError(ErrorCodes.AGENT_SERVICE, `pipecat agent: the server's pipeline reported an error${fatal ? ' (fatal)' : ''}: ${error}`);
@@ -526,12 +613,39 @@ export class PipecatAgentSession extends AgentSession {
     this.#endResponse(true);
   };
 
-  #addAgentText(text: string): void {
-    if (this.#agentText.length >= MAX_AGENT_TEXT) return;
-    // Fragments: LLM tokens carry their own spaces, TTS words do not.
-    const prev = this.#agentText;
-    const glue = prev.length > 0 && !/\s$/.test(prev) && !/^[\s.,!?;:'")\]]/.test(text) ? ' ' : '';
-    this.#agentText = (prev + glue + text).slice(0, MAX_AGENT_TEXT);
+  /** Bot text of the current (or next) response; text of an interrupted response being discarded is dropped. */
+  #addBotText(kind: 'tts' | 'transcription' | 'llm' | 'frames', text: string): void {
+    if (this.#discardSince >= 0) return;
+    const b = this.#botText;
+    if (kind === 'llm') b.llm = b.llm.length >= MAX_AGENT_TEXT ? b.llm : (b.llm + text).slice(0, MAX_AGENT_TEXT); // tokens carry their own spaces
+    else b[kind] = glue(b[kind], text);
+  }
+
+  #onBotOutput(d: Record<string, unknown>): void {
+    if (this.#discardSince >= 0) return;
+    const text = typeof d['text'] === 'string' ? d['text'] : '';
+    const status = typeof d['spoken_status'] === 'string' ? d['spoken_status'] : undefined;
+    const progress = d['spoken_progress'] as { accumulated_text?: unknown } | undefined;
+    const heard = status === 'in-progress' && typeof progress?.accumulated_text === 'string' ? progress.accumulated_text : text;
+    const flag = d['will_be_spoken'] ?? d['spoken'];
+    const spoken = flag === true ? true : flag === false ? false : undefined;
+    const key = typeof d['segment_id'] === 'number' ? `seg-${d['segment_id']}` : `out-${++this.#outputSeq}`;
+    const outputs = this.#botText.outputs;
+    if (!outputs.has(key) && outputs.size >= 500) return; // bounded
+    outputs.set(key, { text: heard.slice(0, MAX_AGENT_TEXT), spoken, status });
+  }
+
+  /** The response's transcript from the best source (file comment); '' if none. */
+  #agentTranscript(done: boolean): string {
+    const b = this.#botText;
+    const join = (parts: string[]) => parts.reduce((acc, t) => (t.trim() === '' ? acc : glue(acc, t.trim())), '');
+    // An interrupted response: segments still 'new' never started playing.
+    const outs = [...b.outputs.values()].filter((o) => done || o.status !== 'new');
+    const spoken = join(outs.filter((o) => o.spoken !== false).map((o) => o.text));
+    for (const t of [spoken, b.tts, b.transcription, join(outs.filter((o) => o.spoken === false).map((o) => o.text)), b.llm, b.frames]) {
+      if (t.trim() !== '') return t.trim();
+    }
+    return '';
   }
 
   /** Ends the current response: done=true → resampler tail, transcript, 'responseDone'; false → dropped (interrupted). */
@@ -545,11 +659,9 @@ export class PipecatAgentSession extends AgentSession {
         if (n > 0) this.emit('audio', { data: tail.subarray(0, n), responseId });
       } else this.#resampler.reset();
     }
-    if (this.#agentText.trim().length > 0) {
-      const text = this.#agentText.trim();
-      this.#agentText = '';
-      this.emit('transcript', { role: 'agent', text: done ? text : `${text} [interrupted]`, final: true });
-    } else this.#agentText = '';
+    const text = this.#agentTranscript(done);
+    this.#botText = emptyBotText();
+    if (text !== '') this.emit('transcript', { role: 'agent', text: done ? text : `${text} [interrupted]`, final: true });
     if (done && responseId !== undefined && this.#phase !== 'closed') this.emit('responseDone', { responseId });
   }
 
@@ -566,8 +678,8 @@ export class PipecatAgentSession extends AgentSession {
     this.#discardSince = -1;
     this.#endResponse(true); // what arrived of it is all there will be
     if ((this.#phase as Phase) === 'closed') return; // a listener closed us
-    if (code === 1000 && dead === undefined) {
-      // The pipeline ended (EndFrame → the transport closes normally): the bot hung up.
+    if (BOT_ENDED.has(code) && dead === undefined) {
+      // The pipeline ended (EndFrame → the transport closes: 1000 FastAPI, 1001 WebSocket server): the bot hung up.
       this.emit('end', { reason: `pipecat server ended the session${reason ? `: ${reason}` : ''}` });
       void this.close('server-ended');
       return;
