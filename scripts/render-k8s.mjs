@@ -133,7 +133,7 @@ spec:
               value: http://$(POD_NAME).voice-bridge-pods:8080
             - { name: BRIDGE_PUBLIC_URL, value: "https://${c.host}" }
             - { name: BRIDGE_DRAIN_TIMEOUT_MS, value: "${c.drainMs}" }
-            - { name: BRIDGE_TRUST_PROXY, value: "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16" }   # the ingress controller's pods
+            - { name: BRIDGE_TRUST_PROXY, value: "10.244.0.0/16" }   # your cluster's pod CIDR (the ingress controller's pods)
             - { name: HOST, value: "0.0.0.0" }
             - { name: PORT, value: "8080" }
           envFrom:

@@ -4,9 +4,9 @@
  *
  * It speaks a recorded question (the 8 kHz fixture, upsampled ×2 to 16 kHz) in real
  * time, then silence, and expects the model to answer with 24 kHz audio and finish
- * the turn; then it checks that what the adapter sends besides audio (a DTMF note
- * and a barge-in note as realtimeInput.text) does not make the service close the
- * session. Optional: GEMINI_MODEL / GEMINI_VOICE / GEMINI_LIVE_URL as in production.
+ * the turn; then it checks that what the adapter sends besides audio (a DTMF note as
+ * realtimeInput.text, and a barge-in note as a model-role clientContent turn) does
+ * not make the service close the session. Optional: GEMINI_MODEL / GEMINI_VOICE / GEMINI_LIVE_URL as in production.
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
