@@ -6,7 +6,7 @@
  *   voice-bridge call +15551234567 [--agent echo]   place an outbound call through Twilio
  *   voice-bridge doctor                     check configuration, credentials, agents, public URL
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startCommand } from './cluster.js';
@@ -18,15 +18,8 @@ import { loadConfig, ConfigError } from './config.js';
 import { TwilioRest } from './twilio/rest.js';
 import { mintOutboundStreamToken, streamTokenKey } from './twilio/stream-token.js';
 import { outboundStreamTwiml } from './twilio/stream-twiml.js';
+import { packageVersion } from './version.js';
 
-/** The package's version, from its package.json (one level above src/ and dist/). */
-export function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 interface Command {
   summary: string;

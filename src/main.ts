@@ -5,6 +5,7 @@
  * calls run to their end or to BRIDGE_DRAIN_TIMEOUT_MS and then hear a goodbye,
  * onDrained hooks run (call records flushed), exit 0. A second signal cuts the wait short.
  */
+import { packageVersion } from './version.js';
 import cluster from 'node:cluster';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -98,7 +99,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   if (recorder.enabled) logger.info({ dir: recorder.dir }, 'recording every call (BRIDGE_RECORD=1)');
   const tts = createTtsService(config);
   if (tts) logger.info({ voiceId: tts.voiceId, model: tts.modelId, greeting: tts.greeting !== undefined }, 'ElevenLabs TTS on');
-  const metrics = createMetrics({ dspInfo: dspLoadInfo, knownAgents: () => agents.names() });
+  const metrics = createMetrics({ dspInfo: dspLoadInfo, knownAgents: () => agents.names(), build: { version: packageVersion() }, storeStats: () => store.stats() });
   const calls = new CallManager({
     config,
     dsp,
@@ -132,6 +133,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   calls.on('callEnded', (r) => store.record(r));
   calls.on('callEnded', (r) => callLogger(logger, r).info(logFields(r), 'call ended'));
   metrics.setActiveCalls(() => calls.activeCount);
+  metrics.setLiveCalls(() => calls.list());
   const monitor = new LoadMonitor({ threshold: lifecycle.loadThreshold, windowMs: lifecycle.loadWindowMs });
   const admission = new Admission({
     activeCalls: () => calls.startedCount,
@@ -147,7 +149,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   });
   monitor.onChange((overloaded) => logger.warn({ load: monitor.snapshot() }, overloaded ? 'overloaded: refusing new calls' : 'load back under the threshold: taking calls'));
   const webhookLimiter = lifecycle.webhookRatePerMin > 0 ? new RateLimiter({ ratePerMin: lifecycle.webhookRatePerMin }) : undefined;
-  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, dspPool: pool ? () => pool.stats() : undefined, rest, tts, store, logger: false, admission, webhookLimiter, trustProxy: lifecycle.trustProxy, httpTimeoutMs: lifecycle.httpTimeoutMs, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
+  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, dspPool: pool ? () => pool.stats() : undefined, rest, tts, store, logger: false, admission, webhookLimiter, observe: { refused: metrics.onRefused, response: metrics.onHttpResponse }, trustProxy: lifecycle.trustProxy, httpTimeoutMs: lifecycle.httpTimeoutMs, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
   registerMetricsRoute(app, metrics);
   registerWorkerMetricsResponder(metrics);
   const closeServer = async () => {

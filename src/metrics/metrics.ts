@@ -44,11 +44,18 @@ export interface CallStartedInfo {
 }
 
 /** What the live-call sampler needs from each running call (CallManager#list() fits). */
-export type LiveCallStats = Pick<CallSummary, 'jitter' | 'playout'>;
+export type LiveCallStats = Pick<CallSummary, 'jitter' | 'playout'> & Partial<Pick<CallSummary, 'framesIn' | 'framesOut' | 'badInput'>>;
+
+/** Why a call was refused before it became a call (bounded set; anything else counts as "other"). */
+export const REFUSAL_REASONS = ['signature', 'rate-limited', 'agent-unavailable', 'draining', 'max-calls', 'overloaded', 'pending-streams'] as const;
 
 export interface MetricsOptions {
   /** The DSP backend in use (`dspLoadInfo` from src/dsp/load.ts). */
   dspInfo: () => DspLoadInfo | undefined;
+  /** voice_bridge_build_info's labels (default: this package's version and the running Node). */
+  build?: { version: string };
+  /** The call-record store's counters, read at scrape time (outbox depth, failures). */
+  storeStats?: () => { outboxDepth: number; writeFailures: number; outboxWriteFailures: number; written: number } | undefined;
   /** Agent names allowed as label values (e.g. `() => agents.names()`); others count as "other". Default: any name-shaped value, capped. */
   knownAgents?: () => readonly string[];
   /** prom-client's Node default metrics (default true). */
@@ -76,9 +83,15 @@ export interface Metrics {
    * so jitter/underrun counters include calls still in progress. Counters stay monotonic.
    */
   setLiveCalls(fn: () => readonly LiveCallStats[]): void;
+  /** HTTP side: a call refused before it started (voice_bridge_calls_refused_total{stage,reason}). */
+  readonly onRefused: (stage: 'webhook' | 'stream', reason: string) => void;
+  /** HTTP side: one answered request (voice_bridge_http_responses_total{method,route,code}). */
+  readonly onHttpResponse: (method: string, route: string, statusCode: number) => void;
   /** Stops the event-loop window timer and monitor (the registry stays readable). */
   close(): void;
 }
+
+type MetricValue = { value: number; labels: Record<string, string> };
 
 /**
  * A counter whose value is computed at scrape time: what ended calls added, plus
@@ -88,25 +101,55 @@ export interface Metrics {
 class SampledCounter {
   readonly type = 'counter';
   readonly aggregator = 'sum';
-  ended = 0;
-  #last = 0;
+  /** What ended calls added, per label set (the key is the label set as JSON). */
+  readonly ended = new Map<string, number>();
+  readonly #last = new Map<string, number>();
 
   constructor(
     readonly name: string,
     readonly help: string,
-    private readonly live: () => number,
+    /** What the live calls show now, per label set. */
+    private readonly live: () => Map<string, number>,
+    /** Label sets always exported (0 until something is counted). */
+    private readonly always: readonly Record<string, string>[] = [{}],
   ) {}
 
-  async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: { value: number; labels: Record<string, string> }[] }> {
-    const v = Math.max(this.#last, this.ended + this.live());
-    this.#last = v;
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [{ value: v, labels: {} }] };
+  add(labels: Record<string, string>, n: number): void {
+    const k = JSON.stringify(labels);
+    this.ended.set(k, (this.ended.get(k) ?? 0) + n);
+  }
+
+  async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: MetricValue[] }> {
+    const live = this.live();
+    const keys = new Set([...this.always.map((l) => JSON.stringify(l)), ...this.ended.keys(), ...live.keys()]);
+    const values: MetricValue[] = [];
+    for (const k of keys) {
+      const v = Math.max(this.#last.get(k) ?? 0, (this.ended.get(k) ?? 0) + (live.get(k) ?? 0));
+      this.#last.set(k, v);
+      values.push({ value: v, labels: JSON.parse(k) as Record<string, string> });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 
   reset(): void {
-    this.ended = 0;
-    this.#last = 0;
+    this.ended.clear();
+    this.#last.clear();
   }
+}
+
+const NO_LABELS = JSON.stringify({});
+const one = (v: number) => new Map([[NO_LABELS, v]]);
+
+/**
+ * Why `auto` fell back to ts, as a label: a short cause without paths or free text
+ * (the full reason is on /readyz and in the start-up log).
+ */
+export function fallbackCause(reason: string | undefined): string {
+  if (!reason) return '';
+  if (/not built|missing|cannot find|ENOENT/i.test(reason)) return 'addon-missing';
+  if (/GLIBC|invalid ELF|wrong ELF|architecture|dlopen|\.node/i.test(reason)) return 'addon-incompatible';
+  if (/self-test|mismatch/i.test(reason)) return 'self-test-failed';
+  return 'load-error';
 }
 
 function finiteNonNeg(v: unknown): number {
@@ -121,7 +164,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const badInputCodes = new BoundedLabel(32, (v) => /^[A-Za-z0-9_.-]{1,64}$/.test(v));
   const agentOf = (a: string | null | undefined): string => (a ? agents.value(a) : 'none');
 
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (options.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry });
+    // prom-client's gauges named *_total break Prometheus' naming rule (promtool check metrics);
+    // the per-type gauges nodejs_active_{handles,requests,resources} carry the same counts.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+  }
 
   // ── calls ───────────────────────────────────────────────────────────────────
   let activeCalls: () => number = () => 0;
@@ -142,8 +190,21 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
   const duration = new Histogram({ name: `${p}call_duration_seconds`, help: 'Call duration (stream socket accepted → closed), by agent.', labelNames: ['agent'], buckets: DURATION_BUCKETS_S, registers: [registry] });
-  const frames = new Counter({ name: `${p}frames_total`, help: 'Media frames of ended calls: in = from the caller, out = agent audio sent to Twilio.', labelNames: ['direction'], registers: [registry] });
-  const badInput = new Counter({ name: `${p}twilio_bad_input_total`, help: 'Rejected Twilio messages of ended calls, by input code.', labelNames: ['code'], registers: [registry] });
+  const refused = new Counter({
+    name: `${p}calls_refused_total`,
+    help: 'Calls refused before they started, by stage (webhook: the voice webhook answered with a refusal or an error status; stream: the Media Streams upgrade was refused) and reason.',
+    labelNames: ['stage', 'reason'],
+    registers: [registry],
+  });
+  const refusalReasons = new Set<string>(REFUSAL_REASONS);
+  const http = new Counter({
+    name: `${p}http_responses_total`,
+    help: 'HTTP responses, by method, route (the route pattern, or "unmatched") and status code: 401/403 are refused credentials or signatures, 429 rate limits.',
+    labelNames: ['method', 'route', 'code'],
+    registers: [registry],
+  });
+  const routes = new BoundedLabel(64, (v) => v === 'unmatched' || /^\/[A-Za-z0-9_/:.*-]{0,80}$/.test(v));
+  const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']);
 
   // ── frame path ──────────────────────────────────────────────────────────────
   const frameHist = new FastHistogram(
@@ -157,28 +218,50 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   // ── jitter buffer and playout ───────────────────────────────────────────────
   let liveCalls: (() => readonly LiveCallStats[]) | undefined;
-  let snapshot: { at: number; late: number; lost: number; concealed: number; underruns: number } | undefined;
+  let snapshot: { at: number; late: number; lost: number; concealed: number; underruns: number; framesIn: number; framesOut: number; badInput: Map<string, number> } | undefined;
   /** One pass over the live calls per scrape (the four counters share it). */
   const live = (): NonNullable<typeof snapshot> => {
     const now = performance.now();
     if (snapshot && now - snapshot.at < 250) return snapshot;
-    const s = { at: now, late: 0, lost: 0, concealed: 0, underruns: 0 };
+    const s = { at: now, late: 0, lost: 0, concealed: 0, underruns: 0, framesIn: 0, framesOut: 0, badInput: new Map<string, number>() };
     if (liveCalls) {
       for (const c of liveCalls()) {
         s.late += finiteNonNeg(c.jitter?.late);
         s.lost += finiteNonNeg(c.jitter?.lost);
         s.concealed += finiteNonNeg(c.jitter?.concealed);
         s.underruns += finiteNonNeg(c.playout?.underruns);
+        s.framesIn += finiteNonNeg(c.framesIn);
+        s.framesOut += finiteNonNeg(c.framesOut);
+        for (const [code, n] of Object.entries(c.badInput ?? {})) {
+          const k = JSON.stringify({ code: badInputCodes.value(code) });
+          s.badInput.set(k, (s.badInput.get(k) ?? 0) + finiteNonNeg(n));
+        }
       }
     }
     snapshot = s;
     return s;
   };
-  const late = new SampledCounter(`${p}jitter_late_frames_total`, 'Caller frames that arrived after their play-out time (jitter buffer).', () => live().late);
-  const lost = new SampledCounter(`${p}jitter_lost_frames_total`, 'Caller frames that never arrived (jitter buffer).', () => live().lost);
-  const concealed = new SampledCounter(`${p}jitter_concealed_frames_total`, 'Caller frames synthesised by packet-loss concealment.', () => live().concealed);
-  const underruns = new SampledCounter(`${p}playout_underruns_total`, "Playout ticks where agent audio was queued but Twilio's buffer had run dry (audible gaps).", () => live().underruns);
-  for (const m of [late, lost, concealed, underruns]) registry.registerMetric(m as never);
+  const late = new SampledCounter(`${p}jitter_late_frames_total`, 'Caller frames that arrived after their play-out time (jitter buffer).', () => one(live().late));
+  const lost = new SampledCounter(`${p}jitter_lost_frames_total`, 'Caller frames that never arrived (jitter buffer).', () => one(live().lost));
+  const concealed = new SampledCounter(`${p}jitter_concealed_frames_total`, 'Caller frames synthesised by packet-loss concealment.', () => one(live().concealed));
+  const underruns = new SampledCounter(`${p}playout_underruns_total`, "Playout ticks where agent audio was queued but Twilio's buffer had run dry (audible gaps).", () => one(live().underruns));
+  // Counted while calls run (read from the live calls at scrape time), not only when they end.
+  const IN = { direction: 'inbound' };
+  const OUT = { direction: 'outbound' };
+  const frames = new SampledCounter(
+    `${p}frames_total`,
+    'Media frames: inbound = from the caller, outbound = agent audio sent to Twilio (live calls included).',
+    () => {
+      const l = live();
+      return new Map([
+        [JSON.stringify(IN), l.framesIn],
+        [JSON.stringify(OUT), l.framesOut],
+      ]);
+    },
+    [IN, OUT],
+  );
+  const badInput = new SampledCounter(`${p}twilio_bad_input_total`, 'Rejected Twilio messages, by input code (live calls included).', () => live().badInput, []);
+  for (const m of [late, lost, concealed, underruns, frames, badInput]) registry.registerMetric(m as never);
 
   // ── barge-in ────────────────────────────────────────────────────────────────
   const bargeIns = new Counter({ name: `${p}barge_ins_total`, help: 'Barge-ins, by what detected them.', labelNames: ['source'], registers: [registry] });
@@ -222,8 +305,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
   });
   new Gauge({
-    name: `${p}dsp_backend`,
-    help: 'The DSP backend in use (always 1; the labels say which, its SIMD level and why it fell back, if it did).',
+    name: `${p}dsp_info`,
+    help: 'The DSP core in use (always 1): backend (native or ts), what was requested, the SIMD level, and why auto fell back to ts (a short cause, never a path).',
     labelNames: ['backend', 'requested', 'simd', 'fallback'],
     registers: [registry],
     aggregator: 'max',
@@ -231,9 +314,38 @@ export function createMetrics(options: MetricsOptions): Metrics {
       this.reset();
       const info = options.dspInfo();
       if (!info) return;
-      this.set({ backend: info.backend, requested: info.requested, simd: info.simd ?? '', fallback: (info.fallbackReason ?? '').slice(0, 160) }, 1);
+      this.set({ backend: info.backend, requested: info.requested, simd: info.simd ?? '', fallback: fallbackCause(info.fallbackReason) }, 1);
     },
   });
+  new Gauge({
+    name: `${p}build_info`,
+    help: 'The running build (always 1): the package version and the Node.js version.',
+    labelNames: ['version', 'node_version'],
+    registers: [registry],
+    aggregator: 'max',
+  }).set({ version: options.build?.version ?? 'unknown', node_version: process.versions.node }, 1);
+
+  // ── call records ────────────────────────────────────────────────────────────
+  const store = () => options.storeStats?.();
+  new Gauge({
+    name: `${p}record_outbox_depth`,
+    help: 'Call records in the outbox (on disk) waiting for the database; grows while the database is unreachable.',
+    registers: [registry],
+    aggregator: 'sum',
+    collect() {
+      this.set(finiteNonNeg(store()?.outboxDepth));
+    },
+  });
+  const stored = (name: string, help: string, pick: (st: NonNullable<ReturnType<typeof store>>) => number): void => {
+    const read = () => {
+      const st = store();
+      return one(st ? finiteNonNeg(pick(st)) : 0);
+    };
+    registry.registerMetric(new SampledCounter(`${p}${name}`, help, read) as never);
+  };
+  stored('records_written_total', 'Call records written to the database.', (st) => st.written);
+  stored('record_write_failures_total', 'Database writes of call records that failed (the records stay in the outbox and are retried).', (st) => st.writeFailures);
+  stored('record_outbox_write_failures_total', 'Outbox writes that failed (disk full or unwritable): records at risk.', (st) => st.outboxWriteFailures);
 
   const observer: CallObserver = {
     inboundFrame(ms: number): void {
@@ -270,6 +382,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     preconnect.inc({ outcome: e.outcome });
   };
 
+  const onRefused = (stage: 'webhook' | 'stream', reason: string): void => {
+    refused.inc({ stage, reason: refusalReasons.has(reason) ? reason : 'other' });
+  };
+  const onHttpResponse = (method: string, route: string, statusCode: number): void => {
+    http.inc({ method: METHODS.has(method) ? method : 'other', route: routes.value(route), code: String(Math.trunc(statusCode)) });
+  };
+
   const onCallStarted = (info: CallStartedInfo): void => {
     started.inc({ agent: agentOf(info.agent) });
   };
@@ -279,15 +398,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
     ended.inc({ agent, reason: reasons.value(normaliseEndReason(r.endReason)) });
     const d = finiteNonNeg(r.durationMs);
     duration.observe({ agent }, d / 1000);
-    frames.inc({ direction: 'in' }, finiteNonNeg(r.framesIn));
-    frames.inc({ direction: 'out' }, finiteNonNeg(r.framesOut));
+    frames.add(IN, finiteNonNeg(r.framesIn));
+    frames.add(OUT, finiteNonNeg(r.framesOut));
     for (const [code, n] of Object.entries(r.badInput ?? {})) {
-      if (finiteNonNeg(n) > 0) badInput.inc({ code: badInputCodes.value(code) }, finiteNonNeg(n));
+      if (finiteNonNeg(n) > 0) badInput.add({ code: badInputCodes.value(code) }, finiteNonNeg(n));
     }
-    late.ended += finiteNonNeg(r.jitter?.late);
-    lost.ended += finiteNonNeg(r.jitter?.lost);
-    concealed.ended += finiteNonNeg(r.jitter?.concealed);
-    underruns.ended += finiteNonNeg(r.playout?.underruns);
+    late.add({}, finiteNonNeg(r.jitter?.late));
+    lost.add({}, finiteNonNeg(r.jitter?.lost));
+    concealed.add({}, finiteNonNeg(r.jitter?.concealed));
+    underruns.add({}, finiteNonNeg(r.playout?.underruns));
     // The call just left the live list: a cached live snapshot would count it twice.
     snapshot = undefined;
   };
@@ -299,6 +418,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     onCallStarted,
     onCallEnded,
     onPreconnect,
+    onRefused,
+    onHttpResponse,
     setActiveCalls(fn) {
       activeCalls = fn;
     },

@@ -61,6 +61,8 @@ export interface AppDeps {
   /** Bound on receiving a request's headers and whole body (ms); default 15 s (BRIDGE_HTTP_TIMEOUT_MS). */
   httpTimeoutMs?: number;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
+  /** Counters of what the HTTP side refuses and answers (src/metrics: onRefused, onHttpResponse). */
+  observe?: { refused(stage: 'webhook' | 'stream', reason: string): void; response(method: string, route: string, statusCode: number): void };
 }
 
 export const DEFAULT_HTTP_TIMEOUT_MS = 15_000;
@@ -103,6 +105,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     },
   });
   calls.on('callStarted', ({ callSid }) => admission.release(callSid));
+  const observe = deps.observe;
+  if (observe) {
+    app.addHook('onResponse', async (req, reply) => {
+      observe.response(req.method, req.routeOptions?.url ?? 'unmatched', reply.statusCode);
+    });
+  }
+  const refused = (stage: 'webhook' | 'stream', reason: string) => observe?.refused(stage, reason);
   await app.register(formbody);
   await app.register(websocket, {
     // Messages up to 1 MiB reach the session, which counts anything above
@@ -139,9 +148,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
   app.post('/twilio/voice', async (req, reply) => {
     // The signature first: forged requests are refused outright and never spend the
     // source's webhook budget, so unsigned traffic cannot starve Twilio's real webhooks.
-    if (!signatureOk(req, false)) return forbid(reply);
+    if (!signatureOk(req, false)) {
+      refused('webhook', 'signature');
+      return forbid(reply);
+    }
     const retryAfterS = deps.webhookLimiter?.take(req.ip) ?? 0;
     if (retryAfterS > 0) {
+      refused('webhook', 'rate-limited');
       return reply.code(429).header('retry-after', String(retryAfterS)).send({ error: RateLimitCodes.RATE_LIMITED, message: 'too many voice webhook requests from this source' });
     }
     const query = req.query as Record<string, string | string[] | undefined>;
@@ -158,6 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     const callSid = typeof body.CallSid === 'string' && isSid('CA', body.CallSid) ? body.CallSid : undefined;
     const refusal = agentOk ? admission.admitWebhook(callSid) : undefined;
     if (refusal || !agentOk) {
+      refused('webhook', refusal?.reason ?? 'agent-unavailable');
       req.log.warn({ agent: agentName, refusal: refusal?.reason }, 'refusing call');
       response.say(
         refusal?.reason === 'draining'
@@ -213,8 +227,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
   const streamRoute = {
     websocket: true,
     preValidation: async (req: FastifyRequest, reply: FastifyReply) => {
-      if (!signatureOk(req, true)) return forbid(reply);
+      if (!signatureOk(req, true)) {
+        refused('stream', 'signature');
+        return forbid(reply);
+      }
       const refusal = admission.admitUpgrade(req.ip);
+      if (refusal) refused('stream', refusal.reason);
       if (refusal) return reply.code(refusal.reason === 'pending-streams' ? 429 : 503).send({ error: refusal.code, message: refusal.message, reason: refusal.reason });
     },
   } as const;

@@ -17,7 +17,7 @@ describe('metrics (startBridge wiring)', () => {
       expect(text).toMatch(/voice_bridge_calls_ended_total\{[^}]*agent="echo"[^}]*reason="twilio-stop"[^}]*\} 1/);
       expect(text).toMatch(/voice_bridge_active_calls 0/);
       expect(text).toMatch(/voice_bridge_frame_processing_seconds_count\{direction="inbound"\} [1-9]/);
-      expect(text).toMatch(/voice_bridge_dsp_backend\{[^}]*backend="(native|ts)"/);
+      expect(text).toMatch(/voice_bridge_dsp_info\{[^}]*backend="(native|ts)"/);
       expect(text).toMatch(/process_cpu_user_seconds_total/);
     });
   });

@@ -66,7 +66,7 @@ describe('metrics aggregated across cluster workers', () => {
     // Worker i contributes i+1 of each: 1 + 2 = 3 calls.
     expect(sample(s, 'voice_bridge_calls_started_total', { agent: 'echo' })).toBe(3);
     expect(sample(s, 'voice_bridge_calls_ended_total', { agent: 'echo', reason: 'twilio-stop' })).toBe(3);
-    expect(sample(s, 'voice_bridge_frames_total', { direction: 'in' })).toBe(300);
+    expect(sample(s, 'voice_bridge_frames_total', { direction: 'inbound' })).toBe(300);
     expect(sample(s, 'voice_bridge_jitter_late_frames_total')).toBe(9);
     expect(sample(s, 'voice_bridge_jitter_lost_frames_total')).toBe(3);
     expect(sample(s, 'voice_bridge_jitter_concealed_frames_total')).toBe(6);
@@ -78,7 +78,7 @@ describe('metrics aggregated across cluster workers', () => {
     expect(sample(s, 'voice_bridge_call_duration_seconds_sum', { agent: 'echo' })).toBe(6);
     // Gauges: active calls summed (10 + 20); the info gauge stays 1 (max), not N.
     expect(sample(s, 'voice_bridge_active_calls')).toBe(30);
-    expect(sample(s, 'voice_bridge_dsp_backend', { backend: 'ts', requested: 'auto', simd: '', fallback: 'native addon not built' })).toBe(1);
+    expect(sample(s, 'voice_bridge_dsp_info', { backend: 'ts', requested: 'auto', simd: '', fallback: 'addon-missing' })).toBe(1);
     // prom-client's default metrics come through too (CPU summed over the workers).
     expect(sample(s, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
     expect(sample(s, 'nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);

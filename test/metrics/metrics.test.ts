@@ -104,7 +104,14 @@ describe('GET /metrics after real calls', () => {
       voice_bridge_agent_connect_seconds: 'histogram',
       voice_bridge_first_agent_audio_seconds: 'histogram',
       voice_bridge_eventloop_delay_p99_seconds: 'gauge',
-      voice_bridge_dsp_backend: 'gauge',
+      voice_bridge_dsp_info: 'gauge',
+      voice_bridge_build_info: 'gauge',
+      voice_bridge_calls_refused_total: 'counter',
+      voice_bridge_http_responses_total: 'counter',
+      voice_bridge_record_outbox_depth: 'gauge',
+      voice_bridge_records_written_total: 'counter',
+      voice_bridge_record_write_failures_total: 'counter',
+      voice_bridge_record_outbox_write_failures_total: 'counter',
     });
     // prom-client's Node default metrics, including event-loop lag.
     expect(t.get('nodejs_eventloop_lag_seconds')).toBe('gauge');
@@ -138,8 +145,8 @@ describe('GET /metrics after real calls', () => {
     expect(sample(s, 'voice_bridge_call_duration_seconds_count', { agent: 'echo' })).toBe(1);
     const echoRec = records.find((r) => r.agent === 'echo')!;
     expect(sample(s, 'voice_bridge_call_duration_seconds_sum', { agent: 'echo' })).toBeCloseTo(echoRec.durationMs / 1000, 6);
-    expect(sample(s, 'voice_bridge_frames_total', { direction: 'in' })).toBe(records.reduce((n, r) => n + r.framesIn, 0));
-    expect(sample(s, 'voice_bridge_frames_total', { direction: 'out' })).toBe(records.reduce((n, r) => n + r.framesOut, 0));
+    expect(sample(s, 'voice_bridge_frames_total', { direction: 'inbound' })).toBe(records.reduce((n, r) => n + r.framesIn, 0));
+    expect(sample(s, 'voice_bridge_frames_total', { direction: 'outbound' })).toBe(records.reduce((n, r) => n + r.framesOut, 0));
   });
 
   it('per-direction frame processing histograms: 1 µs … 10 ms buckets, one observation per frame handled', () => {
@@ -215,7 +222,7 @@ describe('GET /metrics after real calls', () => {
     // The raw figure prom-client reports includes the 10 ms sampling interval; ours does not.
     expect(sample(s, 'nodejs_eventloop_lag_p99_seconds')).toBeGreaterThanOrEqual(0.009);
     expect(sample(s, 'nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
-    const dsp = s.filter((x) => x.name === 'voice_bridge_dsp_backend');
+    const dsp = s.filter((x) => x.name === 'voice_bridge_dsp_info');
     expect(dsp).toHaveLength(1);
     expect(dsp[0]!.value).toBe(1);
     expect(['native', 'ts']).toContain(dsp[0]!.labels.backend);
@@ -323,7 +330,7 @@ describe('counters fed from call records (direct)', () => {
       p = parseExposition(await metrics.registry.metrics()).samples;
       expect([sample(p, 'voice_bridge_jitter_late_frames_total'), sample(p, 'voice_bridge_jitter_lost_frames_total'), sample(p, 'voice_bridge_jitter_concealed_frames_total'), sample(p, 'voice_bridge_playout_underruns_total')]).toEqual([7, 8, 10, 12]);
       // No DSP info yet: the info gauge has no sample rather than a fake one.
-      expect(p.filter((x) => x.name === 'voice_bridge_dsp_backend')).toEqual([]);
+      expect(p.filter((x) => x.name === 'voice_bridge_dsp_info')).toEqual([]);
     } finally {
       metrics.close();
     }
