@@ -32,7 +32,9 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
+import type { Logger } from 'pino';
 import { loadConfig, ConfigError, type Config } from './config.js';
+import { createLogger, lifecycleLogger } from './log.js';
 import { ConnectionRouter, RoutingMessages } from './cluster-routing.js';
 import { loadLifecycleConfig } from './lifecycle/lifecycle-config.js';
 import { main } from './main.js';
@@ -58,7 +60,8 @@ export interface ClusterOptions {
   metrics?: { aggregate(): Promise<ClusterMetrics> };
   /** Bound on the whole shutdown after the first signal; workers still up then are killed. Default: drain timeout + 30 s. */
   shutdownTimeoutMs?: number;
-  log?: (msg: string) => void;
+  /** The primary's logger (default: JSON lines on stdout, like the workers'). */
+  logger?: Logger;
 }
 
 const RESTART_MIN_MS = 500;
@@ -70,7 +73,6 @@ const EX_CONFIG = 78;
 /** The primary: forks, restarts, forwards the drain, exits when all workers have. Resolves to the exit code. */
 export function runPrimary(o: ClusterOptions): Promise<number> {
   const env = o.env ?? process.env;
-  const log = o.log ?? ((m: string) => console.log(m));
   let lifecycle;
   let config: Config;
   try {
@@ -78,20 +80,22 @@ export function runPrimary(o: ClusterOptions): Promise<number> {
     config = loadConfig(env);
     lifecycle = loadLifecycleConfig(config.env);
   } catch (e) {
+    // Before there is a logger: one plain line on stderr.
     console.error((e as Error).message);
     return Promise.resolve(e instanceof ConfigError ? EX_CONFIG : 1);
   }
+  const log = o.logger ?? createLogger(config);
   const router = new ConnectionRouter(config.instanceId);
   return router.listen(config.port, config.host).then(
     (at) => runWorkers(o, env, log, lifecycle, config, router, at.address),
     (e: Error) => {
-      console.error(`voice-bridge cluster: cannot listen on ${config.host}:${config.port}: ${e.message}`);
+      log.fatal({ err: e, host: config.host, port: config.port }, `voice-bridge cluster: cannot listen on ${config.host}:${config.port}`);
       return 1;
     },
   );
 }
 
-function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, log: (m: string) => void, lifecycle: ReturnType<typeof loadLifecycleConfig>, config: Config, router: ConnectionRouter, address: string): Promise<number> {
+function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, log: Logger, lifecycle: ReturnType<typeof loadLifecycleConfig>, config: Config, router: ConnectionRouter, address: string): Promise<number> {
   // Other instances reach a worker through the primary's port plus the route header.
   const u = new URL(address);
   if (config.host === '0.0.0.0' || config.host === '::') u.hostname = hostname();
@@ -103,6 +107,8 @@ function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, 
   let worstExit = 0;
   let announced = false;
   const readySlots = new Set<number>();
+  // Listening, draining, a worker's death: written whatever BRIDGE_LOG_LEVEL says (supervisors wait for them).
+  const announce = lifecycleLogger(log);
 
   return new Promise<number>((resolve) => {
     const fork = (slot: number) => {
@@ -127,7 +133,7 @@ function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, 
         // worker alone would put every call of a start-up burst on one process.
         if (!announced && readySlots.size >= o.workers) {
           announced = true;
-          log(`voice-bridge cluster: ${o.workers} workers (primary pid ${process.pid}) listening on ${address}`);
+          announce.info({ workers: o.workers, address }, `voice-bridge cluster: ${o.workers} workers (primary pid ${process.pid}) listening on ${address}`);
         }
         return;
       }
@@ -153,7 +159,7 @@ function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, 
         return;
       }
       if (code === EX_CONFIG) {
-        log(`voice-bridge cluster: worker ${w.process.pid} exited with a configuration error; stopping`);
+        log.error({ workerPid: w.process.pid, slot: info?.slot ?? null, code }, `voice-bridge cluster: worker ${w.process.pid} exited with a configuration error; stopping`);
         worstExit = EX_CONFIG;
         stopAll();
         return;
@@ -162,7 +168,7 @@ function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, 
       const lived = info ? Date.now() - info.at : 0;
       const delayMs = lived >= HEALTHY_AFTER_MS ? RESTART_MIN_MS : (backoff.get(slot) ?? RESTART_MIN_MS);
       backoff.set(slot, Math.min(RESTART_MAX_MS, delayMs * 2));
-      log(`voice-bridge cluster: worker ${w.process.pid} died (${signal ?? `code ${code}`}); restarting in ${delayMs} ms`);
+      announce.warn({ workerPid: w.process.pid, slot, signal, code, restartInMs: delayMs }, `voice-bridge cluster: worker ${w.process.pid} died (${signal ?? `code ${code}`}); restarting in ${delayMs} ms`);
       setTimeout(() => {
         if (!stopping) fork(slot);
       }, delayMs);
@@ -182,7 +188,7 @@ function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, 
       stopping = true;
       send(ClusterMessages.DRAIN);
       killTimer = setTimeout(() => {
-        log('voice-bridge cluster: shutdown bound reached; killing the remaining workers');
+        log.error({ shutdownTimeoutMs }, 'voice-bridge cluster: shutdown bound reached; killing the remaining workers');
         worstExit = 1;
         for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
       }, shutdownTimeoutMs);
@@ -192,10 +198,11 @@ function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, 
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {
       if (++signals === 1) {
-        log(`voice-bridge cluster: ${sig} — draining ${Object.keys(cluster.workers ?? {}).length} workers`);
+        const workers = Object.keys(cluster.workers ?? {}).length;
+        announce.info({ signal: sig, workers }, `voice-bridge cluster: ${sig} — draining ${workers} workers`);
         stopAll();
       } else {
-        log(`voice-bridge cluster: ${sig} again — workers close their calls now`);
+        announce.info({ signal: sig }, `voice-bridge cluster: ${sig} again — workers close their calls now`);
         send(ClusterMessages.HURRY);
       }
     };

@@ -9,7 +9,15 @@
  *
  *   logger.info({ callSid, pii: { from, to } }, 'call ended')
  *     → {"level":30,…,"callSid":"CA…","pii":"[redacted]","msg":"call ended"}
+ *
+ * Errors go under `err`, in pino's shape ({ type, message, stack, code, … }):
+ * `log.warn({ err: e }, '…')`. An error whose message may quote caller data (a
+ * provider's words, the call's options, a database's copy of a record) is logged
+ * with callerDataErr(e): its type, code and stack frames in `err`, its message under
+ * `pii.err`. Every key appears once on a line: a call logger's bindings (callSid,
+ * streamSid, agent) are dropped from the fields logged through it.
  */
+import { types } from 'node:util';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { CallRecord } from './call/call-manager.js';
 import type { Config } from './config.js';
@@ -45,6 +53,7 @@ export function createLogger(from: Config | LoggerOptions, destination?: Destina
   const options: pino.LoggerOptions = {
     level,
     base: { pid: process.pid },
+    serializers: { err: serializeErr },
     // `pii` at the top of a line, and one level down for objects logged whole (e.g. { call: logFields(r) }).
     ...(pii ? {} : { redact: { paths: ['pii', '*.pii'], censor: REDACTED } }),
   };
@@ -59,13 +68,76 @@ export interface CallContext {
   agent?: string | null;
 }
 
-/** A child logger whose every line carries the call's ids and agent (none of them caller data). */
+/**
+ * A child logger whose every line carries the call's ids and agent (none of them caller
+ * data). Fields of the same names logged through it are dropped (the bindings are already
+ * on the line): pino would write both, and a line with a key twice is refused by log
+ * stores (Loki, Elasticsearch) or read as the last one.
+ */
 export function callLogger(logger: Logger, ctx: CallContext): Logger {
   const bindings: Record<string, string> = {};
   if (ctx.callSid) bindings.callSid = ctx.callSid;
   if (ctx.streamSid) bindings.streamSid = ctx.streamSid;
   if (ctx.agent) bindings.agent = ctx.agent;
-  return logger.child(bindings);
+  const keys = Object.keys(bindings);
+  const withoutBound = (obj: object): object => {
+    if (!keys.some((k) => k in obj)) return obj;
+    const out: Record<string, unknown> = { ...obj };
+    for (const k of keys) delete out[k];
+    return out;
+  };
+  return logger.child(bindings, { formatters: { log: withoutBound } });
+}
+
+/**
+ * The lines a supervisor, an operator or a test waits for — listening, draining, a
+ * worker died — through this logger: at info, and written whatever BRIDGE_LOG_LEVEL
+ * says (silent excepted), as they were when they were plain text.
+ */
+export function lifecycleLogger(logger: Logger): Logger {
+  if (logger.level === 'silent' || logger.levelVal <= logger.levels.values.info!) return logger;
+  return logger.child({}, { level: 'info' });
+}
+
+/** An error on a log line, in pino's std serializer shape (plus the error's own fields, e.g. a BridgeError's `code`). */
+export interface LoggedError {
+  type: string;
+  message: string;
+  stack?: string;
+  code?: string | number;
+  [field: string]: unknown;
+}
+
+function isError(e: unknown): e is Error {
+  return e instanceof Error || types.isNativeError(e);
+}
+
+/** The `err` serializer: errors in pino's shape (causes appended); a shape already made (callerDataErr) as it is; anything else thrown as { type, message }. */
+function serializeErr(e: unknown): unknown {
+  if (isError(e)) return pino.stdSerializers.err(e);
+  if (typeof e === 'object' && e !== null && typeof (e as LoggedError).type === 'string' && typeof (e as LoggedError).message === 'string') return e;
+  return { type: typeof e, message: String(e) };
+}
+
+/**
+ * An error whose message may carry caller data (design.md §4.8): `err` keeps its type,
+ * its stable code and its stack frames, with the message "[redacted]"; the whole error
+ * (message, causes, fields) goes under `pii.err` — redacted unless BRIDGE_LOG_PII=1.
+ * Other caller data of the line may be passed in `pii`.
+ *
+ *   log.warn({ callSid, ...callerDataErr(e) }, 'agent error')
+ *     → {…,"err":{"type":"BridgeError","code":"BRIDGE_ERR_AGENT_PROTOCOL","message":"[redacted]","stack":"BridgeError: [redacted]\n    at …"},"pii":"[redacted]",…}
+ */
+export function callerDataErr(e: unknown, pii: Record<string, unknown> = {}): { err: LoggedError; pii: Record<string, unknown> } {
+  const full = serializeErr(e) as LoggedError;
+  const err: LoggedError = { type: full.type, message: REDACTED };
+  const code = isError(e) ? (e as { code?: unknown }).code : undefined;
+  if (typeof code === 'string' || typeof code === 'number') err.code = code;
+  if (isError(e) && typeof e.stack === 'string') {
+    const frames = e.stack.split('\n').filter((l) => /^\s+at /.test(l));
+    err.stack = [`${full.type}: ${REDACTED}`, ...frames].join('\n');
+  }
+  return { err, pii: { ...pii, err: full } };
 }
 
 /** Status-callback keys that are safe to log (everything else Twilio sends may identify the caller). */

@@ -24,7 +24,8 @@ import { createTtsService } from './agents/elevenlabs/tts/service.js';
 import { createRecorder } from './recording/recorder.js';
 import { openCallStore } from './store/call-store.js';
 import { createMetrics, registerMetricsRoute, registerWorkerMetricsResponder } from './metrics/index.js';
-import { callLogger, createLogger, logFields } from './log.js';
+import { callLogger, createLogger, lifecycleLogger, logFields } from './log.js';
+import type { Logger } from 'pino';
 import { loadLifecycleConfig, type LifecycleConfig } from './lifecycle/lifecycle-config.js';
 import { LoadMonitor } from './lifecycle/load-monitor.js';
 import { Admission } from './lifecycle/admission.js';
@@ -72,13 +73,15 @@ export interface StartOptions {
   extraAgents?: AgentFactory[];
   /** Run once the calls are done, on drain() and close(), before the server closes (the call-record store flushes here). */
   onDrained?: () => Promise<void>;
+  /** The logger (default: one from the configuration, JSON lines on stdout). */
+  logger?: Logger;
 }
 
 export async function startBridge(env: Record<string, string | undefined> = process.env, options: StartOptions = {}): Promise<RunningBridge> {
-  const { extraAgents = [], onDrained, ...overrides } = options;
+  const { extraAgents = [], onDrained, logger: givenLogger, ...overrides } = options;
   const config = { ...loadConfig(env), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } as Config;
   const lifecycle = loadLifecycleConfig(config.env);
-  const logger = createLogger(config);
+  const logger = givenLogger ?? createLogger(config);
   const dsp = await loadDsp({ backend: config.dsp });
   const info = dspLoadInfo();
   logger.info({ dsp: info }, info?.fallbackReason ? `DSP backend: ts (fallback: ${info.fallbackReason})` : `DSP backend: ${dsp.name}`);
@@ -234,16 +237,22 @@ export async function main(env: Record<string, string | undefined> = process.env
     if (m?.type === 'voice-bridge:drain') drainAsked = true;
   };
   if (cluster.isWorker) process.on('message', early);
+  // Every line of a running bridge is a JSON log line on stdout. A configuration error
+  // comes before there is a logger: one plain line on stderr, exit 78.
+  let logger: Logger | undefined;
   try {
-    bridge = await startBridge(env);
+    logger = createLogger(loadConfig(env));
+    bridge = await startBridge(env, { logger });
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(e.message);
       return 78; // EX_CONFIG
     }
-    console.error(`voice-bridge failed to start: ${(e as Error).message}`);
+    if (logger) logger.fatal({ err: e }, 'voice-bridge failed to start');
+    else console.error(`voice-bridge failed to start: ${(e as Error).message}`);
     return 1;
   }
+  const announce = lifecycleLogger(logger);
   // Signal handlers first, then the line that says we are up: whoever waits for that line
   // may signal at once.
   const stopped = new Promise<void>((resolve) => {
@@ -255,16 +264,16 @@ export async function main(env: Record<string, string | undefined> = process.env
     const onSignal = (sig: NodeJS.Signals | 'drain') => {
       if (draining) {
         if (worker) return;
-        console.log(`voice-bridge: ${sig} again — closing the remaining calls now`);
+        announce.info({ signal: sig }, `voice-bridge: ${sig} again — closing the remaining calls now`);
         hurry.abort();
         return;
       }
       draining = true;
-      console.log(`voice-bridge${worker ? ` worker ${process.pid}` : ''}: ${sig} — draining (up to ${bridge.lifecycle.drainTimeoutMs} ms)`);
+      announce.info({ signal: sig, drainTimeoutMs: bridge.lifecycle.drainTimeoutMs }, `voice-bridge${worker ? ` worker ${process.pid}` : ''}: ${sig} — draining (up to ${bridge.lifecycle.drainTimeoutMs} ms)`);
       void bridge.drain(hurry.signal).then(
         () => resolve(),
         (e: unknown) => {
-          console.error(`voice-bridge: drain failed: ${(e as Error).message}`);
+          logger.error({ err: e }, 'voice-bridge: drain failed');
           resolve();
         },
       );
@@ -280,7 +289,7 @@ export async function main(env: Record<string, string | undefined> = process.env
       if (drainAsked) onSignal('drain');
     }
   });
-  console.log(`voice-bridge listening on ${bridge.url} — point your Twilio number's voice webhook at <public URL>/twilio/voice`);
+  announce.info({ url: bridge.url }, `voice-bridge listening on ${bridge.url} — point your Twilio number's voice webhook at <public URL>/twilio/voice`);
   await stopped;
   return 0;
 }
