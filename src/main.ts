@@ -98,7 +98,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
     identity: { instanceId: config.instanceId, worker: config.workerSlot ?? -1, routeKey: config.routeKey, internalUrl: config.internalUrl ?? null },
   });
-  const recorder = createRecorder(config, { log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
+  const recorder = createRecorder(config, { log: (level, msg, fields) => logger[level](fields ?? {}, msg), leadMs: config.playoutLeadMs });
   if (recorder.enabled) logger.info({ dir: recorder.dir }, 'recording every call (BRIDGE_RECORD=1)');
   const tts = createTtsService(config);
   if (tts) logger.info({ voiceId: tts.voiceId, model: tts.modelId, greeting: tts.greeting !== undefined }, 'ElevenLabs TTS on');

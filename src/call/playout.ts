@@ -1,9 +1,10 @@
 /**
  * Outbound playout for one call: agent audio → exact 160-byte μ-law frames → Twilio,
- * paced by the shared frame clock with a small bounded lead over real time.
+ * paced by the shared frame clock, with a lead over real time bounded by a ceiling
+ * (BRIDGE_PLAYOUT_LEAD_MS, 2 s by default) and sent in coalesced messages.
  *
  * ```text
- *  agent audio ──► OutboundPipeline ──► frame queue ──(on arrival, and each tick: top up to `leadMs` ahead)──► one media msg (+ a mark, see below)
+ *  agent audio ──► OutboundPipeline ──► frame queue ──(on arrival, and each tick: whole messages of ≥ COALESCE_MS, up to `leadMs` ahead)──► media msg + mark
  *                                                                                              │
  *  Twilio echoes the mark when that audio has played ─► the response's acknowledged position
  *  barge-in: queue dropped, `clear` sent, marks still pending are echoed by Twilio and ignored,
@@ -11,6 +12,17 @@
  *            position plus the time since that acknowledgement, never past the audio Twilio can
  *            have played by now (sent − still buffered)
  * ```
+ *
+ * Why a lead of seconds: Twilio buffers what it is sent and plays it in real time; `clear`
+ * empties that buffer at once and marks say what was heard, so a long lead costs nothing
+ * at a barge-in (the heard position never comes from how much was sent) — while a thin
+ * one (it was 80 ms) turns any stall of the WAN path to Twilio longer than that into an
+ * audible gap. 2 s rides out the stalls seen on real links (a retransmission timeout is
+ * 200 ms–1 s) and bounds the audio a barge-in throws away. Agents stream faster than
+ * real time, so audio is there to send in messages of at least COALESCE_MS: ~10 media
+ * messages per second of agent audio instead of 50. Less goes out only at a response's
+ * end or when Twilio's buffer is about to run dry (an agent at real-time pace). A lead
+ * under 200 ms turns coalescing off.
  *
  * Marks: one mark per message would double the messages each way (a mark out, its echo
  * back) for little — Twilio plays in order and in real time, so an acknowledged point
@@ -23,12 +35,11 @@
  * margin for the network). Without a clock (`now`) every message carries a mark.
  *
  * Twilio plays audio in the order received, in real time, from when it arrives
- * (protocols.md §1.3). `bufferedUntilMs` estimates when Twilio's buffer runs dry:
- * each frame sent extends it by 20 ms from max(now, bufferedUntil). Keeping it at
- * most `leadMs` ahead lets network jitter be absorbed while `clear` stays accurate.
- * Audio is sent when it arrives (if Twilio's buffer has room) and topped up on each
- * tick, whole 160-byte frames only, all due frames concatenated in one media message:
- * at most one message per completed frame, however finely the agent chunks its audio.
+ * (Twilio's Media Streams docs: "clear" empties the buffer). `bufferedUntilMs` estimates
+ * when Twilio's buffer runs dry: each frame sent extends it by 20 ms from
+ * max(now, bufferedUntil), and it is kept at most `leadMs` ahead. Audio is sent when it
+ * arrives (if Twilio's buffer has room) and topped up on each tick, whole 160-byte
+ * frames only, concatenated into messages of COALESCE_MS … MAX_MESSAGE_MS.
  *
  * The pipeline is an OutboundPath (dsp/frame-paths.ts): its frames come back through
  * acceptFrames(), inline at once or — with the DSP pool — a batch later. Frames still
@@ -42,6 +53,16 @@ import { buildClear, buildMark, buildMedia } from '../twilio/messages.js';
 
 const FRAME_BYTES = 160;
 const FRAME_MS = 20;
+/**
+ * Smallest media message while Twilio's buffer is comfortably ahead: audio waits until this
+ * much has gathered (agents stream faster than real time, so it is usually there already).
+ * Less goes out only at a response's end, or when Twilio's buffer is about to run dry.
+ */
+export const COALESCE_MS = 100;
+/** Twilio's buffer this close to running dry: send whatever is queued, however little. */
+const LOW_WATER_MS = 40;
+/** Largest media message (a mark follows each): bounds a message's size and the heard position's step. */
+const MAX_MESSAGE_MS = 1000;
 /** Longest stretch of audio sent without a mark (bounds how far the heard estimate extrapolates). */
 export const MARK_MAX_GAP_MS = 100;
 /** `active` stays true this long past the modelled end of Twilio's buffer (its playback starts a network trip later). */
@@ -127,11 +148,15 @@ export class Playout {
     this.#o = options;
     this.#leadMs = options.leadMs;
     this.#startBufferMs = Math.min(60, Math.max(20, Math.round(options.leadMs / 2 / FRAME_MS) * FRAME_MS));
+    // A lead under two messages' worth leaves no room to coalesce: frames go out as they fit.
+    this.#minFrames = options.leadMs >= 2 * COALESCE_MS ? COALESCE_MS / FRAME_MS : 1;
     const maxFrames = Math.ceil((options.maxQueueMs ?? 10 * 60_000) / FRAME_MS);
     this.#queue = new Uint8Array(Math.min(maxFrames, 3000) * FRAME_BYTES);
     this.#maxQueueBytes = maxFrames * FRAME_BYTES;
   }
   readonly #maxQueueBytes: number;
+  /** Smallest message while Twilio's buffer is comfortably ahead (whole frames). */
+  readonly #minFrames: number;
 
   /** Frames sent so far (read every tick: no stats object built). */
   get framesSent(): number {
@@ -326,9 +351,23 @@ export class Playout {
       if (this.#responseSentMs > 0 && !this.#responseEnded && this.#bufferedUntilMs > 0 && this.#bufferedUntilMs < nowMs - FRAME_MS) this.#stats.underruns++;
       this.#bufferedUntilMs = nowMs;
     }
-    const room = Math.floor((nowMs + this.#leadMs - this.#bufferedUntilMs) / FRAME_MS);
-    if (room <= 0) return;
-    const frames = Math.min(room, this.#qLen / FRAME_BYTES);
+    // Whole messages while there is room under the lead ceiling: at least COALESCE_MS each
+    // unless the response ends here or Twilio's buffer is about to run dry.
+    for (;;) {
+      const room = Math.floor((nowMs + this.#leadMs - this.#bufferedUntilMs) / FRAME_MS);
+      const queued = this.#qLen / FRAME_BYTES;
+      if (room <= 0 || queued === 0) return;
+      const frames = Math.min(room, queued, MAX_MESSAGE_MS / FRAME_MS);
+      if (frames < this.#minFrames) {
+        const endsHere = this.#responseEnded && this.#partialLen === 0 && frames === queued && (this.#o.pipeline?.pending ?? 0) === 0;
+        if (!endsHere && this.#bufferedUntilMs - nowMs > LOW_WATER_MS) return;
+      }
+      this.#sendFrames(frames);
+    }
+  }
+
+  /** One media message of the next `frames` queued frames, and a mark when one is due. */
+  #sendFrames(frames: number): void {
     const bytes = frames * FRAME_BYTES;
     // Base64 of whole frames straight from the ring (two pieces when it wraps).
     const cap = this.#queue.length;

@@ -6,7 +6,7 @@
  * can have played.
  */
 import { describe, expect, it } from 'vitest';
-import { Playout, MARK_MAX_GAP_MS } from '../../src/call/playout.js';
+import { COALESCE_MS, Playout, MARK_MAX_GAP_MS } from '../../src/call/playout.js';
 
 class FakeTwilio {
   now = 0;
@@ -116,5 +116,98 @@ describe('Playout', () => {
     for (let k = 0; k < 5; k++) p.enqueue(chunk, 'resp1'); // 100 ms, then the agent goes quiet mid-response
     step(400);
     expect(p.bargeIn().heardMs).toBe(100);
+  });
+});
+
+/** Twilio behind a link that can stall: messages sent during a stall arrive, in order, when it ends. */
+class StallingLink {
+  readonly tw = new FakeTwilio();
+  stallFrom = -1;
+  stallTo = -1;
+  #inflight: string[] = [];
+  gaps: number[] = [];
+  mediaSizesMs: number[] = [];
+  send = (text: string) => {
+    if (this.tw.now >= this.stallFrom && this.tw.now < this.stallTo) this.#inflight.push(text);
+    else this.#deliver(text);
+  };
+  #deliver(text: string): void {
+    const m = JSON.parse(text) as { event: string; media?: { payload: string } };
+    if (m.event === 'media') {
+      // Twilio's buffer ran dry before this audio arrived (mid-response): the caller hears a gap.
+      if (this.tw.playedUntil > 0 && this.tw.now > this.tw.playedUntil) this.gaps.push(this.tw.now - this.tw.playedUntil);
+      this.mediaSizesMs.push((Buffer.from(m.media!.payload, 'base64').length / 160) * 20);
+    }
+    this.tw.send(text);
+  }
+  /** Advances 1 ms: the stall's end delivers what it held. */
+  advance(): void {
+    this.tw.now++;
+    if (this.tw.now === this.stallTo) for (const t of this.#inflight.splice(0)) this.#deliver(t);
+  }
+}
+
+/** An agent streaming 100 ms deltas at 4× real time (as the providers do), for `seconds` of audio. */
+function runFastAgent(leadMs: number, seconds: number, stall?: { from: number; ms: number }) {
+  const link = new StallingLink();
+  if (stall) {
+    link.stallFrom = stall.from;
+    link.stallTo = stall.from + stall.ms;
+  }
+  const p = new Playout({ streamSid: 'MZ1', send: link.send, leadMs, now: () => link.tw.now });
+  const delta = new Uint8Array(800).fill(0x55); // 100 ms of μ-law
+  const deltas = seconds * 10;
+  let sent = 0;
+  for (let ms = 0; ms < seconds * 1000 + 3000; ms++) {
+    link.advance();
+    if (sent < deltas && link.tw.now % 25 === 0) {
+      p.enqueue(delta, 'resp1');
+      if (++sent === deltas) p.endResponse();
+    }
+    if (link.tw.now % 20 === 0) p.tick(link.tw.now);
+    for (const name of link.tw.due()) p.onMark(name, link.tw.now);
+  }
+  return { link, p };
+}
+
+describe('Playout: coalesced messages and a lead that rides out network stalls', () => {
+  it('an agent ahead of real time: media messages of at least COALESCE_MS (the last may be less), ≤ 10 per second of audio — the 80 ms lead sent 50', () => {
+    const coalesced = runFastAgent(2000, 10);
+    const sizes = coalesced.link.mediaSizesMs;
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(10_000);
+    expect(sizes.slice(0, -1).filter((ms) => ms < COALESCE_MS), JSON.stringify(sizes)).toEqual([]);
+    expect(sizes.length / 10).toBeLessThanOrEqual(10);
+    const drip = runFastAgent(80, 10);
+    expect(drip.link.mediaSizesMs.length / 10).toBeGreaterThanOrEqual(45);
+    // A mark per message at most: the heard position keeps its 100 ms resolution.
+    expect(coalesced.p.stats.marksSent).toBeLessThanOrEqual(sizes.length + 1);
+    expect(coalesced.link.gaps).toEqual([]);
+  });
+
+  it('a 300 ms stall of the link to Twilio while the agent is ahead: no gap (the 80 ms lead had one)', () => {
+    const stall = { from: 2_000, ms: 300 };
+    expect(runFastAgent(2000, 5, stall).link.gaps).toEqual([]);
+    const thin = runFastAgent(80, 5, stall).link.gaps;
+    expect(thin.length).toBeGreaterThan(0);
+    expect(Math.max(...thin)).toBeGreaterThanOrEqual(200);
+  });
+
+  it('barge-in with seconds buffered at Twilio: clear at once, heard = what played, never past it', () => {
+    const link = new StallingLink();
+    const p = new Playout({ streamSid: 'MZ1', send: link.send, leadMs: 2000, now: () => link.tw.now });
+    const delta = new Uint8Array(800).fill(0x55);
+    for (let ms = 0; ms < 1337; ms++) {
+      link.advance();
+      if (ms < 400 && ms % 25 === 0) p.enqueue(delta, 'resp1'); // 1.6 s of audio within 400 ms
+      if (link.tw.now % 20 === 0) p.tick(link.tw.now);
+      for (const name of link.tw.due()) p.onMark(name, link.tw.now);
+    }
+    expect(link.tw.playedUntil - link.tw.now).toBeGreaterThan(200); // Twilio holds audio not yet played
+    const r = p.bargeIn();
+    expect(r.cleared).toBe(true);
+    expect(link.tw.clears).toBe(1);
+    const played = link.tw.now - link.tw.firstMediaAt;
+    expect(r.heardMs).toBeGreaterThanOrEqual(played - 20);
+    expect(r.heardMs).toBeLessThanOrEqual(played);
   });
 });

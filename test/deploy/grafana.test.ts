@@ -15,7 +15,7 @@ describe('deploy/grafana', () => {
     const m = createMetrics({ dspInfo: () => undefined, defaultMetrics: false });
     try {
       const exported = new Set<string>();
-      for (const x of (await m.registry.getMetricsAsJSON()) as { name: string; type: string }[]) {
+      for (const x of (await m.registry.getMetricsAsJSON()) as unknown as { name: string; type: string }[]) {
         if (x.type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) exported.add(x.name + s);
         else exported.add(x.name);
       }
