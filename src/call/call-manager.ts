@@ -16,6 +16,7 @@ import { TwilioInputCodes, isSid } from '../twilio/messages.js';
 import type { CallAudioTap, CallObserver } from './hooks.js';
 import { STREAM_TOKEN_PARAM, StreamTokenGuard } from '../twilio/stream-token.js';
 import { IDENTITY_PARAMS } from '../twilio/stream-twiml.js';
+import { callerDataErr } from '../log.js';
 
 export interface StatusEvent {
   at: string;
@@ -103,7 +104,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
   constructor(deps: CallManagerDeps) {
     super();
     this.#d = deps;
-    this.clock = deps.clock ?? new FrameClock({ onError: (e) => deps.log?.('error', 'frame clock subscriber threw', { error: String(e) }) });
+    this.clock = deps.clock ?? new FrameClock({ onError: (e) => deps.log?.('error', 'frame clock subscriber threw', { err: e }) });
     this.#idleMs = deps.streamIdleMs ?? 5000;
     const { authToken, validateSignatures } = deps.config.twilio;
     this.streamTokens = validateSignatures && authToken ? new StreamTokenGuard(authToken) : undefined;
@@ -200,7 +201,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       opened = this.#open(agentName, callSid, parameters);
     } catch (e) {
       // The message may quote the call's options (caller data): only under `pii`.
-      this.#d.log?.('warn', 'could not pre-connect agent', { callSid, agent: agentName, code: (e as { code?: string }).code ?? null, pii: { error: (e as Error).message } });
+      this.#d.log?.('warn', 'could not pre-connect agent', { callSid, agent: agentName, code: (e as { code?: string }).code ?? null, ...callerDataErr(e) });
       this.emit('preconnect', { callSid, outcome: 'refused' });
       return;
     }
@@ -300,7 +301,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     });
     ws.on('close', () => void session.close('twilio-socket-closed'));
     ws.on('error', (e) => {
-      this.#d.log?.('warn', 'Twilio socket error', { error: e.message });
+      this.#d.log?.('warn', 'Twilio socket error', { callSid: session.callSid, err: e });
       void session.close('twilio-socket-error');
     });
     session.once('started', (m) => {
@@ -338,7 +339,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
           (audio) => {
             if (audio) session.say(audio, 'greeting');
           },
-          (e: unknown) => this.#d.log?.('warn', 'greeting failed', { callSid: session.callSid, error: (e as Error).message }),
+          (e: unknown) => this.#d.log?.('warn', 'greeting failed', { callSid: session.callSid, err: e }),
         );
       });
     }

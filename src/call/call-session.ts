@@ -32,6 +32,7 @@ import { Playout, type PlayoutStats } from './playout.js';
 import { EnergyVad } from '../audio/vad.js';
 import type { CallAudioTap, CallObserver } from './hooks.js';
 import { performance } from 'node:perf_hooks';
+import { callerDataErr } from '../log.js';
 
 export type CallState = 'awaiting-start' | 'connecting' | 'streaming' | 'closing' | 'closed';
 
@@ -348,7 +349,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     try {
       this.#tap = this.#d.tapFor?.({ callSid: m.callSid, streamSid: m.streamSid });
     } catch (e) {
-      this.#log('warn', 'recording could not start', { error: (e as Error).message });
+      this.#log('warn', 'recording could not start', { err: e });
     }
     const origin = this.#startAt;
     const tap = this.#tap;
@@ -365,7 +366,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       opened = this.#d.openAgent(m.callSid, m.customParameters);
     } catch (e) {
       // The message may quote the call's options (caller data): only under `pii`.
-      this.#log('warn', 'no agent for call', { code: (e as { code?: string }).code ?? null, pii: { error: (e as Error).message } });
+      this.#log('warn', 'no agent for call', { code: (e as { code?: string }).code ?? null, ...callerDataErr(e) });
       void this.#fail('agent-unknown');
       return;
     }
@@ -384,7 +385,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
       },
       (e: unknown) => {
         const code = (e as { code?: string }).code ?? 'unknown';
-        this.#log('warn', 'agent connect failed', { code, error: e instanceof Error ? e.message : String(e) });
+        // A provider's words, or the call's options quoted back: the message only under `pii`.
+        this.#log('warn', 'agent connect failed', { code, ...callerDataErr(e) });
         void this.#fail(code === 'BRIDGE_ERR_AGENT_TIMEOUT' ? 'agent-connect-timeout' : `agent-connect-failed:${code}`);
       },
     );
@@ -414,7 +416,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
           return void (await this.close(reason));
         }
       } catch (e) {
-        this.#log('warn', 'REST apology failed; playing the bundled prompt', { error: (e as Error).message });
+        this.#log('warn', 'REST apology failed; playing the bundled prompt', { err: e });
       }
     }
     const playout = this.#playout;
@@ -454,7 +456,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       // A format the DSP refuses, or a pool already closed: this call fails, the process does not.
       this.#inbound = undefined;
       this.#outbound = undefined;
-      this.#log('error', 'could not create the DSP pipelines', { error: (e as Error).message });
+      this.#log('error', 'could not create the DSP pipelines', { err: e });
       void this.#fail(`dsp-failed:${(e as { code?: string }).code ?? 'unknown'}`);
       return;
     }
@@ -511,7 +513,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     });
     agent.on('end', ({ reason }) => void this.#endAfterGoodbye(reason));
     agent.on('error', (err, { fatal }) => {
-      this.#log(fatal ? 'error' : 'warn', 'agent error', { code: err.code, error: err.message });
+      this.#log(fatal ? 'error' : 'warn', 'agent error', { code: err.code, ...callerDataErr(err) });
       if (fatal) void this.#fail(`agent-error:${err.code}`);
     });
     agent.on('closed', ({ reason }) => {
@@ -544,7 +546,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     try {
       this.#socket.send(text);
     } catch (e) {
-      this.#log('warn', 'send to Twilio failed', { error: (e as Error).message });
+      this.#log('warn', 'send to Twilio failed', { err: e });
     }
   }
 
@@ -598,7 +600,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       try {
         viaRest = await this.#d.endCallViaRest(callSid);
       } catch (e) {
-        this.#log('warn', 'REST hang-up failed; closing the stream', { error: (e as Error).message });
+        this.#log('warn', 'REST hang-up failed; closing the stream', { err: e });
       }
     }
     await this.close(`agent-ended:${reason}${viaRest ? ' (rest)' : ''}`);

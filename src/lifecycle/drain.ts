@@ -139,7 +139,7 @@ export async function drain(o: DrainOptions): Promise<DrainReport> {
       ]);
     } catch (e) {
       hookFailures++;
-      log('error', 'onDrained hook failed', { error: (e as Error).message });
+      log('error', 'onDrained hook failed', { err: e });
     } finally {
       clearTimeout(t);
     }

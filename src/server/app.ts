@@ -38,6 +38,7 @@ import { isSid } from '../twilio/messages.js';
 import { registerCallRoutes } from './call-routes.js';
 import { STREAM_TOKEN_PARAM } from '../twilio/stream-token.js';
 import { RateLimitCodes, type RateLimiter } from '../lifecycle/rate-limiter.js';
+import { ErrorCodes } from '../errors.js';
 
 export interface AppDeps {
   config: Config;
@@ -66,6 +67,7 @@ export interface AppDeps {
 }
 
 export const DEFAULT_HTTP_TIMEOUT_MS = 15_000;
+const SIGNATURE_ERROR = 'BRIDGE_ERR_TWILIO_SIGNATURE';
 
 /** The trust predicate for a trustProxy setting (what fastify builds for X-Forwarded-For). */
 function compileTrust(tp: boolean | string[]): (addr: string, i: number) => boolean {
@@ -111,7 +113,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
       observe.response(req.method, req.routeOptions?.url ?? 'unmatched', reply.statusCode);
     });
   }
-  const refused = (stage: 'webhook' | 'stream', reason: string) => observe?.refused(stage, reason);
+  /**
+   * A call refused before it started — the one place: counted (voice_bridge_calls_refused_total)
+   * and logged, one line with the reason (the metric's label) and a stable code. The
+   * caller's numbers only under `pii`.
+   */
+  const refused = (stage: 'webhook' | 'stream', reason: string, req: FastifyRequest, code: string, fields: Record<string, unknown> = {}) => {
+    observe?.refused(stage, reason);
+    const body = (stage === 'webhook' ? (req.body ?? {}) : {}) as Record<string, unknown>;
+    const callSid = typeof body.CallSid === 'string' && isSid('CA', body.CallSid) ? body.CallSid : undefined;
+    const parties = typeof body.From === 'string' || typeof body.To === 'string' ? { pii: { from: body.From ?? null, to: body.To ?? null } } : {};
+    deps.log?.(reason === 'draining' ? 'info' : 'warn', stage === 'webhook' ? 'call refused at the voice webhook' : 'stream refused at the upgrade', { stage, reason, code, ...(callSid ? { callSid } : {}), ip: req.ip, ...fields, ...parties });
+  };
   await app.register(formbody);
   await app.register(websocket, {
     // Messages up to 1 MiB reach the session, which counts anything above
@@ -142,19 +155,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
   }
 
   function forbid(reply: FastifyReply): FastifyReply {
-    return reply.code(403).send({ error: 'BRIDGE_ERR_TWILIO_SIGNATURE', message: 'missing or invalid X-Twilio-Signature' });
+    return reply.code(403).send({ error: SIGNATURE_ERROR, message: 'missing or invalid X-Twilio-Signature' });
   }
 
   app.post('/twilio/voice', async (req, reply) => {
     // The signature first: forged requests are refused outright and never spend the
     // source's webhook budget, so unsigned traffic cannot starve Twilio's real webhooks.
     if (!signatureOk(req, false)) {
-      refused('webhook', 'signature');
+      refused('webhook', 'signature', req, SIGNATURE_ERROR);
       return forbid(reply);
     }
     const retryAfterS = deps.webhookLimiter?.take(req.ip) ?? 0;
     if (retryAfterS > 0) {
-      refused('webhook', 'rate-limited');
+      refused('webhook', 'rate-limited', req, RateLimitCodes.RATE_LIMITED, { retryAfterS });
       return reply.code(429).header('retry-after', String(retryAfterS)).send({ error: RateLimitCodes.RATE_LIMITED, message: 'too many voice webhook requests from this source' });
     }
     const query = req.query as Record<string, string | string[] | undefined>;
@@ -162,17 +175,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     const agentName = first(query.agent) ?? config.defaultAgent;
     const response = new twilio.twiml.VoiceResponse();
     let agentOk = false;
+    let agentProblem: string = ErrorCodes.AGENT_CONFIG; // registered, not configured (e.g. no API key)
     try {
       agentOk = agents.get(agentName).available;
     } catch {
       agentOk = false;
+      agentProblem = ErrorCodes.AGENT_UNKNOWN;
     }
     const body = (req.body ?? {}) as Record<string, unknown>;
     const callSid = typeof body.CallSid === 'string' && isSid('CA', body.CallSid) ? body.CallSid : undefined;
     const refusal = agentOk ? admission.admitWebhook(callSid) : undefined;
     if (refusal || !agentOk) {
-      refused('webhook', refusal?.reason ?? 'agent-unavailable');
-      req.log.warn({ agent: agentName, refusal: refusal?.reason }, 'refusing call');
+      refused('webhook', refusal?.reason ?? 'agent-unavailable', req, refusal?.code ?? agentProblem, { agent: agentName.slice(0, 64) });
       response.say(
         refusal?.reason === 'draining'
           ? 'Sorry, we cannot take your call right now. Please call again shortly.'
@@ -228,11 +242,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     websocket: true,
     preValidation: async (req: FastifyRequest, reply: FastifyReply) => {
       if (!signatureOk(req, true)) {
-        refused('stream', 'signature');
+        refused('stream', 'signature', req, SIGNATURE_ERROR);
         return forbid(reply);
       }
       const refusal = admission.admitUpgrade(req.ip);
-      if (refusal) refused('stream', refusal.reason);
+      if (refusal) refused('stream', refusal.reason, req, refusal.code);
       if (refusal) return reply.code(refusal.reason === 'pending-streams' ? 429 : 503).send({ error: refusal.code, message: refusal.message, reason: refusal.reason });
     },
   } as const;

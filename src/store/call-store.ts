@@ -28,6 +28,7 @@ import { PostgresDb } from './postgres-db.js';
 import { decodeCursor, encodeCursor, type OutboxEntry, type RecordOwner, type StoredCall } from './record-row.js';
 import type { LiveCallRow, RunInfo } from './sql-ops.js';
 import { SqliteDb } from './sqlite-db.js';
+import { callerDataErr } from '../log.js';
 import { sqliteDriverInfo } from './sqlite-driver.js';
 import { loadStoreConfig, redactUrl, type StoreConfig } from './store-config.js';
 import { StoreError, StoreErrorCodes } from './store-error.js';
@@ -274,7 +275,7 @@ class DurableCallStore implements CallStore {
           this.#log('warn', 'closed calls of a process that stopped without ending them (crash, kill -9, lost host) as interrupted', { calls: closed.length, callSids: closed.slice(0, 20).map((c) => c.callSid) });
         }
       } catch (e) {
-        this.#log('debug', 'heartbeat failed; next attempt at the next beat', { error: (e as Error).message });
+        this.#log('debug', 'heartbeat failed; next attempt at the next beat', { err: e });
       } finally {
         this.#beating = undefined;
       }
@@ -334,7 +335,7 @@ class DurableCallStore implements CallStore {
     this.#c.lastError = e instanceof Error ? e.message : String(e);
     // First failure of a streak at warn, then one line per 10 attempts.
     if (this.#c.consecutive === 1 || this.#c.consecutive % 10 === 0)
-      this.#log('warn', msg, { code: StoreErrorCodes.STORE_UNAVAILABLE, target: this.#target, attempts: this.#c.consecutive, outboxDepth: this.#outbox.depth, error: this.#c.lastError });
+      this.#log('warn', msg, { code: StoreErrorCodes.STORE_UNAVAILABLE, target: this.#target, attempts: this.#c.consecutive, outboxDepth: this.#outbox.depth, err: e });
   }
 
   #backoffMs(): number {
@@ -378,7 +379,7 @@ class DurableCallStore implements CallStore {
     } catch (e) {
       if (this.#db.isTransient(e)) throw e;
       if (batch.entries.length === 1) {
-        await this.#reject(JSON.stringify(batch.entries[0]), (e as Error).message);
+        await this.#reject(JSON.stringify(batch.entries[0]), (e as Error).message, e);
         return;
       }
     }
@@ -388,15 +389,16 @@ class DurableCallStore implements CallStore {
         this.#c.written++;
       } catch (e) {
         if (this.#db.isTransient(e)) throw e; // the batch is retried whole; upserts make that harmless
-        await this.#reject(JSON.stringify(entry), (e as Error).message);
+        await this.#reject(JSON.stringify(entry), (e as Error).message, e);
       }
     }
   }
 
-  async #reject(line: string, reason: string): Promise<void> {
+  async #reject(line: string, reason: string, e?: unknown): Promise<void> {
     this.#c.rejected++;
     this.#c.lastError = reason;
-    this.#log('error', 'call record refused by the database; kept in the rejected file', { code: StoreErrorCodes.STORE_REJECTED, path: this.#outbox.rejectedPath, reason });
+    // A database's refusal of one record may quote the record's values: its message only under `pii`.
+    this.#log('error', 'call record refused by the database; kept in the rejected file', { code: StoreErrorCodes.STORE_REJECTED, path: this.#outbox.rejectedPath, ...(e === undefined ? { reason } : callerDataErr(e)) });
     await this.#outbox.reject(line, reason);
   }
 
