@@ -17,6 +17,8 @@ export interface ChildBridge {
   port: number;
   /** Everything the process wrote so far (stdout + stderr). */
   output(): string;
+  /** What it wrote on stdout alone (the JSON log lines in server mode). */
+  stdout(): string;
   /** Resolves when the process has exited. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Resolves when `re` matches the output (rejects after `timeoutMs`). */
@@ -47,6 +49,8 @@ export async function startChildBridge(env: Record<string, string>, args: string
     out += d.toString();
     for (const w of [...waiters]) w();
   };
+  let stdout = '';
+  proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   proc.stdout!.on('data', onData);
   proc.stderr!.on('data', onData);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -89,7 +93,7 @@ export async function startChildBridge(env: Record<string, string>, args: string
     throw e;
   }
   const url = m[1]!;
-  return { proc, pid: proc.pid!, url, streamUrl: `${url.replace(/^http/, 'ws')}/twilio/stream`, port: Number(m[2]), output: () => out, exited, waitFor, kill };
+  return { proc, pid: proc.pid!, url, streamUrl: `${url.replace(/^http/, 'ws')}/twilio/stream`, port: Number(m[2]), output: () => out, stdout: () => stdout, exited, waitFor, kill };
 }
 
 /** Polls `fn` every `everyMs` until it returns a truthy value (bounded). */
