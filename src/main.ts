@@ -25,6 +25,7 @@ import { createRecorder } from './recording/recorder.js';
 import { openCallStore } from './store/call-store.js';
 import { createMetrics, registerMetricsRoute, registerWorkerMetricsResponder } from './metrics/index.js';
 import { callLogger, createLogger, lifecycleLogger, logFields } from './log.js';
+import { startTelemetry } from './telemetry/index.js';
 import type { Logger } from 'pino';
 import { loadLifecycleConfig, type LifecycleConfig } from './lifecycle/lifecycle-config.js';
 import { LoadMonitor } from './lifecycle/load-monitor.js';
@@ -82,6 +83,8 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   const config = { ...loadConfig(env), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } as Config;
   const lifecycle = loadLifecycleConfig(config.env);
   const logger = givenLogger ?? createLogger(config);
+  // OpenTelemetry traces when an OTLP endpoint is set; nothing of the SDK is loaded otherwise.
+  const telemetry = await startTelemetry(config.env, { instanceId: config.instanceId, routeKey: config.routeKey, workerSlot: config.workerSlot, serviceVersion: packageVersion(), log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
   const dsp = await loadDsp({ backend: config.dsp });
   const info = dspLoadInfo();
   logger.info({ dsp: info }, info?.fallbackReason ? `DSP backend: ts (fallback: ${info.fallbackReason})` : `DSP backend: ${dsp.name}`);
@@ -124,6 +127,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     greeting: tts?.greeting ? (signal) => tts.speak(tts.greeting!, signal) : undefined,
     tapFor: recorder.enabled ? recorder.tapFor : undefined,
     observer: metrics.observer,
+    traceFor: telemetry?.traceFor,
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
     preconnectTtlMs: config.preconnectTtlMs,
     streamIdleMs: config.streamIdleMs,
@@ -162,6 +166,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     metrics.close();
     await store.close();
     await pool?.close();
+    await telemetry?.shutdown(); // the last spans, bounded (TRACES_FLUSH_MS)
   };
   let address: string;
   // A worker of `start --workers N`: the primary owns the port and hands connections over (src/cluster-routing.ts).

@@ -13,7 +13,7 @@ import { CallSession, type CallSummary, type OpenedAgent } from './call-session.
 import { BridgeError, ErrorCodes } from '../errors.js';
 import { FrameClock } from './frame-clock.js';
 import { TwilioInputCodes, isSid } from '../twilio/messages.js';
-import type { CallAudioTap, CallObserver } from './hooks.js';
+import type { CallAudioTap, CallObserver, CallTrace, CallTraceInfo } from './hooks.js';
 import { STREAM_TOKEN_PARAM, StreamTokenGuard } from '../twilio/stream-token.js';
 import { IDENTITY_PARAMS } from '../twilio/stream-twiml.js';
 import { callerDataErr } from '../log.js';
@@ -37,6 +37,8 @@ export interface CallManagerDeps {
   greeting?: (signal: AbortSignal) => Promise<Uint8Array | undefined>;
   observer?: CallObserver;
   tapFor?: (info: { callSid: string; streamSid: string }) => CallAudioTap | undefined;
+  /** A trace per call when tracing is on (src/telemetry): created at `start`, with the call's agent and numbers. */
+  traceFor?: (info: CallTraceInfo) => CallTrace | undefined;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
   /** How long a pre-connected agent waits for its stream (BRIDGE_PRECONNECT_TTL_MS). */
   preconnectTtlMs?: number;
@@ -236,11 +238,15 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
   };
 
   /** From/To of a call: the stream's own parameters (set by the webhook), else what this process's webhook saw. */
-  #partiesOf(s: CallSummary): { from: string | null; to: string | null } {
+  #partiesOf(s: Pick<CallSummary, 'callSid' | 'customParameters'>): { from: string | null; to: string | null } {
     const p = s.customParameters ?? {};
     const local = s.callSid ? this.#parties.get(s.callSid) : undefined;
     return { from: p[IDENTITY_PARAMS.from] ?? local?.from ?? null, to: p[IDENTITY_PARAMS.to] ?? local?.to ?? null };
   }
+
+  /** A session's trace, with what the manager knows: the agent asked for and the webhook's numbers. */
+  #traceFor = (info: { callSid: string; streamSid: string; startedAtMs: number; customParameters: Record<string, string> }): CallTrace | undefined =>
+    this.#d.traceFor?.({ callSid: info.callSid, streamSid: info.streamSid, startedAtMs: info.startedAtMs, agent: info.customParameters.agent ?? this.#d.config.defaultAgent, ...this.#partiesOf(info) });
 
   /** Takes ownership of an accepted Media Streams socket. */
   attach(ws: WebSocket): CallSession {
@@ -259,6 +265,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       apologyPrompt: this.#d.apologyPrompt,
       observer: this.#d.observer,
       tapFor: this.#d.tapFor,
+      traceFor: this.#d.traceFor ? this.#traceFor : undefined,
       log: this.#d.log,
     });
     this.#sessions.add(session);

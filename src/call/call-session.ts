@@ -30,7 +30,7 @@ import { FRAME_PAYLOAD_B64_LENGTH, TwilioInputCodes, parseTwilioMessage, type St
 import { FrameClock } from './frame-clock.js';
 import { Playout, type PlayoutStats } from './playout.js';
 import { EnergyVad } from '../audio/vad.js';
-import type { CallAudioTap, CallObserver } from './hooks.js';
+import type { CallAudioTap, CallObserver, CallTrace, CallTraceInfo } from './hooks.js';
 import { performance } from 'node:perf_hooks';
 import { callerDataErr } from '../log.js';
 
@@ -70,6 +70,8 @@ export interface CallSessionDeps {
   observer?: CallObserver;
   /** A recording tap for this call, if recording is on (created at `start`). */
   tapFor?(info: { callSid: string; streamSid: string }): CallAudioTap | undefined;
+  /** A trace for this call, if tracing is on (created at `start`; src/telemetry). */
+  traceFor?(info: Pick<CallTraceInfo, 'callSid' | 'streamSid' | 'startedAtMs'> & { customParameters: Record<string, string> }): CallTrace | undefined;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -321,6 +323,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     }
     const ev = vad.process(frame);
     if (ev === 'speechStart' && this.#playout?.active) this.bargeIn('bridge-vad');
+    else if (ev === 'speechEnd') this.#trace?.callerStopped('bridge-vad', FrameClock.now());
   }
   #vadScratch = new Int16Array(FRAME_BYTES);
 
@@ -351,14 +354,26 @@ export class CallSession extends EventEmitter<SessionEvents> {
     } catch (e) {
       this.#log('warn', 'recording could not start', { err: e });
     }
+    try {
+      this.#trace = this.#d.traceFor?.({ callSid: m.callSid, streamSid: m.streamSid, startedAtMs: this.#startAt, customParameters: m.customParameters });
+    } catch (e) {
+      this.#log('warn', 'tracing could not start', { err: e });
+    }
     const origin = this.#startAt;
     const tap = this.#tap;
+    const trace = this.#trace;
     this.#playout = new Playout({
       streamSid: m.streamSid,
       send: (t) => this.#send(t),
       leadMs: this.#d.config.playoutLeadMs,
       now: FrameClock.now,
-      onSent: tap ? (ulaw, playAtMs) => tap.agent(ulaw, playAtMs - origin) : undefined,
+      onSent:
+        tap || trace
+          ? (ulaw, playAtMs) => {
+              tap?.agent(ulaw, playAtMs - origin);
+              trace?.audioSent(playAtMs);
+            }
+          : undefined,
     });
     this.#unsubscribeClock = this.#d.clock.subscribe(this.#onTick);
     let opened: OpenedAgent;
@@ -367,6 +382,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     } catch (e) {
       // The message may quote the call's options (caller data): only under `pii`.
       this.#log('warn', 'no agent for call', { code: (e as { code?: string }).code ?? null, ...callerDataErr(e) });
+      this.#trace?.agentError((e as { code?: string }).code ?? 'unknown', true);
       void this.#fail('agent-unknown');
       return;
     }
@@ -381,17 +397,20 @@ export class CallSession extends EventEmitter<SessionEvents> {
         if (this.#state !== 'connecting') return;
         this.#agentReadyMs = Math.round(FrameClock.now() - this.#startAt);
         this.#d.observer?.agentReady(opened.name, this.#agentReadyMs, opened.preconnected);
+        this.#trace?.agentReady(opened.name, this.#agentReadyMs, opened.preconnected);
         this.#onAgentConnected(agent);
       },
       (e: unknown) => {
         const code = (e as { code?: string }).code ?? 'unknown';
         // A provider's words, or the call's options quoted back: the message only under `pii`.
         this.#log('warn', 'agent connect failed', { code, ...callerDataErr(e) });
+        this.#trace?.agentError(code, true);
         void this.#fail(code === 'BRIDGE_ERR_AGENT_TIMEOUT' ? 'agent-connect-timeout' : `agent-connect-failed:${code}`);
       },
     );
   }
   #startAt = 0;
+  #trace: CallTrace | undefined;
   #preconnected = false;
   #agentReadyMs: number | null = null;
   #apology: 'rest-say' | 'prompt' | null = null;
@@ -467,12 +486,13 @@ export class CallSession extends EventEmitter<SessionEvents> {
     const early = this.#earlyAudio;
     this.#earlyAudio = [];
     for (const a of early) {
-      if (a === 'done') this.#playout!.endResponse();
+      if (a === 'done') this.#endResponse(this.#playout!.currentResponseId);
       else {
         if (this.#firstAgentAudioAt === null) {
           this.#firstAgentAudioAt = FrameClock.now();
           this.#d.observer?.firstAgentAudio(this.#agentName ?? 'unknown', this.#firstAgentAudioAt - this.#startAt);
         }
+        this.#trace?.agentAudio(a.responseId, FrameClock.now());
         this.#playout!.enqueue(a.data, a.responseId);
       }
     }
@@ -500,19 +520,22 @@ export class CallSession extends EventEmitter<SessionEvents> {
         this.#firstAgentAudioAt = FrameClock.now();
         this.#d.observer?.firstAgentAudio(this.#agentName ?? 'unknown', this.#firstAgentAudioAt - this.#startAt);
       }
+      this.#trace?.agentAudio(a.responseId, FrameClock.now());
       this.#playout.enqueue(a.data, a.responseId);
     });
-    agent.on('responseDone', () => {
+    agent.on('responseDone', ({ responseId }) => {
       if (this.#state === 'connecting') this.#earlyAudio.push('done');
-      else this.#playout?.endResponse();
+      else this.#endResponse(responseId);
     });
     agent.on('interruption', () => this.bargeIn('agent-vad'));
     agent.on('transcript', (t) => {
+      if (t.role === 'caller' && t.final) this.#trace?.callerStopped('transcript', FrameClock.now());
       this.#transcripts.push(t);
       if (this.#transcripts.length > MAX_TRANSCRIPTS) this.#transcripts.shift();
     });
     agent.on('end', ({ reason }) => void this.#endAfterGoodbye(reason));
     agent.on('error', (err, { fatal }) => {
+      this.#trace?.agentError(err.code, fatal);
       this.#log(fatal ? 'error' : 'warn', 'agent error', { code: err.code, ...callerDataErr(err) });
       if (fatal) void this.#fail(`agent-error:${err.code}`);
     });
@@ -521,6 +544,14 @@ export class CallSession extends EventEmitter<SessionEvents> {
       if (this.#ending) return;
       if (this.#state === 'streaming' || this.#state === 'connecting') void this.#fail(`agent-closed:${reason}`);
     });
+  }
+
+  /** The agent's response is complete: its tail goes out; the trace learns when it has been heard. */
+  #endResponse(responseId: string | undefined): void {
+    const playout = this.#playout;
+    if (!playout) return;
+    playout.endResponse();
+    this.#trace?.responseDone(responseId, playout.drained());
   }
 
   #onTick = (nowMs: number): void => {
@@ -575,6 +606,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     const now = FrameClock.now();
     this.#tap?.cleared(now - this.#startAt);
     this.#d.observer?.bargeIn(source, now - (this.#bargeInDetectedAt ?? now));
+    this.#trace?.bargeIn(source, r.heardMs, r.responseId, now);
     this.#log('info', 'barge-in', { source, heardMs: r.heardMs, responseId: r.responseId });
     this.#agent?.interrupt({ heardMs: r.heardMs });
   }
@@ -618,6 +650,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
 
   async #doClose(reason: string): Promise<void> {
     this.#transition('closing');
+    this.#trace?.closing(reason, FrameClock.now());
     this.#unsubscribeClock?.();
     this.#unsubscribeClock = undefined;
     for (const t of this.#timers) clearTimeout(t);
@@ -646,6 +679,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#endedAt = Date.now();
     this.#endedPerf = FrameClock.now();
     this.#transition('closed');
+    this.#trace?.ended(this.summary());
     this.emit('closed', reason);
     this.#log('info', 'call closed', { reason });
   }

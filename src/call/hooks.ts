@@ -3,6 +3,7 @@
  * built beside it without touching the frame path's logic. All are optional; each
  * call is synchronous and must be cheap (metrics) or copy what it keeps (taps).
  */
+import type { CallSummary } from './call-session.js';
 
 /** Per-call measurements for metrics (prom-client histograms and counters). */
 export interface CallObserver {
@@ -31,4 +32,44 @@ export interface CallAudioTap {
   cleared(atMs: number): void;
   /** The call ended; flush and close (bounded). Resolves to the recording's path, if any. */
   close(): Promise<string | undefined>;
+}
+
+/** What a call's trace starts from (CallSessionDeps.traceFor, called once at `start`). */
+export interface CallTraceInfo {
+  callSid: string;
+  streamSid: string;
+  /** The agent the stream asks for (`agent` parameter, else the default). */
+  agent: string;
+  /** Frame-clock time (performance.now() ms) of the stream's `start`. */
+  startedAtMs: number;
+  /** Caller and callee from the voice webhook (PII: traced only under BRIDGE_LOG_PII). */
+  from: string | null;
+  to: string | null;
+}
+
+/**
+ * One call's trace (src/telemetry): told, once per event and never per frame, what
+ * happens in the call — its turns (the caller stops, the agent's reply is heard, played
+ * out or cut by a barge-in), failures and its end. Times are frame-clock ms
+ * (performance.now()). Every method is synchronous, cheap, and must not throw.
+ */
+export interface CallTrace {
+  /** The agent connected: ms from the stream's start (0 when pre-connected and ready before it). */
+  agentReady(agent: string, ms: number, preconnected: boolean): void;
+  /** The caller stopped speaking, as the bridge learns it: its own VAD's speech end, or the agent's final caller transcript. */
+  callerStopped(source: 'bridge-vad' | 'transcript', atMs: number): void;
+  /** Agent audio of a response reached the playout (once per chunk the agent emits). */
+  agentAudio(responseId: string | undefined, atMs: number): void;
+  /** Audio went to Twilio, which starts playing it at `playAtMs` (the first after agentAudio is the reply first heard). */
+  audioSent(playAtMs: number): void;
+  /** The agent finished emitting a response; `played` resolves once the caller has heard all of it (or it was cleared). */
+  responseDone(responseId: string | undefined, played: Promise<void>): void;
+  /** A barge-in cut the response at `heardMs` of it. */
+  bargeIn(source: 'agent-vad' | 'bridge-vad' | 'api', heardMs: number, responseId: string | undefined, atMs: number): void;
+  /** An agent error (a BRIDGE_ERR_* code); `fatal`: the call fails with it. */
+  agentError(code: string, fatal: boolean): void;
+  /** The call is closing for `reason` (the first close wins): whatever turn is open ends here. */
+  closing(reason: string, atMs: number): void;
+  /** The call closed: its final summary (the span ends; nothing of the trace stays open). */
+  ended(summary: CallSummary): void;
 }
