@@ -5,6 +5,7 @@
  * calls run to their end or to BRIDGE_DRAIN_TIMEOUT_MS and then hear a goodbye,
  * onDrained hooks run (call records flushed), exit 0. A second signal cuts the wait short.
  */
+import { bothTraces, turnLatencyTrace } from './metrics/turns.js';
 import { packageVersion } from './version.js';
 import cluster from 'node:cluster';
 import { hostname } from 'node:os';
@@ -127,7 +128,8 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     greeting: tts?.greeting ? (signal) => tts.speak(tts.greeting!, signal) : undefined,
     tapFor: recorder.enabled ? recorder.tapFor : undefined,
     observer: metrics.observer,
-    traceFor: telemetry?.traceFor,
+    // Every call's turns feed the latency histogram; traced calls also feed OpenTelemetry.
+    traceFor: (info) => bothTraces(turnLatencyTrace(info, metrics.onTurn), telemetry?.traceFor(info)),
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
     preconnectTtlMs: config.preconnectTtlMs,
     streamIdleMs: config.streamIdleMs,

@@ -32,6 +32,8 @@ export const FRAME_BUCKETS_S = decadeBuckets(1e-6, 1e-2);
 export const BARGE_IN_BUCKETS_S = decadeBuckets(1e-4, 1);
 /** Agent connect and first agent audio: 10 ms … 20 s. */
 export const AGENT_BUCKETS_S = decadeBuckets(1e-2, 20);
+/** Turn response latency: 100 ms … 20 s. */
+export const TURN_BUCKETS_S = decadeBuckets(0.1, 20);
 /** Call duration: 1 s … 2 h. */
 export const DURATION_BUCKETS_S = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
 
@@ -83,6 +85,8 @@ export interface Metrics {
    * so jitter/underrun counters include calls still in progress. Counters stay monotonic.
    */
   setLiveCalls(fn: () => readonly LiveCallStats[]): void;
+  /** A turn's response latency (ms), e.g. from turnLatencyTrace (src/metrics/turns.ts). */
+  readonly onTurn: (agent: string, ms: number) => void;
   /** HTTP side: a call refused before it started (voice_bridge_calls_refused_total{stage,reason}). */
   readonly onRefused: (stage: 'webhook' | 'stream', reason: string) => void;
   /** HTTP side: one answered request (voice_bridge_http_responses_total{method,route,code}). */
@@ -278,6 +282,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     buckets: [0, ...AGENT_BUCKETS_S],
     registers: [registry],
   });
+  const turnLatency = new Histogram({
+    name: `${p}turn_response_seconds`,
+    help: "Per turn: the caller stops speaking (the bridge's VAD, or the agent's final caller transcript) → the reply's first audio starts playing at Twilio.",
+    labelNames: ['agent'],
+    buckets: TURN_BUCKETS_S,
+    registers: [registry],
+  });
   const firstAudio = new Histogram({ name: `${p}first_agent_audio_seconds`, help: "Stream start → the agent's first audio sent to the caller.", labelNames: ['agent'], buckets: AGENT_BUCKETS_S, registers: [registry] });
 
   // ── process ─────────────────────────────────────────────────────────────────
@@ -382,6 +393,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     preconnect.inc({ outcome: e.outcome });
   };
 
+  const onTurn = (agent: string, ms: number): void => {
+    turnLatency.observe({ agent: agentOf(agent) }, ms / 1000);
+  };
   const onRefused = (stage: 'webhook' | 'stream', reason: string): void => {
     refused.inc({ stage, reason: refusalReasons.has(reason) ? reason : 'other' });
   };
@@ -420,6 +434,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     onPreconnect,
     onRefused,
     onHttpResponse,
+    onTurn,
     setActiveCalls(fn) {
       activeCalls = fn;
     },

@@ -102,4 +102,23 @@ describe('/metrics conventions', () => {
       expect(value(after, 'voice_bridge_frames_total', { direction: 'inbound' })).toBeGreaterThanOrEqual(inDuring);
     });
   });
+
+  it('per-turn response latency: the caller stops speaking → the reply starts playing, one observation per answered turn', async () => {
+    const clip = await ulawClip('caller-barge-in.8k-ulaw.wav');
+    await withBridge({ BRIDGE_LOAD_THRESHOLD: 'off' }, async (bridge) => {
+      const r = await runSimulatedCall({ url: bridge.streamUrl, audio: clip, fast: true, tailMs: 2500, timeoutMs: 30_000, customParameters: { format: 'ulaw' } });
+      expect(r.outcome).toBe('completed');
+      expect(r.firstAgentAudioMs).not.toBeNull(); // the echo agent answered
+      const text = await pollUntil(async () => {
+        const t = await (await fetch(`${bridge.url}/metrics`)).text();
+        return value(t, 'voice_bridge_calls_ended_total', { agent: 'echo' }) === 1 ? t : undefined;
+      });
+      const n = value(text, 'voice_bridge_turn_response_seconds_count', { agent: 'echo' }) ?? 0;
+      expect(n).toBeGreaterThanOrEqual(1);
+      const meanS = value(text, 'voice_bridge_turn_response_seconds_sum', { agent: 'echo' })! / n;
+      // The echo agent answers after its silence timeout: a real latency, not 0 and not the call's length.
+      expect(meanS).toBeGreaterThan(0);
+      expect(meanS).toBeLessThan(r.durationMs / 1000);
+    });
+  });
 });

@@ -103,6 +103,7 @@ describe('GET /metrics after real calls', () => {
       voice_bridge_barge_in_reaction_seconds: 'histogram',
       voice_bridge_agent_connect_seconds: 'histogram',
       voice_bridge_first_agent_audio_seconds: 'histogram',
+      voice_bridge_turn_response_seconds: 'histogram',
       voice_bridge_eventloop_delay_p99_seconds: 'gauge',
       voice_bridge_dsp_info: 'gauge',
       voice_bridge_build_info: 'gauge',
