@@ -50,9 +50,10 @@ class Talker extends AgentSession {
   readonly outputFormat: AudioFormat = pcm16(16000);
   readonly hasVad = false;
   #timer: NodeJS.Timeout | undefined;
-  #heardCaller: (() => void) | undefined;
-  /** Resolves when caller audio first reaches the agent: the call is streaming and the reply has started. */
-  readonly streaming = new Promise<void>((resolve) => (this.#heardCaller = resolve));
+  #callerHeard = false;
+  #talking: (() => void) | undefined;
+  /** Resolves once audio has been emitted while the call streams (caller audio reached the agent): the reply is under way. */
+  readonly talking = new Promise<void>((resolve) => (this.#talking = resolve));
   constructor(private readonly o: { talkMs: number; connectError?: BridgeError; failAfterMs?: number }) {
     super();
   }
@@ -74,12 +75,12 @@ class Talker extends AgentSession {
       for (let i = 0; i < pcm.length; i++) pcm[i] = Math.round(4000 * Math.sin((2 * Math.PI * 300 * (sent * 16 + i)) / 16000));
       this.emit('audio', { data: pcm, responseId: 't1' });
       sent += 200;
+      if (this.#callerHeard) this.#talking?.();
     };
-    chunk(); // the first words come with the connection (kept by the bridge until it streams)
     this.#timer = setInterval(chunk, 20);
   }
   sendAudio(): void {
-    this.#heardCaller?.();
+    this.#callerHeard = true;
   }
   interrupt(): void {
     clearInterval(this.#timer);
@@ -273,7 +274,7 @@ describe('OpenTelemetry traces over OTLP (a real bridge, a collector stub)', () 
       { OTEL_EXPORTER_OTLP_ENDPOINT: stub.url, OTEL_BSP_SCHEDULE_DELAY: '600000' },
       async (bridge) => {
         const call = runSimulatedCall({ url: bridge.streamUrl, audio: new Uint8Array(160 * 50).fill(0xff), customParameters: { agent: 'talker' }, tailMs: 30_000, timeoutMs: 40_000 });
-        await (await talker.first).streaming;
+        await (await talker.first).talking;
         expect(stub.spans.length).toBe(before);
         await bridge.close();
         const r = await call;
