@@ -61,7 +61,9 @@ export async function withBridge<T>(env: Record<string, string>, fn: (b: Running
   // Call records go to a fresh temp dir per bridge (SQLite), never to ./data.
   const dataDir = mkdtempSync(join(tmpdir(), 'vb-data-'));
   // BRIDGE_DSP_POOL=N in the test environment runs these bridges with the DSP worker pool.
-  const bridge = await startBridge({ BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', BRIDGE_DSP_POOL: process.env.BRIDGE_DSP_POOL ?? '0', BRIDGE_DATA_DIR: dataDir, ...env }, { port: 0, host: '127.0.0.1', ...options });
+  // The load gate is off unless a test sets it (test/lifecycle/admission.test.ts): on a busy CI box it
+  // would refuse webhooks that a test of something else relies on.
+  const bridge = await startBridge({ BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', BRIDGE_DSP_POOL: process.env.BRIDGE_DSP_POOL ?? '0', BRIDGE_DATA_DIR: dataDir, BRIDGE_LOAD_THRESHOLD: 'off', ...env }, { port: 0, host: '127.0.0.1', ...options });
   try {
     return await fn(bridge);
   } finally {

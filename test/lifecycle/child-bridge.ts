@@ -37,6 +37,8 @@ export async function startChildBridge(env: Record<string, string>, args: string
       HOST: '127.0.0.1',
       BRIDGE_LOG_LEVEL: 'warn',
       BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto',
+      // The load gate off unless a test sets it: a busy CI box would refuse the calls a test relies on.
+      BRIDGE_LOAD_THRESHOLD: 'off',
       // Call records in a throwaway dir, never the repository's ./data.
       BRIDGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-child-data-')),
       ...env,
