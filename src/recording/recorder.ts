@@ -157,7 +157,7 @@ export function createRecorder(config: Pick<Config, 'env'>, options: RecorderOpt
       totals.active++;
       return tap;
     } catch (e) {
-      log?.('warn', 'recording could not start (the call is unaffected)', { code: RecordingErrorCodes.IO, callSid: info.callSid, error: (e as Error).message });
+      log?.('warn', 'recording could not start (the call is unaffected)', { code: RecordingErrorCodes.IO, callSid: info.callSid, err: e });
       return undefined;
     }
   };

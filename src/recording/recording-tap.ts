@@ -386,7 +386,7 @@ export class RecordingTap implements CallAudioTap {
     // An abandoned recording is caller audio that no record points at: delete it.
     if (this.#state === 'failed' && this.#path !== undefined) {
       await rm(this.#path, { force: true }).catch((e: unknown) =>
-        this.#o.log?.('warn', 'could not delete an abandoned recording', { code: RecordingErrorCodes.IO, callSid: this.#o.callSid, path: this.#path, error: (e as Error).message }),
+        this.#o.log?.('warn', 'could not delete an abandoned recording', { code: RecordingErrorCodes.IO, callSid: this.#o.callSid, path: this.#path, err: e }),
       );
     }
     const stats = this.stats;

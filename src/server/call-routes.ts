@@ -72,7 +72,7 @@ export function registerCallRoutes(app: FastifyInstance, d: CallRoutesDeps): voi
       const text = await res.text();
       return reply.code(res.status).header('content-type', res.headers.get('content-type') ?? 'application/json').header('x-voice-bridge-owner', row.routeKey).send(text);
     } catch (e) {
-      d.log?.('warn', 'call owner did not answer a forwarded request', { callSid: row.callSid, owner: row.routeKey, url: row.internalUrl, error: (e as Error).message });
+      d.log?.('warn', 'call owner did not answer a forwarded request', { callSid: row.callSid, owner: row.routeKey, url: row.internalUrl, err: e });
       return reply.code(502).send({ error: CallRouteCodes.OWNER_UNREACHABLE, message: `call ${row.callSid} is on ${row.routeKey} (${row.internalUrl}), which did not answer: ${(e as Error).message}` });
     }
   }
@@ -171,7 +171,7 @@ export function registerCallRoutes(app: FastifyInstance, d: CallRoutesDeps): voi
         await d.rest.endCall(callSid);
         viaRest = true;
       } catch (e) {
-        d.log?.('warn', 'hang-up through the REST API failed; closing the stream', { callSid, error: (e as Error).message });
+        d.log?.('warn', 'hang-up through the REST API failed; closing the stream', { callSid, err: e });
       }
     }
     await session.close('hangup-requested');

@@ -408,7 +408,7 @@ class PoolCall implements CallDsp {
     try {
       this.#onFailed(reason);
     } catch (e) {
-      this.#pool.log?.('error', 'onFailed threw', { error: String(e) });
+      this.#pool.log?.('error', 'onFailed threw', { err: e });
     }
   }
 
@@ -453,7 +453,7 @@ export class DspPool implements FramePaths {
     });
     // A worker that dies between batches: its lane's calls fail on their next batch
     // (the replacement worker does not know them). Never an unhandled 'error'.
-    this.#piscina.on('error', (e: unknown) => this.log?.('error', 'DSP pool worker error', { error: String(e) }));
+    this.#piscina.on('error', (e: unknown) => this.log?.('error', 'DSP pool worker error', { err: e }));
     this.#lanes = Array.from({ length: o.threads }, (_, i) => new Lane(this, i));
   }
 
