@@ -241,7 +241,10 @@ class OtelCallTrace implements CallTrace, ToolTracer {
       this.#span.addEvent('agent.error', { [ATTR_ERROR_TYPE]: code, [Attr.ERROR_FATAL]: fatal });
       if (!fatal) return;
       this.#failCode ??= code;
-      if (this.#turn) markError(this.#turn.span, code);
+      if (this.#turn) {
+        markError(this.#turn.span, code);
+        this.#turn.awaitingHeard = false; // what plays next is the apology, not the reply
+      }
     } catch (e) {
       this.#fault(e);
     }
