@@ -141,6 +141,43 @@ describe.runIf(native !== undefined)('native ⇄ ts parity on speech', () => {
     expect(c.snrDb).toBeGreaterThanOrEqual(90);
   });
 
+  it('inbound pipeline at 8 kHz (jitter buffer + PLC, no resampler) with close-together and consecutive losses: identical samples and stats', () => {
+    // Loss patterns that make one concealment analyse another: every other frame, losses
+    // one and two frames apart, pairs and triples, an outage past 60 ms (PLC → silence).
+    const patterns: Array<(k: number) => boolean> = [
+      (k) => k % 2 === 1,
+      (k) => k % 3 === 1 || k % 13 === 7 || (k % 29 >= 20 && k % 29 < 23),
+      (k) => k % 11 === 4 || k % 11 === 6 || (k % 53 >= 30 && k % 53 < 35),
+    ];
+    const run = (dsp: DspBackend, lost: (k: number) => boolean) => {
+      const p = dsp.createInboundPipeline({ toHz: 8000 });
+      const dst = new Int16Array(p.maxFrameOutput * 8);
+      const frames = Math.floor(callerUlaw.length / 160);
+      const out = new Int16Array(frames * 160);
+      let o = 0;
+      const take = (n: number) => {
+        out.set(dst.subarray(0, n), o);
+        o += n;
+      };
+      for (let k = 0; k < frames; k++) {
+        if (k === 0 || k === frames - 1 || !lost(k)) take(p.push(callerUlaw.subarray(k * 160, k * 160 + 160), k, k * 20, k * 20, dst));
+        take(p.poll(k * 20, dst));
+      }
+      for (let n = p.flush(dst); n > 0; n = p.flush(dst)) take(n);
+      const stats = p.stats();
+      p.close();
+      expect(o).toBe(out.length);
+      return { out, stats };
+    };
+    for (const lost of patterns) {
+      const a = run(native!, lost);
+      const b = run(ts, lost);
+      expect(a.stats).toEqual(b.stats);
+      expect(a.stats.concealed).toBeGreaterThan(30);
+      expect(Buffer.from(a.out.buffer).equals(Buffer.from(b.out.buffer))).toBe(true);
+    }
+  });
+
   it('outbound pipeline on the agent clip in uneven chunks: same framing, μ-law codes within one step', () => {
     const run = (dsp: DspBackend) => {
       const p = dsp.createOutboundPipeline({ fromHz: 24000 });

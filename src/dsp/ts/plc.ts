@@ -3,28 +3,33 @@
  * `native/dsp-core/src/plc.rs`. Same algorithm, same operation order, f64 numbers,
  * only + − × ÷ and sqrt, rounding by Math.floor(x + 0.5) then clamping to int16, so
  * both produce bit-identical output (test/dsp/ts-plc.test.ts checks the shared
- * checksum). The algorithm, its G.711 Appendix I parameters and the zero-delay entry
- * (mirrored real tail cross-faded into the pitch repetition) are described, with the
- * state machine, in the header of plc.rs; in short:
+ * checksums). The algorithm, its G.711 Appendix I parameters, the repetition policy
+ * (with the PESQ measurements that chose it) and the zero-delay entry (mirrored real
+ * tail cross-faded into the pitch repetition) are described, with the state machine,
+ * in the header of plc.rs; in short:
  *
+ *   history:     the last 280 samples handed on — received, recovered and concealed.
  *   good(frame): if erasing, cross-fade the continuing synthesis into the frame over
- *                min(P/4 + 32·(e−1), 80) samples; append the frame to the 390-sample history.
+ *                P/4 samples; append the frame to the history.
  *   conceal(out), per sample t of the erasure:
  *     t=0        pitch P (normalised cross-correlation, lags 40–120, coarse 2:1 then ±1),
- *                repeat the last period, entry cross-fade from the mirrored tail over P/4;
- *     t=80, 160  extend to 2, 3 periods (OLA over P/4, phase kept);
- *     t≥80       gain 1 − (t−80)/400;   t ≥ 480 (60 ms): zeros, returns false.
+ *                snapshot the last P + P/4 samples, repeat the last period (one period
+ *                for the whole erasure), entry cross-fade from the mirrored tail over P/4;
+ *     t≥80       gain 1 − (t−80)/400;   t ≥ 480 (60 ms): zeros, returns false;
+ *   then append `out` to the history.
  */
 
 export const PLC_SUBFRAME = 80;
 const PITCH_MIN = 40;
 const PITCH_MAX = 120;
-export const PLC_HISTORY_LEN = 3 * PITCH_MAX + PITCH_MAX / 4; // 390 = 48.75 ms
 const CORR_LEN = 160;
+/** What the pitch search reads: the last 20 ms and up to PITCH_MAX samples before them. */
+export const PLC_HISTORY_LEN = CORR_LEN + PITCH_MAX; // 280 = 35 ms
+/** What the synthesis reads: the longest period and the ¼ period before it. */
+const SNAP_LEN = PITCH_MAX + PITCH_MAX / 4; // 150
 const ENERGY_FLOOR = 250.0;
 const MAX_ERASED = 480;
 const ATTEN_DIV = 400.0;
-const RECOVERY_STEP = 32;
 
 /** Nearest integer (halves up), clamped to int16 — identical to `round_i16` in plc.rs. */
 export function roundI16(x: number): number {
@@ -35,27 +40,24 @@ export function roundI16(x: number): number {
 }
 
 export class Plc {
+  /** The last PLC_HISTORY_LEN samples handed on (received, recovered or concealed). */
   private readonly hist = new Int16Array(PLC_HISTORY_LEN);
+  /** The end of the history when the current erasure started: what synthesis reads. */
+  private readonly snap = new Int16Array(SNAP_LEN);
   /** Samples concealed in the current erasure (0 = not erasing). */
   private erased = 0;
   private pitch = PITCH_MIN;
   private ovl = PITCH_MIN / 4;
-  private periods = 1;
+  /** Read position in the repeated period. */
   private pos = 0;
-  private oldPeriods = 1;
-  private oldPos = 0;
-  private switchJ = Number.MAX_SAFE_INTEGER;
 
   reset(): void {
     this.hist.fill(0);
+    this.snap.fill(0);
     this.erased = 0;
     this.pitch = PITCH_MIN;
     this.ovl = PITCH_MIN / 4;
-    this.periods = 1;
     this.pos = 0;
-    this.oldPeriods = 1;
-    this.oldPos = 0;
-    this.switchJ = Number.MAX_SAFE_INTEGER;
   }
 
   /** True while an erasure is in progress (the last call was conceal). */
@@ -70,10 +72,7 @@ export class Plc {
    */
   good(frame: Int16Array, length: number = frame.length): void {
     if (this.erased > 0) {
-      const blocks = Math.floor((this.erased + PLC_SUBFRAME - 1) / PLC_SUBFRAME);
-      let olen = this.ovl + RECOVERY_STEP * (blocks - 1);
-      if (olen > PLC_SUBFRAME) olen = PLC_SUBFRAME;
-      if (olen > length) olen = length;
+      const olen = this.ovl < length ? this.ovl : length;
       const denom = olen + 1;
       for (let k = 0; k < olen; k++) {
         const s = this.nextSynth();
@@ -82,19 +81,14 @@ export class Plc {
         frame[k] = roundI16(wo * s + wi * frame[k]!);
       }
       this.erased = 0;
-      this.switchJ = Number.MAX_SAFE_INTEGER;
     }
-    const n = length;
-    const hist = this.hist;
-    if (n >= PLC_HISTORY_LEN) {
-      for (let i = 0; i < PLC_HISTORY_LEN; i++) hist[i] = frame[n - PLC_HISTORY_LEN + i]!;
-    } else {
-      hist.copyWithin(0, n);
-      for (let i = 0; i < n; i++) hist[PLC_HISTORY_LEN - n + i] = frame[i]!;
-    }
+    this.append(frame, length);
   }
 
-  /** Fills `out` (its first `length` samples) with concealment; returns false when all of it is silence (past 60 ms). */
+  /**
+   * Fills `out` (its first `length` samples) with concealment and appends it to the
+   * history; returns false when all of it is silence (past 60 ms).
+   */
   conceal(out: Int16Array, length: number = out.length): boolean {
     let audible = false;
     const n = length;
@@ -102,7 +96,18 @@ export class Plc {
       if (this.erased < MAX_ERASED) audible = true;
       out[i] = roundI16(this.nextSynth());
     }
+    this.append(out, n);
     return audible;
+  }
+
+  private append(x: Int16Array, n: number): void {
+    const hist = this.hist;
+    if (n >= PLC_HISTORY_LEN) {
+      for (let i = 0; i < PLC_HISTORY_LEN; i++) hist[i] = x[n - PLC_HISTORY_LEN + i]!;
+    } else {
+      hist.copyWithin(0, n);
+      for (let i = 0; i < n; i++) hist[PLC_HISTORY_LEN - n + i] = x[i]!;
+    }
   }
 
   private nextSynth(): number {
@@ -111,29 +116,12 @@ export class Plc {
       if (t < 0xffffffff) this.erased = t + 1;
       return 0.0;
     }
-    if (t === 0) {
-      this.startErasure();
-    } else if (t === PLC_SUBFRAME || t === 2 * PLC_SUBFRAME) {
-      this.oldPeriods = this.periods;
-      this.oldPos = this.pos;
-      this.periods += 1;
-      this.pos %= this.pitch;
-      this.switchJ = 0;
-    }
-    let v = this.segment(this.periods, this.pos);
+    if (t === 0) this.startErasure();
+    let v = this.segment(this.pos);
     this.pos += 1;
-    if (this.pos === this.periods * this.pitch) this.pos = 0;
-    if (this.switchJ < this.ovl) {
-      const old = this.segment(this.oldPeriods, this.oldPos);
-      this.oldPos += 1;
-      if (this.oldPos === this.oldPeriods * this.pitch) this.oldPos = 0;
-      const wi = (this.switchJ + 1) / (this.ovl + 1);
-      const wo = 1.0 - wi;
-      v = wo * old + wi * v;
-      this.switchJ += 1;
-    }
+    if (this.pos === this.pitch) this.pos = 0;
     if (t < this.ovl) {
-      const c = this.hist[PLC_HISTORY_LEN - 1 - t]!;
+      const c = this.snap[SNAP_LEN - 1 - t]!;
       const wi = (t + 1) / (this.ovl + 1);
       const wo = 1.0 - wi;
       v = wo * c + wi * v;
@@ -147,21 +135,20 @@ export class Plc {
   }
 
   private startErasure(): void {
+    for (let i = 0; i < SNAP_LEN; i++) this.snap[i] = this.hist[PLC_HISTORY_LEN - SNAP_LEN + i]!;
     this.pitch = this.estimatePitch();
     this.ovl = this.pitch >> 2;
-    this.periods = 1;
     this.pos = 0;
-    this.switchJ = Number.MAX_SAFE_INTEGER;
   }
 
-  private segment(n: number, i: number): number {
-    const len = n * this.pitch;
-    const start = PLC_HISTORY_LEN - len;
-    const a = this.hist[start + i]!;
-    const tail = len - this.ovl;
+  /** Sample i of the last period before the erasure, its end cross-faded with the ¼ period before it. */
+  private segment(i: number): number {
+    const start = SNAP_LEN - this.pitch;
+    const a = this.snap[start + i]!;
+    const tail = this.pitch - this.ovl;
     if (i < tail) return a;
     const j = i - tail;
-    const b = this.hist[start - this.ovl + j]!;
+    const b = this.snap[start - this.ovl + j]!;
     const wi = (j + 1) / (this.ovl + 1);
     const wo = 1.0 - wi;
     return wo * a + wi * b;
