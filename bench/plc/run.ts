@@ -27,7 +27,7 @@
  *
  * Options: --seeds=N loss masks per clip and pattern (default 8), --clips=N (default 12,
  * at most 102), --backend=ts (ts only, e.g. without the addon; no native ⇄ ts check),
- * --keep (keep the temp dir), --install-deps (see above). About 5 minutes by default.
+ * --keep (keep the temp dir), --install-deps (see above). About 1.5 minutes by default.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
