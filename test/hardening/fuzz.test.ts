@@ -25,6 +25,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { Worker } from 'node:worker_threads';
 import { runSimulatedCall, type SimulatedCallResult } from '../../src/sim/simulator.js';
@@ -135,6 +136,7 @@ describe('fuzz: hostile Twilio input while real calls run', () => {
         await realRound();
         await settleGc();
         const before = process.memoryUsage();
+        const newSpaceBefore = newSpaceBytes();
         const t0 = performance.now();
         const loopDelay = monitorEventLoopDelay({ resolution: 20 });
         loopDelay.enable();
@@ -182,6 +184,7 @@ describe('fuzz: hostile Twilio input while real calls run', () => {
         const left = (await getJson(`${bridge.url}/calls`)).body.calls;
         await settleGc();
         const after = process.memoryUsage();
+        const newSpaceAfter = newSpaceBytes();
 
         // The bridge still takes calls.
         const final = await realCall(formats[1]!);
@@ -209,6 +212,7 @@ describe('fuzz: hostile Twilio input while real calls run', () => {
           gapsExcusedAsStarvation: excusedGaps,
           eventLoopLateMs: { p50: lateMs(loopDelay.percentile(50)), p99: lateMs(loopDelay.percentile(99)), max: lateMs(loopDelay.max) },
           rssMb: { before: mb(before.rss), after: mb(after.rss) },
+          newSpaceMb: { before: mb(newSpaceBefore), after: mb(newSpaceAfter) },
           heapUsedMb: { before: mb(before.heapUsed), after: mb(after.heapUsed) },
         };
         console.log('[fuzz] ' + JSON.stringify(summary, null, 1));
@@ -245,8 +249,12 @@ describe('fuzz: hostile Twilio input while real calls run', () => {
         // (200 summaries with their transcripts are ~2 MB; the rest is V8/JIT and pool noise), and
         // RSS, which V8 and glibc do not hand back eagerly, under 160 MB — far below what
         // keeping even a tenth of the input would cost once the heap is counted twice for copies.
+        // Not counted in RSS: the growth of V8's young generation (room for new objects, not
+        // retained state; its pages stay resident after a GC empties them). It stays at 32 MB on
+        // Node 20 and 22; Node 24's V8 grows it to 128 MB under this allocation rate, which alone
+        // put this RSS growth at ~190-220 MB there (heap used flat).
         expect(mb(after.heapUsed - before.heapUsed), why).toBeLessThan(24);
-        expect(mb(after.rss - before.rss), why).toBeLessThan(160);
+        expect(mb(after.rss - before.rss - Math.max(0, newSpaceAfter - newSpaceBefore)), why).toBeLessThan(160);
       });
     } finally {
       stalls.stop();
@@ -255,3 +263,8 @@ describe('fuzz: hostile Twilio input while real calls run', () => {
     }
   }, 120_000);
 });
+
+/** The size V8 has grown its young generation (new space) to, in bytes. */
+function newSpaceBytes(): number {
+  return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
+}
