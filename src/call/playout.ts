@@ -1,7 +1,8 @@
 /**
  * Outbound playout for one call: agent audio → exact 160-byte μ-law frames → Twilio,
  * paced by the shared frame clock, with a lead over real time bounded by a ceiling
- * (BRIDGE_PLAYOUT_LEAD_MS, 2 s by default) and sent in coalesced messages.
+ * (BRIDGE_PLAYOUT_LEAD_MS: 80 ms by default, 2 s recommended) and, from a 200 ms lead on,
+ * sent in coalesced messages.
  *
  * ```text
  *  agent audio ──► OutboundPipeline ──► frame queue ──(on arrival, and each tick: whole messages of ≥ COALESCE_MS, up to `leadMs` ahead)──► media msg + mark

@@ -14,7 +14,7 @@
  *
  * - Memory is one fixed window per call (`windowMs`, 32 KiB per second; lateness + lead) plus a bounded
  *   write queue; a call of any length allocates nothing more per frame.
- * - Agent audio is sent up to the playout lead (2 s by default) before it plays, and a
+ * - Agent audio is sent up to the playout lead (BRIDGE_PLAYOUT_LEAD_MS) before it plays, and a
  *   barge-in `clear` drops what Twilio had not yet played. It therefore stays in the
  *   window until its time has passed; `cleared(atMs)` zeroes the right channel from
  *   `atMs` on, so the file holds only what the caller actually heard.
