@@ -47,8 +47,13 @@ function fetchNode(spec) {
     mkdirSync(dest);
     run('tar', ['xzf', tgz, '-C', dest, '--strip-components=1']);
     rmSync(tgz);
-    rmSync(home, { recursive: true, force: true });
-    renameSync(dest, home);
+    // Another run (another clone on this machine) may have put it there meanwhile: keep theirs.
+    if (existsSync(home) && !existsSync(node)) rmSync(home, { recursive: true, force: true });
+    try {
+      renameSync(dest, home);
+    } catch (e) {
+      if (!existsSync(node)) throw e;
+    }
     rmSync(tmp, { recursive: true, force: true });
   }
   const v = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
@@ -78,8 +83,9 @@ const loads = (rt) =>
 function saveBuild(abi) {
   const to = cachedBuild(abi);
   mkdirSync(dirname(to), { recursive: true });
-  copyFileSync(bsqNode, `${to}.tmp`);
-  renameSync(`${to}.tmp`, to);
+  const tmp = `${to}.${process.pid}.tmp`; // other clones on this machine may save the same build
+  copyFileSync(bsqNode, tmp);
+  renameSync(tmp, to);
 }
 
 function useBetterSqlite(rt) {
