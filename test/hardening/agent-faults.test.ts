@@ -190,7 +190,10 @@ describe('agent faults, end to end through the bridge', () => {
     const call = runSimulatedCall({ url: bridge.streamUrl, callSid, audio: silence(callMs), customParameters: { agent: agent.name }, tailMs: 0, timeoutMs: callMs + 15_000 });
     await waitFor(async () => (await getJson(`${bridge.url}/calls/${callSid}`)).body?.state === 'streaming', 8000, 'the call to stream');
     await fake.speak(600);
-    await waitFor(async () => (await framesOut(bridge.url, callSid)) >= 10, 5000, "the agent's first reply at the caller");
+    // The whole reply has left the bridge (29 of its 30 frames: the resampler keeps a few ms) before
+    // the fault — with a long playout lead the first frames go out at once, while the agent is still
+    // streaming the rest, and a fault then would cut the reply at the agent, not test the bridge.
+    await waitFor(async () => (await framesOut(bridge.url, callSid)) >= 29, 5000, "the agent's first reply at the caller");
     await fake.fault(fault);
     return { call, callSid }; // wrapped: an async function returning the promise itself would wait for the whole call
   }
