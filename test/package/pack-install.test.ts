@@ -23,7 +23,14 @@ function sh(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = p
 
 let bridge: ChildProcess | undefined;
 afterAll(() => {
-  if (bridge && bridge.exitCode === null) bridge.kill('SIGKILL');
+  // npx and the bridge it started are one process group (detached): nothing outlives the test.
+  if (bridge?.pid !== undefined) {
+    try {
+      process.kill(-bridge.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
 });
 
 describe('npm pack → install → start', () => {
@@ -54,7 +61,7 @@ describe('npm pack → install → start', () => {
 
     // npx voice-bridge start: ready, and says which DSP core it runs.
     const dataDir = mkdtempSync(join(tmpdir(), 'vb-pack-data-'));
-    bridge = spawn('npx', ['--no', 'voice-bridge', 'start'], { cwd: app, env: { PATH: env.PATH, HOME: env.HOME, PORT: '0', HOST: '127.0.0.1', BRIDGE_DATA_DIR: dataDir, BRIDGE_LOAD_THRESHOLD: 'off' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    bridge = spawn('npx', ['--no', 'voice-bridge', 'start'], { cwd: app, env: { PATH: env.PATH, HOME: env.HOME, PORT: '0', HOST: '127.0.0.1', BRIDGE_DATA_DIR: dataDir, BRIDGE_LOAD_THRESHOLD: 'off' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let out = '';
     bridge.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     bridge.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -72,7 +79,7 @@ describe('npm pack → install → start', () => {
     expect(ready.dsp.backend, JSON.stringify(ready.dsp)).toBe(nativeBuilt ? 'native' : 'ts');
     // npm exec re-raises the signal its child got; the bridge itself drains and exits 0.
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => bridge!.once('exit', (code, signal) => r({ code, signal })));
-    bridge.kill('SIGTERM');
+    process.kill(-bridge.pid!, 'SIGTERM'); // the group: npx and the bridge, as a terminal's Ctrl-C or a supervisor would
     expect([{ code: 0, signal: null }, { code: null, signal: 'SIGTERM' }]).toContainEqual(await exited);
   });
 });
