@@ -35,3 +35,9 @@ export function pcm16ToBytes(pcm: Int16Array): Uint8Array {
   for (let i = 0; i < pcm.length; i++) dv.setInt16(i * 2, pcm[i]!, true);
   return out;
 }
+
+/** Base64 of PCM16 little-endian samples (what JSON agent protocols carry); reads the samples now, keeps nothing. */
+export function pcm16ToBase64(pcm: Int16Array): string {
+  const bytes = pcm16ToBytes(pcm);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}

@@ -38,9 +38,75 @@
 import { closeReason } from '../../close-reason.js';
 import { AgentSession, ULAW_8K, pcm16, type AudioFormat } from '../agent.js';
 import { BridgeError, ErrorCodes } from '../../errors.js';
-import { RealtimeConnection } from './connection.js';
+import { pcm16FromBytes, pcm16ToBytes } from '../../audio/pcm.js';
+import { AgentSocket, type HandshakeStep, type LostInfo } from '../shared/agent-socket.js';
+import { CallerAudioHold } from '../shared/caller-audio-hold.js';
+import { DtmfBatcher, dtmfKey } from '../shared/dtmf.js';
+import { RetryPolicy } from '../shared/retry-policy.js';
+import type { SocketErrorRules } from '../shared/socket-errors.js';
 import type { OpenAiConfig } from './config.js';
-import { buildAppend, buildCancel, buildResponseCreate, buildTextItem, buildTruncate, bytesPerMs, isBase64, parseServerEvent, type ServerEvent, type SessionSettings } from './protocol.js';
+import {
+  REQUEST_INTERRUPT_RESPONSE,
+  buildAppend,
+  buildCancel,
+  buildResponseCreate,
+  buildSessionUpdate,
+  buildTextItem,
+  buildTruncate,
+  bytesPerMs,
+  isBase64,
+  parseServerEvent,
+  wireFormat,
+  type ServerEvent,
+  type SessionSettings,
+} from './protocol.js';
+
+/**
+ * OpenAI's own socket rules on top of the shared table (protocols.md §2.1, §2.2): a close
+ * with 4000 (`beta_api_shape_disabled`) during the handshake is the removed beta
+ * interface, a configuration error.
+ */
+const RULES: SocketErrorRules = {
+  provider: 'openai',
+  close: (code, reason, phase) => (phase === 'handshake' && (code === 4000 || /beta_api_shape_disabled/.test(reason)) ? ErrorCodes.AGENT_CONFIG : undefined),
+};
+
+/** One service session: its socket and what session.updated confirmed. */
+interface RealtimeConnection {
+  readonly id: number;
+  readonly socket: AgentSocket;
+  /** The service cancels a response itself on caller speech (turn_detection.interrupt_response), as session.updated confirmed. */
+  readonly serverInterrupts: boolean;
+}
+
+/**
+ * The handshake (§2.3): session.update is sent on open; session.created, then
+ * session.updated with the formats we asked for, means ready. An `error` instead is the
+ * refusal (auth, a bad setting).
+ */
+function handshakeStep(settings: SessionSettings, text: string, confirmed: { interruptResponse: boolean }): HandshakeStep {
+  const r = parseServerEvent(text);
+  if (!r.ok) return undefined;
+  const ev = r.event;
+  if (ev.type === 'session.updated') {
+    const want = wireFormat(settings.audioFormat).type;
+    for (const [dir, got] of [
+      ['output', ev.outputFormatType],
+      ['input', ev.inputFormatType],
+    ] as const) {
+      if (got !== undefined && got !== want) return new BridgeError(ErrorCodes.AGENT_AUDIO_FORMAT, `openai: session.updated has ${dir} format ${got}, we asked for ${want}`);
+    }
+    if (ev.interruptResponse !== undefined) confirmed.interruptResponse = ev.interruptResponse;
+    return true;
+  }
+  if (ev.type === 'error') {
+    const e = ev.error;
+    const auth = e.type === 'authentication_error' || e.code === 'invalid_api_key';
+    const code = auth ? ErrorCodes.AGENT_AUTH : e.type === 'invalid_request_error' ? ErrorCodes.AGENT_CONFIG : ErrorCodes.AGENT_SERVICE;
+    return new BridgeError(code, `openai: session.update refused: ${e.code ?? e.type ?? 'error'}: ${e.message}`);
+  }
+  return undefined;
+}
 
 export interface OpenAiSessionOptions {
   readonly config: OpenAiConfig;
@@ -67,6 +133,8 @@ export interface OpenAiSessionStats {
   /** Caller audio held during swaps and then delivered, and dropped because the hold was full (ms). */
   heldAudioMs: number;
   droppedHeldAudioMs: number;
+  /** Caller audio dropped because the service stopped reading (socket backlog over its limit). */
+  congestedAudioMs: number;
 }
 
 interface ItemAudio {
@@ -110,7 +178,6 @@ const PLAYOUT_SLACK_MS = 300;
 const REPLAY_ACK_TIMEOUT_MS = 2000;
 /** After a failed rollover (the current session still alive), the next try. */
 const ROLLOVER_RETRY_MS = 30_000;
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export class OpenAiRealtimeSession extends AgentSession {
   readonly inputFormat: AudioFormat;
@@ -122,8 +189,6 @@ export class OpenAiRealtimeSession extends AgentSession {
   readonly #settingsError: BridgeError | undefined;
   readonly #bytesPerMs: number;
   readonly #ulaw: boolean;
-  readonly #dtmfDebounceMs: number;
-  readonly #maxHeldBytes: number;
   readonly #maxCarriedChars: number;
   /** Aborted by close(): every open, backoff and wait ends with it. */
   readonly #lifetime = new AbortController();
@@ -138,9 +203,8 @@ export class OpenAiRealtimeSession extends AgentSession {
 
   /** Caller audio held (base64 appends) while swapping or reconnecting. */
   #holding = false;
-  #held: string[] = [];
-  #heldBytes: number[] = [];
-  #heldTotal = 0;
+  readonly #held: CallerAudioHold<string>;
+  readonly #retry: RetryPolicy;
 
   // Per-service-session state (reset when a new session becomes active).
   #responses = new Map<string, ResponseState>();
@@ -156,10 +220,9 @@ export class OpenAiRealtimeSession extends AgentSession {
   #history: HistoryEntry[] = [];
   #byItem = new Map<string, HistoryEntry>();
   #unknownTypes = new Set<string>();
-  #digits: string[] = [];
-  #dtmfTimer: NodeJS.Timeout | undefined;
+  readonly #dtmf: DtmfBatcher;
   #wrongAudioReported = false;
-  readonly #stats: OpenAiSessionStats = { sessions: 0, rollovers: 0, reconnects: 0, protocolErrors: 0, droppedDeltas: 0, truncations: 0, cancels: 0, heldAudioMs: 0, droppedHeldAudioMs: 0 };
+  readonly #stats: OpenAiSessionStats = { sessions: 0, rollovers: 0, reconnects: 0, protocolErrors: 0, droppedDeltas: 0, truncations: 0, cancels: 0, heldAudioMs: 0, droppedHeldAudioMs: 0, congestedAudioMs: 0 };
 
   constructor(o: OpenAiSessionOptions) {
     super();
@@ -174,8 +237,9 @@ export class OpenAiRealtimeSession extends AgentSession {
     this.inputFormat = this.#ulaw ? ULAW_8K : pcm16(24000);
     this.outputFormat = this.inputFormat;
     this.#bytesPerMs = bytesPerMs(format);
-    this.#dtmfDebounceMs = o.dtmfDebounceMs ?? 600;
-    this.#maxHeldBytes = (o.maxHeldAudioMs ?? 10_000) * this.#bytesPerMs;
+    this.#dtmf = new DtmfBatcher({ debounceMs: o.dtmfDebounceMs ?? 600, maxDigits: 32, onDigits: (d) => this.#sendDigits(d) });
+    this.#held = new CallerAudioHold({ maxMs: o.maxHeldAudioMs ?? 10_000 });
+    this.#retry = new RetryPolicy({ attempts: o.config.reconnectAttempts + 1, baseMs: 200, maxMs: 3000 });
     this.#maxCarriedChars = o.maxCarriedChars ?? 12_000;
   }
 
@@ -196,7 +260,7 @@ export class OpenAiRealtimeSession extends AgentSession {
     try {
       const conn = await this.#open(AbortSignal.any([signal, this.#lifetime.signal]));
       if (this.#closed) {
-        await conn.close(1000, 'closed');
+        await conn.socket.close(1000, 'closed');
         throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'openai: session closed while connecting');
       }
       this.#activate(conn);
@@ -213,12 +277,20 @@ export class OpenAiRealtimeSession extends AgentSession {
       return;
     }
     if (data.byteLength === 0) return;
-    if (!LITTLE_ENDIAN && data instanceof Int16Array) data = swap16(data);
+    const bytes = data instanceof Int16Array ? pcm16ToBytes(data) : data;
     // A view into the bridge's reused buffer: encoded now, never kept.
-    const b64 = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
+    const b64 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+    const ms = data.byteLength / this.#bytesPerMs;
     const conn = this.#conn;
-    if (conn && !this.#holding && conn.send(buildAppend(b64))) return;
-    this.#hold(b64, data.byteLength);
+    if (conn && !this.#holding) {
+      const sent = conn.socket.send(buildAppend(b64), 'media');
+      if (sent === 'sent') return;
+      if (sent === 'dropped') {
+        this.#stats.congestedAudioMs += ms;
+        return;
+      }
+    }
+    this.#stats.droppedHeldAudioMs += this.#held.audio(b64, ms);
   }
 
   interrupt(info: { heardMs: number }): void {
@@ -237,12 +309,8 @@ export class OpenAiRealtimeSession extends AgentSession {
 
   sendDtmf(digit: string): void {
     if (this.#closed) return;
-    const d = digit.trim().toUpperCase();
-    if (!/^[0-9*#A-D]$/.test(d)) return;
-    this.#digits.push(d);
-    if (this.#digits.length > 32) this.#digits.shift();
-    if (this.#dtmfTimer) this.#dtmfTimer.refresh();
-    else this.#dtmfTimer = setTimeout(this.#flushDtmf, this.#dtmfDebounceMs);
+    const d = dtmfKey(digit);
+    if (d !== undefined) this.#dtmf.push(d);
   }
 
   close(reason: string): Promise<void> {
@@ -253,32 +321,44 @@ export class OpenAiRealtimeSession extends AgentSession {
   async #doClose(reason: string): Promise<void> {
     this.#closed = true;
     this.#lifetime.abort(new Error(reason));
-    for (const t of [this.#capTimer, this.#retryTimer, this.#dtmfTimer]) if (t) clearTimeout(t);
-    this.#capTimer = this.#retryTimer = this.#dtmfTimer = undefined;
+    for (const t of [this.#capTimer, this.#retryTimer]) if (t) clearTimeout(t);
+    this.#capTimer = this.#retryTimer = undefined;
+    this.#dtmf.clear();
     this.#releaseQuietWaiters();
-    this.#held = [];
-    this.#heldBytes = [];
+    this.#held.clear();
     const conn = this.#conn;
     this.#conn = undefined;
-    if (conn) await conn.close(1000, closeReason(reason));
+    if (conn) await conn.socket.close(1000, closeReason(reason));
     this.emit('closed', { reason });
   }
 
   // --- connections ------------------------------------------------------------------
 
-  #open(signal: AbortSignal): Promise<RealtimeConnection> {
+  /** One service session: upgrade (Authorization: Bearer; GA, so no OpenAI-Beta header, §2.2), session.update, session.updated. */
+  async #open(signal: AbortSignal): Promise<RealtimeConnection> {
     const c = this.#cfg;
+    const settings = this.#settings!;
     this.#stats.sessions++;
-    return RealtimeConnection.open({
-      url: c.url,
-      apiKey: c.apiKey,
-      settings: this.#settings!,
-      handshakeTimeoutMs: c.handshakeTimeoutMs,
-      pingIntervalMs: c.pingIntervalMs,
+    const u = new URL(c.url);
+    if (!u.searchParams.has('model')) u.searchParams.set('model', settings.model);
+    const confirmed = { interruptResponse: REQUEST_INTERRUPT_RESPONSE };
+    const socket = await AgentSocket.open({
+      rules: RULES,
+      url: u,
+      headers: { Authorization: `Bearer ${c.apiKey}` },
+      timeoutMs: c.handshakeTimeoutMs,
       signal,
-      onMessage: (conn, text, binary) => this.#onMessage(conn, text, binary),
-      onLost: (conn, err) => this.#onLost(conn, err),
+      awaiting: 'session.updated',
+      // Sent at once rather than after session.created: the server reads events in order.
+      onOpen: (sock) => sock.send(buildSessionUpdate(settings)),
+      handshake: (data, isBinary) => (isBinary ? undefined : handshakeStep(settings, data.toString(), confirmed)),
+      pingIntervalMs: c.pingIntervalMs,
+      maxPayloadBytes: 16 * 1024 * 1024,
     });
+    const conn: RealtimeConnection = { id: socket.id, socket, serverInterrupts: confirmed.interruptResponse };
+    socket.on('message', (data, isBinary) => this.#onMessage(conn, isBinary ? `binary frame of ${data.length} bytes` : data.toString(), isBinary));
+    socket.on('lost', (err, info) => this.#onLost(conn, err, info));
+    return conn;
   }
 
   /** Makes `conn` the session that takes caller audio and whose events count; arms the rollover. */
@@ -296,13 +376,17 @@ export class OpenAiRealtimeSession extends AgentSession {
     }, this.#cfg.sessionMaxMs);
   }
 
-  #onLost(conn: RealtimeConnection, err: BridgeError): void {
+  #onLost(conn: RealtimeConnection, err: BridgeError, info: LostInfo): void {
     if (this.#closed || conn !== this.#conn) return; // a session being prepared or already replaced
     this.#conn = undefined;
     this.#endInterruptedAudio();
     this.#releaseQuietWaiters();
-    if (!err.retryable) {
+    if (!info.resumable) {
       this.#fail(err);
+      return;
+    }
+    if (!this.#retry.lost()) {
+      this.#fail(new BridgeError(err.code, `${err.message} (again, ${this.#retry.quickLosses} times right after a new session)`, { cause: err }));
       return;
     }
     this.#error(err, false);
@@ -325,10 +409,10 @@ export class OpenAiRealtimeSession extends AgentSession {
         if (!next) return;
         if (this.#conn && kind === 'rollover') await this.#waitQuiet(this.#cfg.rolloverWaitMs);
         if (this.#closed) {
-          await next.close(1000, 'closed');
+          await next.socket.close(1000, 'closed');
           return;
         }
-        if (next.isOpen) {
+        if (next.socket.isOpen) {
           await this.#swapTo(next);
           // Lost again during the switch: go on until a session holds or attempts run out.
           if (this.#conn || this.#closed) return;
@@ -353,31 +437,20 @@ export class OpenAiRealtimeSession extends AgentSession {
 
   /** A new service session, with bounded attempts and backoff; undefined when it failed (already handled). */
   async #openWithRetries(): Promise<RealtimeConnection | undefined> {
-    for (let attempt = 1; ; attempt++) {
-      if (this.#closed) return undefined;
-      try {
-        return await this.#open(this.#lifetime.signal);
-      } catch (e) {
-        if (this.#closed) return undefined;
-        const err = e instanceof BridgeError ? e : new BridgeError(ErrorCodes.AGENT_CONNECT, `openai: ${(e as Error).message}`, { cause: e });
-        if (!err.retryable) {
-          this.#fail(err);
-          return undefined;
-        }
-        if (attempt > this.#cfg.reconnectAttempts) {
-          if (this.#conn) {
-            // The current session still works: report, and try the rollover again later.
-            this.#error(new BridgeError(err.code, `openai: rollover failed after ${attempt} attempts (${err.message})`, { cause: err }), false);
-            this.#retryRolloverLater();
-          } else {
-            this.#fail(new BridgeError(ErrorCodes.AGENT_CLOSED, `openai: could not open a new session after ${attempt} attempts: ${err.message}`, { cause: err }));
-          }
-          return undefined;
-        }
-        this.#error(err, false);
-        if (!(await delay(Math.min(200 * 2 ** (attempt - 1), 3000), this.#lifetime.signal))) return undefined;
-      }
+    if (this.#closed) return undefined;
+    const r = await this.#retry.run((_n) => this.#open(this.#lifetime.signal), this.#lifetime.signal, (err) => this.#error(err, false));
+    if (r.ok) return r.value;
+    if (this.#closed || r.aborted) return undefined;
+    const err = r.error;
+    if (!err.retryable) this.#fail(err);
+    else if (this.#conn) {
+      // The current session still works: report, and try the rollover again later.
+      this.#error(new BridgeError(err.code, `openai: rollover failed after ${r.attempts} attempts (${err.message})`, { cause: err }), false);
+      this.#retryRolloverLater();
+    } else {
+      this.#fail(new BridgeError(ErrorCodes.AGENT_CLOSED, `openai: could not open a new session after ${r.attempts} attempts: ${err.message}`, { cause: err }));
     }
+    return undefined;
   }
 
   #retryRolloverLater(): void {
@@ -400,15 +473,18 @@ export class OpenAiRealtimeSession extends AgentSession {
     this.#activate(next);
     const items = this.#carriedItems();
     const acked = this.#countItemAcks(next, items.length);
-    for (const item of items) next.send(item);
+    for (const item of items) next.socket.send(item);
     await acked;
     if (this.#closed) {
-      if (old) await old.close(1000, 'closed');
+      if (old) await old.socket.close(1000, 'closed');
       return;
     }
     this.#holding = false;
-    if (this.#conn === next) this.#releaseHeld(next);
-    if (old) void old.close(1000, 'rollover');
+    if (this.#conn === next) {
+      this.#retry.recovered();
+      this.#releaseHeld(next);
+    }
+    if (old) void old.socket.close(1000, 'rollover');
   }
 
   /** Resolves when the new session acknowledged `n` items (or after a bounded wait). */
@@ -452,31 +528,16 @@ export class OpenAiRealtimeSession extends AgentSession {
     return out.reverse();
   }
 
-  #hold(b64: string, bytes: number): void {
-    this.#held.push(b64);
-    this.#heldBytes.push(bytes);
-    this.#heldTotal += bytes;
-    while (this.#heldTotal > this.#maxHeldBytes && this.#held.length > 1) {
-      this.#held.shift();
-      const b = this.#heldBytes.shift()!;
-      this.#heldTotal -= b;
-      this.#stats.droppedHeldAudioMs += b / this.#bytesPerMs;
-    }
-  }
-
   #releaseHeld(conn: RealtimeConnection): void {
-    const held = this.#held;
-    const sizes = this.#heldBytes;
-    this.#held = [];
-    this.#heldBytes = [];
-    this.#heldTotal = 0;
+    const held = this.#held.take();
     for (let i = 0; i < held.length; i++) {
-      if (!conn.send(buildAppend(held[i]!))) {
+      const { item, ms } = held[i]!;
+      if (conn.socket.send(buildAppend(item)) !== 'sent') {
         // The new session died already: keep the rest for the next one.
-        for (let k = i; k < held.length; k++) this.#hold(held[k]!, sizes[k]!);
+        for (let k = i; k < held.length; k++) this.#held.audio(held[k]!.item, held[k]!.ms!);
         return;
       }
-      this.#stats.heldAudioMs += sizes[i]! / this.#bytesPerMs;
+      this.#stats.heldAudioMs += ms!;
     }
   }
 
@@ -640,7 +701,7 @@ export class OpenAiRealtimeSession extends AgentSession {
       raw.set(bytes.subarray(0, samples * 2 - hasCarry), hasCarry);
       r.carry = total % 2 === 1 ? bytes[bytes.length - 1]! : -1;
       if (samples === 0) return;
-      data = LITTLE_ENDIAN ? new Int16Array(raw.buffer) : swap16(new Int16Array(raw.buffer));
+      data = pcm16FromBytes(raw);
     }
     const ms = data.length / (this.#ulaw ? 8 : 24);
     const now = Date.now();
@@ -661,8 +722,7 @@ export class OpenAiRealtimeSession extends AgentSession {
     }
     if (e.code === 'session_expired') {
       // The 60-minute cap arrived before our rollover (§2.7): carry on in a new session.
-      conn.terminate();
-      this.#onLost(conn, new BridgeError(ErrorCodes.AGENT_SERVICE, `openai: ${what}`));
+      conn.socket.fail(new BridgeError(ErrorCodes.AGENT_SERVICE, `openai: ${what}`));
       return;
     }
     const rate = e.type === 'rate_limit_error' || e.code === 'rate_limit_exceeded' || e.code === 'insufficient_quota';
@@ -730,7 +790,7 @@ export class OpenAiRealtimeSession extends AgentSession {
       cut = true;
       item.truncated = true;
       if (item.entry) item.entry.heardFraction = itemMs > 0 ? endMs / itemMs : 0;
-      conn.send(buildTruncate(item.itemId, endMs));
+      conn.socket.send(buildTruncate(item.itemId, endMs));
       this.#stats.truncations++;
     }
   }
@@ -757,7 +817,7 @@ export class OpenAiRealtimeSession extends AgentSession {
     if (cur.cancelled) return;
     cur.cancelled = true;
     const conn = this.#conn;
-    if (conn && cur.connId === conn.id && conn.send(buildCancel(cur.id))) this.#stats.cancels++;
+    if (conn && cur.connId === conn.id && conn.socket.send(buildCancel(cur.id)) === 'sent') this.#stats.cancels++;
   }
 
   /** The service cancelled the response in progress on caller speech (interrupt_response): drop its audio, send no cancel. */
@@ -778,20 +838,17 @@ export class OpenAiRealtimeSession extends AgentSession {
     }
   }
 
-  readonly #flushDtmf = (): void => {
-    this.#dtmfTimer = undefined;
-    if (this.#closed || this.#digits.length === 0) return;
-    const digits = this.#digits;
-    this.#digits = [];
+  #sendDigits(digits: string[]): void {
+    if (this.#closed) return;
     // The Realtime API has no DTMF input: the digits become a user text message.
     const text = `The caller pressed ${digits.join(', ')} on the phone keypad.`;
     this.#addHistory({ role: 'user', text });
     const conn = this.#conn;
     if (!conn || this.#holding) return; // carried into the next session with the history
-    conn.send(buildTextItem('user', text));
+    conn.socket.send(buildTextItem('user', text));
     // Answer it now unless a response is already coming or the caller is talking.
-    if (!this.#current && !this.#speaking) conn.send(buildResponseCreate());
-  };
+    if (!this.#current && !this.#speaking) conn.socket.send(buildResponseCreate());
+  }
 
   // --- errors ----------------------------------------------------------------------------
 
@@ -828,26 +885,4 @@ export function heardPart(text: string, fraction: number): string {
   if (space > 0) n = space;
   const part = text.slice(0, n).trim();
   return part ? `${part}…` : '';
-}
-
-function swap16(a: Int16Array): Int16Array {
-  const out = new Int16Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = ((a[i]! & 0xff) << 8) | ((a[i]! >> 8) & 0xff);
-  return out;
-}
-
-/** Resolves true after ms, false at once if `signal` aborts. */
-function delay(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      resolve(false);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
