@@ -26,7 +26,6 @@
  * Audio parts are checked (mimeType audio/pcm at 24 kHz, base64 of whole 16-bit
  * samples) and decoded here; a bad part is reported, never returned as audio.
  */
-import { BridgeError, ErrorCodes, type ErrorCode } from '../../errors.js';
 
 export const INPUT_RATE_HZ = 16_000;
 export const OUTPUT_RATE_HZ = 24_000;
@@ -283,39 +282,4 @@ export function parseDurationMs(v: unknown): number | undefined {
     if (Number.isFinite(s) && Number.isFinite(n) && s >= 0 && n >= 0) return Math.round(s * 1000 + n / 1e6);
   }
   return undefined;
-}
-
-// --- close codes ---------------------------------------------------------------------
-
-/**
- * A close from the service as a typed error (§3.6: no in-band error message; the
- * server closes with a code and reason). `retry` says whether resuming can help.
- *   1008 policy (bad/unauthorised key, "Requested entity was not found")  → AGENT_AUTH, fatal
- *   1007 invalid payload                                                 → AGENT_PROTOCOL, fatal
- *        (but "API key expired…" arrives as 1007 too, voiceclaw#155       → AGENT_AUTH, fatal)
- *   1011 internal / unavailable / deadline expired                       → AGENT_SERVICE, retry
- *   1013 try again later                                                 → AGENT_RATE_LIMIT, retry
- *   anything else (1000/1001 without goAway, 1006 dropped connection)    → AGENT_CLOSED, retry
- * The reason is the service's text (it never contains our key); it is cut to 120 chars.
- */
-export function closeCodeError(code: number, reason: string): { error: BridgeError; retry: boolean } {
-  const why = reason ? `: ${reason.slice(0, 120)}` : '';
-  const mk = (c: ErrorCode, msg: string, retry: boolean) => ({ error: new BridgeError(c, `gemini: ${msg} (close ${code}${why})`), retry });
-  if (code === 1008) return mk(ErrorCodes.AGENT_AUTH, 'the service refused the session (policy)', false);
-  if (code === 1007) {
-    if (/api key/i.test(reason)) return mk(ErrorCodes.AGENT_AUTH, 'the API key was rejected', false);
-    return mk(ErrorCodes.AGENT_PROTOCOL, 'the service rejected a message as invalid', false);
-  }
-  if (code === 1011) return mk(ErrorCodes.AGENT_SERVICE, 'internal error at the service', true);
-  if (code === 1013) return mk(ErrorCodes.AGENT_RATE_LIMIT, 'the service asked to try again later', true);
-  return mk(ErrorCodes.AGENT_CLOSED, 'the service closed the connection', true);
-}
-
-/** An HTTP status on the WebSocket upgrade as a typed error. */
-export function upgradeStatusError(status: number): BridgeError {
-  const msg = `gemini: the WebSocket upgrade was refused with HTTP ${status}`;
-  if (status === 401 || status === 403) return new BridgeError(ErrorCodes.AGENT_AUTH, `${msg} (check GEMINI_API_KEY)`);
-  if (status === 429) return new BridgeError(ErrorCodes.AGENT_RATE_LIMIT, msg);
-  if (status >= 500) return new BridgeError(ErrorCodes.AGENT_SERVICE, msg);
-  return new BridgeError(ErrorCodes.AGENT_CONNECT, msg);
 }

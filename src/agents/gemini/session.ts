@@ -58,27 +58,23 @@
  * DTMF: `realtimeInput.text` "[The caller pressed 5 on the phone keypad.]" — the
  * caller's own input, which is what a key press is.
  */
-import { closeReason } from '../../close-reason.js';
-import WebSocket from 'ws';
 import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
-import { BridgeError, ErrorCodes, isBridgeError } from '../../errors.js';
+import { BridgeError, ErrorCodes } from '../../errors.js';
 import { EnergyVad } from '../../audio/vad.js';
+import { AgentSocket, type LostInfo } from '../shared/agent-socket.js';
+import { CallerAudioHold } from '../shared/caller-audio-hold.js';
+import { dtmfKey } from '../shared/dtmf.js';
+import { RetryPolicy } from '../shared/retry-policy.js';
+import { closeCodeOf, toBridgeError, type SocketErrorRules } from '../shared/socket-errors.js';
 import type { GeminiCallOptions, GeminiConfig } from './config.js';
-import {
-  INPUT_RATE_HZ,
-  OUTPUT_RATE_HZ,
-  buildAudio,
-  buildContextNote,
-  buildSetup,
-  buildText,
-  closeCodeError,
-  decodeFrame,
-  parseServerMessage,
-  upgradeStatusError,
-  type ServerContent,
-  type ServerMessage,
-} from './protocol.js';
-import { zeroMask } from '../ws-mask.js';
+import { INPUT_RATE_HZ, OUTPUT_RATE_HZ, buildAudio, buildContextNote, buildSetup, buildText, decodeFrame, parseServerMessage, type ServerContent, type ServerMessage } from './protocol.js';
+
+/** Gemini's own reading of a close (§3.7): 1007 "API key not valid" is a key problem, not a bad message. */
+const RULES: SocketErrorRules = {
+  provider: 'gemini',
+  close: (code, reason) => (code === 1007 && /api key/i.test(reason) ? ErrorCodes.AGENT_AUTH : undefined),
+  hint: (status) => (status === 401 || status === 403 ? ' (check GEMINI_API_KEY)' : ''),
+};
 
 export type GeminiSessionState = 'idle' | 'connecting' | 'open' | 'resuming' | 'closed';
 
@@ -86,8 +82,6 @@ export type GeminiSessionState = 'idle' | 'connecting' | 'open' | 'resuming' | '
 const MAX_FRAME_BYTES = 8 * 1024 * 1024;
 /** A message larger than this is dropped as a protocol error (~20 s of 24 kHz audio in one message). */
 const MAX_MESSAGE_CHARS = 2 * 1024 * 1024;
-/** How long close() waits for the close handshake before terminating the socket. */
-const CLOSE_GRACE_MS = 1000;
 /** Roll over at least this long before goAway's deadline (or at half of timeLeft if shorter). */
 const ROLLOVER_MARGIN_MS = 1500;
 /** goAway without a readable timeLeft: assume this much. */
@@ -95,7 +89,6 @@ const DEFAULT_GOAWAY_MS = 5000;
 /** Silence after the caller's last voiced frame before we take their utterance as ended (our VAD's hangover). */
 const CALLER_HANGOVER_MS = 500;
 const MAX_TRANSCRIPT_CHARS = 4000;
-const DTMF_RE = /^[0-9*#A-D]$/;
 
 export interface GeminiSessionStats {
   /** Connections that reached setupComplete (1 + rollovers + reconnects). */
@@ -135,11 +128,6 @@ interface Turn {
 
 type Pending = { pcm: Int16Array; text?: undefined; note?: undefined } | { pcm?: undefined; text: string; note?: undefined } | { pcm?: undefined; text?: undefined; note: string };
 
-const noop = () => undefined;
-
-/** Errors from a close after our `setup` was sent (as opposed to the upgrade): the only ones that can mean "this handle is refused". */
-const refusedAtSetup = new WeakSet<BridgeError>();
-
 export class GeminiLiveSession extends AgentSession {
   readonly inputFormat: AudioFormat = pcm16(INPUT_RATE_HZ);
   readonly outputFormat: AudioFormat = pcm16(OUTPUT_RATE_HZ);
@@ -149,9 +137,8 @@ export class GeminiLiveSession extends AgentSession {
   readonly #opts: GeminiCallOptions | BridgeError;
   #state: GeminiSessionState = 'idle';
   /** The live connection (only in 'open'). */
-  #ws: WebSocket | undefined;
-  #lastInboundMs = 0;
-  #pingTimer: NodeJS.Timeout | undefined;
+  #ws: AgentSocket | undefined;
+  readonly #retry: RetryPolicy;
   /** Sockets being closed (rollover, retired); close() waits for them too (bounded). */
   readonly #retiring = new Set<Promise<void>>();
   /** Aborted by close(): ends connect attempts and backoff waits. */
@@ -172,9 +159,7 @@ export class GeminiLiveSession extends AgentSession {
   #noteSentOnLink = false;
 
   /** Caller audio / text kept while not open (connect, resumption), bounded by resumeBufferMs. */
-  #pending: Pending[] = [];
-  #pendingSamples = 0;
-  readonly #maxPendingSamples: number;
+  readonly #pending: CallerAudioHold<Pending>;
   #overflowReported = false;
 
   #turn: Turn | undefined;
@@ -207,7 +192,8 @@ export class GeminiLiveSession extends AgentSession {
     super();
     this.#cfg = config;
     this.#opts = options;
-    this.#maxPendingSamples = Math.round((config.resumeBufferMs * INPUT_RATE_HZ) / 1000);
+    this.#pending = new CallerAudioHold({ maxMs: config.resumeBufferMs });
+    this.#retry = new RetryPolicy({ attempts: config.maxReconnects, baseMs: 250, maxMs: 2000 });
   }
 
   get state(): GeminiSessionState {
@@ -235,7 +221,6 @@ export class GeminiLiveSession extends AgentSession {
       if (this.#state === 'connecting') this.#state = 'idle';
       throw e;
     }
-    this.#pingTimer = setInterval(this.#onPingTick, this.#cfg.pingIntervalMs);
   }
 
   sendAudio(data: Int16Array | Uint8Array): void {
@@ -248,8 +233,8 @@ export class GeminiLiveSession extends AgentSession {
     this.#trackCaller(data);
     const ws = this.#ws;
     if (this.#state === 'open' && ws !== undefined) {
-      this.#sendRaw(ws, buildAudio(data));
-      this.#stats.callerMsSent += (data.length * 1000) / INPUT_RATE_HZ;
+      if (ws.send(buildAudio(data), 'media') === 'sent') this.#stats.callerMsSent += (data.length * 1000) / INPUT_RATE_HZ;
+      else this.#stats.callerMsDropped += (data.length * 1000) / INPUT_RATE_HZ;
       return;
     }
     // Not open (connecting / resuming): keep a copy — the bridge reuses its buffer.
@@ -275,8 +260,8 @@ export class GeminiLiveSession extends AgentSession {
 
   sendDtmf(digit: string): void {
     if (this.#state === 'closed') return;
-    const d = digit.trim().toUpperCase();
-    if (!DTMF_RE.test(d)) return;
+    const d = dtmfKey(digit);
+    if (d === undefined) return;
     this.#sendText(`[The caller pressed ${d} on the phone keypad.]`);
   }
 
@@ -284,14 +269,11 @@ export class GeminiLiveSession extends AgentSession {
     if (this.#closePromise) return this.#closePromise;
     this.#state = 'closed';
     this.#lifetime.abort(new Error(`gemini session closed: ${reason}`));
-    if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer);
-    this.#pingTimer = undefined;
     this.#clearRollover();
-    this.#pending = [];
-    this.#pendingSamples = 0;
+    this.#pending.clear();
     const ws = this.#ws;
     this.#ws = undefined;
-    if (ws !== undefined) this.#retire(ws, 1000, 'call ended');
+    if (ws !== undefined) this.#retire(ws, 'call ended');
     this.#closePromise = Promise.all([...this.#retiring]).then(() => {
       this.emit('closed', { reason });
     });
@@ -301,169 +283,89 @@ export class GeminiLiveSession extends AgentSession {
   // --- connections -------------------------------------------------------------------
 
   /**
-   * One connection: upgrade (key in the `x-goog-api-key` header, §3.1), `setup`, wait for `setupComplete`
-   * (bounded by connectTimeoutMs and `signal`). On setupComplete the socket is adopted
-   * synchronously — before any later frame of the same read can be emitted — and the
-   * state becomes 'open'.
+   * One connection: upgrade (key in the `x-goog-api-key` header, §3.1 — the URL, which
+   * error messages name, never has it), `setup`, wait for `setupComplete`, one bound over
+   * both (connectTimeoutMs) and `signal`.
    */
-  #openLink(handle: string | undefined, signal: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const opts = this.#opts as GeminiCallOptions;
-      let settled = false;
-      // One timer bounds upgrade + setup together (no ws handshakeTimeout, so a slow upgrade is AGENT_TIMEOUT too).
-      // The key travels only in this header: the URL (which error messages name) never has it.
-      const ws = new WebSocket(this.#cfg.url, {
-        maxPayload: MAX_FRAME_BYTES,
-        perMessageDeflate: false,
-        generateMask: zeroMask,
-        headers: { 'x-goog-api-key': this.#cfg.apiKey },
-      });
-      const timer = setTimeout(
-        () => fail(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `gemini: no setupComplete within ${this.#cfg.connectTimeoutMs} ms`)),
-        this.#cfg.connectTimeoutMs,
-      );
-      const onAbort = () => {
-        const r: unknown = signal.reason;
-        const timeout = r instanceof Error && r.name === 'TimeoutError';
-        fail(new BridgeError(timeout ? ErrorCodes.AGENT_TIMEOUT : ErrorCodes.AGENT_CONNECT, `gemini: connect aborted (${r instanceof Error ? r.message : String(r)})`, { cause: r }));
-      };
-      const finish = () => {
-        settled = true;
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        ws.removeAllListeners();
-        ws.on('error', noop);
-      };
-      const fail = (e: BridgeError) => {
-        if (settled) return;
-        finish();
-        ws.terminate();
-        reject(e);
-      };
-      ws.on('unexpected-response', (_req, res) => {
-        res.resume();
-        fail(upgradeStatusError(res.statusCode ?? 0));
-      });
-      ws.on('error', (e) => fail(new BridgeError(ErrorCodes.AGENT_CONNECT, `gemini: cannot connect to ${this.#cfg.url}: ${e.message}`, { cause: e })));
-      ws.on('close', (code, reason) => {
-        const { error } = closeCodeError(code, reason.toString('utf8'));
-        refusedAtSetup.add(error);
-        fail(error);
-      });
-      ws.on('open', () => this.#sendRaw(ws, buildSetup({ ...opts, handle })));
-      ws.on('message', (data, isBinary) => {
+  async #openLink(handle: string | undefined, signal: AbortSignal): Promise<void> {
+    const opts = this.#opts as GeminiCallOptions;
+    let first: ServerMessage | undefined;
+    const ws = await AgentSocket.open({
+      rules: RULES,
+      url: this.#cfg.url,
+      headers: { 'x-goog-api-key': this.#cfg.apiKey },
+      timeoutMs: this.#cfg.connectTimeoutMs,
+      signal,
+      awaiting: 'setupComplete',
+      onOpen: (sock) => sock.send(buildSetup({ ...opts, handle })),
+      handshake: (data, isBinary) => {
         const m = this.#parseFrame(data, isBinary);
-        if (m === undefined) return;
-        if (!m.setupComplete) {
-          // Clients must wait for setupComplete before anything else (§3.3); anything earlier is out of order.
-          this.#protocolError('a message before setupComplete');
-          return;
-        }
-        if (this.#state === 'closed') {
-          fail(new BridgeError(ErrorCodes.AGENT_CLOSED, 'gemini: the session was closed while connecting'));
-          return;
-        }
-        finish();
-        this.#adopt(ws, handle);
-        resolve();
-        // The rest of this message (rare beside setupComplete) is handled like any other.
-        if (m.serverContent || m.goAway || m.sessionResumptionUpdate) this.#onMessage({ ...m, setupComplete: false, problems: [] });
-      });
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
+        if (m === undefined) return undefined;
+        // Clients must wait for setupComplete before anything else (§3.3); anything earlier is out of order.
+        if (!m.setupComplete) this.#protocolError('a message before setupComplete');
+        else first = m;
+        return m.setupComplete ? true : undefined;
+      },
+      pingIntervalMs: this.#cfg.pingIntervalMs,
+      silenceLimitMs: this.#cfg.idleTimeoutMs,
+      maxPayloadBytes: MAX_FRAME_BYTES,
     });
+    if (this.#state === 'closed') {
+      void ws.close(1000, 'call ended');
+      throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'gemini: the session was closed while connecting');
+    }
+    this.#adopt(ws, handle);
+    // The rest of the setupComplete message (rare) is handled like any other.
+    if (first && (first.serverContent || first.goAway || first.sessionResumptionUpdate)) this.#onMessage({ ...first, setupComplete: false, problems: [] });
   }
 
-  #adopt(ws: WebSocket, handle: string | undefined): void {
+  #adopt(ws: AgentSocket, handle: string | undefined): void {
     const first = this.#stats.connections === 0;
     this.#stats.connections++;
     if (handle !== undefined) this.#stats.resumed++;
     else if (!first) this.#stats.freshRestarts++;
     this.#ws = ws;
     this.#state = 'open';
-    this.#lastInboundMs = performance.now();
     this.#handleFresh = false;
     this.#noteSentOnLink = false;
     ws.on('message', (data, isBinary) => {
       if (ws !== this.#ws) return;
-      this.#lastInboundMs = performance.now();
       const m = this.#parseFrame(data, isBinary);
       if (m !== undefined) this.#onMessage(m);
     });
-    ws.on('pong', () => {
-      if (ws === this.#ws) this.#lastInboundMs = performance.now();
-    });
-    ws.on('error', noop); // a 'close' always follows
-    ws.on('close', (code, reason) => {
-      if (ws !== this.#ws) return;
-      const why = reason.toString('utf8');
-      const r = closeCodeError(code, why);
-      if (code === 1007 && this.#noteSentOnLink && r.error.code === ErrorCodes.AGENT_PROTOCOL) {
-        // The model refused our clientContent note (some Live models take clientContent only
-        // before the first model turn). Not worth the call: no more notes, and resume.
-        this.#notesDisabled = true;
-        this.#linkLost({
-          error: new BridgeError(ErrorCodes.AGENT_PROTOCOL, `gemini: the service refused a barge-in note (close 1007${why ? `: ${why.slice(0, 120)}` : ''}); notes are off for the rest of this call`),
-          retry: true,
-        });
-        return;
-      }
-      this.#linkLost(r);
+    ws.on('lost', (error, info) => {
+      if (ws === this.#ws) this.#linkLost(error, info);
     });
     this.#flushPending(ws);
   }
 
-  /** Closes a socket we no longer use; its events are ignored from now on. */
-  #retire(ws: WebSocket, code: number, reason: string): void {
+  /** Closes a socket we no longer use (bounded); close() waits for it. */
+  #retire(ws: AgentSocket, reason: string): void {
     if (this.#ws === ws) this.#ws = undefined;
-    ws.removeAllListeners();
-    ws.on('error', noop);
-    if (ws.readyState === WebSocket.CLOSED) return;
-    const done = new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        ws.terminate();
-        resolve();
-      }, CLOSE_GRACE_MS);
-      ws.once('close', () => {
-        clearTimeout(t);
-        resolve();
-      });
-      if (ws.readyState === WebSocket.OPEN) ws.close(code, closeReason(reason));
-      else ws.terminate();
-    });
+    const done = ws.close(1000, reason);
     this.#retiring.add(done);
     void done.then(() => this.#retiring.delete(done));
   }
 
   /** The live connection ended without our asking. */
-  #linkLost(r: { error: BridgeError; retry: boolean }, terminate = false): void {
-    const ws = this.#ws;
-    if (ws !== undefined) {
-      if (terminate) ws.terminate();
-      this.#retire(ws, 1000, 'reconnecting');
-    }
-    if (!r.retry) {
-      this.#fatal(r.error);
+  #linkLost(error: BridgeError, info: LostInfo): void {
+    this.#retire(this.#ws!, 'reconnecting');
+    if (info.code === 1007 && this.#noteSentOnLink && error.code === ErrorCodes.AGENT_PROTOCOL) {
+      // The model refused our clientContent note (some Live models take clientContent only
+      // before the first model turn). Not worth the call: no more notes, and resume.
+      this.#notesDisabled = true;
+      error = new BridgeError(ErrorCodes.AGENT_PROTOCOL, `gemini: the service refused a barge-in note (close 1007${info.reason ? `: ${info.reason.slice(0, 120)}` : ''}); notes are off for the rest of this call`);
+    } else if (!info.resumable) {
+      this.#fatal(error);
       return;
     }
-    this.#report(r.error, false);
+    if (!this.#retry.lost()) {
+      this.#fatal(new BridgeError(error.code, `${error.message} (again, ${this.#retry.quickLosses} times right after resuming)`, { cause: error }));
+      return;
+    }
+    this.#report(error, false);
     this.#startResume();
   }
-
-  readonly #onPingTick = (): void => {
-    const ws = this.#ws;
-    if (this.#state !== 'open' || ws === undefined) return;
-    const silentMs = performance.now() - this.#lastInboundMs;
-    if (silentMs > this.#cfg.idleTimeoutMs) {
-      this.#linkLost({ error: new BridgeError(ErrorCodes.AGENT_TIMEOUT, `gemini: the service stopped answering (nothing for ${Math.round(silentMs)} ms)`), retry: true }, true);
-      return;
-    }
-    try {
-      ws.ping();
-    } catch {
-      /* not open: the close handler takes over */
-    }
-  };
 
   // --- resumption --------------------------------------------------------------------
 
@@ -478,38 +380,40 @@ export class GeminiLiveSession extends AgentSession {
       this.#fatal(new BridgeError(ErrorCodes.AGENT_CLOSED, 'gemini: the connection ended and reconnecting is disabled (GEMINI_MAX_RECONNECTS=0)'));
       return;
     }
-    void this.#resumeLoop().catch((e: unknown) => this.#fatal(toBridgeError(e)));
+    void this.#resumeLoop().catch((e: unknown) => this.#fatal(toBridgeError('gemini', e)));
   }
 
   async #resumeLoop(): Promise<void> {
-    let handle = this.#handle;
-    for (let attempt = 1; ; attempt++) {
-      if (attempt > 1) await sleep(Math.min(2000, 250 * 2 ** (attempt - 2)), this.#lifetime.signal);
-      if (this.#state !== 'resuming') return;
-      try {
-        await this.#openLink(handle, this.#lifetime.signal);
-        if (handle === undefined && this.#stats.connections > 1) {
+    const r = await this.#retry.run(
+      async () => {
+        const handle = this.#handle;
+        let fresh = handle === undefined;
+        try {
+          await this.#openLink(handle, this.#lifetime.signal);
+        } catch (e) {
+          const err = e as BridgeError;
+          // A close after our setup (not an upgrade refusal) with AUTH/PROTOCOL: the handle was
+          // refused (expired or unknown; §7: validity period unconfirmed). A key problem would
+          // fail the fresh session too, and that one counts.
+          if (handle === undefined || closeCodeOf(err) === undefined || (err.code !== ErrorCodes.AGENT_AUTH && err.code !== ErrorCodes.AGENT_PROTOCOL)) throw err;
+          if (this.#state !== 'resuming') return;
+          this.#report(new BridgeError(err.code, `gemini: resuming was refused (${err.message}); starting a new session`), false);
+          this.#handle = undefined;
+          fresh = true;
+          await this.#openLink(undefined, this.#lifetime.signal);
+        }
+        if (fresh) {
           this.#report(new BridgeError(ErrorCodes.AGENT_SERVICE, 'gemini: no resumption handle: a new session was started, the conversation so far is lost'), false);
         }
-        return;
-      } catch (e) {
-        if (this.#state !== 'resuming') return;
-        const err = toBridgeError(e);
-        if (handle !== undefined && refusedAtSetup.has(err) && (err.code === ErrorCodes.AGENT_AUTH || err.code === ErrorCodes.AGENT_PROTOCOL)) {
-          // The handle was refused (expired or unknown; §7: validity period unconfirmed). A key
-          // problem would fail the fresh attempt too, and that one is fatal.
-          this.#report(new BridgeError(err.code, `gemini: resuming was refused (${err.message}); starting a new session`), false);
-          handle = undefined;
-          this.#handle = undefined;
-          continue;
-        }
-        if (err.code === ErrorCodes.AGENT_AUTH || attempt >= this.#cfg.maxReconnects) {
-          this.#fatal(new BridgeError(err.code, `gemini: reconnecting failed after ${attempt} attempt(s): ${err.message}`, { cause: err }));
-          return;
-        }
-        this.#report(err, false);
-      }
-    }
+      },
+      this.#lifetime.signal,
+      (err) => {
+        if (this.#state === 'resuming') this.#report(err, false);
+      },
+    );
+    if (this.#state !== 'resuming' && this.#state !== 'open') return;
+    if (r.ok) this.#retry.recovered();
+    else if (!r.aborted) this.#fatal(new BridgeError(r.error.code, `gemini: reconnecting failed after ${r.attempts} attempt(s): ${r.error.message}`, { cause: r.error }));
   }
 
   /** goAway (§3.6): roll over once a handle covers all the caller said (see the file comment), or at the deadline. */
@@ -537,7 +441,7 @@ export class GeminiLiveSession extends AgentSession {
     if (this.#state !== 'open' || ws === undefined) return;
     this.#stats.rollovers++;
     if (atDeadline) this.#stats.rolloversAtDeadline++;
-    this.#retire(ws, 1000, 'rolling over after goAway');
+    this.#retire(ws, 'rolling over after goAway');
     this.#startResume();
   }
 
@@ -548,7 +452,7 @@ export class GeminiLiveSession extends AgentSession {
 
   // --- server messages ---------------------------------------------------------------
 
-  #parseFrame(data: WebSocket.RawData, isBinary: boolean): ServerMessage | undefined {
+  #parseFrame(data: Buffer, isBinary: boolean): ServerMessage | undefined {
     const text = decodeFrame(data, isBinary);
     if (text === undefined) {
       this.#protocolError('a binary frame that is not UTF-8 text');
@@ -652,31 +556,23 @@ export class GeminiLiveSession extends AgentSession {
 
   // --- sending -----------------------------------------------------------------------
 
-  #sendRaw(ws: WebSocket, text: string): void {
-    try {
-      ws.send(text);
-    } catch {
-      /* closing: the close handler takes over */
-    }
-  }
-
   #sendText(text: string): void {
     const ws = this.#ws;
-    if (this.#state === 'open' && ws !== undefined) this.#sendRaw(ws, buildText(text));
-    else this.#keep({ text });
+    if (this.#state === 'open' && ws !== undefined) ws.send(buildText(text));
+    else this.#pending.other({ text });
   }
 
   #sendNote(note: string): void {
     const ws = this.#ws;
     if (this.#state === 'open' && ws !== undefined) this.#sendNoteOn(ws, note);
-    else this.#keep({ note });
+    else this.#pending.other({ note });
   }
 
-  #sendNoteOn(ws: WebSocket, note: string): void {
+  #sendNoteOn(ws: AgentSocket, note: string): void {
     if (this.#notesDisabled) return;
     this.#noteSentOnLink = true;
     this.#stats.notesSent++;
-    this.#sendRaw(ws, buildContextNote(note));
+    ws.send(buildContextNote(note));
   }
 
   /** Follows the caller's activity on the audio we send (see #safeToSwitch). */
@@ -688,37 +584,23 @@ export class GeminiLiveSession extends AgentSession {
     }
   }
 
-  /** Keeps input for the next connection; the oldest audio goes first when over resumeBufferMs. */
-  #keep(p: Pending): void {
-    this.#pending.push(p);
-    if (p.pcm === undefined) return;
-    this.#pendingSamples += p.pcm.length;
-    let dropped = 0;
-    while (this.#pendingSamples > this.#maxPendingSamples) {
-      const i = this.#pending.findIndex((x) => x.pcm !== undefined);
-      if (i < 0) break;
-      const [old] = this.#pending.splice(i, 1);
-      this.#pendingSamples -= old!.pcm!.length;
-      dropped += old!.pcm!.length;
-    }
-    if (dropped > 0) {
-      this.#stats.callerMsDropped += (dropped * 1000) / INPUT_RATE_HZ;
-      if (!this.#overflowReported) {
-        this.#overflowReported = true;
-        this.#deferError(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `gemini: more than ${this.#cfg.resumeBufferMs} ms of caller audio while reconnecting; the oldest is dropped`));
-      }
+  /** Keeps caller audio for the next connection; the oldest goes first when over resumeBufferMs. */
+  #keep(p: Pending & { pcm: Int16Array }): void {
+    const droppedMs = this.#pending.audio(p, (p.pcm.length * 1000) / INPUT_RATE_HZ);
+    if (droppedMs === 0) return;
+    this.#stats.callerMsDropped += droppedMs;
+    if (!this.#overflowReported) {
+      this.#overflowReported = true;
+      this.#deferError(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `gemini: more than ${this.#cfg.resumeBufferMs} ms of caller audio while reconnecting; the oldest is dropped`));
     }
   }
 
-  #flushPending(ws: WebSocket): void {
-    const pending = this.#pending;
-    this.#pending = [];
-    this.#pendingSamples = 0;
-    for (const p of pending) {
+  #flushPending(ws: AgentSocket): void {
+    for (const { item: p } of this.#pending.take()) {
       if (p.pcm !== undefined) {
-        this.#sendRaw(ws, buildAudio(p.pcm));
+        ws.send(buildAudio(p.pcm));
         this.#stats.callerMsSent += (p.pcm.length * 1000) / INPUT_RATE_HZ;
-      } else if (p.text !== undefined) this.#sendRaw(ws, buildText(p.text));
+      } else if (p.text !== undefined) ws.send(buildText(p.text));
       else this.#sendNoteOn(ws, p.note);
     }
   }
@@ -752,23 +634,4 @@ export class GeminiLiveSession extends AgentSession {
     this.#report(err, true);
     void this.close(`error:${err.code}`);
   }
-}
-
-function toBridgeError(e: unknown): BridgeError {
-  if (isBridgeError(e)) return e;
-  return new BridgeError(ErrorCodes.AGENT_CONNECT, `gemini: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-}
-
-/** A bounded wait that ends early (resolving) when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -70,7 +70,13 @@ export function closeError(rules: SocketErrorRules, code: number, reason: string
   const ec = rules.close?.(code, reason, phase) ?? closeCode(code, phase);
   const why = reason ? `: ${sanitize(reason, 120)}` : '';
   const when = phase === 'handshake' ? 'during the handshake' : 'the session';
-  return new BridgeError(ec, `${rules.provider}: the service closed ${when} (close ${code}${why})`);
+  return new BridgeError(ec, `${rules.provider}: the service closed ${when} (close ${code}${why})`, { cause: { closeCode: code, reason } });
+}
+
+/** The close code behind an error from closeError() (a close, as opposed to an upgrade refusal or a timeout). */
+export function closeCodeOf(err: BridgeError): number | undefined {
+  const c = err.cause as { closeCode?: unknown } | undefined;
+  return typeof c?.closeCode === 'number' ? c.closeCode : undefined;
 }
 
 export function networkError(rules: SocketErrorRules, e: Error, target: string): BridgeError {
