@@ -202,7 +202,8 @@ describe('hume adapter', () => {
     await fake.fault('close-mid-call');
     await waitFor(() => errors.length === 1, 3000, 'the drop reported');
     expect(errors[0]!).toMatchObject({ fatal: false });
-    expect(errors[0]!.error.code).toBe('BRIDGE_ERR_AGENT_CLOSED');
+    // The fake closes with 1011: AGENT_SERVICE, as for every provider (src/agents/shared/socket-errors.ts).
+    expect(errors[0]!.error.code).toBe('BRIDGE_ERR_AGENT_SERVICE');
     for (let i = 0; i < 10; i++) session.sendAudio(frame); // during the gap
     await waitFor(() => fake.connections.length === 2 && session.state === 'open', 5000, 'the resumed connection');
     const c2 = fake.current!;
@@ -247,7 +248,7 @@ describe('hume adapter', () => {
     await fake.fault('close-mid-call');
     await waitFor(() => events.includes('closed'), 8000, 'closed');
     expect(errors.map((e) => [e.error.code, e.fatal])).toEqual([
-      ['BRIDGE_ERR_AGENT_CLOSED', false],
+      ['BRIDGE_ERR_AGENT_SERVICE', false], // the drop: close 1011
       ['BRIDGE_ERR_AGENT_CLOSED', true],
     ]);
     expect(session.state).toBe('closed');

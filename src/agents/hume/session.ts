@@ -45,9 +45,14 @@
  * interrupts on its own (no user_interruption), EVI's remaining audio for the turn
  * is dropped until the next final user_message or assistant_end.
  */
-import WebSocket from 'ws';
 import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
 import { BridgeError, ErrorCodes, isBridgeError } from '../../errors.js';
+import { pcm16FromBytes, pcm16ToBase64 } from '../../audio/pcm.js';
+import { AgentSocket, type LostInfo } from '../shared/agent-socket.js';
+import { CallerAudioHold } from '../shared/caller-audio-hold.js';
+import { dtmfKey } from '../shared/dtmf.js';
+import { RetryPolicy } from '../shared/retry-policy.js';
+import { abortError, type SocketErrorRules } from '../shared/socket-errors.js';
 import type { DspBackend, Resampler } from '../../dsp/backend.js';
 import type { HumeCallOptions, HumeConfig } from './config.js';
 import {
@@ -63,7 +68,6 @@ import {
   type AudioOutputMessage,
   type ServerMessage,
 } from './protocol.js';
-import { zeroMask } from '../ws-mask.js';
 
 export interface HumeSessionOptions {
   readonly config: HumeConfig;
@@ -92,22 +96,16 @@ export interface HumeSessionStats {
   resumes: number;
 }
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** Largest message we take from EVI (a WAV chunk is ~1 s of audio; 8 MiB is far beyond that). */
 const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 /** Caller audio kept while the socket is being resumed. */
 const RESUME_BUFFER_MS = 5000;
-/** If this much is queued on the socket, EVI is not reading: drop caller audio rather than grow memory. */
-const MAX_SOCKET_BACKLOG_BYTES = 1024 * 1024;
 /** DTMF texts kept while resuming. */
 const MAX_PENDING_TEXTS = 16;
 /** Ids of interrupted assistant messages remembered (their late chunks are dropped). */
 const MAX_DROPPED_IDS = 64;
 /** Assistant messages remembered per turn (for the heard-text estimate). */
 const MAX_TURN_MESSAGES = 64;
-const CLOSE_WAIT_MS = 1000;
-/** A resumed chat that lasts this long counts as recovered (see #onDrop). */
-const STABLE_MS = 10_000;
 
 type State = 'idle' | 'dialing' | 'open' | 'resuming' | 'closed';
 
@@ -118,26 +116,16 @@ interface TurnMessage {
   ms: number;
 }
 
-function abortError(signal: AbortSignal): BridgeError {
-  return new BridgeError(ErrorCodes.AGENT_TIMEOUT, `hume: connect aborted (${signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'aborted')})`, { cause: signal.reason });
-}
-
-/** ws reports a refused upgrade as "Unexpected server response: <status>". */
-function dialError(e: Error): BridgeError {
-  const m = /Unexpected server response: (\d{3})/.exec(e.message);
-  const status = m ? Number(m[1]) : 0;
-  if (status === 401 || status === 403) return new BridgeError(ErrorCodes.AGENT_AUTH, `hume: the service rejected the API key (HTTP ${status})`);
-  if (status === 429) return new BridgeError(ErrorCodes.AGENT_RATE_LIMIT, 'hume: rate limited (HTTP 429)');
-  if (status >= 400 && status < 500) return new BridgeError(ErrorCodes.AGENT_CONNECT, `hume: the service refused the chat (HTTP ${status}; EVI access ended 2026-11-13 on api.hume.ai)`);
-  return new BridgeError(ErrorCodes.AGENT_CONNECT, `hume: cannot reach the service: ${e.message}`, { cause: e });
-}
-
-/** A close during the handshake: 1008 (policy) and 4001/4003 are taken as auth failures (Hume's close codes are unconfirmed). */
-function handshakeCloseError(code: number, reason: string): BridgeError {
-  const text = `hume: the service closed the socket during the handshake (code ${code}${reason ? `: ${reason.slice(0, 120)}` : ''})`;
-  if (code === 1008 || code === 4001 || code === 4003) return new BridgeError(ErrorCodes.AGENT_AUTH, text);
-  return new BridgeError(ErrorCodes.AGENT_CONNECT, text);
-}
+/**
+ * Hume's own socket rules (protocols.md §4): close 4001/4003 during the handshake are
+ * taken as auth failures (Hume's close codes are unconfirmed); a refused upgrade may be
+ * EVI's end of access.
+ */
+const RULES: SocketErrorRules = {
+  provider: 'hume',
+  close: (code, _reason, phase) => (phase === 'handshake' && (code === 4001 || code === 4003) ? ErrorCodes.AGENT_AUTH : undefined),
+  hint: (status) => (status === 401 || status === 403 ? ' (check HUME_API_KEY)' : status >= 400 && status < 500 && status !== 429 ? ' (EVI access ended 2026-11-13 on api.hume.ai)' : ''),
+};
 
 export class HumeSession extends AgentSession {
   readonly inputFormat: AudioFormat;
@@ -153,18 +141,12 @@ export class HumeSession extends AgentSession {
   readonly #outRate: number;
 
   #state: State = 'idle';
-  #ws: WebSocket | undefined;
-  /** Settles the pending dial when chat_metadata (or a failure) arrives. */
-  #handshake: ((error?: BridgeError) => void) | undefined;
+  #ws: AgentSocket | undefined;
   #chatGroupId: string | undefined;
   #chatId: string | undefined;
   /** Aborted by close(): cancels dials and resume back-offs. */
   readonly #life = new AbortController();
   #closePromise: Promise<void> | undefined;
-  #keepalive: NodeJS.Timeout | undefined;
-  #awaitingPong = false;
-  /** Why we terminated the socket ourselves (a dead socket), so its close is reported as that. */
-  #dropCause: BridgeError | undefined;
 
   #dsp: DspBackend | undefined;
   #resampler: Resampler | undefined;
@@ -173,7 +155,6 @@ export class HumeSession extends AgentSession {
   /** Output samples still to skip: the filter build-up of a fresh (or reset) resampler. */
   #skipOut = 0;
   #resampleOut = new Int16Array(0);
-  #pcmScratch = new Int16Array(0);
 
   /** Current assistant turn (response) and its messages. */
   #responseSeq = 0;
@@ -189,13 +170,9 @@ export class HumeSession extends AgentSession {
   #dropping = false;
   #lastHeardMs: number | undefined;
 
-  /** Caller audio kept while resuming (ring, samples at inRate). */
-  #gap: Int16Array | undefined;
-  #gapStart = 0;
-  #gapLen = 0;
-  #pendingTexts: string[] = [];
-  #resumedAt: number | undefined;
-  #quickDrops = 0;
+  /** Caller audio (copies) and DTMF texts kept while resuming. */
+  readonly #gap = new CallerAudioHold<Int16Array | string>({ maxMs: RESUME_BUFFER_MS, maxOther: 16 });
+  readonly #retry: RetryPolicy;
 
   readonly #stats: HumeSessionStats = {
     audioSentMs: 0,
@@ -220,6 +197,7 @@ export class HumeSession extends AgentSession {
     this.#outRate = options.config.outputRateHz;
     this.inputFormat = pcm16(this.#inRate);
     this.outputFormat = pcm16(this.#outRate);
+    this.#retry = new RetryPolicy({ attempts: options.config.resumeAttempts, baseMs: 250, maxMs: 2000 });
   }
 
   get stats(): Readonly<HumeSessionStats> {
@@ -246,7 +224,7 @@ export class HumeSession extends AgentSession {
     if (this.#state === 'closed') throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'hume: session is closed');
     if (this.#state !== 'idle') throw new BridgeError(ErrorCodes.AGENT_PROTOCOL, 'hume: connect() called twice');
     if (this.#call instanceof BridgeError) throw this.#call;
-    if (signal.aborted) throw abortError(signal);
+    if (signal.aborted) throw abortError(RULES, signal);
     this.#state = 'dialing';
     try {
       this.#dsp = await this.#bounded(this.#getDsp(), signal);
@@ -272,38 +250,17 @@ export class HumeSession extends AgentSession {
   async #doClose(reason: string): Promise<void> {
     this.#state = 'closed';
     this.#life.abort();
-    this.#handshake?.(new BridgeError(ErrorCodes.AGENT_CLOSED, `hume: closed while connecting (${reason})`));
     const ws = this.#ws;
     this.#ws = undefined;
     this.#dispose();
-    if (ws && ws.readyState !== WebSocket.CLOSED) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          ws.terminate();
-          resolve();
-        }, CLOSE_WAIT_MS);
-        ws.once('close', () => {
-          clearTimeout(t);
-          resolve();
-        });
-        try {
-          if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
-          else ws.close(1000, 'call ended');
-        } catch {
-          ws.terminate();
-        }
-      });
-    }
+    await ws?.close(1000, 'call ended');
     this.emit('closed', { reason });
   }
 
   #dispose(): void {
-    this.#stopKeepalive();
     this.#resampler?.close();
     this.#resampler = undefined;
-    this.#pendingTexts.length = 0;
-    this.#gap = undefined;
-    this.#gapLen = 0;
+    this.#gap.clear();
   }
 
   /** A failure for good: fatal error, then closed. */
@@ -324,7 +281,7 @@ export class HumeSession extends AgentSession {
   /** Waits for `p`, rejecting when `signal` aborts first (no bare await on anything remote). */
   #bounded<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(abortError(signal));
+      const onAbort = () => reject(abortError(RULES, signal));
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
       p.then(
@@ -359,112 +316,53 @@ export class HumeSession extends AgentSession {
     return buildSessionSettings({ sampleRateHz: this.#inRate, systemPrompt: call.systemPrompt, voiceId: call.voiceId, context });
   }
 
-  /** Opens a socket, sends session_settings, resolves on chat_metadata. */
-  #dial(resumeChatGroupId: string | undefined, signal: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      if (signal.aborted) return reject(abortError(signal));
-      const ws = new WebSocket(this.#url(resumeChatGroupId), {
-        headers: { 'X-Hume-Api-Key': this.#cfg.apiKey },
-        maxPayload: MAX_MESSAGE_BYTES,
-        perMessageDeflate: false,
-        generateMask: zeroMask,
-      });
-      this.#ws = ws;
-      this.#dropCause = undefined;
-      let settled = false;
-      const onAbort = () => settle(abortError(signal));
-      const settle = (error?: BridgeError) => {
-        if (settled) return;
-        settled = true;
-        signal.removeEventListener('abort', onAbort);
-        if (this.#handshake === settle) this.#handshake = undefined;
-        if (error) {
-          if (this.#ws === ws) this.#ws = undefined;
-          ws.terminate();
-          reject(error);
-        } else {
-          resolve();
+  /** Opens a socket, sends session_settings, resolves on chat_metadata (an EVI `error` instead refuses the chat). */
+  async #dial(resumeChatGroupId: string | undefined, signal: AbortSignal): Promise<void> {
+    const ws = await AgentSocket.open({
+      rules: RULES,
+      url: this.#url(resumeChatGroupId),
+      headers: { 'X-Hume-Api-Key': this.#cfg.apiKey },
+      timeoutMs: this.#dialTimeoutMs,
+      signal,
+      awaiting: 'chat_metadata',
+      onOpen: (sock) => sock.send(this.#settings()),
+      handshake: (data) => {
+        const msg = this.#parse(data);
+        if (msg?.type === 'chat_metadata') {
+          this.#chatGroupId = msg.chatGroupId;
+          this.#chatId = msg.chatId;
+          return true;
         }
-      };
-      this.#handshake = settle;
-      signal.addEventListener('abort', onAbort, { once: true });
-      ws.on('open', () => {
-        if (this.#ws !== ws) return;
-        ws.send(this.#settings());
-        this.#startKeepalive(ws);
-      });
-      ws.on('message', (data) => this.#onFrame(ws, data));
-      ws.on('pong', () => {
-        if (this.#ws === ws) this.#awaitingPong = false;
-      });
-      ws.on('error', (e) => {
-        // Before 'open': a refused or failed upgrade. After: 'close' follows and decides.
-        if (this.#ws !== ws) return;
-        if (this.#handshake === settle && ws.readyState !== WebSocket.OPEN) settle(dialError(e));
-        else if (/max payload size exceeded/i.test(e.message)) {
-          // ws closes the socket (1009) on an oversized message: report it as what it is.
-          this.#dropCause = new BridgeError(ErrorCodes.AGENT_PROTOCOL, `hume: a message over ${MAX_MESSAGE_BYTES} bytes from the service`);
-        }
-      });
-      ws.on('close', (code, reason) => this.#onClose(ws, code, reason.toString('utf8')));
+        if (msg?.type !== 'error') return undefined;
+        this.#stats.serviceErrors++;
+        return errorFromServiceMessage(msg);
+      },
+      pingIntervalMs: this.#cfg.keepaliveMs,
+      maxPayloadBytes: MAX_MESSAGE_BYTES,
     });
-  }
-
-  #onClose(ws: WebSocket, code: number, reason: string): void {
-    if (this.#ws !== ws) return; // a socket we already replaced or gave up on
-    this.#ws = undefined;
-    this.#stopKeepalive();
-    if (this.#handshake) {
-      this.#handshake(this.#dropCause ?? handshakeCloseError(code, reason));
-      return;
+    if (this.#state === 'closed') {
+      void ws.close(1000, 'call ended');
+      throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'hume: closed while connecting');
     }
-    if (this.#state !== 'open') return;
-    const cause =
-      this.#dropCause ??
-      new BridgeError(ErrorCodes.AGENT_CLOSED, `hume: the service closed the chat (code ${code}${reason ? `: ${reason.slice(0, 120)}` : ''})`);
-    this.#onDrop(cause);
-  }
-
-  // --- keepalive: a socket that stops answering ------------------------------------
-
-  #startKeepalive(ws: WebSocket): void {
-    this.#stopKeepalive();
-    this.#awaitingPong = false;
-    this.#keepalive = setInterval(() => {
-      if (this.#ws !== ws) return this.#stopKeepalive();
-      if (this.#awaitingPong) {
-        // Nothing (no pong, no message) for a whole interval after a ping: the peer is gone.
-        this.#dropCause = new BridgeError(ErrorCodes.AGENT_TIMEOUT, `hume: the service stopped answering (no pong within ${this.#cfg.keepaliveMs} ms)`);
-        ws.terminate();
-        return;
-      }
-      this.#awaitingPong = true;
-      try {
-        ws.ping();
-      } catch {
-        /* closing: 'close' decides */
-      }
-    }, this.#cfg.keepaliveMs);
-    this.#keepalive.unref();
-  }
-
-  #stopKeepalive(): void {
-    if (this.#keepalive !== undefined) clearInterval(this.#keepalive);
-    this.#keepalive = undefined;
+    this.#ws = ws;
+    ws.on('message', (data) => this.#onFrame(ws, data));
+    ws.on('lost', (error, info) => {
+      if (this.#ws !== ws) return;
+      this.#ws = undefined;
+      if (this.#state === 'open') this.#onDrop(error, info);
+    });
   }
 
   // --- resume after an unexpected close ---------------------------------------------
 
-  #onDrop(cause: BridgeError): void {
+  #onDrop(cause: BridgeError, info: LostInfo): void {
     // The turn in progress will not get the rest of its audio: it ends here.
     this.#finishResponse(false);
     const groupId = this.#chatGroupId;
-    // A service that accepts the resume and drops again at once would loop forever: drops
-    // within STABLE_MS of a resume count against the same attempt budget.
-    const quick = this.#resumedAt !== undefined && Date.now() - this.#resumedAt < STABLE_MS;
-    this.#quickDrops = quick ? this.#quickDrops + 1 : 0;
-    if (groupId === undefined || this.#cfg.resumeAttempts === 0 || this.#quickDrops >= this.#cfg.resumeAttempts) {
-      this.#fail(quick ? new BridgeError(cause.code, `${cause.message} (again, ${this.#quickDrops} times right after resuming)`, { cause }) : cause);
+    // A service that accepts the resume and drops again at once would loop forever (RetryPolicy).
+    const again = this.#retry.lost();
+    if (groupId === undefined || !info.resumable || !again) {
+      this.#fail(!again && this.#retry.quickLosses > 0 ? new BridgeError(cause.code, `${cause.message} (again, ${this.#retry.quickLosses} times right after resuming)`, { cause }) : cause);
       return;
     }
     this.#state = 'resuming';
@@ -473,39 +371,16 @@ export class HumeSession extends AgentSession {
   }
 
   async #resume(groupId: string, cause: BridgeError): Promise<void> {
-    let last: BridgeError = cause;
-    for (let attempt = 1; attempt <= this.#cfg.resumeAttempts; attempt++) {
-      const backoffMs = Math.min(2000, 250 * 2 ** (attempt - 1));
-      const slept = await new Promise<boolean>((resolve) => {
-        const signal = this.#life.signal;
-        if (signal.aborted) return resolve(false);
-        const t = setTimeout(() => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(true);
-        }, backoffMs);
-        const onAbort = () => {
-          clearTimeout(t);
-          resolve(false);
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
-      if (!slept || this.#state !== 'resuming') return;
-      try {
-        await this.#dial(groupId, AbortSignal.any([this.#life.signal, AbortSignal.timeout(this.#dialTimeoutMs)]));
-      } catch (e) {
-        if (this.#state !== 'resuming') return;
-        last = isBridgeError(e) ? e : new BridgeError(ErrorCodes.AGENT_CONNECT, `hume: ${(e as Error).message}`);
-        if (last.code === ErrorCodes.AGENT_AUTH || last.code === ErrorCodes.AGENT_CONFIG) break;
-        continue;
-      }
-      if (this.#state !== 'resuming') return;
-      this.#state = 'open';
-      this.#stats.resumes++;
-      this.#resumedAt = Date.now();
-      this.#flushGap();
+    const r = await this.#retry.run(() => this.#dial(groupId, AbortSignal.any([this.#life.signal, AbortSignal.timeout(this.#dialTimeoutMs)])), this.#life.signal);
+    if (this.#state !== 'resuming') return;
+    if (!r.ok) {
+      this.#fail(new BridgeError(ErrorCodes.AGENT_CLOSED, `hume: could not resume the chat after it dropped (${cause.message}); last attempt: ${r.error.message}`, { cause: r.error }));
       return;
     }
-    this.#fail(new BridgeError(ErrorCodes.AGENT_CLOSED, `hume: could not resume the chat after it dropped (${cause.message}); last attempt: ${last.message}`, { cause: last }));
+    this.#state = 'open';
+    this.#stats.resumes++;
+    this.#retry.recovered();
+    this.#flushGap();
   }
 
   // --- caller → EVI ---------------------------------------------------------------
@@ -517,83 +392,41 @@ export class HumeSession extends AgentSession {
     }
     if (this.#state === 'open') {
       this.#sendPcm(data);
-    } else if (this.#state === 'resuming') {
-      this.#keepInGap(data);
+    } else if (this.#state === 'resuming' && data.length > 0) {
+      // The view is reused by the caller: copied.
+      this.#stats.audioDroppedMs += this.#gap.audio(data.slice(), (data.length * 1000) / this.#inRate);
     }
   }
 
   #sendPcm(data: Int16Array): void {
     const ws = this.#ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN || data.length === 0) return;
+    if (!ws || data.length === 0) return;
     const ms = (data.length * 1000) / this.#inRate;
-    if (ws.bufferedAmount > MAX_SOCKET_BACKLOG_BYTES) {
-      this.#stats.audioDroppedMs += ms;
-      return;
-    }
-    let bytes: Buffer;
-    if (LITTLE_ENDIAN) {
-      bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength); // a view: base64 reads it now, no copy
-    } else {
-      bytes = Buffer.allocUnsafe(data.byteLength);
-      for (let i = 0; i < data.length; i++) bytes.writeInt16LE(data[i]!, i * 2);
-    }
-    ws.send(buildAudioInput(bytes.toString('base64')));
-    this.#stats.audioSentMs += ms;
+    // A socket backed up past its limit (EVI not reading): dropped rather than queued without bound.
+    if (ws.send(buildAudioInput(pcm16ToBase64(data)), 'media') === 'sent') this.#stats.audioSentMs += ms;
+    else this.#stats.audioDroppedMs += ms;
   }
 
-  /** Keeps the last RESUME_BUFFER_MS of caller audio while the socket is down (the view is reused by the caller: copied). */
-  #keepInGap(data: Int16Array): void {
-    if (!this.#gap) {
-      this.#gap = new Int16Array(Math.round((RESUME_BUFFER_MS * this.#inRate) / 1000));
-      this.#gapStart = 0;
-      this.#gapLen = 0;
-    }
-    const gap = this.#gap;
-    for (let i = 0; i < data.length; i++) {
-      if (this.#gapLen === gap.length) {
-        this.#gapStart = (this.#gapStart + 1) % gap.length;
-        this.#gapLen--;
-        this.#stats.audioDroppedMs += 1000 / this.#inRate;
-      }
-      gap[(this.#gapStart + this.#gapLen) % gap.length] = data[i]!;
-      this.#gapLen++;
-    }
-  }
-
-  /** After a resume: the audio kept during the gap (in 20 ms messages), then the DTMF texts. */
+  /** After a resume: what was said and pressed during the gap, in order. */
   #flushGap(): void {
-    const gap = this.#gap;
-    if (gap && this.#gapLen > 0) {
-      const frame = Math.round((20 * this.#inRate) / 1000);
-      const buf = new Int16Array(frame);
-      while (this.#gapLen > 0) {
-        const n = Math.min(frame, this.#gapLen);
-        for (let k = 0; k < n; k++) buf[k] = gap[(this.#gapStart + k) % gap.length]!;
-        this.#gapStart = (this.#gapStart + n) % gap.length;
-        this.#gapLen -= n;
-        this.#sendPcm(n === frame ? buf : buf.subarray(0, n));
-      }
+    for (const { item } of this.#gap.take()) {
+      if (typeof item === 'string') this.#sendText(item);
+      else this.#sendPcm(item);
     }
-    this.#gap = undefined;
-    const texts = this.#pendingTexts;
-    this.#pendingTexts = [];
-    for (const t of texts) this.#sendText(t);
   }
 
   #sendText(message: string): void {
     if (this.#state === 'resuming') {
-      if (this.#pendingTexts.length < MAX_PENDING_TEXTS) this.#pendingTexts.push(message);
+      this.#gap.other(message);
       return;
     }
-    const ws = this.#ws;
-    if (this.#state !== 'open' || !ws || ws.readyState !== WebSocket.OPEN) return;
-    ws.send(message);
+    if (this.#state === 'open') this.#ws?.send(message);
   }
 
   sendDtmf(digit: string): void {
     if (this.#state === 'closed') return;
-    if (!/^[0-9*#A-Da-d]$/.test(digit)) return;
-    this.#sendText(buildUserInput(dtmfText(digit.toUpperCase())));
+    const key = dtmfKey(digit);
+    if (key !== undefined) this.#sendText(buildUserInput(dtmfText(key)));
   }
 
   interrupt(info: { heardMs: number }): void {
@@ -613,19 +446,22 @@ export class HumeSession extends AgentSession {
 
   // --- EVI → caller ---------------------------------------------------------------
 
-  #onFrame(ws: WebSocket, data: WebSocket.RawData): void {
-    if (this.#ws !== ws || this.#state === 'closed') return;
-    this.#awaitingPong = false; // any traffic proves the peer is alive
+  /** A frame as an EVI message; a bad one is reported (non-fatal) and undefined. */
+  #parse(data: Buffer): ServerMessage | undefined {
     // EVI sends JSON text frames; a binary frame is decoded as UTF-8 JSON all the same
     // (some proxies re-frame text as binary) and rejected if it is not.
-    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
-    let msg: ServerMessage;
     try {
-      msg = parseServerMessage(text);
+      return parseServerMessage(data.toString('utf8'));
     } catch (e) {
       this.#emitError(isBridgeError(e) ? e : new BridgeError(ErrorCodes.AGENT_PROTOCOL, `hume: ${(e as Error).message}`), false);
-      return;
+      return undefined;
     }
+  }
+
+  #onFrame(ws: AgentSocket, data: Buffer): void {
+    if (this.#ws !== ws || this.#state === 'closed') return;
+    const msg = this.#parse(data);
+    if (msg === undefined) return;
     try {
       this.#onMessage(msg);
     } catch (e) {
@@ -639,18 +475,10 @@ export class HumeSession extends AgentSession {
       case 'chat_metadata':
         this.#chatGroupId = msg.chatGroupId;
         this.#chatId = msg.chatId;
-        this.#handshake?.();
         return;
-      case 'error': {
-        const error = errorFromServiceMessage(msg);
-        if (this.#handshake) {
-          this.#stats.serviceErrors++;
-          this.#handshake(error);
-          return;
-        }
-        this.#emitError(error, false);
+      case 'error':
+        this.#emitError(errorFromServiceMessage(msg), false);
         return;
-      }
       case 'audio_output':
         this.#onAudio(msg);
         return;
@@ -746,14 +574,9 @@ export class HumeSession extends AgentSession {
     if (n > from) this.emit('audio', { data: this.#resampleOut.slice(from, n), responseId });
   }
 
-  /** The PCM16 samples of a decoded WAV: a view when aligned on a little-endian host, else copied into scratch. */
+  /** The PCM16 samples of a decoded WAV (a view when aligned on a little-endian host, else a copy). */
   #samples(wav: Buffer, offset: number, count: number): Int16Array {
-    const at = wav.byteOffset + offset;
-    if (LITTLE_ENDIAN && at % 2 === 0) return new Int16Array(wav.buffer, at, count);
-    if (this.#pcmScratch.length < count) this.#pcmScratch = new Int16Array(count);
-    const out = this.#pcmScratch.subarray(0, count);
-    for (let i = 0; i < count; i++) out[i] = wav.readInt16LE(offset + i * 2);
-    return out;
+    return pcm16FromBytes(wav.subarray(offset, offset + count * 2));
   }
 
   #resamplerFor(fromHz: number, responseId: string): Resampler {
