@@ -20,6 +20,9 @@
 import type { Worker } from 'node:cluster';
 import type { Server } from 'node:http';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { ErrorCodes, PROBLEM_CONTENT_TYPE, problemDetails } from './errors.js';
+
+const NO_WORKER_BODY = JSON.stringify(problemDetails(ErrorCodes.DRAINING, 'no worker is ready'));
 
 /** IPC message types of the routing. */
 export const RoutingMessages = {
@@ -185,7 +188,8 @@ export class ConnectionRouter {
       });
     }
     this.stats.refused++;
-    socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"BRIDGE_ERR_DRAINING","message":"no worker is ready"}');
+    // The same problem+json body the workers' fastify sends (src/errors.ts).
+    socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nConnection: close\r\n\r\n${NO_WORKER_BODY}`);
   }
 
   #next(): Worker | undefined {

@@ -25,6 +25,7 @@
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
+import { ErrorCodes } from '../errors.js';
 
 export type WavEncoding = 'pcm16' | 'ulaw' | 'alaw';
 
@@ -40,7 +41,7 @@ export type WavAudio =
   | { sampleRateHz: number; channels: number; encoding: 'ulaw' | 'alaw'; data: Uint8Array };
 
 export class WavFormatError extends Error {
-  readonly code = 'BRIDGE_ERR_WAV_FORMAT';
+  readonly code = ErrorCodes.WAV_FORMAT;
   constructor(message: string) {
     super(message);
     this.name = 'WavFormatError';

@@ -33,6 +33,7 @@ import { EnergyVad } from '../audio/vad.js';
 import type { CallAudioTap, CallObserver, CallTrace, CallTraceInfo } from './hooks.js';
 import { performance } from 'node:perf_hooks';
 import { callerDataErr } from '../log.js';
+import { ErrorCodes } from '../errors.js';
 
 export type CallState = 'awaiting-start' | 'connecting' | 'streaming' | 'closing' | 'closed';
 
@@ -405,7 +406,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
         // A provider's words, or the call's options quoted back: the message only under `pii`.
         this.#log('warn', 'agent connect failed', { code, ...callerDataErr(e) });
         this.#trace?.agentError(code, true);
-        void this.#fail(code === 'BRIDGE_ERR_AGENT_TIMEOUT' ? 'agent-connect-timeout' : `agent-connect-failed:${code}`);
+        void this.#fail(code === ErrorCodes.AGENT_TIMEOUT ? 'agent-connect-timeout' : `agent-connect-failed:${code}`);
       },
     );
   }

@@ -6,7 +6,7 @@
  *   voice webhook ──► admitWebhook() ── refused ──► TwiML <Say> + <Hangup> (polite refusal)
  *        │ admitted: reserve(CallSid) — counted until its stream starts, or RESERVATION_TTL_MS
  *        ▼
- *   stream upgrade ──► admitUpgrade(source) ── refused ──► HTTP 503/429 {error: BRIDGE_ERR_*}
+ *   stream upgrade ──► admitUpgrade(source) ── refused ──► HTTP 503/429 problem+json {code: BRIDGE_ERR_*}
  *        │ accepted: trackStream(session, source) — "pending" until its `start`
  *        ▼
  *   `start` (callStarted) ──► release(CallSid): the call now counts as a started call
@@ -23,19 +23,16 @@
  * dropped because the load moved meanwhile.
  */
 import type { LoadMonitor, LoadSnapshot } from './load-monitor.js';
+import { ErrorCodes } from '../errors.js';
 
 export type RefusalReason = 'draining' | 'max-calls' | 'overloaded' | 'pending-streams';
 
-/** Error codes for refusals (HTTP 503 on the upgrade; the reason on /readyz). */
+/** Error codes for refusals (src/errors.ts has their HTTP status on the upgrade; the reason is on /readyz). */
 export const AdmissionCodes = {
-  /** Shutting down: not taking new calls (already in errors.ts). */
-  DRAINING: 'BRIDGE_ERR_DRAINING',
-  /** BRIDGE_MAX_CALLS calls are in flight. */
-  AT_CAPACITY: 'BRIDGE_ERR_AT_CAPACITY',
-  /** Event-loop utilisation over BRIDGE_LOAD_THRESHOLD across BRIDGE_LOAD_WINDOW_MS. */
-  OVERLOADED: 'BRIDGE_ERR_OVERLOADED',
-  /** Too many sockets before `start` (in total, or from one source). */
-  PENDING_STREAMS: 'BRIDGE_ERR_PENDING_STREAMS',
+  DRAINING: ErrorCodes.DRAINING,
+  AT_CAPACITY: ErrorCodes.AT_CAPACITY,
+  OVERLOADED: ErrorCodes.OVERLOADED,
+  PENDING_STREAMS: ErrorCodes.PENDING_STREAMS,
 } as const;
 
 export interface Refusal {

@@ -9,9 +9,11 @@
  * first (a dropped bucket comes back full, which only errs towards admitting).
  */
 
+import { ErrorCodes } from '../errors.js';
+
+/** Too many voice-webhook requests from one source (HTTP 429, Retry-After; src/errors.ts). */
 export const RateLimitCodes = {
-  /** Too many voice-webhook requests from one source (HTTP 429, Retry-After). */
-  RATE_LIMITED: 'BRIDGE_ERR_RATE_LIMITED',
+  RATE_LIMITED: ErrorCodes.RATE_LIMITED,
 } as const;
 
 export interface RateLimiterOptions {

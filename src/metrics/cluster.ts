@@ -26,11 +26,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import type { Metrics } from './metrics.js';
+import { ErrorCodes, PROBLEM_CONTENT_TYPE, problemDetails } from '../errors.js';
 
-/** Error codes of this module (for errors.ts / the README table). */
+/** Error codes of this module (declared in src/errors.ts). */
 export const MetricsErrorCodes = {
-  /** A worker's GET /metrics could not get the cluster-wide aggregate from the primary (no answer in time, or a worker did not answer prom-client's request). */
-  METRICS_AGGREGATION: 'BRIDGE_ERR_METRICS_AGGREGATION',
+  METRICS_AGGREGATION: ErrorCodes.METRICS_AGGREGATION,
 } as const;
 
 const REQ = 'voice-bridge:metrics:req';
@@ -180,8 +180,8 @@ export async function startPrimaryMetrics(options: PrimaryMetricsOptions = {}): 
         (text) => res.writeHead(200, { 'content-type': contentType }).end(text),
         (e: unknown) =>
           res
-            .writeHead(503, { 'content-type': 'application/json' })
-            .end(JSON.stringify({ error: MetricsErrorCodes.METRICS_AGGREGATION, message: (e as Error).message })),
+            .writeHead(503, { 'content-type': PROBLEM_CONTENT_TYPE })
+            .end(JSON.stringify(problemDetails(MetricsErrorCodes.METRICS_AGGREGATION, (e as Error).message))),
       );
     });
     const host = options.host ?? '127.0.0.1';

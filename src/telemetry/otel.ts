@@ -32,6 +32,7 @@ import type { CallSummary } from '../call/call-session.js';
 import { DEFAULT_SERVICE_NAME, TRACES_FLUSH_MS, type TracesConfig } from './config.js';
 import { registerCallTrace, type ToolCallOptions, type ToolCallSpan, type ToolTracer } from './tools.js';
 import type { Telemetry, TelemetryDeps } from './index.js';
+import { ErrorCodes } from '../errors.js';
 
 /** Attribute names (docs/operations/observability.md lists them). */
 export const Attr = {
@@ -86,11 +87,11 @@ export function failureCode(reason: string | null): string | undefined {
   const code = /BRIDGE_ERR_[A-Z0-9_]+/.exec(reason)?.[0];
   switch (kind) {
     case 'agent-connect-timeout':
-      return code ?? 'BRIDGE_ERR_AGENT_TIMEOUT';
+      return code ?? ErrorCodes.AGENT_TIMEOUT;
     case 'agent-closed':
-      return 'BRIDGE_ERR_AGENT_CLOSED';
+      return ErrorCodes.AGENT_CLOSED;
     case 'agent-unknown':
-      return code ?? 'BRIDGE_ERR_AGENT_UNKNOWN';
+      return code ?? ErrorCodes.AGENT_UNKNOWN;
     case 'agent-connect-failed':
     case 'agent-error':
     case 'dsp-failed':

@@ -3,6 +3,7 @@
  * at the edge. Numbers arrive as strings ("sequenceNumber", "chunk", "timestamp").
  * A message that fails validation yields a stable code and never throws.
  */
+import { ErrorCodes } from '../errors.js';
 
 /** Twilio SIDs: a two-letter prefix and 32 hex digits (https://www.twilio.com/docs/glossary/what-is-a-sid). */
 export function isSid(prefix: 'CA' | 'MZ' | 'AC', s: string): boolean {
@@ -53,17 +54,17 @@ export interface StopMessage {
 
 export type TwilioMessage = ConnectedMessage | StartMessage | MediaMessage | DtmfMessage | MarkMessage | StopMessage;
 
-/** Stable codes for bad input from Twilio's side (README "Error codes"). */
+/** Stable codes for bad input from Twilio's side (declared in src/errors.ts). */
 export const TwilioInputCodes = {
-  JSON: 'BRIDGE_ERR_TWILIO_JSON',
-  UNKNOWN_EVENT: 'BRIDGE_ERR_TWILIO_UNKNOWN_EVENT',
-  INVALID: 'BRIDGE_ERR_TWILIO_INVALID_MESSAGE',
-  BINARY: 'BRIDGE_ERR_TWILIO_BINARY_FRAME',
-  TOO_LARGE: 'BRIDGE_ERR_TWILIO_MESSAGE_TOO_LARGE',
-  PAYLOAD: 'BRIDGE_ERR_TWILIO_PAYLOAD',
-  STREAM_SID: 'BRIDGE_ERR_TWILIO_STREAM_SID',
-  MEDIA_BEFORE_START: 'BRIDGE_ERR_TWILIO_MEDIA_BEFORE_START',
-  FLOOD: 'BRIDGE_ERR_TWILIO_FLOOD',
+  JSON: ErrorCodes.TWILIO_JSON,
+  UNKNOWN_EVENT: ErrorCodes.TWILIO_UNKNOWN_EVENT,
+  INVALID: ErrorCodes.TWILIO_INVALID_MESSAGE,
+  BINARY: ErrorCodes.TWILIO_BINARY_FRAME,
+  TOO_LARGE: ErrorCodes.TWILIO_MESSAGE_TOO_LARGE,
+  PAYLOAD: ErrorCodes.TWILIO_PAYLOAD,
+  STREAM_SID: ErrorCodes.TWILIO_STREAM_SID,
+  MEDIA_BEFORE_START: ErrorCodes.TWILIO_MEDIA_BEFORE_START,
+  FLOOD: ErrorCodes.TWILIO_FLOOD,
 } as const;
 export type TwilioInputCode = (typeof TwilioInputCodes)[keyof typeof TwilioInputCodes];
 

@@ -16,24 +16,17 @@
  * Every request is bounded by `timeoutMs` (and an optional caller AbortSignal).
  * Nothing is retried: creating a call is not idempotent.
  */
-import type { ErrorCategory } from '../errors.js';
+import { ErrorCodes, type ErrorCategory } from '../errors.js';
 
-/** Stable codes (README "Error codes"); local until errors.ts grows a Twilio section. */
+/** Stable codes of the REST client (declared, with their meaning, in src/errors.ts). */
 export const TwilioRestCodes = {
-  /** Twilio answered with an error (4xx other than auth/not-found, or 5xx). `twilioCode` has Twilio's number. */
-  REST: 'BRIDGE_ERR_TWILIO_REST',
-  /** 401/403: wrong TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN (Twilio code 20003). */
-  AUTH: 'BRIDGE_ERR_TWILIO_AUTH',
-  /** 404 for something other than an already-ended call (e.g. a wrong account SID). */
-  NOT_FOUND: 'BRIDGE_ERR_TWILIO_NOT_FOUND',
-  /** No answer within timeoutMs. */
-  TIMEOUT: 'BRIDGE_ERR_TWILIO_TIMEOUT',
-  /** Connection refused, DNS failure, TLS error, or the caller aborted. */
-  NETWORK: 'BRIDGE_ERR_TWILIO_NETWORK',
-  /** A reply that is not the JSON Twilio sends. */
-  BAD_RESPONSE: 'BRIDGE_ERR_TWILIO_BAD_RESPONSE',
-  /** Our own argument check failed before anything was sent. */
-  ARGUMENT: 'BRIDGE_ERR_TWILIO_ARGUMENT',
+  REST: ErrorCodes.TWILIO_REST,
+  AUTH: ErrorCodes.TWILIO_AUTH,
+  NOT_FOUND: ErrorCodes.TWILIO_NOT_FOUND,
+  TIMEOUT: ErrorCodes.TWILIO_TIMEOUT,
+  NETWORK: ErrorCodes.TWILIO_NETWORK,
+  BAD_RESPONSE: ErrorCodes.TWILIO_BAD_RESPONSE,
+  ARGUMENT: ErrorCodes.TWILIO_ARGUMENT,
 } as const;
 export type TwilioRestCode = (typeof TwilioRestCodes)[keyof typeof TwilioRestCodes];
 
