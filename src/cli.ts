@@ -14,7 +14,8 @@ import { doctorCommand } from './doctor.js';
 import { ttsCommand, TTS_USAGE } from './tts-command.js';
 import { callsCommand, CALLS_USAGE } from './store/calls-command.js';
 import { simulateCommand, SIMULATE_USAGE } from './sim/simulate-command.js';
-import { loadConfig, ConfigError } from './config.js';
+import { loadConfig, ConfigError, EX_CONFIG } from './config.js';
+import { applyEnvFiles, EnvFileError, takeEnvFileOption } from './env-file.js';
 import { TwilioRest } from './twilio/rest.js';
 import { mintOutboundStreamToken, streamTokenKey } from './twilio/stream-token.js';
 import { outboundStreamTwiml } from './twilio/stream-twiml.js';
@@ -36,6 +37,8 @@ const COMMANDS: Record<string, Command> = {
 Runs the bridge on HOST:PORT (default 127.0.0.1:8080; 0.0.0.0 when TWILIO_AUTH_TOKEN is set).
   -w, --workers N|auto   N processes on one port (or one per core); a stream reaches the
                          process that answered its call's webhook. Default: BRIDGE_WORKERS or 1.
+      --env-file PATH    read KEY=value lines into the environment first (the real
+                         environment wins; any command takes it; .env.example lists all)
   -h, --help             this text
 Configuration comes from the environment (README: Environment variables).`,
     run: startCommand,
@@ -78,7 +81,9 @@ ${Object.entries(COMMANDS)
     .join('\n')}
 
 voice-bridge <command> --help   a command's options
-voice-bridge --version          the version`;
+voice-bridge --version          the version
+--env-file PATH                 (any command) read KEY=value lines into the environment
+                                first; variables already set win`;
 }
 
 async function callCommand(argv: string[]): Promise<number> {
@@ -93,7 +98,7 @@ async function callCommand(argv: string[]): Promise<number> {
     config = loadConfig();
   } catch (e) {
     console.error((e as ConfigError).message);
-    return 78;
+    return EX_CONFIG;
   }
   const { accountSid, authToken, fromNumber, apiUrl } = config.twilio;
   const base = values.url ?? config.publicUrl;
@@ -146,11 +151,22 @@ export async function run(argv: string[]): Promise<number> {
   return runCommand(first, cmd, rest);
 }
 
-async function runCommand(name: string, cmd: Command, argv: string[]): Promise<number> {
+async function runCommand(name: string, cmd: Command, allArgs: string[]): Promise<number> {
   // --help and --version mean the same to every command, before its own parsing.
-  if (argv.some(isHelp)) {
+  if (allArgs.some(isHelp)) {
     console.log(cmd.usage);
     return 0;
+  }
+  // --env-file too: the file's variables are in the environment before the command reads it.
+  let argv: string[];
+  try {
+    const taken = takeEnvFileOption(allArgs);
+    argv = taken.argv;
+    applyEnvFiles(taken.paths);
+  } catch (e) {
+    if (!(e instanceof EnvFileError)) throw e;
+    console.error(`voice-bridge ${name}: ${e.message}`);
+    return EX_CONFIG;
   }
   if (argv.some(isVersion)) {
     console.log(packageVersion());

@@ -1,10 +1,25 @@
 /**
  * Configuration from environment variables, read and validated once at start.
- * Every problem is listed at once (ConfigError.problems), not just the first.
- * The README's "Environment variables" table documents each key.
+ * Every variable is declared in src/env-schema.ts (type, default, range, doc; the
+ * README's "Environment variables" table and .env.example are generated from it).
+ * loadConfig() reads the bridge's own keys and runs every module's reader too
+ * (lifecycle, call records, recording, traces, each agent, TTS), so one start lists
+ * every problem at once (ConfigError.problems) and exits 78, never just the first.
  */
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
+import { ConfigError } from './config-error.js';
+import { readEnv, type EnvReading } from './env-schema.js';
+import { readLifecycleConfig } from './lifecycle/lifecycle-config.js';
+import { readStoreConfig } from './store/store-config.js';
+import { readRecordingSettings } from './recording/recorder.js';
+import { tracesProblems } from './telemetry/config.js';
+import { readOpenAiConfig } from './agents/openai/config.js';
+import { readGeminiConfig } from './agents/gemini/config.js';
+import { readElevenLabsAgentConfig } from './agents/elevenlabs/config.js';
+import { readElevenLabsTtsConfig } from './agents/elevenlabs/tts/config.js';
+import { readHumeConfig } from './agents/hume/config.js';
+import { readPipecatConfig } from './agents/pipecat/config.js';
 
 export type AgentName = 'echo' | 'openai' | 'gemini' | 'elevenlabs' | 'hume' | 'pipecat';
 export const AGENT_NAMES: readonly AgentName[] = ['echo', 'openai', 'gemini', 'elevenlabs', 'hume', 'pipecat'];
@@ -69,13 +84,7 @@ export interface Config {
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
-export class ConfigError extends Error {
-  readonly code = 'BRIDGE_ERR_CONFIG';
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError, EX_CONFIG } from './config-error.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -92,115 +101,94 @@ function defaultInstanceId(): string {
   return id === '' ? 'voice-bridge' : id;
 }
 
-export function loadConfig(env: Env = process.env): Config {
-  const problems: string[] = [];
-  const get = (k: string) => {
-    const v = env[k];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
-  };
-  const int = (k: string, def: number, min: number, max: number): number => {
-    const v = get(k);
-    if (v === undefined) return def;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      problems.push(`${k}=${JSON.stringify(v)}: must be an integer from ${min} to ${max}`);
-      return def;
-    }
-    return n;
-  };
-  const num = (k: string, def: number, min: number, max: number): number => {
-    const v = get(k);
-    if (v === undefined) return def;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || n > max) {
-      problems.push(`${k}=${JSON.stringify(v)}: must be a number from ${min} to ${max}`);
-      return def;
-    }
-    return n;
-  };
-  const oneOf = <T extends string>(k: string, values: readonly T[], def: T): T => {
-    const v = get(k);
-    if (v === undefined) return def;
-    if (!(values as readonly string[]).includes(v)) {
-      problems.push(`${k}=${JSON.stringify(v)}: must be one of ${values.join(', ')}`);
-      return def;
-    }
-    return v as T;
-  };
-  const bool = (k: string, def: boolean): boolean => {
-    const v = get(k);
-    if (v === undefined) return def;
-    if (['1', 'true', 'yes', 'on'].includes(v.toLowerCase())) return true;
-    if (['0', 'false', 'no', 'off'].includes(v.toLowerCase())) return false;
-    problems.push(`${k}=${JSON.stringify(v)}: must be 1/0, true/false, yes/no or on/off`);
-    return def;
-  };
-  const url = (k: string, protocols: string[]): string | undefined => {
-    const v = get(k);
-    if (v === undefined) return undefined;
-    try {
-      const u = new URL(v);
-      if (!protocols.includes(u.protocol)) throw new Error('protocol');
-      return v.replace(/\/+$/, '');
-    } catch {
-      problems.push(`${k}=${JSON.stringify(v)}: must be an absolute ${protocols.join(' or ')} URL`);
-      return undefined;
-    }
-  };
+/** The agents' readers: which agents the environment configures, and their problems. */
+const AGENT_READERS: Record<Exclude<AgentName, 'echo'>, (env: Env) => { config: unknown; problems: string[] }> = {
+  openai: readOpenAiConfig,
+  gemini: readGeminiConfig,
+  elevenlabs: readElevenLabsAgentConfig,
+  hume: readHumeConfig,
+  pipecat: readPipecatConfig,
+};
 
-  const accountSid = get('TWILIO_ACCOUNT_SID');
-  if (accountSid !== undefined && !/^AC[0-9a-fA-F]{32}$/.test(accountSid)) problems.push('TWILIO_ACCOUNT_SID: must be "AC" followed by 32 hex digits');
-  const authToken = get('TWILIO_AUTH_TOKEN');
-  const fromNumber = get('TWILIO_FROM_NUMBER');
-  if (fromNumber !== undefined && !/^\+[1-9]\d{6,14}$/.test(fromNumber)) problems.push('TWILIO_FROM_NUMBER: must be an E.164 number like +15557654321');
-  const validateSignatures = bool('TWILIO_VALIDATE_SIGNATURES', authToken !== undefined);
+/**
+ * Every problem of every module's settings, in one list (duplicates once): the
+ * bridge's own keys (`own`), then lifecycle, call records, recording, traces, each
+ * agent and TTS.
+ */
+function everyProblem(env: Env, own: string[], defaultAgent: AgentName): string[] {
+  const problems = [...own];
+  problems.push(...readLifecycleConfig(env).problems);
+  problems.push(...readStoreConfig(env).problems);
+  problems.push(...readRecordingSettings(env).problems);
+  problems.push(...tracesProblems(env));
+  for (const [name, read] of Object.entries(AGENT_READERS)) {
+    const r = read(env);
+    problems.push(...r.problems);
+    if (name === defaultAgent && r.config === undefined && r.problems.length === 0) problems.push(`BRIDGE_AGENT=${name}: that agent is not configured (set its keys)`);
+  }
+  problems.push(...readElevenLabsTtsConfig(env).problems);
+  return [...new Set(problems)];
+}
+
+/**
+ * The bridge's configuration; throws ConfigError listing every problem of every
+ * module's settings (see everyProblem), so a start that passes this is not refused
+ * later by one of them.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const { values: e, problems }: EnvReading = readEnv(env, 'server', 'twilio', 'calls', 'echo', 'dsp', 'logging', 'cluster');
+
+  const accountSid = e.TWILIO_ACCOUNT_SID;
+  const authToken = e.TWILIO_AUTH_TOKEN;
+  const fromNumber = e.TWILIO_FROM_NUMBER;
+  const validateSignatures = e.TWILIO_VALIDATE_SIGNATURES ?? authToken !== undefined;
   if (validateSignatures && authToken === undefined) problems.push('TWILIO_VALIDATE_SIGNATURES=1 needs TWILIO_AUTH_TOKEN');
 
   // Fail closed: without signature checks anyone who reaches the port can start calls
   // (and spend the agents' minutes), so the default bind is then loopback only, and
   // any other bind needs an explicit BRIDGE_ALLOW_UNSIGNED=1 (warned at start and on /readyz).
-  const allowUnsigned = bool('BRIDGE_ALLOW_UNSIGNED', false);
-  const host = get('HOST') ?? (validateSignatures ? '0.0.0.0' : '127.0.0.1');
+  const allowUnsigned = e.BRIDGE_ALLOW_UNSIGNED;
+  const host = e.HOST ?? (validateSignatures ? '0.0.0.0' : '127.0.0.1');
   if (host !== 'localhost' && isIP(host) === 0 && !/^[a-zA-Z0-9.-]+$/.test(host)) problems.push(`HOST=${JSON.stringify(host)}: not an address or host name`);
   else if (!validateSignatures && !isLoopbackHost(host) && !allowUnsigned)
     problems.push(`HOST=${host} without Twilio signature checks: anyone who reaches the port could start calls. Set TWILIO_AUTH_TOKEN (checks on), or BRIDGE_ALLOW_UNSIGNED=1 to accept unsigned requests on a non-loopback address`);
 
-  const instanceId = get('BRIDGE_INSTANCE_ID') ?? defaultInstanceId();
-  if (!INSTANCE_ID_RE.test(instanceId)) problems.push(`BRIDGE_INSTANCE_ID=${JSON.stringify(instanceId)}: must be 1–63 letters, digits, '-' or '_', starting with a letter or digit (it is a URL path segment)`);
-  const workerSlotRaw = get('BRIDGE_WORKER_SLOT');
-  const workerSlot = workerSlotRaw === undefined ? undefined : int('BRIDGE_WORKER_SLOT', 0, 0, 255);
+  const instanceId = e.BRIDGE_INSTANCE_ID ?? defaultInstanceId();
+  const workerSlot = e.BRIDGE_WORKER_SLOT;
+  const trimUrl = (u: string | undefined) => u?.replace(/\/+$/, '');
 
   const config: Config = {
-    port: int('PORT', 8080, 0, 65535),
+    port: e.PORT,
     host,
-    publicUrl: url('BRIDGE_PUBLIC_URL', ['https:', 'http:']),
-    logLevel: oneOf('BRIDGE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
-    dsp: oneOf('BRIDGE_DSP', ['auto', 'native', 'ts'] as const, 'auto'),
-    dspPool: int('BRIDGE_DSP_POOL', 0, 0, 16),
-    defaultAgent: oneOf('BRIDGE_AGENT', AGENT_NAMES, 'echo'),
-    playoutLeadMs: int('BRIDGE_PLAYOUT_LEAD_MS', 80, 20, 60_000),
-    prestartBufferMs: int('BRIDGE_PRESTART_BUFFER_MS', 5000, 0, 60_000),
-    maxMessageBytes: int('BRIDGE_MAX_MESSAGE_BYTES', 64 * 1024, 1024, 16 * 1024 * 1024),
-    startTimeoutMs: int('BRIDGE_START_TIMEOUT_MS', 10_000, 100, 120_000),
-    agentConnectTimeoutMs: int('BRIDGE_AGENT_CONNECT_TIMEOUT_MS', 5000, 100, 60_000),
-    hangupDrainTimeoutMs: int('BRIDGE_HANGUP_DRAIN_TIMEOUT_MS', 10_000, 0, 120_000),
-    resamplerQuality: int('BRIDGE_RESAMPLER_QUALITY', 7, 0, 10),
-    adminToken: get('BRIDGE_ADMIN_TOKEN'),
+    publicUrl: trimUrl(e.BRIDGE_PUBLIC_URL),
+    logLevel: e.BRIDGE_LOG_LEVEL,
+    dsp: e.BRIDGE_DSP,
+    dspPool: e.BRIDGE_DSP_POOL,
+    defaultAgent: e.BRIDGE_AGENT,
+    playoutLeadMs: e.BRIDGE_PLAYOUT_LEAD_MS,
+    prestartBufferMs: e.BRIDGE_PRESTART_BUFFER_MS,
+    maxMessageBytes: e.BRIDGE_MAX_MESSAGE_BYTES,
+    startTimeoutMs: e.BRIDGE_START_TIMEOUT_MS,
+    agentConnectTimeoutMs: e.BRIDGE_AGENT_CONNECT_TIMEOUT_MS,
+    hangupDrainTimeoutMs: e.BRIDGE_HANGUP_DRAIN_TIMEOUT_MS,
+    resamplerQuality: e.BRIDGE_RESAMPLER_QUALITY,
+    adminToken: e.BRIDGE_ADMIN_TOKEN,
     unsignedExposed: !validateSignatures && !isLoopbackHost(host),
     instanceId,
     workerSlot,
     routeKey: workerSlot === undefined ? instanceId : `${instanceId}.w${workerSlot}`,
-    internalUrl: url('BRIDGE_INTERNAL_URL', ['http:', 'https:']),
-    preconnectTtlMs: int('BRIDGE_PRECONNECT_TTL_MS', 30_000, 500, 600_000),
-    streamIdleMs: int('BRIDGE_STREAM_IDLE_MS', 5000, 200, 120_000),
-    twilio: { accountSid, authToken, fromNumber, apiUrl: url('TWILIO_API_URL', ['https:', 'http:']), validateSignatures },
+    internalUrl: trimUrl(e.BRIDGE_INTERNAL_URL),
+    preconnectTtlMs: e.BRIDGE_PRECONNECT_TTL_MS,
+    streamIdleMs: e.BRIDGE_STREAM_IDLE_MS,
+    twilio: { accountSid, authToken, fromNumber, apiUrl: trimUrl(e.TWILIO_API_URL), validateSignatures },
     echo: {
-      vadThresholdDbfs: num('BRIDGE_ECHO_VAD_DBFS', -40, -90, 0),
-      silenceMs: int('BRIDGE_ECHO_SILENCE_MS', 600, 100, 10_000),
-      maxUtteranceMs: int('BRIDGE_ECHO_MAX_UTTERANCE_MS', 15_000, 1000, 120_000),
+      vadThresholdDbfs: e.BRIDGE_ECHO_VAD_DBFS,
+      silenceMs: e.BRIDGE_ECHO_SILENCE_MS,
+      maxUtteranceMs: e.BRIDGE_ECHO_MAX_UTTERANCE_MS,
     },
     env: Object.freeze({ ...env }),
   };
-  if (problems.length > 0) throw new ConfigError(problems);
+  const all = everyProblem(env, problems, config.defaultAgent);
+  if (all.length > 0) throw new ConfigError(all);
   return Object.freeze(config);
 }

@@ -21,6 +21,7 @@ import { types } from 'node:util';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { CallRecord } from './call/call-manager.js';
 import type { Config } from './config.js';
+import { parseBoolean, rawValue } from './env-schema.js';
 
 export type LogLevel = Config['logLevel'];
 
@@ -32,10 +33,14 @@ export interface LoggerOptions {
 
 export const REDACTED = '[redacted]';
 
-/** BRIDGE_LOG_PII: '1' or 'true' turns PII logging on; anything else (or unset) keeps it off. */
+/**
+ * BRIDGE_LOG_PII, a boolean of the one grammar (src/env-schema.ts): 1/true/yes/on turn
+ * PII logging on. Any other word is refused at start by loadConfig (it never silently
+ * means off); here it reads as off.
+ */
 export function piiLoggingEnabled(env: Readonly<Record<string, string | undefined>>): boolean {
-  const v = env.BRIDGE_LOG_PII?.trim().toLowerCase();
-  return v === '1' || v === 'true';
+  const v = rawValue(env, 'BRIDGE_LOG_PII');
+  return v !== undefined && parseBoolean(v) === true;
 }
 
 function isConfig(x: Config | LoggerOptions): x is Config {

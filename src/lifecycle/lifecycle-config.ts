@@ -1,10 +1,12 @@
 /**
- * The lifecycle and admission settings, read from `Config.env` (the raw environment)
- * and validated once at start, like every other key: all problems at once, as a
- * ConfigError (exit 78). Documented in docs/operations/lifecycle.md.
+ * The lifecycle and admission settings, read from `Config.env` (the raw environment;
+ * declared in src/env-schema.ts) and validated once at start with every other key
+ * (loadConfig runs readLifecycleConfig): all problems at once, as a ConfigError
+ * (exit 78). Documented in docs/operations/lifecycle.md.
  */
 import { isIP } from 'node:net';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../config-error.js';
+import { parseBoolean, readEnv } from '../env-schema.js';
 
 export interface LifecycleConfig {
   /** After SIGTERM/SIGINT: longest wait for active calls to end by themselves (ms). */
@@ -35,59 +37,47 @@ export interface LifecycleConfig {
 export const DEFAULT_TRUST_PROXY = ['loopback'];
 const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
-export function loadLifecycleConfig(env: Readonly<Record<string, string | undefined>>): LifecycleConfig {
-  const problems: string[] = [];
-  const get = (k: string) => {
-    const v = env[k];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
-  };
-  const int = (k: string, def: number | undefined, min: number, max: number): number | undefined => {
-    const v = get(k);
-    if (v === undefined) return def;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      problems.push(`${k}=${JSON.stringify(v)}: must be an integer from ${min} to ${max}`);
-      return def;
-    }
-    return n;
-  };
+/** The settings, or (with the defaults in their place) the problems of the bad ones. */
+export function readLifecycleConfig(env: Readonly<Record<string, string | undefined>>): { config: LifecycleConfig; problems: string[] } {
+  const { values: e, problems } = readEnv(env, 'lifecycle');
 
   let loadThreshold: number | undefined = 0.7;
-  const lt = get('BRIDGE_LOAD_THRESHOLD');
-  if (lt !== undefined) {
-    if (['off', '0', 'none'].includes(lt.toLowerCase())) loadThreshold = undefined;
-    else {
-      const n = Number(lt);
-      if (!Number.isFinite(n) || n <= 0 || n > 1) problems.push(`BRIDGE_LOAD_THRESHOLD=${JSON.stringify(lt)}: must be a number in (0, 1] (event-loop utilisation), or "off"`);
-      else loadThreshold = n;
-    }
+  const lt = e.BRIDGE_LOAD_THRESHOLD;
+  if (['off', '0', 'none'].includes(lt.toLowerCase())) loadThreshold = undefined;
+  else {
+    const n = /^(\d+\.?\d*|\.\d+)$/.test(lt) ? Number(lt) : NaN;
+    if (!Number.isFinite(n) || n <= 0 || n > 1) problems.push(`BRIDGE_LOAD_THRESHOLD=${JSON.stringify(lt)}: must be a number in (0, 1] (event-loop utilisation), or "off"`);
+    else loadThreshold = n;
   }
 
   let trustProxy: boolean | string[] = DEFAULT_TRUST_PROXY;
-  const tp = get('BRIDGE_TRUST_PROXY');
-  if (tp !== undefined) {
-    const low = tp.toLowerCase();
-    if (['1', 'true', 'yes', 'on'].includes(low)) trustProxy = true;
-    else if (['0', 'false', 'no', 'off'].includes(low)) trustProxy = false;
-    else {
-      const list = tp.split(',').map((s) => s.trim()).filter((s) => s !== '');
-      const bad = list.filter((s) => !PROXY_KEYWORDS.has(s) && isIP(s.split('/')[0]!) === 0);
-      if (bad.length > 0 || list.length === 0) problems.push(`BRIDGE_TRUST_PROXY=${JSON.stringify(tp)}: must be 1/0, or a comma list of addresses, CIDRs, loopback, linklocal, uniquelocal`);
-      else trustProxy = list;
-    }
+  const tp = e.BRIDGE_TRUST_PROXY;
+  const asBoolean = parseBoolean(tp);
+  if (asBoolean !== undefined) trustProxy = asBoolean;
+  else {
+    const list = tp.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const bad = list.filter((s) => !PROXY_KEYWORDS.has(s) && isIP(s.split('/')[0]!) === 0);
+    if (bad.length > 0 || list.length === 0) problems.push(`BRIDGE_TRUST_PROXY=${JSON.stringify(tp)}: must be 1/0, or a comma list of addresses, CIDRs, loopback, linklocal, uniquelocal`);
+    else trustProxy = list;
   }
 
   const config: LifecycleConfig = {
-    drainTimeoutMs: int('BRIDGE_DRAIN_TIMEOUT_MS', 30_000, 0, 3_600_000)!,
-    maxCalls: int('BRIDGE_MAX_CALLS', undefined, 1, 1_000_000),
+    drainTimeoutMs: e.BRIDGE_DRAIN_TIMEOUT_MS,
+    maxCalls: e.BRIDGE_MAX_CALLS,
     loadThreshold,
-    loadWindowMs: int('BRIDGE_LOAD_WINDOW_MS', 5000, 200, 60_000)!,
-    webhookRatePerMin: int('BRIDGE_WEBHOOK_RATE_PER_MIN', 600, 0, 1_000_000)!,
-    httpTimeoutMs: int('BRIDGE_HTTP_TIMEOUT_MS', 15_000, 1000, 300_000)!,
-    maxPendingStreams: int('BRIDGE_MAX_PENDING_STREAMS', 200, 1, 100_000)!,
-    maxPendingPerSource: int('BRIDGE_MAX_PENDING_PER_SOURCE', 20, 1, 100_000)!,
+    loadWindowMs: e.BRIDGE_LOAD_WINDOW_MS,
+    webhookRatePerMin: e.BRIDGE_WEBHOOK_RATE_PER_MIN,
+    httpTimeoutMs: e.BRIDGE_HTTP_TIMEOUT_MS,
+    maxPendingStreams: e.BRIDGE_MAX_PENDING_STREAMS,
+    maxPendingPerSource: e.BRIDGE_MAX_PENDING_PER_SOURCE,
     trustProxy,
   };
+  return { config: Object.freeze(config), problems };
+}
+
+/** The settings; throws ConfigError listing every bad one. */
+export function loadLifecycleConfig(env: Readonly<Record<string, string | undefined>>): LifecycleConfig {
+  const { config, problems } = readLifecycleConfig(env);
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze(config);
+  return config;
 }

@@ -11,12 +11,11 @@ import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config.js';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../config-error.js';
+import { readEnv } from '../env-schema.js';
 import type { CallAudioTap } from '../call/hooks.js';
 import { RecordingTap, type QueueBudget, type RecordingLog, type RecordingTapStats } from './recording-tap.js';
 import { RecordingError, RecordingErrorCodes } from './recording-error.js';
-
-export const DEFAULT_RECORD_DIR = './data/recordings';
 
 export interface RecordingSettings {
   enabled: boolean;
@@ -24,16 +23,10 @@ export interface RecordingSettings {
   dir: string;
 }
 
-/** Reads BRIDGE_RECORD and BRIDGE_RECORD_DIR; returns the settings or the problems (for one ConfigError). */
+/** Reads BRIDGE_RECORD and BRIDGE_RECORD_DIR (src/env-schema.ts); returns the settings or the problems (for one ConfigError). */
 export function readRecordingSettings(env: Readonly<Record<string, string | undefined>>): { settings: RecordingSettings; problems: string[] } {
-  const problems: string[] = [];
-  const raw = env.BRIDGE_RECORD?.trim().toLowerCase() ?? '';
-  let enabled = false;
-  if (['1', 'true', 'yes', 'on'].includes(raw)) enabled = true;
-  else if (!['', '0', 'false', 'no', 'off'].includes(raw)) problems.push(`BRIDGE_RECORD must be 1 or 0 (got ${JSON.stringify(env.BRIDGE_RECORD)})`);
-  const dirRaw = env.BRIDGE_RECORD_DIR?.trim() || DEFAULT_RECORD_DIR;
-  if (dirRaw.includes('\0')) problems.push('BRIDGE_RECORD_DIR contains a NUL byte');
-  return { settings: { enabled, dir: resolve(dirRaw) }, problems };
+  const { values: e, problems } = readEnv(env, 'recording');
+  return { settings: { enabled: e.BRIDGE_RECORD, dir: resolve(e.BRIDGE_RECORD_DIR) }, problems };
 }
 
 /** A file name from a CallSid: letters, digits, `_` and `-` only, at most 64 characters, never empty or hidden. */

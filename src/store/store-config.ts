@@ -1,5 +1,7 @@
 /**
- * The store's own environment keys (read from Config.env, validated once):
+ * The store's own environment keys (declared in src/env-schema.ts; read from
+ * Config.env and validated once at start with every other key — loadConfig runs
+ * readStoreConfig, so a bad DATABASE_URL is a configuration error, exit 78):
  *
  *   DATABASE_URL            postgres://… → PostgreSQL; unset → SQLite under the data dir
  *   BRIDGE_DATA_DIR         ./data — the SQLite file and the outbox live here
@@ -10,6 +12,7 @@
  *                           silent for 3 heartbeats is dead: its calls are closed as interrupted
  */
 import { resolve, join } from 'node:path';
+import { readEnv } from '../env-schema.js';
 import { StoreError, StoreErrorCodes } from './store-error.js';
 
 export interface StoreConfig {
@@ -29,54 +32,32 @@ export interface StoreConfig {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export function loadStoreConfig(env: Env): StoreConfig {
-  const problems: string[] = [];
-  const get = (k: string) => {
-    const v = env[k];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
-  };
-  const int = (k: string, def: number, min: number, max: number): number => {
-    const v = get(k);
-    if (v === undefined) return def;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      problems.push(`${k}=${JSON.stringify(v)}: must be an integer from ${min} to ${max}`);
-      return def;
-    }
-    return n;
-  };
-  const switchValue = get('BRIDGE_CALL_RECORDS')?.toLowerCase() ?? 'on';
-  if (!['on', 'off', '1', '0', 'true', 'false'].includes(switchValue)) problems.push(`BRIDGE_CALL_RECORDS=${JSON.stringify(switchValue)}: must be on or off`);
-  const enabled = !['off', '0', 'false'].includes(switchValue);
-
-  const dataDir = resolve(get('BRIDGE_DATA_DIR') ?? './data');
-  const databaseUrl = get('DATABASE_URL');
-  let kind: StoreConfig['kind'] = 'sqlite';
-  if (databaseUrl !== undefined) {
-    try {
-      const u = new URL(databaseUrl);
-      if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new Error('protocol');
-      if (!u.hostname && !u.searchParams.get('host')) throw new Error('host');
-      kind = 'postgres';
-    } catch {
-      problems.push('DATABASE_URL: must be a postgres://user:password@host:port/database URL (unset it to use SQLite under BRIDGE_DATA_DIR)');
-    }
-  }
-  const dbTimeoutMs = int('BRIDGE_DB_TIMEOUT_MS', 5000, 100, 120_000);
-  const retryMaxMs = int('BRIDGE_DB_RETRY_MAX_MS', 30_000, 10, 600_000);
-  const heartbeatMs = int('BRIDGE_HEARTBEAT_MS', 5000, 100, 60_000);
-  if (problems.length > 0) throw new StoreError(StoreErrorCodes.STORE_CONFIG, `invalid call-record store configuration:\n  - ${problems.join('\n  - ')}`);
-  return Object.freeze({
-    enabled,
+/** The settings, or (with the defaults in their place) the problems of the bad ones. */
+export function readStoreConfig(env: Env): { config: StoreConfig; problems: string[] } {
+  const { values: e, problems } = readEnv(env, 'store');
+  const dataDir = resolve(e.BRIDGE_DATA_DIR);
+  const databaseUrl = e.DATABASE_URL;
+  const kind: StoreConfig['kind'] = databaseUrl !== undefined ? 'postgres' : 'sqlite';
+  const retryMaxMs = e.BRIDGE_DB_RETRY_MAX_MS;
+  const config: StoreConfig = Object.freeze({
+    enabled: e.BRIDGE_CALL_RECORDS,
     kind,
     dataDir,
     sqlitePath: join(dataDir, 'calls.sqlite'),
-    databaseUrl: kind === 'postgres' ? databaseUrl : undefined,
-    dbTimeoutMs,
+    databaseUrl,
+    dbTimeoutMs: e.BRIDGE_DB_TIMEOUT_MS,
     retryBaseMs: Math.min(250, retryMaxMs),
     retryMaxMs,
-    heartbeatMs,
+    heartbeatMs: e.BRIDGE_HEARTBEAT_MS,
   });
+  return { config, problems };
+}
+
+/** The settings; throws StoreError(BRIDGE_ERR_STORE_CONFIG) listing every bad one (start-up reports them earlier, as a ConfigError). */
+export function loadStoreConfig(env: Env): StoreConfig {
+  const { config, problems } = readStoreConfig(env);
+  if (problems.length > 0) throw new StoreError(StoreErrorCodes.STORE_CONFIG, `invalid call-record store configuration:\n  - ${problems.join('\n  - ')}`);
+  return config;
 }
 
 /** The URL with its password replaced, for logs and errors. */

@@ -17,11 +17,14 @@
  *   OTEL_TRACES_SAMPLER[_ARG]            always_on, always_off, traceidratio, parentbased_* (default parentbased_always_on)
  *   OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_EXPORT_TIMEOUT
  *
- * A malformed value is a configuration error (exit 78 at start) like any BRIDGE_*
- * variable, except OTEL_RESOURCE_ATTRIBUTES, which the specification says to drop
- * whole with a warning.
+ * Each is declared in src/env-schema.ts (docs, defaults); the checks are here, since
+ * they apply only when tracing is on. A malformed value is a configuration error
+ * (exit 78 at start: loadConfig runs tracesProblems) like any BRIDGE_* variable,
+ * except OTEL_RESOURCE_ATTRIBUTES, which the specification says to drop whole with a
+ * warning.
  */
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../config-error.js';
+import { parseInteger, rawValue } from '../env-schema.js';
 import { piiLoggingEnabled } from '../log.js';
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json';
@@ -81,11 +84,20 @@ function tracesUrl(signal: string | undefined, base: string | undefined): string
   return `${base}${base.endsWith('/') ? '' : '/'}v1/traces`;
 }
 
+/** The problems of the OTEL_* settings (none when tracing is off). */
+export function tracesProblems(env: Env): string[] {
+  return readTraces(env).problems;
+}
+
+/** The trace export settings; throws ConfigError listing every bad OTEL_* value. */
 export function tracesConfigFromEnv(env: Env): TracesSetting {
-  const get = (k: string): string | undefined => {
-    const v = env[k]?.trim();
-    return v === undefined || v === '' ? undefined : v;
-  };
+  const { setting, problems } = readTraces(env);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return setting;
+}
+
+function readTraces(env: Env): { setting: TracesSetting; problems: string[] } {
+  const get = (k: string): string | undefined => rawValue(env, k);
   /** The traces-specific variable, else the general OTLP one. */
   const otlp = (suffix: string): [string, string | undefined] => {
     const specific = `OTEL_EXPORTER_OTLP_TRACES_${suffix}`;
@@ -93,11 +105,12 @@ export function tracesConfigFromEnv(env: Env): TracesSetting {
     return get(specific) !== undefined ? [specific, get(specific)] : [general, get(general)];
   };
 
-  if (get('OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return { enabled: false, reason: 'OTEL_SDK_DISABLED=true' };
+  const off = (reason: string) => ({ setting: { enabled: false, reason } as const, problems: [] });
+  if (get('OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return off('OTEL_SDK_DISABLED=true');
   const exporters = (get('OTEL_TRACES_EXPORTER') ?? 'otlp').toLowerCase().split(',').map((s) => s.trim());
-  if (exporters.includes('none')) return { enabled: false, reason: 'OTEL_TRACES_EXPORTER=none' };
+  if (exporters.includes('none')) return off('OTEL_TRACES_EXPORTER=none');
   const url = tracesUrl(get('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'), get('OTEL_EXPORTER_OTLP_ENDPOINT'));
-  if (url === undefined) return { enabled: false, reason: 'no OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' };
+  if (url === undefined) return off('no OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
 
   const problems: string[] = [];
   const warnings: string[] = [];
@@ -130,7 +143,7 @@ export function tracesConfigFromEnv(env: Env): TracesSetting {
   const [timeoutKey, timeoutRaw] = otlp('TIMEOUT');
   let timeoutMs = 10_000;
   if (timeoutRaw !== undefined) {
-    const n = Number(timeoutRaw);
+    const n = parseInteger(timeoutRaw) ?? NaN;
     if (!Number.isInteger(n) || n < 1 || n > 600_000) problems.push(`${timeoutKey}=${JSON.stringify(timeoutRaw)}: must be an integer number of ms from 1 to 600000`);
     else timeoutMs = n;
   }
@@ -158,7 +171,7 @@ export function tracesConfigFromEnv(env: Env): TracesSetting {
   ] as const) {
     const raw = get(key);
     if (raw === undefined) continue;
-    const n = Number(raw);
+    const n = parseInteger(raw) ?? NaN;
     if (!Number.isInteger(n) || n < min || n > 10_000_000) problems.push(`${key}=${JSON.stringify(raw)}: must be an integer from ${min} to 10000000`);
     else batch[field] = n;
   }
@@ -171,8 +184,7 @@ export function tracesConfigFromEnv(env: Env): TracesSetting {
     else resourceAttributes = parsed;
   }
 
-  if (problems.length > 0) throw new ConfigError(problems);
-  return {
+  const setting: TracesSetting = {
     enabled: true,
     warnings,
     config: {
@@ -188,4 +200,5 @@ export function tracesConfigFromEnv(env: Env): TracesSetting {
       pii: piiLoggingEnabled(env),
     },
   };
+  return { setting, problems };
 }

@@ -9,7 +9,8 @@
  * only work for fields the agent's security settings allow.
  */
 import { BridgeError, ErrorCodes } from '../../errors.js';
-import { ELEVENLABS_AUDIO_FORMATS, isElevenLabsAudioFormat, normaliseAgentLanguage, type ConversationOverrides, type ElevenLabsAudioFormat } from './agent-protocol.js';
+import { envDefault, readEnv } from '../../env-schema.js';
+import { normaliseAgentLanguage, type ConversationOverrides, type ElevenLabsAudioFormat } from './agent-protocol.js';
 
 export type DtmfMode = 'user_message' | 'contextual_update' | 'off';
 
@@ -34,79 +35,32 @@ export interface ElevenLabsAgentConfig {
   readonly endCallTools: readonly string[];
 }
 
-export const DEFAULT_CONVAI_URL = 'wss://api.elevenlabs.io/v1/convai/conversation';
-export const DEFAULT_API_URL = 'https://api.elevenlabs.io';
+export const DEFAULT_CONVAI_URL = envDefault('ELEVENLABS_CONVAI_URL');
+export const DEFAULT_API_URL = envDefault('ELEVENLABS_API_URL');
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** Reads ELEVENLABS_* of the Agents adapter (declared in src/env-schema.ts); `config` is undefined without ELEVENLABS_AGENT_ID. */
 export function readElevenLabsAgentConfig(env: Env): { config: ElevenLabsAgentConfig | undefined; problems: string[] } {
-  const problems: string[] = [];
-  const get = (k: string) => {
-    const v = env[k];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
-  };
-  const url = (k: string, def: string, protocols: string[]): string => {
-    const v = get(k);
-    if (v === undefined) return def;
-    try {
-      const u = new URL(v);
-      if (!protocols.includes(u.protocol)) throw new Error('protocol');
-      if (u.search !== '' || u.hash !== '') throw new Error('query');
-      return v.replace(/\/+$/, '');
-    } catch {
-      problems.push(`${k}=${JSON.stringify(v)}: must be an absolute ${protocols.join(' or ')} URL without query`);
-      return def;
-    }
-  };
-  const int = (k: string, def: number, min: number, max: number): number => {
-    const v = get(k);
-    if (v === undefined) return def;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      problems.push(`${k}=${JSON.stringify(v)}: must be an integer from ${min} to ${max}`);
-      return def;
-    }
-    return n;
-  };
-  const bool = (k: string, def: boolean): boolean => {
-    const v = get(k)?.toLowerCase();
-    if (v === undefined) return def;
-    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
-    if (['0', 'false', 'no', 'off'].includes(v)) return false;
-    problems.push(`${k}=${JSON.stringify(v)}: must be 1/0, true/false, yes/no or on/off`);
-    return def;
-  };
-
-  const agentId = get('ELEVENLABS_AGENT_ID');
-  if (agentId !== undefined && !/^[A-Za-z0-9_-]{1,128}$/.test(agentId)) problems.push('ELEVENLABS_AGENT_ID: must be an agent id such as agent_01j… (letters, digits, _ and -)');
-  const apiKey = get('ELEVENLABS_API_KEY');
-  if (apiKey !== undefined && /[\s\x00-\x1f]/.test(apiKey)) problems.push('ELEVENLABS_API_KEY: must not contain spaces or control characters');
-  const convaiUrl = url('ELEVENLABS_CONVAI_URL', DEFAULT_CONVAI_URL, ['wss:', 'ws:']);
-  const apiUrl = url('ELEVENLABS_API_URL', DEFAULT_API_URL, ['https:', 'http:']);
-  let audioFormat: ElevenLabsAudioFormat = 'ulaw_8000';
-  const fmt = get('ELEVENLABS_AUDIO_FORMAT');
-  if (fmt !== undefined) {
-    if (isElevenLabsAudioFormat(fmt)) audioFormat = fmt;
-    else problems.push(`ELEVENLABS_AUDIO_FORMAT=${JSON.stringify(fmt)}: must be one of ${ELEVENLABS_AUDIO_FORMATS.join(', ')}`);
-  }
-  const idleTimeoutMs = int('ELEVENLABS_IDLE_TIMEOUT_MS', 15_000, 1000, 300_000);
-  const responseGapMs = int('ELEVENLABS_RESPONSE_GAP_MS', 400, 50, 10_000);
-  let dtmfMode: DtmfMode = 'user_message';
-  const dm = get('ELEVENLABS_DTMF_MODE');
-  if (dm !== undefined) {
-    if (dm === 'user_message' || dm === 'contextual_update' || dm === 'off') dtmfMode = dm;
-    else problems.push(`ELEVENLABS_DTMF_MODE=${JSON.stringify(dm)}: must be user_message, contextual_update or off`);
-  }
-  const reportHeard = bool('ELEVENLABS_REPORT_HEARD', true);
-  const tools = (get('ELEVENLABS_END_CALL_TOOLS') ?? 'end_call')
-    .split(',')
+  const { values: e, problems } = readEnv(env, 'elevenlabs');
+  const tools = e.ELEVENLABS_END_CALL_TOOLS.split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
-  if (!tools.every((t) => /^[A-Za-z0-9_-]{1,64}$/.test(t))) problems.push('ELEVENLABS_END_CALL_TOOLS: must be a comma-separated list of tool names');
-
+  const agentId = e.ELEVENLABS_AGENT_ID;
   if (agentId === undefined) return { config: undefined, problems };
   return {
-    config: Object.freeze({ agentId, apiKey, convaiUrl, apiUrl, audioFormat, idleTimeoutMs, responseGapMs, dtmfMode, reportHeard, endCallTools: Object.freeze(tools) }),
+    config: Object.freeze({
+      agentId,
+      apiKey: e.ELEVENLABS_API_KEY,
+      convaiUrl: e.ELEVENLABS_CONVAI_URL.replace(/\/+$/, ''),
+      apiUrl: e.ELEVENLABS_API_URL.replace(/\/+$/, ''),
+      audioFormat: e.ELEVENLABS_AUDIO_FORMAT as ElevenLabsAudioFormat,
+      idleTimeoutMs: e.ELEVENLABS_IDLE_TIMEOUT_MS,
+      responseGapMs: e.ELEVENLABS_RESPONSE_GAP_MS,
+      dtmfMode: e.ELEVENLABS_DTMF_MODE,
+      reportHeard: e.ELEVENLABS_REPORT_HEARD,
+      endCallTools: Object.freeze(tools),
+    }),
     problems,
   };
 }

@@ -8,13 +8,14 @@
  * the session's connect() reject with BRIDGE_ERR_AGENT_CONFIG.
  */
 import { BridgeError, ErrorCodes } from '../../errors.js';
+import { envDefault, readEnv } from '../../env-schema.js';
 
 /**
  * protocols.md §3.1: the Gemini API (AI Studio key) endpoint. The key is sent in the
  * `x-goog-api-key` header of the upgrade, as Google's SDKs do — never in the URL, where
  * proxies, access logs and error messages would carry it.
  */
-export const DEFAULT_GEMINI_LIVE_URL = 'wss://generativelanguage.googleapis.com/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent';
+export const DEFAULT_GEMINI_LIVE_URL = envDefault('GEMINI_LIVE_URL');
 /**
  * The GA Live model Google's model page recommends as the default for low-latency voice
  * agents (released 2026-09-15, no shutdown announced). It supersedes the preview models
@@ -22,8 +23,8 @@ export const DEFAULT_GEMINI_LIVE_URL = 'wss://generativelanguage.googleapis.com/
  * preview models were reported retired on 2026-11-17). See docs/agents/gemini.md on
  * choosing another model (GEMINI_MODEL, or the per-call `model` parameter).
  */
-export const DEFAULT_GEMINI_MODEL = 'gemini-3.8-live';
-export const DEFAULT_GEMINI_VOICE = 'Puck';
+export const DEFAULT_GEMINI_MODEL = envDefault('GEMINI_MODEL');
+export const DEFAULT_GEMINI_VOICE = envDefault('GEMINI_VOICE');
 export const DEFAULT_GEMINI_INSTRUCTIONS =
   'You are a helpful voice assistant on a phone call. Keep answers short and conversational. The caller hears you through a telephone line.';
 
@@ -63,79 +64,31 @@ export const MAX_INSTRUCTIONS_CHARS = 20_000;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** Reads GEMINI_* (declared in src/env-schema.ts); `config` is undefined when GEMINI_API_KEY is unset. */
 export function readGeminiConfig(env: Env): { config: GeminiConfig | undefined; problems: string[] } {
-  const problems: string[] = [];
-  const get = (k: string) => {
-    const v = env[k];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
-  };
-  const int = (k: string, def: number, min: number, max: number): number => {
-    const v = get(k);
-    if (v === undefined) return def;
-    const n = /^\d+$/.test(v) ? Number(v) : NaN;
-    if (!Number.isInteger(n) || n < min || n > max) {
-      problems.push(`${k}=${JSON.stringify(v)}: must be an integer from ${min} to ${max}`);
-      return def;
-    }
-    return n;
-  };
-  const bool = (k: string, def: boolean): boolean => {
-    const v = get(k)?.toLowerCase();
-    if (v === undefined) return def;
-    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
-    if (['0', 'false', 'no', 'off'].includes(v)) return false;
-    problems.push(`${k}=${JSON.stringify(v)}: must be 1/0, true/false, yes/no or on/off`);
-    return def;
-  };
-
-  const apiKey = get('GEMINI_API_KEY');
-  let url = DEFAULT_GEMINI_LIVE_URL;
-  const rawUrl = get('GEMINI_LIVE_URL');
-  if (rawUrl !== undefined) {
-    try {
-      const u = new URL(rawUrl);
-      if (u.protocol !== 'wss:' && u.protocol !== 'ws:') throw new Error('protocol');
-      if (u.searchParams.has('key')) throw new Error('key');
-      url = rawUrl;
-    } catch (e) {
-      problems.push(
-        (e as Error).message === 'key'
-          ? 'GEMINI_LIVE_URL: must not carry the key (set GEMINI_API_KEY; the adapter sends it in the x-goog-api-key header)'
-          : `GEMINI_LIVE_URL=${JSON.stringify(rawUrl)}: must be an absolute wss:// (or ws://) URL`,
-      );
-    }
-  }
-  let model = DEFAULT_GEMINI_MODEL;
-  try {
-    model = checkModel(get('GEMINI_MODEL') ?? DEFAULT_GEMINI_MODEL, 'GEMINI_MODEL');
-  } catch (e) {
-    problems.push((e as Error).message);
-  }
-  let voice = DEFAULT_GEMINI_VOICE;
-  try {
-    voice = checkVoice(get('GEMINI_VOICE') ?? DEFAULT_GEMINI_VOICE, 'GEMINI_VOICE');
-  } catch (e) {
-    problems.push((e as Error).message);
-  }
-  let instructions = DEFAULT_GEMINI_INSTRUCTIONS;
-  try {
-    instructions = checkInstructions(env['GEMINI_INSTRUCTIONS']?.trim() || DEFAULT_GEMINI_INSTRUCTIONS, 'GEMINI_INSTRUCTIONS');
-  } catch (e) {
-    problems.push((e as Error).message);
-  }
-  const connectTimeoutMs = int('GEMINI_CONNECT_TIMEOUT_MS', 5000, 100, 60_000);
-  const pingIntervalMs = int('GEMINI_PING_INTERVAL_MS', 15_000, 50, 300_000);
+  const { values: e, problems } = readEnv(env, 'gemini');
+  const url = e.GEMINI_LIVE_URL;
+  if (new URL(url).searchParams.has('key')) problems.push('GEMINI_LIVE_URL: must not carry the key (set GEMINI_API_KEY; the adapter sends it in the x-goog-api-key header)');
+  const model = e.GEMINI_MODEL.startsWith('models/') ? e.GEMINI_MODEL.slice(7) : e.GEMINI_MODEL;
   // Anchors §4 #6: Gemini pongs have taken 8–30 s; a 20 s pong timeout tripped other clients.
-  const idleTimeoutMs = int('GEMINI_IDLE_TIMEOUT_MS', 60_000, 200, 600_000);
+  const { GEMINI_PING_INTERVAL_MS: pingIntervalMs, GEMINI_IDLE_TIMEOUT_MS: idleTimeoutMs } = e;
   if (idleTimeoutMs <= pingIntervalMs) problems.push(`GEMINI_IDLE_TIMEOUT_MS=${idleTimeoutMs} must be greater than GEMINI_PING_INTERVAL_MS=${pingIntervalMs}`);
-  const resumeBufferMs = int('GEMINI_RESUME_BUFFER_MS', 10_000, 0, 60_000);
-  const maxReconnects = int('GEMINI_MAX_RECONNECTS', 3, 0, 20);
-  const interruptNote = bool('GEMINI_INTERRUPT_NOTE', true);
-
+  const apiKey = e.GEMINI_API_KEY;
   if (apiKey === undefined) return { config: undefined, problems };
-  if (/\s/.test(apiKey)) problems.push('GEMINI_API_KEY: must not contain whitespace');
   return {
-    config: Object.freeze({ apiKey, url, model, voice, instructions, connectTimeoutMs, pingIntervalMs, idleTimeoutMs, resumeBufferMs, maxReconnects, interruptNote }),
+    config: Object.freeze({
+      apiKey,
+      url,
+      model,
+      voice: e.GEMINI_VOICE,
+      instructions: e.GEMINI_INSTRUCTIONS ?? DEFAULT_GEMINI_INSTRUCTIONS,
+      connectTimeoutMs: e.GEMINI_CONNECT_TIMEOUT_MS,
+      pingIntervalMs,
+      idleTimeoutMs,
+      resumeBufferMs: e.GEMINI_RESUME_BUFFER_MS,
+      maxReconnects: e.GEMINI_MAX_RECONNECTS,
+      interruptNote: e.GEMINI_INTERRUPT_NOTE,
+    }),
     problems,
   };
 }

@@ -6,8 +6,9 @@
  * adapter at any endpoint that speaks the documented EVI protocol.
  */
 import { BridgeError, ErrorCodes } from '../../errors.js';
+import { envDefault, readEnv } from '../../env-schema.js';
 
-export const DEFAULT_EVI_URL = 'wss://api.hume.ai/v0/evi/chat';
+export const DEFAULT_EVI_URL = envDefault('HUME_EVI_URL');
 
 export interface HumeConfig {
   /** HUME_API_KEY: sent as the `X-Hume-Api-Key` header and the `api_key` query parameter (§4.1). */
@@ -40,50 +41,26 @@ const MAX_INSTRUCTIONS_CHARS = 20_000;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-/** Reads HUME_*; `config` is undefined when HUME_API_KEY is unset (the agent is then unavailable). */
+/** Reads HUME_* (declared in src/env-schema.ts); `config` is undefined when HUME_API_KEY is unset (the agent is then unavailable). */
 export function readHumeConfig(env: Env): { config: HumeConfig | undefined; problems: string[] } {
-  const problems: string[] = [];
-  const get = (k: string) => {
-    const v = env[k];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
-  };
-  const int = (k: string, def: number, min: number, max: number): number => {
-    const v = get(k);
-    if (v === undefined) return def;
-    const n = /^-?\d+$/.test(v) ? Number(v) : NaN;
-    if (!Number.isInteger(n) || n < min || n > max) {
-      problems.push(`${k}=${JSON.stringify(v)}: must be an integer from ${min} to ${max}`);
-      return def;
-    }
-    return n;
-  };
-
-  const apiKey = get('HUME_API_KEY');
-  let url = DEFAULT_EVI_URL;
-  const urlText = get('HUME_EVI_URL');
-  if (urlText !== undefined) {
-    try {
-      const u = new URL(urlText);
-      if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new Error('protocol');
-      if (u.searchParams.has('api_key')) throw new Error('key in URL');
-      url = urlText;
-    } catch (e) {
-      problems.push(
-        (e as Error).message === 'key in URL'
-          ? 'HUME_EVI_URL: must not carry api_key (set HUME_API_KEY instead)'
-          : `HUME_EVI_URL=${JSON.stringify(urlText)}: must be an absolute ws:// or wss:// URL`,
-      );
-    }
+  const { values: e, problems } = readEnv(env, 'hume');
+  let url = e.HUME_EVI_URL;
+  if (new URL(url).searchParams.has('api_key')) {
+    problems.push('HUME_EVI_URL: must not carry api_key (set HUME_API_KEY instead)');
+    url = DEFAULT_EVI_URL;
   }
-  const configId = get('HUME_CONFIG_ID');
-  if (configId !== undefined && !ID_PATTERN.test(configId)) problems.push(`HUME_CONFIG_ID=${JSON.stringify(configId)}: must be an id (letters, digits, - and _)`);
-  const inputRateHz = int('HUME_INPUT_RATE', 16_000, 8000, 48_000);
-  const outputRateHz = int('HUME_OUTPUT_RATE', 24_000, 8000, 48_000);
-  const keepaliveMs = int('HUME_KEEPALIVE_MS', 5000, 500, 60_000);
-  const resumeAttempts = int('HUME_RESUME_ATTEMPTS', 3, 0, 10);
+  const apiKey = e.HUME_API_KEY;
   if (apiKey === undefined) return { config: undefined, problems };
   return {
-    config: Object.freeze({ apiKey, url, configId: configId !== undefined && ID_PATTERN.test(configId) ? configId : undefined, inputRateHz, outputRateHz, keepaliveMs, resumeAttempts }),
+    config: Object.freeze({
+      apiKey,
+      url,
+      configId: e.HUME_CONFIG_ID,
+      inputRateHz: e.HUME_INPUT_RATE,
+      outputRateHz: e.HUME_OUTPUT_RATE,
+      keepaliveMs: e.HUME_KEEPALIVE_MS,
+      resumeAttempts: e.HUME_RESUME_ATTEMPTS,
+    }),
     problems,
   };
 }

@@ -4,6 +4,7 @@
  * (validated per call: a bad value rejects connect() with BRIDGE_ERR_AGENT_CONFIG).
  */
 import { BridgeError, ErrorCodes } from '../../errors.js';
+import { envDefault, readEnv } from '../../env-schema.js';
 import type { OpenAiAudioFormat, SessionSettings, TurnDetection } from './protocol.js';
 
 export interface OpenAiConfig {
@@ -24,25 +25,26 @@ export interface OpenAiConfig {
 }
 
 /**
- * Defaults. The models are current, non-deprecated ones (openai-python 3.57.0 models):
- * `gpt-realtime` (deprecated, shutdown announced for 2027-01-20) and `whisper-1` as a
- * transcription model (deprecated, 2027-02-26) were the defaults before. OPENAI_MODEL /
+ * Defaults (declared in src/env-schema.ts; the instructions here). The models are
+ * current, non-deprecated ones (openai-python 3.57.0 models): `gpt-realtime`
+ * (deprecated, shutdown announced for 2027-01-20) and `whisper-1` as a transcription
+ * model (deprecated, 2027-02-26) were the defaults before. OPENAI_MODEL /
  * OPENAI_TRANSCRIPTION_MODEL (or the `model` / `transcription_model` parameters) pin another.
  */
 export const OPENAI_DEFAULTS = {
-  url: 'wss://api.openai.com/v1/realtime',
-  model: 'gpt-realtime-2.1',
-  voice: 'alloy',
+  url: envDefault('OPENAI_REALTIME_URL'),
+  model: envDefault('OPENAI_MODEL'),
+  voice: envDefault('OPENAI_VOICE'),
   instructions:
     'You are a helpful voice assistant on a phone call. Keep answers short and conversational, and speak in the language the caller uses.',
-  turnDetection: 'server_vad' as TurnDetection,
-  transcriptionModel: 'gpt-4o-mini-transcribe',
-  audioFormat: 'pcmu' as OpenAiAudioFormat,
-  sessionMaxMs: 3_300_000,
-  rolloverWaitMs: 30_000,
-  pingIntervalMs: 5000,
-  handshakeTimeoutMs: 10_000,
-  reconnectAttempts: 3,
+  turnDetection: envDefault('OPENAI_TURN_DETECTION'),
+  transcriptionModel: envDefault('OPENAI_TRANSCRIPTION_MODEL'),
+  audioFormat: envDefault('OPENAI_AUDIO_FORMAT'),
+  sessionMaxMs: envDefault('OPENAI_SESSION_MAX_MS'),
+  rolloverWaitMs: envDefault('OPENAI_ROLLOVER_WAIT_MS'),
+  pingIntervalMs: envDefault('OPENAI_PING_INTERVAL_MS'),
+  handshakeTimeoutMs: envDefault('OPENAI_HANDSHAKE_TIMEOUT_MS'),
+  reconnectAttempts: envDefault('OPENAI_RECONNECT_ATTEMPTS'),
 };
 
 /** Longest instructions accepted from the environment or a webhook parameter. */
@@ -70,81 +72,29 @@ function parseTranscription(v: string): string | null | undefined {
   return NAME.test(x) ? x : undefined;
 }
 
-/** Reads OPENAI_*; `config` is undefined when OPENAI_API_KEY is unset (the agent is then unavailable). */
+/** Reads OPENAI_* (declared in src/env-schema.ts); `config` is undefined when OPENAI_API_KEY is unset (the agent is then unavailable). */
 export function readOpenAiConfig(env: Env): { config: OpenAiConfig | undefined; problems: string[] } {
-  const problems: string[] = [];
-  const get = (k: string) => {
-    const v = env[k];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
-  };
-  const int = (k: string, def: number, min: number, max: number): number => {
-    const v = get(k);
-    if (v === undefined) return def;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      problems.push(`${k}=${JSON.stringify(v)}: must be an integer from ${min} to ${max}`);
-      return def;
-    }
-    return n;
-  };
-
-  let url = OPENAI_DEFAULTS.url;
-  const rawUrl = get('OPENAI_REALTIME_URL');
-  if (rawUrl !== undefined) {
-    try {
-      const u = new URL(rawUrl);
-      if (u.protocol !== 'wss:' && u.protocol !== 'ws:') throw new Error('protocol');
-      url = rawUrl;
-    } catch {
-      problems.push(`OPENAI_REALTIME_URL=${JSON.stringify(rawUrl)}: must be an absolute wss:// (or ws://) URL`);
-    }
-  }
-  const model = get('OPENAI_MODEL') ?? OPENAI_DEFAULTS.model;
-  if (!NAME.test(model)) problems.push(`OPENAI_MODEL=${JSON.stringify(model)}: not a model name`);
-  const voice = get('OPENAI_VOICE') ?? OPENAI_DEFAULTS.voice;
-  if (!NAME.test(voice)) problems.push(`OPENAI_VOICE=${JSON.stringify(voice)}: not a voice name`);
-  const instructions = env['OPENAI_INSTRUCTIONS']?.trim() || OPENAI_DEFAULTS.instructions;
-  if (instructions.length > MAX_INSTRUCTIONS) problems.push(`OPENAI_INSTRUCTIONS: longer than ${MAX_INSTRUCTIONS} characters`);
-  let turnDetection = OPENAI_DEFAULTS.turnDetection;
-  const td = get('OPENAI_TURN_DETECTION');
-  if (td !== undefined) {
-    const t = parseTurnDetection(td);
-    if (t === undefined) problems.push(`OPENAI_TURN_DETECTION=${JSON.stringify(td)}: must be server_vad or semantic_vad`);
-    else turnDetection = t;
-  }
-  let transcriptionModel: string | undefined = OPENAI_DEFAULTS.transcriptionModel;
-  const tm = get('OPENAI_TRANSCRIPTION_MODEL');
-  if (tm !== undefined) {
-    const t = parseTranscription(tm);
-    if (t === undefined) problems.push(`OPENAI_TRANSCRIPTION_MODEL=${JSON.stringify(tm)}: not a model name (or "none")`);
-    else transcriptionModel = t ?? undefined;
-  }
-  let audioFormat = OPENAI_DEFAULTS.audioFormat;
-  const af = get('OPENAI_AUDIO_FORMAT');
-  if (af !== undefined) {
-    const f = parseFormat(af);
-    if (f === undefined) problems.push(`OPENAI_AUDIO_FORMAT=${JSON.stringify(af)}: must be pcmu or pcm24k`);
-    else audioFormat = f;
-  }
-  const sessionMaxMs = int('OPENAI_SESSION_MAX_MS', OPENAI_DEFAULTS.sessionMaxMs, 1000, 3_600_000);
-  const rolloverWaitMs = int('OPENAI_ROLLOVER_WAIT_MS', OPENAI_DEFAULTS.rolloverWaitMs, 0, 300_000);
-  const pingIntervalMs = int('OPENAI_PING_INTERVAL_MS', OPENAI_DEFAULTS.pingIntervalMs, 100, 120_000);
-  const handshakeTimeoutMs = int('OPENAI_HANDSHAKE_TIMEOUT_MS', OPENAI_DEFAULTS.handshakeTimeoutMs, 100, 120_000);
-  const reconnectAttempts = int('OPENAI_RECONNECT_ATTEMPTS', OPENAI_DEFAULTS.reconnectAttempts, 0, 10);
-
-  const apiKey = get('OPENAI_API_KEY');
-  if (apiKey !== undefined && /\s/.test(apiKey)) problems.push('OPENAI_API_KEY: contains whitespace');
+  const { values: e, problems } = readEnv(env, 'openai');
+  const transcriptionModel = parseTranscription(e.OPENAI_TRANSCRIPTION_MODEL) ?? undefined;
+  const apiKey = e.OPENAI_API_KEY;
   if (apiKey === undefined) return { config: undefined, problems };
   return {
     config: Object.freeze({
       apiKey,
-      url,
-      defaults: Object.freeze({ model, instructions, voice, turnDetection, transcriptionModel, audioFormat }),
-      sessionMaxMs,
-      rolloverWaitMs,
-      pingIntervalMs,
-      handshakeTimeoutMs,
-      reconnectAttempts,
+      url: e.OPENAI_REALTIME_URL,
+      defaults: Object.freeze({
+        model: e.OPENAI_MODEL,
+        instructions: e.OPENAI_INSTRUCTIONS ?? OPENAI_DEFAULTS.instructions,
+        voice: e.OPENAI_VOICE,
+        turnDetection: e.OPENAI_TURN_DETECTION,
+        transcriptionModel,
+        audioFormat: e.OPENAI_AUDIO_FORMAT,
+      }),
+      sessionMaxMs: e.OPENAI_SESSION_MAX_MS,
+      rolloverWaitMs: e.OPENAI_ROLLOVER_WAIT_MS,
+      pingIntervalMs: e.OPENAI_PING_INTERVAL_MS,
+      handshakeTimeoutMs: e.OPENAI_HANDSHAKE_TIMEOUT_MS,
+      reconnectAttempts: e.OPENAI_RECONNECT_ATTEMPTS,
     }),
     problems,
   };

@@ -4,6 +4,7 @@
  * a problem); set but invalid → a problem.
  */
 import { BridgeError, ErrorCodes } from '../../errors.js';
+import { envDefault, parseInteger, readEnv } from '../../env-schema.js';
 
 export interface PipecatConfig {
   /** ws:// or wss:// URL of a Pipecat WebSocket transport using ProtobufFrameSerializer. */
@@ -34,12 +35,13 @@ export interface PipecatConfig {
   readonly reconnect: boolean;
 }
 
+/** The env defaults (declared in src/env-schema.ts). */
 export const PIPECAT_DEFAULTS = Object.freeze({
-  sampleRateHz: 16_000,
-  connectTimeoutMs: 5000,
-  responseGapMs: 350,
-  pingIntervalMs: 5000,
-  reconnect: true,
+  sampleRateHz: envDefault('PIPECAT_SAMPLE_RATE'),
+  connectTimeoutMs: envDefault('PIPECAT_CONNECT_TIMEOUT_MS'),
+  responseGapMs: envDefault('PIPECAT_RESPONSE_GAP_MS'),
+  pingIntervalMs: envDefault('PIPECAT_PING_INTERVAL_MS'),
+  reconnect: envDefault('PIPECAT_RECONNECT'),
 });
 
 export const MIN_RATE_HZ = 8000;
@@ -47,79 +49,36 @@ export const MAX_RATE_HZ = 48_000;
 
 /** A rate we can send in whole 20 ms frames, within 8000–48000 Hz. Returns an error text or undefined. */
 export function rateProblem(text: string): string | undefined {
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  const n = parseInteger(text) ?? NaN;
   if (!Number.isInteger(n) || n < MIN_RATE_HZ || n > MAX_RATE_HZ || n % 50 !== 0) {
     return `must be an integer from ${MIN_RATE_HZ} to ${MAX_RATE_HZ} Hz divisible by 50 (whole 20 ms frames)`;
   }
   return undefined;
 }
 
+/** Reads PIPECAT_* (declared in src/env-schema.ts); `config` is undefined without PIPECAT_URL, or with a problem. */
 export function readPipecatConfig(env: Readonly<Record<string, string | undefined>>): { config: PipecatConfig | undefined; problems: string[] } {
-  const problems: string[] = [];
-  const get = (k: string) => {
-    const v = env[k];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
-  };
-  const int = (k: string, def: number, min: number, max: number): number => {
-    const v = get(k);
-    if (v === undefined) return def;
-    const n = /^-?\d+$/.test(v) ? Number(v) : NaN;
-    if (!Number.isInteger(n) || n < min || n > max) {
-      problems.push(`${k}=${JSON.stringify(v)}: must be an integer from ${min} to ${max}`);
-      return def;
-    }
-    return n;
-  };
-
-  const rawUrl = get('PIPECAT_URL');
-  let url: string | undefined;
-  if (rawUrl !== undefined) {
-    try {
-      const u = new URL(rawUrl);
-      if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new Error('protocol');
-      url = u.toString();
-    } catch {
-      problems.push(`PIPECAT_URL=${JSON.stringify(rawUrl)}: must be an absolute ws:// or wss:// URL`);
-    }
-  }
-  let sampleRateHz: number = PIPECAT_DEFAULTS.sampleRateHz;
-  const rate = get('PIPECAT_SAMPLE_RATE');
-  if (rate !== undefined) {
-    const p = rateProblem(rate);
-    if (p) problems.push(`PIPECAT_SAMPLE_RATE=${JSON.stringify(rate)}: ${p}`);
-    else sampleRateHz = Number(rate);
-  }
-  let outputSampleRateHz: number | undefined;
-  const outRate = get('PIPECAT_OUTPUT_SAMPLE_RATE');
-  if (outRate !== undefined) {
-    const p = rateProblem(outRate);
-    if (p) problems.push(`PIPECAT_OUTPUT_SAMPLE_RATE=${JSON.stringify(outRate)}: ${p}`);
-    else outputSampleRateHz = Number(outRate);
-  }
-  const connectTimeoutMs = int('PIPECAT_CONNECT_TIMEOUT_MS', PIPECAT_DEFAULTS.connectTimeoutMs, 100, 60_000);
-  const responseGapMs = int('PIPECAT_RESPONSE_GAP_MS', PIPECAT_DEFAULTS.responseGapMs, 40, 10_000);
-  const pingIntervalMs = int('PIPECAT_PING_INTERVAL_MS', PIPECAT_DEFAULTS.pingIntervalMs, 100, 120_000);
-  let reconnect: boolean = PIPECAT_DEFAULTS.reconnect;
-  const rc = get('PIPECAT_RECONNECT');
-  if (rc !== undefined) {
-    if (['1', 'true', 'yes', 'on'].includes(rc.toLowerCase())) reconnect = true;
-    else if (['0', 'false', 'no', 'off'].includes(rc.toLowerCase())) reconnect = false;
-    else problems.push(`PIPECAT_RECONNECT=${JSON.stringify(rc)}: must be 1/0, true/false, yes/no or on/off`);
-  }
-  const authToken = get('PIPECAT_AUTH_TOKEN');
-  // The token itself never appears in a problem (problems are logged at start-up).
-  if (authToken !== undefined && !/^[\x21-\x7e]+$/.test(authToken)) problems.push('PIPECAT_AUTH_TOKEN: must be printable ASCII without spaces (a header value)');
+  const { values: e, problems } = readEnv(env, 'pipecat');
   let origin: string | undefined;
-  const rawOrigin = get('PIPECAT_ORIGIN');
+  const rawOrigin = e.PIPECAT_ORIGIN;
   if (rawOrigin !== undefined) {
     const p = originProblem(rawOrigin);
     if (p) problems.push(`PIPECAT_ORIGIN=${JSON.stringify(rawOrigin.slice(0, 100))}: ${p}`);
     else origin = rawOrigin.replace(/\/$/, '');
   }
-
-  if (url === undefined) return { config: undefined, problems };
-  if (problems.length > 0) return { config: undefined, problems };
-  return { config: Object.freeze({ url, authToken, origin, sampleRateHz, outputSampleRateHz, connectTimeoutMs, responseGapMs, pingIntervalMs, reconnect }), problems };
+  if (e.PIPECAT_URL === undefined || problems.length > 0) return { config: undefined, problems };
+  const config: PipecatConfig = {
+    url: new URL(e.PIPECAT_URL).toString(),
+    authToken: e.PIPECAT_AUTH_TOKEN,
+    origin,
+    sampleRateHz: e.PIPECAT_SAMPLE_RATE,
+    outputSampleRateHz: e.PIPECAT_OUTPUT_SAMPLE_RATE,
+    connectTimeoutMs: e.PIPECAT_CONNECT_TIMEOUT_MS,
+    responseGapMs: e.PIPECAT_RESPONSE_GAP_MS,
+    pingIntervalMs: e.PIPECAT_PING_INTERVAL_MS,
+    reconnect: e.PIPECAT_RECONNECT,
+  };
+  return { config: Object.freeze(config), problems };
 }
 
 /** An Origin header value: scheme://host[:port], no path, query or credentials (RFC 6454 serialisation). */
