@@ -59,10 +59,10 @@
  * AGENT_CLOSED error saying the context is lost. Anything else, or a failed
  * reconnect, is a fatal error and 'closed'.
  */
-import { randomFillSync } from 'node:crypto';
-import WebSocket from 'ws';
 import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
 import { BridgeError, ErrorCodes, type ErrorCode } from '../../errors.js';
+import { AgentSocket, redactUrl, type LostInfo } from '../shared/agent-socket.js';
+import type { SocketErrorRules } from '../shared/socket-errors.js';
 import type { DspBackend, Resampler } from '../../dsp/backend.js';
 import type { PipecatConfig } from './config.js';
 import { ratesFromParameters } from './config.js';
@@ -83,8 +83,6 @@ import {
 
 /** Largest server message we look at (1 s of 48 kHz stereo is 192 kB); larger ones are dropped. */
 export const MAX_MESSAGE_BYTES = 512 * 1024;
-/** ws's own hard limit, above which it kills the socket (1009). */
-const MAX_WS_PAYLOAD = 8 * 1024 * 1024;
 /** Caller audio queued in the socket beyond this (~16 s at 16 kHz) is dropped, not buffered. */
 const MAX_BUFFERED_BYTES = 512 * 1024;
 /** After interrupt(), late audio of the old response is discarded at most this long. */
@@ -97,7 +95,6 @@ const TEXT_STREAK_FATAL = 20;
 const ERRORS_PER_SECOND = 20;
 /** Agent text kept per response for the transcript. */
 const MAX_AGENT_TEXT = 4000;
-const CLOSE_WAIT_MS = 1000;
 /** Close codes after which one reconnect is tried (abnormal, server error, restart, try again later, bad gateway). 1000/1001 are the bot hanging up. */
 const RECONNECTABLE = new Set([1006, 1011, 1012, 1013, 1014]);
 /** Close codes with which Pipecat's transports end a session when the pipeline ends (FastAPI: 1000; WebSocket server: 1001). */
@@ -161,21 +158,6 @@ export interface PipecatSessionOptions {
   readonly resamplerQuality: number;
 }
 
-/** Masks never all-zero: ws then always copies our reused frame buffer (see AudioFrameEncoder). */
-function generateMask(mask: Buffer): void {
-  randomFillSync(mask);
-  if ((mask[0]! | mask[1]! | mask[2]! | mask[3]!) === 0) mask[0] = 1;
-}
-
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return '(invalid url)';
-  }
-}
-
 export class PipecatAgentSession extends AgentSession {
   readonly inputFormat: AudioFormat;
   readonly outputFormat: AudioFormat;
@@ -189,12 +171,10 @@ export class PipecatAgentSession extends AgentSession {
   readonly #encoder: AudioFrameEncoder;
   readonly #lifetime = new AbortController();
   readonly #safeUrl: string;
+  readonly #rules: SocketErrorRules;
 
   #phase: Phase = 'idle';
-  #ws: WebSocket | undefined;
-  #pingTimer: NodeJS.Timeout | undefined;
-  #awaitingPong = false;
-  #deadReason: string | undefined;
+  #ws: AgentSocket | undefined;
   #reconnectUsed = false;
   #closePromise: Promise<void> | undefined;
 
@@ -238,6 +218,17 @@ export class PipecatAgentSession extends AgentSession {
     this.#o = options;
     this.#cfg = options.config;
     this.#safeUrl = redactUrl(options.config.url);
+    const { origin, authToken } = options.config;
+    this.#rules = {
+      provider: 'pipecat agent',
+      // The hint names the settings, never their values (the token is a secret).
+      hint: (status) =>
+        status === 403
+          ? ` (a bot with PIPECAT_ALLOWED_ORIGINS refuses connections without an allowed Origin: set PIPECAT_ORIGIN${origin !== undefined ? ', now ' + JSON.stringify(origin) : ''}; or check PIPECAT_AUTH_TOKEN)`
+          : status === 401
+            ? ` (check PIPECAT_AUTH_TOKEN${authToken === undefined ? ', which is not set' : ''})`
+            : '',
+    };
     let rates = { inHz: options.config.sampleRateHz, outHz: options.config.outputSampleRateHz ?? options.config.sampleRateHz };
     try {
       rates = ratesFromParameters(options.parameters, options.config);
@@ -290,94 +281,32 @@ export class PipecatAgentSession extends AgentSession {
   }
 
   /** Opens one WebSocket; rejects with a typed error. Bounded by connectTimeoutMs and `signal`. */
-  #open(signal: AbortSignal): Promise<WebSocket> {
-    const timeoutMs = this.#cfg.connectTimeoutMs;
-    return new Promise<WebSocket>((resolve, reject) => {
-      const headers: Record<string, string> = {};
-      if (this.#cfg.authToken !== undefined) headers['Authorization'] = `Bearer ${this.#cfg.authToken}`;
-      let ws: WebSocket;
-      try {
-        ws = new WebSocket(this.#cfg.url, {
-          perMessageDeflate: false,
-          maxPayload: MAX_WS_PAYLOAD,
-          handshakeTimeout: timeoutMs,
-          headers,
-          generateMask,
-          ...(this.#cfg.origin !== undefined ? { origin: this.#cfg.origin } : {}),
-        });
-      } catch (e) {
-        reject(new BridgeError(ErrorCodes.AGENT_CONFIG, `pipecat agent: cannot open ${this.#safeUrl}: ${(e as Error).message}`, { cause: e }));
-        return;
-      }
-      let settled = false;
-      const timer = setTimeout(() => done(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `pipecat agent: no WebSocket handshake with ${this.#safeUrl} within ${timeoutMs} ms`)), timeoutMs);
-      const onAbort = () => done(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `pipecat agent: connect aborted (${String((signal.reason as Error | undefined)?.message ?? signal.reason)})`));
-      const done = (err?: BridgeError) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        ws.removeAllListeners();
-        ws.on('error', () => undefined); // late errors of a socket we gave up on
-        if (err) {
-          ws.terminate();
-          reject(err);
-        } else resolve(ws);
-      };
-      ws.once('open', () => done());
-      ws.once('unexpected-response', (_req, res) => {
-        const status = res.statusCode ?? 0;
-        res.resume();
-        const code: ErrorCode = status === 401 || status === 403 ? ErrorCodes.AGENT_AUTH : status === 429 ? ErrorCodes.AGENT_RATE_LIMIT : ErrorCodes.AGENT_CONNECT;
-        // The hint names the settings, never their values (the token is a secret).
-        const hint =
-          status === 403
-            ? ` (a bot with PIPECAT_ALLOWED_ORIGINS refuses connections without an allowed Origin: set PIPECAT_ORIGIN${this.#cfg.origin !== undefined ? ', now ' + JSON.stringify(this.#cfg.origin) : ''}; or check PIPECAT_AUTH_TOKEN)`
-            : status === 401
-              ? ` (check PIPECAT_AUTH_TOKEN${this.#cfg.authToken === undefined ? ', which is not set' : ''})`
-              : '';
-        done(new BridgeError(code, `pipecat agent: ${this.#safeUrl} refused the WebSocket upgrade with HTTP ${status}${hint}`));
-      });
-      ws.once('error', (e) => done(new BridgeError(ErrorCodes.AGENT_CONNECT, `pipecat agent: cannot connect to ${this.#safeUrl}: ${e.message}`, { cause: e })));
-      ws.once('close', (code) => done(new BridgeError(ErrorCodes.AGENT_CONNECT, `pipecat agent: ${this.#safeUrl} closed during the handshake (code ${code})`)));
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
+  #open(signal: AbortSignal): Promise<AgentSocket> {
+    const c = this.#cfg;
+    return AgentSocket.open({
+      rules: this.#rules,
+      url: c.url,
+      safeUrl: this.#safeUrl,
+      headers: c.authToken !== undefined ? { Authorization: `Bearer ${c.authToken}` } : {},
+      ...(c.origin !== undefined ? { origin: c.origin } : {}),
+      timeoutMs: c.connectTimeoutMs,
+      signal,
+      // RTVI handshake: declares the message shapes we speak; the bot answers bot-ready
+      // (ignored), and bots that hold caller audio until the client is ready start listening.
+      onOpen: (sock) => sock.send(buildClientReady(this.#nextMsgId('ready'))),
+      pingIntervalMs: c.pingIntervalMs,
+      maxBufferedBytes: MAX_BUFFERED_BYTES,
+      // AudioFrameEncoder reuses its frame buffer: ws must copy it (a random mask makes it).
+      reusesBinaryBuffers: true,
     });
   }
 
-  #attach(ws: WebSocket): void {
+  #attach(ws: AgentSocket): void {
     this.#ws = ws;
-    this.#deadReason = undefined;
-    this.#awaitingPong = false;
     this.#textStreak = 0;
-    ws.on('message', (data, isBinary) => this.#onMessage(ws, data as Buffer, isBinary));
-    ws.on('pong', () => {
-      if (ws === this.#ws) this.#awaitingPong = false;
-    });
-    ws.on('error', () => undefined); // always followed by 'close', handled there
-    ws.on('close', (code, reason) => this.#onSocketClose(ws, code, reason.toString('utf8').slice(0, 200)));
-    this.#pingTimer = setInterval(this.#onPingTick, this.#cfg.pingIntervalMs);
-    // RTVI handshake: declares the message shapes we speak; the bot answers bot-ready
-    // (ignored), and bots that hold caller audio until the client is ready start listening.
-    this.#send(buildClientReady(this.#nextMsgId('ready')));
+    ws.on('message', (data, isBinary) => this.#onMessage(ws, data, isBinary));
+    ws.on('lost', (error, info) => this.#onSocketLost(ws, error, info));
   }
-
-  readonly #onPingTick = (): void => {
-    const ws = this.#ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    if (this.#awaitingPong) {
-      // Nothing at all (no pong, no frame) for a whole interval: the server stopped answering.
-      this.#deadReason = `no pong or frame from the Pipecat server within ${this.#cfg.pingIntervalMs} ms`;
-      ws.terminate(); // → 'close' 1006 → #onSocketClose
-      return;
-    }
-    this.#awaitingPong = true;
-    try {
-      ws.ping();
-    } catch {
-      /* closing */
-    }
-  };
 
   // --- caller → server -----------------------------------------------------------
 
@@ -390,13 +319,8 @@ export class PipecatAgentSession extends AgentSession {
       this.#nonFatal(ErrorCodes.DSP_ARGUMENT, 'pipecat agent: expected Int16Array (PCM16) caller audio');
       return;
     }
-    const ws = this.#ws!;
-    if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
-      this.#stats.callerFramesDropped++;
-      return;
-    }
-    this.#send(this.#encoder.encode(data));
-    this.#stats.framesSent++;
+    if (this.#ws?.send(this.#encoder.encode(data), 'media') === 'sent') this.#stats.framesSent++;
+    else this.#stats.callerFramesDropped++;
   }
 
   interrupt(info: { heardMs: number }): void {
@@ -430,18 +354,13 @@ export class PipecatAgentSession extends AgentSession {
   }
 
   #send(bytes: Uint8Array): void {
-    try {
-      this.#ws?.send(bytes);
-    } catch {
-      /* the socket is closing: 'close' handles it */
-    }
+    this.#ws?.send(bytes);
   }
 
   // --- server → bridge -----------------------------------------------------------
 
-  #onMessage(ws: WebSocket, data: Buffer, isBinary: boolean): void {
+  #onMessage(ws: AgentSocket, data: Buffer, isBinary: boolean): void {
     if (ws !== this.#ws || this.#phase === 'closed') return;
-    this.#awaitingPong = false;
     if (!isBinary) {
       this.#onText(data);
       return;
@@ -667,41 +586,40 @@ export class PipecatAgentSession extends AgentSession {
 
   // --- socket end, reconnect, errors ---------------------------------------------------
 
-  #onSocketClose(ws: WebSocket, code: number, reason: string): void {
+  #onSocketLost(ws: AgentSocket, error: BridgeError, { code, reason }: LostInfo): void {
     if (ws !== this.#ws) return;
     this.#ws = undefined;
-    this.#stopPing();
     if (this.#phase === 'closed') return;
-    const dead = this.#deadReason;
+    // code undefined: we dropped the socket (it stopped answering, or sent an oversized frame).
+    const dead = code === undefined;
     if (this.#gapTimer) clearTimeout(this.#gapTimer);
     this.#gapTimer = undefined;
     this.#discardSince = -1;
     this.#endResponse(true); // what arrived of it is all there will be
     if ((this.#phase as Phase) === 'closed') return; // a listener closed us
-    if (BOT_ENDED.has(code) && dead === undefined) {
+    if (!dead && BOT_ENDED.has(code)) {
       // The pipeline ended (EndFrame → the transport closes: 1000 FastAPI, 1001 WebSocket server): the bot hung up.
       this.emit('end', { reason: `pipecat server ended the session${reason ? `: ${reason}` : ''}` });
       void this.close('server-ended');
       return;
     }
-    const what = dead ?? `the Pipecat server closed the connection (code ${code}${reason ? `, ${JSON.stringify(reason)}` : ''})`;
+    const what = error.message.replace(/^pipecat agent: /, '');
     if (code === 1008) {
       this.#fatal(new BridgeError(ErrorCodes.AGENT_AUTH, `pipecat agent: ${what}: policy violation (authentication?)`));
       return;
     }
-    if (this.#cfg.reconnect && !this.#reconnectUsed && (dead !== undefined || RECONNECTABLE.has(code))) {
+    if (this.#cfg.reconnect && !this.#reconnectUsed && (dead || RECONNECTABLE.has(code))) {
       void this.#reconnect(what);
       return;
     }
-    const err = dead !== undefined ? new BridgeError(ErrorCodes.AGENT_TIMEOUT, `pipecat agent: ${what}`) : new BridgeError(ErrorCodes.AGENT_CLOSED, `pipecat agent: ${what}; a Pipecat session cannot be resumed`);
-    this.#fatal(err);
+    this.#fatal(dead ? error : new BridgeError(ErrorCodes.AGENT_CLOSED, `pipecat agent: ${what}; a Pipecat session cannot be resumed`));
   }
 
   async #reconnect(what: string): Promise<void> {
     this.#reconnectUsed = true;
     this.#phase = 'reconnecting';
     this.#stats.reconnects++;
-    let ws: WebSocket;
+    let ws: AgentSocket;
     try {
       ws = await this.#open(this.#lifetime.signal);
     } catch (e) {
@@ -716,11 +634,6 @@ export class PipecatAgentSession extends AgentSession {
     this.#attach(ws);
     this.#phase = 'open';
     this.#nonFatal(ErrorCodes.AGENT_CLOSED, `pipecat agent: ${what}; reconnected to a NEW Pipecat session (the conversation's context on the server is lost; no further reconnects this call)`);
-  }
-
-  #stopPing(): void {
-    if (this.#pingTimer) clearInterval(this.#pingTimer);
-    this.#pingTimer = undefined;
   }
 
   /** A non-fatal error: counted; emitted (rate-limited) when someone listens ('error' without a listener throws). */
@@ -754,32 +667,13 @@ export class PipecatAgentSession extends AgentSession {
   async #doClose(reason: string): Promise<void> {
     this.#phase = 'closed';
     this.#lifetime.abort(new Error(`closed: ${reason}`));
-    this.#stopPing();
     if (this.#gapTimer) clearTimeout(this.#gapTimer);
     this.#gapTimer = undefined;
     this.#resampler?.close();
     this.#resampler = undefined;
     const ws = this.#ws;
     this.#ws = undefined;
-    if (ws && ws.readyState === WebSocket.OPEN) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          ws.terminate();
-          resolve();
-        }, CLOSE_WAIT_MS);
-        ws.once('close', () => {
-          clearTimeout(t);
-          resolve();
-        });
-        try {
-          ws.close(1000, 'bridge closed the call');
-        } catch {
-          clearTimeout(t);
-          ws.terminate();
-          resolve();
-        }
-      });
-    } else ws?.terminate();
+    await ws?.close(1000, 'bridge closed the call');
     this.emit('closed', { reason });
   }
 }
