@@ -64,10 +64,12 @@
  * it); we also send WebSocket pings every idleTimeoutMs/3, and no data at all for
  * idleTimeoutMs is fatal (BRIDGE_ERR_AGENT_TIMEOUT).
  */
-import { endianness } from 'node:os';
-import WebSocket from 'ws';
 import { AgentSession, type AgentContext, type AudioFormat } from '../agent.js';
 import { BridgeError, ErrorCodes, type ErrorCode } from '../../errors.js';
+import { pcm16FromBytes, pcm16ToBytes } from '../../audio/pcm.js';
+import { AgentSocket, type LostInfo } from '../shared/agent-socket.js';
+import { DtmfBatcher, dtmfKey } from '../shared/dtmf.js';
+import { abortError, sanitize, upgradeError, type SocketErrorRules } from '../shared/socket-errors.js';
 import {
   MAX_MESSAGE_CHARS,
   buildClientToolResult,
@@ -85,7 +87,19 @@ import {
   type ServerEvent,
 } from './agent-protocol.js';
 import { parseCallOptions, type ElevenLabsAgentConfig } from './config.js';
-import { zeroMask } from '../ws-mask.js';
+
+/** ElevenLabs' socket rules: the shared table, with hints that name the settings to check. */
+const RULES: SocketErrorRules = {
+  provider: 'elevenlabs agent',
+  hint: (status) =>
+    status === 401 || status === 403
+      ? "; check ELEVENLABS_API_KEY and the agent's access settings"
+      : status === 404
+        ? ': agent not found; check ELEVENLABS_AGENT_ID'
+        : status === 429
+          ? ': rate or concurrency limit'
+          : '',
+};
 
 /** Bound of the signed-URL request. */
 const SIGNED_URL_TIMEOUT_MS = 5000;
@@ -99,14 +113,11 @@ const MAX_PAYLOAD_BYTES = 8 * 1024 * 1024;
 const MAX_SEND_BUFFERED_BYTES = 256 * 1024;
 /** Longest 'end' waits for the goodbye being spoken to finish. */
 const MAX_END_WAIT_MS = 10_000;
-/** close(): longest wait for the service's close frame before the socket is destroyed. */
-const CLOSE_WAIT_MS = 1000;
 /** Keypad digits pressed within this time are sent together (a PIN is one message, not four turns). */
 const DTMF_BATCH_MS = 600;
 const MAX_DTMF_BATCH = 16;
 /** Characters of alignment kept per response (for the heard-words report). */
 const MAX_ALIGNMENT_CHARS = 4000;
-const LITTLE_ENDIAN = endianness() === 'LE';
 
 type State = 'idle' | 'connecting' | 'open' | 'closed';
 
@@ -143,7 +154,7 @@ export class ElevenLabsAgentSession extends AgentSession {
   readonly #cfg: ElevenLabsAgentConfig;
   readonly #ctx: AgentContext;
   #state: State = 'idle';
-  #ws: WebSocket | undefined;
+  #ws: AgentSocket | undefined;
   #inFmt: ElevenLabsAudioFormat;
   #outFmt: ElevenLabsAudioFormat;
   #inputFormat: AudioFormat;
@@ -161,17 +172,13 @@ export class ElevenLabsAgentSession extends AgentSession {
   #gapTimer: NodeJS.Timeout | undefined;
   #gapMs = 0;
 
-  #lastRxAt = 0;
-  #watchdog: NodeJS.Timeout | undefined;
-  #dtmf = '';
-  #dtmfTimer: NodeJS.Timeout | undefined;
+  readonly #dtmf: DtmfBatcher;
   #endReason: string | undefined;
   #endEmitted = false;
   #endTimer: NodeJS.Timeout | undefined;
   #endGraceTimer: NodeJS.Timeout | undefined;
   #lastHeardMs: number | undefined;
   #sendBlocked = false;
-  #swap: Uint8Array = new Uint8Array(0);
   readonly #errorCounts = new Map<ErrorCode, number>();
   readonly #unknownTypes = new Set<string>();
   readonly #stats: ElevenLabsAgentStats = { audioChunksIn: 0, staleAudioDropped: 0, badAudioDropped: 0, protocolErrors: 0, pongsSent: 0, serviceErrors: 0, callerChunksSent: 0, callerChunksDropped: 0 };
@@ -182,6 +189,7 @@ export class ElevenLabsAgentSession extends AgentSession {
     super();
     this.#cfg = config;
     this.#ctx = ctx;
+    this.#dtmf = new DtmfBatcher({ debounceMs: DTMF_BATCH_MS, maxDigits: MAX_DTMF_BATCH, flushOnHash: true, onDigits: (d) => this.#sendDigits(d) });
     this.#inFmt = config.audioFormat;
     this.#outFmt = config.audioFormat;
     this.#inputFormat = toAudioFormat(this.#inFmt);
@@ -212,7 +220,7 @@ export class ElevenLabsAgentSession extends AgentSession {
 
   connect(signal: AbortSignal): Promise<void> {
     if (this.#state !== 'idle') return Promise.reject(new BridgeError(ErrorCodes.AGENT_CLOSED, `elevenlabs agent: connect() in state ${this.#state}`));
-    if (signal.aborted) return Promise.reject(this.#abortError(signal));
+    if (signal.aborted) return Promise.reject(abortError(RULES, signal));
     let options;
     try {
       options = parseCallOptions(this.#ctx.parameters);
@@ -229,127 +237,69 @@ export class ElevenLabsAgentSession extends AgentSession {
     });
   }
 
-  #abortError(signal: AbortSignal): BridgeError {
-    const why = signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'aborted');
-    return new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: connect aborted (${why})`, { cause: signal.reason });
-  }
-
   async #open(initiation: string, signal: AbortSignal): Promise<void> {
     const cfg = this.#cfg;
     const url = cfg.apiKey !== undefined ? await this.#signedUrl(cfg.apiKey, signal) : `${cfg.convaiUrl}?agent_id=${encodeURIComponent(cfg.agentId)}`;
     if (this.#state !== 'connecting') throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'elevenlabs agent: closed while connecting');
-    if (signal.aborted) throw this.#abortError(signal);
-
-    await new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const ws = new WebSocket(url, { handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: MAX_PAYLOAD_BYTES, perMessageDeflate: false, generateMask: zeroMask });
-      this.#ws = ws;
-      const timer = setTimeout(() => fail(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: no conversation_initiation_metadata within ${HANDSHAKE_TIMEOUT_MS} ms`)), HANDSHAKE_TIMEOUT_MS);
-      const onAbort = () => fail(this.#abortError(signal));
-      signal.addEventListener('abort', onAbort, { once: true });
-      const done = () => {
-        settled = true;
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-      };
-      const fail = (e: BridgeError) => {
-        if (settled) return;
-        done();
-        reject(e);
-      };
-      ws.on('unexpected-response', (req, res) => {
-        const status = res.statusCode ?? 0;
-        res.resume();
-        req.destroy();
-        fail(httpError(status, 'conversation WebSocket upgrade'));
-      });
-      ws.on('error', (e) => {
-        if (settled) return;
-        const timedOut = /handshake has timed out/i.test(e.message);
-        fail(new BridgeError(timedOut ? ErrorCodes.AGENT_TIMEOUT : ErrorCodes.AGENT_CONNECT, `elevenlabs agent: ${timedOut ? 'WebSocket handshake timed out' : `cannot reach the service (${e.message})`}`, { cause: e }));
-      });
-      ws.on('open', () => {
-        this.#lastRxAt = Date.now();
-        ws.send(initiation);
-      });
-      ws.on('close', (code, reasonBuf) => {
-        if (deferred !== undefined) {
-          // Audio that came just before a close still counts (the goodbye before a 1000 close).
-          const held = deferred;
-          deferred = undefined;
-          for (const [d, b] of held) onMessage(d, b);
+    const ws = await AgentSocket.open({
+      rules: RULES,
+      url,
+      timeoutMs: HANDSHAKE_TIMEOUT_MS,
+      signal,
+      awaiting: 'conversation_initiation_metadata',
+      onOpen: (sock) => sock.send(initiation),
+      handshake: (data, isBinary, sock) => {
+        const ev = this.#parse(data, isBinary);
+        if (ev === undefined) return undefined;
+        if (ev.kind === 'metadata') return this.#acceptMetadata(ev) ?? true;
+        // At once, whatever ping_ms says: the service estimates the round trip from these pongs.
+        if (ev.kind === 'ping') {
+          if (sock.send(buildPong(ev.eventId)) === 'sent') this.#stats.pongsSent++;
+          return undefined;
         }
-        if (!settled) {
-          fail(closeError(code, reasonBuf.toString('utf8'), 'before the conversation started'));
-          return;
-        }
-        this.#onClose(code, reasonBuf.toString('utf8'));
-      });
-      ws.on('pong', () => {
-        this.#lastRxAt = Date.now();
-      });
-      // Messages that arrive in the same socket read as the metadata would be handled before
-      // connect()'s caller has run its continuation (ws parses a read in one synchronous loop),
-      // and the caller would miss the first audio of the greeting: they wait one macrotask.
-      let deferred: Array<[Buffer, boolean]> | undefined;
-      const onMessage = (data: Buffer, isBinary: boolean): void => {
-        if (this.#state === 'closed') return;
-        if (data.length > MAX_MESSAGE_CHARS * 4) {
-          this.#protocolError(`message of ${data.length} bytes ignored (too large)`);
-          return;
-        }
-        const r = parseServerMessage(data.toString('utf8'));
-        if (!r.ok) {
-          if (r.unknownType !== undefined) {
-            // Newer servers add event types: report each unknown type once, count all.
-            this.#stats.protocolErrors++;
-            if (this.#unknownTypes.has(r.unknownType) || this.#unknownTypes.size > 64) return;
-            this.#unknownTypes.add(r.unknownType);
-            this.#warn(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `elevenlabs agent: ${r.detail} (ignored)`));
-            return;
-          }
-          this.#protocolError(`${isBinary ? 'binary frame: ' : ''}${r.detail}`);
-          return;
-        }
-        if (this.#state === 'connecting') {
-          if (r.event.kind === 'metadata') {
-            const e = this.#acceptMetadata(r.event);
-            if (e) {
-              fail(e);
-              return;
-            }
-            done();
-            this.#state = 'open';
-            this.#startWatchdog();
-            deferred = [];
-            setImmediate(() => {
-              const held = deferred ?? [];
-              deferred = undefined;
-              for (const [d, b] of held) onMessage(d, b);
-            });
-            resolve();
-            return;
-          }
-          if (r.event.kind === 'ping') {
-            this.#onEvent(r.event);
-            return;
-          }
-          if (r.event.kind === 'error') {
-            // The service refuses the conversation (an override it does not accept, a missing variable…).
-            fail(serviceError(r.event.code, r.event.errorType, r.event.message, 'before the conversation started'));
-            return;
-          }
-          this.#protocolError(`${r.event.kind} before conversation_initiation_metadata (ignored)`);
-          return;
-        }
-        this.#onEvent(r.event);
-      };
-      ws.on('message', (raw, isBinary) => {
-        this.#lastRxAt = Date.now();
-        if (deferred !== undefined) deferred.push([raw as Buffer, isBinary]);
-        else onMessage(raw as Buffer, isBinary);
-      });
+        // The service refuses the conversation (an override it does not accept, a missing variable…).
+        if (ev.kind === 'error') return serviceError(ev.code, ev.errorType, ev.message, 'before the conversation started');
+        this.#protocolError(`${ev.kind} before conversation_initiation_metadata (ignored)`);
+        return undefined;
+      },
+      // Liveness: WebSocket pings every third of the idle timeout; no data at all for idleTimeoutMs is fatal.
+      pingIntervalMs: Math.max(250, Math.floor(cfg.idleTimeoutMs / 3)),
+      silenceLimitMs: cfg.idleTimeoutMs,
+      maxPayloadBytes: MAX_PAYLOAD_BYTES,
+      maxBufferedBytes: MAX_SEND_BUFFERED_BYTES,
     });
+    if (this.#state !== 'connecting') {
+      ws.terminate();
+      throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'elevenlabs agent: closed while connecting');
+    }
+    this.#ws = ws;
+    this.#state = 'open';
+    // Frames of the handshake's read come one macrotask later (AgentSocket): the caller of connect() has its listeners by then.
+    ws.on('message', (data, isBinary) => {
+      const ev = this.#state === 'open' ? this.#parse(data, isBinary) : undefined;
+      if (ev !== undefined) this.#onEvent(ev);
+    });
+    ws.on('lost', (error, info) => this.#onLost(error, info));
+  }
+
+  /** A frame as a service event; a bad or unknown one is counted (and reported) and undefined. */
+  #parse(data: Buffer, isBinary: boolean): ServerEvent | undefined {
+    if (data.length > MAX_MESSAGE_CHARS * 4) {
+      this.#protocolError(`message of ${data.length} bytes ignored (too large)`);
+      return undefined;
+    }
+    const r = parseServerMessage(data.toString('utf8'));
+    if (r.ok) return r.event;
+    if (r.unknownType !== undefined) {
+      // Newer servers add event types: report each unknown type once, count all.
+      this.#stats.protocolErrors++;
+      if (this.#unknownTypes.has(r.unknownType) || this.#unknownTypes.size > 64) return undefined;
+      this.#unknownTypes.add(r.unknownType);
+      this.#warn(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `elevenlabs agent: ${r.detail} (ignored)`));
+      return undefined;
+    }
+    this.#protocolError(`${isBinary ? 'binary frame: ' : ''}${r.detail}`);
+    return undefined;
   }
 
   /** GET /v1/convai/conversation/get-signed-url?agent_id=… with xi-api-key → { signed_url }. */
@@ -360,7 +310,7 @@ export class ElevenLabsAgentSession extends AgentSession {
     try {
       res = await fetch(endpoint, { headers: { 'xi-api-key': apiKey, accept: 'application/json' }, signal: AbortSignal.any([signal, timeout]) });
     } catch (e) {
-      if (signal.aborted) throw this.#abortError(signal);
+      if (signal.aborted) throw abortError(RULES, signal);
       if (timeout.aborted) throw new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: signed URL request took over ${SIGNED_URL_TIMEOUT_MS} ms`, { cause: e });
       throw new BridgeError(ErrorCodes.AGENT_CONNECT, `elevenlabs agent: cannot reach ${this.#cfg.apiUrl} (${(e as Error).message})`, { cause: e });
     }
@@ -368,10 +318,13 @@ export class ElevenLabsAgentSession extends AgentSession {
     try {
       body = await readBounded(res, MAX_REST_BODY_BYTES);
     } catch (e) {
-      if (signal.aborted) throw this.#abortError(signal);
+      if (signal.aborted) throw abortError(RULES, signal);
       throw new BridgeError(timeout.aborted ? ErrorCodes.AGENT_TIMEOUT : ErrorCodes.AGENT_PROTOCOL, `elevenlabs agent: signed URL response: ${(e as Error).message}`, { cause: e });
     }
-    if (!res.ok) throw httpError(res.status, 'signed URL request', serviceDetail(body));
+    if (!res.ok) {
+      const detail = serviceDetail(body);
+      throw upgradeError({ ...RULES, hint: (st) => `${RULES.hint!(st)}${detail ? `: ${detail}` : ''}` }, res.status, 'the signed URL request');
+    }
     let signed: unknown;
     try {
       signed = (JSON.parse(body) as Record<string, unknown>)['signed_url'];
@@ -511,10 +464,7 @@ export class ElevenLabsAgentSession extends AgentSession {
   /** Decoded bytes as our output type: μ-law bytes, or PCM16 samples (little-endian on the wire). */
   #toSamples(bytes: Buffer): Uint8Array | Int16Array {
     if (this.#outputFormat.encoding === 'ulaw') return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
-    if (LITTLE_ENDIAN && bytes.byteOffset % 2 === 0) return new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
-    const out = new Int16Array(bytes.length / 2);
-    for (let i = 0; i < out.length; i++) out[i] = bytes.readInt16LE(i * 2);
-    return out;
+    return pcm16FromBytes(bytes);
   }
 
   #armGap(r: Reply): void {
@@ -619,7 +569,7 @@ export class ElevenLabsAgentSession extends AgentSession {
     this.emit('end', { reason: this.#endReason });
   }
 
-  #onClose(code: number, reason: string): void {
+  #onLost(error: BridgeError, { code, reason }: LostInfo): void {
     if (this.#state === 'closed') return;
     if (code === 1000) {
       // The service ended the conversation (end_call, max duration): the goodbye has been sent.
@@ -629,7 +579,8 @@ export class ElevenLabsAgentSession extends AgentSession {
       this.#shutdown(`service closed (1000)`);
       return;
     }
-    this.#fail(closeError(code, reason, 'mid-call'));
+    // No reconnect: the conversation lives on the service and cannot be resumed.
+    this.#fail(error);
   }
 
   // --- bridge → service --------------------------------------------------------------
@@ -643,31 +594,20 @@ export class ElevenLabsAgentSession extends AgentSession {
       this.#warn(new BridgeError(ErrorCodes.DSP_ARGUMENT, `elevenlabs agent: expected ${ulaw ? 'Uint8Array (μ-law)' : 'Int16Array (PCM16)'} caller audio`));
       return;
     }
-    if (ws.bufferedAmount > MAX_SEND_BUFFERED_BYTES) {
-      // The service is not reading: drop rather than queue without bound (the watchdog decides if it is dead).
-      this.#stats.callerChunksDropped++;
-      if (!this.#sendBlocked) {
-        this.#sendBlocked = true;
-        this.#warn(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: over ${MAX_SEND_BUFFERED_BYTES} bytes unsent; dropping caller audio until the socket drains`));
-      }
+    const bytes = data instanceof Int16Array ? pcm16ToBytes(data) : data;
+    const b64 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+    const sent = ws.send(buildUserAudioChunk(b64), 'media');
+    if (sent === 'sent') {
+      this.#sendBlocked = false;
+      this.#stats.callerChunksSent++;
       return;
     }
-    this.#sendBlocked = false;
-    let bytes: Uint8Array;
-    if (ulaw || LITTLE_ENDIAN) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    else bytes = this.#swapToLe(data as Int16Array);
-    const b64 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-    if (this.#send(buildUserAudioChunk(b64))) this.#stats.callerChunksSent++;
-  }
-
-  #swapToLe(pcm: Int16Array): Uint8Array {
-    if (this.#swap.length < pcm.length * 2) this.#swap = new Uint8Array(pcm.length * 2);
-    const out = this.#swap.subarray(0, pcm.length * 2);
-    for (let i = 0; i < pcm.length; i++) {
-      out[2 * i] = pcm[i]! & 0xff;
-      out[2 * i + 1] = (pcm[i]! >> 8) & 0xff;
+    // The service is not reading: dropped rather than queued without bound (the liveness rule decides if it is dead).
+    this.#stats.callerChunksDropped++;
+    if (sent === 'dropped' && !this.#sendBlocked) {
+      this.#sendBlocked = true;
+      this.#warn(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: over ${MAX_SEND_BUFFERED_BYTES} bytes unsent; dropping caller audio until the socket drains`));
     }
-    return out;
   }
 
   interrupt(info: { heardMs: number }): void {
@@ -691,55 +631,20 @@ export class ElevenLabsAgentSession extends AgentSession {
 
   sendDtmf(digit: string): void {
     if (this.#state !== 'open' || this.#cfg.dtmfMode === 'off') return;
-    if (typeof digit !== 'string' || !/^[0-9*#A-Da-d]$/.test(digit)) return;
-    this.#dtmf += digit.toUpperCase();
-    if (this.#dtmf.length >= MAX_DTMF_BATCH || digit === '#') {
-      this.#flushDtmf();
-      return;
-    }
-    if (this.#dtmfTimer === undefined) this.#dtmfTimer = setTimeout(this.#flushDtmf, DTMF_BATCH_MS);
-    else this.#dtmfTimer.refresh();
+    const key = dtmfKey(digit);
+    if (key !== undefined) this.#dtmf.push(key);
   }
 
-  readonly #flushDtmf = (): void => {
-    if (this.#dtmfTimer !== undefined) clearTimeout(this.#dtmfTimer);
-    this.#dtmfTimer = undefined;
-    const digits = this.#dtmf;
-    this.#dtmf = '';
-    if (digits === '' || this.#state !== 'open') return;
-    const text = `The caller pressed ${digits.length === 1 ? 'the key' : 'the keys'} ${digits.split('').join(' ')} on their phone keypad.`;
+  #sendDigits(digits: string[]): void {
+    if (this.#state !== 'open') return;
+    const text = `The caller pressed ${digits.length === 1 ? 'the key' : 'the keys'} ${digits.join(' ')} on their phone keypad.`;
     this.#send(this.#cfg.dtmfMode === 'contextual_update' ? buildContextualUpdate(text) : buildUserMessage(text));
-  };
+  }
 
   // --- lifecycle ---------------------------------------------------------------------
 
-  #startWatchdog(): void {
-    const every = Math.max(250, Math.floor(this.#cfg.idleTimeoutMs / 3));
-    this.#watchdog = setInterval(() => {
-      const ws = this.#ws;
-      if (this.#state !== 'open' || ws === undefined) return;
-      const quietMs = Date.now() - this.#lastRxAt;
-      if (quietMs >= this.#cfg.idleTimeoutMs) {
-        this.#fail(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: no data from the service for ${quietMs} ms (limit ${this.#cfg.idleTimeoutMs} ms)`));
-        return;
-      }
-      try {
-        ws.ping();
-      } catch {
-        /* closing */
-      }
-    }, every);
-  }
-
   #send(text: string): boolean {
-    const ws = this.#ws;
-    if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
-    try {
-      ws.send(text);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.#ws?.send(text) === 'sent';
   }
 
   #protocolError(detail: string): void {
@@ -772,45 +677,18 @@ export class ElevenLabsAgentSession extends AgentSession {
 
   #teardown(): void {
     if (!this.#closing.signal.aborted) this.#closing.abort(new Error('session closed'));
-    for (const t of [this.#gapTimer, this.#dtmfTimer, this.#endTimer, this.#endGraceTimer]) if (t !== undefined) clearTimeout(t);
-    this.#gapTimer = this.#dtmfTimer = this.#endTimer = this.#endGraceTimer = undefined;
-    if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
-    this.#watchdog = undefined;
-    const ws = this.#ws;
-    if (ws !== undefined && ws.readyState !== WebSocket.CLOSED) {
-      if (ws.readyState === WebSocket.OPEN) {
-        ws.close(1000, 'bridge closed the call');
-        const t = setTimeout(() => ws.terminate(), CLOSE_WAIT_MS);
-        ws.once('close', () => clearTimeout(t));
-      } else ws.terminate();
-    }
+    for (const t of [this.#gapTimer, this.#endTimer, this.#endGraceTimer]) if (t !== undefined) clearTimeout(t);
+    this.#gapTimer = this.#endTimer = this.#endGraceTimer = undefined;
+    this.#dtmf.clear();
+    this.#socketClosed = this.#ws?.close(1000, 'bridge closed the call') ?? Promise.resolve();
   }
 
   close(reason: string): Promise<void> {
-    if (this.#closePromise) return this.#closePromise;
-    const ws = this.#ws;
     this.#shutdown(reason);
-    this.#closePromise =
-      ws === undefined || ws.readyState === WebSocket.CLOSED
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, CLOSE_WAIT_MS + 100);
-            ws.once('close', () => {
-              clearTimeout(t);
-              resolve();
-            });
-          });
+    this.#closePromise ??= this.#socketClosed;
     return this.#closePromise;
   }
-}
-
-function httpError(status: number, what: string, detail = ''): BridgeError {
-  const d = detail ? `: ${detail}` : '';
-  if (status === 401 || status === 403) return new BridgeError(ErrorCodes.AGENT_AUTH, `elevenlabs agent: ${what} refused (HTTP ${status}); check ELEVENLABS_API_KEY and the agent's access settings${d}`);
-  if (status === 404) return new BridgeError(ErrorCodes.AGENT_CONFIG, `elevenlabs agent: ${what}: agent not found (HTTP 404); check ELEVENLABS_AGENT_ID${d}`);
-  if (status === 429) return new BridgeError(ErrorCodes.AGENT_RATE_LIMIT, `elevenlabs agent: ${what}: rate or concurrency limit (HTTP 429)${d}`);
-  if (status >= 500) return new BridgeError(ErrorCodes.AGENT_SERVICE, `elevenlabs agent: ${what}: service error (HTTP ${status})${d}`);
-  return new BridgeError(ErrorCodes.AGENT_CONNECT, `elevenlabs agent: ${what} failed (HTTP ${status})${d}`);
+  #socketClosed: Promise<void> = Promise.resolve();
 }
 
 /** error_type values (AsyncAPI `ErrorType`) that say the agent's configuration or our overrides are wrong. */
@@ -832,20 +710,6 @@ function serviceError(code: number | undefined, errorType: string | undefined, m
   else ec = ErrorCodes.AGENT_SERVICE;
   const what = [errorType, code !== undefined ? `code ${code}` : undefined].filter((x) => x !== undefined).join(', ');
   return new BridgeError(ec, `elevenlabs agent: service error ${when}${what ? ` (${sanitize(what)})` : ''}: ${sanitize(message)}`);
-}
-
-function closeError(code: number, reason: string, when: string): BridgeError {
-  const r = reason ? ` "${sanitize(reason)}"` : '';
-  if (code === 1008) return new BridgeError(ErrorCodes.AGENT_AUTH, `elevenlabs agent: the service refused the conversation ${when} (close 1008${r}); check the agent id, key and allowed overrides`);
-  if (code === 1011) return new BridgeError(ErrorCodes.AGENT_SERVICE, `elevenlabs agent: service error ${when} (close 1011${r})`);
-  if (code === 1000 && when !== 'mid-call') return new BridgeError(ErrorCodes.AGENT_CONNECT, `elevenlabs agent: the service closed the socket ${when} (close 1000${r})`);
-  return new BridgeError(ErrorCodes.AGENT_CLOSED, `elevenlabs agent: the service closed the socket ${when} (close ${code}${r})`);
-}
-
-/** Service text in our messages: printable, bounded (it never carries our key or signed URL). */
-function sanitize(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\x00-\x1f\x7f]/g, ' ').slice(0, 160);
 }
 
 function serviceDetail(body: string): string {
