@@ -24,7 +24,7 @@ import { TwilioRest } from './twilio/rest.js';
 import { createTtsService } from './agents/elevenlabs/tts/service.js';
 import { createRecorder } from './recording/recorder.js';
 import { openCallStore } from './store/call-store.js';
-import { createMetrics, registerMetricsRoute, registerWorkerMetricsResponder } from './metrics/index.js';
+import { createMetrics, metricsRoutes, registerWorkerMetricsResponder } from './metrics/index.js';
 import { callLogger, createLogger, lifecycleLogger, logFields } from './log.js';
 import { startTelemetry } from './telemetry/index.js';
 import type { Logger } from 'pino';
@@ -159,7 +159,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   monitor.onChange((overloaded) => logger.warn({ load: monitor.snapshot() }, overloaded ? 'overloaded: refusing new calls' : 'load back under the threshold: taking calls'));
   const webhookLimiter = lifecycle.webhookRatePerMin > 0 ? new RateLimiter({ ratePerMin: lifecycle.webhookRatePerMin }) : undefined;
   const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, dspPool: pool ? () => pool.stats() : undefined, rest, tts, store, logger: false, admission, webhookLimiter, observe: { refused: metrics.onRefused, response: metrics.onHttpResponse }, trustProxy: lifecycle.trustProxy, httpTimeoutMs: lifecycle.httpTimeoutMs, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
-  registerMetricsRoute(app, metrics);
+  await app.register(metricsRoutes, { metrics });
   registerWorkerMetricsResponder(metrics);
   const closeServer = async () => {
     monitor.stop();

@@ -1,6 +1,6 @@
 /** Observability: Prometheus metrics for the bridge (see docs/operations/observability.md). */
 export { createMetrics, METRIC_PREFIX, FRAME_BUCKETS_S, type Metrics, type MetricsOptions, type CallStartedInfo, type LiveCallStats } from './metrics.js';
-export { registerMetricsRoute, type MetricsRouteOptions } from './route.js';
+export { metricsRoutes, registerMetricsRoute, type MetricsRouteOptions } from './route.js';
 export {
   registerWorkerMetricsResponder,
   startPrimaryMetrics,

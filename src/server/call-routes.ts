@@ -15,19 +15,21 @@
  * again, so two instances can never bounce one between them.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ErrorCodes, HttpProblem, isErrorCode } from '../errors.js';
 import type { CallManager } from '../call/call-manager.js';
 import type { CallStore } from '../store/call-store.js';
 import type { LiveCallRow } from '../store/sql-ops.js';
 import type { TwilioRest } from '../twilio/rest.js';
 import type { TtsService } from '../agents/elevenlabs/tts/service.js';
 import { ROUTE_HEADER } from '../cluster-routing.js';
+import type { AdminAuth } from './admin-auth.js';
 
 export const FORWARDED_HEADER = 'x-voice-bridge-forwarded';
 
-/** Error codes of these routes (HTTP status in the table in README). */
+/** Error codes of these routes (declared with their HTTP status in src/errors.ts). */
 export const CallRouteCodes = {
-  NOT_FOUND: 'BRIDGE_ERR_CALL_NOT_FOUND',
-  OWNER_UNREACHABLE: 'BRIDGE_ERR_CALL_OWNER_UNREACHABLE',
+  NOT_FOUND: ErrorCodes.CALL_NOT_FOUND,
+  OWNER_UNREACHABLE: ErrorCodes.CALL_OWNER_UNREACHABLE,
 } as const;
 
 export interface CallRoutesDeps {
@@ -37,10 +39,8 @@ export interface CallRoutesDeps {
   rest?: TwilioRest;
   /** This process's run (to tell our own rows from another process's). */
   runId: () => string | undefined;
-  /** Admin check for commands; undefined when allowed. */
-  adminDenied(req: FastifyRequest, reply: FastifyReply): FastifyReply | undefined;
-  /** Check for call data (admin once a token is set). */
-  callDataDenied(req: FastifyRequest, reply: FastifyReply): FastifyReply | undefined;
+  /** The admin and call-data checks (onRequest hooks). */
+  auth: AdminAuth;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -48,7 +48,13 @@ const FORWARD_TIMEOUT_MS = 5000;
 /** /say waits for the TTS service (bounded at 20 s there). */
 const SAY_FORWARD_TIMEOUT_MS = 25_000;
 
-export function registerCallRoutes(app: FastifyInstance, d: CallRoutesDeps): void {
+const callParams = { type: 'object', required: ['callSid'], properties: { callSid: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
+/** Whitespace-only text is refused like empty text (`\S`: at least one non-space). */
+const sayBody = { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1, maxLength: 5000, pattern: '\\S' } } } as const;
+const listQuery = { type: 'object', properties: { scope: { type: 'string', maxLength: 16 } } } as const;
+
+/** A fastify plugin: the live-call routes. */
+export async function callRoutes(app: FastifyInstance, d: CallRoutesDeps): Promise<void> {
   const { calls } = d;
 
   /** The live row of a call another process carries (undefined: nobody live, or it is ours, or no shared store). */
@@ -59,7 +65,7 @@ export function registerCallRoutes(app: FastifyInstance, d: CallRoutesDeps): voi
   }
 
   async function forward(req: FastifyRequest, reply: FastifyReply, row: LiveCallRow, path: string, timeoutMs = FORWARD_TIMEOUT_MS): Promise<FastifyReply> {
-    if (!row.internalUrl) return reply.code(502).send({ error: CallRouteCodes.OWNER_UNREACHABLE, message: `call ${row.callSid} is on ${row.routeKey}, which has no internal URL (set BRIDGE_INTERNAL_URL there)` });
+    if (!row.internalUrl) throw new HttpProblem(CallRouteCodes.OWNER_UNREACHABLE, `call ${row.callSid} is on ${row.routeKey}, which has no internal URL (set BRIDGE_INTERNAL_URL there)`);
     const headers: Record<string, string> = { [FORWARDED_HEADER]: '1', [ROUTE_HEADER]: row.routeKey, connection: 'close' };
     if (typeof req.headers.authorization === 'string') headers.authorization = req.headers.authorization;
     let body: string | undefined;
@@ -73,26 +79,32 @@ export function registerCallRoutes(app: FastifyInstance, d: CallRoutesDeps): voi
       return reply.code(res.status).header('content-type', res.headers.get('content-type') ?? 'application/json').header('x-voice-bridge-owner', row.routeKey).send(text);
     } catch (e) {
       d.log?.('warn', 'call owner did not answer a forwarded request', { callSid: row.callSid, owner: row.routeKey, url: row.internalUrl, err: e });
-      return reply.code(502).send({ error: CallRouteCodes.OWNER_UNREACHABLE, message: `call ${row.callSid} is on ${row.routeKey} (${row.internalUrl}), which did not answer: ${(e as Error).message}` });
+      throw new HttpProblem(CallRouteCodes.OWNER_UNREACHABLE, `call ${row.callSid} is on ${row.routeKey} (${row.internalUrl}), which did not answer: ${(e as Error).message}`);
     }
   }
 
   /** A command for a call this process does not carry: to its owner, or 404. */
   async function toOwnerOr404(req: FastifyRequest, reply: FastifyReply, callSid: string, command: 'say' | 'hangup', timeoutMs: number): Promise<FastifyReply> {
-    try {
-      const row = await remoteOwner(req, callSid);
-      if (row) return await forward(req, reply, row, `/calls/${encodeURIComponent(callSid)}/${command}`, timeoutMs);
-    } catch (e) {
-      return storeUnavailable(reply, e);
-    }
-    return reply.code(404).send({ error: CallRouteCodes.NOT_FOUND, message: `no active call ${callSid}` });
+    const row = await ownerOf(req, callSid);
+    if (row) return forward(req, reply, row, `/calls/${encodeURIComponent(callSid)}/${command}`, timeoutMs);
+    throw new HttpProblem(CallRouteCodes.NOT_FOUND, `no active call ${callSid}`);
   }
 
-  const storeUnavailable = (reply: FastifyReply, e: unknown) => reply.code(503).send({ error: (e as { code?: string }).code ?? 'BRIDGE_ERR_STORE_UNAVAILABLE', message: (e as Error).message });
+  /** remoteOwner, with a store failure answered 503 (its own code when it has one). */
+  async function ownerOf(req: FastifyRequest, callSid: string): Promise<LiveCallRow | undefined> {
+    try {
+      return await remoteOwner(req, callSid);
+    } catch (e) {
+      throw storeUnavailable(e);
+    }
+  }
 
-  app.get('/calls', async (req, reply) => {
-    const denied = d.callDataDenied(req, reply);
-    if (denied) return denied;
+  const storeUnavailable = (e: unknown) => {
+    const code = (e as { code?: unknown }).code;
+    return new HttpProblem(isErrorCode(code) ? code : ErrorCodes.STORE_UNAVAILABLE, (e as Error).message, { status: 503 });
+  };
+
+  app.get('/calls', { onRequest: d.auth.callData, schema: { querystring: listQuery } }, async (req) => {
     const own = d.store?.run;
     const local = calls.list().map((c) => ({ ...c, instance: own?.instanceId ?? null, worker: own && own.worker >= 0 ? own.worker : null, local: true }));
     if ((req.query as { scope?: string }).scope === 'local' || !d.store || d.store.stats().backend === 'off') return { calls: local };
@@ -100,7 +112,7 @@ export function registerCallRoutes(app: FastifyInstance, d: CallRoutesDeps): voi
     try {
       rows = await d.store.liveCalls();
     } catch (e) {
-      return storeUnavailable(reply, e);
+      throw storeUnavailable(e);
     }
     const mine = d.runId();
     const seen = new Set(local.map((c) => c.callSid));
@@ -110,18 +122,12 @@ export function registerCallRoutes(app: FastifyInstance, d: CallRoutesDeps): voi
     return { calls: [...local, ...remote] };
   });
 
-  app.get('/calls/:callSid', async (req, reply) => {
-    const denied = d.callDataDenied(req, reply);
-    if (denied) return denied;
+  app.get('/calls/:callSid', { onRequest: d.auth.callData, schema: { params: callParams } }, async (req, reply) => {
     const { callSid } = req.params as { callSid: string };
     const live = calls.session(callSid) ? calls.get(callSid) : undefined;
     if (live) return live;
-    try {
-      const row = await remoteOwner(req, callSid);
-      if (row) return forward(req, reply, row, `/calls/${encodeURIComponent(callSid)}`);
-    } catch (e) {
-      return storeUnavailable(reply, e);
-    }
+    const row = await ownerOf(req, callSid);
+    if (row) return forward(req, reply, row, `/calls/${encodeURIComponent(callSid)}`);
     const recent = calls.get(callSid);
     if (recent) return recent;
     // Ended, on any instance: the record (the forwarded copy of this request stops here).
@@ -130,36 +136,34 @@ export function registerCallRoutes(app: FastifyInstance, d: CallRoutesDeps): voi
         const stored = await d.store.get(callSid);
         if (stored) return stored;
       } catch (e) {
-        return storeUnavailable(reply, e);
+        throw storeUnavailable(e);
       }
     }
-    return reply.code(404).send({ error: CallRouteCodes.NOT_FOUND, message: `no call ${callSid}` });
+    throw new HttpProblem(CallRouteCodes.NOT_FOUND, `no call ${callSid}`);
   });
 
-  app.post('/calls/:callSid/say', async (req, reply) => {
-    const denied = d.adminDenied(req, reply);
-    if (denied) return denied;
+  app.post('/calls/:callSid/say', { onRequest: d.auth.admin, schema: { params: callParams, body: sayBody } }, async (req, reply) => {
     const { callSid } = req.params as { callSid: string };
     const session = calls.session(callSid);
     if (!session) return toOwnerOr404(req, reply, callSid, 'say', SAY_FORWARD_TIMEOUT_MS);
-    if (!d.tts) return reply.code(503).send({ error: 'BRIDGE_ERR_TTS_NOT_CONFIGURED', message: 'set ELEVENLABS_API_KEY and ELEVENLABS_VOICE_ID' });
-    const text = (req.body as { text?: unknown } | undefined)?.text;
-    if (typeof text !== 'string' || text.trim() === '' || text.length > 5000) return reply.code(400).send({ error: 'BRIDGE_ERR_BAD_REQUEST', message: '"text" must be a non-empty string of at most 5000 characters' });
+    if (!d.tts) throw new HttpProblem(ErrorCodes.TTS_NOT_CONFIGURED, 'set ELEVENLABS_API_KEY and ELEVENLABS_VOICE_ID');
+    const { text } = req.body as { text: string };
+    let audio;
     try {
-      const audio = await d.tts.speak(text, AbortSignal.timeout(20_000));
-      const ms = session.say(audio, 'say');
-      if (ms === 0) return reply.code(409).send({ error: 'BRIDGE_ERR_CALL_NOT_STREAMING', message: 'the call is not streaming' });
-      return reply.code(202).send({ callSid, queuedMs: ms });
+      audio = await d.tts.speak(text, AbortSignal.timeout(20_000));
     } catch (e) {
-      const err = e as { code?: string; message?: string };
-      const status = err.code === 'BRIDGE_ERR_AGENT_CONFIG' ? 400 : err.code === 'BRIDGE_ERR_AGENT_TIMEOUT' ? 504 : 502;
-      return reply.code(status).send({ error: err.code ?? 'BRIDGE_ERR_AGENT_SERVICE', message: err.message ?? String(e) });
+      // The TTS service's failure, under its own code: a bad voice/text is ours to fix (400),
+      // a slow service is a gateway timeout (504), anything else a bad gateway (502).
+      const code = (e as { code?: unknown }).code;
+      const status = code === ErrorCodes.AGENT_CONFIG ? 400 : code === ErrorCodes.AGENT_TIMEOUT ? 504 : 502;
+      throw new HttpProblem(isErrorCode(code) ? code : ErrorCodes.AGENT_SERVICE, (e as Error).message ?? String(e), { status });
     }
+    const ms = session.say(audio, 'say');
+    if (ms === 0) throw new HttpProblem(ErrorCodes.CALL_NOT_STREAMING, 'the call is not streaming');
+    return reply.code(202).send({ callSid, queuedMs: ms });
   });
 
-  app.post('/calls/:callSid/hangup', async (req, reply) => {
-    const denied = d.adminDenied(req, reply);
-    if (denied) return denied;
+  app.post('/calls/:callSid/hangup', { onRequest: d.auth.admin, schema: { params: callParams } }, async (req, reply) => {
     const { callSid } = req.params as { callSid: string };
     const session = calls.session(callSid);
     if (!session) return toOwnerOr404(req, reply, callSid, 'hangup', FORWARD_TIMEOUT_MS);

@@ -4,58 +4,65 @@
  *     → { calls: CallListItem[], next: string | null, outbox: { depth } }
  * GET /calls/history/:callSid   one persisted call in full (transcript turns included)
  *
- * Auth is the caller's: requireAdmin(req, reply) sends the refusal itself (the
- * bridge's bearer-token check); a request it answered goes no further.
+ * A fastify plugin: the caller gives the auth check as an `onRequest` hook (the
+ * bridge's admin check, src/server/admin-auth.ts), so a refused request is answered
+ * before anything else. The query string is checked by the route's JSON schema;
+ * failures are thrown as HttpProblem and answered as problem details by the app's
+ * error handler (src/server/problem.ts).
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ErrorCodes, HttpProblem } from '../errors.js';
+import { MAX_LIST_LIMIT } from './call-db.js';
 import type { CallStore } from './call-store.js';
 import { StoreError } from './store-error.js';
 
-export type RequireAdmin = (req: FastifyRequest, reply: FastifyReply) => unknown;
-
-function first(v: unknown): string | undefined {
-  return Array.isArray(v) ? (typeof v[0] === 'string' ? v[0] : undefined) : typeof v === 'string' ? v : undefined;
+export interface HistoryRoutesOptions {
+  store: CallStore;
+  /** The auth check, run before the body is read (throws an HttpProblem to refuse). */
+  onRequest: (req: FastifyRequest) => Promise<void>;
 }
 
-function intParam(v: string | undefined): number | undefined | null {
-  if (v === undefined || v === '') return undefined;
-  return /^\d{1,7}$/.test(v) ? Number(v) : null;
-}
+const listQuery = {
+  type: 'object',
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: MAX_LIST_LIMIT },
+    page: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    before: { type: 'string', maxLength: 512 },
+  },
+} as const;
 
-function storeFailure(reply: FastifyReply, e: unknown): FastifyReply {
-  if (e instanceof RangeError) return reply.code(400).send({ error: 'BRIDGE_ERR_BAD_REQUEST', message: e.message });
-  if (e instanceof StoreError) return reply.code(503).send({ error: e.code, message: e.message });
+const callParams = { type: 'object', properties: { callSid: { type: 'string', minLength: 1, maxLength: 64 } }, required: ['callSid'] } as const;
+
+/** A store failure as the problem it is (a bad cursor is the client's; an unreachable database is 503). */
+function storeFailure(e: unknown): never {
+  if (e instanceof RangeError) throw new HttpProblem(ErrorCodes.BAD_REQUEST, e.message);
+  if (e instanceof StoreError) throw new HttpProblem(e.code, e.message, { status: 503 });
   throw e;
 }
 
-export function registerHistoryRoute(app: FastifyInstance, store: CallStore, requireAdmin: RequireAdmin): void {
-  app.get('/calls/history', async (req, reply) => {
-    await requireAdmin(req, reply);
-    if (reply.sent) return reply;
-    const q = (req.query ?? {}) as Record<string, unknown>;
-    const limit = intParam(first(q.limit));
-    const page = intParam(first(q.page));
-    const before = first(q.before);
-    if (limit === null || page === null) return reply.code(400).send({ error: 'BRIDGE_ERR_BAD_REQUEST', message: 'limit and page must be positive integers' });
-    if (before !== undefined && page !== undefined) return reply.code(400).send({ error: 'BRIDGE_ERR_BAD_REQUEST', message: 'give either before (a cursor) or page, not both' });
+export async function historyRoutes(app: FastifyInstance, options: HistoryRoutesOptions): Promise<void> {
+  const { store } = options;
+  app.get('/calls/history', { onRequest: options.onRequest, schema: { querystring: listQuery } }, async (req) => {
+    const q = req.query as { limit?: number; page?: number; before?: string };
+    const before = q.before === '' ? undefined : q.before;
+    if (before !== undefined && q.page !== undefined) throw new HttpProblem(ErrorCodes.BAD_REQUEST, 'give either before (a cursor) or page, not both');
     try {
-      const result = await store.list({ limit, before: before === '' ? undefined : before, page });
-      return { ...result, ...(page !== undefined ? { page } : {}), outbox: { depth: store.stats().outboxDepth } };
+      const result = await store.list({ limit: q.limit, before, page: q.page });
+      return { ...result, ...(q.page !== undefined ? { page: q.page } : {}), outbox: { depth: store.stats().outboxDepth } };
     } catch (e) {
-      return storeFailure(reply, e);
+      return storeFailure(e);
     }
   });
 
-  app.get('/calls/history/:callSid', async (req, reply) => {
-    await requireAdmin(req, reply);
-    if (reply.sent) return reply;
+  app.get('/calls/history/:callSid', { onRequest: options.onRequest, schema: { params: callParams } }, async (req) => {
     const { callSid } = req.params as { callSid: string };
+    let call;
     try {
-      const call = await store.get(callSid);
-      if (!call) return reply.code(404).send({ error: 'BRIDGE_ERR_CALL_NOT_FOUND', message: `no recorded call ${callSid}` });
-      return call;
+      call = await store.get(callSid);
     } catch (e) {
-      return storeFailure(reply, e);
+      return storeFailure(e);
     }
+    if (!call) throw new HttpProblem(ErrorCodes.CALL_NOT_FOUND, `no recorded call ${callSid}`);
+    return call;
   });
 }

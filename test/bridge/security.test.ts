@@ -190,7 +190,7 @@ describe('fail closed without TWILIO_AUTH_TOKEN', () => {
       expect(ready.warning).toMatch(/signature checks are off/);
       for (const path of ['/calls', `/calls/CA${'1'.repeat(32)}`]) {
         const r = await fetch(`${url}${path}`);
-        expect([path, r.status, ((await r.json()) as { error: string }).error]).toEqual([path, 403, 'BRIDGE_ERR_ADMIN_DISABLED']);
+        expect([path, r.status, r.headers.get('content-type'), ((await r.json()) as { code: string }).code]).toEqual([path, 403, 'application/problem+json; charset=utf-8', 'BRIDGE_ERR_ADMIN_DISABLED']);
       }
     } finally {
       b.kill();

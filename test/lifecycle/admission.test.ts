@@ -96,7 +96,7 @@ describe('voice webhook rate limit per source', () => {
       for (let i = 0; i < 10; i++) expect((await postVoice(bridge.url)).status).toBe(200);
       const limited = await postVoice(bridge.url);
       expect(limited.status).toBe(429);
-      expect(JSON.parse(limited.text)).toMatchObject({ error: 'BRIDGE_ERR_RATE_LIMITED' });
+      expect(JSON.parse(limited.text)).toMatchObject({ code: 'BRIDGE_ERR_RATE_LIMITED', status: 429 });
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       // 127.0.0.1 is a trusted proxy by default: the forwarded client has its own bucket.
       expect((await postVoice(bridge.url, callSid(), { 'x-forwarded-for': '203.0.113.7' })).status).toBe(200);

@@ -116,6 +116,6 @@ describe('a worker whose primary does not aggregate', () => {
   it('GET /metrics answers 503 BRIDGE_ERR_METRICS_AGGREGATION (bounded), never a partial slice', async () => {
     const res = await fetch(`${f.info.appUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
     expect(res.status).toBe(503);
-    expect(await res.json()).toMatchObject({ error: 'BRIDGE_ERR_METRICS_AGGREGATION' });
+    expect(await res.json()).toMatchObject({ code: 'BRIDGE_ERR_METRICS_AGGREGATION' });
   });
 });

@@ -4,7 +4,6 @@
  * Twilio's role; `callEnded` → store.record(); the record read back through
  * GET /calls/history on the same app and through `voice-bridge calls`.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { loadDsp, dspLoadInfo } from '../../src/dsp/load.js';
@@ -13,7 +12,6 @@ import { CallManager, type CallRecord } from '../../src/call/call-manager.js';
 import { buildApp } from '../../src/server/app.js';
 import { runSimulatedCall } from '../../src/sim/simulator.js';
 import { openCallStore } from '../../src/store/call-store.js';
-import { registerHistoryRoute } from '../../src/store/history-route.js';
 import { callsCommand } from '../../src/store/calls-command.js';
 import { ulawClip } from '../bridge/helpers.js';
 import { tempDir } from './helpers.js';
@@ -30,10 +28,8 @@ describe('a real call is persisted', () => {
       ended.push(r);
       store.record(r);
     });
-    const app = await buildApp({ config, calls, agents: createAgentRegistry(config), dspInfo: dspLoadInfo });
-    const requireAdmin = (req: FastifyRequest, reply: FastifyReply) =>
-      req.headers.authorization === `Bearer ${config.adminToken}` ? undefined : reply.code(401).send({ error: 'BRIDGE_ERR_ADMIN_AUTH', message: 'missing or wrong admin token' });
-    registerHistoryRoute(app, store, requireAdmin);
+    // The store gives the app its history routes, behind the bridge's own admin check.
+    const app = await buildApp({ config, calls, agents: createAgentRegistry(config), dspInfo: dspLoadInfo, store });
     const base = await app.listen({ port: 0, host: '127.0.0.1' });
     try {
       const callSid = `CA${'ab'.repeat(16)}`;

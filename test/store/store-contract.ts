@@ -6,10 +6,12 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openCallStore, type CallStore } from '../../src/store/call-store.js';
-import { registerHistoryRoute } from '../../src/store/history-route.js';
+import { historyRoutes } from '../../src/store/history-route.js';
+import { adminAuth } from '../../src/server/admin-auth.js';
+import { useProblemDetails } from '../../src/server/problem.js';
 import { callsCommand } from '../../src/store/calls-command.js';
 import type { CallRecord } from '../../src/call/call-manager.js';
 import { fullRecord, tempDir, waitFor } from './helpers.js';
@@ -38,11 +40,8 @@ export interface Backend {
 const ADMIN = 'test-admin-token';
 /** What a stored record adds to the record handed in: its row state and owner (a process without --workers). */
 const STORED = { recordState: 'completed', ownerInstance: expect.any(String), ownerWorker: -1 };
-/** The shape of the bridge's check (app.ts adminDenied): the route must not reimplement it. */
-function requireAdmin(req: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
-  if (req.headers.authorization !== `Bearer ${ADMIN}`) return reply.code(401).send({ error: 'BRIDGE_ERR_ADMIN_AUTH', message: 'missing or wrong admin token' });
-  return undefined;
-}
+/** The bridge's own admin check (an onRequest hook): the route must not reimplement it. */
+const requireAdmin = adminAuth({ adminToken: ADMIN, loopbackOnly: true }).admin;
 
 function captureIo() {
   const out: string[] = [];
@@ -267,14 +266,15 @@ export function storeContract(b: Backend): void {
       for (const r of records) s.record(r);
       expect(await s.flush(10_000)).toBe(true);
       const app = Fastify();
-      registerHistoryRoute(app, s, requireAdmin);
+      useProblemDetails(app);
+      await app.register(historyRoutes, { store: s, onRequest: requireAdmin });
       const base = await app.listen({ port: 0, host: '127.0.0.1' });
       try {
         const get = async (path: string, token?: string) => {
           const res = await fetch(`${base}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(15_000) });
           return { status: res.status, body: (await res.json()) as Record<string, any> };
         };
-        expect(await get('/calls/history')).toEqual({ status: 401, body: { error: 'BRIDGE_ERR_ADMIN_AUTH', message: 'missing or wrong admin token' } });
+        expect(await get('/calls/history')).toEqual({ status: 401, body: { type: 'tag:voice-bridge,2026:error:BRIDGE_ERR_ADMIN_AUTH', title: 'A missing or wrong admin token.', status: 401, detail: 'missing or wrong admin token', code: 'BRIDGE_ERR_ADMIN_AUTH' } });
         expect((await get('/calls/history', 'wrong')).status).toBe(401);
         expect((await get(`/calls/history/${records[0]!.callSid}`)).status).toBe(401);
 
@@ -292,11 +292,11 @@ export function storeContract(b: Backend): void {
         const one = await get(`/calls/history/${records[2]!.callSid}`, ADMIN);
         expect(one.status).toBe(200);
         expect(one.body).toEqual({ ...records[2], ...STORED, recordedAt: expect.any(String) });
-        expect((await get(`/calls/history/CA${'0'.repeat(31)}f`, ADMIN)).body.error).toBe('BRIDGE_ERR_CALL_NOT_FOUND');
+        expect((await get(`/calls/history/CA${'0'.repeat(31)}f`, ADMIN)).body.code).toBe('BRIDGE_ERR_CALL_NOT_FOUND');
 
         for (const bad of ['limit=0', 'limit=501', 'limit=x', 'page=0', 'before=zzz', 'page=1&before=abc']) {
           const r = await get(`/calls/history?${bad}`, ADMIN);
-          expect([bad, r.status, r.body.error]).toEqual([bad, 400, 'BRIDGE_ERR_BAD_REQUEST']);
+          expect([bad, r.status, r.body.code]).toEqual([bad, 400, 'BRIDGE_ERR_BAD_REQUEST']);
         }
 
         await b.takeDown();
@@ -304,7 +304,7 @@ export function storeContract(b: Backend): void {
         if (b.readsWhileDown) expect(down.status).toBe(200);
         else {
           expect(down.status).toBe(503);
-          expect(down.body.error).toBe('BRIDGE_ERR_STORE_UNAVAILABLE');
+          expect(down.body.code).toBe('BRIDGE_ERR_STORE_UNAVAILABLE');
         }
         await b.bringUp();
         expect((await get('/calls/history', ADMIN)).status).toBe(200);
