@@ -1,0 +1,33 @@
+/**
+ * `npm run docs:env`: writes the README's environment table and `.env.example` from
+ * the schema (src/env-schema.ts, rendered by src/env-docs.ts). `--check` writes
+ * nothing and exits 1 when either file differs (test/config/env-docs.test.ts checks the same).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { renderEnvExample, withEnvTable } from '../src/env-docs.js';
+
+const root = join(import.meta.dirname, '..');
+const check = process.argv.includes('--check');
+const files: [string, (old: string) => string][] = [
+  [join(root, 'README.md'), withEnvTable],
+  [join(root, '.env.example'), () => renderEnvExample()],
+];
+let stale = 0;
+for (const [path, render] of files) {
+  let old = '';
+  try {
+    old = readFileSync(path, 'utf8');
+  } catch {
+    // .env.example may not exist yet.
+  }
+  const next = render(old);
+  if (next === old) continue;
+  stale++;
+  if (check) console.error(`${path} is out of date: run npm run docs:env`);
+  else {
+    writeFileSync(path, next);
+    console.log(`wrote ${path}`);
+  }
+}
+process.exit(check && stale > 0 ? 1 : 0);
