@@ -3,8 +3,10 @@
  * BRIDGE_ERR_CONFIG; a process exits 78 (EX_CONFIG) on it. Its own module so that
  * every configuration reader can throw it without importing src/config.ts.
  */
+import { ErrorCodes } from './errors.js';
+
 export class ConfigError extends Error {
-  readonly code = 'BRIDGE_ERR_CONFIG';
+  readonly code = ErrorCodes.CONFIG;
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
     this.name = 'ConfigError';
