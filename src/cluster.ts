@@ -33,7 +33,8 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { loadConfig, ConfigError, type Config } from './config.js';
+import { loadConfig, ConfigError, EX_CONFIG, type Config } from './config.js';
+import { rawValue } from './env-schema.js';
 import { createLogger, lifecycleLogger } from './log.js';
 import { ConnectionRouter, RoutingMessages } from './cluster-routing.js';
 import { loadLifecycleConfig } from './lifecycle/lifecycle-config.js';
@@ -68,7 +69,6 @@ const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
 /** A worker that lived this long is healthy again: its next restart starts from RESTART_MIN_MS. */
 const HEALTHY_AFTER_MS = 10_000;
-const EX_CONFIG = 78;
 
 /** The primary: forks, restarts, forwards the drain, exits when all workers have. Resolves to the exit code. */
 export function runPrimary(o: ClusterOptions): Promise<number> {
@@ -249,11 +249,15 @@ export async function startCommand(argv: string[], options: Omit<ClusterOptions,
     console.error(`voice-bridge start: ${(e as Error).message}`);
     return 2;
   }
-  const raw = values.workers ?? (options.env ?? process.env).BRIDGE_WORKERS;
+  const env = options.env ?? process.env;
+  const raw = values.workers ?? rawValue(env, 'BRIDGE_WORKERS');
   let workers = 1;
   if (raw !== undefined && raw !== '') {
-    workers = raw === 'auto' ? availableParallelism() : Number(raw);
+    workers = raw === 'auto' ? availableParallelism() : /^\d+$/.test(raw) ? Number(raw) : NaN;
     if (!Number.isInteger(workers) || workers < 1 || workers > 256) {
+      // A bad BRIDGE_WORKERS is a configuration problem like any other: one process
+      // reads the configuration and lists it with the rest (exit 78). A bad flag is usage.
+      if (values.workers === undefined) return main(env);
       console.error(`voice-bridge start: --workers must be an integer from 1 to 256, or "auto" (got ${JSON.stringify(raw)})`);
       return 2;
     }

@@ -52,6 +52,13 @@ describe('voice-bridge start: one configuration pass', () => {
     expect(r.stdout).toBe('');
   }, 60_000);
 
+  it('a bad BRIDGE_WORKERS is listed with the other problems (78), like any variable (a bad --workers flag stays a usage error, exit 2: test/lifecycle/cluster.test.ts)', async () => {
+    const r = await runStart({ BRIDGE_WORKERS: 'many', PORT: 'abc' });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('BRIDGE_WORKERS="many": must be an integer from 1 to 256, or "auto"');
+    expect(r.stderr).toContain('PORT="abc"');
+  }, 60_000);
+
   it('--env-file: the file\'s values are used, and a variable already in the environment wins over it', async () => {
     const file = tmpFile('.env', ['# a comment', 'PORT=abc', 'BRIDGE_RECORD=maybe', 'export BRIDGE_ECHO_SILENCE_MS="5"', ''].join('\n'));
     const r = await runStart({ PORT: '0', BRIDGE_ECHO_SILENCE_MS: '700' }, ['--env-file', file]);
