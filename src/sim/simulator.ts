@@ -395,9 +395,24 @@ class CallSimulator {
     this.#ws = ws;
     ws.on('unexpected-response', (req, res) => {
       this.#r.httpStatus = res.statusCode;
-      res.resume();
-      req.destroy();
-      this.#finish('connect-failed', `upgrade refused: HTTP ${String(res.statusCode)}`);
+      // The bridge says why in a problem body (RFC 9457: `code`, `detail`); read a bounded
+      // head of it, for at most REFUSAL_BODY_WAIT_MS, and name the reason with the status.
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      const done = () => {
+        clearTimeout(t);
+        req.destroy();
+        res.destroy();
+        this.#finish('connect-failed', `upgrade refused: HTTP ${String(res.statusCode)}${refusalReason(Buffer.concat(chunks).toString('utf8'))}`);
+      };
+      const t = setTimeout(done, REFUSAL_BODY_WAIT_MS);
+      res.on('data', (c: Buffer) => {
+        if (bytes < REFUSAL_BODY_MAX_BYTES) chunks.push(c);
+        bytes += c.length;
+        if (bytes >= REFUSAL_BODY_MAX_BYTES) done();
+      });
+      res.once('end', done);
+      res.once('error', done);
     });
     ws.on('error', (err) => {
       if (this.#phase === 'connecting') this.#finish('connect-failed', err.message);
@@ -662,5 +677,20 @@ class CallSimulator {
     };
     if (error !== undefined) result.error = error;
     this.#resolve(result);
+  }
+}
+
+const REFUSAL_BODY_WAIT_MS = 1000;
+const REFUSAL_BODY_MAX_BYTES = 4096;
+
+/** " BRIDGE_ERR_X: detail" from a problem-details body (src/errors.ts), else "". */
+function refusalReason(body: string): string {
+  try {
+    const p = JSON.parse(body) as { code?: unknown; detail?: unknown };
+    const code = typeof p.code === 'string' ? p.code.slice(0, 64) : undefined;
+    const detail = typeof p.detail === 'string' ? p.detail.slice(0, 300) : undefined;
+    return code || detail ? ` ${[code, detail].filter(Boolean).join(': ')}` : '';
+  } catch {
+    return '';
   }
 }

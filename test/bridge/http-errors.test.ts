@@ -8,6 +8,7 @@
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { runSimulatedCall } from '../../src/sim/simulator.js';
 import { computeSignature } from '../../src/twilio/signature.js';
 import { errorSpec, PROBLEM_TYPE_PREFIX } from '../../src/errors.js';
 import { withBridge } from './helpers.js';
@@ -118,6 +119,9 @@ describe('HTTP errors are RFC 9457 problem details', () => {
       expect(refused.status).toBe(403);
       expect(refused.type).toBe('application/problem+json; charset=utf-8');
       expect(JSON.parse(refused.body)).toMatchObject({ status: 403, code: 'BRIDGE_ERR_TWILIO_SIGNATURE', type: `${PROBLEM_TYPE_PREFIX}BRIDGE_ERR_TWILIO_SIGNATURE` });
+      // `voice-bridge simulate` names the refusal from that body.
+      const sim = await runSimulatedCall({ url: bridge.streamUrl, audio: new Uint8Array(160), fast: true, tailMs: 0, timeoutMs: 5000 });
+      expect(sim).toMatchObject({ outcome: 'connect-failed', httpStatus: 403, error: 'upgrade refused: HTTP 403 BRIDGE_ERR_TWILIO_SIGNATURE: missing or invalid X-Twilio-Signature' });
     });
   });
 
