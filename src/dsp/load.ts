@@ -4,6 +4,7 @@
  * `native` (or BRIDGE_DSP=native, which CI sets) makes a missing addon an error.
  */
 import { BridgeError, ErrorCodes } from '../errors.js';
+import { rawValue } from '../env-schema.js';
 import type { DspBackend, DspBackendName } from './backend.js';
 import { NativeDspBackend, loadAddon } from './native-backend.js';
 import { createTsBackend } from './ts-backend.js';
@@ -43,7 +44,7 @@ function parseChoice(v: string | undefined): DspBackendChoice {
 }
 
 export async function loadDsp(options: LoadDspOptions = {}): Promise<LoadedDsp> {
-  const requested = options.backend ?? parseChoice(process.env.BRIDGE_DSP);
+  const requested = options.backend ?? parseChoice(rawValue(process.env, 'BRIDGE_DSP'));
   if (requested !== 'auto' && requested !== 'native' && requested !== 'ts') {
     throw new BridgeError(ErrorCodes.DSP_ARGUMENT, `backend must be auto, native or ts (got "${String(requested)}")`);
   }

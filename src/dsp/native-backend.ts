@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BridgeError, ErrorCodes, type ErrorCode } from '../errors.js';
+import { rawValue } from '../env-schema.js';
 import type {
   DspBackend,
   FrameKind,
@@ -96,7 +97,7 @@ export function loadAddon(): Addon {
   const here = dirname(fileURLToPath(import.meta.url));
   // src/dsp → ../../native/dsp-node ; dist/dsp → ../../native/dsp-node.
   // BRIDGE_DSP_ADDON points at a prebuilt addon (its index.cjs loader or the .node file).
-  const loader = process.env.BRIDGE_DSP_ADDON || join(here, '..', '..', 'native', 'dsp-node', 'index.cjs');
+  const loader = rawValue(process.env, 'BRIDGE_DSP_ADDON') ?? join(here, '..', '..', 'native', 'dsp-node', 'index.cjs');
   if (!existsSync(loader)) {
     throw new Error(`native addon not built (${loader} missing; run "npm run build:native" with cargo installed)`);
   }

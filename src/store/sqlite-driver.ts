@@ -19,6 +19,7 @@
 import { mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
+import { rawValue } from '../env-schema.js';
 
 export type SqlValue = string | number | boolean | null;
 export type Row = Record<string, unknown>;
@@ -61,7 +62,7 @@ let probed = false;
 function loadBetter(): BetterCtor | undefined {
   if (!probed) {
     probed = true;
-    if (process.env.BRIDGE_SQLITE_DRIVER === 'wasm') betterError = 'BRIDGE_SQLITE_DRIVER=wasm';
+    if (rawValue(process.env, 'BRIDGE_SQLITE_DRIVER') === 'wasm') betterError = 'BRIDGE_SQLITE_DRIVER=wasm';
     else {
       try {
         better = require('better-sqlite3') as BetterCtor;
