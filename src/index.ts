@@ -2,8 +2,8 @@
 export { loadDsp, dspLoadInfo } from './dsp/load.js';
 export type { LoadDspOptions, LoadedDsp, DspLoadInfo, DspBackendChoice } from './dsp/load.js';
 export * from './dsp/backend.js';
-export { BridgeError, ErrorCodes, isBridgeError } from './errors.js';
-export type { ErrorCode, ErrorCategory } from './errors.js';
+export { BridgeError, ErrorCodes, ERROR_TABLE, errorSpec, isBridgeError, PROBLEM_CONTENT_TYPE } from './errors.js';
+export type { ErrorCode, ErrorCategory, ErrorSpec, ProblemDetails } from './errors.js';
 
 // The bridge itself: start it in-process (as `voice-bridge start` does), with extra agents.
 export { startBridge } from './main.js';

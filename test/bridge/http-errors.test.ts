@@ -138,6 +138,11 @@ describe('HTTP errors are RFC 9457 problem details', () => {
       expect((await expectProblem(await say('{"text":'), 400, 'BRIDGE_ERR_BAD_REQUEST')).detail).toMatch(/JSON/);
       // A well-formed request for a call nobody carries: the route's own 404.
       await expectProblem(await say('{"text":"hello"}'), 404, 'BRIDGE_ERR_CALL_NOT_FOUND');
+      // What fastify refuses itself comes in the same shape.
+      const tooBig = await fetch(`${bridge.url}/twilio/status`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `Junk=${'x'.repeat(70 * 1024)}` });
+      await expectProblem(tooBig, 413, 'BRIDGE_ERR_BODY_TOO_LARGE');
+      const text = await fetch(`${bridge.url}/calls/CA${'0'.repeat(32)}/say`, { method: 'POST', headers: { ...auth, 'content-type': 'application/xml' }, body: '<text>hello</text>' });
+      await expectProblem(text, 415, 'BRIDGE_ERR_UNSUPPORTED_MEDIA_TYPE');
     });
   });
 });
