@@ -244,7 +244,7 @@ describe('hume adapter', () => {
   it('when the resume is refused every time: one fatal AGENT_CLOSED, then closed', async () => {
     const { fake, session, errors, events } = await open({ env: { HUME_RESUME_ATTEMPTS: '2' } });
     // Every later upgrade is refused.
-    fake.handleUpgrade = (_req, socket) => void socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+    fake.server.refuseAll(503);
     await fake.fault('close-mid-call');
     await waitFor(() => events.includes('closed'), 8000, 'closed');
     expect(errors.map((e) => [e.error.code, e.fatal])).toEqual([
@@ -291,14 +291,12 @@ describe('hume adapter', () => {
 
   it('connect() is bounded by its signal when the service never answers the handshake', async () => {
     fake = await startFakeHume();
-    const held: import('node:net').Socket[] = [];
-    fake.handleUpgrade = (_req, socket) => void held.push(socket); // accept TCP, never answer the upgrade
+    fake.server.hangUpgrades(true); // accept TCP, never answer the upgrade
     const session = factoryFor(fake.env).create({ callSid: 'CA4', parameters: {} });
     const t0 = Date.now();
     await expect(session.connect(AbortSignal.timeout(300))).rejects.toMatchObject({ code: 'BRIDGE_ERR_AGENT_TIMEOUT' });
     expect(Date.now() - t0).toBeLessThan(2000);
     await session.close('test');
-    for (const s of held) s.destroy();
   });
 });
 

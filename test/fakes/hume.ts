@@ -23,9 +23,10 @@
  * The WAVs are built here independently of the adapter's reader (fake the peer, not yourself).
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { WebSocketServer, WebSocket } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { WebSocket } from 'ws';
+import { FakeServer, closeMidCall, stopAnswering } from './fake-server.js';
 import type { FakeService } from '../agents/agent-contract.js';
 
 export type WavLayout = 'plain' | 'list' | 'odd';
@@ -116,27 +117,22 @@ export class FakeHume implements FakeService {
   readonly env: Record<string, string>;
   readonly apiKey: string;
   readonly connections: FakeHumeConnection[] = [];
-  /** Upgrades refused (HTTP status). */
-  readonly refused: number[] = [];
+  /** The HTTP side, with its upgrade faults (refuseNext, refuseAll, hangUpgrades). */
+  readonly server: FakeServer;
   wavRateHz: number;
   wavLayout: WavLayout;
   chunkMs: number;
-  #refuseNext = false;
   #interruptions: { heardMs?: number }[] = [];
   #dtmf: string[] = [];
   #msgSeq = 0;
-  readonly #server: ReturnType<typeof createServer>;
-  readonly #wss: WebSocketServer;
-
-  constructor(server: ReturnType<typeof createServer>, wss: WebSocketServer, port: number, o: FakeHumeOptions) {
-    this.#server = server;
-    this.#wss = wss;
+  constructor(server: FakeServer, o: FakeHumeOptions) {
+    this.server = server;
     this.apiKey = o.apiKey ?? 'hume-test-key-' + randomUUID();
     this.wavRateHz = o.wavRateHz ?? 48_000;
     this.wavLayout = o.wavLayout ?? 'plain';
     this.chunkMs = o.chunkMs ?? 100;
     // A short keepalive so a silent socket is noticed well within the contract's bound.
-    this.env = { HUME_API_KEY: this.apiKey, HUME_EVI_URL: `ws://127.0.0.1:${port}/v0/evi/chat`, HUME_KEEPALIVE_MS: '1000', ...o.env };
+    this.env = { HUME_API_KEY: this.apiKey, HUME_EVI_URL: server.url('/v0/evi/chat'), HUME_KEEPALIVE_MS: '1000', ...o.env };
   }
 
   /** The newest connection (the one speak() talks on). */
@@ -146,24 +142,20 @@ export class FakeHume implements FakeService {
 
   // --- server side -------------------------------------------------------------------
 
-  handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const refuse = (status: number, text: string) => {
-      this.refused.push(status);
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"message":"${text}"}`);
-    };
-    if (url.pathname !== '/v0/evi/chat') return refuse(404, 'Not Found');
-    if (this.#refuseNext) {
-      this.#refuseNext = false;
-      return refuse(503, 'Service Unavailable');
-    }
-    const headerKey = req.headers['x-hume-api-key'];
-    const queryKey = url.searchParams.get('api_key');
-    if (headerKey !== this.apiKey && queryKey !== this.apiKey) return refuse(401, 'Unauthorized');
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, req, url, headerKey === this.apiKey ? 'header' : 'query'));
+  /** Upgrades refused (HTTP status). */
+  get refused(): readonly number[] {
+    return this.server.refused;
   }
 
-  #onConnection(ws: WebSocket, req: IncomingMessage, url: URL, authVia: 'header' | 'query'): void {
+  upgrade(req: IncomingMessage, url: URL): { status: number; body: string } | undefined {
+    if (url.pathname !== '/v0/evi/chat') return { status: 404, body: '{"message":"Not Found"}' };
+    const headerKey = req.headers['x-hume-api-key'];
+    if (headerKey !== this.apiKey && url.searchParams.get('api_key') !== this.apiKey) return { status: 401, body: '{"message":"Unauthorized"}' };
+    return undefined;
+  }
+
+  connection(ws: WebSocket, req: IncomingMessage, url: URL): void {
+    const authVia = req.headers['x-hume-api-key'] === this.apiKey ? 'header' : 'query';
     const resumed = url.searchParams.get('resumed_chat_group_id') ?? undefined;
     const conn: FakeHumeConnection = {
       id: this.connections.length + 1,
@@ -326,41 +318,36 @@ export class FakeHume implements FakeService {
     const conn = this.current;
     switch (kind) {
       case 'refuse-next':
-        this.#refuseNext = true;
+        this.server.refuseNext({ status: 503, body: '{"message":"Service Unavailable"}' });
         return;
       case 'garbage':
         if (!conn) return;
         for (const g of FakeHume.garbage()) await new Promise<void>((r) => conn.ws.send(g, { binary: typeof g !== 'string' }, () => r()));
         return;
       case 'stop-answering':
-        // Stop reading the socket: pings go unanswered, messages pile up, nothing is sent.
-        conn?.socket.pause();
+        if (conn) stopAnswering(conn.socket);
         return;
       case 'close-mid-call':
         if (!conn) return;
         (conn as { closeByFake?: () => void }).closeByFake?.();
-        conn.ws.close(closeCode, 'internal error');
+        closeMidCall(conn.ws, closeCode, 'internal error');
         return;
     }
   }
 
   async close(): Promise<void> {
-    for (const c of this.connections) {
-      (c as { closeByFake?: () => void }).closeByFake?.();
-      c.ws.terminate();
-    }
-    this.#wss.close();
-    await new Promise<void>((r) => this.#server.close(() => r()));
+    for (const c of this.connections) (c as { closeByFake?: () => void }).closeByFake?.();
+    await this.server.close();
   }
 }
 
 export async function startFakeHume(options: FakeHumeOptions = {}): Promise<FakeHume> {
-  const server = createServer((_req, res) => {
-    res.writeHead(404).end();
+  let fake: FakeHume | undefined;
+  const server = await FakeServer.start({
+    wss: { maxPayload: 1024 * 1024 },
+    upgrade: (req, url) => fake!.upgrade(req, url),
+    connection: (ws, req, url) => fake!.connection(ws, req, url),
   });
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const fake = new FakeHume(server, wss, (server.address() as AddressInfo).port, options);
-  server.on('upgrade', (req, socket, head) => fake.handleUpgrade(req, socket as Socket, head));
+  fake = new FakeHume(server, options);
   return fake;
 }
