@@ -51,9 +51,9 @@
  * realtimeInput.text — a note included — is the caller's words (texts()), as the real
  * service takes it (see src/agents/gemini/session.ts).
  */
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket, RawData } from 'ws';
+import { FakeServer, closeMidCall, type Refusal } from './fake-server.js';
 import { EnergyVad } from '../../src/audio/vad.js';
 import type { FakeService } from '../agents/agent-contract.js';
 
@@ -193,16 +193,8 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
   let turnChain: Promise<void> = Promise.resolve();
   let audioChunkSeq = 0;
 
-  const http = createServer((_req, res) => {
-    res.writeHead(404).end();
-  });
-  const wss = new WebSocketServer({ noServer: true, autoPong: false, maxPayload: 16 * 1024 * 1024 });
-
-  http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    const u = new URL(req.url ?? '/', 'http://x');
-    const reply = (status: number, text: string) => {
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":${status},"message":"${text}"}}`);
-    };
+  const upgrade = (req: IncomingMessage, u: URL): Refusal | undefined => {
+    const reply = (status: number, text: string): Refusal => ({ status, text, body: `{"error":{"code":${status},"message":"${text}"}}` });
     if (u.pathname !== GEMINI_PATH) return reply(404, 'Not Found');
     const headerKey = req.headers['x-goog-api-key'];
     upgrades.push({ query: u.search, keyHeader: typeof headerKey === 'string' && headerKey !== '' });
@@ -214,9 +206,12 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     }
     // Fake policy (see the file comment): the key belongs in the header, never in the URL.
     if (u.searchParams.has('key')) return reply(400, 'API key in the URL query: send it in the x-goog-api-key header');
-    const key = typeof headerKey === 'string' && headerKey !== '' ? headerKey : undefined;
-    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, key === undefined ? 'missing' : key === apiKey ? 'ok' : 'wrong'));
-  });
+    return undefined;
+  };
+  const keyState = (req: IncomingMessage): 'missing' | 'ok' | 'wrong' => {
+    const key = req.headers['x-goog-api-key'];
+    return typeof key !== 'string' || key === '' ? 'missing' : key === apiKey ? 'ok' : 'wrong';
+  };
 
   const current = (): Conn | undefined => {
     for (let i = conns.length - 1; i >= 0; i--) {
@@ -246,7 +241,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     c.closedBy = 'server';
     c.closeCode = code;
     if (c.turn) c.turn.stopped = true;
-    c.ws.close(code, reason);
+    closeMidCall(c.ws, code, reason);
     setTimeout(() => c.ws.terminate(), 500).unref();
   };
 
@@ -510,9 +505,12 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     if (c.setup?.['sessionResumption'] !== undefined) issueHandle(c);
   }
 
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const port = (http.address() as AddressInfo).port;
-  const url = `ws://127.0.0.1:${port}${GEMINI_PATH}`;
+  const server = await FakeServer.start({
+    wss: { autoPong: false, maxPayload: 16 * 1024 * 1024 },
+    upgrade,
+    connection: (ws, req) => onConnection(ws, keyState(req)),
+  });
+  const url = server.url(GEMINI_PATH);
 
   const fake: FakeGemini = {
     url,
@@ -625,13 +623,8 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       for (const c of conns) {
         if (c.turn) c.turn.stopped = true;
         for (const t of c.timers) clearTimeout(t);
-        c.ws.terminate();
       }
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
-      await new Promise<void>((resolve) => {
-        http.close(() => resolve());
-        http.closeAllConnections();
-      });
+      await server.close();
     },
   };
   return fake;
