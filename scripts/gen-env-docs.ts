@@ -1,16 +1,18 @@
 /**
- * `npm run docs:env`: writes the README's environment table and `.env.example` from
- * the schema (src/env-schema.ts, rendered by src/env-docs.ts). `--check` writes
- * nothing and exits 1 when either file differs (test/config/env-docs.test.ts checks the same).
+ * `npm run docs:env`: writes the README's environment table, the variable tables of
+ * docs/operations/*.md and `.env.example` from the schema (src/env-schema.ts, rendered
+ * by src/env-docs.ts). `--check` writes nothing and exits 1 when a file differs
+ * (test/config/env-docs.test.ts checks the same).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { renderEnvExample, withEnvTable } from '../src/env-docs.js';
+import { DOCS_WITH_ENV_TABLES, renderEnvExample, withEnvTable, withVarsTables } from '../src/env-docs.js';
 
 const root = join(import.meta.dirname, '..');
 const check = process.argv.includes('--check');
 const files: [string, (old: string) => string][] = [
   [join(root, 'README.md'), withEnvTable],
+  ...DOCS_WITH_ENV_TABLES.map((f): [string, (old: string) => string] => [join(root, f), withVarsTables]),
   [join(root, '.env.example'), () => renderEnvExample()],
 ];
 let stale = 0;

@@ -25,6 +25,7 @@ export function defaultText(name: EnvName): string {
 /** What values a variable takes, from its type and keywords. */
 export function valuesText(name: EnvName): string {
   const s = envVar(name) as ReturnType<typeof envVar> & { minimum?: number; maximum?: number; multipleOf?: number; anyOf?: { const: string }[]; maxLength?: number };
+  if (s.valuesDoc !== undefined) return s.valuesDoc;
   const range = `${s.minimum}–${s.maximum}`;
   switch (s.type) {
     case 'integer':
@@ -56,9 +57,7 @@ export function renderEnvTable(): string {
   for (const [g, names] of groups()) {
     out.push('', `**${ENV_GROUP_TITLES[g]}**`, '', '| Variable | Default | Values | Meaning |', '|---|---|---|---|');
     for (const n of names) {
-      const s = envVar(n);
-      const meaning = `${s.internal ? '(Set by the bridge for its cluster workers; not for users.) ' : ''}${s.description}`;
-      out.push(`| \`${n}\` | ${cell(defaultText(n))} | ${cell(valuesText(n))} | ${cell(meaning)} |`);
+      out.push(`| \`${n}\` | ${cell(defaultText(n))} | ${cell(valuesText(n))} | ${cell(envVar(n).description)} |`);
     }
   }
   out.push('', README_END);
@@ -93,3 +92,30 @@ export function withEnvTable(readme: string): string {
   if (a < 0 || b < a) throw new Error(`README.md has no ${README_BEGIN} … ${README_END} section`);
   return readme.slice(0, a) + renderEnvTable() + readme.slice(b + README_END.length);
 }
+
+/** The marker of a doc's table of some variables (docs/operations/*.md). */
+export const varsTableBegin = (names: readonly string[]) => `<!-- env-table:begin ${names.join(' ')} — generated from src/env-schema.ts by \`npm run docs:env\` -->`;
+const VARS_TABLE = /<!-- env-table:begin ((?:[A-Z][A-Z0-9_]* ?)+) — [^>]*-->[\s\S]*?<!-- env-table:end -->/g;
+
+/** A table of the named variables, between its markers. */
+export function renderVarsTable(names: readonly EnvName[]): string {
+  const rows = names.map((n) => `| \`${n}\` | ${cell(defaultText(n))} | ${cell(valuesText(n))} | ${cell(envVar(n).description)} |`);
+  return [varsTableBegin(names), '', '| Variable | Default | Values | Meaning |', '|---|---|---|---|', ...rows, '', README_END].join('\n');
+}
+
+/** A doc with each of its variable tables rendered anew; throws on a name the schema lacks. */
+export function withVarsTables(doc: string): string {
+  return doc.replace(VARS_TABLE, (_, list: string) => {
+    const names = list.trim().split(/\s+/);
+    for (const n of names) if (!(ENV_NAMES as string[]).includes(n)) throw new Error(`${n} is not declared in src/env-schema.ts`);
+    return renderVarsTable(names as EnvName[]);
+  });
+}
+
+/** How many variable tables a doc has. */
+export function varsTableCount(doc: string): number {
+  return [...doc.matchAll(VARS_TABLE)].length;
+}
+
+/** The docs whose variable tables are generated (besides the README's whole table). */
+export const DOCS_WITH_ENV_TABLES = ['docs/operations/lifecycle.md', 'docs/operations/call-records.md', 'docs/operations/recording.md', 'docs/operations/scaling.md'] as const;

@@ -73,6 +73,8 @@ interface VarMeta {
   secret?: boolean;
   /** Set by the bridge itself (the cluster primary for its workers): documented, left out of `.env.example`. */
   internal?: boolean;
+  /** What values it takes, as the docs say it, where its type alone does not tell (e.g. "number in (0, 1], or `off`"). */
+  valuesDoc?: string;
   /** Replaces the generic "must be …" of a problem. */
   errorMessage?: string;
   /** enum: compare lower-cased. */
@@ -151,20 +153,20 @@ export const EnvSchema = Type.Object({
   // ── lifecycle ───────────────────────────────────────────────────────────
   BRIDGE_DRAIN_TIMEOUT_MS: integer('lifecycle', 0, 3_600_000, 30_000, 'After SIGTERM/SIGINT, longest wait for active calls to end before the goodbye'),
   BRIDGE_MAX_CALLS: opt(integer('lifecycle', 1, 1_000_000, undefined, 'Most calls in flight per process (active streams + admitted webhooks)', { defaultDoc: 'unlimited' })),
-  BRIDGE_LOAD_THRESHOLD: text('lifecycle', '0.7', 'Event-loop utilisation in (0, 1] at which new calls are refused; `off` (or `0`, `none`) disables the gate'),
+  BRIDGE_LOAD_THRESHOLD: text('lifecycle', '0.7', 'Event-loop utilisation at which new calls are refused; `off` (or `0`, `none`) disables the gate', { valuesDoc: 'number in (0, 1], or `off`' }),
   BRIDGE_LOAD_WINDOW_MS: integer('lifecycle', 200, 60_000, 5000, 'Moving window of the load measurement'),
   BRIDGE_WEBHOOK_RATE_PER_MIN: integer('lifecycle', 0, 1_000_000, 600, 'Voice webhook requests per minute per source; `0` = no limit'),
   BRIDGE_MAX_PENDING_STREAMS: integer('lifecycle', 1, 100_000, 200, 'Media Streams sockets before their `start` (not calls yet, not counted in `BRIDGE_MAX_CALLS`): at most this many in total…'),
   BRIDGE_MAX_PENDING_PER_SOURCE: integer('lifecycle', 1, 100_000, 20, '…and from one source address (429 `BRIDGE_ERR_PENDING_STREAMS` beyond; closed at `BRIDGE_START_TIMEOUT_MS`)'),
-  BRIDGE_TRUST_PROXY: text('lifecycle', 'loopback', 'Peers allowed to set `X-Forwarded-For/-Proto/-Host/-Port`: `1` (any), `0` (none), or a comma list of addresses, CIDRs and the keywords `loopback`, `linklocal`, `uniquelocal` (name a proxy on another machine explicitly)'),
+  BRIDGE_TRUST_PROXY: text('lifecycle', 'loopback', 'Peers allowed to set `X-Forwarded-For/-Proto/-Host/-Port`: `1` (any), `0` (none), or a comma list of addresses, CIDRs and the keywords `loopback`, `linklocal`, `uniquelocal` (name a proxy on another machine explicitly)', { valuesDoc: 'boolean, or a comma list' }),
 
   // ── cluster ─────────────────────────────────────────────────────────────
-  BRIDGE_WORKERS: text('cluster', '1', 'Like `start --workers N`: that many processes on one port, or `auto` (one per core)', { pattern: '^(auto|[1-9]|[1-9]\\d|1\\d\\d|2[0-4]\\d|25[0-6])$', errorMessage: 'must be an integer from 1 to 256, or "auto"' }),
-  BRIDGE_INSTANCE_ID: opt(text('cluster', undefined, "This instance's name: owner of its call records and its stream routing key; unique per instance (e.g. the pod name)", { pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$', errorMessage: "must be 1–63 letters, digits, '-' or '_', starting with a letter or digit (it is a URL path segment)", defaultDoc: 'the host name (URL-safe)' })),
-  BRIDGE_INTERNAL_URL: opt(url('cluster', ['http:', 'https:'], undefined, 'Where other instances reach this one for call commands (`/calls/:sid…` forwarded to the call\'s owner)', { defaultDoc: '`http://<bound address>:<port>`' })),
-  BRIDGE_WORKER_SLOT: opt(integer('cluster', 0, 255, undefined, 'Worker slot of `start --workers N`', { internal: true })),
-  BRIDGE_CLUSTER_ROUTED: opt(boolean('cluster', undefined, 'On in a worker that takes connections handed over by the primary', { internal: true })),
-  BRIDGE_CLUSTER_URL: opt(url('cluster', ['http:', 'https:'], undefined, "The primary's listening address, as the worker announces it", { internal: true })),
+  BRIDGE_WORKERS: text('cluster', '1', 'Like `start --workers N`: that many processes on one port, or `auto` (one per core)', { pattern: '^(auto|[1-9]|[1-9]\\d|1\\d\\d|2[0-4]\\d|25[0-6])$', errorMessage: 'must be an integer from 1 to 256, or "auto"', valuesDoc: 'integer 1–256, or `auto`' }),
+  BRIDGE_INSTANCE_ID: opt(text('cluster', undefined, "This instance's name: owner of its call records and its stream routing key. Unique per instance: in Kubernetes the pod name (the default host name), on VMs the host name", { pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$', errorMessage: "must be 1–63 letters, digits, '-' or '_', starting with a letter or digit (it is a URL path segment)", defaultDoc: 'the host name (URL-safe)' })),
+  BRIDGE_INTERNAL_URL: opt(url('cluster', ['http:', 'https:'], undefined, 'Where other instances reach this one for call commands (`/calls/:sid…` forwarded to the call\'s owner). Set it when the host name does not resolve between instances (e.g. `http://$(POD_IP):8080`)', { defaultDoc: '`http://<bound address>:<port>` (the host name for a wildcard bind)' })),
+  BRIDGE_WORKER_SLOT: opt(integer('cluster', 0, 255, undefined, 'Set by the primary of `start --workers N` for each worker (not for operators): its slot, 0…N-1', { internal: true })),
+  BRIDGE_CLUSTER_ROUTED: opt(boolean('cluster', undefined, 'Set by the primary for its workers (not for operators): the worker takes connections handed over IPC instead of listening', { internal: true })),
+  BRIDGE_CLUSTER_URL: opt(url('cluster', ['http:', 'https:'], undefined, "Set by the primary for its workers (not for operators): its listening address, which the worker reports as its own", { internal: true })),
 
   // ── store ───────────────────────────────────────────────────────────────
   DATABASE_URL: opt(url('store', ['postgres:', 'postgresql:'], undefined, '`postgres://…` (or `postgresql://…`) → PostgreSQL; unset → SQLite under `BRIDGE_DATA_DIR`', { secret: true, errorMessage: 'must be a postgres://user:password@host:port/database URL (unset it to use SQLite under BRIDGE_DATA_DIR)' })),
@@ -182,18 +184,18 @@ export const EnvSchema = Type.Object({
   // ── telemetry: the standard OpenTelemetry variables, checked by src/telemetry/config.ts when tracing is on ──
   OTEL_EXPORTER_OTLP_ENDPOINT: opt(text('telemetry', undefined, 'OpenTelemetry traces (a span per call, per turn and per tool call) over OTLP/HTTP to `<url>/v1/traces`; the SDK is loaded only when this (or the next) is set', { defaultDoc: 'unset (no traces)' })),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: opt(text('telemetry', undefined, 'The traces URL itself, used as is (wins over `OTEL_EXPORTER_OTLP_ENDPOINT`)')),
-  OTEL_EXPORTER_OTLP_PROTOCOL: opt(text('telemetry', undefined, '`http/protobuf` or `http/json`; `grpc` is refused at start', { defaultDoc: '`http/protobuf`' })),
+  OTEL_EXPORTER_OTLP_PROTOCOL: opt(text('telemetry', undefined, 'OTLP encoding; `grpc` is refused at start', { defaultDoc: '`http/protobuf`', valuesDoc: '`http/protobuf`, `http/json`' })),
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: opt(text('telemetry', undefined, 'The same, for traces only (wins)')),
   OTEL_EXPORTER_OTLP_HEADERS: opt(text('telemetry', undefined, "Export request headers, `key=value,…` (values percent-encoded), e.g. a collector's API key", { secret: true })),
   OTEL_EXPORTER_OTLP_TRACES_HEADERS: opt(text('telemetry', undefined, 'The same, for traces only (over the general ones)', { secret: true })),
-  OTEL_EXPORTER_OTLP_TIMEOUT: opt(text('telemetry', undefined, 'Export request timeout (ms, 1–600000)', { defaultDoc: '`10000`' })),
+  OTEL_EXPORTER_OTLP_TIMEOUT: opt(text('telemetry', undefined, 'Export request timeout (ms)', { defaultDoc: '`10000`', valuesDoc: 'integer 1–600000' })),
   OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: opt(text('telemetry', undefined, 'The same, for traces only (wins)')),
-  OTEL_EXPORTER_OTLP_COMPRESSION: opt(text('telemetry', undefined, '`gzip` or `none`', { defaultDoc: 'none' })),
+  OTEL_EXPORTER_OTLP_COMPRESSION: opt(text('telemetry', undefined, 'Export request compression', { defaultDoc: 'none', valuesDoc: '`gzip`, `none`' })),
   OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: opt(text('telemetry', undefined, 'The same, for traces only (wins)')),
   OTEL_SERVICE_NAME: opt(text('telemetry', undefined, "The spans' resource `service.name`", { defaultDoc: '`voice-bridge`' })),
   OTEL_RESOURCE_ATTRIBUTES: opt(text('telemetry', undefined, "`key=value,…` attributes of the spans' resource (a malformed list is dropped with a warning)")),
   OTEL_TRACES_SAMPLER: opt(text('telemetry', undefined, 'Which calls are traced: `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio`', { defaultDoc: '`parentbased_always_on`' })),
-  OTEL_TRACES_SAMPLER_ARG: opt(text('telemetry', undefined, 'The ratio (0–1) of the `traceidratio` samplers', { defaultDoc: '`1`' })),
+  OTEL_TRACES_SAMPLER_ARG: opt(text('telemetry', undefined, 'The ratio of the `traceidratio` samplers', { defaultDoc: '`1`', valuesDoc: 'number 0–1' })),
   OTEL_BSP_SCHEDULE_DELAY: opt(text('telemetry', undefined, 'Span batching: delay between exports (ms)', { defaultDoc: '`5000`' })),
   OTEL_BSP_MAX_QUEUE_SIZE: opt(text('telemetry', undefined, 'Span batching: queue bound (spans; past it spans are dropped)', { defaultDoc: '`2048`' })),
   OTEL_BSP_MAX_EXPORT_BATCH_SIZE: opt(text('telemetry', undefined, 'Span batching: spans per export', { defaultDoc: '`512`' })),

@@ -1,12 +1,13 @@
 /**
- * The README's environment table and .env.example are generated from the schema
- * (src/env-schema.ts → src/env-docs.ts, written by `npm run docs:env`): this fails when
- * either was edited by hand or the schema changed without regenerating them.
+ * The README's environment table, the variable tables of docs/operations/*.md and
+ * .env.example are generated from the schema (src/env-schema.ts → src/env-docs.ts,
+ * written by `npm run docs:env`): this fails when one was edited by hand or the schema
+ * changed without regenerating them.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { README_BEGIN, README_END, renderEnvExample, renderEnvTable } from '../../src/env-docs.js';
+import { DOCS_WITH_ENV_TABLES, README_BEGIN, README_END, renderEnvExample, renderEnvTable, varsTableCount, withVarsTables } from '../../src/env-docs.js';
 import { ENV_NAMES, envVar } from '../../src/env-schema.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -17,6 +18,12 @@ describe('environment docs generated from the schema', () => {
     const readme = read('README.md');
     const section = readme.slice(readme.indexOf(README_BEGIN), readme.indexOf(README_END) + README_END.length);
     expect(section).toBe(renderEnvTable());
+  });
+
+  it.each(DOCS_WITH_ENV_TABLES)('%s: its variable tables are the rendered ones', (doc) => {
+    const text = read(doc);
+    expect(varsTableCount(text)).toBeGreaterThan(0);
+    expect(text).toBe(withVarsTables(text));
   });
 
   it('.env.example is the rendered one', () => {
