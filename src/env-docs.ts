@@ -78,7 +78,8 @@ export function renderEnvExample(): string {
     out.push('', `# ── ${ENV_GROUP_TITLES[g]} ──`);
     for (const n of visible) {
       const s = envVar(n);
-      out.push(`# ${s.description.replace(/`/g, '')} [${valuesText(n).replace(/`/g, '')}; default: ${defaultText(n).replace(/`/g, '')}]`);
+      const plain = (t: string) => t.replace(/`|\*\*/g, '');
+      out.push(`# ${plain(s.description)} [${plain(valuesText(n))}; default: ${plain(defaultText(n))}]`);
       out.push(`# ${n}=${s.default === undefined || s.secret ? '' : shown(s.default)}`);
     }
   }
@@ -118,4 +119,15 @@ export function varsTableCount(doc: string): number {
 }
 
 /** The docs whose variable tables are generated (besides the README's whole table). */
-export const DOCS_WITH_ENV_TABLES = ['docs/operations/lifecycle.md', 'docs/operations/call-records.md', 'docs/operations/recording.md', 'docs/operations/scaling.md'] as const;
+export const DOCS_WITH_ENV_TABLES = [
+  'docs/operations/lifecycle.md',
+  'docs/operations/call-records.md',
+  'docs/operations/recording.md',
+  'docs/operations/scaling.md',
+  'docs/agents/openai.md',
+  'docs/agents/gemini.md',
+  'docs/agents/elevenlabs.md',
+  'docs/agents/elevenlabs-tts.md',
+  'docs/agents/hume.md',
+  'docs/agents/pipecat.md',
+] as const;
