@@ -173,7 +173,7 @@ export async function startPrimaryMetrics(options: PrimaryMetricsOptions = {}): 
   if (options.port !== undefined) {
     server = createServer((req, res) => {
       if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        res.writeHead(404, { 'content-type': PROBLEM_CONTENT_TYPE }).end(JSON.stringify(problemDetails(ErrorCodes.NOT_FOUND, 'this port serves GET /metrics only')));
         return;
       }
       aggregatedMetrics().then(
