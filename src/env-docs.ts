@@ -124,6 +124,7 @@ export const DOCS_WITH_ENV_TABLES = [
   'docs/operations/call-records.md',
   'docs/operations/recording.md',
   'docs/operations/scaling.md',
+  'docs/operations/observability.md',
   'docs/agents/openai.md',
   'docs/agents/gemini.md',
   'docs/agents/elevenlabs.md',

@@ -148,7 +148,7 @@ export const EnvSchema = Type.Object({
 
   // ── logging ─────────────────────────────────────────────────────────────
   BRIDGE_LOG_LEVEL: oneOf('logging', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino level'),
-  BRIDGE_LOG_PII: boolean('logging', false, 'On: log `pii` fields in clear (numbers, transcripts, digits, custom parameters); a warning line at start says so. Off: they are redacted'),
+  BRIDGE_LOG_PII: boolean('logging', false, 'On: log `pii` fields in clear (numbers, transcripts, digits, custom parameters); a warning line at start says so. Off: they are redacted. Any other word is a configuration error (exit 78), never silently off'),
 
   // ── lifecycle ───────────────────────────────────────────────────────────
   BRIDGE_DRAIN_TIMEOUT_MS: integer('lifecycle', 0, 3_600_000, 30_000, 'After SIGTERM/SIGINT, longest wait for active calls to end before the goodbye'),
@@ -184,24 +184,24 @@ export const EnvSchema = Type.Object({
   // ── telemetry: the standard OpenTelemetry variables, checked by src/telemetry/config.ts when tracing is on ──
   OTEL_EXPORTER_OTLP_ENDPOINT: opt(text('telemetry', undefined, 'OpenTelemetry traces (a span per call, per turn and per tool call) over OTLP/HTTP to `<url>/v1/traces`; the SDK is loaded only when this (or the next) is set', { defaultDoc: 'unset (no traces)' })),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: opt(text('telemetry', undefined, 'The traces URL itself, used as is (wins over `OTEL_EXPORTER_OTLP_ENDPOINT`)')),
-  OTEL_EXPORTER_OTLP_PROTOCOL: opt(text('telemetry', undefined, 'OTLP encoding; `grpc` is refused at start', { defaultDoc: '`http/protobuf`', valuesDoc: '`http/protobuf`, `http/json`' })),
+  OTEL_EXPORTER_OTLP_PROTOCOL: opt(text('telemetry', undefined, "OTLP encoding; `grpc` is refused at start (exit 78): point the endpoint at the collector's HTTP port (4318)", { defaultDoc: '`http/protobuf`', valuesDoc: '`http/protobuf`, `http/json`' })),
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: opt(text('telemetry', undefined, 'The same, for traces only (wins)')),
-  OTEL_EXPORTER_OTLP_HEADERS: opt(text('telemetry', undefined, "Export request headers, `key=value,…` (values percent-encoded), e.g. a collector's API key", { secret: true })),
-  OTEL_EXPORTER_OTLP_TRACES_HEADERS: opt(text('telemetry', undefined, 'The same, for traces only (over the general ones)', { secret: true })),
+  OTEL_EXPORTER_OTLP_HEADERS: opt(text('telemetry', undefined, "Export request headers, `key=value,key2=value2`, values percent-encoded (`Authorization=Bearer%20…`), e.g. a collector's API key", { secret: true })),
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: opt(text('telemetry', undefined, "The same, for traces only; they override the general ones", { secret: true })),
   OTEL_EXPORTER_OTLP_TIMEOUT: opt(text('telemetry', undefined, 'Export request timeout (ms)', { defaultDoc: '`10000`', valuesDoc: 'integer 1–600000' })),
   OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: opt(text('telemetry', undefined, 'The same, for traces only (wins)')),
   OTEL_EXPORTER_OTLP_COMPRESSION: opt(text('telemetry', undefined, 'Export request compression', { defaultDoc: 'none', valuesDoc: '`gzip`, `none`' })),
   OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: opt(text('telemetry', undefined, 'The same, for traces only (wins)')),
-  OTEL_SERVICE_NAME: opt(text('telemetry', undefined, "The spans' resource `service.name`", { defaultDoc: '`voice-bridge`' })),
-  OTEL_RESOURCE_ATTRIBUTES: opt(text('telemetry', undefined, "`key=value,…` attributes of the spans' resource (a malformed list is dropped with a warning)")),
-  OTEL_TRACES_SAMPLER: opt(text('telemetry', undefined, 'Which calls are traced: `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio`', { defaultDoc: '`parentbased_always_on`' })),
+  OTEL_SERVICE_NAME: opt(text('telemetry', undefined, "`service.name` of the spans' resource (wins over one in `OTEL_RESOURCE_ATTRIBUTES`)", { defaultDoc: '`voice-bridge`' })),
+  OTEL_RESOURCE_ATTRIBUTES: opt(text('telemetry', undefined, "`key=value,…` added to the spans' resource (e.g. `deployment.environment.name=prod,k8s.pod.name=$(POD)`). Malformed: ignored whole, with a warning")),
+  OTEL_TRACES_SAMPLER: opt(text('telemetry', undefined, "Which calls are traced: `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio`. A call sampled out costs nothing more", { defaultDoc: '`parentbased_always_on`' })),
   OTEL_TRACES_SAMPLER_ARG: opt(text('telemetry', undefined, 'The ratio of the `traceidratio` samplers', { defaultDoc: '`1`', valuesDoc: 'number 0–1' })),
   OTEL_BSP_SCHEDULE_DELAY: opt(text('telemetry', undefined, 'Span batching: delay between exports (ms)', { defaultDoc: '`5000`' })),
-  OTEL_BSP_MAX_QUEUE_SIZE: opt(text('telemetry', undefined, 'Span batching: queue bound (spans; past it spans are dropped)', { defaultDoc: '`2048`' })),
+  OTEL_BSP_MAX_QUEUE_SIZE: opt(text('telemetry', undefined, "Span batching: queue bound (spans); beyond it spans are dropped, never buffered without bound", { defaultDoc: '`2048`' })),
   OTEL_BSP_MAX_EXPORT_BATCH_SIZE: opt(text('telemetry', undefined, 'Span batching: spans per export', { defaultDoc: '`512`' })),
   OTEL_BSP_EXPORT_TIMEOUT: opt(text('telemetry', undefined, 'Span batching: bound of one export (ms)', { defaultDoc: '`30000`' })),
-  OTEL_SDK_DISABLED: opt(text('telemetry', undefined, '`true`: no traces, whatever else is set', { defaultDoc: '`false`' })),
-  OTEL_TRACES_EXPORTER: opt(text('telemetry', undefined, '`otlp`, or `none`: no traces', { defaultDoc: '`otlp`' })),
+  OTEL_SDK_DISABLED: opt(text('telemetry', undefined, "`true` turns traces off, whatever else is set", { defaultDoc: '`false`' })),
+  OTEL_TRACES_EXPORTER: opt(text('telemetry', undefined, "`none` turns traces off; nothing but `otlp` is supported", { defaultDoc: '`otlp`' })),
 
   // ── openai ──────────────────────────────────────────────────────────────
   OPENAI_API_KEY: opt(text('openai', undefined, "API key, sent as `Authorization: Bearer`", { secret: true, pattern: '^\\S+$', errorMessage: 'contains whitespace', defaultDoc: 'unset (agent unavailable)' })),
