@@ -77,9 +77,10 @@ export interface Config {
   /** Echo agent: energy VAD threshold (dBFS) and the silence that ends an utterance (ms). */
   readonly echo: { readonly vadThresholdDbfs: number; readonly silenceMs: number; readonly maxUtteranceMs: number };
   /**
-   * The raw environment, for agent adapters: each reads and validates its own keys
-   * (OPENAI_*, GEMINI_*, ELEVENLABS_*, HUME_*, PIPECAT_*) in src/agents/<name>/config.ts;
-   * createAgentRegistry() collects their problems into one ConfigError at start.
+   * The raw environment, for the modules with settings of their own (lifecycle, call
+   * records, recording, traces, each agent adapter in src/agents/<name>/config.ts, TTS):
+   * each reads its keys through readEnv() (src/env-schema.ts). loadConfig() has already
+   * run every one of those readers, so they find no problem after it.
    */
   readonly env: Readonly<Record<string, string | undefined>>;
 }
