@@ -34,10 +34,10 @@ const declared = new Set<string>(ENV_NAMES);
 const ofType = (type: string) => ENV_NAMES.filter((n) => envVar(n).type === type);
 
 describe('the configuration schema', () => {
-  it('declares every environment variable src reads (process.env.X, env.X, env["X"], rawValue(env, "X"), get("X"))', () => {
+  it('declares every environment variable src reads (process.env.X, env.X, (… ?? process.env).X, env["X"], rawValue(env, "X"), get("X"))', () => {
     // Literal reads only: a module that reads through readEnv() gets typed values, and
     // an undeclared name there does not compile.
-    const patterns = [/\benv\??\.([A-Z][A-Z0-9_]{2,})\b/g, /\benv\??\.?\[\s*['"]([A-Z][A-Z0-9_]{2,})['"]\s*\]/g, /\brawValue\([^,]+,\s*['"]([A-Z][A-Z0-9_]{2,})['"]/g, /\bget\(\s*['"]([A-Z][A-Z0-9_]{2,})['"]\s*\)/g];
+    const patterns = [/\benv\)?\??\.([A-Z][A-Z0-9_]{2,})\b/g, /\benv\??\.?\[\s*['"]([A-Z][A-Z0-9_]{2,})['"]\s*\]/g, /\brawValue\([^,]+,\s*['"]([A-Z][A-Z0-9_]{2,})['"]/g, /\bget\(\s*['"]([A-Z][A-Z0-9_]{2,})['"]\s*\)/g];
     const undeclared: string[] = [];
     let reads = 0;
     for (const file of sourceFiles(src)) {
