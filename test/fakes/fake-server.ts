@@ -6,6 +6,7 @@
  * - refuse-next: the next upgrade(s) are answered with an HTTP status instead of 101
  *   (`refuseNext(status, count)`, or every one with `refuseAll(status)`); every refusal,
  *   injected or the fake's own (a wrong key, an unknown agent), is listed in `refused`.
+ * - slow handshake: `delayNextUpgrade(ms)` answers the next upgrade only after `ms`.
  * - hang: `hangUpgrades(true)` takes the TCP connection and never answers the upgrade.
  * - stop-answering: `stopAnswering(ws)` stops reading the socket — no frames, no pongs,
  *   nothing in return — as a peer that hangs does.
@@ -48,13 +49,24 @@ export class FakeServer {
   readonly #queue: Refusal[] = [];
   #all: Refusal | undefined;
   #hang = false;
+  #delayMs = 0;
+  readonly #timers = new Set<NodeJS.Timeout>();
   readonly #hung = new Set<Socket>();
 
   private constructor(http: Server, wss: WebSocketServer, o: FakeServerOptions) {
     this.#http = http;
     this.#wss = wss;
     this.port = (http.address() as AddressInfo).port;
-    http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+      if (this.#delayMs > 0) {
+        const t = setTimeout(() => {
+          this.#timers.delete(t);
+          if (!socket.destroyed) onUpgrade(req, socket, head);
+        }, this.#delayMs);
+        this.#timers.add(t);
+        this.#delayMs = 0;
+        return;
+      }
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
       if (this.#hang) {
         this.#hung.add(socket);
@@ -67,7 +79,8 @@ export class FakeServer {
         return;
       }
       wss.handleUpgrade(req, socket, head, (ws) => o.connection(ws, req, url, socket));
-    });
+    };
+    http.on('upgrade', onUpgrade);
   }
 
   static async start(o: FakeServerOptions): Promise<FakeServer> {
@@ -96,6 +109,11 @@ export class FakeServer {
     this.#all = typeof status === 'number' ? { status } : status;
   }
 
+  /** Fault: the next upgrade is answered only after `ms` (a slow handshake). */
+  delayNextUpgrade(ms: number): void {
+    this.#delayMs = ms;
+  }
+
   /** Fault: upgrades are taken at the TCP level and never answered (false: normal again). */
   hangUpgrades(on: boolean): void {
     this.#hang = on;
@@ -115,6 +133,7 @@ export class FakeServer {
 
   /** Terminates every socket and closes the server. */
   async close(): Promise<void> {
+    for (const t of this.#timers) clearTimeout(t);
     for (const c of this.#wss.clients) c.terminate();
     for (const s of this.#hung) s.destroy();
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));

@@ -31,10 +31,10 @@
  * Faults: refuse-next, garbage (bad JSON, an unknown event type, a delta that is not
  * base64), stop-answering (no frames, no pongs, input ignored), close-mid-call (1011 or 1000).
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
+import { FakeServer, closeMidCall, type Refusal } from './fake-server.js';
 import { readWav } from '../../src/audio/wav.js';
 import { EnergyVad } from '../../src/audio/vad.js';
 import { ULAW_DECODE, encodeUlawSample } from '../../src/dsp/ts/g711.js';
@@ -166,8 +166,6 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     return Array.isArray(r) ? r[Math.min(answers++, r.length - 1)]! : r;
   };
   const connections: FakeConnection[] = [];
-  const refused: number[] = [];
-  const refuseQueue: number[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let ids = 0;
   let seq = 0;
@@ -383,104 +381,77 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     }
   };
 
-  const wss = new WebSocketServer({ noServer: true, autoPong: false });
-  const server: Server = createServer((_req, res) => {
-    res.writeHead(404).end();
-  });
-  const refuse = (socket: Duplex, status: number, body: object) => {
-    const text = JSON.stringify(body);
-    socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+  const refusal = (status: number, body: object): Refusal => ({ status, text: 'Refused', body: JSON.stringify(body) });
+  const injected = (status: number): Refusal =>
+    refusal(status, { error: { type: status === 401 ? 'invalid_request_error' : 'server_error', code: status === 401 ? 'invalid_api_key' : null, message: `refused (${status})` } });
+  const upgrade = (req: IncomingMessage, u: URL): Refusal | undefined => {
+    if (req.headers.authorization !== `Bearer ${apiKey}`) return refusal(401, { error: { type: 'invalid_request_error', code: 'invalid_api_key', message: 'Incorrect API key provided' } });
+    if (u.pathname !== '/v1/realtime' || !u.searchParams.get('model')) return refusal(400, { error: { type: 'invalid_request_error', message: 'missing model' } });
+    return undefined;
   };
-  let delayNextUpgradeMs = 0;
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (delayNextUpgradeMs > 0) {
-      // Slow handshake (test/hardening/agent-faults.test.ts): handle this upgrade only after the delay.
-      const delay = delayNextUpgradeMs;
-      delayNextUpgradeMs = 0;
-      later(delay, () => {
-        if (!socket.destroyed) server.emit('upgrade', req, socket, head);
-      });
+  const connection = (ws: WebSocket, req: IncomingMessage, u: URL): void => {
+    const c: FakeConnection = {
+      id: ++ids,
+      ws,
+      openedAt: Date.now(),
+      sessionUpdates: [],
+      inputFormat: 'audio/pcm',
+      outputFormat: 'audio/pcm',
+      audio: [],
+      audioBytes: 0,
+      items: [],
+      assistantItems: new Map(),
+      truncates: [],
+      cancels: [],
+      interruptResponse: true,
+      responses: [],
+      current: undefined,
+      errorsSent: [],
+      closedBy: null,
+      closedAt: null,
+      closeCode: null,
+      expired: false,
+      stopped: false,
+      vad: undefined,
+      userTurns: 0,
+      serverClosing: false,
+    };
+    connections.push(c);
+    ws.on('close', (code) => {
+      c.closedBy ??= c.serverClosing ? 'server' : 'client';
+      c.closeCode = code;
+      c.closedAt = Date.now();
+      if (c.current) c.current = undefined;
+    });
+    ws.on('error', () => undefined);
+    ws.on('ping', (data) => {
+      if (!c.stopped) ws.pong(data);
+    });
+    if (req.headers['openai-beta']) {
+      // The beta interface was removed (2026-05-12, §2.1).
+      c.serverClosing = true;
+      ws.close(4000, 'beta_api_shape_disabled');
       return;
     }
-    const u = new URL(req.url ?? '/', 'http://x');
-    const forced = refuseQueue.shift();
-    if (forced !== undefined) {
-      refused.push(forced);
-      return refuse(socket, forced, { error: { type: forced === 401 ? 'invalid_request_error' : 'server_error', code: forced === 401 ? 'invalid_api_key' : null, message: `refused (${forced})` } });
-    }
-    if (req.headers.authorization !== `Bearer ${apiKey}`) {
-      refused.push(401);
-      return refuse(socket, 401, { error: { type: 'invalid_request_error', code: 'invalid_api_key', message: 'Incorrect API key provided' } });
-    }
-    if (u.pathname !== '/v1/realtime' || !u.searchParams.get('model')) {
-      refused.push(400);
-      return refuse(socket, 400, { error: { type: 'invalid_request_error', message: 'missing model' } });
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const c: FakeConnection = {
-        id: ++ids,
-        ws,
-        openedAt: Date.now(),
-        sessionUpdates: [],
-        inputFormat: 'audio/pcm',
-        outputFormat: 'audio/pcm',
-        audio: [],
-        audioBytes: 0,
-        items: [],
-        assistantItems: new Map(),
-        truncates: [],
-        cancels: [],
-        interruptResponse: true,
-        responses: [],
-        current: undefined,
-        errorsSent: [],
-        closedBy: null,
-        closedAt: null,
-        closeCode: null,
-        expired: false,
-        stopped: false,
-        vad: undefined,
-        userTurns: 0,
-        serverClosing: false,
-      };
-      connections.push(c);
-      ws.on('close', (code) => {
-        c.closedBy ??= c.serverClosing ? 'server' : 'client';
-        c.closeCode = code;
-        c.closedAt = Date.now();
-        if (c.current) c.current = undefined;
-      });
-      ws.on('error', () => undefined);
-      ws.on('ping', (data) => {
-        if (!c.stopped) ws.pong(data);
-      });
-      if (req.headers['openai-beta']) {
-        // The beta interface was removed (2026-05-12, §2.1).
-        c.serverClosing = true;
-        ws.close(4000, 'beta_api_shape_disabled');
-        return;
-      }
-      ws.on('message', (data, isBinary) => {
-        // stop-answering: input is not read; after the service closed, nothing more is processed
-        if (c.stopped || c.serverClosing) return;
-        if (isBinary) return sendError(c, 'invalid_value', 'binary frames are not supported');
-        onClientEvent(c, data.toString());
-      });
-      send(c, { type: 'session.created', session: sessionObject(c, u.searchParams.get('model')!) });
-      if (options.sessionMaxMs !== undefined) {
-        later(options.sessionMaxMs, () => {
-          if (ws.readyState !== ws.OPEN || c.stopped) return;
-          c.expired = true;
-          sendError(c, 'session_expired', `Your session hit the maximum duration of ${options.sessionMaxMs} ms.`);
-          c.serverClosing = true;
-          ws.close(1000, 'session expired');
-        });
-      }
+    ws.on('message', (data, isBinary) => {
+      // stop-answering: input is not read; after the service closed, nothing more is processed
+      if (c.stopped || c.serverClosing) return;
+      if (isBinary) return sendError(c, 'invalid_value', 'binary frames are not supported');
+      onClientEvent(c, data.toString());
     });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  const url = `ws://127.0.0.1:${port}/v1/realtime`;
+    send(c, { type: 'session.created', session: sessionObject(c, u.searchParams.get('model')!) });
+    if (options.sessionMaxMs !== undefined) {
+      later(options.sessionMaxMs, () => {
+        if (ws.readyState !== ws.OPEN || c.stopped) return;
+        c.expired = true;
+        sendError(c, 'session_expired', `Your session hit the maximum duration of ${options.sessionMaxMs} ms.`);
+        c.serverClosing = true;
+        ws.close(1000, 'session expired');
+      });
+    }
+  };
+  const server = await FakeServer.start({ wss: { autoPong: false }, upgrade, connection });
+  const url = server.url('/v1/realtime');
 
   const current = () => [...connections].reverse().find((c) => c.ws.readyState === c.ws.OPEN && !c.serverClosing);
 
@@ -491,7 +462,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     get current() {
       return current();
     },
-    refused,
+    refused: server.refused,
     env: { OPENAI_API_KEY: apiKey, OPENAI_REALTIME_URL: url, OPENAI_PING_INTERVAL_MS: '300', OPENAI_HANDSHAKE_TIMEOUT_MS: '2000', ...options.env },
     audioFor,
     async speak(ms: number) {
@@ -524,7 +495,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     },
     async fault(kind, opts?: { code?: number; status?: number }) {
       if (kind === 'refuse-next') {
-        refuseQueue.push(opts?.status ?? 503);
+        server.refuseNext(injected(opts?.status ?? 503));
         return;
       }
       const c = current();
@@ -541,15 +512,15 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
           return;
         case 'close-mid-call':
           c.serverClosing = true;
-          c.ws.close(opts?.code ?? 1011, 'internal error');
+          closeMidCall(c.ws, opts?.code ?? 1011, 'internal error');
           return;
       }
     },
     delayNextUpgrade(ms: number) {
-      delayNextUpgradeMs = ms;
+      server.delayNextUpgrade(ms);
     },
     refuseNext(status: number, count = 1) {
-      for (let i = 0; i < count; i++) refuseQueue.push(status);
+      server.refuseNext(injected(status), count);
     },
     sendRaw(text: string) {
       current()?.ws.send(text);
@@ -557,9 +528,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     async close() {
       for (const t of timers) clearTimeout(t);
       timers.clear();
-      for (const c of connections) c.ws.terminate();
-      wss.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await server.close();
     },
   };
   return fake;
