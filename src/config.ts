@@ -178,7 +178,7 @@ export function loadConfig(env: Env = process.env): Config {
     dsp: oneOf('BRIDGE_DSP', ['auto', 'native', 'ts'] as const, 'auto'),
     dspPool: int('BRIDGE_DSP_POOL', 0, 0, 16),
     defaultAgent: oneOf('BRIDGE_AGENT', AGENT_NAMES, 'echo'),
-    playoutLeadMs: int('BRIDGE_PLAYOUT_LEAD_MS', 80, 20, 60_000),
+    playoutLeadMs: int('BRIDGE_PLAYOUT_LEAD_MS', 2000, 20, 60_000),
     prestartBufferMs: int('BRIDGE_PRESTART_BUFFER_MS', 5000, 0, 60_000),
     maxMessageBytes: int('BRIDGE_MAX_MESSAGE_BYTES', 64 * 1024, 1024, 16 * 1024 * 1024),
     startTimeoutMs: int('BRIDGE_START_TIMEOUT_MS', 10_000, 100, 120_000),
