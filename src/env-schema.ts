@@ -127,7 +127,7 @@ export const EnvSchema = Type.Object({
 
   // ── calls ───────────────────────────────────────────────────────────────
   BRIDGE_AGENT: oneOf('calls', ['echo', 'openai', 'gemini', 'elevenlabs', 'hume', 'pipecat'], 'echo', 'Default agent when the webhook has no `?agent=`'),
-  BRIDGE_PLAYOUT_LEAD_MS: integer('calls', 20, 60_000, 80, 'Ceiling on how far outbound audio may run ahead of real time at Twilio (from 200 on, coalesced messages of ≥ 100 ms; 2000 recommended)'),
+  BRIDGE_PLAYOUT_LEAD_MS: integer('calls', 20, 60_000, 2000, 'Ceiling on how far outbound audio may run ahead of real time at Twilio (from 200 on, coalesced messages of ≥ 100 ms; a lead of seconds rides out network stalls)'),
   BRIDGE_PRESTART_BUFFER_MS: integer('calls', 0, 60_000, 5000, 'Caller audio kept while the agent connects'),
   BRIDGE_START_TIMEOUT_MS: integer('calls', 100, 120_000, 10_000, "Longest wait for Twilio's `start`"),
   BRIDGE_AGENT_CONNECT_TIMEOUT_MS: integer('calls', 100, 60_000, 5000, 'Longest wait for the agent to connect'),

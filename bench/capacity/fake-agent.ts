@@ -12,9 +12,9 @@
  * - conversation: it knows the caller's pattern (pattern.ts) from the frame count, so
  *   it acts like server VAD with no detection latency: `speech_started` at a turn's first
  *   frame (cancelling a reply in progress — `interrupt_response`), `speech_stopped` +
- *   `committed` at its last, and a reply THINK_MS later, streamed at real time in 20 ms
+ *   `committed` at its last, and a reply THINK_MS later, streamed in
  *   `response.output_audio.delta` chunks (pre-encoded base64) from ONE shared clock.
- *   Each chunk's send time is logged for the outbound delay.
+ *   Each 20 ms frame's send time (its delta's) is logged for the outbound delay.
  *
  * IPC: sends { type: 'ready', port }; answers { cmd: 'collect' } with the logs since the
  * previous collect and its own timer lateness and CPU.
@@ -24,15 +24,23 @@ import { FRAME_MS, Flag, PHASES, PhaseClock, THINK_MS, buildPattern, fixture, mo
 
 const now = monoClock();
 const pattern = buildPattern();
+/**
+ * How the agent streams a reply: deltas of CHUNK_MS of audio, SPEED × faster than real
+ * time (the real services send ~100 ms deltas well ahead of real time; run.ts sets
+ * CAPACITY_AGENT_CHUNK_MS / CAPACITY_AGENT_SPEED, default 100 ms at 4×).
+ */
+const CHUNK_MS = Number(process.env.CAPACITY_AGENT_CHUNK_MS ?? 100);
+const SPEED = Number(process.env.CAPACITY_AGENT_SPEED ?? 4);
+const CHUNK_FRAMES = Math.max(1, Math.round(CHUNK_MS / FRAME_MS));
 
-// 20 ms chunks of the agent's voice, base64 once: 24 kHz PCM16 (480 samples) and μ-law (160 bytes).
+// CHUNK_MS chunks of the agent's voice, base64 once: 24 kHz PCM16 (480 samples per 20 ms) and μ-law (160 bytes per 20 ms).
 function chunks(data: Uint8Array, size: number): string[] {
   const out: string[] = [];
   for (let off = 0; off + size <= data.length; off += size) out.push(Buffer.from(data.subarray(off, off + size)).toString('base64'));
   return out;
 }
-const PCM_CHUNKS = chunks(wavBytes(fixture('agent-reply.24k-pcm16.wav')), 960);
-const ULAW_CHUNKS = chunks(wavBytes(fixture('caller-order-status.8k-ulaw.wav')), 160);
+const PCM_CHUNKS = chunks(wavBytes(fixture('agent-reply.24k-pcm16.wav')), 960 * CHUNK_FRAMES);
+const ULAW_CHUNKS = chunks(wavBytes(fixture('caller-order-status.8k-ulaw.wav')), 160 * CHUNK_FRAMES);
 const APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"';
 
 interface Reply {
@@ -57,6 +65,8 @@ interface Conn {
   done: { t: number[]; cut: boolean }[];
   seq: number;
   chunkPos: number;
+  /** The last reply sent in full, until the caller could have heard all of it (a barge-in may still cut it). */
+  playing: { t: number[]; cut: boolean; playEnd: number } | undefined;
 }
 
 const conns = new Set<Conn>();
@@ -73,7 +83,11 @@ function endReply(c: Conn, status: 'completed' | 'cancelled'): void {
   if (r.sent > 0) {
     if (status === 'completed') send(c, `{"type":"response.output_audio.done","response_id":"${r.id}","item_id":"${r.itemId}","output_index":0,"content_index":0}`);
     send(c, `{"type":"response.done","response":{"id":"${r.id}","object":"realtime.response","status":"${status}","output":[]}}`);
-    c.done.push({ t: r.times, cut: status === 'cancelled' });
+    const done = { t: r.times, cut: status === 'cancelled' };
+    c.done.push(done);
+    // Sent faster than real time, a completed reply still plays for a while at Twilio:
+    // a barge-in then cuts it there (its unplayed frames are cleared, not lost).
+    c.playing = status === 'completed' ? Object.assign(done, { playEnd: r.startAt + r.planned * FRAME_MS + 1000 }) : undefined;
   }
 }
 
@@ -86,6 +100,8 @@ function onFrames(c: Conn, frames: number, t: number): void {
     if (fl & Flag.SpeechStart) {
       send(c, `{"type":"input_audio_buffer.speech_started","item_id":"item_u${c.callIdx}_${c.k}","audio_start_ms":${c.k * FRAME_MS}}`);
       endReply(c, 'cancelled');
+      if (c.playing && t < c.playing.playEnd) c.playing.cut = true;
+      c.playing = undefined;
     }
     if (fl & Flag.TurnEnd) {
       send(c, `{"type":"input_audio_buffer.speech_stopped","item_id":"item_u${c.callIdx}_${c.k}","audio_end_ms":${c.k * FRAME_MS}}`);
@@ -139,16 +155,23 @@ function sendPhase(phase: number, t: number): void {
       send(c, `{"type":"response.output_item.added","response_id":"${r.id}","output_index":0,"item":{"id":"${r.itemId}","object":"realtime.item","type":"message","role":"assistant","status":"in_progress","content":[]}}`);
     }
     const list = c.format === 'pcmu' ? ULAW_CHUNKS : PCM_CHUNKS;
-    const chunk = list[c.chunkPos++ % list.length]!;
-    send(c, `{"type":"response.output_audio.delta","response_id":"${r.id}","item_id":"${r.itemId}","output_index":0,"content_index":0,"delta":"${chunk}"}`);
-    r.times.push(t);
-    if (++r.sent >= r.planned) endReply(c, 'completed');
+    // As much as SPEED × the time since the reply started allows, a delta ahead.
+    while (c.reply === r && r.sent * FRAME_MS < (t - r.startAt) * SPEED + CHUNK_MS) {
+      const frames = Math.min(CHUNK_FRAMES, r.planned - r.sent);
+      let chunk = list[c.chunkPos++ % list.length]!;
+      // A reply's short last delta (rare: reply lengths are whole deltas by default).
+      if (frames < CHUNK_FRAMES) chunk = Buffer.from(chunk, 'base64').subarray(0, frames * (c.format === 'pcmu' ? 160 : 960)).toString('base64');
+      send(c, `{"type":"response.output_audio.delta","response_id":"${r.id}","item_id":"${r.itemId}","output_index":0,"content_index":0,"delta":"${chunk}"}`);
+      for (let i = 0; i < frames; i++) r.times.push(t);
+      r.sent += frames;
+      if (r.sent >= r.planned) endReply(c, 'completed');
+    }
   }
 }
 
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 1 << 24 });
 wss.on('connection', (ws) => {
-  const c: Conn = { ws, callIdx: -1, offset: 0, format: 'pcm24k', frameBytes: 960, k: 0, inK0: 0, inT: [], reply: undefined, done: [], seq: 0, chunkPos: 0 };
+  const c: Conn = { ws, callIdx: -1, offset: 0, format: 'pcm24k', frameBytes: 960, k: 0, inK0: 0, inT: [], reply: undefined, done: [], seq: 0, chunkPos: 0, playing: undefined };
   conns.add(c);
   ws.send('{"type":"session.created","session":{"type":"realtime","object":"realtime.session"}}');
   ws.on('message', (data, isBinary) => {

@@ -56,7 +56,7 @@ const hex = (n: number) => n.toString(16).padStart(32, '0');
 const calls: Call[] = [];
 let streamUrl = '';
 let params: Record<string, string> = {};
-let iv = { framesSent: 0, framesReceived: 0, underruns: 0, underrunMs: 0, clears: 0, reactions: [] as number[], connectFailed: 0, closedByBridge: 0 };
+let iv = { framesSent: 0, framesReceived: 0, mediaMessages: 0, underruns: 0, underrunMs: 0, clears: 0, reactions: [] as number[], connectFailed: 0, closedByBridge: 0 };
 
 function sendMark(c: Call, name: string): void {
   if (c.ws.readyState === WebSocket.OPEN) c.ws.send(`{"event":"mark","sequenceNumber":"${++c.seqNo}","streamSid":"${c.streamSid}","mark":{"name":${JSON.stringify(name)}}}`);
@@ -92,6 +92,7 @@ function openCall(idx: number): void {
       const bytes = (b64 / 4) * 3 - (text.charCodeAt(p1 - 1) === 61 ? (text.charCodeAt(p1 - 2) === 61 ? 2 : 1) : 0);
       const frames = bytes / FRAME_BYTES;
       iv.framesReceived += frames;
+      iv.mediaMessages++;
       // Twilio's playout buffer: audio plays in order, in real time, from when it arrives.
       let start = c.scheduledEnd;
       if (start < t) {
@@ -203,7 +204,7 @@ process.on('message', (msg: { cmd: string; n?: number; streamUrl?: string; param
     }
     const cpu = process.cpuUsage(cpu0);
     process.send?.({ type: 'collect', calls: out, ...iv, reactions: iv.reactions, ...clock.takeLag(), cpuPct: ((cpu.user + cpu.system) / 1000 / (t - t0)) * 100 });
-    iv = { framesSent: 0, framesReceived: 0, underruns: 0, underrunMs: 0, clears: 0, reactions: [], connectFailed: 0, closedByBridge: 0 };
+    iv = { framesSent: 0, framesReceived: 0, mediaMessages: 0, underruns: 0, underrunMs: 0, clears: 0, reactions: [], connectFailed: 0, closedByBridge: 0 };
     cpu0 = process.cpuUsage();
     t0 = t;
   }

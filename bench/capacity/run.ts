@@ -1,7 +1,8 @@
 /**
  * `npm run bench:capacity` — how many calls one machine carries, mode by mode.
  *
- *   npm run bench:capacity -- [--modes native,ts,passthrough,pool,cluster] [--steps 50,100,200,…]
+ *   npm run bench:capacity -- [--modes relay,passthrough,native,ts,pool,pool-ts,cluster] [--steps 50,100,200,…]
+ *                             [--agent-chunk-ms 100] [--agent-speed 4] [--lead-ms <BRIDGE_PLAYOUT_LEAD_MS>]
  *                             [--measure-s 10] [--settle-s 3] [--warmup-s 10] [--keep-going] [--quick] [--cpu-prof]
  *                             [--bridge-node-args "--trace-gc" --bridge-log <file>] [--out <file.json>]
  *
@@ -15,9 +16,16 @@
  *
  * All three share CLOCK_MONOTONIC, so the delays are differences of timestamps taken
  * in two processes: inbound = agent arrival − generator send of the same caller frame;
- * outbound = generator arrival − agent send of the same 20 ms of a reply (the agent
- * streams at real time, so after the playout's start cushion nothing needs holding).
- * The agent's think time is outside both. Modes:
+ * outbound = the delay the caller hears: when Twilio can start playing each 20 ms of a
+ * reply (its arrival, or the end of the audio before it, whichever is later) minus when
+ * it could have with zero transport (the agent's send time, or the end of the audio
+ * before it). Audio sent ahead of real time and held back by a playout lead adds
+ * nothing there; audio that comes late does. The agent streams like the real services:
+ * deltas of --agent-chunk-ms (100) at --agent-speed (4) × real time. The agent's think
+ * time is outside both. Modes:
+ *   relay        the yardstick: bench/capacity/minimal-relay.ts, the simplest published
+ *                bridge (media → append, delta → media + mark, speech_started → clear;
+ *                nothing else), μ-law end to end — every report carries bridge/relay ratios
  *   native       BRIDGE_DSP=native, PCM16 24 kHz agent (μ-law ⇄ PCM, 8k ⇄ 24k, jitter buffer, paced playout)
  *   ts           BRIDGE_DSP=ts, same path on the TypeScript/WASM fallback
  *   passthrough  the agent takes μ-law (format=pcmu): no DSP at all — the floor
@@ -34,7 +42,7 @@ import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { percentile } from './pattern.js';
+import { FRAME_MS, percentile } from './pattern.js';
 import { renderSvg, type PlotSeries } from './plot.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -45,12 +53,16 @@ const opt = (name: string, def: string) => {
 };
 const flag = (name: string) => argv.includes(`--${name}`);
 const QUICK = flag('quick');
-const MODES = opt('modes', 'native,ts,passthrough,pool,pool-ts,cluster').split(',');
+const MODES = opt('modes', 'relay,passthrough,native,ts,pool,pool-ts,cluster').split(',');
 const STEPS = opt('steps', QUICK ? '20,50' : '50,100,200,300,400,500,600,800,1000').split(',').map(Number);
 const MEASURE_S = Number(opt('measure-s', QUICK ? '4' : '10'));
 const SETTLE_S = Number(opt('settle-s', QUICK ? '2' : '3'));
 const WARMUP_S = Number(opt('warmup-s', QUICK ? '2' : '10'));
 const CPU_PROF = flag('cpu-prof');
+const AGENT_CHUNK_MS = opt('agent-chunk-ms', '100');
+const AGENT_SPEED = opt('agent-speed', '4');
+/** BRIDGE_PLAYOUT_LEAD_MS for the bridge; '' = the bridge's default. */
+const LEAD_MS = opt('lead-ms', '');
 const KEEP_GOING = flag('keep-going');
 /** Extra node flags for the bridge process (e.g. "--trace-gc"); its output then goes to BRIDGE_LOG. */
 const BRIDGE_NODE_ARGS = opt('bridge-node-args', '').split(' ').filter(Boolean);
@@ -58,8 +70,6 @@ const BRIDGE_LOG = opt('bridge-log', '');
 const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
 const OUT = opt('out', join(root, 'bench', 'results', `capacity-${stamp}.json`));
 const DELAY_LIMIT_MS = 5;
-/** Outbound frames at the start of a reply held by the playout's start cushion (BRIDGE_PLAYOUT_LEAD_MS / 2 = 40 ms). */
-const CUSHION_FRAMES = 2;
 const TTY = process.stdout.isTTY;
 
 // ── processes ───────────────────────────────────────────────────────────────
@@ -79,8 +89,8 @@ interface Kid {
   request<T>(msg: object, reply: string): Promise<T>;
 }
 
-function fork(script: string): Promise<Kid & { ready: Record<string, unknown> }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'capacity', script)], { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+function fork(script: string, env: Record<string, string> = {}): Promise<Kid & { ready: Record<string, unknown> }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'capacity', script)], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
   const waiters = new Map<string, { resolve: (m: never) => void; reject: (e: Error) => void }[]>();
   proc.on('message', (m: { type: string }) => waiters.get(m.type)?.shift()?.resolve(m as never));
   proc.once('exit', () => {
@@ -148,8 +158,12 @@ async function startBridge(mode: string, agentPort: number, dataDir: string, pro
   };
   delete env.BRIDGE_DSP_POOL;
   if (mode === 'pool' || mode === 'pool-ts') env.BRIDGE_DSP_POOL = '2';
+  if (LEAD_MS) env.BRIDGE_PLAYOUT_LEAD_MS = LEAD_MS;
   const nodeArgs = [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...BRIDGE_NODE_ARGS];
-  const args = [...nodeArgs, '--import', 'tsx', join(root, 'src', 'cli.ts'), 'start', ...(mode === 'cluster' ? ['--workers', '2'] : [])];
+  const args =
+    mode === 'relay'
+      ? [...nodeArgs, '--import', 'tsx', join(root, 'bench', 'capacity', 'minimal-relay.ts')]
+      : [...nodeArgs, '--import', 'tsx', join(root, 'src', 'cli.ts'), 'start', ...(mode === 'cluster' ? ['--workers', '2'] : [])];
   const proc = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   if (BRIDGE_LOG) proc.stdout!.pipe(createWriteStream(BRIDGE_LOG, { flags: 'a' }));
   let errText = '';
@@ -195,6 +209,7 @@ interface GenCollect {
   calls: { callIdx: number; sendK0: number; sendT: number[]; segments: { t: number[] }[] }[];
   framesSent: number;
   framesReceived: number;
+  mediaMessages: number;
   underruns: number;
   underrunMs: number;
   clears: number;
@@ -249,7 +264,7 @@ interface StepResult {
   failedBecause: string[];
   bridge: { cpuPct: number; cpuMsPerCallS: number; kernelShare: number; rssMb: number; rssPerCallMb: number | null; lagP99Ms: number | null };
   inbound: { frames: number; minMs: number | null; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; dropped: number };
-  outbound: { frames: number; minMs: number | null; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; firstFrameP50Ms: number | null; firstFrameP99Ms: number | null; replies: number; unmatchedReplies: number; lostFrames: number; underruns: number; underrunMs: number };
+  outbound: { frames: number; minMs: number | null; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; firstFrameP50Ms: number | null; firstFrameP99Ms: number | null; replies: number; unmatchedReplies: number; lostFrames: number; underruns: number; underrunMs: number; mediaMessagesPerAudioS: number | null };
   bargeIn: { count: number; reactionP50Ms: number | null; reactionP99Ms: number | null; reactionMaxMs: number | null };
   loadgen: { cpuPct: number; lagP99Ms: number | null; lagMaxMs: number };
   agent: { cpuPct: number; lagP99Ms: number | null; lagMaxMs: number };
@@ -291,14 +306,21 @@ function analyse(ledger: Ledger, ranges: { callIdx: number; k0: number; k1: numb
       replies++;
       const n = Math.min(seg.t.length, best.t.length);
       firstD.push(seg.t[0]! - best.t[0]!);
-      for (let j = CUSHION_FRAMES; j < n; j++) outD.push(seg.t[j]! - best.t[j]!);
+      // The delay the caller hears: when each 20 ms can start playing, against zero transport.
+      let play = -Infinity;
+      let ideal = -Infinity;
+      for (let j = 0; j < n; j++) {
+        play = Math.max(seg.t[j]!, play + FRAME_MS);
+        ideal = Math.max(best.t[j]!, ideal + FRAME_MS);
+        outD.push(play - ideal);
+      }
       // A whole reply (not cut by a barge-in) must arrive whole.
       if (seg.t.length < best.t.length && !best.cut) lost += best.t.length - seg.t.length;
     }
   }
   return {
     inbound: { frames: inD.length, minMs: round(percentile(inD, 0)), p50Ms: round(percentile(inD, 50)), p99Ms: round(percentile(inD, 99)), maxMs: round(percentile(inD, 100)), dropped },
-    outbound: { frames: outD.length, minMs: round(percentile(outD, 0)), p50Ms: round(percentile(outD, 50)), p99Ms: round(percentile(outD, 99)), maxMs: round(percentile(outD, 100)), firstFrameP50Ms: round(percentile(firstD, 50)), firstFrameP99Ms: round(percentile(firstD, 99)), replies, unmatchedReplies: unmatched, lostFrames: lost, underruns: g.underruns, underrunMs: Math.round(g.underrunMs) },
+    outbound: { frames: outD.length, minMs: round(percentile(outD, 0)), p50Ms: round(percentile(outD, 50)), p99Ms: round(percentile(outD, 99)), maxMs: round(percentile(outD, 100)), firstFrameP50Ms: round(percentile(firstD, 50)), firstFrameP99Ms: round(percentile(firstD, 99)), replies, unmatchedReplies: unmatched, lostFrames: lost, underruns: g.underruns, underrunMs: Math.round(g.underrunMs), mediaMessagesPerAudioS: g.framesReceived > 0 ? round(g.mediaMessages / (g.framesReceived * (FRAME_MS / 1000)), 1) : null },
     bargeIn: { count: g.reactions.length, reactionP50Ms: round(percentile(g.reactions, 50)), reactionP99Ms: round(percentile(g.reactions, 99)), reactionMaxMs: round(percentile(g.reactions, 100)) },
   };
 }
@@ -325,6 +347,7 @@ const COLS: [string, number, (r: StepResult) => string][] = [
   ['out p50/p99/max ms', 20, (r) => `${r.outbound.p50Ms}/${r.outbound.p99Ms}/${r.outbound.maxMs}`],
   ['drop', 5, (r) => String(r.inbound.dropped + r.outbound.lostFrames)],
   ['undr', 5, (r) => String(r.outbound.underruns)],
+  ['msg/s', 6, (r) => String(r.outbound.mediaMessagesPerAudioS ?? '-')],
   ['barge p50/p99', 14, (r) => `${r.bargeIn.reactionP50Ms}/${r.bargeIn.reactionP99Ms}`],
   ['gen/agent cpu%', 15, (r) => `${r.loadgen.cpuPct.toFixed(0)}/${r.agent.cpuPct.toFixed(0)}`],
   ['', 4, (r) => (r.held ? 'ok' : 'FAIL ' + r.failedBecause.join(','))],
@@ -334,7 +357,7 @@ const row = (r: StepResult) => COLS.map(([, w, f]) => f(r).padEnd(w)).join(' ');
 
 // ── one mode ────────────────────────────────────────────────────────────────
 async function runMode(mode: string, profRoot: string | undefined): Promise<{ mode: string; dsp: unknown; steps: StepResult[]; maxHeld: number | null; firstFailure?: number | null; skipped?: string }> {
-  const agent = await fork('fake-agent.ts');
+  const agent = await fork('fake-agent.ts', { CAPACITY_AGENT_CHUNK_MS: AGENT_CHUNK_MS, CAPACITY_AGENT_SPEED: AGENT_SPEED });
   const dataDir = mkdtempSync(join(tmpdir(), 'vb-capacity-'));
   const profDir = profRoot ? join(profRoot, mode) : undefined;
   if (profDir) mkdirSync(profDir, { recursive: true });
@@ -349,7 +372,7 @@ async function runMode(mode: string, profRoot: string | undefined): Promise<{ mo
   const gen = await fork('loadgen.ts');
   const steps: StepResult[] = [];
   const base = treeStats(bridge.proc.pid!);
-  const params = { agent: 'openai', format: mode === 'passthrough' ? 'pcmu' : 'pcm24k', transcription_model: 'none' };
+  const params = { agent: 'openai', format: mode === 'passthrough' || mode === 'relay' ? 'pcmu' : 'pcm24k', transcription_model: 'none' };
   try {
     for (const n of STEPS) {
       gen.proc.send({ cmd: 'setCalls', n, streamUrl: bridge.streamUrl, params, rampPerS: 100 });
@@ -468,17 +491,38 @@ async function main(): Promise<void> {
     else console.log(`${m.padEnd(12)} → largest N that held: ${res.maxHeld ?? 'none'}${res.firstFailure != null ? ` (first failing step: ${res.firstFailure})` : ''}\n`);
     modes.push(res);
   }
-  // Ratios the issue asks for, at the largest step every compared mode ran.
+  // Every mode against the minimal relay, at each step both ran: CPU per call-second as a
+  // ratio, p99 added delay each way side by side (the relay is the yardstick).
   const at = (mode: string, n: number) => modes.find((x) => x.mode === mode)?.steps.find((s) => s.calls === n);
+  const vsRelay = modes
+    .filter((m) => m.mode !== 'relay' && !m.skipped)
+    .flatMap((m) =>
+      m.steps.flatMap((s) => {
+        const r = at('relay', s.calls);
+        if (!r || r.bridge.cpuMsPerCallS <= 0) return [];
+        return [
+          {
+            mode: m.mode,
+            calls: s.calls,
+            cpuRatio: Math.round((s.bridge.cpuMsPerCallS / r.bridge.cpuMsPerCallS) * 100) / 100,
+            inboundP99Ms: { bridge: s.inbound.p99Ms, relay: r.inbound.p99Ms },
+            outboundP99Ms: { bridge: s.outbound.p99Ms, relay: r.outbound.p99Ms },
+            mediaMessagesPerAudioS: { bridge: s.outbound.mediaMessagesPerAudioS, relay: r.outbound.mediaMessagesPerAudioS },
+            dropped: s.inbound.dropped + s.outbound.lostFrames,
+          },
+        ];
+      }),
+    );
   const common = STEPS.filter((n) => at('native', n) && at('passthrough', n)).pop();
   const ratio = common ? Math.round((at('native', common)!.bridge.cpuMsPerCallS / at('passthrough', common)!.bridge.cpuMsPerCallS) * 100) / 100 : null;
   const summary = {
     machine,
     when: new Date().toISOString(),
     command: `npm run bench:capacity -- ${argv.join(' ')}`.trim(),
-    settings: { steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, delayLimitMs: DELAY_LIMIT_MS, cushionFrames: CUSHION_FRAMES, agent: 'fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough: μ-law), real-time 20 ms chunks' },
+    settings: { steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, delayLimitMs: DELAY_LIMIT_MS, leadMs: LEAD_MS || 'bridge default', agent: `fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough, relay: μ-law), ${AGENT_CHUNK_MS} ms deltas at ${AGENT_SPEED}× real time` },
     maxHeld: Object.fromEntries(modes.map((m) => [m.mode, m.skipped ? `skipped: ${m.skipped}` : m.maxHeld])),
     fullDspVsPassthroughCpu: common ? { calls: common, ratio } : null,
+    vsRelay,
     modes,
   };
   mkdirSync(dirname(OUT), { recursive: true });
@@ -487,6 +531,10 @@ async function main(): Promise<void> {
   writePlot(summary, svg);
   console.log(`largest N that held: ${Object.entries(summary.maxHeld).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (ratio !== null) console.log(`full DSP (native) vs μ-law passthrough, CPU per call-second at ${common} calls: ${ratio}×`);
+  for (const v of vsRelay)
+    console.log(
+      `${v.mode} vs minimal relay at ${v.calls} calls: CPU ${v.cpuRatio}×; p99 in ${v.inboundP99Ms.bridge}/${v.inboundP99Ms.relay} ms, out ${v.outboundP99Ms.bridge}/${v.outboundP99Ms.relay} ms; media msgs per audio-s ${v.mediaMessagesPerAudioS.bridge}/${v.mediaMessagesPerAudioS.relay}; dropped ${v.dropped}`,
+    );
   if (profRoot) console.log(`CPU profiles (.cpuprofile, open in Chrome DevTools): ${profRoot}`);
   console.log(`report: ${OUT}\nplot:   ${svg}`);
   process.exit(0);

@@ -44,6 +44,12 @@ export interface StreamSocket {
   readonly bufferedAmount: number;
 }
 
+/** The TCP socket under a ws WebSocket (ws keeps it as `_socket`), for cork/uncork; undefined for anything else. */
+function tcpOf(socket: StreamSocket): { cork(): void; uncork(): void } | undefined {
+  const tcp = (socket as { _socket?: { cork?: unknown; uncork?: unknown } })._socket;
+  return tcp && typeof tcp.cork === 'function' && typeof tcp.uncork === 'function' ? (tcp as { cork(): void; uncork(): void }) : undefined;
+}
+
 export interface CallSessionDeps {
   config: Config;
   /**
@@ -164,6 +170,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
   constructor(socket: StreamSocket, deps: CallSessionDeps) {
     super();
     this.#socket = socket;
+    this.#tcp = tcpOf(socket);
     this.#d = deps;
     this.#maxPending = Math.max(1, Math.ceil(deps.config.prestartBufferMs / 20));
     this.#after(deps.config.startTimeoutMs, () => {
@@ -443,7 +450,9 @@ export class CallSession extends EventEmitter<SessionEvents> {
     const prompt = this.#d.apologyPrompt;
     if (playout && prompt && prompt.length > 0) {
       this.#apology = 'prompt';
-      playout.bargeIn(); // whatever the agent had queued is not what the caller should hear now
+      // What already reached Twilio plays on (the caller hears the reply the agent got out),
+      // what had not is dropped; the apology follows it.
+      playout.discardUnsent();
       playout.enqueueUlaw(prompt, 'apology');
       playout.endResponse();
       await new Promise<void>((resolve) => {
@@ -574,13 +583,30 @@ export class CallSession extends EventEmitter<SessionEvents> {
     }
   };
 
+  /**
+   * One message to Twilio. Messages sent in one synchronous stretch (a media message and
+   * its mark; a tick's messages) leave in one write: the first corks the TCP socket and a
+   * microtask uncorks it before the event loop moves on, so nothing waits — it saves a
+   * syscall per extra message (each ws message is otherwise its own writev).
+   */
   #send(text: string): void {
+    if (!this.#corked && this.#tcp) {
+      this.#corked = true;
+      this.#tcp.cork();
+      queueMicrotask(this.#uncork);
+    }
     try {
       this.#socket.send(text);
     } catch (e) {
       this.#log('warn', 'send to Twilio failed', { err: e });
     }
   }
+  #corked = false;
+  readonly #tcp: { cork(): void; uncork(): void } | undefined;
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#tcp?.uncork();
+  };
 
   /**
    * Speaks prepared 8 kHz μ-law audio (TTS, a greeting) into the call as its own

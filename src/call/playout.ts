@@ -1,7 +1,7 @@
 /**
  * Outbound playout for one call: agent audio → exact 160-byte μ-law frames → Twilio,
  * paced by the shared frame clock, with a lead over real time bounded by a ceiling
- * (BRIDGE_PLAYOUT_LEAD_MS: 80 ms by default, 2 s recommended) and, from a 200 ms lead on,
+ * (BRIDGE_PLAYOUT_LEAD_MS: 2 s by default) and, from a 200 ms lead on,
  * sent in coalesced messages.
  *
  * ```text
@@ -436,15 +436,7 @@ export class Playout {
     const heardMs = this.#heardEstimate();
     const responseId = this.#responseId;
     const wasActive = this.active;
-    this.#stats.framesCleared += this.#qLen / FRAME_BYTES;
-    this.#qLen = 0;
-    this.#qHead = 0;
-    this.#partialLen = 0;
-    this.#o.pipeline?.reset();
-    if (responseId !== undefined) {
-      this.#droppedResponses.push(responseId);
-      if (this.#droppedResponses.length > 32) this.#droppedResponses.shift();
-    }
+    this.discardUnsent();
     if (wasActive) {
       this.#o.send(buildClear(this.#o.streamSid));
       this.#stats.messagesSent++;
@@ -457,6 +449,24 @@ export class Playout {
     this.#startResponse(undefined);
     this.#resolveDrain();
     return { heardMs, responseId, cleared: wasActive };
+  }
+
+  /**
+   * Drops the audio not yet sent to Twilio (queued frames, the pipeline, a partial frame)
+   * and any later audio of the current response; what Twilio already has plays on (no
+   * `clear`). For an agent that failed mid-reply: the caller hears what had reached
+   * Twilio — with a lead of seconds usually the whole reply — then whatever comes next.
+   */
+  discardUnsent(): void {
+    this.#stats.framesCleared += this.#qLen / FRAME_BYTES;
+    this.#qLen = 0;
+    this.#qHead = 0;
+    this.#partialLen = 0;
+    this.#o.pipeline?.reset();
+    if (this.#responseId !== undefined) {
+      this.#droppedResponses.push(this.#responseId);
+      if (this.#droppedResponses.length > 32) this.#droppedResponses.shift();
+    }
   }
 
   /**

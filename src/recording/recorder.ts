@@ -42,7 +42,7 @@ export interface RecorderOptions {
   now?: () => number;
   /** The window each call holds in memory (ms of stereo audio; 1 s = 32 KiB). Default: lateness + one block + the playout lead + 250 ms, at least 2 s. */
   windowMs?: number;
-  /** How far ahead of its play time agent audio reaches the tap (BRIDGE_PLAYOUT_LEAD_MS). Default 80. */
+  /** How far ahead of its play time agent audio reaches the tap (BRIDGE_PLAYOUT_LEAD_MS). Default 2000. */
   leadMs?: number;
   /** How late a caller frame may arrive and still be placed; also how long agent audio waits for a `clear`. Default 500. */
   latenessMs?: number;
@@ -95,7 +95,7 @@ export function createRecorder(config: Pick<Config, 'env'>, options: RecorderOpt
   const blockMs = options.blockMs ?? 500;
   // Agent audio arrives up to the playout lead before it plays, and must stay in the window until
   // its time has passed (a barge-in's clear zeroes what Twilio never played).
-  const windowMs = options.windowMs ?? Math.max(2000, latenessMs + blockMs + (options.leadMs ?? 80) + 250);
+  const windowMs = options.windowMs ?? Math.max(2000, latenessMs + blockMs + (options.leadMs ?? 2000) + 250);
   // The window must hold what is not yet written (lateness + one block) plus the agent's lead.
   if (!(windowMs >= latenessMs + blockMs + 250)) throw new RangeError(`windowMs (${windowMs}) must be at least latenessMs + blockMs + 250 (${latenessMs + blockMs + 250})`);
   if (!(blockMs >= 20)) throw new RangeError('blockMs must be at least 20');

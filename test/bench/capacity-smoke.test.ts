@@ -1,6 +1,7 @@
 /**
  * The capacity benchmark end to end at a tiny size, so it cannot rot: three real
- * processes (load generator, bridge, fake OpenAI agent) on 127.0.0.1. At 8 calls on an
+ * processes (load generator, bridge — or the minimal relay it is compared with — and
+ * fake OpenAI agent) on 127.0.0.1. At 8 calls on an
  * idle machine every caller frame must reach the agent, every reply must reach "Twilio",
  * barge-ins must clear, and the cross-process delays must be sane (never negative: the
  * processes share CLOCK_MONOTONIC; well under a frame).
@@ -19,10 +20,13 @@ describe('npm run bench:capacity', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vb-cap-'));
     try {
       const out = join(dir, 'cap.json');
-      await run(process.execPath, ['--import', 'tsx', 'bench/capacity/run.ts', '--modes', 'native,passthrough', '--steps', '8', '--measure-s', '12', '--settle-s', '1', '--warmup-s', '3', '--keep-going', '--out', out], { timeout: 150_000 });
-      const report = JSON.parse(readFileSync(out, 'utf8')) as { modes: { mode: string; steps: Record<string, any>[] }[] };
+      await run(process.execPath, ['--import', 'tsx', 'bench/capacity/run.ts', '--modes', 'relay,native,passthrough', '--steps', '8', '--measure-s', '12', '--settle-s', '1', '--warmup-s', '3', '--keep-going', '--out', out], { timeout: 150_000 });
+      const report = JSON.parse(readFileSync(out, 'utf8')) as { modes: { mode: string; steps: Record<string, any>[] }[]; vsRelay: { mode: string; calls: number; cpuRatio: number }[] };
       expect(readFileSync(out.replace(/\.json$/, '.svg'), 'utf8')).toContain('<svg');
-      expect(report.modes.map((m) => m.mode)).toEqual(['native', 'passthrough']);
+      expect(report.modes.map((m) => m.mode)).toEqual(['relay', 'native', 'passthrough']);
+      // Every bridge mode is reported against the relay measured in the same run.
+      expect(report.vsRelay.map((v) => [v.mode, v.calls])).toEqual([['native', 8], ['passthrough', 8]]);
+      for (const v of report.vsRelay) expect(v.cpuRatio).toBeGreaterThan(0);
       for (const m of report.modes) {
         const s = m.steps[0]!;
         expect(s.callsOpen).toBe(8);
@@ -39,6 +43,12 @@ describe('npm run bench:capacity', () => {
         expect(s.outbound.p50Ms).toBeLessThan(20);
         expect(s.bridge.cpuMsPerCallS).toBeGreaterThan(0);
         expect(s.callsFailed).toBe(0);
+        // The agent sends 100 ms deltas ahead of real time: the relay forwards one message per
+        // delta, the bridge coalesces into messages of ≥ 100 ms — about 10 per second of audio
+        // either way (the 80 ms lead of old sent 50).
+        expect(s.outbound.mediaMessagesPerAudioS).toBeGreaterThan(0);
+        expect(s.outbound.mediaMessagesPerAudioS).toBeLessThanOrEqual(12);
+        expect(s.outbound.underruns).toBe(0);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -210,4 +210,39 @@ describe('Playout: coalesced messages and a lead that rides out network stalls',
     expect(r.heardMs).toBeGreaterThanOrEqual(played - 20);
     expect(r.heardMs).toBeLessThanOrEqual(played);
   });
+
+  it('an agent that fails mid-reply: discardUnsent() drops only what Twilio does not have — no clear, the sent reply plays on, the next audio follows it', async () => {
+    const link = new StallingLink();
+    const p = new Playout({ streamSid: 'MZ1', send: link.send, leadMs: 2000, now: () => link.tw.now });
+    const delta = new Uint8Array(800).fill(0x55);
+    // 3 s of reply within 600 ms: 2 s (the lead) reach Twilio, the rest waits here.
+    for (let ms = 0; ms < 600; ms++) {
+      link.advance();
+      if (ms % 20 === 0) p.enqueue(delta, 'resp1');
+      if (link.tw.now % 20 === 0) p.tick(link.tw.now);
+      for (const name of link.tw.due()) p.onMark(name, link.tw.now);
+    }
+    const atTwilio = link.tw.playedUntil - link.tw.now;
+    expect(atTwilio).toBeGreaterThan(1000);
+    expect(p.stats.queuedMs).toBeGreaterThan(0);
+    p.discardUnsent();
+    expect(link.tw.clears).toBe(0);
+    expect(p.stats.queuedMs).toBe(0);
+    p.enqueue(delta, 'resp1'); // late audio of the failed reply: dropped
+    expect(p.stats.staleChunksDropped).toBe(1);
+    p.enqueueUlaw(new Uint8Array(1600).fill(0x11), 'apology');
+    p.endResponse();
+    const apologyFrom = link.tw.playedUntil; // the apology queues behind the reply Twilio holds
+    let drained = false;
+    void p.drained().then(() => (drained = true));
+    for (let ms = 0; ms < 4000 && !drained; ms++) {
+      link.advance();
+      if (link.tw.now % 20 === 0) p.tick(link.tw.now);
+      for (const name of link.tw.due()) p.onMark(name, link.tw.now);
+      await Promise.resolve();
+    }
+    expect(drained).toBe(true);
+    expect(link.tw.playedUntil).toBe(apologyFrom + 200);
+    expect(link.tw.now).toBeGreaterThanOrEqual(apologyFrom + 200);
+  });
 });
