@@ -37,11 +37,11 @@
  *   `user-transcription` (an interim, then the final), and interrupts itself
  *   (InterruptionFrame) when the caller talks over it.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import protobuf from 'protobufjs';
-import { WebSocketServer, WebSocket } from 'ws';
+import { WebSocket } from 'ws';
+import { FakeServer, closeMidCall, type Refusal } from './fake-server.js';
 import type { FakeService } from '../agents/agent-contract.js';
 
 /** frames.proto, verbatim from protocols.md §6.2. */
@@ -117,13 +117,9 @@ export class FakePipecatServer implements FakeService {
   readonly env: Record<string, string>;
   readonly url: string;
   readonly #o: Required<Omit<FakePipecatOptions, 'autoAnswer' | 'allowedOrigins' | 'requireToken'>> & Pick<FakePipecatOptions, 'autoAnswer' | 'allowedOrigins' | 'requireToken'>;
-  readonly #http: Server;
-  readonly #wss: WebSocketServer;
+  /** The HTTP side, with its upgrade faults. */
+  readonly server: FakeServer;
   #conn: Conn | undefined;
-  #refuseNext: number | false = false;
-  /** Hardening tests: hold the next upgrade this long before answering it (a slow handshake). */
-  #delayNextUpgradeMs = 0;
-  readonly #delayTimers = new Set<NodeJS.Timeout>();
   #rx: Received = { audioMs: 0, interruptions: [], dtmf: [], closed: false, audioFormatErrors: [], messages: [], badMessages: 0, authHeaders: [], origins: [], refusedUpgrades: 0, connections: 0 };
   #connWaiters: (() => void)[] = [];
   // autoAnswer state
@@ -135,7 +131,7 @@ export class FakePipecatServer implements FakeService {
   #playingUntil = 0;
   #utterances = 0;
 
-  private constructor(http: Server, port: number, options: FakePipecatOptions) {
+  private constructor(server: FakeServer, options: FakePipecatOptions) {
     const rate = options.sampleRateHz ?? 16_000;
     this.#o = {
       sampleRateHz: rate,
@@ -148,51 +144,35 @@ export class FakePipecatServer implements FakeService {
       allowedOrigins: options.allowedOrigins,
       requireToken: options.requireToken,
     };
-    this.#http = http;
-    this.url = `ws://127.0.0.1:${port}/ws`;
+    this.server = server;
+    this.url = server.url('/ws');
     this.env = { PIPECAT_URL: this.url, PIPECAT_SAMPLE_RATE: String(rate), PIPECAT_PING_INTERVAL_MS: '300' };
     this.#vadBlock = new Int16Array(rate / 50);
-    // autoPong off: pongs are ours to withhold (stop-answering).
-    this.#wss = new WebSocketServer({ noServer: true, autoPong: false, perMessageDeflate: false });
-    http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      this.#rx.authHeaders.push(req.headers.authorization);
-      this.#rx.origins.push(req.headers.origin);
-      const allowed = this.#o.allowedOrigins;
-      if (allowed !== undefined && (req.headers.origin === undefined || !allowed.includes(req.headers.origin))) {
-        this.#rx.refusedUpgrades++;
-        socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-        return;
-      }
-      if (this.#o.requireToken !== undefined && req.headers.authorization !== `Bearer ${this.#o.requireToken}`) {
-        this.#rx.refusedUpgrades++;
-        socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-        return;
-      }
-      if (this.#refuseNext !== false) {
-        const status = this.#refuseNext;
-        this.#refuseNext = false;
-        socket.end(`HTTP/1.1 ${status} Refused\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-        return;
-      }
-      const delay = this.#delayNextUpgradeMs;
-      this.#delayNextUpgradeMs = 0;
-      if (delay > 0) {
-        // Slow handshake (test/hardening/agent-faults.test.ts): answer the upgrade only after `delay` ms.
-        const t = setTimeout(() => {
-          this.#delayTimers.delete(t);
-          if (!socket.destroyed) this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws));
-        }, delay);
-        this.#delayTimers.add(t);
-        return;
-      }
-      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws));
-    });
+  }
+
+  /** The bot's own checks: an allowed Origin (PIPECAT_ALLOWED_ORIGINS) and the token. */
+  #upgrade(req: IncomingMessage): Refusal | undefined {
+    this.#rx.authHeaders.push(req.headers.authorization);
+    this.#rx.origins.push(req.headers.origin);
+    const allowed = this.#o.allowedOrigins;
+    const badOrigin = allowed !== undefined && (req.headers.origin === undefined || !allowed.includes(req.headers.origin));
+    const badToken = this.#o.requireToken !== undefined && req.headers.authorization !== `Bearer ${this.#o.requireToken}`;
+    if (!badOrigin && !badToken) return undefined;
+    this.#rx.refusedUpgrades++;
+    return { status: badOrigin ? 403 : 401 };
   }
 
   static async start(options: FakePipecatOptions = {}): Promise<FakePipecatServer> {
-    const http = createServer((_req, res) => res.writeHead(426).end());
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    return new FakePipecatServer(http, (http.address() as AddressInfo).port, options);
+    let fake: FakePipecatServer | undefined;
+    const server = await FakeServer.start({
+      // autoPong off: pongs are ours to withhold (stop-answering).
+      wss: { autoPong: false, perMessageDeflate: false },
+      http: (_req, res) => res.writeHead(426).end(),
+      upgrade: (req) => fake!.#upgrade(req),
+      connection: (ws) => fake!.#onConnection(ws),
+    });
+    fake = new FakePipecatServer(server, options);
+    return fake;
   }
 
   // --- connection ------------------------------------------------------------------
@@ -364,7 +344,7 @@ export class FakePipecatServer implements FakeService {
 
   async fault(kind: 'refuse-next' | 'garbage' | 'stop-answering' | 'close-mid-call'): Promise<void> {
     if (kind === 'refuse-next') {
-      this.#refuseNext = 503;
+      this.server.refuseNext(503);
       return;
     }
     const conn = this.#current();
@@ -397,12 +377,12 @@ export class FakePipecatServer implements FakeService {
 
   /** Hardening tests: the next upgrade is answered only after `ms` (a slow handshake). */
   delayNextUpgrade(ms: number): void {
-    this.#delayNextUpgradeMs = ms;
+    this.server.delayNextUpgrade(ms);
   }
 
   /** Extra faults and frames for adapter tests. */
   refuseNextWith(status: number): void {
-    this.#refuseNext = status;
+    this.server.refuseNext(status);
   }
   sendRaw(data: Buffer | string): void {
     this.#current().ws.send(data);
@@ -417,7 +397,7 @@ export class FakePipecatServer implements FakeService {
   endSession(code = 1000, reason = ''): void {
     const conn = this.#current();
     conn.stopped = true;
-    conn.ws.close(code, reason);
+    closeMidCall(conn.ws, code, reason);
   }
   /**
    * The bot ends the call: its goodbye, then the pipeline's EndFrame closes the socket —
@@ -429,12 +409,7 @@ export class FakePipecatServer implements FakeService {
   }
 
   async close(): Promise<void> {
-    for (const t of this.#delayTimers) clearTimeout(t);
-    this.#delayTimers.clear();
-    for (const c of this.#wss.clients) c.terminate();
-    this.#wss.close();
-    this.#http.closeAllConnections();
-    await new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    await this.server.close();
   }
 
   // --- autoAnswer -----------------------------------------------------------------------
