@@ -45,9 +45,10 @@
  * (the TCP connection is dropped, no close frame).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+import { FakeServer, stopAnswering, type Refusal } from './fake-server.js';
 import type { FakeService } from '../agents/agent-contract.js';
 
 export interface FakeElevenLabsOptions {
@@ -210,7 +211,7 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
     res.end(text);
   };
 
-  const http = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const rest = (req: IncomingMessage, res: ServerResponse): void => {
     const u = new URL(req.url ?? '/', 'http://x');
     if (req.method !== 'GET' || u.pathname !== SIGNED_PATH) return json(res, 404, { detail: { status: 'not_found', message: 'Not Found' } });
     const key = req.headers['xi-api-key'];
@@ -225,31 +226,29 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
     const token = randomBytes(12).toString('hex');
     tokens.add(token);
     json(res, 200, { signed_url: `${wsBase}${WS_PATH}?agent_id=${agentId}&conversation_signature=${token}` });
-  });
-
-  const wss = new WebSocketServer({ noServer: true });
-  const refuseUpgrade = (socket: Socket, status: number, text: string) => {
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   };
-  http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    const u = new URL(req.url ?? '/', 'http://x');
-    if (u.pathname !== WS_PATH) return refuseUpgrade(socket, 404, 'Not Found');
+
+  const upgrade = (_req: IncomingMessage, u: URL): Refusal | undefined => {
+    if (u.pathname !== WS_PATH) return { status: 404 };
     if (refuseNext) {
       refuseNext = false;
-      return refuseUpgrade(socket, 403, 'Forbidden');
+      return { status: 403 };
     }
-    if (u.searchParams.get('agent_id') !== agentId) return refuseUpgrade(socket, 404, 'Not Found');
+    if (u.searchParams.get('agent_id') !== agentId) return { status: 404 };
     if (options.apiKey !== undefined) {
       const token = u.searchParams.get('conversation_signature');
-      if (token === null || !tokens.delete(token)) return refuseUpgrade(socket, 403, 'Forbidden');
+      if (token === null || !tokens.delete(token)) return { status: 403 };
     }
-    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, socket, u.pathname + u.search.replace(/conversation_signature=[^&]+/, 'conversation_signature=…')));
-  });
+    return undefined;
+  };
 
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const port = (http.address() as AddressInfo).port;
-  const httpBase = `http://127.0.0.1:${port}`;
-  const wsBase = `ws://127.0.0.1:${port}`;
+  const server = await FakeServer.start({
+    http: rest,
+    upgrade,
+    connection: (ws, _req, u, socket) => onConnection(ws, socket, u.pathname + u.search.replace(/conversation_signature=[^&]+/, 'conversation_signature=…')),
+  });
+  const httpBase = server.httpUrl;
+  const wsBase = server.url('');
 
   function send(c: Conn, msg: unknown): void {
     if (c.stopped || c.ws.readyState !== c.ws.OPEN) return;
@@ -540,7 +539,7 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
           // A hung peer: nothing is read (so no WebSocket pongs either) and nothing more is sent.
           c.stopped = true;
           if (c.pingTimer) clearInterval(c.pingTimer);
-          c.socket.pause();
+          stopAnswering(c.socket);
           return;
         case 'close-mid-call':
           c.serverClosed = true;
@@ -556,9 +555,7 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
         if (c.pingTimer) clearInterval(c.pingTimer);
         c.socket.destroy();
       }
-      wss.close();
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await server.close();
     },
   };
   return api;
