@@ -31,9 +31,9 @@
  * `holdFinal` sends all audio but keeps isFinal back until `releaseFinal()` (tests of streaming).
  */
 import { EventEmitter, once } from 'node:events';
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { FakeServer, type Refusal } from './fake-server.js';
 import { encodeUlawSample } from '../../src/dsp/ts/g711.js';
 
 export type FakeTtsFault = 'unauthorized' | 'garbage' | 'stall' | 'error-mid' | 'close-mid' | 'no-final' | 'bad-audio' | 'wav-header' | 'wrong-wav' | 'binary';
@@ -129,18 +129,8 @@ export async function startFakeElevenLabsTts(opts: { apiKey?: string; voiceId?: 
   const voices = new Set([voiceId]);
   const events = new EventEmitter();
   const requests: FakeTtsRequest[] = [];
-  const sockets = new Set<WebSocket>();
   const held: (() => void)[] = [];
   let connections = 0;
-
-  const http = createServer((_req, res) => {
-    res.writeHead(426).end();
-  });
-  const wss = new WebSocketServer({ noServer: true });
-
-  const refuse = (socket: Socket, status: number, text: string, body = '') => {
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  };
 
   const fake: FakeElevenLabsTts = {
     url: '',
@@ -164,28 +154,29 @@ export async function startFakeElevenLabsTts(opts: { apiKey?: string; voiceId?: 
       return once(events, 'request').then(([r]) => r as FakeTtsRequest);
     },
     async close() {
-      for (const s of sockets) s.terminate();
-      wss.close();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await server.close();
     },
   };
 
-  http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+  const upgrade = (req: IncomingMessage, u: URL, socket: Socket): Refusal | undefined => {
     connections++;
     socket.on('error', () => undefined);
-    const u = new URL(req.url ?? '/', 'http://fake');
-    const m = PATH_RE.exec(u.pathname);
-    if (!m) return refuse(socket, 404, 'Not Found', JSON.stringify({ detail: { status: 'not_found' } }));
+    if (!PATH_RE.test(u.pathname)) return { status: 404, body: JSON.stringify({ detail: { status: 'not_found' } }) };
     const headerKey = req.headers['xi-api-key'];
     if (fake.fault === 'unauthorized' || (headerKey !== undefined && headerKey !== apiKey)) {
-      return refuse(socket, 401, 'Unauthorized', JSON.stringify({ detail: { status: 'invalid_api_key', message: 'Invalid API key' } }));
+      return { status: 401, body: JSON.stringify({ detail: { status: 'invalid_api_key', message: 'Invalid API key' } }) };
     }
-    if (u.searchParams.get('output_format') !== 'ulaw_8000') {
-      return refuse(socket, 400, 'Bad Request', JSON.stringify({ detail: { status: 'invalid_output_format' } }));
-    }
-    const fault = fake.fault;
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      sockets.add(ws);
+    if (u.searchParams.get('output_format') !== 'ulaw_8000') return { status: 400, body: JSON.stringify({ detail: { status: 'invalid_output_format' } }) };
+    return undefined;
+  };
+
+  const server = await FakeServer.start({
+    http: (_req, res) => res.writeHead(426).end(),
+    upgrade,
+    connection: (ws, req, u) => {
+      const m = PATH_RE.exec(u.pathname)!;
+      const headerKey = req.headers['xi-api-key'];
+      const fault = fake.fault;
       let closeResolve!: () => void;
       const r: FakeTtsRequest = {
         voiceId: decodeURIComponent(m[1]!),
@@ -207,7 +198,6 @@ export async function startFakeElevenLabsTts(opts: { apiKey?: string; voiceId?: 
       }, fake.inactivityMs);
       ws.on('close', () => {
         clearTimeout(inactivity);
-        sockets.delete(ws);
         if (!serverClosing) r.clientClosedFirst = true;
         closeResolve();
       });
@@ -321,12 +311,9 @@ export async function startFakeElevenLabsTts(opts: { apiKey?: string; voiceId?: 
         }
       });
       events.emit('request', r);
-    });
+    },
   });
-
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const { port } = http.address() as AddressInfo;
-  const url = `ws://127.0.0.1:${port}`;
+  const url = server.url('');
   Object.assign(fake, { url, env: { ELEVENLABS_API_KEY: apiKey, ELEVENLABS_TTS_URL: url, ELEVENLABS_VOICE_ID: voiceId } });
   return fake;
 }
