@@ -67,6 +67,15 @@ export abstract class AgentSession extends EventEmitter<AgentEvents> {
   abstract sendDtmf(digit: string): void;
   /** Idempotent; resolves when the session's resources are released (bounded). */
   abstract close(reason: string): Promise<void>;
+
+  /**
+   * Reports a failure to whoever listens. 'error' is EventEmitter's special event — it
+   * throws when nobody listens, and adapters report from socket callbacks — so every
+   * adapter reports through here, never with emit('error') itself.
+   */
+  protected reportError(error: BridgeError, fatal: boolean): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error, { fatal });
+  }
 }
 
 export interface AgentContext {

@@ -395,9 +395,7 @@ export class EchoAgentSession extends AgentSession {
   #rejectAudio(): void {
     if (this.listenerCount('error') === 0) return;
     const error = new BridgeError(ErrorCodes.DSP_ARGUMENT, `echo agent: expected ${this.#ulaw ? 'Uint8Array (μ-law)' : 'Int16Array (PCM16)'} audio`);
-    this.#queue(() => {
-      if (this.listenerCount('error') > 0) this.emit('error', error, { fatal: false });
-    });
+    this.#queue(() => this.reportError(error, false));
   }
 }
 

@@ -657,13 +657,13 @@ export class ElevenLabsAgentSession extends AgentSession {
     const n = (this.#errorCounts.get(e.code) ?? 0) + 1;
     this.#errorCounts.set(e.code, n);
     if (n > 20 && n % 100 !== 0) return;
-    if (this.listenerCount('error') > 0) this.emit('error', e, { fatal: false });
+    this.reportError(e, false);
   }
 
   /** A failure for good: fatal error, then closed. */
   #fail(e: BridgeError): void {
     if (this.#state === 'closed') return;
-    if (this.listenerCount('error') > 0) this.emit('error', e, { fatal: true });
+    this.reportError(e, true);
     this.#shutdown(e.code);
   }
 

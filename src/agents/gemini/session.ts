@@ -363,7 +363,7 @@ export class GeminiLiveSession extends AgentSession {
       this.#fatal(new BridgeError(error.code, `${error.message} (again, ${this.#retry.quickLosses} times right after resuming)`, { cause: error }));
       return;
     }
-    this.#report(error, false);
+    this.reportError(error, false);
     this.#startResume();
   }
 
@@ -397,18 +397,18 @@ export class GeminiLiveSession extends AgentSession {
           // fail the fresh session too, and that one counts.
           if (handle === undefined || closeCodeOf(err) === undefined || (err.code !== ErrorCodes.AGENT_AUTH && err.code !== ErrorCodes.AGENT_PROTOCOL)) throw err;
           if (this.#state !== 'resuming') return;
-          this.#report(new BridgeError(err.code, `gemini: resuming was refused (${err.message}); starting a new session`), false);
+          this.reportError(new BridgeError(err.code, `gemini: resuming was refused (${err.message}); starting a new session`), false);
           this.#handle = undefined;
           fresh = true;
           await this.#openLink(undefined, this.#lifetime.signal);
         }
         if (fresh) {
-          this.#report(new BridgeError(ErrorCodes.AGENT_SERVICE, 'gemini: no resumption handle: a new session was started, the conversation so far is lost'), false);
+          this.reportError(new BridgeError(ErrorCodes.AGENT_SERVICE, 'gemini: no resumption handle: a new session was started, the conversation so far is lost'), false);
         }
       },
       this.#lifetime.signal,
       (err) => {
-        if (this.#state === 'resuming') this.#report(err, false);
+        if (this.#state === 'resuming') this.reportError(err, false);
       },
     );
     if (this.#state !== 'resuming' && this.#state !== 'open') return;
@@ -500,7 +500,7 @@ export class GeminiLiveSession extends AgentSession {
     if (c.outputTranscription) this.#agentText = (this.#agentText + c.outputTranscription.text).slice(0, MAX_TRANSCRIPT_CHARS);
     for (const why of c.badAudio) {
       this.#stats.audioFormatErrors++;
-      this.#report(new BridgeError(ErrorCodes.AGENT_AUDIO_FORMAT, `gemini: ${why}`), false);
+      this.reportError(new BridgeError(ErrorCodes.AGENT_AUDIO_FORMAT, `gemini: ${why}`), false);
     }
     if (c.audio.length > 0) {
       let turn = this.#turn;
@@ -614,24 +614,19 @@ export class GeminiLiveSession extends AgentSession {
 
   #protocolError(detail: string): void {
     this.#stats.protocolErrors++;
-    this.#report(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `gemini: ${detail}`), false);
-  }
-
-  /** 'error' without a listener would throw: report only to listeners. */
-  #report(err: BridgeError, fatal: boolean): void {
-    if (this.listenerCount('error') > 0) this.emit('error', err, { fatal });
+    this.reportError(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `gemini: ${detail}`), false);
   }
 
   /** From inside sendAudio: never re-entrant. */
   #deferError(err: BridgeError): void {
     queueMicrotask(() => {
-      if (this.#state !== 'closed') this.#report(err, false);
+      if (this.#state !== 'closed') this.reportError(err, false);
     });
   }
 
   #fatal(err: BridgeError): void {
     if (this.#state === 'closed') return;
-    this.#report(err, true);
+    this.reportError(err, true);
     void this.close(`error:${err.code}`);
   }
 }

@@ -274,8 +274,7 @@ export class HumeSession extends AgentSession {
     if (error.code === ErrorCodes.AGENT_PROTOCOL) this.#stats.protocolErrors++;
     else if (error.code === ErrorCodes.AGENT_AUDIO_FORMAT) this.#stats.audioFormatErrors++;
     else if (error.code === ErrorCodes.AGENT_SERVICE || error.code === ErrorCodes.AGENT_RATE_LIMIT || error.code === ErrorCodes.AGENT_AUTH) this.#stats.serviceErrors++;
-    // 'error' without a listener would throw out of a socket callback.
-    if (this.listenerCount('error') > 0) this.emit('error', error, { fatal });
+    this.reportError(error, fatal);
   }
 
   /** Waits for `p`, rejecting when `signal` aborts first (no bare await on anything remote). */

@@ -389,7 +389,7 @@ export class OpenAiRealtimeSession extends AgentSession {
       this.#fail(new BridgeError(err.code, `${err.message} (again, ${this.#retry.quickLosses} times right after a new session)`, { cause: err }));
       return;
     }
-    this.#error(err, false);
+    this.reportError(err, false);
     if (this.#replacing) return; // a rollover in progress takes over (it no longer waits for quiet)
     this.#stats.reconnects++;
     void this.#replace('reconnect');
@@ -438,14 +438,14 @@ export class OpenAiRealtimeSession extends AgentSession {
   /** A new service session, with bounded attempts and backoff; undefined when it failed (already handled). */
   async #openWithRetries(): Promise<RealtimeConnection | undefined> {
     if (this.#closed) return undefined;
-    const r = await this.#retry.run((_n) => this.#open(this.#lifetime.signal), this.#lifetime.signal, (err) => this.#error(err, false));
+    const r = await this.#retry.run((_n) => this.#open(this.#lifetime.signal), this.#lifetime.signal, (err) => this.reportError(err, false));
     if (r.ok) return r.value;
     if (this.#closed || r.aborted) return undefined;
     const err = r.error;
     if (!err.retryable) this.#fail(err);
     else if (this.#conn) {
       // The current session still works: report, and try the rollover again later.
-      this.#error(new BridgeError(err.code, `openai: rollover failed after ${r.attempts} attempts (${err.message})`, { cause: err }), false);
+      this.reportError(new BridgeError(err.code, `openai: rollover failed after ${r.attempts} attempts (${err.message})`, { cause: err }), false);
       this.#retryRolloverLater();
     } else {
       this.#fail(new BridgeError(ErrorCodes.AGENT_CLOSED, `openai: could not open a new session after ${r.attempts} attempts: ${err.message}`, { cause: err }));
@@ -591,7 +591,7 @@ export class OpenAiRealtimeSession extends AgentSession {
         this.#stats.protocolErrors++;
         if (this.#unknownTypes.size < 64 && !this.#unknownTypes.has(r.detail)) {
           this.#unknownTypes.add(r.detail);
-          this.#error(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `openai: ${r.detail}`), false);
+          this.reportError(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `openai: ${r.detail}`), false);
         }
         return;
       }
@@ -681,7 +681,7 @@ export class OpenAiRealtimeSession extends AgentSession {
       return;
     }
     if (!isBase64(delta)) {
-      this.#error(new BridgeError(ErrorCodes.AGENT_AUDIO_FORMAT, `openai: audio delta for ${responseId} is not base64 (${delta.length} chars); dropped`), false);
+      this.reportError(new BridgeError(ErrorCodes.AGENT_AUDIO_FORMAT, `openai: audio delta for ${responseId} is not base64 (${delta.length} chars); dropped`), false);
       return;
     }
     const bytes = Buffer.from(delta, 'base64');
@@ -726,7 +726,7 @@ export class OpenAiRealtimeSession extends AgentSession {
       return;
     }
     const rate = e.type === 'rate_limit_error' || e.code === 'rate_limit_exceeded' || e.code === 'insufficient_quota';
-    this.#error(new BridgeError(rate ? ErrorCodes.AGENT_RATE_LIMIT : ErrorCodes.AGENT_SERVICE, `openai: ${what}`), false);
+    this.reportError(new BridgeError(rate ? ErrorCodes.AGENT_RATE_LIMIT : ErrorCodes.AGENT_SERVICE, `openai: ${what}`), false);
   }
 
   // --- responses, items, history -------------------------------------------------------
@@ -854,17 +854,12 @@ export class OpenAiRealtimeSession extends AgentSession {
 
   #protocolError(detail: string): void {
     this.#stats.protocolErrors++;
-    this.#error(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `openai: ${detail}`), false);
-  }
-
-  #error(err: BridgeError, fatal: boolean): void {
-    // 'error' without a listener would throw inside a socket callback.
-    if (this.listenerCount('error') > 0) this.emit('error', err, { fatal });
+    this.reportError(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `openai: ${detail}`), false);
   }
 
   #fail(err: BridgeError): void {
     if (this.#closed) return;
-    this.#error(err, true);
+    this.reportError(err, true);
     void this.close(`error:${err.code}`);
   }
 
@@ -872,7 +867,7 @@ export class OpenAiRealtimeSession extends AgentSession {
     if (this.#wrongAudioReported) return;
     this.#wrongAudioReported = true;
     const err = new BridgeError(ErrorCodes.DSP_ARGUMENT, `openai agent: expected ${this.#ulaw ? 'Uint8Array (μ-law)' : 'Int16Array (PCM16 24 kHz)'} audio`);
-    queueMicrotask(() => this.#error(err, false));
+    queueMicrotask(() => this.reportError(err, false));
   }
 }
 

@@ -653,7 +653,7 @@ export class PipecatAgentSession extends AgentSession {
 
   #fatal(err: BridgeError): void {
     if (this.#phase === 'closed') return;
-    if (this.listenerCount('error') > 0) this.emit('error', err, { fatal: true });
+    this.reportError(err, true);
     void this.close(`error:${err.code}`);
   }
 
