@@ -149,6 +149,11 @@ export class HumeSession extends AgentSession {
   #closePromise: Promise<void> | undefined;
 
   #dsp: DspBackend | undefined;
+  /**
+   * Off-rate agent audio is resampled here for now. Issue 10 (item 2) wants agent audio to
+   * carry its sample rate and the call's outbound path to resample, so that no adapter loads
+   * the DSP; that move belongs with the src/call changes and is not made here.
+   */
   #resampler: Resampler | undefined;
   /** The resampler has been fed since its last flush/reset (a tail is due at assistant_end). */
   #resamplerDirty = false;

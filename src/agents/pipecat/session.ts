@@ -179,6 +179,11 @@ export class PipecatAgentSession extends AgentSession {
   #closePromise: Promise<void> | undefined;
 
   #dsp: DspBackend | undefined;
+  /**
+   * Off-rate agent audio is resampled here for now. Issue 10 (item 2) wants agent audio to
+   * carry its sample rate and the call's outbound path to resample, so that no adapter loads
+   * the DSP; that move belongs with the src/call changes and is not made here.
+   */
   #resampler: Resampler | undefined;
   #resampleIn = new Int16Array(0);
   #resampleOut = new Int16Array(0);
