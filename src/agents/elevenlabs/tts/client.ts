@@ -43,7 +43,6 @@ import {
   buildStreamUrl,
   buildTextMessage,
   classifyClose,
-  classifyHttpStatus,
   normalizeText,
   parseServerMessage,
   resolveVoiceSettings,
@@ -52,6 +51,7 @@ import {
   validateVoiceId,
   type VoiceSettings,
 } from './protocol.js';
+import { statusCode } from '../../shared/socket-errors.js';
 
 export interface TtsClientOptions {
   readonly apiKey: string;
@@ -335,7 +335,8 @@ export class ElevenLabsTtsClient {
       ws.on('unexpected-response', (_req, res) => {
         const status = res.statusCode ?? 0;
         res.resume(); // drain the body; nothing in it is needed
-        fail(classifyHttpStatus(status), `the service refused the connection: HTTP ${status}`);
+        // The agents' one status table (src/agents/shared/socket-errors.ts).
+        fail(statusCode(status), `the service refused the connection: HTTP ${status}`);
       });
       ws.on('error', (e: Error & { code?: string }) => {
         if (phase === 'connecting') {

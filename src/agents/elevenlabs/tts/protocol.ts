@@ -194,14 +194,6 @@ export function classifyClose(code: number, reason: string): ErrorCode {
   return classifyServiceText(reason, ErrorCodes.AGENT_SERVICE);
 }
 
-/** A code for an HTTP status that refused the upgrade. */
-export function classifyHttpStatus(status: number): ErrorCode {
-  if (status === 401 || status === 403) return ErrorCodes.AGENT_AUTH;
-  if (status === 429) return ErrorCodes.AGENT_RATE_LIMIT;
-  if (status === 400 || status === 404 || status === 422) return ErrorCodes.AGENT_CONFIG;
-  return ErrorCodes.AGENT_SERVICE;
-}
-
 function isRiffWave(b: Uint8Array): boolean {
   // "RIFF" ???? "WAVE"
   return b.length >= 12 && b[0] === 0x52 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x46 && b[8] === 0x57 && b[9] === 0x41 && b[10] === 0x56 && b[11] === 0x45;
