@@ -19,6 +19,21 @@ export function pcm16FromBytes(bytes: Uint8Array): Int16Array {
   return out;
 }
 
+/**
+ * A fresh Int16Array of the whole samples in `bytes` (PCM16 little-endian; a trailing odd
+ * byte is left out): for audio a listener may keep, one copy and no view of the message.
+ */
+export function pcm16CopyFromBytes(bytes: Uint8Array): Int16Array {
+  const out = new Int16Array(bytes.length >> 1);
+  if (LITTLE_ENDIAN) {
+    new Uint8Array(out.buffer).set(bytes.subarray(0, out.length * 2));
+    return out;
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, out.length * 2);
+  for (let i = 0; i < out.length; i++) out[i] = dv.getInt16(i * 2, true);
+  return out;
+}
+
 /** Decodes base64 PCM16 little-endian; odd byte lengths and non-base64 text are errors. */
 export function pcm16FromBase64(b64: string): Int16Array {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 === 1) {

@@ -26,6 +26,7 @@
  * Audio parts are checked (mimeType audio/pcm at 24 kHz, base64 of whole 16-bit
  * samples) and decoded here; a bad part is reported, never returned as audio.
  */
+import { pcm16CopyFromBytes, pcm16ToBase64 } from '../../audio/pcm.js';
 
 export const INPUT_RATE_HZ = 16_000;
 export const OUTPUT_RATE_HZ = 24_000;
@@ -76,7 +77,7 @@ const AUDIO_SUFFIX = '"}}}';
 
 /** realtimeInput.audio with base64 PCM16 LE at 16 kHz (base64 needs no JSON escaping). */
 export function buildAudio(pcm: Int16Array): string {
-  return AUDIO_PREFIX + Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength).toString('base64') + AUDIO_SUFFIX;
+  return AUDIO_PREFIX + pcm16ToBase64(pcm) + AUDIO_SUFFIX;
 }
 
 /** realtimeInput.text: the caller's own input (DTMF digits). */
@@ -265,9 +266,8 @@ export function decodeInlineAudio(inline: unknown): Int16Array | string {
   if (typeof data !== 'string' || data.length % 4 !== 0 || !B64_RE.test(data)) return 'inlineData.data is not base64';
   const bytes = Buffer.from(data, 'base64');
   if (bytes.length % 2 !== 0) return `inlineData of ${bytes.length} bytes: not whole 16-bit samples`;
-  const out = new Int16Array(bytes.length / 2);
-  Buffer.from(out.buffer).set(bytes);
-  return out;
+  // Our own samples (the listener may keep them; a view would pin Buffer's shared pool), one copy.
+  return pcm16CopyFromBytes(bytes);
 }
 
 /** protobuf Duration in JSON: "10s", "1.5s", "0.250s" (format inferred, §3.6/§7); also {seconds, nanos}. */

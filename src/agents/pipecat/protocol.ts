@@ -27,8 +27,8 @@
  * custom `client-message` {t, d}. Shapes as in RTVI 2.2.0 (pipecat's RTVI models and
  * @pipecat-ai/client-js); not in protocols.md §6.
  */
+import { pcm16CopyFromBytes, pcm16ToBytes } from '../../audio/pcm.js';
 import protobuf from 'protobufjs';
-import { endianness } from 'node:os';
 
 /** frames.proto (§6.2) as protobufjs JSON. Field names as in the .proto (snake_case). */
 const SCHEMA = {
@@ -210,8 +210,6 @@ export function encodeFrameForTest(frame: Record<string, unknown>): Uint8Array {
   return FrameType.encode(frame).finish();
 }
 
-const LITTLE_ENDIAN = endianness() === 'LE';
-
 function varintLength(v: number): number {
   let n = 1;
   while (v >= 0x80) {
@@ -256,16 +254,8 @@ export class AudioFrameEncoder {
     o = writeVarint(b, o, inner);
     b[o++] = 0x1a; // AudioRawFrame.audio: field 3, wire type 2
     o = writeVarint(b, o, audioBytes);
-    if (LITTLE_ENDIAN) {
-      b.set(new Uint8Array(pcm.buffer, pcm.byteOffset, audioBytes), o);
-      o += audioBytes;
-    } else {
-      for (let i = 0; i < pcm.length; i++) {
-        const v = pcm[i]!;
-        b[o++] = v & 0xff;
-        b[o++] = (v >> 8) & 0xff;
-      }
-    }
+    b.set(pcm16ToBytes(pcm), o); // a view on little-endian hosts: one copy, into the frame
+    o += audioBytes;
     b[o++] = 0x20; // sample_rate: field 4, varint
     o = writeVarint(b, o, this.sampleRateHz);
     b[o++] = 0x28; // num_channels: field 5, varint
@@ -276,8 +266,5 @@ export class AudioFrameEncoder {
 
 /** PCM16 little-endian bytes (a view into a message) → a fresh Int16Array the listener may keep. */
 export function pcmFromBytes(bytes: Uint8Array): Int16Array {
-  const out = new Int16Array(bytes.length >> 1);
-  if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes.subarray(0, out.length * 2));
-  else for (let i = 0; i < out.length; i++) out[i] = (bytes[2 * i]! | (bytes[2 * i + 1]! << 8)) << 16 >> 16;
-  return out;
+  return pcm16CopyFromBytes(bytes);
 }
