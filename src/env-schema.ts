@@ -262,7 +262,7 @@ export const EnvSchema = Type.Object({
   HUME_INPUT_RATE: integer('hume', 8000, 48_000, 16_000, "Rate (Hz) of the PCM16 we stream; declared to EVI as `linear16`"),
   HUME_OUTPUT_RATE: integer('hume', 8000, 48_000, 24_000, "Rate (Hz) of the agent audio handed to the bridge (docs/agents/hume.md says when to change it)"),
   HUME_KEEPALIVE_MS: integer('hume', 500, 60_000, 5000, "WebSocket ping interval; a socket silent for two intervals is treated as dead and resumed"),
-  HUME_RESUME_ATTEMPTS: integer('hume', 0, 10, 3, "Reconnects by `chat_group_id` after an unexpected close (0 = none; backoff 250, 500, 1000 … ms, each dial bounded by `BRIDGE_AGENT_CONNECT_TIMEOUT_MS`)"),
+  HUME_RESUME_ATTEMPTS: integer('hume', 0, 10, 3, "Reconnects by `chat_group_id` after an unexpected close (0 = none; the first at once, then after 250, 500, 1000 … ms, at most 2 s apart; each dial bounded by `BRIDGE_AGENT_CONNECT_TIMEOUT_MS`)"),
 
   // ── pipecat ─────────────────────────────────────────────────────────────
   PIPECAT_URL: opt(url('pipecat', ['ws:', 'wss:'], undefined, "`ws://` or `wss://` URL of the bot's WebSocket, e.g. `ws://127.0.0.1:8765`", { defaultDoc: 'unset (agent unavailable)' })),
