@@ -36,6 +36,7 @@ export const ERROR_TABLE = {
 
   // Configuration.
   CONFIG: { code: 'BRIDGE_ERR_CONFIG', category: 'invalid-input', area: 'Configuration', meaning: 'Invalid environment configuration (every problem is listed at once; exit 78).', fix: 'Fix the listed variables.' },
+  PROFILES: { code: 'BRIDGE_ERR_PROFILES', category: 'invalid-input', area: 'Configuration', meaning: 'A profiles file (`BRIDGE_PROFILES`, `voice-bridge profiles check`) that cannot be read or is invalid (every problem is listed at once with its path; exit 78).', fix: 'Fix the listed entries; docs/profiles.md describes the format.' },
 
   // AI agents (src/agents).
   AGENT_UNKNOWN: { code: 'BRIDGE_ERR_AGENT_UNKNOWN', status: 400, category: 'invalid-input', area: 'Agents', meaning: 'The agent named (`?agent=`, `POST /calls`) does not exist or is not available; a caller hears a polite refusal.', fix: 'Use one of the agents listed on `/readyz`.' },
