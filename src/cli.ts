@@ -5,6 +5,7 @@
  *   voice-bridge simulate --wav in.wav …    act as Twilio and call a running bridge
  *   voice-bridge call +15551234567 [--agent echo]   place an outbound call through Twilio
  *   voice-bridge doctor                     check configuration, credentials, agents, public URL
+ *   voice-bridge profiles check FILE        validate a profiles file (docs/profiles.md)
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,7 @@ import { doctorCommand } from './doctor.js';
 import { ttsCommand, TTS_USAGE } from './tts-command.js';
 import { callsCommand, CALLS_USAGE } from './store/calls-command.js';
 import { simulateCommand, SIMULATE_USAGE } from './sim/simulate-command.js';
+import { profilesCommand, PROFILES_USAGE } from './profiles/profiles-command.js';
 import { loadConfig, ConfigError, EX_CONFIG } from './config.js';
 import { applyEnvFiles, EnvFileError, takeEnvFileOption } from './env-file.js';
 import { TwilioRest } from './twilio/rest.js';
@@ -68,6 +70,7 @@ nothing failed (warnings allowed), 1 otherwise.
   },
   tts: { summary: 'speak a text with ElevenLabs TTS into a WAV file', usage: TTS_USAGE, run: (a) => ttsCommand(a) },
   calls: { summary: 'list call records, or show one', usage: CALLS_USAGE, run: (a) => callsCommand(a) },
+  profiles: { summary: 'check a profiles file (profiles check FILE)', usage: PROFILES_USAGE, run: (a) => profilesCommand(a) },
 };
 
 function overview(): string {

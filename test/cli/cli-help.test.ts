@@ -10,7 +10,7 @@ import { run } from '../../src/cli.js';
 import { repoRoot } from '../lifecycle/child-bridge.js';
 
 const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
-const COMMANDS = ['start', 'simulate', 'call', 'doctor', 'tts', 'calls'];
+const COMMANDS = ['start', 'simulate', 'call', 'doctor', 'tts', 'calls', 'profiles'];
 
 let out: string;
 let err: string;
