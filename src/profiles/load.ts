@@ -46,6 +46,7 @@ export function parseProfiles(text: string, options: { format: ProfilesFormat; e
   const source = options.source ?? `(${options.format})`;
   const parsed = options.format === 'json' ? parseJson(text) : parseYaml(text);
   if ('problems' in parsed) throw new ProfilesError(source, parsed.problems);
+  if (parsed.value === null || parsed.value === undefined) throw new ProfilesError(source, ['empty: a profiles file starts with `profiles:`']);
   const substituted = substituteEnv(parsed.value, options.env ?? process.env);
   const problems: Problem[] = [...substituted.problems, ...schemaProblems(ProfilesFileSchema, substituted.value), ...semanticProblems(substituted.value)];
   if (problems.length > 0) throw new ProfilesError(source, sortByProfile(problems).map(problemLine));
@@ -65,7 +66,13 @@ function parseJson(text: string): { value: unknown } | { problems: string[] } {
 function parseYaml(text: string): { value: unknown } | { problems: string[] } {
   // prettyErrors: each message carries its line and column.
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) return { problems: doc.errors.map((e) => `not valid YAML: ${e.message.split('\n')[0]}`) };
+  if (doc.errors.length > 0) {
+    return {
+      problems: doc.errors.map((e) =>
+        e.code === 'MULTIPLE_DOCS' ? `not valid YAML: one document only (a second starts at line ${e.linePos?.[0].line ?? '?'})` : `not valid YAML: ${e.message.split('\n')[0]}`,
+      ),
+    };
+  }
   try {
     return { value: doc.toJS({ maxAliasCount: 100 }) as unknown };
   } catch (e) {

@@ -139,6 +139,9 @@ describe('bad input: refused with every problem listed at once', () => {
     expect(problemsOf('profiles:\n  - name: [unclosed\n')[0]).toMatch(/^not valid YAML: .*line \d+/);
     expect(problemsOf('profiles:\n  - name: a\n    name: b\n')[0]).toMatch(/^not valid YAML: Map keys must be unique/);
     expect(problemsOf('{"profiles": [', {}, 'json')[0]).toMatch(/^not valid JSON: /);
+    expect(problemsOf('profiles:\n  - name: a\n---\nx: 1\n')).toEqual(['not valid YAML: one document only (a second starts at line 3)']);
+    expect(problemsOf('# nothing yet\n')).toEqual(['empty: a profiles file starts with `profiles:`']);
+    expect(problemsOf('- a\n')).toEqual(['(top level): must be a mapping (key: value)']);
   });
 
   it('a missing file, and a path that is not a file, are refused with the path named', () => {
