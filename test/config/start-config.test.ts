@@ -3,34 +3,20 @@
  * src/cli.ts start): one start reports every problem and exits 78 (EX_CONFIG), and
  * --env-file values are used, with the real environment winning.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli.js';
 import { applyEnvFiles, EnvFileError, takeEnvFileOption } from '../../src/env-file.js';
-import { postVoice, repoRoot, startChildBridge, type ChildBridge } from '../lifecycle/child-bridge.js';
+import { runCli, tmpFile as tmpFileIn } from '../helpers/run-cli.js';
+import { postVoice, startChildBridge, type ChildBridge } from '../lifecycle/child-bridge.js';
 
 /** Runs `voice-bridge start …` to its exit; resolves with the code and what it wrote. */
-function runStart(env: Record<string, string>, args: string[] = []): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli.ts'), 'start', ...args], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', BRIDGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-config-data-')), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => proc.once('close', (code) => resolve({ code, stderr, stdout })));
-}
+const runStart = (env: Record<string, string>, args: string[] = []) =>
+  runCli(['start', ...args], { HOST: '127.0.0.1', BRIDGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-config-data-')), ...env });
 
-const tmpFile = (name: string, text: string) => {
-  const path = join(mkdtempSync(join(tmpdir(), 'vb-env-file-')), name);
-  writeFileSync(path, text);
-  return path;
-};
+const tmpFile = (name: string, text: string) => tmpFileIn('vb-env-file-', name, text);
 
 let bridge: ChildBridge | undefined;
 afterEach(async () => {

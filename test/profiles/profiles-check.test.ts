@@ -2,33 +2,16 @@
  * `voice-bridge profiles check FILE` as a real process (node --import tsx src/cli.ts):
  * exit 0 with `ok: N profiles (names…)`, or every problem on stderr and exit 78 (EX_CONFIG).
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from '../lifecycle/child-bridge.js';
+import { runCli, tmpFile as tmpFileIn } from '../helpers/run-cli.js';
 
 const fixtures = join(import.meta.dirname, 'fixtures');
 
-function check(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli.ts'), 'profiles', ...args], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => proc.once('close', (code) => resolve({ code, stdout, stderr })));
-}
+const check = (args: string[], env: Record<string, string> = {}) => runCli(['profiles', ...args], env);
 
-const tmpFile = (name: string, text: string) => {
-  const path = join(mkdtempSync(join(tmpdir(), 'vb-profiles-check-')), name);
-  writeFileSync(path, text);
-  return path;
-};
+const tmpFile = (name: string, text: string) => tmpFileIn('vb-profiles-check-', name, text);
 
 describe('voice-bridge profiles check', () => {
   it('a valid file: "ok: N profiles (names…)", exit 0', async () => {
