@@ -190,7 +190,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   else if (!config.twilio.validateSignatures) logger.info({ host: config.host }, 'no TWILIO_AUTH_TOKEN: signature checks off, listening on loopback only (set TWILIO_AUTH_TOKEN to take real calls)');
   if (config.internalUrl === undefined) store.setInternalUrl(internalUrlFor(address, config.host));
   if (handed) process.send?.({ type: RoutingMessages.READY });
-  logger.info({ address, agents: agents.available(), maxCalls: lifecycle.maxCalls ?? null, loadThreshold: lifecycle.loadThreshold ?? null }, 'voice-bridge listening');
+  logger.info({ address, agents: agents.available(), maxCalls: lifecycle.maxCalls ?? null, loadThreshold: lifecycle.loadThreshold ?? null }, cluster.isWorker ? 'voice-bridge worker serving' : 'voice-bridge listening');
   const goodbye = await loadPrompt('goodbye');
   let stopping: Promise<DrainReport> | undefined;
   const stop = (timeoutMs: number, signal?: AbortSignal) =>
@@ -296,7 +296,10 @@ export async function main(env: Record<string, string | undefined> = process.env
       if (drainAsked) onSignal('drain');
     }
   });
-  announce.info({ url: bridge.url }, `voice-bridge listening on ${bridge.url} — point your Twilio number's voice webhook at <public URL>/twilio/voice`);
+  // A cluster worker is not the listener: the primary says "listening on" once every
+  // worker is ready, and a worker's own line would tell a caller to start too early.
+  if (cluster.isWorker) announce.info({ url: bridge.url, worker: env.BRIDGE_WORKER_SLOT }, `voice-bridge worker ${env.BRIDGE_WORKER_SLOT ?? '?'} ready`);
+  else announce.info({ url: bridge.url }, `voice-bridge listening on ${bridge.url} — point your Twilio number's voice webhook at <public URL>/twilio/voice`);
   await stopped;
   return 0;
 }

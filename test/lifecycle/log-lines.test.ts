@@ -242,7 +242,9 @@ describe('log lines', () => {
     expect(problems).toEqual([]);
     const primary = lines.filter((l) => l.pid === b.pid).map((l) => String(l.msg));
     expect(primary).toEqual(expect.arrayContaining([expect.stringMatching(/^voice-bridge cluster: 2 workers \(primary pid \d+\) listening on http:\/\/127\.0\.0\.1:\d+$/), 'voice-bridge cluster: SIGTERM — draining 2 workers']));
-    const workers = new Set(lines.filter((l) => l.pid !== b.pid && /listening on http:/.test(String(l.msg))).map((l) => l.pid));
+    // Only the primary says "listening on" (a worker's line would start callers before every worker is ready).
+    expect(lines.filter((l) => l.pid !== b.pid && /listening on http:/.test(String(l.msg)))).toEqual([]);
+    const workers = new Set(lines.filter((l) => l.pid !== b.pid && /^voice-bridge worker [01] ready$/.test(String(l.msg))).map((l) => l.pid));
     expect(workers.size).toBe(2);
     expect(lines.filter((l) => /^voice-bridge worker \d+: drain — draining/.test(String(l.msg))).map((l) => l.pid).sort()).toEqual([...workers].sort());
     expect(lines.filter((l) => l.msg === 'call ended').map((l) => l.callSid)).toEqual([call.callSid]);
