@@ -379,7 +379,7 @@ const heldHere = new Set<string>();
  * that is gone (or by this very process). Another host's lock is never broken (a
  * data dir shared over the network is not supported: each host keeps its own).
  */
-async function takeLock(dir: string, name: string): Promise<boolean> {
+export async function takeLock(dir: string, name: string): Promise<boolean> {
   const path = join(dir, `${name}.lock`);
   if (heldHere.has(path)) return false;
   const mine = JSON.stringify({ pid: process.pid, host: hostname(), start: await procStart('self') });
@@ -411,7 +411,7 @@ async function takeLock(dir: string, name: string): Promise<boolean> {
   return false;
 }
 
-async function releaseLock(dir: string, name: string): Promise<void> {
+export async function releaseLock(dir: string, name: string): Promise<void> {
   const path = join(dir, `${name}.lock`);
   heldHere.delete(path);
   await rm(path, { force: true }).catch(() => undefined);
