@@ -4,6 +4,7 @@
  * ```text
  *                    ┌──────────── primary (no calls; owns the listening socket) ────────────┐
  *   SIGTERM/SIGINT ─►│ 1st: IPC 'drain' to every worker · 2nd: IPC 'hurry' (end the wait)    │
+ *   SIGHUP ─────────►│ IPC 'reload-profiles' to every worker (with BRIDGE_PROFILES set)      │
  *                    │ a worker that dies unasked is restarted (backoff 0.5 s → 30 s)        │
  *                    │ exits when every worker has exited: 0 if all exited 0                 │
  *                    │ metrics: answers a worker's 'metrics-req' with the aggregate (hook)  │
@@ -22,6 +23,8 @@
  * Signals reach workers through IPC, not by re-sending the signal: Ctrl-C in a
  * terminal already signals the whole process group, and a re-sent signal would
  * look like a second one. A worker signalled directly (kill <pid>) still drains.
+ * Each worker loads and watches the profiles file (BRIDGE_PROFILES) itself; SIGHUP to
+ * the primary asks every worker to reload it (a worker SIGHUPed directly reloads too).
  *
  * Metrics across workers: the primary holds an aggregator (`ClusterOptions.metrics`,
  * e.g. prom-client's `AggregatorRegistry.clusterMetrics()`); a worker serving
@@ -40,6 +43,8 @@ import { ConnectionRouter, RoutingMessages } from './cluster-routing.js';
 import { loadLifecycleConfig } from './lifecycle/lifecycle-config.js';
 import { main } from './main.js';
 import { startPrimaryMetrics } from './metrics/cluster.js';
+import { loadProfilesFile } from './profiles/load.js';
+import { ProfilesError } from './profiles/profiles-error.js';
 
 /** IPC messages between the primary and the workers. */
 export const ClusterMessages = {
@@ -47,6 +52,8 @@ export const ClusterMessages = {
   HURRY: 'voice-bridge:hurry',
   METRICS_REQ: 'voice-bridge:metrics-req',
   METRICS_RES: 'voice-bridge:metrics-res',
+  /** Reload the profiles file (what SIGHUP does to a single process; src/main.ts). */
+  RELOAD_PROFILES: 'voice-bridge:reload-profiles',
 } as const;
 
 export interface ClusterMetrics {
@@ -79,10 +86,12 @@ export function runPrimary(o: ClusterOptions): Promise<number> {
     // Validate once here: a bad configuration must not become a restart loop.
     config = loadConfig(env);
     lifecycle = loadLifecycleConfig(config.env);
+    const profilesFile = rawValue(config.env, 'BRIDGE_PROFILES');
+    if (profilesFile !== undefined) loadProfilesFile(profilesFile, config.env);
   } catch (e) {
     // Before there is a logger: one plain line on stderr.
     console.error((e as Error).message);
-    return Promise.resolve(e instanceof ConfigError ? EX_CONFIG : 1);
+    return Promise.resolve(e instanceof ConfigError || e instanceof ProfilesError ? EX_CONFIG : 1);
   }
   const log = o.logger ?? createLogger(config);
   const router = new ConnectionRouter(config.instanceId);
@@ -179,6 +188,7 @@ function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, 
       clearTimeout(killTimer);
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
+      process.off('SIGHUP', onHangup);
       void router.close().then(() => resolve(worstExit));
     };
     const send = (type: string) => {
@@ -206,8 +216,15 @@ function runWorkers(o: ClusterOptions, env: Record<string, string | undefined>, 
         send(ClusterMessages.HURRY);
       }
     };
+    // SIGHUP: every worker reloads its profiles. Only with a profiles file: without one
+    // SIGHUP keeps its default (the primary ends), as before profiles existed.
+    const onHangup = () => {
+      announce.info({ signal: 'SIGHUP' }, 'voice-bridge cluster: SIGHUP — workers reload the profiles file');
+      send(ClusterMessages.RELOAD_PROFILES);
+    };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    if (rawValue(config.env, 'BRIDGE_PROFILES') !== undefined) process.on('SIGHUP', onHangup);
     for (let i = 0; i < o.workers; i++) fork(i);
   });
 }

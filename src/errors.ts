@@ -37,6 +37,7 @@ export const ERROR_TABLE = {
   // Configuration.
   CONFIG: { code: 'BRIDGE_ERR_CONFIG', category: 'invalid-input', area: 'Configuration', meaning: 'Invalid environment configuration (every problem is listed at once; exit 78).', fix: 'Fix the listed variables.' },
   PROFILES: { code: 'BRIDGE_ERR_PROFILES', category: 'invalid-input', area: 'Configuration', meaning: 'A profiles file (`BRIDGE_PROFILES`, `voice-bridge profiles check`) that cannot be read or is invalid (every problem is listed at once with its path; exit 78).', fix: 'Fix the listed entries; docs/profiles.md describes the format.' },
+  PROFILE_UNKNOWN: { code: 'BRIDGE_ERR_PROFILE_UNKNOWN', status: 400, category: 'invalid-input', area: 'Configuration', meaning: 'The profile named (`?profile=NAME` on the voice webhook, or a stream\'s `profile` parameter) is not in the profiles file now loaded (or no `BRIDGE_PROFILES` is set); never replaced by another profile — a caller hears a polite refusal.', fix: 'Fix the name in the webhook URL, or add the profile; `voice-bridge profiles check` lists the names.' },
 
   // AI agents (src/agents).
   AGENT_UNKNOWN: { code: 'BRIDGE_ERR_AGENT_UNKNOWN', status: 400, category: 'invalid-input', area: 'Agents', meaning: 'The agent named (`?agent=`, `POST /calls`) does not exist or is not available; a caller hears a polite refusal.', fix: 'Use one of the agents listed on `/readyz`.' },
@@ -70,6 +71,7 @@ export const ERROR_TABLE = {
   TWILIO_TIMEOUT: { code: 'BRIDGE_ERR_TWILIO_TIMEOUT', status: 502, category: 'unavailable', area: 'Twilio webhooks and REST', meaning: 'The REST API did not answer in time.', fix: "Check Twilio's status and the network; `TWILIO_API_URL`." },
   TWILIO_NETWORK: { code: 'BRIDGE_ERR_TWILIO_NETWORK', status: 502, category: 'unavailable', area: 'Twilio webhooks and REST', meaning: 'The REST API could not be reached (refused, DNS, TLS) or the request was aborted.', fix: 'Check the network and `TWILIO_API_URL`.' },
   TWILIO_BAD_RESPONSE: { code: 'BRIDGE_ERR_TWILIO_BAD_RESPONSE', status: 502, category: 'unavailable', area: 'Twilio webhooks and REST', meaning: 'A REST reply that is not the JSON Twilio sends.', fix: 'Check `TWILIO_API_URL` (a proxy answering in its place?).' },
+  WEBHOOK_OPTION_TOO_LONG: { code: 'BRIDGE_ERR_WEBHOOK_OPTION_TOO_LONG', status: 400, category: 'invalid-input', area: 'Twilio webhooks and REST', meaning: 'An agent option in the voice webhook\'s query string over 500 characters: refused (answered with this 400), never dropped or cut.', fix: 'Put long options (instructions, prompts) in a profile (`BRIDGE_PROFILES`, docs/profiles.md) and name it with `?profile=NAME` or by the called number.' },
   TWILIO_ARGUMENT: { code: 'BRIDGE_ERR_TWILIO_ARGUMENT', status: 502, category: 'invalid-input', area: 'Twilio webhooks and REST', meaning: 'Our own argument check of a REST request failed before anything was sent.', fix: 'See the detail.' },
 
   // Admission and lifecycle (src/lifecycle).

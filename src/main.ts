@@ -34,6 +34,10 @@ import { Admission } from './lifecycle/admission.js';
 import { RateLimiter } from './lifecycle/rate-limiter.js';
 import { drain, type DrainReport } from './lifecycle/drain.js';
 import { acceptHandedConnections, RoutingMessages } from './cluster-routing.js';
+import { rawValue } from './env-schema.js';
+import { LiveProfiles } from './profiles/live-profiles.js';
+import { ProfilesError } from './profiles/profiles-error.js';
+import { ErrorCodes } from './errors.js';
 
 export interface RunningBridge {
   /** http://host:port */
@@ -43,6 +47,8 @@ export interface RunningBridge {
   config: Config;
   lifecycle: LifecycleConfig;
   admission: Admission;
+  /** The profiles file in force (BRIDGE_PROFILES), reloaded on change; `reload('signal')` is what SIGHUP does. Absent without one. */
+  profiles?: LiveProfiles;
   /**
    * Graceful stop: refuse new calls, let active ones finish (up to BRIDGE_DRAIN_TIMEOUT_MS,
    * or until `signal` aborts), goodbye + close the rest, run onDrained, close the server.
@@ -83,6 +89,9 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   const { extraAgents = [], onDrained, logger: givenLogger, ...overrides } = options;
   const config = { ...loadConfig(env), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } as Config;
   const lifecycle = loadLifecycleConfig(config.env);
+  // Before anything is opened: a bad profiles file is a configuration error (ProfilesError, exit 78).
+  const profilesFile = rawValue(config.env, 'BRIDGE_PROFILES');
+  const profiles = profilesFile === undefined ? undefined : LiveProfiles.load(profilesFile, config.env);
   const logger = givenLogger ?? createLogger(config);
   // OpenTelemetry traces when an OTLP endpoint is set; nothing of the SDK is loaded otherwise.
   const telemetry = await startTelemetry(config.env, { instanceId: config.instanceId, routeKey: config.routeKey, workerSlot: config.workerSlot, serviceVersion: packageVersion(), log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
@@ -107,9 +116,21 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   const tts = createTtsService(config);
   if (tts) logger.info({ voiceId: tts.voiceId, model: tts.modelId, greeting: tts.greeting !== undefined }, 'ElevenLabs TTS on');
   const metrics = createMetrics({ dspInfo: dspLoadInfo, knownAgents: () => agents.names(), build: { version: packageVersion() }, storeStats: () => store.stats() });
+  if (profiles) {
+    logger.info({ file: profiles.file, profiles: profiles.current.map((p) => p.name) }, `profiles: ${profiles.current.length} from ${profiles.file}`);
+    metrics.setProfilesLoaded(() => profiles.current.length);
+    profiles.on('reload', (r) => {
+      metrics.onProfilesReload(r.result);
+      if (r.result === 'ok') logger.info({ file: r.file, trigger: r.trigger, profiles: r.names }, `profiles reloaded: ${r.names.length} from ${r.file}`);
+      // Every problem, at error level: the file on disk is not what runs (the previous profiles stay).
+      else logger.error({ code: ErrorCodes.PROFILES, file: r.file, trigger: r.trigger, problems: r.problems, kept: r.kept }, `profiles file refused, the previous ${r.kept.length} profile(s) stay: ${r.problems.join('; ')}`);
+    });
+    profiles.watch();
+  }
   const calls = new CallManager({
     config,
     dsp,
+    profiles,
     paths: pool ?? new InlineFramePaths(dsp),
     agents,
     endCallViaRest: rest
@@ -158,10 +179,11 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   });
   monitor.onChange((overloaded) => logger.warn({ load: monitor.snapshot() }, overloaded ? 'overloaded: refusing new calls' : 'load back under the threshold: taking calls'));
   const webhookLimiter = lifecycle.webhookRatePerMin > 0 ? new RateLimiter({ ratePerMin: lifecycle.webhookRatePerMin }) : undefined;
-  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, dspPool: pool ? () => pool.stats() : undefined, rest, tts, store, logger: false, admission, webhookLimiter, observe: { refused: metrics.onRefused, response: metrics.onHttpResponse }, trustProxy: lifecycle.trustProxy, httpTimeoutMs: lifecycle.httpTimeoutMs, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
+  const app = await buildApp({ config, calls, agents, dspInfo: dspLoadInfo, dspPool: pool ? () => pool.stats() : undefined, rest, tts, store, logger: false, admission, webhookLimiter, observe: { refused: metrics.onRefused, response: metrics.onHttpResponse }, profiles, trustProxy: lifecycle.trustProxy, httpTimeoutMs: lifecycle.httpTimeoutMs, log: (level, msg, fields) => logger[level](fields ?? {}, msg) });
   await app.register(metricsRoutes, { metrics });
   registerWorkerMetricsResponder(metrics);
   const closeServer = async () => {
+    profiles?.close();
     monitor.stop();
     await app.close();
     tts?.close();
@@ -217,6 +239,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     config,
     lifecycle,
     admission,
+    ...(profiles ? { profiles } : {}),
     drain: (signal) => stop(lifecycle.drainTimeoutMs, signal),
     async close() {
       if (!stopping) {
@@ -251,7 +274,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     logger = createLogger(loadConfig(env));
     bridge = await startBridge(env, { logger });
   } catch (e) {
-    if (e instanceof ConfigError) {
+    if (e instanceof ConfigError || e instanceof ProfilesError) {
       console.error(e.message);
       return 78; // EX_CONFIG
     }
@@ -287,11 +310,15 @@ export async function main(env: Record<string, string | undefined> = process.env
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // SIGHUP reloads the profiles file (live calls keep theirs). Without one, SIGHUP
+    // keeps its default (the process ends), as before profiles existed.
+    if (bridge.profiles) process.on('SIGHUP', () => bridge.profiles?.reload('signal'));
     if (worker) {
       process.off('message', early);
       process.on('message', (m: { type?: string } | null) => {
         if (m?.type === 'voice-bridge:drain') onSignal('drain');
         else if (m?.type === 'voice-bridge:hurry') hurry.abort();
+        else if (m?.type === 'voice-bridge:reload-profiles') bridge.profiles?.reload('signal'); // the primary's forward of SIGHUP (src/cluster.ts)
       });
       if (drainAsked) onSignal('drain');
     }

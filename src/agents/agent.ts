@@ -82,6 +82,8 @@ export interface AgentContext {
   readonly callSid: string;
   /** Agent options from the voice webhook's query (TwiML <Parameter>s), e.g. { voice: 'Puck' }. */
   readonly parameters: Readonly<Record<string, string>>;
+  /** The call's profile (docs/profiles.md), when one answered: `parameters` are then its `options`, as text. */
+  readonly profile?: string;
 }
 
 export interface AgentFactory {

@@ -15,7 +15,9 @@ import { FrameClock } from './frame-clock.js';
 import { TwilioInputCodes, isSid } from '../twilio/messages.js';
 import type { CallAudioTap, CallObserver, CallTrace, CallTraceInfo } from './hooks.js';
 import { STREAM_TOKEN_PARAM, StreamTokenGuard } from '../twilio/stream-token.js';
-import { IDENTITY_PARAMS } from '../twilio/stream-twiml.js';
+import { IDENTITY_PARAMS, PROFILE_PARAM } from '../twilio/stream-twiml.js';
+import type { Profile } from '../profiles/schema.js';
+import { profileAgentParameters } from '../profiles/profile-options.js';
 import { callerDataErr } from '../log.js';
 
 export interface StatusEvent {
@@ -47,6 +49,12 @@ export interface CallManagerDeps {
    * within as long again it is closed ('twilio-inactive'). Default 5000 (BRIDGE_STREAM_IDLE_MS).
    */
   streamIdleMs?: number;
+  /**
+   * The profiles in force (BRIDGE_PROFILES): a stream whose `profile` parameter names one
+   * gets that profile's agent and options, looked up when its agent is opened — the call
+   * keeps that snapshot whatever reloads come after.
+   */
+  profiles?: { byName(name: string): Profile | undefined };
 }
 
 /** Liveness of one Twilio socket, checked by the manager's one watchdog timer (no timer per call). */
@@ -62,13 +70,20 @@ export const DEFAULT_PRECONNECT_TTL_MS = 30_000;
 const MAX_PREPARED = 500;
 
 /** Stream `<Parameter>`s the bridge sets itself: never passed to the agent as options. */
-const NOT_AGENT_OPTIONS = new Set<string>(['agent', IDENTITY_PARAMS.from, IDENTITY_PARAMS.to, STREAM_TOKEN_PARAM]);
+const NOT_AGENT_OPTIONS = new Set<string>(['agent', PROFILE_PARAM, IDENTITY_PARAMS.from, IDENTITY_PARAMS.to, STREAM_TOKEN_PARAM]);
+
+/** The agent a stream gets: its name, its options, and the profile they come from (if any). */
+interface AgentChoice {
+  name: string;
+  options: Record<string, string>;
+  profile?: string;
+}
 
 /** What became of a pre-connect: adopted by its stream, a stream with nothing prepared here, expired unclaimed, or not attempted. */
 export type PreconnectOutcome = 'adopted' | 'missed' | 'expired' | 'refused';
 
-function paramsKey(agent: string, parameters: Record<string, string>): string {
-  return JSON.stringify([agent, Object.entries(parameters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+function paramsKey(agent: string, parameters: Record<string, string>, profile: string | undefined): string {
+  return JSON.stringify([agent, profile ?? null, Object.entries(parameters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
 }
 const FLOOD_RATE_PER_S = 250;
 const FLOOD_BURST = 1000;
@@ -84,6 +99,8 @@ export interface CallRecord extends CallSummary {
   status: StatusEvent[];
   /** 'in-progress': written when the stream starts; 'completed': at its end (absent in records from before: completed). */
   recordState?: 'in-progress' | 'completed';
+  /** The profile that answered (docs/profiles.md); null or absent: none (the environment-based behaviour). */
+  profile?: string | null;
 }
 
 export interface CallManagerEvents {
@@ -159,10 +176,10 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
   readonly #prepared = new Map<string, { opened: OpenedAgent; parametersKey: string; timer: NodeJS.Timeout }>();
 
   /** Creates the agent session and starts connecting it, with the connect timeout. */
-  #open(name: string, callSid: string, parameters: Record<string, string>): OpenedAgent {
+  #open(name: string, callSid: string, parameters: Record<string, string>, profile?: string): OpenedAgent {
     const factory = this.#d.agents.get(name);
     if (!factory.available) throw new BridgeError(ErrorCodes.AGENT_CONFIG, `agent "${name}" is not configured`);
-    const session = factory.create({ callSid, parameters });
+    const session = factory.create(profile === undefined ? { callSid, parameters } : { callSid, parameters, profile });
     const timeoutMs = this.#d.config.agentConnectTimeoutMs;
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `agent "${name}" did not connect within ${timeoutMs} ms`)), timeoutMs);
@@ -193,21 +210,21 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
    * the same CallSid, agent and options; closed if no stream comes within the
    * pre-connect TTL (BRIDGE_PRECONNECT_TTL_MS) — the stream may have gone to another process.
    */
-  prepare(callSid: string, agentName: string, parameters: Record<string, string>): void {
+  prepare(callSid: string, agentName: string, parameters: Record<string, string>, profile?: string): void {
     if (this.#shuttingDown || this.#prepared.has(callSid) || this.#prepared.size >= MAX_PREPARED) {
       this.emit('preconnect', { callSid, outcome: 'refused' });
       return;
     }
     let opened: OpenedAgent;
     try {
-      opened = this.#open(agentName, callSid, parameters);
+      opened = this.#open(agentName, callSid, parameters, profile);
     } catch (e) {
       // The message may quote the call's options (caller data): only under `pii`.
       this.#d.log?.('warn', 'could not pre-connect agent', { callSid, agent: agentName, code: (e as { code?: string }).code ?? null, ...callerDataErr(e) });
       this.emit('preconnect', { callSid, outcome: 'refused' });
       return;
     }
-    const entry = { opened: { ...opened, preconnected: true }, parametersKey: paramsKey(agentName, parameters), timer: undefined as unknown as NodeJS.Timeout };
+    const entry = { opened: { ...opened, preconnected: true }, parametersKey: paramsKey(agentName, parameters, profile), timer: undefined as unknown as NodeJS.Timeout };
     entry.timer = setTimeout(() => {
       // The very entry stored above: a later prepare() for the same CallSid is another entry.
       if (this.#prepared.get(callSid) !== entry) return;
@@ -219,22 +236,58 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     this.#prepared.set(callSid, entry);
   }
 
-  #openAgent = (callSid: string, parameters: Record<string, string>): OpenedAgent => {
-    const name = parameters.agent ?? this.#d.config.defaultAgent;
+  /**
+   * The agent and options a stream asks for: its profile's, looked up by name now (a
+   * profile named but not loaded here is refused, never replaced), else its `agent`
+   * parameter and the other parameters as they came.
+   */
+  #agentFor(parameters: Record<string, string>): AgentChoice {
+    const profileName = parameters[PROFILE_PARAM];
+    if (profileName !== undefined) {
+      const profile = this.#d.profiles?.byName(profileName);
+      if (!profile) {
+        throw new BridgeError(ErrorCodes.PROFILE_UNKNOWN, this.#d.profiles ? `profile "${profileName.slice(0, 64)}" is not in the profiles file loaded here` : `the stream names profile "${profileName.slice(0, 64)}" but no profiles file is loaded here (BRIDGE_PROFILES)`);
+      }
+      return { name: profile.agent, options: profileAgentParameters(profile), profile: profile.name };
+    }
     const options: Record<string, string> = {};
     for (const [k, v] of Object.entries(parameters)) if (!NOT_AGENT_OPTIONS.has(k)) options[k] = v;
+    return { name: parameters.agent ?? this.#d.config.defaultAgent, options };
+  }
+
+  /** The agent a stream's parameters name, for records and metrics (its profile's agent, if that is loaded). */
+  #agentNameOf(parameters: Record<string, string>): string {
+    const profileName = parameters[PROFILE_PARAM];
+    if (profileName !== undefined) return this.#d.profiles?.byName(profileName)?.agent ?? parameters.agent ?? this.#d.config.defaultAgent;
+    return parameters.agent ?? this.#d.config.defaultAgent;
+  }
+
+  #openAgent = (callSid: string, parameters: Record<string, string>): OpenedAgent => {
     const prepared = this.#prepared.get(callSid);
+    let wanted: AgentChoice;
+    try {
+      wanted = this.#agentFor(parameters);
+    } catch (e) {
+      if (prepared) {
+        this.#prepared.delete(callSid);
+        clearTimeout(prepared.timer);
+        void prepared.opened.session.close('stream named an unknown profile');
+      }
+      throw e;
+    }
+    const { name, options, profile } = wanted;
     if (prepared) {
       this.#prepared.delete(callSid);
       clearTimeout(prepared.timer);
-      if (prepared.parametersKey === paramsKey(name, options)) {
+      // The profile as it is now: one reloaded between the webhook and the stream gives the new one.
+      if (prepared.parametersKey === paramsKey(name, options, profile)) {
         this.emit('preconnect', { callSid, outcome: 'adopted' });
         return prepared.opened;
       }
       void prepared.opened.session.close('stream asked for another agent');
     }
     this.emit('preconnect', { callSid, outcome: 'missed' });
-    return this.#open(name, callSid, options);
+    return this.#open(name, callSid, options, profile);
   };
 
   /** From/To of a call: the stream's own parameters (set by the webhook), else what this process's webhook saw. */
@@ -246,7 +299,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
 
   /** A session's trace, with what the manager knows: the agent asked for and the webhook's numbers. */
   #traceFor = (info: { callSid: string; streamSid: string; startedAtMs: number; customParameters: Record<string, string> }): CallTrace | undefined =>
-    this.#d.traceFor?.({ callSid: info.callSid, streamSid: info.streamSid, startedAtMs: info.startedAtMs, agent: info.customParameters.agent ?? this.#d.config.defaultAgent, ...this.#partiesOf(info) });
+    this.#d.traceFor?.({ callSid: info.callSid, streamSid: info.streamSid, startedAtMs: info.startedAtMs, agent: this.#agentNameOf(info.customParameters), ...this.#partiesOf(info) });
 
   /** Takes ownership of an accepted Media Streams socket. */
   attach(ws: WebSocket): CallSession {
@@ -315,9 +368,9 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       this.#started++;
       session.once('closed', () => this.#started--);
       const s = session.summary();
-      const agent = m.customParameters.agent ?? this.#d.config.defaultAgent;
+      const agent = this.#agentNameOf(m.customParameters);
       // Emitted before the agent is opened: the agent the stream asks for (the summary has none yet).
-      const record: CallRecord = { ...s, agent: s.agent ?? agent, ...this.#partiesOf(s), status: [], recordState: 'in-progress' };
+      const record: CallRecord = { ...s, agent: s.agent ?? agent, ...this.#partiesOf(s), status: [], recordState: 'in-progress', profile: m.customParameters[PROFILE_PARAM] ?? null };
       this.emit('callStarted', { callSid: m.callSid, streamSid: m.streamSid, agent, record });
     });
     session.once('closed', () => {
@@ -333,7 +386,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
         if (this.#ended.size > RECENT_ENDED) this.#ended.delete(this.#ended.keys().next().value!);
         const parties = this.#partiesOf(s);
         this.#parties.delete(s.callSid);
-        this.emit('callEnded', { ...s, ...parties, status: this.#status.get(s.callSid) ?? [], recordState: 'completed' });
+        this.emit('callEnded', { ...s, ...parties, status: this.#status.get(s.callSid) ?? [], recordState: 'completed', profile: s.customParameters?.[PROFILE_PARAM] ?? null });
       }
     });
     if (this.#d.greeting) {

@@ -49,7 +49,7 @@ export interface CallStartedInfo {
 export type LiveCallStats = Pick<CallSummary, 'jitter' | 'playout'> & Partial<Pick<CallSummary, 'framesIn' | 'framesOut' | 'badInput'>>;
 
 /** Why a call was refused before it became a call (bounded set; anything else counts as "other"). */
-export const REFUSAL_REASONS = ['signature', 'rate-limited', 'agent-unavailable', 'draining', 'max-calls', 'overloaded', 'pending-streams'] as const;
+export const REFUSAL_REASONS = ['signature', 'rate-limited', 'agent-unavailable', 'profile-unknown', 'option-too-long', 'draining', 'max-calls', 'overloaded', 'pending-streams'] as const;
 
 export interface MetricsOptions {
   /** The DSP backend in use (`dspLoadInfo` from src/dsp/load.ts). */
@@ -91,6 +91,10 @@ export interface Metrics {
   readonly onRefused: (stage: 'webhook' | 'stream', reason: string) => void;
   /** HTTP side: one answered request (voice_bridge_http_responses_total{method,route,code}). */
   readonly onHttpResponse: (method: string, route: string, statusCode: number) => void;
+  /** A reload of the profiles file (BRIDGE_PROFILES): voice_bridge_profiles_reloads_total{result}. */
+  readonly onProfilesReload: (result: 'ok' | 'error') => void;
+  /** The profiles now in force, read at scrape time (voice_bridge_profiles_loaded; 0 until set). Also shows both reload results at 0. */
+  setProfilesLoaded(fn: () => number): void;
   /** Stops the event-loop window timer and monitor (the registry stays readable). */
   close(): void;
 }
@@ -393,6 +397,27 @@ export function createMetrics(options: MetricsOptions): Metrics {
     preconnect.inc({ outcome: e.outcome });
   };
 
+  // ── profiles (BRIDGE_PROFILES, docs/profiles.md) ──────────────────────────────
+  const profileReloads = new Counter({
+    name: `${p}profiles_reloads_total`,
+    help: 'Reloads of the profiles file (on change or SIGHUP), by result: ok (the new profiles are in force) or error (refused: the previous profiles stay, the problems are logged with BRIDGE_ERR_PROFILES).',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  const onProfilesReload = (result: 'ok' | 'error'): void => {
+    profileReloads.inc({ result });
+  };
+  let profilesLoaded: (() => number) | undefined;
+  new Gauge({
+    name: `${p}profiles_loaded`,
+    help: 'Profiles in force from the profiles file (BRIDGE_PROFILES); 0 without one. Max across workers (each loads the file itself).',
+    registers: [registry],
+    aggregator: 'max',
+    collect() {
+      this.set(finiteNonNeg(profilesLoaded?.()));
+    },
+  });
+
   const onTurn = (agent: string, ms: number): void => {
     turnLatency.observe({ agent: agentOf(agent) }, ms / 1000);
   };
@@ -434,6 +459,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     onPreconnect,
     onRefused,
     onHttpResponse,
+    onProfilesReload,
+    setProfilesLoaded(fn) {
+      profilesLoaded = fn;
+      for (const result of ['ok', 'error']) profileReloads.inc({ result }, 0);
+    },
     onTurn,
     setActiveCalls(fn) {
       activeCalls = fn;

@@ -33,7 +33,7 @@ import { adminAuth } from './admin-auth.js';
 import { adminRoutes } from './admin-routes.js';
 import { healthRoutes } from './health-routes.js';
 import { useProblemDetails } from './problem.js';
-import { twilioRoutes, type RefusedLog } from './twilio-routes.js';
+import { twilioRoutes, type RefusedLog, type TwilioRoutesOptions } from './twilio-routes.js';
 
 export interface AppDeps {
   config: Config;
@@ -52,6 +52,8 @@ export interface AppDeps {
   admission?: Admission;
   /** Per-source limit on the voice webhook (undefined: no limit). */
   webhookLimiter?: RateLimiter;
+  /** The profiles in force (BRIDGE_PROFILES): the voice webhook routes calls by them (docs/profiles.md). */
+  profiles?: TwilioRoutesOptions['profiles'];
   /** Who may set X-Forwarded-* (fastify trustProxy): true, false, or addresses/CIDRs/keywords; default loopback only. */
   trustProxy?: boolean | string[];
   /** Bound on receiving a request's headers and whole body (ms); default 15 s (BRIDGE_HTTP_TIMEOUT_MS). */
@@ -136,7 +138,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
     return { url: req.url, headers, protocol: req.protocol };
   }
 
-  await app.register(twilioRoutes, { config, calls, agents, admission, webhookLimiter: deps.webhookLimiter, asReceived, refused });
+  await app.register(twilioRoutes, { config, calls, agents, admission, webhookLimiter: deps.webhookLimiter, asReceived, refused, profiles: deps.profiles, log: deps.log });
   await app.register(healthRoutes, { config, agents, admission, dspInfo: deps.dspInfo, dspPool: deps.dspPool });
   // Call data is open without a token only on a loopback bind (local development).
   const auth = adminAuth({ adminToken: config.adminToken, loopbackOnly: isLoopbackHost(config.host) });

@@ -27,7 +27,9 @@ import { ErrorCodes, HttpProblem, type ErrorCode } from '../errors.js';
 import type { Admission } from '../lifecycle/admission.js';
 import type { RateLimiter } from '../lifecycle/rate-limiter.js';
 import { isValidSignature, publicUrlOf, type RequestLike } from '../twilio/signature.js';
-import { IDENTITY_PARAMS } from '../twilio/stream-twiml.js';
+import { IDENTITY_PARAMS, PROFILE_PARAM } from '../twilio/stream-twiml.js';
+import type { Profile } from '../profiles/schema.js';
+import { profileAgentParameters } from '../profiles/profile-options.js';
 import { isSid } from '../twilio/messages.js';
 import { STREAM_TOKEN_PARAM } from '../twilio/stream-token.js';
 
@@ -43,10 +45,18 @@ export interface TwilioRoutesOptions {
   asReceived(req: FastifyRequest): RequestLike;
   /** Counts and logs a call refused before it started. */
   refused: RefusedLog;
+  /** The profiles in force (BRIDGE_PROFILES; docs/profiles.md); absent: the environment-based behaviour. */
+  profiles?: { select(by: { to?: string; profileName?: string }): Profile | undefined };
+  log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 /** Query keys of the voice webhook that are not agent options (the bridge sets these parameters itself). */
-const RESERVED = new Set(['agent', IDENTITY_PARAMS.from, IDENTITY_PARAMS.to, STREAM_TOKEN_PARAM]);
+const RESERVED = new Set(['agent', PROFILE_PARAM, IDENTITY_PARAMS.from, IDENTITY_PARAMS.to, STREAM_TOKEN_PARAM]);
+/**
+ * The longest agent option a query string carries (a TwiML <Parameter> and Twilio's
+ * limits on the webhook URL are the reason); a longer one is refused, never dropped.
+ */
+export const MAX_WEBHOOK_OPTION_CHARS = 500;
 const PARAM_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 const SIGNATURE_DETAIL = 'missing or invalid X-Twilio-Signature';
 
@@ -87,7 +97,33 @@ export async function twilioRoutes(app: FastifyInstance, o: TwilioRoutesOptions)
     }
     const query = req.query as Record<string, string | string[] | undefined>;
     const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
-    const agentName = first(query.agent) ?? config.defaultAgent;
+    // An option too long for a query string is refused, loudly: silently dropping it
+    // would run the call with another prompt than the one asked for.
+    for (const [k, v] of Object.entries(query)) {
+      const value = first(v);
+      if (RESERVED.has(k) || value === undefined || !PARAM_NAME.test(k) || value.length <= MAX_WEBHOOK_OPTION_CHARS) continue;
+      o.refused('webhook', 'option-too-long', req, ErrorCodes.WEBHOOK_OPTION_TOO_LONG, { option: k, chars: value.length });
+      throw new HttpProblem(
+        ErrorCodes.WEBHOOK_OPTION_TOO_LONG,
+        `agent option "${k}" is ${value.length} characters, over the ${MAX_WEBHOOK_OPTION_CHARS} a webhook query may carry; long options belong in a profile (BRIDGE_PROFILES, docs/profiles.md), named by ?profile=NAME or by the called number`,
+        { extensions: { option: k, maxChars: MAX_WEBHOOK_OPTION_CHARS } },
+      );
+    }
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const to = typeof body.To === 'string' ? body.To : undefined;
+    // Which profile answers (docs/profiles.md): ?profile=NAME, else the called number,
+    // else the default profile, else none (the environment-based behaviour below).
+    const profileName = first(query[PROFILE_PARAM]);
+    let profile: Profile | undefined;
+    if (profileName !== undefined || o.profiles) {
+      profile = o.profiles?.select(profileName !== undefined ? { profileName } : { to });
+      if (profileName !== undefined && profile === undefined) {
+        // A wrong name is never replaced by another profile: the caller is refused politely.
+        o.refused('webhook', 'profile-unknown', req, ErrorCodes.PROFILE_UNKNOWN, { profile: profileName.slice(0, 64), profilesLoaded: o.profiles !== undefined });
+        return reply.type('text/xml').send(refuseTwiml('Sorry, this line is not available right now.'));
+      }
+    }
+    const agentName = profile?.agent ?? first(query.agent) ?? config.defaultAgent;
     const response = new twilio.twiml.VoiceResponse();
     let agentOk = false;
     let agentProblem: ErrorCode = ErrorCodes.AGENT_CONFIG; // registered, not configured (e.g. no API key)
@@ -97,21 +133,20 @@ export async function twilioRoutes(app: FastifyInstance, o: TwilioRoutesOptions)
       agentOk = false;
       agentProblem = ErrorCodes.AGENT_UNKNOWN;
     }
-    const body = (req.body ?? {}) as Record<string, unknown>;
     const callSid = typeof body.CallSid === 'string' && isSid('CA', body.CallSid) ? body.CallSid : undefined;
     const refusal = agentOk ? admission.admitWebhook(callSid) : undefined;
     if (refusal || !agentOk) {
       // Twilio reads TwiML, not problem bodies: the caller is refused politely, with a 200.
-      o.refused('webhook', refusal?.reason ?? 'agent-unavailable', req, refusal?.code ?? agentProblem, { agent: agentName.slice(0, 64) });
-      response.say(
-        refusal?.reason === 'draining'
-          ? 'Sorry, we cannot take your call right now. Please call again shortly.'
-          : refusal
-            ? 'Sorry, all our lines are busy right now. Please call again shortly.'
-            : 'Sorry, this line is not available right now.',
+      o.refused('webhook', refusal?.reason ?? 'agent-unavailable', req, refusal?.code ?? agentProblem, { agent: agentName.slice(0, 64), ...(profile ? { profile: profile.name } : {}) });
+      return reply.type('text/xml').send(
+        refuseTwiml(
+          refusal?.reason === 'draining'
+            ? 'Sorry, we cannot take your call right now. Please call again shortly.'
+            : refusal
+              ? 'Sorry, all our lines are busy right now. Please call again shortly.'
+              : 'Sorry, this line is not available right now.',
+        ),
       );
-      response.hangup();
-      return reply.type('text/xml').send(response.toString());
     }
     const base = publicUrlOf(o.asReceived(req), config.publicUrl, { websocket: true }).replace(/\/twilio\/voice(\?.*)?$/, '');
     const connect = response.connect();
@@ -119,23 +154,33 @@ export async function twilioRoutes(app: FastifyInstance, o: TwilioRoutesOptions)
     // <Stream url> takes no query string), so a balancer or the --workers primary can
     // send the stream where the agent was pre-connected. A miss is served all the same.
     const stream = connect.stream({ url: `${base}/twilio/stream/${config.routeKey}`, statusCallback: `${base.replace(/^ws/, 'http')}/twilio/status` });
-    stream.parameter({ name: 'agent', value: agentName });
+    // With a profile the TwiML names it, and nothing else of it: its agent and options
+    // (any length) are looked up by name where the stream lands (src/call/call-manager.ts).
+    if (profile) stream.parameter({ name: PROFILE_PARAM, value: profile.name });
+    else stream.parameter({ name: 'agent', value: agentName });
     // The call's identity travels with the call: whichever process gets the stream can record it.
     if (typeof body.From === 'string' && body.From.length <= 64) stream.parameter({ name: IDENTITY_PARAMS.from, value: body.From });
     if (typeof body.To === 'string' && body.To.length <= 64) stream.parameter({ name: IDENTITY_PARAMS.to, value: body.To });
     // With signature checks on, the stream must come back with this call's token (src/twilio/stream-token.ts).
     if (calls.streamTokens && callSid !== undefined) stream.parameter({ name: STREAM_TOKEN_PARAM, value: calls.streamTokens.mint(callSid) });
-    const options: Record<string, string> = {};
-    for (const [k, v] of Object.entries(query)) {
-      const value = first(v);
-      if (RESERVED.has(k) || value === undefined || !PARAM_NAME.test(k) || value.length > 500) continue;
-      stream.parameter({ name: k, value });
-      options[k] = value;
+    let options: Record<string, string> = {};
+    if (profile) {
+      options = profileAgentParameters(profile);
+      // The profile decides the agent and its options: the query's are not used.
+      const ignored = Object.keys(query).filter((k) => k !== PROFILE_PARAM && k !== STREAM_TOKEN_PARAM);
+      if (ignored.length > 0) o.log?.('warn', 'voice webhook query options ignored: the profile decides the agent and its options', { profile: profile.name, ignored: ignored.slice(0, 20).map((k) => k.slice(0, 64)) });
+    } else {
+      for (const [k, v] of Object.entries(query)) {
+        const value = first(v);
+        if (RESERVED.has(k) || value === undefined || !PARAM_NAME.test(k)) continue;
+        stream.parameter({ name: k, value });
+        options[k] = value;
+      }
     }
     // Connect the agent now, while Twilio fetches the TwiML and dials the stream.
     if (callSid !== undefined) {
-      calls.rememberParties(callSid, typeof body.From === 'string' ? body.From : undefined, typeof body.To === 'string' ? body.To : undefined);
-      calls.prepare(callSid, agentName, options);
+      calls.rememberParties(callSid, typeof body.From === 'string' ? body.From : undefined, to);
+      calls.prepare(callSid, agentName, options, profile?.name);
     }
     return reply.type('text/xml').send(response.toString());
   });
@@ -169,6 +214,14 @@ export async function twilioRoutes(app: FastifyInstance, o: TwilioRoutesOptions)
   for (const path of ['/twilio/stream', '/twilio/stream/:routeKey']) {
     app.get(path, { websocket: true, config: { twilio: 'stream' }, onRequest: [upgradeSignature, upgradeAdmission] }, onStream);
   }
+}
+
+/** A polite refusal a caller hears (Twilio reads TwiML, not problem bodies: a 200). */
+function refuseTwiml(text: string): string {
+  const response = new twilio.twiml.VoiceResponse();
+  response.say(text);
+  response.hangup();
+  return response.toString();
 }
 
 declare module 'fastify' {

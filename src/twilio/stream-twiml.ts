@@ -10,6 +10,8 @@ import { STREAM_TOKEN_PARAM } from './stream-token.js';
  * receives the stream has what the call record needs. Never passed to the agent.
  */
 export const IDENTITY_PARAMS = { from: 'vb_from', to: 'vb_to' } as const;
+/** The stream <Parameter> naming the call's profile (docs/profiles.md): its agent and options are looked up by name where the stream lands. */
+export const PROFILE_PARAM = 'profile';
 
 /** TwiML that connects an outbound call to the bridge at `baseUrl` (https://…), with its agent, numbers and stream token. */
 export function outboundStreamTwiml(o: { baseUrl: string; agent: string; from: string; to: string; streamToken?: string }): string {

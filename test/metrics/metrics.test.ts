@@ -113,6 +113,8 @@ describe('GET /metrics after real calls', () => {
       voice_bridge_records_written_total: 'counter',
       voice_bridge_record_write_failures_total: 'counter',
       voice_bridge_record_outbox_write_failures_total: 'counter',
+      voice_bridge_profiles_reloads_total: 'counter',
+      voice_bridge_profiles_loaded: 'gauge',
     });
     // prom-client's Node default metrics, including event-loop lag.
     expect(t.get('nodejs_eventloop_lag_seconds')).toBe('gauge');
