@@ -23,6 +23,8 @@ import type { CallObserver } from '../call/hooks.js';
 import type { DspLoadInfo } from '../dsp/load.js';
 import { FastHistogram, decadeBuckets, type HistogramSeries } from './fast-histogram.js';
 import { BoundedLabel, agentLabel, normaliseEndReason, reasonLabel } from './labels.js';
+import { DROP_REASONS, type EventDeliveryStats } from '../events/event-deliverer.js';
+import { TOOL_OUTCOMES, toolOutcome, type ToolResult } from '../tools/run-tool.js';
 
 export const METRIC_PREFIX = 'voice_bridge_';
 
@@ -34,6 +36,10 @@ export const BARGE_IN_BUCKETS_S = decadeBuckets(1e-4, 1);
 export const AGENT_BUCKETS_S = decadeBuckets(1e-2, 20);
 /** Turn response latency: 100 ms … 20 s. */
 export const TURN_BUCKETS_S = decadeBuckets(0.1, 20);
+/** Tool call duration: 10 ms … 60 s (a tool's timeoutMs is at most 60 s). */
+export const TOOL_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** Distinct tool label values kept before new ones become "other" (tool names come from the profiles file). */
+export const MAX_TOOL_VALUES = 64;
 /** Call duration: 1 s … 2 h. */
 export const DURATION_BUCKETS_S = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
 
@@ -95,6 +101,10 @@ export interface Metrics {
   readonly onProfilesReload: (result: 'ok' | 'error') => void;
   /** The profiles now in force, read at scrape time (voice_bridge_profiles_loaded; 0 until set). Also shows both reload results at 0. */
   setProfilesLoaded(fn: () => number): void;
+  /** A tool call's result (src/tools): voice_bridge_tool_calls_total{tool,outcome}, voice_bridge_tool_call_duration_seconds{tool}. Pass as runTool's `observe`. */
+  readonly onToolCall: (result: ToolResult) => void;
+  /** The event deliverer's counters (src/events), read at scrape time (e.g. `() => deliverer.stats()`). */
+  setEventStats(fn: () => EventDeliveryStats | undefined): void;
   /** Stops the event-loop window timer and monitor (the registry stays readable). */
   close(): void;
 }
@@ -418,6 +428,57 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
   });
 
+  // ── agent tools and call events (src/tools, src/events) ─────────────────────
+  // Tool names come from the profiles file, so the label is bounded by it (and capped, shape-checked).
+  const toolNames = new BoundedLabel(MAX_TOOL_VALUES, (v) => /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/.test(v));
+  const toolOutcomes = new Set<string>(TOOL_OUTCOMES);
+  const toolCalls = new Counter({
+    name: `${p}tool_calls_total`,
+    help: "Tool calls of the agents sent to the profile's URL, by tool and outcome: ok, or why the agent got an error result (bad-arguments: not a JSON object from the AI service, nothing sent; http-status, timeout, bad-response, too-large, network, aborted).",
+    labelNames: ['tool', 'outcome'],
+    registers: [registry],
+  });
+  const toolDuration = new Histogram({ name: `${p}tool_call_duration_seconds`, help: 'Tool call duration, from the agent asking to its result (any outcome), by tool.', labelNames: ['tool'], buckets: TOOL_BUCKETS_S, registers: [registry] });
+  const onToolCall = (r: ToolResult): void => {
+    const tool = toolNames.value(r.tool);
+    const outcome = toolOutcome(r);
+    toolCalls.inc({ tool, outcome: toolOutcomes.has(outcome) ? outcome : 'other' });
+    toolDuration.observe({ tool }, finiteNonNeg(r.durationMs) / 1000);
+  };
+  let eventStats: () => EventDeliveryStats | undefined = () => undefined;
+  new Gauge({
+    name: `${p}events_pending`,
+    help: 'Call events accepted and not yet delivered or dropped (in the events outbox on disk); grows while a receiver is down.',
+    registers: [registry],
+    aggregator: 'sum',
+    collect() {
+      this.set(finiteNonNeg(eventStats()?.pending));
+    },
+  });
+  const eventCounter = (name: string, help: string, pick: (s: EventDeliveryStats) => number): void => {
+    const read = () => {
+      const s = eventStats();
+      return one(s ? finiteNonNeg(pick(s)) : 0);
+    };
+    registry.registerMetric(new SampledCounter(`${p}${name}`, help, read) as never);
+  };
+  eventCounter('events_delivered_total', "Call events delivered (a 2xx from the profile's events URL).", (s) => s.delivered);
+  eventCounter('event_delivery_failures_total', 'Failed delivery attempts of call events (non-2xx, timeout, unreachable); each is retried.', (s) => s.failedAttempts);
+  eventCounter('events_outbox_write_failures_total', 'Writes of the events outbox file that failed (disk full or unwritable): events wait in memory.', (s) => s.writeFailures);
+  eventCounter('events_outbox_corrupt_lines_total', 'Lines of the events outbox file that were not events (skipped at start).', (s) => s.corruptLines);
+  const DROP_LABELS = DROP_REASONS.map((reason) => ({ reason }));
+  registry.registerMetric(
+    new SampledCounter(
+      `${p}events_dropped_total`,
+      'Call events given up undelivered, by reason: expired (older than 24 h), no-target (the profile lost its events URL), queue-full, unserialisable.',
+      () => {
+        const s = eventStats();
+        return new Map(DROP_REASONS.map((reason) => [JSON.stringify({ reason }), finiteNonNeg(s?.dropped[reason])]));
+      },
+      DROP_LABELS,
+    ) as never,
+  );
+
   const onTurn = (agent: string, ms: number): void => {
     turnLatency.observe({ agent: agentOf(agent) }, ms / 1000);
   };
@@ -465,6 +526,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
       for (const result of ['ok', 'error']) profileReloads.inc({ result }, 0);
     },
     onTurn,
+    onToolCall,
+    setEventStats(fn) {
+      eventStats = fn;
+    },
     setActiveCalls(fn) {
       activeCalls = fn;
     },
