@@ -11,6 +11,12 @@ export type { RunningBridge, StartOptions } from './main.js';
 export { loadConfig, ConfigError } from './config.js';
 export type { Config } from './config.js';
 
+// Signed tool requests and call events (docs/tools.md, docs/events.md): what your receiver verifies and reads.
+export { signBody, verifySignature, SIGNATURE_HEADER } from './tools/signature.js';
+export type { VerifyOptions, VerifyResult } from './tools/signature.js';
+export { EVENT_TYPES } from './events/event.js';
+export type { BridgeEvent, EventType } from './events/event.js';
+
 // The agent interface: what an agent of your own implements (see src/agents/echo for the smallest one).
 export { AgentSession, ULAW_8K, pcm16 } from './agents/agent.js';
 export type { AgentAudio, AgentContext, AgentEvents, AgentFactory, AudioFormat, Transcript } from './agents/agent.js';
