@@ -24,6 +24,8 @@ import { TwilioRest } from './twilio/rest.js';
 import { createTtsService } from './agents/elevenlabs/tts/service.js';
 import { createRecorder } from './recording/recorder.js';
 import { openCallStore } from './store/call-store.js';
+import { loadStoreConfig } from './store/store-config.js';
+import { EventDeliverer, profileEventTarget } from './events/event-deliverer.js';
 import { createMetrics, metricsRoutes, registerWorkerMetricsResponder } from './metrics/index.js';
 import { callLogger, createLogger, lifecycleLogger, logFields } from './log.js';
 import { startTelemetry } from './telemetry/index.js';
@@ -60,6 +62,8 @@ export interface RunningBridge {
 
 /** How long a shutdown waits for the database to take the last call records (they stay in the outbox otherwise). */
 const RECORDS_FLUSH_MS = 15_000;
+/** How long a shutdown waits for pending call events to be delivered (they stay in the events outbox otherwise). */
+const EVENTS_FLUSH_MS = 3_000;
 
 const APOLOGY_TWIML = `<?xml version="1.0" encoding="UTF-8"?><Response><Say>Sorry, we can't continue this call right now. Please try again later. Goodbye.</Say><Hangup/></Response>`;
 
@@ -127,6 +131,13 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     });
     profiles.watch();
   }
+  // Call events (docs/events.md) to each profile's events.url, from a durable outbox in the
+  // data dir; emitting them (call.started, call.ended, …) is the call layer's part.
+  const events = profiles ? new EventDeliverer({ dir: loadStoreConfig(config.env).dataDir, workerSlot: config.workerSlot, target: (name) => profileEventTarget(profiles.byName(name)), log: (level, msg, fields) => logger[level](fields ?? {}, msg) }) : undefined;
+  if (events) {
+    await events.start();
+    metrics.setEventStats(() => events.stats());
+  }
   const calls = new CallManager({
     config,
     dsp,
@@ -189,6 +200,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     tts?.close();
     metrics.close();
     await store.close();
+    await events?.close(); // what is pending stays in the events outbox for the next start
     await pool?.close();
     await telemetry?.shutdown(); // the last spans, bounded (TRACES_FLUSH_MS)
   };
@@ -226,6 +238,10 @@ export async function startBridge(env: Record<string, string | undefined> = proc
         async () => {
           // Bounded: a database that is away keeps the records in the outbox for the next start.
           if (!(await store.flush(RECORDS_FLUSH_MS))) logger.warn({ outboxDepth: store.stats().outboxDepth }, 'call records still in the outbox at exit (the database did not take them in time); the next start replays them');
+        },
+        async () => {
+          // Bounded: events a receiver did not take in time stay in the outbox for the next start.
+          if (events && !(await events.flush(EVENTS_FLUSH_MS))) logger.warn({ pending: events.stats().pending }, 'call events still pending at exit (their receiver did not take them in time); the next start delivers them');
         },
         ...(onDrained ? [onDrained] : []),
       ],

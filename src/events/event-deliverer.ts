@@ -548,3 +548,8 @@ export function retryDelayMs(failures: number, schedule: { firstRetryMs?: number
 function addLine(body: string): string {
   return `{"v":1,"op":"add","event":${body}}\n`;
 }
+
+/** A profile's events target: its `events.url`, signed with its `secret`; undefined when it has no `events`. */
+export function profileEventTarget(profile: { events?: { url: string } | undefined; secret?: string | undefined } | undefined): EventTarget | undefined {
+  return profile?.events ? { url: profile.events.url, secret: profile.secret } : undefined;
+}
