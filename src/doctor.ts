@@ -106,7 +106,6 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<Check[]> {
     for (const name of registry.available()) {
       const factory = registry.get(name);
       const session = factory.create({ callSid: 'CA' + '0'.repeat(32), parameters: {} });
-      session.on('error', () => undefined);
       const t0 = Date.now();
       try {
         await session.connect(AbortSignal.timeout(timeoutMs));

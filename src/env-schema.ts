@@ -261,7 +261,7 @@ export const EnvSchema = Type.Object({
   HUME_EVI_URL: url('hume', ['ws:', 'wss:'], 'wss://api.hume.ai/v0/evi/chat', "Chat WebSocket URL (`ws://` or `wss://`); must not contain `api_key`"),
   HUME_CONFIG_ID: opt(text('hume', undefined, "EVI config (voice, prompt, timeouts, tools) to use; the account default when unset", { pattern: '^[A-Za-z0-9_-]{1,128}$', errorMessage: 'must be an id (letters, digits, - and _)' })),
   HUME_INPUT_RATE: integer('hume', 8000, 48_000, 16_000, "Rate (Hz) of the PCM16 we stream; declared to EVI as `linear16`"),
-  HUME_OUTPUT_RATE: integer('hume', 8000, 48_000, 24_000, "Rate (Hz) of the agent audio handed to the bridge (docs/agents/hume.md says when to change it)"),
+  HUME_OUTPUT_RATE: integer('hume', 8000, 48_000, 24_000, "Rate (Hz) the call's outbound path opens at; chunks at another rate retune it (docs/agents/hume.md says when to change it)"),
   HUME_KEEPALIVE_MS: integer('hume', 500, 60_000, 5000, "WebSocket ping interval; a socket silent for two intervals is treated as dead and resumed"),
   HUME_RESUME_ATTEMPTS: integer('hume', 0, 10, 3, "Reconnects by `chat_group_id` after an unexpected close (0 = none; the first at once, then after 250, 500, 1000 … ms, at most 2 s apart; each dial bounded by `BRIDGE_AGENT_CONNECT_TIMEOUT_MS`)"),
 
@@ -270,7 +270,7 @@ export const EnvSchema = Type.Object({
   PIPECAT_AUTH_TOKEN: opt(text('pipecat', undefined, "Sent as `Authorization: Bearer …` on the upgrade (for a proxy or your own check; Pipecat has no token check of its own). Printable ASCII, no spaces. Never logged, never in an error message", { secret: true, pattern: '^[\\x21-\\x7e]+$', errorMessage: 'must be printable ASCII without spaces (a header value)' })),
   PIPECAT_ORIGIN: opt(text('pipecat', undefined, "Sent as the `Origin` header of the upgrade, e.g. `https://bridge.example.com` (scheme, host, optional port; no path). Needed when the bot's transport checks origins (`PIPECAT_ALLOWED_ORIGINS` or `allowed_origins`): it refuses a connection without an allowed Origin with HTTP 403, which the bridge reports as `BRIDGE_ERR_AGENT_AUTH` naming this variable")),
   PIPECAT_SAMPLE_RATE: integer('pipecat', 8000, 48_000, 16_000, "Rate of the caller audio we send. Match the pipeline's `audio_in_sample_rate`", { multipleOf: 50, errorMessage: 'must be an integer from 8000 to 48000 Hz divisible by 50 (whole 20 ms frames)' }),
-  PIPECAT_OUTPUT_SAMPLE_RATE: opt(integer('pipecat', 8000, 48_000, undefined, "Rate we declare for the bot's audio. Pipecat's default `audio_out_sample_rate` is 24000: set `24000` to skip a resampling step", { multipleOf: 50, errorMessage: 'must be an integer from 8000 to 48000 Hz divisible by 50 (whole 20 ms frames)', defaultDoc: '= `PIPECAT_SAMPLE_RATE`' })),
+  PIPECAT_OUTPUT_SAMPLE_RATE: opt(integer('pipecat', 8000, 48_000, undefined, "Rate the call's outbound path opens at for the bot's audio; frames at another rate retune it. Pipecat's default `audio_out_sample_rate` is 24000: set `24000` and the path never changes rate", { multipleOf: 50, errorMessage: 'must be an integer from 8000 to 48000 Hz divisible by 50 (whole 20 ms frames)', defaultDoc: '= `PIPECAT_SAMPLE_RATE`' })),
   PIPECAT_CONNECT_TIMEOUT_MS: integer('pipecat', 100, 60_000, 5000, "Bound of the WebSocket handshake"),
   PIPECAT_RESPONSE_GAP_MS: integer('pipecat', 40, 10_000, 350, "No bot audio for this long ends a response"),
   PIPECAT_PING_INTERVAL_MS: integer('pipecat', 100, 120_000, 5000, "WebSocket ping interval; a server silent (no pong, no frame) for a whole interval is dead"),

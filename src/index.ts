@@ -19,4 +19,4 @@ export type { BridgeEvent, EventType } from './events/event.js';
 
 // The agent interface: what an agent of your own implements (see src/agents/echo for the smallest one).
 export { AgentSession, ULAW_8K, pcm16 } from './agents/agent.js';
-export type { AgentAudio, AgentContext, AgentEvents, AgentFactory, AudioFormat, Transcript } from './agents/agent.js';
+export type { AgentAudio, AgentContext, AgentEvent, AgentEventType, AgentFactory, AgentListener, AudioFormat, Transcript } from './agents/agent.js';

@@ -5,13 +5,12 @@
  *
  * ```text
  *   CallSession ──sendAudio(PCM16 @ inputFormat | μ-law frames)──► AgentSession ──► service
- *   CallSession ◄──'audio' (PCM16 @ outputFormat | μ-law) ─────────┘
+ *   CallSession ◄──'audio' (PCM16 at the rate it carries | μ-law) ─┘
  *               ◄──'interruption' (caller speech detected by the service's VAD)
  *               ◄──'transcript' / 'end' (hang up after the goodbye) / 'error'
  *   CallSession ──interrupt({ heardMs }) (barge-in: how much of the current response the caller heard)
  * ```
  */
-import { EventEmitter } from 'node:events';
 import type { BridgeError } from '../errors.js';
 
 /** Audio the agent takes or gives. When both sides are 8 kHz μ-law, no DSP runs. */
@@ -22,9 +21,16 @@ export type AudioFormat =
 export const ULAW_8K: AudioFormat = Object.freeze({ encoding: 'ulaw', sampleRateHz: 8000 });
 export const pcm16 = (sampleRateHz: number): AudioFormat => Object.freeze({ encoding: 'pcm16', sampleRateHz });
 
+/** Agent audio: PCM16 samples, or μ-law bytes (always 8 kHz), at the rate it says. */
 export interface AgentAudio {
-  /** PCM16 samples (encoding 'pcm16') or μ-law bytes (encoding 'ulaw'), in outputFormat. */
+  /** PCM16 samples, or μ-law bytes. */
   readonly data: Int16Array | Uint8Array;
+  /**
+   * The rate of `data`. It may differ from `outputFormat`'s and change from one chunk
+   * to the next (Hume's WAV chunks carry their own): the call's outbound path resamples
+   * whatever comes, so no adapter runs DSP of its own.
+   */
+  readonly sampleRateHz: number;
   /** Identifies the response this audio belongs to; audio of an interrupted response is dropped. */
   readonly responseId?: string;
 }
@@ -35,25 +41,36 @@ export interface Transcript {
   readonly final: boolean;
 }
 
-export interface AgentEvents {
-  audio: [AgentAudio];
+/**
+ * Everything a session tells the call, as one typed union: a listener switches on
+ * `type` and the compiler checks every case. (An EventEmitter's 'error' throws when
+ * nobody listens, which made every adapter guard its error reports.)
+ */
+export type AgentEvent =
+  | ({ readonly type: 'audio' } & AgentAudio)
   /** The service detected caller speech over its own output: barge-in. */
-  interruption: [];
+  | { readonly type: 'interruption' }
   /** A response finished (all its audio has been emitted). */
-  responseDone: [{ responseId?: string }];
-  transcript: [Transcript];
+  | { readonly type: 'responseDone'; readonly responseId?: string }
+  | ({ readonly type: 'transcript' } & Transcript)
   /** The agent wants the call to end (after its last audio has been heard). */
-  end: [{ reason: string }];
+  | { readonly type: 'end'; readonly reason: string }
   /** A failure; `fatal` means the session cannot continue. */
-  error: [BridgeError, { fatal: boolean }];
+  | { readonly type: 'error'; readonly error: BridgeError; readonly fatal: boolean }
   /** The session is closed (after close() or a fatal error). */
-  closed: [{ reason: string }];
-}
+  | { readonly type: 'closed'; readonly reason: string };
 
-export abstract class AgentSession extends EventEmitter<AgentEvents> {
+export type AgentEventType = AgentEvent['type'];
+export type AgentListener = (event: AgentEvent) => void;
+
+export abstract class AgentSession {
+  #listeners: AgentListener[] = [];
   /** Format the agent takes from the caller. */
   abstract readonly inputFormat: AudioFormat;
-  /** Format of the agent's audio. */
+  /**
+   * The agent's audio format as configured (encoding, and the usual rate). Each audio
+   * event says its own rate, which is the one that counts.
+   */
   abstract readonly outputFormat: AudioFormat;
   /** Whether the service detects caller speech itself; if not, the bridge's VAD raises barge-in. */
   abstract readonly hasVad: boolean;
@@ -68,13 +85,22 @@ export abstract class AgentSession extends EventEmitter<AgentEvents> {
   /** Idempotent; resolves when the session's resources are released (bounded). */
   abstract close(reason: string): Promise<void>;
 
-  /**
-   * Reports a failure to whoever listens. 'error' is EventEmitter's special event — it
-   * throws when nobody listens, and adapters report from socket callbacks — so every
-   * adapter reports through here, never with emit('error') itself.
-   */
+  /** Every event of this session, in order; returns the function that unsubscribes. */
+  onEvent(listener: AgentListener): () => void {
+    this.#listeners = [...this.#listeners, listener];
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
+  }
+
+  /** Hands an event to every listener (none is fine: an unheard error is not a crash). */
+  protected emitEvent(event: AgentEvent): void {
+    for (const l of this.#listeners) l(event);
+  }
+
+  /** A failure, to whoever listens. */
   protected reportError(error: BridgeError, fatal: boolean): void {
-    if (this.listenerCount('error') > 0) this.emit('error', error, { fatal });
+    this.emitEvent({ type: 'error', error, fatal });
   }
 }
 

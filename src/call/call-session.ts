@@ -152,6 +152,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #callDsp: CallDsp | undefined;
   #inbound: InboundPath | undefined;
   #outbound: OutboundPath | undefined;
+  /** The rate the outbound path takes now (agent audio says its own; a change retunes the path). */
+  #outboundHz = 0;
   #playout: Playout | undefined;
   #vad: EnergyVad | undefined;
   #unsubscribeClock: (() => void) | undefined;
@@ -480,6 +482,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       }
       if (agent.outputFormat.encoding === 'pcm16') {
         this.#outbound = this.#callDsp!.openOutbound({ fromHz: agent.outputFormat.sampleRateHz, quality }, this.#playout!.acceptFrames);
+        this.#outboundHz = agent.outputFormat.sampleRateHz;
       }
     } catch (e) {
       // A format the DSP refuses, or a pool already closed: this call fails, the process does not.
@@ -497,14 +500,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#earlyAudio = [];
     for (const a of early) {
       if (a === 'done') this.#endResponse(this.#playout!.currentResponseId);
-      else {
-        if (this.#firstAgentAudioAt === null) {
-          this.#firstAgentAudioAt = FrameClock.now();
-          this.#d.observer?.firstAgentAudio(this.#agentName ?? 'unknown', this.#firstAgentAudioAt - this.#startAt);
-        }
-        this.#trace?.agentAudio(a.responseId, FrameClock.now());
-        this.#playout!.enqueue(a.data, a.responseId);
-      }
+      else this.#playAgentAudio(a);
     }
     // The caller's first words: everything kept while connecting, in order.
     const pending = this.#pending;
@@ -513,47 +509,72 @@ export class CallSession extends EventEmitter<SessionEvents> {
   }
 
   #wireAgent(agent: AgentSession): void {
-    agent.on('audio', (a) => {
-      // Audio emitted as connect() resolves (a greeting sent right after the service's
-      // ready message) arrives before this session has switched to streaming: keep it
-      // (bounded) and play it once the pipelines exist.
-      if (this.#state === 'connecting' && !this.#failing) {
-        if (this.#earlyAudioSamples + a.data.length <= EARLY_AUDIO_MAX_SAMPLES) {
-          this.#earlyAudio.push({ data: a.data.slice(), responseId: a.responseId });
-          this.#earlyAudioSamples += a.data.length;
-        }
+    agent.onEvent((e) => {
+      switch (e.type) {
+        case 'audio':
+          return this.#onAgentAudio(e);
+        case 'responseDone':
+          if (this.#state === 'connecting') this.#earlyAudio.push('done');
+          else this.#endResponse(e.responseId);
+          return;
+        case 'interruption':
+          return this.bargeIn('agent-vad');
+        case 'transcript':
+          if (e.role === 'caller' && e.final) this.#trace?.callerStopped('transcript', FrameClock.now());
+          this.#transcripts.push({ role: e.role, text: e.text, final: e.final });
+          if (this.#transcripts.length > MAX_TRANSCRIPTS) this.#transcripts.shift();
+          return;
+        case 'end':
+          return void this.#endAfterGoodbye(e.reason);
+        case 'error':
+          this.#trace?.agentError(e.error.code, e.fatal);
+          this.#log(e.fatal ? 'error' : 'warn', 'agent error', { code: e.error.code, ...callerDataErr(e.error) });
+          if (e.fatal) void this.#fail(`agent-error:${e.error.code}`);
+          return;
+        case 'closed':
+          // While the goodbye drains, the agent may already have closed its side: let it play out.
+          if (this.#ending) return;
+          if (this.#state === 'streaming' || this.#state === 'connecting') void this.#fail(`agent-closed:${e.reason}`);
+          return;
+      }
+    });
+  }
+
+  #onAgentAudio(a: AgentAudio): void {
+    // Audio emitted as connect() resolves (a greeting sent right after the service's
+    // ready message) arrives before this session has switched to streaming: keep it
+    // (bounded) and play it once the pipelines exist.
+    if (this.#state === 'connecting' && !this.#failing) {
+      if (this.#earlyAudioSamples + a.data.length <= EARLY_AUDIO_MAX_SAMPLES) {
+        this.#earlyAudio.push({ data: a.data.slice(), sampleRateHz: a.sampleRateHz, responseId: a.responseId });
+        this.#earlyAudioSamples += a.data.length;
+      }
+      return;
+    }
+    // After 'end' the goodbye may still be arriving: keep accepting until close.
+    if (!this.#playout || this.#closePromise || this.#failing || (this.#state !== 'streaming' && !this.#ending)) return;
+    this.#playAgentAudio(a);
+  }
+
+  /** Agent audio into the outbound path, at its own rate: the path follows a change of rate. */
+  #playAgentAudio(a: AgentAudio): void {
+    if (this.#firstAgentAudioAt === null) {
+      this.#firstAgentAudioAt = FrameClock.now();
+      this.#d.observer?.firstAgentAudio(this.#agentName ?? 'unknown', this.#firstAgentAudioAt - this.#startAt);
+    }
+    this.#trace?.agentAudio(a.responseId, FrameClock.now());
+    const out = this.#outbound;
+    if (out && a.sampleRateHz !== this.#outboundHz) {
+      try {
+        out.retune(a.sampleRateHz);
+        this.#outboundHz = a.sampleRateHz;
+      } catch (e) {
+        // A rate the DSP refuses: this chunk is dropped, the call goes on at the old rate.
+        this.#log('warn', 'agent audio at a rate the DSP refuses; dropped', { code: (e as { code?: string }).code, sampleRateHz: a.sampleRateHz });
         return;
       }
-      // After 'end' the goodbye may still be arriving: keep accepting until close.
-      if (!this.#playout || this.#closePromise || this.#failing || (this.#state !== 'streaming' && !this.#ending)) return;
-      if (this.#firstAgentAudioAt === null) {
-        this.#firstAgentAudioAt = FrameClock.now();
-        this.#d.observer?.firstAgentAudio(this.#agentName ?? 'unknown', this.#firstAgentAudioAt - this.#startAt);
-      }
-      this.#trace?.agentAudio(a.responseId, FrameClock.now());
-      this.#playout.enqueue(a.data, a.responseId);
-    });
-    agent.on('responseDone', ({ responseId }) => {
-      if (this.#state === 'connecting') this.#earlyAudio.push('done');
-      else this.#endResponse(responseId);
-    });
-    agent.on('interruption', () => this.bargeIn('agent-vad'));
-    agent.on('transcript', (t) => {
-      if (t.role === 'caller' && t.final) this.#trace?.callerStopped('transcript', FrameClock.now());
-      this.#transcripts.push(t);
-      if (this.#transcripts.length > MAX_TRANSCRIPTS) this.#transcripts.shift();
-    });
-    agent.on('end', ({ reason }) => void this.#endAfterGoodbye(reason));
-    agent.on('error', (err, { fatal }) => {
-      this.#trace?.agentError(err.code, fatal);
-      this.#log(fatal ? 'error' : 'warn', 'agent error', { code: err.code, ...callerDataErr(err) });
-      if (fatal) void this.#fail(`agent-error:${err.code}`);
-    });
-    agent.on('closed', ({ reason }) => {
-      // While the goodbye drains, the agent may already have closed its side: let it play out.
-      if (this.#ending) return;
-      if (this.#state === 'streaming' || this.#state === 'connecting') void this.#fail(`agent-closed:${reason}`);
-    });
+    }
+    this.#playout!.enqueue(a.data, a.responseId);
   }
 
   /** The agent's response is complete: its tail goes out; the trace learns when it has been heard. */

@@ -45,6 +45,11 @@ export interface OutboundPath {
   flush(): void;
   /** Barge-in: drops pending audio and filter state, and every result not yet delivered. */
   reset(): void;
+  /**
+   * The agent's audio changes rate: what was pushed at the old rate goes out (like
+   * flush()), and the next push is at `fromHz`.
+   */
+  retune(fromHz: number): void;
   /** Operations whose frames have not reached the sink yet (always 0 inline). */
   readonly pending: number;
 }
@@ -94,12 +99,14 @@ class InlineInbound implements InboundPath {
 }
 
 class InlineOutbound implements OutboundPath {
-  readonly #p: OutboundPipeline;
+  #p: OutboundPipeline;
   readonly #sink: OutboundSink;
+  readonly #open: (fromHz: number) => OutboundPipeline;
   #dst = new Uint8Array(160 * 64);
 
-  constructor(p: OutboundPipeline, sink: OutboundSink) {
-    this.#p = p;
+  constructor(open: (fromHz: number) => OutboundPipeline, fromHz: number, sink: OutboundSink) {
+    this.#open = open;
+    this.#p = open(fromHz);
     this.#sink = sink;
   }
   readonly pending = 0;
@@ -115,6 +122,12 @@ class InlineOutbound implements OutboundPath {
   }
   reset(): void {
     this.#p.reset();
+  }
+  retune(fromHz: number): void {
+    const next = this.#open(fromHz); // first: a rate the DSP refuses leaves this path as it was
+    this.flush();
+    this.#p.close();
+    this.#p = next;
   }
   close(): void {
     this.#p.close();
@@ -133,7 +146,8 @@ class InlineCallDsp implements CallDsp {
     return this.#in;
   }
   openOutbound(options: OutboundPipelineOptions, sink: OutboundSink): OutboundPath {
-    this.#out = new InlineOutbound(this.#dsp.createOutboundPipeline(options), sink);
+    this.#out?.close();
+    this.#out = new InlineOutbound((fromHz) => this.#dsp.createOutboundPipeline({ ...options, fromHz }), options.fromHz, sink);
     return this.#out;
   }
   close(): void {

@@ -13,6 +13,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentAudio, AgentFactory, AgentSession, AudioFormat } from '../../src/agents/agent.js';
 import { BridgeError } from '../../src/errors.js';
+import { on } from './agent-events.js';
 
 /** The fake side of a provider, as the contract drives it. */
 export interface FakeService {
@@ -64,10 +65,11 @@ function callerFrame(f: AudioFormat, n: number): Int16Array | Uint8Array {
   return a;
 }
 
-function audioMs(chunks: AgentAudio[], f: AudioFormat): number {
-  let samples = 0;
-  for (const c of chunks) samples += c.data.length;
-  return samples / samplesPerMs(f);
+/** Each chunk at the rate it says (μ-law: one byte per sample at 8 kHz). */
+function audioMs(chunks: AgentAudio[]): number {
+  let ms = 0;
+  for (const c of chunks) ms += (c.data.length * 1000) / c.sampleRateHz;
+  return ms;
 }
 
 async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -88,11 +90,11 @@ export function runAgentContract(a: AgentUnderTest): void {
       const audio: AgentAudio[] = [];
       const errors: BridgeError[] = [];
       const events: string[] = [];
-      session.on('audio', (x) => audio.push({ data: x.data.slice(), responseId: x.responseId }));
-      session.on('error', (e) => errors.push(e));
-      session.on('interruption', () => events.push('interruption'));
-      session.on('responseDone', () => events.push('responseDone'));
-      session.on('closed', () => events.push('closed'));
+      on(session, 'audio', (x) => audio.push({ data: x.data.slice(), sampleRateHz: x.sampleRateHz, responseId: x.responseId }));
+      on(session, 'error', ({ error: e }) => errors.push(e));
+      on(session, 'interruption', () => events.push('interruption'));
+      on(session, 'responseDone', () => events.push('responseDone'));
+      on(session, 'closed', () => events.push('closed'));
       await session.connect(AbortSignal.timeout(5000));
       return { session, audio, errors, events };
     }
@@ -117,7 +119,9 @@ export function runAgentContract(a: AgentUnderTest): void {
         const { session, audio, events } = await open(fake);
         await fake.speak(600);
         await waitFor(() => events.includes('responseDone'), 3000, 'responseDone');
-        const ms = audioMs(audio, session.outputFormat);
+        const ms = audioMs(audio);
+        // pcm16 at any rate (the call resamples); μ-law only at 8 kHz.
+        for (const x of audio) if (session.outputFormat.encoding === 'ulaw') expect(x.sampleRateHz).toBe(8000);
         expect(ms).toBeGreaterThanOrEqual(600 - 20);
         expect(ms).toBeLessThanOrEqual(600 + 20);
         const ids = new Set(audio.map((x) => x.responseId));
@@ -181,7 +185,7 @@ export function runAgentContract(a: AgentUnderTest): void {
         await fake.fault('refuse-next');
         const factory = a.createFactory(fake.env);
         const session = factory.create({ callSid: 'CA' + '1'.repeat(32), parameters: a.parameters ?? {} });
-        session.on('error', () => undefined);
+        on(session, 'error', () => undefined);
         const err = await session.connect(AbortSignal.timeout(5000)).then(
           () => undefined,
           (e: unknown) => e,

@@ -19,6 +19,7 @@ import { createTtsService } from '../../src/agents/elevenlabs/tts/service.js';
 import { ttsCommand } from '../../src/tts-command.js';
 import { fakeSpeech, startFakeElevenLabsTts, type FakeElevenLabsTts, type FakeTtsFault } from '../fakes/elevenlabs-tts.js';
 import { firstDifference } from '../helpers/signal.js';
+import { on } from './agent-events.js';
 
 let fake: FakeElevenLabsTts;
 const clients: ElevenLabsTtsClient[] = [];

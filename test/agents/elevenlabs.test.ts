@@ -14,6 +14,7 @@ import { parseServerMessage } from '../../src/agents/elevenlabs/agent-protocol.j
 import type { AgentAudio, Transcript } from '../../src/agents/agent.js';
 import { BridgeError } from '../../src/errors.js';
 import { loadConfig } from '../../src/config.js';
+import { on } from './agent-events.js';
 
 runAgentContract({
   name: 'elevenlabs',
@@ -60,16 +61,16 @@ async function open(fakeOptions: FakeElevenLabsOptions = {}, parameters: Record<
   const session = factory.create({ callSid: 'CA' + 'e'.repeat(32), parameters }) as ElevenLabsAgentSession;
   cleanups.unshift(() => session.close('test'));
   const o: Opened = { fake, session, audio: [], errors: [], events: [], transcripts: [], ends: [] };
-  session.on('audio', (a) => o.audio.push({ data: a.data.slice(), responseId: a.responseId }));
-  session.on('error', (e, { fatal }) => o.errors.push({ e, fatal }));
-  session.on('interruption', () => o.events.push('interruption'));
-  session.on('responseDone', ({ responseId }) => o.events.push(`responseDone:${responseId}`));
-  session.on('transcript', (t) => o.transcripts.push(t));
-  session.on('end', ({ reason }) => {
+  on(session, 'audio', (a) => o.audio.push({ data: a.data.slice(), sampleRateHz: a.sampleRateHz, responseId: a.responseId }));
+  on(session, 'error', ({ error: e, fatal }) => o.errors.push({ e, fatal }));
+  on(session, 'interruption', () => o.events.push('interruption'));
+  on(session, 'responseDone', ({ responseId }) => o.events.push(`responseDone:${responseId}`));
+  on(session, 'transcript', (t) => o.transcripts.push({ role: t.role, text: t.text, final: t.final }));
+  on(session, 'end', ({ reason }) => {
     o.ends.push(reason);
     o.events.push('end');
   });
-  session.on('closed', () => o.events.push('closed'));
+  on(session, 'closed', () => o.events.push('closed'));
   await session.connect(AbortSignal.timeout(5000));
   return o;
 }
@@ -125,7 +126,7 @@ describe('elevenlabs agent: connection', () => {
     const session = createElevenLabsAgentFactory(fake.env).factory.create({ callSid: 'CA1', parameters: {} });
     cleanups.unshift(() => session.close('test'));
     const audio: AgentAudio[] = [];
-    await session.connect(AbortSignal.timeout(3000)).then(() => session.on('audio', (a) => audio.push(a)));
+    await session.connect(AbortSignal.timeout(3000)).then(() => on(session, 'audio', (a) => audio.push(a)));
     await waitFor(() => samples(audio) === 8 * 300, 2000, 'the whole greeting');
   });
 

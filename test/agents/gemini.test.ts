@@ -28,6 +28,7 @@ import { decodeInlineAudio, parseDurationMs, parseServerMessage } from '../../sr
 import { createAgentRegistry } from '../../src/agents/registry.js';
 import { loadConfig } from '../../src/config.js';
 import type { FakeGemini, FakeGeminiOptions } from '../fakes/gemini.js';
+import { on } from './agent-events.js';
 
 async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const t0 = Date.now();
@@ -47,12 +48,12 @@ interface Opened {
 
 function track(session: GeminiLiveSession): Opened {
   const o: Opened = { session, audio: [], errors: [], events: [], transcripts: [] };
-  session.on('audio', (a) => o.audio.push({ data: a.data.slice(), responseId: a.responseId }));
-  session.on('error', (e, { fatal }) => o.errors.push({ e, fatal }));
-  session.on('interruption', () => o.events.push('interruption'));
-  session.on('responseDone', ({ responseId }) => o.events.push(`responseDone:${responseId}`));
-  session.on('closed', () => o.events.push('closed'));
-  session.on('transcript', (t) => o.transcripts.push(t));
+  on(session, 'audio', (a) => o.audio.push({ data: a.data.slice(), sampleRateHz: a.sampleRateHz, responseId: a.responseId }));
+  on(session, 'error', ({ error: e, fatal }) => o.errors.push({ e, fatal }));
+  on(session, 'interruption', () => o.events.push('interruption'));
+  on(session, 'responseDone', ({ responseId }) => o.events.push(`responseDone:${responseId}`));
+  on(session, 'closed', () => o.events.push('closed'));
+  on(session, 'transcript', (t) => o.transcripts.push({ role: t.role, text: t.text, final: t.final }));
   return o;
 }
 
@@ -482,7 +483,7 @@ describe('gemini: close codes and resumption', () => {
       await withFake({ connectionLifetimeMs: 1500, goAwayTimeLeftMs: 1000, handleIntervalMs: 200 }, async (fake) => {
         const o = await open(fake);
         const connOfAudio = new Set<number>();
-        o.session.on('audio', () => connOfAudio.add(o.session.stats.connections));
+        on(o.session, 'audio', () => connOfAudio.add(o.session.stats.connections));
         const frames = 325; // 6.5 s of 20 ms frames at 16 kHz
         const t0 = performance.now();
         let speaking = Promise.resolve();

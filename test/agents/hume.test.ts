@@ -13,6 +13,7 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 import { createAgentRegistry } from '../../src/agents/registry.js';
 import type { AgentAudio } from '../../src/agents/agent.js';
 import type { BridgeError } from '../../src/errors.js';
+import { on } from './agent-events.js';
 
 const factoryFor = (env: Record<string, string>) => createHumeAgentFactory(loadConfig({ BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', ...env })).factory;
 
@@ -44,16 +45,16 @@ describe('hume adapter', () => {
     const errors: { error: BridgeError; fatal: boolean }[] = [];
     const events: string[] = [];
     const transcripts: { role: string; text: string; final: boolean }[] = [];
-    session.on('audio', (x) => audio.push({ data: x.data.slice(), responseId: x.responseId }));
-    session.on('error', (error, { fatal }) => errors.push({ error, fatal }));
-    session.on('interruption', () => events.push('interruption'));
-    session.on('responseDone', ({ responseId }) => events.push(`responseDone:${responseId}`));
-    session.on('closed', () => events.push('closed'));
-    session.on('transcript', (t) => transcripts.push(t));
+    on(session, 'audio', (x) => audio.push({ data: x.data.slice(), sampleRateHz: x.sampleRateHz, responseId: x.responseId }));
+    on(session, 'error', ({ error: error, fatal }) => errors.push({ error, fatal }));
+    on(session, 'interruption', () => events.push('interruption'));
+    on(session, 'responseDone', ({ responseId }) => events.push(`responseDone:${responseId}`));
+    on(session, 'closed', () => events.push('closed'));
+    on(session, 'transcript', (t) => transcripts.push({ role: t.role, text: t.text, final: t.final }));
     await session.connect(AbortSignal.timeout(5000));
     return { fake: fake!, session, audio, errors, events, transcripts };
   }
-  const ms = (audio: AgentAudio[], rate = 24_000) => audio.reduce((s, a) => s + a.data.length, 0) / (rate / 1000);
+  const ms = (audio: AgentAudio[]) => audio.reduce((s, a) => s + (a.data.length * 1000) / a.sampleRateHz, 0);
   const done = (events: string[]) => events.filter((e) => e.startsWith('responseDone')).length;
 
   it('declares linear16 at HUME_INPUT_RATE in session_settings, authenticates, and streams base64 PCM16', async () => {
@@ -89,19 +90,20 @@ describe('hume adapter', () => {
     [48_000, 'list'],
     [24_000, 'odd'],
     [16_000, 'odd'],
-  ] as const)('WAV chunks at %i Hz (%s layout) arrive as 24 kHz PCM16 of the right length', async (rate, layout) => {
+  ] as const)('WAV chunks at %i Hz (%s layout) arrive whole as PCM16 at their own rate (the call resamples, not the adapter)', async (rate, layout) => {
     const { fake, session, audio, events, errors } = await open({ wavRateHz: rate, wavLayout: layout });
     await fake.speak(1000);
     await waitFor(() => done(events) === 1, 3000, 'responseDone');
     expect(errors).toEqual([]);
-    expect(Math.abs(ms(audio) - 1000)).toBeLessThanOrEqual(2);
-    expect(session.stats.audioChunksResampled).toBe(rate === 24_000 ? 0 : 10);
-    // Still a 300 Hz tone (resampling kept it): count zero crossings in the middle.
+    expect(audio.every((a) => a.sampleRateHz === rate)).toBe(true);
+    expect(ms(audio)).toBe(1000);
+    expect(session.stats.audioChunksOffRate).toBe(rate === 24_000 ? 0 : 10);
+    // The samples as sent: a 300 Hz tone at `rate` (zero crossings in the middle 0.8 s).
     const all = new Int16Array(audio.reduce((s, a) => s + a.data.length, 0));
     let at = 0;
     for (const a of audio) (all.set(a.data as Int16Array, at), (at += a.data.length));
     let crossings = 0;
-    for (let i = 2400; i < 21_600; i++) if ((all[i - 1]! < 0) !== (all[i]! < 0)) crossings++;
+    for (let i = rate / 10; i < (rate * 9) / 10; i++) if ((all[i - 1]! < 0) !== (all[i]! < 0)) crossings++;
     expect(crossings / 0.8 / 2).toBeGreaterThan(290);
     expect(crossings / 0.8 / 2).toBeLessThan(310);
     await session.close('test');
@@ -112,8 +114,8 @@ describe('hume adapter', () => {
     expect(session.outputFormat.sampleRateHz).toBe(48_000);
     await fake.speak(500);
     await waitFor(() => done(events) === 1, 3000, 'responseDone');
-    expect(ms(audio, 48_000)).toBe(500);
-    expect(session.stats.audioChunksResampled).toBe(0);
+    expect(ms(audio)).toBe(500);
+    expect(session.stats.audioChunksOffRate).toBe(0);
     await session.close('test');
   });
 

@@ -11,6 +11,7 @@ import { startFakeOpenAi, type FakeOpenAi, type FakeOpenAiOptions } from '../fak
 import { createOpenAiAgentFactory, type OpenAiRealtimeSession } from '../../src/agents/openai/index.js';
 import type { AgentAudio, Transcript } from '../../src/agents/agent.js';
 import type { BridgeError } from '../../src/errors.js';
+import { on } from './agent-events.js';
 
 runAgentContract({
   name: 'openai',
@@ -46,14 +47,14 @@ function create(fake: FakeOpenAi, env: Record<string, string> = {}, parameters: 
   const s = factory.create({ callSid: 'CA' + 'a'.repeat(32), parameters }) as OpenAiRealtimeSession;
   sessions.push(s);
   const log: Log = { audio: [], errors: [], transcripts: [], events: [] };
-  s.on('audio', (a) => {
-    log.audio.push({ data: a.data.slice(), responseId: a.responseId });
+  on(s, 'audio', (a) => {
+    log.audio.push({ data: a.data.slice(), sampleRateHz: a.sampleRateHz, responseId: a.responseId });
     log.events.push({ type: 'audio', at: Date.now(), responseId: a.responseId });
   });
-  s.on('error', (err, { fatal }) => log.errors.push({ err, fatal }));
-  s.on('transcript', (t) => log.transcripts.push(t));
+  on(s, 'error', ({ error: err, fatal }) => log.errors.push({ err, fatal }));
+  on(s, 'transcript', (t) => log.transcripts.push({ role: t.role, text: t.text, final: t.final }));
   for (const type of ['interruption', 'responseDone', 'closed'] as const) {
-    s.on(type, (x?: { responseId?: string }) => log.events.push({ type, at: Date.now(), responseId: x?.responseId }));
+    on(s, type, (x) => log.events.push({ type, at: Date.now(), responseId: 'responseId' in x ? x.responseId : undefined }));
   }
   return { s, log };
 }

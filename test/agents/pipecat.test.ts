@@ -15,6 +15,7 @@ import { readPipecatConfig } from '../../src/agents/pipecat/config.js';
 import { AudioFrameEncoder, encodeFrameForTest, parseFrame } from '../../src/agents/pipecat/protocol.js';
 import { MAX_MESSAGE_BYTES, type PipecatAgentSession } from '../../src/agents/pipecat/session.js';
 import type { FakePipecatServer, FakePipecatOptions } from '../fakes/pipecat-server.js';
+import { on } from './agent-events.js';
 
 function factoryFor(env: Record<string, string>) {
   const config = loadConfig({ BRIDGE_LOG_LEVEL: 'silent', ...env });
@@ -61,19 +62,19 @@ async function withFake(options: FakePipecatOptions, fn: (fake: FakePipecatServe
 async function open(fake: FakePipecatServer, env: Record<string, string> = {}, parameters: Record<string, string> = {}): Promise<Opened> {
   const session = factoryFor({ ...fake.env, ...env }).create({ callSid: 'CA' + 'a'.repeat(32), parameters }) as PipecatAgentSession;
   const o: Opened = { session, audio: [], errors: [], events: [], transcripts: [], done: [] };
-  session.on('audio', (a) => o.audio.push({ data: a.data.slice(), responseId: a.responseId }));
-  session.on('error', (e, { fatal }) => {
+  on(session, 'audio', (a) => o.audio.push({ data: a.data.slice(), sampleRateHz: a.sampleRateHz, responseId: a.responseId }));
+  on(session, 'error', ({ error: e, fatal }) => {
     o.errors.push({ e, fatal });
     o.events.push(`error:${e.code}${fatal ? ':fatal' : ''}`);
   });
-  session.on('interruption', () => o.events.push('interruption'));
-  session.on('responseDone', ({ responseId }) => {
+  on(session, 'interruption', () => o.events.push('interruption'));
+  on(session, 'responseDone', ({ responseId }) => {
     o.events.push('responseDone');
     o.done.push(responseId!);
   });
-  session.on('transcript', (t) => o.transcripts.push(t));
-  session.on('end', ({ reason }) => o.events.push(`end:${reason}`));
-  session.on('closed', () => o.events.push('closed'));
+  on(session, 'transcript', (t) => o.transcripts.push({ role: t.role, text: t.text, final: t.final }));
+  on(session, 'end', ({ reason }) => o.events.push(`end:${reason}`));
+  on(session, 'closed', () => o.events.push('closed'));
   await session.connect(AbortSignal.timeout(5000));
   await fake.connected();
   return o;
@@ -221,17 +222,18 @@ describe('pipecat connect failures', () => {
 });
 
 describe('pipecat bot audio', () => {
-  it('bot audio at another rate is resampled to the declared output rate (DSP resampler), response length kept', async () => {
+  it('bot audio at another rate than the declared one goes to the call at its own rate, whole (the call resamples, not the adapter)', async () => {
     await withFake({ sampleRateHz: 16000, outputRateHz: 24000 }, async (fake) => {
       const o = await open(fake);
+      expect(o.session.outputFormat.sampleRateHz).toBe(16000);
       await fake.speak(600);
       await waitFor(() => o.events.includes('responseDone'), 3000, 'responseDone');
       expect(o.errors).toEqual([]);
-      expect(ms(o.audio, 16000)).toBeGreaterThanOrEqual(580);
-      expect(ms(o.audio, 16000)).toBeLessThanOrEqual(620);
-      // A 300 Hz tone at amplitude 8000 survives: check its level in the middle.
+      expect(o.audio.every((c) => c.sampleRateHz === 24000)).toBe(true);
+      expect(ms(o.audio, 24000)).toBe(600);
+      // The 300 Hz tone at amplitude 8000 as sent: check its level in the middle.
       const all = Int16Array.from(o.audio.flatMap((c) => Array.from(c.data as Int16Array)));
-      const mid = all.subarray(3200, 6400);
+      const mid = all.subarray(4800, 9600);
       const rms = Math.sqrt(mid.reduce((s, v) => s + v * v, 0) / mid.length);
       expect(rms).toBeGreaterThan(8000 / Math.SQRT2 * 0.9);
       expect(rms).toBeLessThan(8000 / Math.SQRT2 * 1.1);
@@ -273,9 +275,9 @@ describe('pipecat bot audio', () => {
     await withFake({ rtvi: false }, async (fake) => {
       const o = await open(fake, { PIPECAT_RESPONSE_GAP_MS: '200' });
       let lastAudioAt = 0;
-      o.session.on('audio', () => (lastAudioAt = Date.now()));
+      on(o.session, 'audio', () => (lastAudioAt = Date.now()));
       let doneAt = 0;
-      o.session.on('responseDone', () => (doneAt = Date.now()));
+      on(o.session, 'responseDone', () => (doneAt = Date.now()));
       await fake.speak(300);
       await waitFor(() => doneAt > 0, 3000, 'responseDone from the gap');
       expect(doneAt - lastAudioAt).toBeGreaterThanOrEqual(190);

@@ -33,16 +33,16 @@ class FakeProvider extends AgentSession {
         reject(signal.reason);
       });
     });
-    if (this.o.closeAfterMs !== undefined) setTimeout(() => this.emit('closed', { reason: this.o.closeReason ?? 'closed' }), this.o.closeAfterMs);
+    if (this.o.closeAfterMs !== undefined) setTimeout(() => this.emitEvent({ type: 'closed', reason: this.o.closeReason ?? 'closed' }), this.o.closeAfterMs);
     if (this.o.dieAfterMs !== undefined) {
-      setTimeout(() => this.emit('error', new BridgeError(ErrorCodes.AGENT_CLOSED, 'provider went away'), { fatal: true }), this.o.dieAfterMs);
+      setTimeout(() => this.emitEvent({ type: 'error', error: new BridgeError(ErrorCodes.AGENT_CLOSED, 'provider went away'), fatal: true }), this.o.dieAfterMs);
     }
   }
   sendAudio(): void {}
   interrupt(): void {}
   sendDtmf(): void {}
   async close(reason: string): Promise<void> {
-    this.emit('closed', { reason });
+    this.emitEvent({ type: 'closed', reason });
   }
 }
 

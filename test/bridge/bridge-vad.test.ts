@@ -27,13 +27,13 @@ class Talker extends AgentSession {
     this.#timer = setInterval(() => {
       if (sent >= this.o.talkMs) {
         clearInterval(this.#timer);
-        this.emit('responseDone', { responseId: 't1' });
-        if (this.o.endAfter) this.emit('end', { reason: 'goodbye said' });
+        this.emitEvent({ type: 'responseDone', responseId: 't1' });
+        if (this.o.endAfter) this.emitEvent({ type: 'end', reason: 'goodbye said' });
         return;
       }
       const chunk = new Int16Array(3200);
       for (let i = 0; i < chunk.length; i++) chunk[i] = Math.round(4000 * Math.sin((2 * Math.PI * 300 * (sent * 16 + i)) / 16000));
-      this.emit('audio', { data: chunk, responseId: 't1' });
+      this.emitEvent({ type: 'audio', data: chunk, sampleRateHz: this.outputFormat.sampleRateHz, responseId: 't1' });
       sent += 200;
     }, 20);
   }
@@ -45,7 +45,7 @@ class Talker extends AgentSession {
   sendDtmf(): void {}
   async close(reason: string): Promise<void> {
     clearInterval(this.#timer);
-    this.emit('closed', { reason });
+    this.emitEvent({ type: 'closed', reason });
   }
 }
 

@@ -111,7 +111,7 @@ class SlowRecordingAgent extends AgentSession {
   interrupt(): void {}
   sendDtmf(): void {}
   async close(reason: string): Promise<void> {
-    this.emit('closed', { reason });
+    this.emitEvent({ type: 'closed', reason });
   }
 }
 

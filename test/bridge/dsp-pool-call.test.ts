@@ -151,7 +151,7 @@ class OddRateAgent extends AgentSession {
   interrupt(): void {}
   sendDtmf(): void {}
   async close(reason: string): Promise<void> {
-    this.emit('closed', { reason });
+    this.emitEvent({ type: 'closed', reason });
   }
 }
 const oddRate: AgentFactory = { name: 'odd-rate', available: true, create: () => new OddRateAgent() };

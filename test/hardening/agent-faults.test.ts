@@ -36,6 +36,7 @@ import { startFakePipecat } from '../fakes/pipecat-server.js';
 import { startFakeGemini } from '../fakes/gemini.js';
 import { startFakeElevenLabs } from '../fakes/elevenlabs-agents.js';
 import { getJson, withBridge } from '../bridge/helpers.js';
+import { on } from '../agents/agent-events.js';
 
 const prompt = Buffer.from(parseWav(new Uint8Array(readFileSync(join(import.meta.dirname, '..', '..', 'assets', 'prompts', 'apology.8k-ulaw.wav')))).data as Uint8Array);
 const silence = (ms: number) => new Uint8Array(ms * 8).fill(0xff);
@@ -59,7 +60,7 @@ function observed(mod: AgentModule, env: Record<string, string>): Observed {
     create(ctx) {
       const s = factory.create(ctx);
       o.sessions.push(s);
-      s.on('error', (e, { fatal }) => o.errors.push({ code: e.code, fatal }));
+      on(s, 'error', ({ error: e, fatal }) => o.errors.push({ code: e.code, fatal }));
       return s;
     },
   };

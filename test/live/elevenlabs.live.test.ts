@@ -16,6 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { createElevenLabsAgentFactory, type ElevenLabsAgentSession } from '../../src/agents/elevenlabs/index.js';
 import type { AgentAudio } from '../../src/agents/agent.js';
 import type { BridgeError } from '../../src/errors.js';
+import { on } from '../agents/agent-events.js';
 
 async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const t0 = Date.now();
@@ -37,9 +38,9 @@ describe('live: ElevenLabs Agents', () => {
     const audio: AgentAudio[] = [];
     const errors: Array<{ e: BridgeError; fatal: boolean }> = [];
     const done: string[] = [];
-    session.on('audio', (a) => audio.push({ data: a.data.slice(), responseId: a.responseId }));
-    session.on('error', (e, { fatal }) => errors.push({ e, fatal }));
-    session.on('responseDone', ({ responseId }) => done.push(responseId ?? ''));
+    on(session, 'audio', (a) => audio.push({ data: a.data.slice(), sampleRateHz: a.sampleRateHz, responseId: a.responseId }));
+    on(session, 'error', ({ error: e, fatal }) => errors.push({ e, fatal }));
+    on(session, 'responseDone', ({ responseId }) => done.push(responseId ?? ''));
     try {
       await session.connect(AbortSignal.timeout(15_000));
       expect(session.conversationId).toBeTruthy();

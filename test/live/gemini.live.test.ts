@@ -16,6 +16,7 @@ import type { BridgeError } from '../../src/errors.js';
 import type { Transcript } from '../../src/agents/agent.js';
 import { readWav } from '../../src/audio/wav.js';
 import { ULAW_DECODE } from '../../src/dsp/ts/g711.js';
+import { on } from '../agents/agent-events.js';
 
 const KEY = process.env.GEMINI_API_KEY?.trim();
 
@@ -39,10 +40,10 @@ describe('gemini live (real service)', () => {
     let responses = 0;
     const errors: { e: BridgeError; fatal: boolean }[] = [];
     const transcripts: Transcript[] = [];
-    session.on('audio', (a) => (samples += a.data.length));
-    session.on('responseDone', () => responses++);
-    session.on('error', (e, { fatal }) => errors.push({ e, fatal }));
-    session.on('transcript', (t) => transcripts.push(t));
+    on(session, 'audio', (a) => (samples += a.data.length));
+    on(session, 'responseDone', () => responses++);
+    on(session, 'error', ({ error: e, fatal }) => errors.push({ e, fatal }));
+    on(session, 'transcript', (t) => transcripts.push({ role: t.role, text: t.text, final: t.final }));
     try {
       await session.connect(AbortSignal.timeout(20_000));
 

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createHumeAgentFactory, type HumeSession } from '../../src/agents/hume/index.js';
 import { loadConfig } from '../../src/config.js';
 import type { BridgeError } from '../../src/errors.js';
+import { on } from '../agents/agent-events.js';
 
 describe('hume (live)', () => {
   it('connects, streams caller audio, and EVI answers a DTMF prompt with WAV audio', async () => {
@@ -22,9 +23,9 @@ describe('hume (live)', () => {
     const errors: { error: BridgeError; fatal: boolean }[] = [];
     let samples = 0;
     let done = false;
-    session.on('error', (error, { fatal }) => errors.push({ error, fatal }));
-    session.on('audio', (a) => (samples += a.data.length));
-    session.on('responseDone', () => (done = true));
+    on(session, 'error', ({ error: error, fatal }) => errors.push({ error, fatal }));
+    on(session, 'audio', (a) => (samples += a.data.length));
+    on(session, 'responseDone', () => (done = true));
     try {
       await session.connect(AbortSignal.timeout(15_000));
       expect(session.chatGroupId).toBeTruthy();

@@ -15,6 +15,7 @@ import { readWav } from '../../src/audio/wav.js';
 import { createOpenAiAgentFactory } from '../../src/agents/openai/index.js';
 import type { AgentAudio, Transcript } from '../../src/agents/agent.js';
 import type { BridgeError } from '../../src/errors.js';
+import { on } from '../agents/agent-events.js';
 
 const until = async (cond: () => boolean, what: string, timeoutMs: number) => {
   const t0 = Date.now();
@@ -34,10 +35,10 @@ describe('live: OpenAI Realtime (GA)', () => {
     const errors: BridgeError[] = [];
     const transcripts: Transcript[] = [];
     const done: string[] = [];
-    s.on('audio', (a) => audio.push(a));
-    s.on('error', (e) => errors.push(e));
-    s.on('transcript', (t) => transcripts.push(t));
-    s.on('responseDone', (r) => done.push(r.responseId ?? ''));
+    on(s, 'audio', (a) => audio.push(a));
+    on(s, 'error', ({ error: e }) => errors.push(e));
+    on(s, 'transcript', (t) => transcripts.push({ role: t.role, text: t.text, final: t.final }));
+    on(s, 'responseDone', (r) => done.push(r.responseId ?? ''));
     try {
       await s.connect(AbortSignal.timeout(10_000));
       const clip = await readWav(join(import.meta.dirname, '..', 'fixtures', 'caller-order-status.8k-ulaw.wav'));

@@ -15,6 +15,7 @@ import type { PipecatAgentSession } from '../../src/agents/pipecat/session.js';
 import { loadDsp } from '../../src/dsp/load.js';
 import type { BridgeError } from '../../src/errors.js';
 import { readUlawFixture } from '../helpers/read-fixture.js';
+import { on } from '../agents/agent-events.js';
 
 const url = process.env.PIPECAT_URL?.trim();
 
@@ -35,10 +36,10 @@ describe('pipecat live', () => {
     let audioSamples = 0;
     let done = 0;
     const transcripts: string[] = [];
-    session.on('error', (e) => errors.push(e));
-    session.on('audio', (a) => (audioSamples += a.data.length));
-    session.on('responseDone', () => done++);
-    session.on('transcript', (t) => transcripts.push(`${t.role}: ${t.text}`));
+    on(session, 'error', ({ error: e }) => errors.push(e));
+    on(session, 'audio', (a) => (audioSamples += a.data.length));
+    on(session, 'responseDone', () => done++);
+    on(session, 'transcript', (t) => transcripts.push(`${t.role}: ${t.text}`));
     await session.connect(AbortSignal.timeout(10_000));
     try {
       // The caller's words at the session's rate, sent in real time (20 ms frames), then silence.

@@ -26,7 +26,7 @@ class Talker extends AgentSession {
       if (sent >= 6000) return void clearInterval(this.#timer);
       const chunk = new Int16Array(3200);
       for (let i = 0; i < chunk.length; i++) chunk[i] = Math.round(4000 * Math.sin((2 * Math.PI * 300 * (sent * 16 + i)) / 16000));
-      this.emit('audio', { data: chunk, responseId: 't1' });
+      this.emitEvent({ type: 'audio', data: chunk, sampleRateHz: this.outputFormat.sampleRateHz, responseId: 't1' });
       sent += 200;
     }, 20);
   }
@@ -37,7 +37,7 @@ class Talker extends AgentSession {
   sendDtmf(): void {}
   async close(reason: string): Promise<void> {
     clearInterval(this.#timer);
-    this.emit('closed', { reason });
+    this.emitEvent({ type: 'closed', reason });
   }
 }
 const talker: AgentFactory = { name: 'talker', available: true, create: () => new Talker() };

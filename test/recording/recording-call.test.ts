@@ -117,12 +117,12 @@ class Hummer extends AgentSession {
     this.#timer = setInterval(() => {
       if (sentMs >= this.talkMs) {
         clearInterval(this.#timer);
-        this.emit('responseDone', { responseId: 'hum' });
+        this.emitEvent({ type: 'responseDone', responseId: 'hum' });
         return;
       }
       const chunk = new Int16Array(3200); // 200 ms, faster than real time, like a real service
       for (let i = 0; i < chunk.length; i++) chunk[i] = Math.round(6000 * Math.sin((2 * Math.PI * 300 * (sentMs * 16 + i)) / 16000));
-      this.emit('audio', { data: chunk, responseId: 'hum' });
+      this.emitEvent({ type: 'audio', data: chunk, sampleRateHz: this.outputFormat.sampleRateHz, responseId: 'hum' });
       sentMs += 200;
     }, 20);
   }
@@ -133,7 +133,7 @@ class Hummer extends AgentSession {
   sendDtmf(): void {}
   async close(reason: string): Promise<void> {
     clearInterval(this.#timer);
-    this.emit('closed', { reason });
+    this.emitEvent({ type: 'closed', reason });
   }
 }
 

@@ -63,17 +63,17 @@ class Talker extends AgentSession {
     const chunk = (): void => {
       if (this.o.failAfterMs !== undefined && sent >= this.o.failAfterMs) {
         clearInterval(this.#timer);
-        this.emit('error', new BridgeError(ErrorCodes.AGENT_SERVICE, 'the service gave up'), { fatal: true });
+        this.emitEvent({ type: 'error', error: new BridgeError(ErrorCodes.AGENT_SERVICE, 'the service gave up'), fatal: true });
         return;
       }
       if (sent >= this.o.talkMs) {
         clearInterval(this.#timer);
-        this.emit('responseDone', { responseId: 't1' });
+        this.emitEvent({ type: 'responseDone', responseId: 't1' });
         return;
       }
       const pcm = new Int16Array(3200);
       for (let i = 0; i < pcm.length; i++) pcm[i] = Math.round(4000 * Math.sin((2 * Math.PI * 300 * (sent * 16 + i)) / 16000));
-      this.emit('audio', { data: pcm, responseId: 't1' });
+      this.emitEvent({ type: 'audio', data: pcm, sampleRateHz: this.outputFormat.sampleRateHz, responseId: 't1' });
       sent += 200;
       if (this.#callerHeard) this.#talking?.();
     };
@@ -88,7 +88,7 @@ class Talker extends AgentSession {
   sendDtmf(): void {}
   async close(reason: string): Promise<void> {
     clearInterval(this.#timer);
-    this.emit('closed', { reason });
+    this.emitEvent({ type: 'closed', reason });
   }
 }
 

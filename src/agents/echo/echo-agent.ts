@@ -210,7 +210,7 @@ export class EchoAgentSession extends AgentSession {
     if (digit === '#') {
       if (this.#endRequested) return;
       this.#endRequested = true;
-      this.#queue(() => this.emit('end', { reason: 'caller pressed #' }));
+      this.#queue(() => this.emitEvent({ type: 'end', reason: 'caller pressed #' }));
       return;
     }
     if (!/^[0-9*A-Da-d]$/.test(digit)) return;
@@ -224,7 +224,7 @@ export class EchoAgentSession extends AgentSession {
     if (this.#inactivityTimer !== undefined) clearTimeout(this.#inactivityTimer);
     this.#inactivityTimer = undefined;
     this.#pending.length = 0;
-    this.emit('closed', { reason });
+    this.emitEvent({ type: 'closed', reason });
     return Promise.resolve();
   }
 
@@ -302,7 +302,7 @@ export class EchoAgentSession extends AgentSession {
     const bargeIn = this.#emitTimer !== undefined || this.#vad.samplesProcessed < this.#playingUntilSample;
     this.#stopResponse();
     this.#playingUntilSample = 0;
-    if (bargeIn) this.#queue(() => this.emit('interruption'));
+    if (bargeIn) this.#queue(() => this.emitEvent({ type: 'interruption' }));
     if (this.#inactivityTimer === undefined) this.#inactivityTimer = setTimeout(this.#onInactive, this.#silenceMs);
     else this.#inactivityTimer.refresh();
   }
@@ -338,7 +338,7 @@ export class EchoAgentSession extends AgentSession {
     const n = ++this.#utterances;
     const rate = this.#rateHz;
     const callerText = kept < total ? `[utterance ${n}: ${seconds(total, rate)} s, last ${seconds(kept, rate)} s kept]` : `[utterance ${n}: ${seconds(total, rate)} s]`;
-    this.#queue(() => this.emit('transcript', { role: 'caller', text: callerText, final: true }));
+    this.#queue(() => this.emitEvent({ type: 'transcript', role: 'caller', text: callerText, final: true }));
 
     this.#responseId = `echo-${n}`;
     this.#responseLen = kept;
@@ -352,7 +352,7 @@ export class EchoAgentSession extends AgentSession {
     if (this.#closed || this.#emitTimer === undefined || responseId === undefined) return;
     if (this.#responsePos === 0) {
       this.#playStartSample = this.#vad.samplesProcessed;
-      this.emit('transcript', { role: 'agent', text: `[echo ${responseId.slice(5)}: ${seconds(this.#responseLen, this.#rateHz)} s]`, final: true });
+      this.emitEvent({ type: 'transcript', role: 'agent', text: `[echo ${responseId.slice(5)}: ${seconds(this.#responseLen, this.#rateHz)} s]`, final: true });
       if (this.#responseId !== responseId || this.#emitTimer === undefined) return; // a listener interrupted or closed
     }
     const start = this.#responsePos;
@@ -361,8 +361,8 @@ export class EchoAgentSession extends AgentSession {
     this.#playingUntilSample = this.#playStartSample + end + this.#slackSamples;
     const done = end >= this.#responseLen;
     if (done) this.#stopResponse();
-    this.emit('audio', { data: this.#response.slice(start, end), responseId });
-    if (done && !this.#closed) this.emit('responseDone', { responseId });
+    this.emitEvent({ type: 'audio', data: this.#response.slice(start, end), sampleRateHz: this.outputFormat.sampleRateHz, responseId });
+    if (done && !this.#closed) this.emitEvent({ type: 'responseDone', responseId });
   };
 
   /** Stops emitting the current response (no responseDone: it did not finish). */
@@ -391,9 +391,8 @@ export class EchoAgentSession extends AgentSession {
     }
   };
 
-  /** Audio of the wrong type: a non-fatal error, reported only if someone listens ('error' without a listener throws). */
+  /** Audio of the wrong type: a non-fatal error. */
   #rejectAudio(): void {
-    if (this.listenerCount('error') === 0) return;
     const error = new BridgeError(ErrorCodes.DSP_ARGUMENT, `echo agent: expected ${this.#ulaw ? 'Uint8Array (μ-law)' : 'Int16Array (PCM16)'} audio`);
     this.#queue(() => this.reportError(error, false));
   }

@@ -379,17 +379,17 @@ export class ElevenLabsAgentSession extends AgentSession {
         return;
       case 'agent_response':
         this.#onAgentText();
-        if (e.text.trim() !== '') this.emit('transcript', { role: 'agent', text: e.text.trim(), final: true });
+        if (e.text.trim() !== '') this.emitEvent({ type: 'transcript', role: 'agent', text: e.text.trim(), final: true });
         return;
       case 'agent_response_correction':
         // After an interruption the service truncates its reply to what it thinks was said.
-        if (e.corrected.trim() !== '') this.emit('transcript', { role: 'agent', text: e.corrected.trim(), final: true });
+        if (e.corrected.trim() !== '') this.emitEvent({ type: 'transcript', role: 'agent', text: e.corrected.trim(), final: true });
         return;
       case 'user_transcript':
         // A new caller turn: whatever the agent said before it is over.
         this.#finishResponse();
         this.#textPending = false;
-        if (e.text.trim() !== '') this.emit('transcript', { role: 'caller', text: e.text.trim(), final: true });
+        if (e.text.trim() !== '') this.emitEvent({ type: 'transcript', role: 'caller', text: e.text.trim(), final: true });
         return;
       case 'ping':
         // At once, whatever ping_ms says: it is the service's estimate of the round trip, made from these pongs.
@@ -447,7 +447,7 @@ export class ElevenLabsAgentSession extends AgentSession {
       this.#stats.staleAudioDropped++;
       return;
     }
-    this.emit('audio', { data: this.#toSamples(bytes), responseId: r.id });
+    this.emitEvent({ type: 'audio', data: this.#toSamples(bytes), sampleRateHz: this.#outputFormat.sampleRateHz, responseId: r.id });
   }
 
   /** Why a decoded chunk cannot be played, or undefined. */
@@ -489,7 +489,7 @@ export class ElevenLabsAgentSession extends AgentSession {
     this.#gapTimer = undefined;
     const r = this.#resp;
     this.#resp = undefined;
-    if (r !== undefined && !r.dropped && this.#state === 'open') this.emit('responseDone', { responseId: r.id });
+    if (r !== undefined && !r.dropped && this.#state === 'open') this.emitEvent({ type: 'responseDone', responseId: r.id });
     if (this.#endReason !== undefined) this.#emitEnd();
   }
 
@@ -511,7 +511,7 @@ export class ElevenLabsAgentSession extends AgentSession {
     this.#gapTimer = undefined;
     this.#resp = undefined; // discarded: no responseDone
     this.#textPending = false;
-    this.emit('interruption');
+    this.emitEvent({ type: 'interruption' });
     if (this.#endReason !== undefined) this.#emitEnd();
   }
 
@@ -566,7 +566,7 @@ export class ElevenLabsAgentSession extends AgentSession {
     this.#endEmitted = true;
     for (const t of [this.#endTimer, this.#endGraceTimer]) if (t !== undefined) clearTimeout(t);
     this.#endTimer = this.#endGraceTimer = undefined;
-    this.emit('end', { reason: this.#endReason });
+    this.emitEvent({ type: 'end', reason: this.#endReason });
   }
 
   #onLost(error: BridgeError, { code, reason }: LostInfo): void {
@@ -672,7 +672,7 @@ export class ElevenLabsAgentSession extends AgentSession {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#teardown();
-    this.emit('closed', { reason });
+    this.emitEvent({ type: 'closed', reason });
   }
 
   #teardown(): void {

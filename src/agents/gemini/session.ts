@@ -275,7 +275,7 @@ export class GeminiLiveSession extends AgentSession {
     this.#ws = undefined;
     if (ws !== undefined) this.#retire(ws, 'call ended');
     this.#closePromise = Promise.all([...this.#retiring]).then(() => {
-      this.emit('closed', { reason });
+      this.emitEvent({ type: 'closed', reason });
     });
     return this.#closePromise;
   }
@@ -516,7 +516,7 @@ export class GeminiLiveSession extends AgentSession {
         }
         turn.samples += pcm.length;
         this.#stats.agentMsEmitted += (pcm.length * 1000) / OUTPUT_RATE_HZ;
-        this.emit('audio', { data: pcm, responseId: turn.responseId });
+        this.emitEvent({ type: 'audio', data: pcm, sampleRateHz: OUTPUT_RATE_HZ, responseId: turn.responseId });
         if (this.#closed() || this.#turn !== turn) return; // a listener closed us
       }
     }
@@ -524,7 +524,7 @@ export class GeminiLiveSession extends AgentSession {
       // §3.5: the caller spoke over the model; it stopped. Drop whatever of the turn still arrives.
       this.#stats.interruptionsFromService++;
       if (this.#turn !== undefined) this.#turn.interrupted = true;
-      this.emit('interruption');
+      this.emitEvent({ type: 'interruption' });
       if (this.#state === 'closed') return;
     }
     if (c.turnComplete) this.#endTurn(false);
@@ -536,7 +536,7 @@ export class GeminiLiveSession extends AgentSession {
     this.#turn = undefined;
     if (turn !== undefined && !turn.interrupted && !turn.dropped && turn.samples > 0) {
       // Also when cut by a reconnect: all of its audio that will ever come has been emitted.
-      this.emit('responseDone', { responseId: turn.responseId });
+      this.emitEvent({ type: 'responseDone', responseId: turn.responseId });
     }
     this.#flushCallerText();
     let text = this.#agentText.trim();
@@ -545,13 +545,13 @@ export class GeminiLiveSession extends AgentSession {
       text += turn.heardMs !== undefined ? ` [interrupted: the caller heard about ${turn.heardMs} ms]` : ' [interrupted]';
     } else if (turn !== undefined && cut) text += ' [cut by a reconnect]';
     text = text.trim();
-    if (text !== '' && this.#state !== 'closed') this.emit('transcript', { role: 'agent', text, final: true });
+    if (text !== '' && this.#state !== 'closed') this.emitEvent({ type: 'transcript', role: 'agent', text, final: true });
   }
 
   #flushCallerText(): void {
     const text = this.#callerText.trim();
     this.#callerText = '';
-    if (text !== '' && this.#state !== 'closed') this.emit('transcript', { role: 'caller', text, final: true });
+    if (text !== '' && this.#state !== 'closed') this.emitEvent({ type: 'transcript', role: 'caller', text, final: true });
   }
 
   // --- sending -----------------------------------------------------------------------

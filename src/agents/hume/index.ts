@@ -8,26 +8,12 @@ import type { AgentContext, AgentFactory } from '../agent.js';
 import type { AgentModule } from '../registry.js';
 import type { Config } from '../../config.js';
 import { BridgeError, ErrorCodes } from '../../errors.js';
-import type { DspBackend } from '../../dsp/backend.js';
-import { loadDsp, type DspBackendChoice } from '../../dsp/load.js';
 import { readHumeCallOptions, readHumeConfig, type HumeCallOptions } from './config.js';
 import { HumeSession } from './session.js';
 
 export { HumeSession } from './session.js';
 export type { HumeSessionStats } from './session.js';
 export { readHumeConfig, readHumeCallOptions, type HumeConfig } from './config.js';
-
-/** One DSP backend per choice for all Hume sessions (loaded on the first connect, only for its resampler). */
-const dspByChoice = new Map<DspBackendChoice, Promise<DspBackend>>();
-function sharedDsp(choice: DspBackendChoice): Promise<DspBackend> {
-  let p = dspByChoice.get(choice);
-  if (!p) {
-    p = loadDsp({ backend: choice });
-    p.catch(() => dspByChoice.delete(choice)); // a failed load may be retried by the next call
-    dspByChoice.set(choice, p);
-  }
-  return p;
-}
 
 export function createHumeAgentFactory(config: Config): { factory: AgentFactory; problems: string[] } {
   const { config: hume, problems } = readHumeConfig(config.env);
@@ -46,8 +32,6 @@ export function createHumeAgentFactory(config: Config): { factory: AgentFactory;
       return new HumeSession({
         config: hume ?? { apiKey: '', url: 'wss://invalid.invalid/', inputRateHz: 16_000, outputRateHz: 24_000, keepaliveMs: 5000, resumeAttempts: 0 },
         call,
-        dsp: () => sharedDsp(config.dsp),
-        resamplerQuality: config.resamplerQuality,
         dialTimeoutMs: config.agentConnectTimeoutMs,
       });
     },

@@ -28,10 +28,9 @@
  * Audio out: every `audio_output` is a whole WAV file. Its header is read (the rate
  * is 48 kHz per the SDK doc, 24 kHz per an SDK PR: we trust each header, §4.4);
  * anything but PCM16 mono, truncated or absurd is BRIDGE_ERR_AGENT_AUDIO_FORMAT and
- * never played. The bridge reads `outputFormat` once, at connect, so it is fixed
- * (HUME_OUTPUT_RATE, default 24 kHz); a chunk at another rate is resampled here with
- * the DSP backend's streaming resampler (state kept across the chunks of a response,
- * its tail flushed at assistant_end, dropped on interruption).
+ * never played. Each chunk goes to the call at its header's rate (the call's outbound
+ * path resamples, and follows a change of rate); `outputFormat` (HUME_OUTPUT_RATE,
+ * default 24 kHz) is only the rate that path opens at.
  *
  * Responses: EVI has no response id; an assistant turn runs from its first
  * audio_output to `assistant_end`, and we name it `hume-<n>`. `user_interruption`
@@ -53,7 +52,6 @@ import { CallerAudioHold } from '../shared/caller-audio-hold.js';
 import { dtmfKey } from '../shared/dtmf.js';
 import { RetryPolicy } from '../shared/retry-policy.js';
 import { abortError, type SocketErrorRules } from '../shared/socket-errors.js';
-import type { DspBackend, Resampler } from '../../dsp/backend.js';
 import type { HumeCallOptions, HumeConfig } from './config.js';
 import {
   buildAudioInput,
@@ -73,9 +71,6 @@ export interface HumeSessionOptions {
   readonly config: HumeConfig;
   /** Per-call options, or the BridgeError (AGENT_CONFIG) that connect() must reject with. */
   readonly call: HumeCallOptions | BridgeError;
-  /** Resolves the DSP backend (resampler for WAV chunks not at outputRateHz). */
-  readonly dsp: () => Promise<DspBackend>;
-  readonly resamplerQuality?: number;
   /** Bound of each resume dial (connect() itself is bounded by its signal). Default 5000 ms. */
   readonly dialTimeoutMs?: number;
 }
@@ -88,8 +83,8 @@ export interface HumeSessionStats {
   audioChunksReceived: number;
   /** audio_output chunks dropped because they belonged to an interrupted turn. */
   audioChunksDropped: number;
-  /** Chunks that were resampled (header rate ≠ outputRateHz). */
-  audioChunksResampled: number;
+  /** Chunks whose header rate is not HUME_OUTPUT_RATE (played at their own rate). */
+  audioChunksOffRate: number;
   protocolErrors: number;
   audioFormatErrors: number;
   serviceErrors: number;
@@ -134,8 +129,6 @@ export class HumeSession extends AgentSession {
 
   readonly #cfg: HumeConfig;
   readonly #call: HumeCallOptions | BridgeError;
-  readonly #getDsp: () => Promise<DspBackend>;
-  readonly #quality: number;
   readonly #dialTimeoutMs: number;
   readonly #inRate: number;
   readonly #outRate: number;
@@ -147,19 +140,6 @@ export class HumeSession extends AgentSession {
   /** Aborted by close(): cancels dials and resume back-offs. */
   readonly #life = new AbortController();
   #closePromise: Promise<void> | undefined;
-
-  #dsp: DspBackend | undefined;
-  /**
-   * Off-rate agent audio is resampled here for now. Issue 10 (item 2) wants agent audio to
-   * carry its sample rate and the call's outbound path to resample, so that no adapter loads
-   * the DSP; that move belongs with the src/call changes and is not made here.
-   */
-  #resampler: Resampler | undefined;
-  /** The resampler has been fed since its last flush/reset (a tail is due at assistant_end). */
-  #resamplerDirty = false;
-  /** Output samples still to skip: the filter build-up of a fresh (or reset) resampler. */
-  #skipOut = 0;
-  #resampleOut = new Int16Array(0);
 
   /** Current assistant turn (response) and its messages. */
   #responseSeq = 0;
@@ -184,7 +164,7 @@ export class HumeSession extends AgentSession {
     audioDroppedMs: 0,
     audioChunksReceived: 0,
     audioChunksDropped: 0,
-    audioChunksResampled: 0,
+    audioChunksOffRate: 0,
     protocolErrors: 0,
     audioFormatErrors: 0,
     serviceErrors: 0,
@@ -195,8 +175,6 @@ export class HumeSession extends AgentSession {
     super();
     this.#cfg = options.config;
     this.#call = options.call;
-    this.#getDsp = options.dsp;
-    this.#quality = options.resamplerQuality ?? 7;
     this.#dialTimeoutMs = options.dialTimeoutMs ?? 5000;
     this.#inRate = options.config.inputRateHz;
     this.#outRate = options.config.outputRateHz;
@@ -232,7 +210,6 @@ export class HumeSession extends AgentSession {
     if (signal.aborted) throw abortError(RULES, signal);
     this.#state = 'dialing';
     try {
-      this.#dsp = await this.#bounded(this.#getDsp(), signal);
       await this.#dial(undefined, signal);
     } catch (e) {
       if ((this.#state as State) !== 'closed') {
@@ -259,12 +236,10 @@ export class HumeSession extends AgentSession {
     this.#ws = undefined;
     this.#dispose();
     await ws?.close(1000, 'call ended');
-    this.emit('closed', { reason });
+    this.emitEvent({ type: 'closed', reason });
   }
 
   #dispose(): void {
-    this.#resampler?.close();
-    this.#resampler = undefined;
     this.#gap.clear();
   }
 
@@ -361,7 +336,7 @@ export class HumeSession extends AgentSession {
 
   #onDrop(cause: BridgeError, info: LostInfo): void {
     // The turn in progress will not get the rest of its audio: it ends here.
-    this.#finishResponse(false);
+    this.#finishResponse();
     const groupId = this.#chatGroupId;
     // A service that accepts the resume and drops again at once would loop forever (RetryPolicy).
     const again = this.#retry.lost();
@@ -493,21 +468,21 @@ export class HumeSession extends AgentSession {
           if (known) known.text = msg.text;
           else if (this.#turn.length < MAX_TURN_MESSAGES) this.#turn.push({ id: msg.id, text: msg.text, ms: 0 });
         }
-        if (msg.text !== '' && !this.#dropping) this.emit('transcript', { role: 'agent', text: msg.text, final: true });
+        if (msg.text !== '' && !this.#dropping) this.emitEvent({ type: 'transcript', role: 'agent', text: msg.text, final: true });
         return;
       case 'user_message':
         if (!msg.interim) this.#dropping = false; // a new user turn: what follows is a new reply
-        if (msg.text !== '') this.emit('transcript', { role: 'caller', text: msg.text, final: !msg.interim });
+        if (msg.text !== '') this.emitEvent({ type: 'transcript', role: 'caller', text: msg.text, final: !msg.interim });
         return;
       case 'user_interruption':
         // The reply being heard: the one still arriving, or else the last one (it may still be playing).
         this.#interruptedTurn = this.#responseId !== undefined ? this.#turn : this.#lastTurn;
         this.#abandonResponse();
-        this.emit('interruption');
+        this.emitEvent({ type: 'interruption' });
         return;
       case 'assistant_end':
         this.#dropping = false;
-        this.#finishResponse(true);
+        this.#finishResponse();
         this.#turn = [];
         return;
       case 'tool_call':
@@ -556,26 +531,9 @@ export class HumeSession extends AgentSession {
     if (turnMsg) turnMsg.ms += chunkMs;
     else if (msg.id !== '' && this.#turn.length < MAX_TURN_MESSAGES) this.#turn.push({ id: msg.id, text: '', ms: chunkMs });
 
+    if (info.sampleRateHz !== this.#outRate) this.#stats.audioChunksOffRate++;
     const src = this.#samples(wav, info.dataOffset, info.samples);
-    if (info.sampleRateHz === this.#outRate) {
-      if (this.#resamplerDirty) this.#flushResampler(responseId); // a rate change mid-turn: the old tail first
-      this.emit('audio', { data: src.slice(), responseId });
-      return;
-    }
-    this.#stats.audioChunksResampled++;
-    const r = this.#resamplerFor(info.sampleRateHz, responseId);
-    const need = r.maxOutput(src.length);
-    if (this.#resampleOut.length < need) this.#resampleOut = new Int16Array(need);
-    let n = r.process(src, this.#resampleOut);
-    this.#resamplerDirty = true;
-    // A fresh filter first outputs its own build-up (outputLatency samples): skip it, as
-    // speex_resampler_skip_zeros does, so the reply is not delayed and keeps its length.
-    let from = 0;
-    if (this.#skipOut > 0) {
-      from = Math.min(this.#skipOut, n);
-      this.#skipOut -= from;
-    }
-    if (n > from) this.emit('audio', { data: this.#resampleOut.slice(from, n), responseId });
+    this.emitEvent({ type: 'audio', data: src.slice(), sampleRateHz: info.sampleRateHz, responseId });
   }
 
   /** The PCM16 samples of a decoded WAV (a view when aligned on a little-endian host, else a copy). */
@@ -583,61 +541,21 @@ export class HumeSession extends AgentSession {
     return pcm16FromBytes(wav.subarray(offset, offset + count * 2));
   }
 
-  #resamplerFor(fromHz: number, responseId: string): Resampler {
-    const current = this.#resampler;
-    if (current && current.fromHz === fromHz) return current;
-    if (current) {
-      if (this.#resamplerDirty) this.#flushResampler(responseId);
-      current.close();
-    }
-    if (!this.#dsp) throw new BridgeError(ErrorCodes.AGENT_AUDIO_FORMAT, 'hume: no DSP backend to resample agent audio');
-    this.#resampler = this.#dsp.createResampler({ fromHz, toHz: this.#outRate, quality: this.#quality });
-    this.#resamplerDirty = false;
-    this.#skipOut = this.#resampler.outputLatency;
-    return this.#resampler;
-  }
-
-  #flushResampler(responseId: string | undefined): void {
-    const r = this.#resampler;
-    this.#resamplerDirty = false;
-    if (!r) return;
-    const out = new Int16Array(r.outputLatency + 1);
-    const n = r.flush(out); // flush() also resets the filter: the next reply starts fresh
-    this.#skipOut = r.outputLatency;
-    if (n > 0 && responseId !== undefined) this.emit('audio', { data: out.subarray(0, n), responseId });
-  }
-
-  /**
-   * End of the turn's audio, then responseDone. `done`: the turn finished (assistant_end),
-   * so the resampler tail is played; otherwise (the socket dropped) it is discarded.
-   */
-  #finishResponse(done: boolean): void {
+  /** End of the turn's audio (assistant_end, or the socket dropped), then responseDone. */
+  #finishResponse(): void {
     const responseId = this.#responseId;
     if (responseId === undefined) return;
-    if (this.#resamplerDirty) {
-      if (done) this.#flushResampler(responseId);
-      else this.#resetResampler();
-    }
     this.#responseId = undefined;
     this.#lastTurn = this.#turn;
     this.#turn = [];
-    this.emit('responseDone', { responseId });
+    this.emitEvent({ type: 'responseDone', responseId });
   }
 
-  /** Barge-in: the turn's remaining audio is dropped, by message id, and the resampler history with it. */
+  /** Barge-in: the turn's remaining audio is dropped, by message id. */
   #abandonResponse(): void {
     for (const m of this.#turn) if (!this.#droppedIds.includes(m.id)) this.#rememberDropped(m.id);
-    this.#resetResampler();
     this.#responseId = undefined;
     this.#turn = [];
-  }
-
-  #resetResampler(): void {
-    if (this.#resamplerDirty && this.#resampler) {
-      this.#resampler.reset();
-      this.#skipOut = this.#resampler.outputLatency;
-    }
-    this.#resamplerDirty = false;
   }
 }
 

@@ -329,7 +329,7 @@ export class OpenAiRealtimeSession extends AgentSession {
     const conn = this.#conn;
     this.#conn = undefined;
     if (conn) await conn.socket.close(1000, closeReason(reason));
-    this.emit('closed', { reason });
+    this.emitEvent({ type: 'closed', reason });
   }
 
   // --- connections ------------------------------------------------------------------
@@ -615,7 +615,7 @@ export class OpenAiRealtimeSession extends AgentSession {
         if (conn.serverInterrupts) this.#cancelledByService();
         else this.#cancelCurrent();
         if (ev.itemId) this.#entry('user', ev.itemId);
-        this.emit('interruption');
+        this.emitEvent({ type: 'interruption' });
         return;
       }
       case 'input_audio_buffer.speech_stopped':
@@ -643,26 +643,26 @@ export class OpenAiRealtimeSession extends AgentSession {
       case 'response.output_audio_transcript.done': {
         const e = this.#entry('assistant', ev.itemId);
         e.text = ev.transcript;
-        if (ev.transcript.trim()) this.emit('transcript', { role: 'agent', text: ev.transcript, final: true });
+        if (ev.transcript.trim()) this.emitEvent({ type: 'transcript', role: 'agent', text: ev.transcript, final: true });
         return;
       }
       case 'conversation.item.input_audio_transcription.completed': {
         const e = this.#entry('user', ev.itemId);
         e.text = ev.transcript;
-        if (ev.transcript.trim()) this.emit('transcript', { role: 'caller', text: ev.transcript, final: true });
+        if (ev.transcript.trim()) this.emitEvent({ type: 'transcript', role: 'caller', text: ev.transcript, final: true });
         return;
       }
       case 'response.done': {
         const r = this.#responses.get(ev.responseId);
         if (this.#current?.id === ev.responseId) this.#current = undefined;
         if (!r) {
-          this.emit('responseDone', { responseId: ev.responseId });
+          this.emitEvent({ type: 'responseDone', responseId: ev.responseId });
           return;
         }
         if (r.done) return;
         r.done = true;
         if (ev.status === 'cancelled') r.dropped = true;
-        if (!r.dropped) this.emit('responseDone', { responseId: r.id });
+        if (!r.dropped) this.emitEvent({ type: 'responseDone', responseId: r.id });
         return;
       }
       case 'error':
@@ -709,7 +709,7 @@ export class OpenAiRealtimeSession extends AgentSession {
     r.emittedMs += ms;
     this.#playingUntil = Math.max(this.#playingUntil, r.playStartMs + r.emittedMs + PLAYOUT_SLACK_MS);
     this.#lastAudio = r;
-    this.emit('audio', { data, responseId: r.id });
+    this.emitEvent({ type: 'audio', data, sampleRateHz: this.outputFormat.sampleRateHz, responseId: r.id });
   }
 
   #onServiceError(conn: RealtimeConnection, e: { type?: string; code?: string; message: string }): void {
@@ -834,7 +834,7 @@ export class OpenAiRealtimeSession extends AgentSession {
     this.#current = undefined;
     if (cur && !cur.done && !cur.dropped && cur.emittedMs > 0) {
       cur.done = true;
-      this.emit('responseDone', { responseId: cur.id });
+      this.emitEvent({ type: 'responseDone', responseId: cur.id });
     }
   }
 

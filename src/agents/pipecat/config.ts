@@ -20,9 +20,10 @@ export interface PipecatConfig {
   /** PCM16 rate of the caller audio we send (AudioRawFrame.sample_rate): the pipeline's audio_in_sample_rate. */
   readonly sampleRateHz: number;
   /**
-   * Rate of the bot audio we emit (outputFormat); undefined → sampleRateHz. Bot frames at
-   * another rate are resampled to it. Pipecat's PipelineParams default audio_out_sample_rate
-   * is 24000: set this to match and no extra resampling step runs.
+   * The bot audio rate we expect (outputFormat: the call opens its outbound path at it);
+   * undefined → sampleRateHz. A frame at another rate is played at its own rate (the
+   * call's outbound path follows). Pipecat's PipelineParams default audio_out_sample_rate
+   * is 24000: set this to match and the path never has to change rate.
    */
   readonly outputSampleRateHz?: number;
   /** Bound of the WebSocket handshake (ms). */

@@ -6,32 +6,20 @@ import type { AgentContext, AgentFactory } from '../agent.js';
 import type { AgentModule } from '../registry.js';
 import type { Config } from '../../config.js';
 import { BridgeError, ErrorCodes } from '../../errors.js';
-import type { DspBackend } from '../../dsp/backend.js';
-import { loadDsp } from '../../dsp/load.js';
 import { readPipecatConfig } from './config.js';
 import { PipecatAgentSession } from './session.js';
 
 export { PipecatAgentSession } from './session.js';
 export { readPipecatConfig, type PipecatConfig } from './config.js';
 
-/** One DSP backend per process for off-rate bot audio, loaded on first use (the bridge's own choice of backend). */
-let dspPromise: Promise<DspBackend | undefined> | undefined;
-function sharedDsp(choice: Config['dsp']): () => Promise<DspBackend | undefined> {
-  return () => {
-    dspPromise ??= loadDsp({ backend: choice }).catch(() => undefined);
-    return dspPromise;
-  };
-}
-
 export function createPipecatAgentFactory(config: Config): { factory: AgentFactory; problems: string[] } {
   const { config: pc, problems } = readPipecatConfig(config.env);
-  const dsp = sharedDsp(config.dsp);
   const factory: AgentFactory = Object.freeze({
     name: 'pipecat',
     available: pc !== undefined,
     create: (ctx: AgentContext) => {
       if (pc === undefined) throw new BridgeError(ErrorCodes.AGENT_CONFIG, 'pipecat agent: PIPECAT_URL is not set');
-      return new PipecatAgentSession({ config: pc, parameters: ctx.parameters, callSid: ctx.callSid, dsp, resamplerQuality: config.resamplerQuality });
+      return new PipecatAgentSession({ config: pc, parameters: ctx.parameters, callSid: ctx.callSid });
     },
   });
   return { factory, problems };

@@ -12,7 +12,7 @@
  *
  *   bridge → server                              server → bridge
  *   (each connection) → MessageFrame(RTVI client-ready {version 2.2.0})
- *   sendAudio(PCM16)  → AudioRawFrame@in rate    AudioRawFrame   → 'audio' at the out rate (resampled if off-rate; stereo rejected)
+ *   sendAudio(PCM16)  → AudioRawFrame@in rate    AudioRawFrame   → 'audio' at the frame's own rate (the call resamples; stereo rejected)
  *   interrupt(heard)  → MessageFrame(RTVI client-message t=interruption {heardMs}) + InterruptionFrame
  *   sendDtmf(d)       → MessageFrame(RTVI dtmf {buttons: [d]})
  *                                                InterruptionFrame → 'interruption' (unless it acks ours)
@@ -63,7 +63,6 @@ import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
 import { BridgeError, ErrorCodes, type ErrorCode } from '../../errors.js';
 import { AgentSocket, redactUrl, type LostInfo } from '../shared/agent-socket.js';
 import type { SocketErrorRules } from '../shared/socket-errors.js';
-import type { DspBackend, Resampler } from '../../dsp/backend.js';
 import type { PipecatConfig } from './config.js';
 import { ratesFromParameters } from './config.js';
 import {
@@ -153,9 +152,6 @@ export interface PipecatSessionOptions {
   readonly config: PipecatConfig;
   readonly parameters: Readonly<Record<string, string>>;
   readonly callSid: string;
-  /** Resolves the DSP backend for off-rate bot audio (undefined → such audio is rejected). */
-  readonly dsp: () => Promise<DspBackend | undefined>;
-  readonly resamplerQuality: number;
 }
 
 export class PipecatAgentSession extends AgentSession {
@@ -165,8 +161,6 @@ export class PipecatAgentSession extends AgentSession {
 
   readonly #cfg: PipecatConfig;
   readonly #o: PipecatSessionOptions;
-  /** Output (bot audio) rate. */
-  readonly #outRateHz: number;
   readonly #configError: BridgeError | undefined;
   readonly #encoder: AudioFrameEncoder;
   readonly #lifetime = new AbortController();
@@ -177,16 +171,6 @@ export class PipecatAgentSession extends AgentSession {
   #ws: AgentSocket | undefined;
   #reconnectUsed = false;
   #closePromise: Promise<void> | undefined;
-
-  #dsp: DspBackend | undefined;
-  /**
-   * Off-rate agent audio is resampled here for now. Issue 10 (item 2) wants agent audio to
-   * carry its sample rate and the call's outbound path to resample, so that no adapter loads
-   * the DSP; that move belongs with the src/call changes and is not made here.
-   */
-  #resampler: Resampler | undefined;
-  #resampleIn = new Int16Array(0);
-  #resampleOut = new Int16Array(0);
 
   /** The response being received, if any. */
   #responseId: string | undefined;
@@ -241,7 +225,6 @@ export class PipecatAgentSession extends AgentSession {
       // Reported by connect(): create() must not throw for a bad webhook option.
       this.#configError = e as BridgeError;
     }
-    this.#outRateHz = rates.outHz;
     this.inputFormat = pcm16(rates.inHz);
     this.outputFormat = pcm16(rates.outHz);
     this.#encoder = new AudioFrameEncoder(rates.inHz);
@@ -270,9 +253,7 @@ export class PipecatAgentSession extends AgentSession {
     if (this.#phase !== 'idle') throw new BridgeError(ErrorCodes.AGENT_CONNECT, 'pipecat agent: connect() was already called');
     this.#phase = 'connecting';
     const both = AbortSignal.any([signal, this.#lifetime.signal]);
-    // The DSP backend is loaded once per process (memoised by the factory); it only
-    // matters if the server sends audio at another rate, so it never fails connect.
-    const [ws, dsp] = await Promise.all([this.#open(both), this.#o.dsp().catch(() => undefined)]).catch((e: unknown) => {
+    const ws = await this.#open(both).catch((e: unknown) => {
       if (this.#phase === 'connecting') this.#phase = 'idle';
       throw e;
     });
@@ -280,7 +261,6 @@ export class PipecatAgentSession extends AgentSession {
       ws.terminate();
       throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'pipecat agent: closed while connecting');
     }
-    this.#dsp = dsp;
     this.#attach(ws);
     this.#phase = 'open';
   }
@@ -409,7 +389,7 @@ export class PipecatAgentSession extends AgentSession {
         this.#armGap();
         return;
       case 'transcription':
-        if (!this.#rtviUserText && f.text.trim().length > 0) this.emit('transcript', { role: 'caller', text: f.text.trim().slice(0, MAX_AGENT_TEXT), final: true });
+        if (!this.#rtviUserText && f.text.trim().length > 0) this.emitEvent({ type: 'transcript', role: 'caller', text: f.text.trim().slice(0, MAX_AGENT_TEXT), final: true });
         return;
       case 'interruption':
         this.#onServerInterruption();
@@ -435,37 +415,14 @@ export class PipecatAgentSession extends AgentSession {
       }
       this.#discardSince = -1; // the server went on talking: take it as a new response
     }
-    let pcm: Int16Array | undefined;
-    if (rateHz === this.#outRateHz) pcm = pcmFromBytes(bytes);
-    else pcm = this.#resample(bytes, rateHz);
-    if (pcm === undefined) return;
+    const pcm = pcmFromBytes(bytes);
     if (this.#responseId === undefined) {
       this.#responseId = `pipecat-${++this.#responseSeq}`;
       this.#stats.responses++;
       this.#ackUntil = 0; // a new response: a later InterruptionFrame is a real barge-in
     }
-    if (pcm.length > 0) this.emit('audio', { data: pcm, responseId: this.#responseId });
-  }
-
-  /** Off-rate bot audio → our rate, through the DSP backend's streaming resampler (one per source rate). */
-  #resample(bytes: Uint8Array, fromHz: number): Int16Array | undefined {
-    const dsp = this.#dsp;
-    if (dsp === undefined) {
-      this.#nonFatal(ErrorCodes.AGENT_AUDIO_FORMAT, `pipecat agent: bot audio at ${fromHz} Hz, expected ${this.#outRateHz} Hz, and no DSP backend to resample it; dropped`);
-      return undefined;
-    }
-    if (this.#resampler === undefined || this.#resampler.fromHz !== fromHz) {
-      this.#resampler?.close();
-      this.#resampler = dsp.createResampler({ fromHz, toHz: this.#outRateHz, quality: this.#o.resamplerQuality });
-    }
-    const n = bytes.length >> 1;
-    if (this.#resampleIn.length < n) this.#resampleIn = new Int16Array(n);
-    const src = this.#resampleIn.subarray(0, n);
-    new Uint8Array(src.buffer, 0, n * 2).set(bytes.subarray(0, n * 2)); // LE hosts (see protocol.ts)
-    const need = this.#resampler.maxOutput(n);
-    if (this.#resampleOut.length < need) this.#resampleOut = new Int16Array(need);
-    const written = this.#resampler.process(src, this.#resampleOut);
-    return this.#resampleOut.slice(0, written);
+    // At the frame's own rate: the call's outbound path resamples whatever rate comes.
+    if (pcm.length > 0) this.emitEvent({ type: 'audio', data: pcm, sampleRateHz: rateHz, responseId: this.#responseId });
   }
 
   #onServerInterruption(): void {
@@ -479,7 +436,7 @@ export class PipecatAgentSession extends AgentSession {
     // Pipecat has dropped its queued audio; whatever comes next is a new response.
     this.#endResponse(false);
     this.#discardSince = -1;
-    this.emit('interruption');
+    this.emitEvent({ type: 'interruption' });
   }
 
   #onMessageFrame(data: unknown): void {
@@ -492,7 +449,7 @@ export class PipecatAgentSession extends AgentSession {
         const d = rtviData(data);
         this.#rtviUserText = true;
         const text = typeof d['text'] === 'string' ? d['text'].trim() : '';
-        if (d['final'] === true && text !== '') this.emit('transcript', { role: 'caller', text: text.slice(0, MAX_AGENT_TEXT), final: true });
+        if (d['final'] === true && text !== '') this.emitEvent({ type: 'transcript', role: 'caller', text: text.slice(0, MAX_AGENT_TEXT), final: true });
         return;
       }
       case 'bot-output':
@@ -572,21 +529,14 @@ export class PipecatAgentSession extends AgentSession {
     return '';
   }
 
-  /** Ends the current response: done=true → resampler tail, transcript, 'responseDone'; false → dropped (interrupted). */
+  /** Ends the current response: done=true → transcript, 'responseDone'; false → dropped (interrupted). */
   #endResponse(done: boolean): void {
     const responseId = this.#responseId;
     this.#responseId = undefined;
-    if (this.#resampler) {
-      if (done && responseId !== undefined) {
-        const tail = new Int16Array(this.#resampler.outputLatency + 1);
-        const n = this.#resampler.flush(tail);
-        if (n > 0) this.emit('audio', { data: tail.subarray(0, n), responseId });
-      } else this.#resampler.reset();
-    }
     const text = this.#agentTranscript(done);
     this.#botText = emptyBotText();
-    if (text !== '') this.emit('transcript', { role: 'agent', text: done ? text : `${text} [interrupted]`, final: true });
-    if (done && responseId !== undefined && this.#phase !== 'closed') this.emit('responseDone', { responseId });
+    if (text !== '') this.emitEvent({ type: 'transcript', role: 'agent', text: done ? text : `${text} [interrupted]`, final: true });
+    if (done && responseId !== undefined && this.#phase !== 'closed') this.emitEvent({ type: 'responseDone', responseId });
   }
 
   // --- socket end, reconnect, errors ---------------------------------------------------
@@ -604,7 +554,7 @@ export class PipecatAgentSession extends AgentSession {
     if ((this.#phase as Phase) === 'closed') return; // a listener closed us
     if (!dead && BOT_ENDED.has(code)) {
       // The pipeline ended (EndFrame → the transport closes: 1000 FastAPI, 1001 WebSocket server): the bot hung up.
-      this.emit('end', { reason: `pipecat server ended the session${reason ? `: ${reason}` : ''}` });
+      this.emitEvent({ type: 'end', reason: `pipecat server ended the session${reason ? `: ${reason}` : ''}` });
       void this.close('server-ended');
       return;
     }
@@ -649,11 +599,11 @@ export class PipecatAgentSession extends AgentSession {
       this.#errorWindowStart = now;
       this.#errorsInWindow = 0;
     }
-    if (++this.#errorsInWindow > ERRORS_PER_SECOND || this.listenerCount('error') === 0) {
+    if (++this.#errorsInWindow > ERRORS_PER_SECOND) {
       this.#stats.errorsSuppressed++;
       return;
     }
-    this.emit('error', new BridgeError(code, message), { fatal: false });
+    this.reportError(new BridgeError(code, message), false);
   }
 
   #fatal(err: BridgeError): void {
@@ -674,11 +624,9 @@ export class PipecatAgentSession extends AgentSession {
     this.#lifetime.abort(new Error(`closed: ${reason}`));
     if (this.#gapTimer) clearTimeout(this.#gapTimer);
     this.#gapTimer = undefined;
-    this.#resampler?.close();
-    this.#resampler = undefined;
     const ws = this.#ws;
     this.#ws = undefined;
     await ws?.close(1000, 'bridge closed the call');
-    this.emit('closed', { reason });
+    this.emitEvent({ type: 'closed', reason });
   }
 }

@@ -134,8 +134,10 @@ function runBatch(task: BatchTask): BatchResult {
             s.in = dsp.createInboundPipeline({ toHz: i32[w + W_A]!, quality: i32[w + W_B]!, codec });
             s.inMax = s.in.maxFrameOutput * INBOUND_DST_FRAMES;
           } else {
-            if (s.out) throw new Error('outbound pipeline already open');
-            s.out = dsp.createOutboundPipeline({ fromHz: i32[w + W_A]!, quality: i32[w + W_B]!, codec });
+            // Opened again: the agent's audio changed rate (retune; its flush came first).
+            const next = dsp.createOutboundPipeline({ fromHz: i32[w + W_A]!, quality: i32[w + W_B]!, codec });
+            s.out?.close();
+            s.out = next;
           }
           break;
         }

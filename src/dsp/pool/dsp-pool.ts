@@ -316,9 +316,22 @@ class PoolOutbound implements OutboundPath {
   #epoch = 0;
   #pending = 0;
 
-  constructor(call: PoolCall, sink: OutboundSink) {
+  readonly #quality: number;
+  readonly #codec: number;
+
+  constructor(call: PoolCall, sink: OutboundSink, quality: number, codec: number) {
     this.#call = call;
     this.#sink = sink;
+    this.#quality = quality;
+    this.#codec = codec;
+  }
+
+  /** The old rate's tail (a flush), then the worker replaces the pipeline: both in lane order. */
+  retune(fromHz: number): void {
+    const hz = checkInt('fromHz', fromHz, 1, 384_000);
+    this.flush();
+    const c = this.#call;
+    if (c.usable) c.lane.write(Op.OpenOut, c.id, hz, this.#quality, this.#codec, 0, 0);
   }
 
   get pending(): number {
@@ -395,7 +408,7 @@ class PoolCall implements CallDsp {
     const fromHz = checkInt('fromHz', o.fromHz, 1, 384_000);
     const quality = checkInt('quality', o.quality ?? 7, 0, 10);
     const codec = codecOf(o.codec);
-    this.outbound = new PoolOutbound(this, sink);
+    this.outbound = new PoolOutbound(this, sink, quality, codec);
     if (this.usable) this.lane.write(Op.OpenOut, this.id, fromHz, quality, codec, 0, 0);
     return this.outbound;
   }
