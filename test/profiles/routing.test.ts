@@ -89,6 +89,20 @@ describe('calls routed by profile', () => {
     }
   }, 40_000);
 
+  it('a stream naming a profile this process does not have is not given another agent: the call ends agent-unknown', async () => {
+    await withBridge({ BRIDGE_PROFILES: profilesFile(PROFILES) }, async (bridge) => {
+      const hook = await voiceWebhook(bridge.url, SALES_TO);
+      const r = await streamOf({ ...hook, parameters: { ...hook.parameters, profile: 'removed-since' } }, { audio: new Uint8Array(8000).fill(0xff), tailMs: 20_000, timeoutMs: 30_000 });
+      // The bridge ends the call after its apology, long before the caller would.
+      expect(r.outcome).toBe('server-closed');
+      const rec = await pollUntil(async () => {
+        const body = (await getJson(`${bridge.url}/calls/${hook.callSid}`)).body as { state?: string; endReason?: string; agent?: string | null };
+        return body?.state === 'closed' && body;
+      }, 15_000);
+      expect(rec).toMatchObject({ endReason: 'agent-unknown', agent: null, apology: 'prompt' });
+    });
+  }, 40_000);
+
   it('`?profile=NAME` comes first, the default profile answers other numbers, and the profile\'s options reach the echo agent (μ-law passthrough)', async () => {
     const said = await ulawClip('caller-barge-in.8k-ulaw.wav');
     await withBridge({ BRIDGE_PROFILES: profilesFile(PROFILES) }, async (bridge) => {
