@@ -171,7 +171,7 @@ export class EventDeliverer extends EventEmitter {
   async start(): Promise<void> {
     if (this.#started || this.#closed) return;
     this.#started = true;
-    this.#io = this.#io.then(() => this.#open());
+    this.#io = this.#io.then(() => this.#open()).catch(this.#ioFailed);
     await this.#io;
     this.#schedulePump();
     this.#kick();
@@ -235,7 +235,7 @@ export class EventDeliverer extends EventEmitter {
     this.#writeRetry = undefined;
     // One last write of what was accepted (and of `done` lines), in the I/O chain.
     if (this.#fh !== undefined) {
-      this.#io = this.#io.then(() => this.#writeQueued());
+      this.#io = this.#io.then(() => this.#writeQueued()).catch(this.#ioFailed);
       await this.#io;
     }
     this.#closed = true;
@@ -362,7 +362,10 @@ export class EventDeliverer extends EventEmitter {
     this.#writeScheduled = true;
     setImmediate(() => {
       this.#writeScheduled = false;
-      this.#io = this.#io.then(() => (this.#fh === undefined ? this.#open() : undefined)).then(() => this.#writeQueued());
+      this.#io = this.#io
+        .then(() => (this.#fh === undefined ? this.#open() : undefined))
+        .then(() => this.#writeQueued())
+        .catch(this.#ioFailed);
     });
   }
 
@@ -461,7 +464,7 @@ export class EventDeliverer extends EventEmitter {
     if (reason !== 'queue-full' || n === 1 || n % 1000 === 0) {
       this.#o.log?.('warn', `event dropped undelivered (${reason})`, { code: ErrorCodes.EVENTS_EXPIRED, reason, id: event.id, type: event.type, profile: event.profile, callSid: event.callSid, attempts: e?.attempts ?? 0, droppedSoFar: n });
     }
-    this.emit('dropped', event, reason);
+    this.#tell('dropped', event, reason);
   }
 
   // ── delivery ────────────────────────────────────────────────────────────────
@@ -511,7 +514,7 @@ export class EventDeliverer extends EventEmitter {
         this.#dones.push(e.event.id);
         this.#stats.delivered++;
         this.#schedulePump();
-        this.emit('delivered', e.event);
+        this.#tell('delivered', e.event);
       } else {
         e.attempts++;
         this.#stats.failedAttempts++;
@@ -521,12 +524,29 @@ export class EventDeliverer extends EventEmitter {
         if (e.attempts === 1 || e.attempts % 10 === 0) {
           this.#o.log?.('warn', 'event delivery failed; will retry', { code: ErrorCodes.EVENTS_DELIVERY, id: e.event.id, type: e.event.type, profile: e.event.profile, attempts: e.attempts, reason: why, retryInMs: e.nextAt - this.#o.now() });
         }
-        this.emit('attemptFailed', e.event, why);
+        this.#tell('attemptFailed', e.event, why);
       }
       this.#kick();
+    }).catch((err: unknown) => {
+      // Only a listener's or the logger's own bug can land here; the event stays pending.
+      this.#o.log?.('error', 'event delivery bookkeeping failed', { code: ErrorCodes.EVENTS_DELIVERY, id: e.event.id, err });
     });
     this.#requests.add(p);
   }
+
+  /** Emits without letting a listener's throw reach the delivery or I/O paths. */
+  #tell(name: 'delivered' | 'dropped' | 'attemptFailed', ...args: unknown[]): void {
+    try {
+      this.emit(name, ...args);
+    } catch (err) {
+      this.#o.log?.('error', `an '${name}' listener threw`, { err });
+    }
+  }
+
+  /** The I/O chain never stays rejected: a bug is logged and the next write goes on. */
+  #ioFailed = (err: unknown): void => {
+    this.#o.log?.('error', 'events outbox I/O failed unexpectedly', { code: ErrorCodes.EVENTS_OUTBOX, err });
+  };
 
   #backoffMs(failures: number): number {
     return retryDelayMs(failures, this.#o, this.#o.random());

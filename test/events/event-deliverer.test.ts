@@ -187,6 +187,22 @@ describe('EventDeliverer', () => {
     expect(logs.some((l) => l.fields?.code === ErrorCodes.EVENTS_OUTBOX)).toBe(true);
   });
 
+  it('a listener that throws costs neither the delivery nor the process', async () => {
+    const r = await receiver((_q, res) => json(res, 200, {}));
+    const logs: Logged[] = [];
+    const d = deliverer(r.url, {}, logs);
+    await d.start();
+    const delivered = once(d, 'delivered');
+    d.on('delivered', () => {
+      throw new Error('listener bug');
+    });
+    d.enqueue(started());
+    await delivered;
+    expect(await d.close()).toBe(0);
+    expect(d.stats().delivered).toBe(1);
+    expect(logs.some((l) => l.level === 'error' && /listener threw/.test(l.msg))).toBe(true);
+  });
+
   it('retry schedule: the first retry within 10 s, never more than 60 s between tries, jittered', () => {
     expect(retryDelayMs(1, {}, 0)).toBe(2500);
     expect(retryDelayMs(1, {}, 0.999)).toBeLessThanOrEqual(10_000);
