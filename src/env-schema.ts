@@ -133,7 +133,7 @@ export const EnvSchema = Type.Object({
   BRIDGE_AGENT_CONNECT_TIMEOUT_MS: integer('calls', 100, 60_000, 5000, 'Longest wait for the agent to connect'),
   BRIDGE_HANGUP_DRAIN_TIMEOUT_MS: integer('calls', 0, 120_000, 10_000, 'After the agent ends the call, longest wait for its goodbye to be heard'),
   BRIDGE_PRECONNECT_TTL_MS: integer('calls', 500, 600_000, 30_000, 'How long an agent pre-connected at the voice webhook (and its admission reservation) waits for its stream before it is closed'),
-  BRIDGE_PROFILES: opt(text('calls', undefined, 'Path to the profiles file (YAML or JSON; docs/profiles.md): read by `profiles check`; call routing by profile comes next', { defaultDoc: 'unset (no profiles)' })),
+  BRIDGE_PROFILES: opt(text('calls', undefined, 'Path to the profiles file (YAML or JSON; docs/profiles.md): each call\'s agent and options come from its profile (`?profile=NAME`, else the called number, else the `"*"` default); reloaded on change and on SIGHUP; a bad file at start exits 78', { defaultDoc: 'unset (no profiles)' })),
   BRIDGE_STREAM_IDLE_MS: integer('calls', 200, 120_000, 5000, 'A started Media Stream with no message for this long is pinged; no pong within as long again → closed (`twilio-inactive`)'),
 
   // ── echo ────────────────────────────────────────────────────────────────
