@@ -58,9 +58,28 @@ export type AgentEvent =
   /** A failure; `fatal` means the session cannot continue. */
   | { readonly type: 'error'; readonly error: BridgeError; readonly fatal: boolean }
   /** The session is closed (after close() or a fatal error). */
-  | { readonly type: 'closed'; readonly reason: string };
+  | { readonly type: 'closed'; readonly reason: string }
+  /**
+   * The agent calls a tool. `arguments` is the provider's JSON text, unparsed (the call
+   * core parses it: invalid JSON is an error result to the agent). Answer with
+   * sendToolResult(callId, …) — exactly once, unless a 'toolCancel' names it.
+   */
+  | { readonly type: 'toolCall'; readonly callId: string; readonly name: string; readonly arguments: string }
+  /** The service withdrew tool calls still running (Gemini's toolCallCancellation): abort them, answer nothing. */
+  | { readonly type: 'toolCancel'; readonly callIds: readonly string[] };
 
 export type AgentEventType = AgentEvent['type'];
+
+/** A tool the agent may call, in the provider-neutral form each adapter maps to its own. */
+export interface ToolDeclaration {
+  readonly name: string;
+  readonly description?: string;
+  /** JSON Schema of the arguments (an object schema). */
+  readonly parameters: Readonly<Record<string, unknown>>;
+}
+
+/** What a tool gave: its output (any JSON), or an error the agent is told about. */
+export type ToolResult = { readonly ok: true; readonly output: unknown } | { readonly ok: false; readonly error: string };
 export type AgentListener = (event: AgentEvent) => void;
 
 export abstract class AgentSession {
@@ -84,6 +103,11 @@ export abstract class AgentSession {
   abstract sendDtmf(digit: string): void;
   /** Idempotent; resolves when the session's resources are released (bounded). */
   abstract close(reason: string): Promise<void>;
+  /**
+   * The answer to a 'toolCall', in the provider's own shape. Agents that declare no
+   * tools never emit 'toolCall'; for them this does nothing.
+   */
+  sendToolResult(_callId: string, _result: ToolResult): void {}
 
   /** Every event of this session, in order; returns the function that unsubscribes. */
   onEvent(listener: AgentListener): () => void {
@@ -110,6 +134,8 @@ export interface AgentContext {
   readonly parameters: Readonly<Record<string, string>>;
   /** The call's profile (docs/profiles.md), when one answered: `parameters` are then its `options`, as text. */
   readonly profile?: string;
+  /** Tools the agent may call (the profile's, built-ins included), declared to the service where it takes them from the client. */
+  readonly tools?: readonly ToolDeclaration[];
 }
 
 export interface AgentFactory {

@@ -22,6 +22,10 @@
  *        already cancelled on speech_started): error response_cancel_not_active, "Cancellation failed: no
  *        active response found" (as the real API)
  *   ── conversation.item.create ──► conversation.item.added + done; "pressed 5" text is recorded as DTMF
+ *   callTool(name, args) ──► response.created, output_item.added + done (a `function_call` item with
+ *        call_id, name, arguments as JSON text), response.done — no audio (as the real API)
+ *   ── conversation.item.create {function_call_output} ──► recorded; the next reply's transcript says
+ *        what the tool answered ("… tool lookup_order said {…}"): the model answers with it
  * ```
  *
  * Quirks modelled: after a cancel (ours or the VAD's) `lateDeltasAfterCancel` deltas of
@@ -109,6 +113,10 @@ export interface FakeConnection {
   vad: EnergyVad | undefined;
   userTurns: number;
   serverClosing: boolean;
+  /** function_call_output items not yet used by a reply. */
+  toolOutputs: { callId: string; output: string }[];
+  /** call_id → tool name, of the calls this connection made. */
+  toolCalls: Map<string, string>;
 }
 
 export interface FakeOpenAi extends FakeService {
@@ -126,6 +134,8 @@ export interface FakeOpenAi extends FakeService {
   delayNextUpgrade(ms: number): void;
   /** Send anything raw to the current connection. */
   sendRaw(text: string): void;
+  /** The model calls a tool: a response whose only output is a function_call item; resolves with its call_id after response.done. */
+  callTool(name: string, args: Record<string, unknown> | string): Promise<string>;
   /** As FakeService.fault, with the close code for close-mid-call and the HTTP status for refuse-next. */
   fault(kind: 'refuse-next' | 'garbage' | 'stop-answering' | 'close-mid-call', opts?: { code?: number; status?: number }): Promise<void>;
 }
@@ -214,7 +224,8 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     const audio = audioFor(c.outputFormat, ms);
     const bpm = bytesPerMs(c.outputFormat);
     const ids = { response_id: r.id, item_id: r.itemId, output_index: 0, content_index: 0 };
-    const transcript = `[agent reply ${n}: ${ms} ms]`;
+    const used = c.toolOutputs.splice(0);
+    const transcript = `[agent reply ${n}: ${ms} ms]${used.map((o) => ` tool ${c.toolCalls.get(o.callId) ?? '?'} said ${o.output}`).join('')}`;
     send(c, { type: 'response.created', response: { id: r.id, object: 'realtime.response', status: 'in_progress', output: [] } });
     send(c, { type: 'rate_limits.updated', rate_limits: [{ name: 'tokens', limit: 40000, remaining: 39000, reset_seconds: 1.5 }] });
     send(c, { type: 'response.output_item.added', response_id: r.id, output_index: 0, item: { id: r.itemId, type: 'message', role: 'assistant', status: 'in_progress', content: [] } });
@@ -343,6 +354,13 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
         return;
       case 'conversation.item.create': {
         const item = m.item ?? {};
+        if (item.type === 'function_call_output') {
+          if (typeof item.call_id !== 'string' || !c.toolCalls.has(item.call_id) || typeof item.output !== 'string') {
+            sendError(c, 'invalid_value', `Invalid function_call_output: unknown call_id or no output string`, 'invalid_request_error', 'item.call_id');
+            return;
+          }
+          c.toolOutputs.push({ callId: item.call_id, output: item.output });
+        }
         c.items.push(item);
         const id = `item_c_${++seq}`;
         send(c, { type: 'conversation.item.added', previous_item_id: null, item: { ...item, id } });
@@ -415,6 +433,8 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
       vad: undefined,
       userTurns: 0,
       serverClosing: false,
+      toolOutputs: [],
+      toolCalls: new Map(),
     };
     connections.push(c);
     ws.on('close', (code) => {
@@ -469,6 +489,23 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
       const c = current();
       if (!c) throw new Error('fake openai: no open session to speak on');
       await respond(c, ms);
+    },
+    async callTool(name: string, args: Record<string, unknown> | string) {
+      const c = current();
+      if (!c) throw new Error('fake openai: no open session');
+      if (c.current) throw new Error('fake openai: a response is active');
+      const n = ++seq;
+      const r: FakeResponse = { id: `resp_${n}`, itemId: `item_fc_${n}`, sentMs: 0, totalMs: 0, status: 'completed', deltasAfterCancel: 0 };
+      const callId = `call_${n}`;
+      c.toolCalls.set(callId, name);
+      c.responses.push(r);
+      const item = { id: r.itemId, type: 'function_call', status: 'completed', name, call_id: callId, arguments: typeof args === 'string' ? args : JSON.stringify(args) };
+      send(c, { type: 'response.created', response: { id: r.id, object: 'realtime.response', status: 'in_progress', output: [] } });
+      send(c, { type: 'response.output_item.added', response_id: r.id, output_index: 0, item: { ...item, status: 'in_progress', arguments: '' } });
+      send(c, { type: 'response.function_call_arguments.done', response_id: r.id, item_id: r.itemId, output_index: 0, call_id: callId, arguments: item.arguments });
+      send(c, { type: 'response.output_item.done', response_id: r.id, output_index: 0, item });
+      send(c, { type: 'response.done', response: { id: r.id, object: 'realtime.response', status: 'completed', status_details: null, output: [item] } });
+      return callId;
     },
     async interruptFromService() {
       const c = current();

@@ -23,6 +23,7 @@ export function createOpenAiAgentFactory(env: Readonly<Record<string, string | u
       let settings;
       try {
         settings = sessionSettingsFor(config.defaults, ctx.parameters);
+        if (ctx.tools && ctx.tools.length > 0) settings = { ...settings, tools: ctx.tools };
       } catch (e) {
         // A bad agent parameter: connect() rejects with it (BRIDGE_ERR_AGENT_CONFIG).
         settings = e instanceof BridgeError ? e : new BridgeError(ErrorCodes.AGENT_CONFIG, String(e));

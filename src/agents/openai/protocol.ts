@@ -24,6 +24,8 @@ export interface SessionSettings {
   /** Input transcription model; undefined = no caller transcripts. */
   readonly transcriptionModel?: string;
   readonly audioFormat: OpenAiAudioFormat;
+  /** Function tools the model may call (GA `session.tools`); none → no tools in the session. */
+  readonly tools?: readonly { readonly name: string; readonly description?: string; readonly parameters: Readonly<Record<string, unknown>> }[];
 }
 
 /** Bytes of audio per ms in each format: μ-law 8 kHz = 8 B/ms, PCM16 24 kHz = 48 B/ms. */
@@ -63,8 +65,16 @@ export function buildSessionUpdate(s: SessionSettings): string {
       output_modalities: ['audio'],
       instructions: s.instructions,
       audio: { input, output: { format: wireFormat(s.audioFormat), voice: s.voice } },
+      ...(s.tools && s.tools.length > 0
+        ? { tools: s.tools.map((t) => ({ type: 'function', name: t.name, description: t.description ?? '', parameters: t.parameters })), tool_choice: 'auto' }
+        : {}),
     },
   });
+}
+
+/** A tool's answer (GA): a `function_call_output` item for the call; `output` is text (JSON here). */
+export function buildFunctionCallOutput(callId: string, output: string): string {
+  return JSON.stringify({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: callId, output } });
 }
 
 export function buildAppend(audioBase64: string): string {
@@ -123,6 +133,13 @@ export type ServerEvent =
   | { readonly type: 'conversation.item.input_audio_transcription.completed'; readonly itemId: string; readonly transcript: string }
   | { readonly type: 'conversation.item.added' | 'conversation.item.created' | 'conversation.item.done'; readonly itemId?: string }
   | { readonly type: 'response.done'; readonly responseId: string; readonly status?: string; readonly reason?: string }
+  /** A finished output item; for a `function_call` item, the call (its `call_id`, name and JSON-text arguments). */
+  | {
+      readonly type: 'response.output_item.done';
+      readonly responseId: string;
+      readonly itemType?: string;
+      readonly call?: { readonly callId: string; readonly name: string; readonly arguments: string };
+    }
   | { readonly type: 'error'; readonly error: ServiceError }
   | { readonly type: 'ignored'; readonly name: string };
 
@@ -148,7 +165,6 @@ const IGNORED = new Set([
   'output_audio_buffer.started',
   'output_audio_buffer.stopped',
   'output_audio_buffer.cleared',
-  'response.output_item.done',
   'response.content_part.added',
   'response.content_part.done',
   'response.output_audio.done',
@@ -260,6 +276,17 @@ export function parseServerEvent(text: string): ParseResult {
     case 'conversation.item.done': {
       const item = v['item'];
       return { ok: true, event: { type, itemId: isObj(item) ? str(item, 'id') : undefined } };
+    }
+    case 'response.output_item.done': {
+      const item = v['item'];
+      const responseId = str(v, 'response_id');
+      if (responseId === undefined || !isObj(item)) return bad('no response_id or item');
+      const itemType = str(item, 'type');
+      if (itemType !== 'function_call') return { ok: true, event: { type, responseId, itemType } };
+      const callId = str(item, 'call_id');
+      const name = str(item, 'name');
+      if (callId === undefined || name === undefined) return bad('function_call without call_id or name');
+      return { ok: true, event: { type, responseId, itemType, call: { callId, name, arguments: str(item, 'arguments') ?? '' } } };
     }
     case 'response.done': {
       const r = v['response'];

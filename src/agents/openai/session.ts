@@ -36,7 +36,7 @@
  * re-entrantly from sendAudio()/sendDtmf()/interrupt().
  */
 import { closeReason } from '../../close-reason.js';
-import { AgentSession, ULAW_8K, pcm16, type AudioFormat } from '../agent.js';
+import { AgentSession, ULAW_8K, pcm16, type AudioFormat, type ToolResult } from '../agent.js';
 import { BridgeError, ErrorCodes } from '../../errors.js';
 import { pcm16FromBytes, pcm16ToBytes } from '../../audio/pcm.js';
 import { AgentSocket, type HandshakeStep, type LostInfo } from '../shared/agent-socket.js';
@@ -49,6 +49,7 @@ import {
   REQUEST_INTERRUPT_RESPONSE,
   buildAppend,
   buildCancel,
+  buildFunctionCallOutput,
   buildResponseCreate,
   buildSessionUpdate,
   buildTextItem,
@@ -222,6 +223,10 @@ export class OpenAiRealtimeSession extends AgentSession {
   #unknownTypes = new Set<string>();
   readonly #dtmf: DtmfBatcher;
   #wrongAudioReported = false;
+  /** Tool calls not answered yet: call_id → the response that made it, on which session. */
+  #toolCalls = new Map<string, { responseId: string; connId: number }>();
+  /** Responses with answered tool calls whose follow-up response.create is still due. */
+  #answeredTools = new Set<string>();
   readonly #stats: OpenAiSessionStats = { sessions: 0, rollovers: 0, reconnects: 0, protocolErrors: 0, droppedDeltas: 0, truncations: 0, cancels: 0, heldAudioMs: 0, droppedHeldAudioMs: 0, congestedAudioMs: 0 };
 
   constructor(o: OpenAiSessionOptions) {
@@ -305,6 +310,33 @@ export class OpenAiRealtimeSession extends AgentSession {
     }
     this.#cancelCurrent();
     this.#playingUntil = 0;
+  }
+
+  /**
+   * A tool's answer: a `function_call_output` item at once; then, once the response that
+   * made the call is done and all its calls are answered, one `response.create` (the
+   * service refuses a second active response) — unless the caller is talking or a
+   * response is already running (a barge-in while the tool ran: the answer is in the
+   * conversation, and the reply to the caller's new turn uses it).
+   */
+  override sendToolResult(callId: string, result: ToolResult): void {
+    const call = this.#toolCalls.get(callId);
+    if (this.#closed || !call) return; // unknown, answered, or of a session since replaced
+    this.#toolCalls.delete(callId);
+    const conn = this.#conn;
+    if (!conn || conn.id !== call.connId) return; // the session that knew this call is gone
+    const output = result.ok ? (typeof result.output === 'string' ? result.output : JSON.stringify(result.output ?? null)) : JSON.stringify({ error: result.error });
+    conn.socket.send(buildFunctionCallOutput(callId, output));
+    this.#answeredTools.add(call.responseId);
+    this.#respondAfterTools(conn, call.responseId);
+  }
+
+  /** The follow-up response.create, when `responseId` is done and every call it made is answered. */
+  #respondAfterTools(conn: RealtimeConnection, responseId: string): void {
+    if (!this.#responses.get(responseId)?.done) return;
+    for (const c of this.#toolCalls.values()) if (c.responseId === responseId) return;
+    if (!this.#answeredTools.delete(responseId)) return;
+    if (!this.#current && !this.#speaking) conn.socket.send(buildResponseCreate());
   }
 
   sendDtmf(digit: string): void {
@@ -652,6 +684,12 @@ export class OpenAiRealtimeSession extends AgentSession {
         if (ev.transcript.trim()) this.emitEvent({ type: 'transcript', role: 'caller', text: ev.transcript, final: true });
         return;
       }
+      case 'response.output_item.done':
+        if (ev.call) {
+          this.#toolCalls.set(ev.call.callId, { responseId: ev.responseId, connId: conn.id });
+          this.emitEvent({ type: 'toolCall', callId: ev.call.callId, name: ev.call.name, arguments: ev.call.arguments });
+        }
+        return;
       case 'response.done': {
         const r = this.#responses.get(ev.responseId);
         if (this.#current?.id === ev.responseId) this.#current = undefined;
@@ -663,6 +701,8 @@ export class OpenAiRealtimeSession extends AgentSession {
         r.done = true;
         if (ev.status === 'cancelled') r.dropped = true;
         if (!r.dropped) this.emitEvent({ type: 'responseDone', responseId: r.id });
+        // Its tool calls may all be answered already (fast tools): the follow-up is due now.
+        this.#respondAfterTools(conn, r.id);
         return;
       }
       case 'error':
