@@ -361,13 +361,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
       this.set(finiteNonNeg(store()?.outboxDepth));
     },
   });
-  const stored = (name: string, help: string, pick: (st: NonNullable<ReturnType<typeof store>>) => number): void => {
+  /** A counter read at scrape time from what `source()` reports (0 while it reports nothing). */
+  const sampledFrom = <S>(source: () => S | undefined, name: string, help: string, pick: (s: S) => number): void => {
     const read = () => {
-      const st = store();
-      return one(st ? finiteNonNeg(pick(st)) : 0);
+      const s = source();
+      return one(s ? finiteNonNeg(pick(s)) : 0);
     };
     registry.registerMetric(new SampledCounter(`${p}${name}`, help, read) as never);
   };
+  const stored = (name: string, help: string, pick: (st: NonNullable<ReturnType<typeof store>>) => number): void => sampledFrom(store, name, help, pick);
   stored('records_written_total', 'Call records written to the database.', (st) => st.written);
   stored('record_write_failures_total', 'Database writes of call records that failed (the records stay in the outbox and are retried).', (st) => st.writeFailures);
   stored('record_outbox_write_failures_total', 'Outbox writes that failed (disk full or unwritable): records at risk.', (st) => st.outboxWriteFailures);
@@ -455,13 +457,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       this.set(finiteNonNeg(eventStats()?.pending));
     },
   });
-  const eventCounter = (name: string, help: string, pick: (s: EventDeliveryStats) => number): void => {
-    const read = () => {
-      const s = eventStats();
-      return one(s ? finiteNonNeg(pick(s)) : 0);
-    };
-    registry.registerMetric(new SampledCounter(`${p}${name}`, help, read) as never);
-  };
+  const eventCounter = (name: string, help: string, pick: (s: EventDeliveryStats) => number): void => sampledFrom(() => eventStats(), name, help, pick);
   eventCounter('events_delivered_total', "Call events delivered (a 2xx from the profile's events URL).", (s) => s.delivered);
   eventCounter('event_delivery_failures_total', 'Failed delivery attempts of call events (non-2xx, timeout, unreachable); each is retried.', (s) => s.failedAttempts);
   eventCounter('events_outbox_write_failures_total', 'Writes of the events outbox file that failed (disk full or unwritable): events wait in memory.', (s) => s.writeFailures);

@@ -115,6 +115,14 @@ describe('GET /metrics after real calls', () => {
       voice_bridge_record_outbox_write_failures_total: 'counter',
       voice_bridge_profiles_reloads_total: 'counter',
       voice_bridge_profiles_loaded: 'gauge',
+      voice_bridge_tool_calls_total: 'counter',
+      voice_bridge_tool_call_duration_seconds: 'histogram',
+      voice_bridge_events_pending: 'gauge',
+      voice_bridge_events_delivered_total: 'counter',
+      voice_bridge_event_delivery_failures_total: 'counter',
+      voice_bridge_events_outbox_write_failures_total: 'counter',
+      voice_bridge_events_outbox_corrupt_lines_total: 'counter',
+      voice_bridge_events_dropped_total: 'counter',
     });
     // prom-client's Node default metrics, including event-loop lag.
     expect(t.get('nodejs_eventloop_lag_seconds')).toBe('gauge');

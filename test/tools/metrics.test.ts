@@ -14,16 +14,7 @@ import { runTool } from '../../src/tools/run-tool.js';
 import { EventDeliverer } from '../../src/events/event-deliverer.js';
 import { createEvent } from '../../src/events/event.js';
 import { json, startReceiver, type Receiver } from './receiver.js';
-
-function value(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
+import { parseExposition, sample } from '../metrics/harness.js';
 
 const promtool = (text: string) =>
   new Promise<{ code: number; out: string } | undefined>((resolve) => {
@@ -62,14 +53,16 @@ describe('tool and event metrics', () => {
     await d.close();
 
     const text = await metrics.registry.metrics();
-    expect(value(text, 'voice_bridge_tool_calls_total', { tool: 'lookup_order', outcome: 'ok' })).toBe(1);
-    expect(value(text, 'voice_bridge_tool_calls_total', { tool: 'lookup_order', outcome: 'http-status' })).toBe(1);
-    expect(value(text, 'voice_bridge_tool_calls_total', { tool: 'lookup_order', outcome: 'bad-arguments' })).toBe(1);
-    expect(value(text, 'voice_bridge_tool_call_duration_seconds_count', { tool: 'lookup_order' })).toBe(3);
-    expect(value(text, 'voice_bridge_events_delivered_total')).toBe(1);
-    expect(value(text, 'voice_bridge_events_pending')).toBe(0);
-    expect(value(text, 'voice_bridge_events_dropped_total', { reason: 'expired' })).toBe(0);
-    expect(value(text, 'voice_bridge_event_delivery_failures_total')).toBe(0);
+    const { samples } = parseExposition(text);
+    const value = (name: string, labels: Record<string, string> = {}) => sample(samples, name, labels);
+    expect(value('voice_bridge_tool_calls_total', { tool: 'lookup_order', outcome: 'ok' })).toBe(1);
+    expect(value('voice_bridge_tool_calls_total', { tool: 'lookup_order', outcome: 'http-status' })).toBe(1);
+    expect(value('voice_bridge_tool_calls_total', { tool: 'lookup_order', outcome: 'bad-arguments' })).toBe(1);
+    expect(value('voice_bridge_tool_call_duration_seconds_count', { tool: 'lookup_order' })).toBe(3);
+    expect(value('voice_bridge_events_delivered_total')).toBe(1);
+    expect(value('voice_bridge_events_pending')).toBe(0);
+    expect(value('voice_bridge_events_dropped_total', { reason: 'expired' })).toBe(0);
+    expect(value('voice_bridge_event_delivery_failures_total')).toBe(0);
     const lint = await promtool(text);
     if (lint) expect(lint.out.trim(), lint.out).toBe('');
   });
