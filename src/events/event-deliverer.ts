@@ -243,6 +243,8 @@ export class EventDeliverer extends EventEmitter {
     if (lost > 0) this.#o.log?.('error', 'events not written to the outbox at close: lost', { code: ErrorCodes.EVENTS_OUTBOX, events: lost });
     await this.#fh?.close().catch(() => undefined);
     this.#fh = undefined;
+    // A stand-in file (`-p<pid>`: the usual one was locked) left empty would only wait to be adopted.
+    if (this.#name !== this.#baseName && this.#pending.size === 0 && lost === 0) await rm(this.path, { force: true }).catch(() => undefined);
     if (this.#lockName !== undefined) await releaseLock(this.#o.dir, this.#lockName);
     return this.#pending.size;
   }

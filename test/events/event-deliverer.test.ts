@@ -203,6 +203,20 @@ describe('EventDeliverer', () => {
     expect(logs.some((l) => l.level === 'error' && /listener threw/.test(l.msg))).toBe(true);
   });
 
+  it('a second deliverer on a locked file uses a stand-in of its own, removed when it closes empty', async () => {
+    const r = await receiver((_q, res) => json(res, 200, {}));
+    const a = deliverer(r.url);
+    const b = deliverer(r.url);
+    await a.start();
+    await b.start();
+    expect(b.path).toBe(join(dir, `events-outbox-p${process.pid}.jsonl`));
+    const delivered = once(b, 'delivered');
+    b.enqueue(started());
+    await delivered;
+    expect(await b.close()).toBe(0);
+    expect((await readdir(dir)).filter((f) => f.includes(`-p${process.pid}`))).toEqual([]);
+  });
+
   it('retry schedule: the first retry within 10 s, never more than 60 s between tries, jittered', () => {
     expect(retryDelayMs(1, {}, 0)).toBe(2500);
     expect(retryDelayMs(1, {}, 0.999)).toBeLessThanOrEqual(10_000);
