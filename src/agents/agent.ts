@@ -12,6 +12,7 @@
  * ```
  */
 import type { BridgeError } from '../errors.js';
+import type { ToolDeclaration } from '../tools/declarations.js';
 
 /** Audio the agent takes or gives. When both sides are 8 kHz μ-law, no DSP runs. */
 export type AudioFormat =
@@ -70,13 +71,8 @@ export type AgentEvent =
 
 export type AgentEventType = AgentEvent['type'];
 
-/** A tool the agent may call, in the provider-neutral form each adapter maps to its own. */
-export interface ToolDeclaration {
-  readonly name: string;
-  readonly description?: string;
-  /** JSON Schema of the arguments (an object schema). */
-  readonly parameters: Readonly<Record<string, unknown>>;
-}
+/** A tool the agent may call, in the provider-neutral form each adapter maps to its own (src/tools/declarations.ts). */
+export type { ToolDeclaration } from '../tools/declarations.js';
 
 /** What a tool gave: its output (any JSON), or an error the agent is told about. */
 export type ToolResult = { readonly ok: true; readonly output: unknown } | { readonly ok: false; readonly error: string };

@@ -11,6 +11,7 @@
  * `type`, and for the events we act on the fields we read, with the right types.
  * Anything else is a typed failure the session counts and reports; it never throws.
  */
+import { openaiSessionTools, type ToolDeclaration } from '../../tools/declarations.js';
 
 /** Audio formats we negotiate: G.711 μ-law passthrough (default) or PCM16 at 24 kHz (the only PCM rate, §2.3). */
 export type OpenAiAudioFormat = 'pcmu' | 'pcm24k';
@@ -25,7 +26,7 @@ export interface SessionSettings {
   readonly transcriptionModel?: string;
   readonly audioFormat: OpenAiAudioFormat;
   /** Function tools the model may call (GA `session.tools`); none → no tools in the session. */
-  readonly tools?: readonly { readonly name: string; readonly description?: string; readonly parameters: Readonly<Record<string, unknown>> }[];
+  readonly tools?: readonly ToolDeclaration[];
 }
 
 /** Bytes of audio per ms in each format: μ-law 8 kHz = 8 B/ms, PCM16 24 kHz = 48 B/ms. */
@@ -65,16 +66,9 @@ export function buildSessionUpdate(s: SessionSettings): string {
       output_modalities: ['audio'],
       instructions: s.instructions,
       audio: { input, output: { format: wireFormat(s.audioFormat), voice: s.voice } },
-      ...(s.tools && s.tools.length > 0
-        ? { tools: s.tools.map((t) => ({ type: 'function', name: t.name, description: t.description ?? '', parameters: t.parameters })), tool_choice: 'auto' }
-        : {}),
+      ...(s.tools && s.tools.length > 0 ? { tools: openaiSessionTools(s.tools), tool_choice: 'auto' } : {}),
     },
   });
-}
-
-/** A tool's answer (GA): a `function_call_output` item for the call; `output` is text (JSON here). */
-export function buildFunctionCallOutput(callId: string, output: string): string {
-  return JSON.stringify({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: callId, output } });
 }
 
 export function buildAppend(audioBase64: string): string {

@@ -45,11 +45,11 @@ import { DtmfBatcher, dtmfKey } from '../shared/dtmf.js';
 import { RetryPolicy } from '../shared/retry-policy.js';
 import type { SocketErrorRules } from '../shared/socket-errors.js';
 import type { OpenAiConfig } from './config.js';
+import { openaiToolResult } from '../../tools/result-shapes.js';
 import {
   REQUEST_INTERRUPT_RESPONSE,
   buildAppend,
   buildCancel,
-  buildFunctionCallOutput,
   buildResponseCreate,
   buildSessionUpdate,
   buildTextItem,
@@ -325,8 +325,7 @@ export class OpenAiRealtimeSession extends AgentSession {
     this.#toolCalls.delete(callId);
     const conn = this.#conn;
     if (!conn || conn.id !== call.connId) return; // the session that knew this call is gone
-    const output = result.ok ? (typeof result.output === 'string' ? result.output : JSON.stringify(result.output ?? null)) : JSON.stringify({ error: result.error });
-    conn.socket.send(buildFunctionCallOutput(callId, output));
+    conn.socket.send(JSON.stringify(openaiToolResult(callId, result)));
     this.#answeredTools.add(call.responseId);
     this.#respondAfterTools(conn, call.responseId);
   }
