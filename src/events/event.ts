@@ -4,6 +4,7 @@
  * `id` is a UUID: delivery is at least once, so a receiver dedupes by it.
  */
 import { randomUUID } from 'node:crypto';
+import { toolOutcome, type ToolOutcome, type ToolResult } from '../tools/run-tool.js';
 
 export const EVENT_TYPES = ['call.started', 'call.ended', 'tool.called', 'call.transferred'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -42,4 +43,20 @@ export function isBridgeEvent(v: unknown): v is BridgeEvent {
     typeof e.profile === 'string' &&
     'data' in e
   );
+}
+
+export interface ToolCalledData {
+  name: string;
+  durationMs: number;
+  /** `ok`, or why the agent got an error result (docs/tools.md). */
+  outcome: ToolOutcome;
+  /** The BRIDGE_ERR_TOOL_* code of an error result. */
+  code?: string;
+}
+
+/** `tool.called`'s `data` for a tool's result (the call layer emits it after each tool call). */
+export function toolCalledData(r: ToolResult): ToolCalledData {
+  const d: ToolCalledData = { name: r.tool, durationMs: Math.round(r.durationMs), outcome: toolOutcome(r) };
+  if (!r.ok) d.code = r.code;
+  return d;
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../src/errors.js';
-import { createEvent, type BridgeEvent } from '../../src/events/event.js';
+import { createEvent, isBridgeEvent, toolCalledData, type BridgeEvent } from '../../src/events/event.js';
 import { DEFAULT_EVENT_MAX_AGE_MS, EventDeliverer, retryDelayMs, type EventDelivererOptions } from '../../src/events/event-deliverer.js';
 import { verifySignature } from '../../src/tools/signature.js';
 import { json, startReceiver, type Receiver } from '../tools/receiver.js';
@@ -114,6 +114,7 @@ describe('EventDeliverer', () => {
     await b.start();
     await both;
     expect(await b.close()).toBe(0);
+    expect(await readFile(file, 'utf8')).toBe(''); // nothing pending: the file is emptied
     expect(up.requests.map((q) => (JSON.parse(q.raw) as BridgeEvent).id).sort()).toEqual(evs.map((e) => e.id).sort());
 
     const c = deliverer(up.url, { workerSlot: 0 });
@@ -215,6 +216,40 @@ describe('EventDeliverer', () => {
     await delivered;
     expect(await b.close()).toBe(0);
     expect((await readdir(dir)).filter((f) => f.includes(`-p${process.pid}`))).toEqual([]);
+  });
+
+  it('an attempt that gets no answer is bounded, failed and retried', async () => {
+    const r = await receiver((_q, res, n) => {
+      if (n > 1) json(res, 200, {}); // the first request hangs
+    });
+    const d = deliverer(r.url, { attemptTimeoutMs: 100 });
+    await d.start();
+    const failed = once(d, 'attemptFailed');
+    const delivered = once(d, 'delivered');
+    d.enqueue(started());
+    expect((await failed)[1]).toBe('timeout');
+    await delivered;
+    expect(d.stats()).toMatchObject({ delivered: 1, failedAttempts: 1 });
+  });
+
+  it('close() with a request in flight returns at once and keeps the event for the next start', async () => {
+    const r = await receiver(() => undefined); // never answers
+    const d = deliverer(r.url, { attemptTimeoutMs: 60_000 });
+    await d.start();
+    d.enqueue(started());
+    await r.waitFor(1);
+    expect(await d.close()).toBe(1);
+    expect((await readFile(d.path, 'utf8')).trim().split('\n')).toHaveLength(1);
+  });
+
+  it('events: the tool.called data of a result; the shape check the file reader uses', () => {
+    expect(toolCalledData({ ok: true, tool: 'lookup_order', output: 1, durationMs: 12.4 })).toEqual({ name: 'lookup_order', durationMs: 12, outcome: 'ok' });
+    expect(toolCalledData({ ok: false, tool: 'lookup_order', error: 'x', code: ErrorCodes.TOOL_TIMEOUT, durationMs: 5000 })).toEqual({ name: 'lookup_order', durationMs: 5000, outcome: 'timeout', code: 'BRIDGE_ERR_TOOL_TIMEOUT' });
+    expect(isBridgeEvent(started())).toBe(true);
+    expect(isBridgeEvent({ ...started(), type: 'call.exploded' })).toBe(false);
+    expect(isBridgeEvent({ ...started(), createdAt: 'yesterday' })).toBe(false);
+    const { data: _omitted, ...noData } = started();
+    expect(isBridgeEvent(noData)).toBe(false);
   });
 
   it('retry schedule: the first retry within 10 s, never more than 60 s between tries, jittered', () => {
