@@ -171,7 +171,7 @@ export const EnvSchema = Type.Object({
 
   // ── store ───────────────────────────────────────────────────────────────
   DATABASE_URL: opt(url('store', ['postgres:', 'postgresql:'], undefined, '`postgres://…` (or `postgresql://…`) → PostgreSQL; unset → SQLite under `BRIDGE_DATA_DIR`', { secret: true, errorMessage: 'must be a postgres://user:password@host:port/database URL (unset it to use SQLite under BRIDGE_DATA_DIR)' })),
-  BRIDGE_DATA_DIR: text('store', './data', 'Directory of the SQLite file and the outbox (created if missing)'),
+  BRIDGE_DATA_DIR: text('store', './data', 'Directory of the SQLite file and the outboxes of call records and call events (created if missing)'),
   BRIDGE_CALL_RECORDS: boolean('store', true, 'Off: record() is a no-op and nothing is created (throwaway test bridges)'),
   BRIDGE_DB_TIMEOUT_MS: integer('store', 100, 120_000, 5000, 'Bound on connecting and on each statement; an attempt past it fails and is retried'),
   BRIDGE_DB_RETRY_MAX_MS: integer('store', 10, 600_000, 30_000, "Ceiling of the writer's exponential backoff"),
