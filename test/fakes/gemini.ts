@@ -46,6 +46,14 @@
  *   of unknown keys, a binary frame that is not UTF-8, inlineData with the wrong
  *   mimeType and the wrong rate), stop-answering (no messages, no pongs), close-mid-call (1011).
  *
+ * Tools (§3.2/§3.3): callTool(name, args) sends `toolCall.functionCalls[{id, name, args}]`;
+ * the client's `toolResponse.functionResponses[{id, name, response}]` is checked (a list,
+ * ids the fake issued and did not cancel, the matching name, an object `response`; else
+ * close 1007 like Google's parser) and recorded, and the model then takes its turn at
+ * once (the default blocking behaviour), its outputTranscription saying what it was told
+ * ("… tool lookup_order said {…}"). cancelTools() sends `toolCallCancellation.ids` for the
+ * calls still open, as the service does when the caller interrupts.
+ *
  * What the adapter reports: realtimeInput.text "pressed <digit>" → dtmf (the caller's own
  * input); a clientContent note "first <n> ms" → an interruption with heardMs. Any other
  * realtimeInput.text — a note included — is the caller's words (texts()), as the real
@@ -119,6 +127,8 @@ interface Conn {
   /** Voiced ms of the utterance in progress (activity detection), and whether goAwayMidUtterance fired. */
   speechMs: number;
   goAwaySent: boolean;
+  /** Tool calls issued and not yet answered or cancelled: id → name. */
+  openCalls: Map<string, string>;
 }
 
 /** A logical session: the caller audio it has heard, and whether it had a model turn. */
@@ -160,6 +170,12 @@ export interface FakeGemini extends FakeService {
   forgetHandles(): void;
   /** Resolves when a connection has completed setup and is open. */
   waitForConnection(count: number, timeoutMs?: number): Promise<void>;
+  /** The model calls a tool on the current connection; returns the call's id. */
+  callTool(name: string, args: Record<string, unknown>): string;
+  /** toolCallCancellation for every call still open on the current connection; returns their ids. */
+  cancelTools(): string[];
+  /** Every functionResponse the client sent, in order. */
+  toolResponses(): { id: string; name: string; response: Record<string, unknown> }[];
 }
 
 export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<FakeGemini> {
@@ -191,6 +207,10 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
   let sessionSeq = 0;
   let connSeq = 0;
   let turnChain: Promise<void> = Promise.resolve();
+  const toolResponses: { id: string; name: string; response: Record<string, unknown> }[] = [];
+  /** What the next model turn says it was told by tools. */
+  const toolNotes: string[] = [];
+  let toolSeq = 0;
   let audioChunkSeq = 0;
 
   const upgrade = (req: IncomingMessage, u: URL): Refusal | undefined => {
@@ -285,6 +305,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       vadLen: 0,
       speechMs: 0,
       goAwaySent: false,
+      openCalls: new Map(),
     };
     holdNext = false;
     delayNext = 0;
@@ -333,8 +354,26 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     if (c.setup === undefined) return invalid(c, 'setup must be the first message.');
     if (key === 'realtimeInput') return onRealtimeInput(c, body);
     if (key === 'clientContent') return onClientContent(c, body);
-    if (key === 'toolResponse') return; // accepted, unused by the adapter
+    if (key === 'toolResponse') return onToolResponse(c, body);
     return invalid(c, `Unknown name "${key}": Cannot find field.`);
+  }
+
+  function onToolResponse(c: Conn, body: Record<string, unknown>): void {
+    const list = body?.['functionResponses'];
+    if (!Array.isArray(list)) return invalid(c, 'toolResponse.functionResponses must be a list.');
+    const said: string[] = [];
+    for (const r of list as Record<string, unknown>[]) {
+      const id = r?.['id'];
+      const name = r?.['name'];
+      const response = r?.['response'];
+      if (typeof id !== 'string' || typeof name !== 'string' || typeof response !== 'object' || response === null || Array.isArray(response)) return invalid(c, 'functionResponses[] must have a string id and name and an object response.');
+      if (c.openCalls.get(id) !== name) return invalid(c, `No open function call ${JSON.stringify(id)} named ${JSON.stringify(name)}.`);
+      c.openCalls.delete(id);
+      toolResponses.push({ id, name, response: response as Record<string, unknown> });
+      said.push(` tool ${name} said ${JSON.stringify(response)}`);
+    }
+    toolNotes.push(...said);
+    void fake.speak(300);
   }
 
   function onSetup(c: Conn, s: Record<string, unknown>): void {
@@ -494,7 +533,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       await new Promise((r) => setTimeout(r, chunkIntervalMs));
     }
     if (turn.stopped) return started();
-    sendMsg(c, { serverContent: { outputTranscription: { text: `(${ms} ms of tone)` } } });
+    sendMsg(c, { serverContent: { outputTranscription: { text: `(${ms} ms of tone)${toolNotes.splice(0).join('')}` } } });
     sendMsg(c, { serverContent: { generationComplete: true } });
     // The real server holds turnComplete for the playback time it assumes (§3.3).
     const playbackLeft = ms - (Date.now() - t0);
@@ -530,6 +569,23 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       sendMsg(c, { serverContent: { interrupted: true } }, true);
       if (hadTurn) sendMsg(c, { serverContent: { turnComplete: true } });
     },
+    callTool(name: string, args: Record<string, unknown>): string {
+      const c = current();
+      if (c === undefined) throw new Error('fake gemini: no open connection');
+      const id = `fc_${++toolSeq}`;
+      c.openCalls.set(id, name);
+      sendMsg(c, { toolCall: { functionCalls: [{ id, name, args }] } });
+      return id;
+    },
+    cancelTools(): string[] {
+      const c = current();
+      if (c === undefined) return [];
+      const ids = [...c.openCalls.keys()];
+      c.openCalls.clear();
+      if (ids.length > 0) sendMsg(c, { toolCallCancellation: { ids } });
+      return ids;
+    },
+    toolResponses: () => toolResponses.map((r) => ({ ...r })),
     received() {
       const last = conns[conns.length - 1];
       return {

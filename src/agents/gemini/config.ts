@@ -7,6 +7,7 @@
  * the env defaults per call; geminiCallOptions() validates them, and a bad one makes
  * the session's connect() reject with BRIDGE_ERR_AGENT_CONFIG.
  */
+import type { ToolDeclaration } from '../../tools/declarations.js';
 import { BridgeError, ErrorCodes } from '../../errors.js';
 import { envDefault, readEnv } from '../../env-schema.js';
 
@@ -55,6 +56,8 @@ export interface GeminiCallOptions {
   readonly model: string;
   readonly voice: string;
   readonly instructions: string;
+  /** Function tools (setup.tools[].functionDeclarations); none → no tools in the setup. */
+  readonly tools?: readonly ToolDeclaration[];
 }
 
 const MODEL_RE = /^[a-z0-9][a-z0-9.-]{0,127}$/;

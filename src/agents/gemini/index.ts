@@ -25,6 +25,7 @@ export function createGeminiAgentFactory(env: Readonly<Record<string, string | u
       let options;
       try {
         options = geminiCallOptions(config, ctx.parameters);
+        if (ctx.tools && ctx.tools.length > 0) options = { ...options, tools: ctx.tools };
       } catch (e) {
         // A bad webhook option: connect() rejects with it (BRIDGE_ERR_AGENT_CONFIG).
         options = e as BridgeError;

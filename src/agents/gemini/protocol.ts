@@ -26,6 +26,8 @@
  * Audio parts are checked (mimeType audio/pcm at 24 kHz, base64 of whole 16-bit
  * samples) and decoded here; a bad part is reported, never returned as audio.
  */
+import { geminiSetupTools, type ToolDeclaration } from '../../tools/declarations.js';
+import { geminiFunctionResponse, geminiToolResponse, type ToolOutcomeLike } from '../../tools/result-shapes.js';
 import { pcm16CopyFromBytes, pcm16ToBase64 } from '../../audio/pcm.js';
 
 export const INPUT_RATE_HZ = 16_000;
@@ -41,6 +43,7 @@ export interface SetupOptions {
   instructions: string;
   /** The last resumable `sessionResumptionUpdate.newHandle`, to resume a session. */
   handle?: string;
+  tools?: readonly ToolDeclaration[];
 }
 
 /**
@@ -68,8 +71,15 @@ export function buildSetup(o: SetupOptions): string {
       outputAudioTranscription: {},
       sessionResumption: o.handle !== undefined ? { handle: o.handle } : {},
       contextWindowCompression: { slidingWindow: {} },
+      // JSON Schema as written in the profile (parametersJsonSchema), not the OpenAPI subset of `parameters`.
+      ...(o.tools && o.tools.length > 0 ? { tools: geminiSetupTools(o.tools, { schemaField: 'parametersJsonSchema' }) } : {}),
     },
   });
+}
+
+/** The answer to one function call (`response: {output}` or `{error}`), as one toolResponse message. */
+export function buildToolResponse(id: string, name: string, result: ToolOutcomeLike): string {
+  return JSON.stringify(geminiToolResponse([geminiFunctionResponse(id, name, result)]));
 }
 
 const AUDIO_PREFIX = `{"realtimeInput":{"audio":{"mimeType":"${INPUT_MIME}","data":"`;
@@ -122,8 +132,10 @@ export interface ServerMessage {
   /** timeLeftMs undefined when the Duration could not be read. */
   goAway?: { timeLeftMs: number | undefined };
   sessionResumptionUpdate?: { newHandle: string | undefined; resumable: boolean };
-  /** We declare no tools, so a toolCall is unexpected; its ids are kept for the log. */
-  toolCall?: { ids: string[] };
+  /** Function calls: `args` as JSON text (the call core parses it). */
+  toolCall?: { calls: { id: string; name: string; args: string }[] };
+  /** Calls the service withdrew (the caller interrupted the turn that made them). */
+  toolCallCancellation?: { ids: string[] };
   /** Non-fatal problems (unknown top-level keys, malformed known fields): AGENT_PROTOCOL each. */
   problems: string[];
 }
@@ -198,8 +210,19 @@ export function parseServerMessage(text: string): ParseResult {
   }
   if ('toolCall' in v) {
     const t = v['toolCall'];
-    const calls = isObject(t) && Array.isArray(t['functionCalls']) ? t['functionCalls'] : [];
-    m.toolCall = { ids: calls.map((c) => (isObject(c) && typeof c['id'] === 'string' ? c['id'] : '?')) };
+    const raw = isObject(t) && Array.isArray(t['functionCalls']) ? t['functionCalls'] : undefined;
+    if (raw === undefined) m.problems.push('toolCall.functionCalls is not a list');
+    const calls: { id: string; name: string; args: string }[] = [];
+    for (const c of raw ?? []) {
+      if (!isObject(c) || typeof c['id'] !== 'string' || typeof c['name'] !== 'string') m.problems.push('toolCall.functionCalls[] without a string id and name');
+      else calls.push({ id: c['id'], name: c['name'], args: c['args'] === undefined ? '{}' : JSON.stringify(c['args']) });
+    }
+    m.toolCall = { calls };
+  }
+  if ('toolCallCancellation' in v) {
+    const t = v['toolCallCancellation'];
+    const ids = isObject(t) && Array.isArray(t['ids']) ? t['ids'].filter((x): x is string => typeof x === 'string') : [];
+    m.toolCallCancellation = { ids };
   }
   return { ok: true, message: m };
 }

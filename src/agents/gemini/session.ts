@@ -58,7 +58,7 @@
  * DTMF: `realtimeInput.text` "[The caller pressed 5 on the phone keypad.]" — the
  * caller's own input, which is what a key press is.
  */
-import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
+import { AgentSession, pcm16, type AudioFormat, type ToolResult } from '../agent.js';
 import { BridgeError, ErrorCodes } from '../../errors.js';
 import { EnergyVad } from '../../audio/vad.js';
 import { AgentSocket, type LostInfo } from '../shared/agent-socket.js';
@@ -67,7 +67,7 @@ import { dtmfKey } from '../shared/dtmf.js';
 import { RetryPolicy } from '../shared/retry-policy.js';
 import { closeCodeOf, toBridgeError, type SocketErrorRules } from '../shared/socket-errors.js';
 import type { GeminiCallOptions, GeminiConfig } from './config.js';
-import { INPUT_RATE_HZ, OUTPUT_RATE_HZ, buildAudio, buildContextNote, buildSetup, buildText, decodeFrame, parseServerMessage, type ServerContent, type ServerMessage } from './protocol.js';
+import { INPUT_RATE_HZ, OUTPUT_RATE_HZ, buildAudio, buildContextNote, buildSetup, buildText, buildToolResponse, decodeFrame, parseServerMessage, type ServerContent, type ServerMessage } from './protocol.js';
 
 /** Gemini's own reading of a close (§3.7): 1007 "API key not valid" is a key problem, not a bad message. */
 const RULES: SocketErrorRules = {
@@ -148,6 +148,8 @@ export class GeminiLiveSession extends AgentSession {
   #handle: string | undefined;
   /** The latest handle can be switched to: it arrived after the caller's speech was acted on, and no model turn started since. */
   #handleFresh = false;
+  /** Function calls not answered yet: id → name (the toolResponse repeats both). */
+  #toolCalls = new Map<string, string>();
   #rollover: { timer: NodeJS.Timeout } | undefined;
   /** Caller activity on the audio we send: a switch waits while they speak. */
   readonly #callerVad = new EnergyVad({ sampleRateHz: INPUT_RATE_HZ, silenceMs: CALLER_HANGOVER_MS });
@@ -258,6 +260,14 @@ export class GeminiLiveSession extends AgentSession {
     }
   }
 
+  /** One toolResponse per answer (`response: {output}` or `{error}`), for a call this link made and nobody withdrew. */
+  override sendToolResult(callId: string, result: ToolResult): void {
+    const name = this.#toolCalls.get(callId);
+    if (name === undefined || this.#state === 'closed') return;
+    this.#toolCalls.delete(callId);
+    this.#ws?.send(buildToolResponse(callId, name, result));
+  }
+
   sendDtmf(digit: string): void {
     if (this.#state === 'closed') return;
     const d = dtmfKey(digit);
@@ -289,6 +299,13 @@ export class GeminiLiveSession extends AgentSession {
    */
   async #openLink(handle: string | undefined, signal: AbortSignal): Promise<void> {
     const opts = this.#opts as GeminiCallOptions;
+    // A new link does not know the old one's calls (no handle is issued while a call is open):
+    // the call core stops them, and nothing is sent for them.
+    if (this.#toolCalls.size > 0) {
+      const ids = [...this.#toolCalls.keys()];
+      this.#toolCalls.clear();
+      this.emitEvent({ type: 'toolCancel', callIds: ids });
+    }
     let first: ServerMessage | undefined;
     const ws = await AgentSocket.open({
       rules: RULES,
@@ -482,7 +499,17 @@ export class GeminiLiveSession extends AgentSession {
         this.#handleFresh = !this.#callerUncovered && !this.#callerVad.speaking && this.#turn === undefined;
       }
     }
-    if (m.toolCall) this.#protocolError(`a toolCall (${m.toolCall.ids.join(', ')}) although no tools were declared`);
+    if (m.toolCall) {
+      for (const c of m.toolCall.calls) {
+        this.#toolCalls.set(c.id, c.name);
+        this.emitEvent({ type: 'toolCall', callId: c.id, name: c.name, arguments: c.args });
+      }
+    }
+    if (m.toolCallCancellation) {
+      // The service withdrew them (the caller interrupted): nothing is sent for them.
+      const ids = m.toolCallCancellation.ids.filter((id) => this.#toolCalls.delete(id));
+      if (ids.length > 0) this.emitEvent({ type: 'toolCancel', callIds: ids });
+    }
     if (m.serverContent) this.#onServerContent(m.serverContent);
     if (m.goAway) this.#onGoAway(m.goAway.timeLeftMs);
     this.#maybeRoll();
