@@ -114,6 +114,8 @@ export const ERROR_TABLE = {
   TOOL_BAD_RESPONSE: { code: 'BRIDGE_ERR_TOOL_BAD_RESPONSE', category: 'invalid-input', area: 'Agent tools', meaning: 'A 2xx tool reply that is not a JSON object with an `output` member.', fix: 'Answer `{"output": <any JSON>}` (docs/tools.md).' },
   TOOL_RESPONSE_TOO_LARGE: { code: 'BRIDGE_ERR_TOOL_RESPONSE_TOO_LARGE', category: 'invalid-input', area: 'Agent tools', meaning: 'A tool reply over 64 KiB (reading stopped at the limit).', fix: 'Return less: the model only needs what it will say.' },
   TOOL_NETWORK: { code: 'BRIDGE_ERR_TOOL_NETWORK', category: 'unavailable', area: 'Agent tools', meaning: "The tool's URL could not be reached (refused, DNS, TLS, connection reset).", fix: "Check the tool's `url` and that its server is up." },
+  TOOL_UNKNOWN: { code: 'BRIDGE_ERR_TOOL_UNKNOWN', category: 'invalid-input', area: 'Agent tools', meaning: "The agent called a tool its profile does not have (counted; nothing is sent).", fix: "— (the model's mistake; check the tool names in the agent's own settings, e.g. ElevenLabs client tools)" },
+  TOOL_TRANSFER_REFUSED: { code: 'BRIDGE_ERR_TOOL_TRANSFER_REFUSED', category: 'invalid-input', area: 'Agent tools', meaning: "`transfer_call` to a destination the profile's `transfer_call.to` does not list: refused to the agent, nothing is dialled.", fix: 'Add the destination to the profile if it is meant to be allowed.' },
   TOOL_ABORTED: { code: 'BRIDGE_ERR_TOOL_ABORTED', category: 'state', area: 'Agent tools', meaning: 'A tool request cancelled by the bridge: the caller barged in, the call ended, or the AI service cancelled the call.', fix: '—' },
 
   // Call events (src/events): at-least-once delivery to a profile's `events.url`.

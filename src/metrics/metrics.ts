@@ -436,14 +436,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const toolOutcomes = new Set<string>(TOOL_OUTCOMES);
   const toolCalls = new Counter({
     name: `${p}tool_calls_total`,
-    help: "Tool calls of the agents sent to the profile's URL, by tool and outcome: ok, or why the agent got an error result (bad-arguments: not a JSON object from the AI service, nothing sent; http-status, timeout, bad-response, too-large, network, aborted).",
+    help: "Tool calls of the agents, by tool and outcome: ok, or why the agent got an error result (bad-arguments: not a JSON object from the AI service, nothing sent; http-status, timeout, bad-response, too-large, network, aborted; unknown-tool, counted under tool=\"unknown\"; transfer-refused).",
     labelNames: ['tool', 'outcome'],
     registers: [registry],
   });
   const toolDuration = new Histogram({ name: `${p}tool_call_duration_seconds`, help: 'Tool call duration, from the agent asking to its result (any outcome), by tool.', labelNames: ['tool'], buckets: TOOL_BUCKETS_S, registers: [registry] });
   const onToolCall = (r: ToolResult): void => {
-    const tool = toolNames.value(r.tool);
     const outcome = toolOutcome(r);
+    // An unknown tool's name is the model's invention: never a label value.
+    const tool = outcome === 'unknown-tool' ? 'unknown' : toolNames.value(r.tool);
     toolCalls.inc({ tool, outcome: toolOutcomes.has(outcome) ? outcome : 'other' });
     toolDuration.observe({ tool }, finiteNonNeg(r.durationMs) / 1000);
   };

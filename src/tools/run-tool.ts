@@ -48,16 +48,18 @@ export type ToolErrorCode =
   | typeof ErrorCodes.TOOL_BAD_RESPONSE
   | typeof ErrorCodes.TOOL_RESPONSE_TOO_LARGE
   | typeof ErrorCodes.TOOL_NETWORK
-  | typeof ErrorCodes.TOOL_ABORTED;
+  | typeof ErrorCodes.TOOL_ABORTED
+  | typeof ErrorCodes.TOOL_UNKNOWN
+  | typeof ErrorCodes.TOOL_TRANSFER_REFUSED;
 
 export type ToolResult =
   | { ok: true; tool: string; output: unknown; durationMs: number }
   | { ok: false; tool: string; error: string; code: ToolErrorCode; durationMs: number; status?: number };
 
 /** The outcome label of voice_bridge_tool_calls_total (a bounded set). */
-export type ToolOutcome = 'ok' | 'bad-arguments' | 'http-status' | 'timeout' | 'bad-response' | 'too-large' | 'network' | 'aborted';
+export type ToolOutcome = 'ok' | 'bad-arguments' | 'http-status' | 'timeout' | 'bad-response' | 'too-large' | 'network' | 'aborted' | 'unknown-tool' | 'transfer-refused';
 
-export const TOOL_OUTCOMES: readonly ToolOutcome[] = ['ok', 'bad-arguments', 'http-status', 'timeout', 'bad-response', 'too-large', 'network', 'aborted'];
+export const TOOL_OUTCOMES: readonly ToolOutcome[] = ['ok', 'bad-arguments', 'http-status', 'timeout', 'bad-response', 'too-large', 'network', 'aborted', 'unknown-tool', 'transfer-refused'];
 
 const OUTCOME_OF: Record<ToolErrorCode, ToolOutcome> = {
   [ErrorCodes.TOOL_ARGUMENTS]: 'bad-arguments',
@@ -67,6 +69,8 @@ const OUTCOME_OF: Record<ToolErrorCode, ToolOutcome> = {
   [ErrorCodes.TOOL_RESPONSE_TOO_LARGE]: 'too-large',
   [ErrorCodes.TOOL_NETWORK]: 'network',
   [ErrorCodes.TOOL_ABORTED]: 'aborted',
+  [ErrorCodes.TOOL_UNKNOWN]: 'unknown-tool',
+  [ErrorCodes.TOOL_TRANSFER_REFUSED]: 'transfer-refused',
 };
 
 export function toolOutcome(r: ToolResult): ToolOutcome {

@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { runTool } from '../../src/tools/run-tool.js';
+import { unknownToolResult } from '../../src/tools/dispatch.js';
 import { EventDeliverer } from '../../src/events/event-deliverer.js';
 import { createEvent } from '../../src/events/event.js';
 import { json, startReceiver, type Receiver } from './receiver.js';
@@ -42,6 +43,7 @@ describe('tool and event metrics', () => {
     await runTool({ name: 'lookup_order', url: receiver.url }, call, { observe: metrics.onToolCall });
     await runTool({ name: 'lookup_order', url: `${receiver.url}?fail` }, call, { observe: metrics.onToolCall });
     await runTool({ name: 'lookup_order', url: receiver.url }, { ...call, arguments: 'not json' }, { observe: metrics.onToolCall });
+    metrics.onToolCall(unknownToolResult('made_up_by_the_model'));
 
     dir = await mkdtemp(join(tmpdir(), 'vb-evmetrics-'));
     const d = new EventDeliverer({ dir, target: () => ({ url: receiver!.url }), firstRetryMs: 10, maxRetryMs: 20 });
@@ -59,6 +61,8 @@ describe('tool and event metrics', () => {
     expect(value('voice_bridge_tool_calls_total', { tool: 'lookup_order', outcome: 'http-status' })).toBe(1);
     expect(value('voice_bridge_tool_calls_total', { tool: 'lookup_order', outcome: 'bad-arguments' })).toBe(1);
     expect(value('voice_bridge_tool_call_duration_seconds_count', { tool: 'lookup_order' })).toBe(3);
+    expect(value('voice_bridge_tool_calls_total', { tool: 'unknown', outcome: 'unknown-tool' })).toBe(1);
+    expect(text).not.toContain('made_up_by_the_model');
     expect(value('voice_bridge_events_delivered_total')).toBe(1);
     expect(value('voice_bridge_events_pending')).toBe(0);
     expect(value('voice_bridge_events_dropped_total', { reason: 'expired' })).toBe(0);
