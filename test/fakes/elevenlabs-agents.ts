@@ -105,8 +105,11 @@ export interface FakeElevenLabs extends FakeService {
   spoken(): Uint8Array;
   /** The text of each reply spoken. */
   readonly replies: string[];
-  /** Agent calls the end_call client tool. */
-  callTool(name: string): Promise<void>;
+  /**
+   * The agent calls a client tool; resolves with its tool_call_id. A client_tool_result for
+   * it makes the agent answer with what it was told ("… tool <name> said <result>").
+   */
+  callTool(name: string, parameters?: Record<string, unknown>): Promise<string>;
   /** The service ends the conversation normally (close 1000), as after its end_call system tool. */
   endConversation(reason?: string): Promise<void>;
   /** Sends raw text to the client (tests of odd messages). */
@@ -165,6 +168,8 @@ interface Conn {
   spoken: Buffer[];
   /** Real-time estimate of when the agent's audio so far has finished playing at the caller. */
   speakingUntil: number;
+  /** client_tool_call ids sent and not answered: id → tool name. */
+  openCalls: Map<string, string>;
   loudChunks: number;
   quietSince: number;
   awaitingReply: boolean;
@@ -201,6 +206,8 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
   const userMessages: string[] = [];
   const contextualUpdates: string[] = [];
   const toolResults: Record<string, unknown>[] = [];
+  /** What the next reply says it was told by tools. */
+  const toolNotes: string[] = [];
   const unknownClientMessages: string[] = [];
   const replies: string[] = [];
   const conns = new Set<Conn>();
@@ -258,7 +265,7 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
   function onConnection(ws: WebSocket, socket: Socket, url: string): void {
     const conv: FakeConversation = { id: `conv_fake_${++convSeq}`, url, initData: undefined, audioBytes: 0, badAudioChunks: 0, closedByClient: false, closeCode: undefined };
     conversations.push(conv);
-    const c: Conn = { conv, ws, socket, outFormat, inFormat, eventId: 0, pingTimer: undefined, spoken: [], speakingUntil: 0, loudChunks: 0, quietSince: 0, awaitingReply: false, phase: 0, stopped: false, serverClosed: false };
+    const c: Conn = { conv, ws, socket, outFormat, inFormat, eventId: 0, pingTimer: undefined, spoken: [], speakingUntil: 0, openCalls: new Map(), loudChunks: 0, quietSince: 0, awaitingReply: false, phase: 0, stopped: false, serverClosed: false };
     conns.add(c);
     current = c;
     ws.on('close', (code) => {
@@ -321,9 +328,16 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
         case 'user_activity':
           api.userActivity++;
           return;
-        case 'client_tool_result':
+        case 'client_tool_result': {
           toolResults.push(m);
+          const name = c.openCalls.get(String(m['tool_call_id']));
+          if (name !== undefined) {
+            c.openCalls.delete(String(m['tool_call_id']));
+            toolNotes.push(` Tool ${name} said ${String(m['result'])}${m['is_error'] === true ? ' (an error)' : ''}.`);
+            speakOn(c, 300);
+          }
           return;
+        }
         default:
           unknownClientMessages.push(text.slice(0, 200));
       }
@@ -393,7 +407,7 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
 
   function speakOn(c: Conn, ms: number): void {
     const n = replies.length + 1;
-    const text = `This is reply number ${n} from the fake agent, lasting ${ms} milliseconds.`;
+    const text = `This is reply number ${n} from the fake agent, lasting ${ms} milliseconds.${toolNotes.splice(0).join('')}`;
     replies.push(text);
     const response = { type: 'agent_response', agent_response_event: { agent_response: text } };
     if (options.agentResponseAt === 'start') send(c, response);
@@ -497,7 +511,15 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
     ready,
     speak: (ms) => withConn((c) => speakOn(c, ms)),
     interruptFromService: () => withConn((c) => interruptOn(c)),
-    callTool: (name) => withConn((c) => send(c, { type: 'client_tool_call', client_tool_call: { tool_name: name, tool_call_id: `tool_${++c.eventId}`, parameters: {} } })),
+    callTool: async (name, parameters = {}) => {
+      let id = '';
+      await withConn((c) => {
+        id = `tool_${++c.eventId}`;
+        c.openCalls.set(id, name);
+        send(c, { type: 'client_tool_call', client_tool_call: { tool_name: name, tool_call_id: id, parameters } });
+      });
+      return id;
+    },
     endConversation: (reason = 'Agent ended the call') =>
       withConn((c) => {
         c.serverClosed = true;

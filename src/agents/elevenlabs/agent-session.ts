@@ -64,7 +64,8 @@
  * it); we also send WebSocket pings every idleTimeoutMs/3, and no data at all for
  * idleTimeoutMs is fatal (BRIDGE_ERR_AGENT_TIMEOUT).
  */
-import { AgentSession, type AgentContext, type AudioFormat } from '../agent.js';
+import { AgentSession, type AgentContext, type AudioFormat, type ToolResult } from '../agent.js';
+import { elevenlabsToolResult } from '../../tools/result-shapes.js';
 import { BridgeError, ErrorCodes, type ErrorCode } from '../../errors.js';
 import { pcm16FromBytes, pcm16ToBytes } from '../../audio/pcm.js';
 import { AgentSocket, type LostInfo } from '../shared/agent-socket.js';
@@ -184,6 +185,9 @@ export class ElevenLabsAgentSession extends AgentSession {
   readonly #stats: ElevenLabsAgentStats = { audioChunksIn: 0, staleAudioDropped: 0, badAudioDropped: 0, protocolErrors: 0, pongsSent: 0, serviceErrors: 0, callerChunksSent: 0, callerChunksDropped: 0 };
   #closePromise: Promise<void> | undefined;
   readonly #closing = new AbortController();
+
+  /** client_tool_call ids handed to the call core and not answered yet. */
+  readonly #toolCalls = new Set<string>();
 
   constructor(config: ElevenLabsAgentConfig, ctx: AgentContext) {
     super();
@@ -399,7 +403,7 @@ export class ElevenLabsAgentSession extends AgentSession {
         this.#onServiceError(e.code, e.errorType, e.message);
         return;
       case 'client_tool_call':
-        this.#onClientToolCall(e.toolName, e.toolCallId);
+        this.#onClientToolCall(e.toolName, e.toolCallId, e.parameters);
         return;
       case 'agent_tool_response':
         if (!e.isError && this.#cfg.endCallTools.includes(e.toolName)) this.#requestEnd(`agent used ${e.toolName}`);
@@ -532,15 +536,27 @@ export class ElevenLabsAgentSession extends AgentSession {
     else this.#fail(err);
   }
 
-  #onClientToolCall(toolName: string, toolCallId: string): void {
+  #onClientToolCall(toolName: string, toolCallId: string, parameters: Record<string, unknown>): void {
     if (this.#cfg.endCallTools.includes(toolName)) {
       this.#send(buildClientToolResult(toolCallId, 'The call will end after your last words have played.', false));
       this.#requestEnd(`agent called ${toolName}`);
       return;
     }
+    // A tool of the call's profile (declared at ElevenLabs as a client tool of the same name): the call core runs it.
+    if (this.#ctx.tools?.some((t) => t.name === toolName) && !this.#toolCalls.has(toolCallId)) {
+      this.#toolCalls.add(toolCallId);
+      this.emitEvent({ type: 'toolCall', callId: toolCallId, name: toolName, arguments: JSON.stringify(parameters) });
+      return;
+    }
     // The agent would wait for a result: answer at once so the conversation goes on.
     this.#send(buildClientToolResult(toolCallId, `The tool ${toolName} is not available on this phone line.`, true));
     this.#warn(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `elevenlabs agent: client tool ${JSON.stringify(toolName.slice(0, 64))} is not handled by the bridge (answered with an error result)`));
+  }
+
+  /** `client_tool_result` for a call this session handed out: `result` the output text, or the error with `is_error: true`. */
+  override sendToolResult(callId: string, result: ToolResult): void {
+    if (!this.#toolCalls.delete(callId) || this.#state !== 'open') return;
+    this.#send(JSON.stringify(elevenlabsToolResult(callId, result)));
   }
 
   /** The agent wants to hang up: 'end' once the reply being spoken is complete (bounded by MAX_END_WAIT_MS). */
