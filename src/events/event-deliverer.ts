@@ -295,6 +295,7 @@ export class EventDeliverer extends EventEmitter {
         this.#pendingBytes += e.body.length;
       }
       if (entries.length > 0) this.#o.log?.('info', 'events from a previous run are pending; delivering', { events: entries.length, path: this.path });
+      this.#kick(); // also after an open that had failed at start and is retried
     } catch (e) {
       if (this.#lockName !== undefined) await releaseLock(dir, this.#lockName);
       this.#lockName = undefined;

@@ -176,16 +176,22 @@ describe('EventDeliverer', () => {
     await two;
   });
 
-  it('an unwritable data dir is logged with a code and counted, never thrown', async () => {
+  it('an unwritable data dir is logged with a code and counted, never thrown; once writable, the events go', async () => {
     const notADir = join(dir, 'file');
     await writeFile(notADir, 'x');
+    const r = await receiver((_q, res) => json(res, 200, {}));
     const logs: Logged[] = [];
-    const d = new EventDeliverer({ dir: join(notADir, 'sub'), target: () => ({ url: 'http://127.0.0.1:1/' }), log: (level, msg, fields) => logs.push({ level, msg, fields }) });
+    const d = new EventDeliverer({ dir: join(notADir, 'sub'), target: () => ({ url: r.url }), log: (level, msg, fields) => logs.push({ level, msg, fields }) });
     deliverers.push(d);
     await d.start();
     expect(d.enqueue(started())).toBe(true); // waits in memory
     expect(d.stats().writeFailures).toBeGreaterThanOrEqual(1);
     expect(logs.some((l) => l.fields?.code === ErrorCodes.EVENTS_OUTBOX)).toBe(true);
+    expect(r.requests).toHaveLength(0); // never sent before it is on disk
+    const delivered = once(d, 'delivered');
+    await rm(notADir); // the disk is back: the open is retried
+    await delivered;
+    expect(r.requests).toHaveLength(1);
   });
 
   it('a listener that throws costs neither the delivery nor the process', async () => {
