@@ -16,6 +16,10 @@
  *              header rate configurable 24000/48000, layouts: plain, LIST before data,
  *              an odd-sized chunk + pad byte), assistant_end
  *   interruptFromService(): user_interruption
+ *   callTool(name, args): tool_call {tool_call_id, name, parameters (JSON text), tool_type "function",
+ *              response_required true}; ← tool_response / tool_error for it: recorded, then the
+ *              assistant answers with what it was told ("… tool lookup_order said …"); one for a
+ *              call it did not make: an `error`
  *   faults: refuse-next, garbage (non-JSON, unknown type, bad base64, WAVs truncated /
  *           stereo / 8-bit / float / absurd size), stop-answering (stops reading the
  *           socket: no pongs), close-mid-call (close 1011)
@@ -54,6 +58,10 @@ export interface FakeHumeConnection {
   readonly sessionSettings: Record<string, any>[];
   readonly userInputs: string[];
   readonly toolErrors: Record<string, any>[];
+  /** tool_response messages received. */
+  readonly toolResponses: Record<string, any>[];
+  /** tool_call ids sent and not answered: id → name. */
+  readonly openCalls: Map<string, string>;
   /** Caller audio received on this connection (ms at its declared rate). */
   audioMs: number;
   /** Errors this fake sent to the client. */
@@ -168,6 +176,8 @@ export class FakeHume implements FakeService {
       sessionSettings: [],
       userInputs: [],
       toolErrors: [],
+      toolResponses: [],
+      openCalls: new Map(),
       audioMs: 0,
       errorsSent: [],
       closedByClient: false,
@@ -229,8 +239,17 @@ export class FakeHume implements FakeService {
         return;
       }
       case 'tool_error':
-        conn.toolErrors.push(m);
+      case 'tool_response': {
+        (m.type === 'tool_error' ? conn.toolErrors : conn.toolResponses).push(m);
+        const name = conn.openCalls.get(m.tool_call_id);
+        if (name === undefined) {
+          if (conn.toolResponses.includes(m)) return this.#sendError(conn, 'E0104', 'unknown_tool_call', `no open tool call ${String(m.tool_call_id)}`);
+          return; // a tool_error for a call EVI's config made (the existing behaviour)
+        }
+        conn.openCalls.delete(m.tool_call_id);
+        void this.speak(300, { userText: null, text: `Done. tool ${name} said ${m.type === 'tool_error' ? `error ${String(m.error)}` : String(m.content)}` });
         return;
+      }
       default:
         return this.#sendError(conn, 'E0101', 'invalid_message', `unknown type ${String(m?.type)}`);
     }
@@ -266,6 +285,16 @@ export class FakeHume implements FakeService {
       const wav = buildWav(tone(Math.min(per, total - at), rate, at), rate, { extra: layoutChunks(o.layout ?? this.wavLayout) });
       await this.#send(conn, { type: 'audio_output', id, index, data: wav.toString('base64') });
     }
+  }
+
+  /** EVI calls a function tool; returns its tool_call_id. */
+  async callTool(name: string, args: Record<string, unknown>): Promise<string> {
+    const conn = this.current;
+    if (!conn) throw new Error('fake hume: no connection');
+    const id = `tool-${++this.#msgSeq}`;
+    conn.openCalls.set(id, name);
+    await this.#send(conn, { type: 'tool_call', tool_call_id: id, name, parameters: JSON.stringify(args), tool_type: 'function', response_required: true });
+    return id;
   }
 
   async userSays(text: string, interim = false): Promise<void> {

@@ -5,6 +5,7 @@
  * NOTE: Hume announced that EVI access ends 2026-11-13; HUME_EVI_URL points the
  * adapter at any endpoint that speaks the documented EVI protocol.
  */
+import type { ToolDeclaration } from '../../tools/declarations.js';
 import { BridgeError, ErrorCodes } from '../../errors.js';
 import { envDefault, readEnv } from '../../env-schema.js';
 
@@ -34,6 +35,8 @@ export interface HumeCallOptions {
   readonly voiceId?: string;
   /** `config_id` → overrides HUME_CONFIG_ID for this call. */
   readonly configId?: string;
+  /** The call's tools, declared in session_settings. */
+  readonly tools?: readonly ToolDeclaration[];
 }
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;

@@ -24,6 +24,7 @@ export function createHumeAgentFactory(config: Config): { factory: AgentFactory;
       let call: HumeCallOptions | BridgeError;
       try {
         call = readHumeCallOptions(ctx.parameters);
+        if (ctx.tools && ctx.tools.length > 0) call = { ...call, tools: ctx.tools };
       } catch (e) {
         call = e instanceof BridgeError ? e : new BridgeError(ErrorCodes.AGENT_CONFIG, String(e));
       }

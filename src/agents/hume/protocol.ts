@@ -21,6 +21,7 @@
  *                                                tool_call / error {code, slug, message} / …
  * ```
  */
+import { humeSessionTools, type ToolDeclaration } from '../../tools/declarations.js';
 import { BridgeError, ErrorCodes } from '../../errors.js';
 
 // --- server → client ------------------------------------------------------------
@@ -62,6 +63,8 @@ export interface ToolCallMessage {
   readonly name: string;
   readonly toolType: string | undefined;
   readonly responseRequired: boolean;
+  /** The arguments as EVI sends them: JSON text. */
+  readonly parameters: string;
 }
 export interface ErrorMessage {
   readonly type: 'error';
@@ -161,6 +164,7 @@ export function parseServerMessage(text: string): ServerMessage {
         name: str(v, 'name', type, MAX_ID_CHARS, false) ?? '',
         toolType: str(v, 'tool_type', type, MAX_ID_CHARS, false),
         responseRequired: v['response_required'] !== false,
+        parameters: typeof v['parameters'] === 'string' ? v['parameters'] : v['parameters'] === undefined ? '{}' : JSON.stringify(v['parameters']),
       };
     case 'error':
       return {
@@ -197,6 +201,8 @@ export interface SessionSettings {
   readonly voiceId?: string;
   /** Context injection (docs: "silently add information … without triggering a response"). */
   readonly context?: { readonly text: string; readonly type: 'temporary' | 'persistent' };
+  /** Function tools (`tools`: name, JSON Schema as text, description). */
+  readonly tools?: readonly ToolDeclaration[];
 }
 
 /**
@@ -212,6 +218,7 @@ export function buildSessionSettings(s: SessionSettings): string {
   if (s.systemPrompt !== undefined) msg['system_prompt'] = s.systemPrompt;
   if (s.voiceId !== undefined) msg['voice_id'] = s.voiceId;
   if (s.context !== undefined) msg['context'] = { text: s.context.text, type: s.context.type };
+  if (s.tools !== undefined && s.tools.length > 0) msg['tools'] = humeSessionTools(s.tools);
   return JSON.stringify(msg);
 }
 

@@ -44,7 +44,8 @@
  * interrupts on its own (no user_interruption), EVI's remaining audio for the turn
  * is dropped until the next final user_message or assistant_end.
  */
-import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
+import { AgentSession, pcm16, type AudioFormat, type ToolResult } from '../agent.js';
+import { humeToolResult } from '../../tools/result-shapes.js';
 import { BridgeError, ErrorCodes, isBridgeError } from '../../errors.js';
 import { pcm16FromBytes, pcm16ToBase64 } from '../../audio/pcm.js';
 import { AgentSocket, type LostInfo } from '../shared/agent-socket.js';
@@ -153,6 +154,8 @@ export class HumeSession extends AgentSession {
   #droppedIds: string[] = [];
   /** After a bridge-side interrupt EVI did not announce: drop audio until a user turn or assistant_end. */
   #dropping = false;
+  /** tool_call ids handed to the call core and not answered yet: id → tool name. */
+  #toolCalls = new Map<string, string>();
   #lastHeardMs: number | undefined;
 
   /** Caller audio (copies) and DTMF texts kept while resuming. */
@@ -292,7 +295,7 @@ export class HumeSession extends AgentSession {
 
   #settings(context?: { text: string; type: 'temporary' | 'persistent' }): string {
     const call = this.#call as HumeCallOptions;
-    return buildSessionSettings({ sampleRateHz: this.#inRate, systemPrompt: call.systemPrompt, voiceId: call.voiceId, context });
+    return buildSessionSettings({ sampleRateHz: this.#inRate, systemPrompt: call.systemPrompt, voiceId: call.voiceId, context, tools: call.tools });
   }
 
   /** Opens a socket, sends session_settings, resolves on chat_metadata (an EVI `error` instead refuses the chat). */
@@ -349,7 +352,21 @@ export class HumeSession extends AgentSession {
     void this.#resume(groupId, cause);
   }
 
+  /** `tool_response` with the output, or `tool_error` (level warn: the chat goes on), for a call this chat made. */
+  override sendToolResult(callId: string, result: ToolResult): void {
+    const name = this.#toolCalls.get(callId);
+    if (name === undefined || this.#state === 'closed') return;
+    this.#toolCalls.delete(callId);
+    this.#sendText(JSON.stringify(humeToolResult(callId, result, name)));
+  }
+
   async #resume(groupId: string, cause: BridgeError): Promise<void> {
+    // The resumed chat does not wait on the old socket's tool calls: the call core stops them.
+    if (this.#toolCalls.size > 0) {
+      const ids = [...this.#toolCalls.keys()];
+      this.#toolCalls.clear();
+      this.emitEvent({ type: 'toolCancel', callIds: ids });
+    }
     const r = await this.#retry.run(() => this.#dial(groupId, AbortSignal.any([this.#life.signal, AbortSignal.timeout(this.#dialTimeoutMs)])), this.#life.signal);
     if (this.#state !== 'resuming') return;
     if (!r.ok) {
@@ -485,10 +502,18 @@ export class HumeSession extends AgentSession {
         this.#finishResponse();
         this.#turn = [];
         return;
-      case 'tool_call':
-        // The bridge serves no tools; a function tool EVI waits on gets an error so the chat goes on.
-        if (msg.responseRequired && msg.toolType !== 'builtin') this.#sendText(buildToolError(msg.toolCallId, `tool ${msg.name || '?'} is not available on this phone bridge`));
+      case 'tool_call': {
+        if (msg.toolType === 'builtin') return; // EVI runs its own (web search, hang_up)
+        const ours = (this.#call as HumeCallOptions).tools?.some((t) => t.name === msg.name) === true;
+        if (ours && msg.responseRequired && !this.#toolCalls.has(msg.toolCallId)) {
+          this.#toolCalls.set(msg.toolCallId, msg.name);
+          this.emitEvent({ type: 'toolCall', callId: msg.toolCallId, name: msg.name, arguments: msg.parameters });
+        } else if (msg.responseRequired) {
+          // A function tool of the EVI config that this call does not have: an error, so the chat goes on.
+          this.#sendText(buildToolError(msg.toolCallId, `tool ${msg.name || '?'} is not available on this phone bridge`));
+        }
         return;
+      }
       case 'ignored':
         return;
     }
