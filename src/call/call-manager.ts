@@ -99,9 +99,15 @@ export interface CallRecord extends CallSummary {
   status: StatusEvent[];
   /** 'in-progress': written when the stream starts; 'completed': at its end (absent in records from before: completed). */
   recordState?: 'in-progress' | 'completed';
-  /** The profile that answered (docs/profiles.md); null or absent: none (the environment-based behaviour). */
+  /** The profile that answered (docs/profiles.md); absent: none (the environment-based behaviour). */
   profile?: string | null;
 }
+
+/** `{ profile }` when the stream names one (a record without one has no `profile` key, as before profiles). */
+const profileOf = (parameters: Record<string, string> | undefined): { profile?: string } => {
+  const name = parameters?.[PROFILE_PARAM];
+  return name === undefined ? {} : { profile: name };
+};
 
 export interface CallManagerEvents {
   /** A stream started (Twilio `start`), with the call's in-progress record. */
@@ -370,7 +376,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       const s = session.summary();
       const agent = this.#agentNameOf(m.customParameters);
       // Emitted before the agent is opened: the agent the stream asks for (the summary has none yet).
-      const record: CallRecord = { ...s, agent: s.agent ?? agent, ...this.#partiesOf(s), status: [], recordState: 'in-progress', profile: m.customParameters[PROFILE_PARAM] ?? null };
+      const record: CallRecord = { ...s, agent: s.agent ?? agent, ...this.#partiesOf(s), status: [], recordState: 'in-progress', ...profileOf(m.customParameters) };
       this.emit('callStarted', { callSid: m.callSid, streamSid: m.streamSid, agent, record });
     });
     session.once('closed', () => {
@@ -386,7 +392,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
         if (this.#ended.size > RECENT_ENDED) this.#ended.delete(this.#ended.keys().next().value!);
         const parties = this.#partiesOf(s);
         this.#parties.delete(s.callSid);
-        this.emit('callEnded', { ...s, ...parties, status: this.#status.get(s.callSid) ?? [], recordState: 'completed', profile: s.customParameters?.[PROFILE_PARAM] ?? null });
+        this.emit('callEnded', { ...s, ...parties, status: this.#status.get(s.callSid) ?? [], recordState: 'completed', ...profileOf(s.customParameters) });
       }
     });
     if (this.#d.greeting) {

@@ -66,6 +66,8 @@ export interface CallListItem {
   recordState: RecordState;
   ownerInstance: string | null;
   ownerWorker: number | null;
+  /** The profile that answered (docs/profiles.md); null: none. */
+  profile: string | null;
 }
 
 // PostgreSQL text cannot hold NUL, and JSONB refuses lone surrogates; agents'
@@ -108,6 +110,7 @@ export function recordToParams(entry: OutboxEntry): { call: Param[]; transcripts
     recordingPath,
     transcripts,
     recordState,
+    profile,
     ...detail
   } = r;
   if (!callSid) throw new TypeError('a call record needs a CallSid');
@@ -143,6 +146,7 @@ export function recordToParams(entry: OutboxEntry): { call: Param[]; transcripts
     owner_instance: entry.owner ? cleanText(entry.owner.instance) : null,
     owner_worker: entry.owner && Number.isInteger(entry.owner.worker) ? entry.owner.worker : null,
     owner_run: entry.owner ? cleanText(entry.owner.run) : null,
+    profile: cleanNullable(profile),
   };
   const stream = values.stream_sid as string;
   return {
@@ -187,6 +191,7 @@ export function rowToListItem(row: Row): CallListItem {
     recordState: (str(row.record_state) ?? 'completed') as RecordState,
     ownerInstance: str(row.owner_instance),
     ownerWorker: num(row.owner_worker),
+    profile: str(row.profile),
   };
 }
 
@@ -218,6 +223,8 @@ export function rowToStoredCall(row: Row, turns: Row[]): StoredCall {
     recordState: item.recordState,
     ownerInstance: item.ownerInstance,
     ownerWorker: item.ownerWorker,
+    // Records of calls without a profile read back as they were written: no `profile` key.
+    ...(item.profile !== null ? { profile: item.profile } : {}),
   };
 }
 

@@ -154,6 +154,13 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    // Profiles (docs/profiles.md): which profile answered a call, filterable without
+    // opening `detail`. Null for calls without one, and for every row from before.
+    version: 3,
+    name: 'the profile that answered a call',
+    statements: () => ['ALTER TABLE calls ADD COLUMN profile TEXT'],
+  },
 ];
 
 export function schemaMigrationsDdl(d: Dialect): string {
@@ -195,6 +202,7 @@ export const CALL_COLUMNS = [
   'owner_instance',
   'owner_worker',
   'owner_run',
+  'profile',
 ] as const;
 
 /**

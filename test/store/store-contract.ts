@@ -76,6 +76,7 @@ export function storeContract(b: Backend): void {
       expect(await b.appliedMigrations()).toEqual([
         { version: 1, name: 'calls and transcript turns' },
         { version: 2, name: 'rows from stream start, keyed by call and stream; process runs' },
+        { version: 3, name: 'the profile that answered a call' },
       ]);
       await s1.close();
       open.length = 0;
@@ -84,13 +85,14 @@ export function storeContract(b: Backend): void {
       expect(await b.appliedMigrations()).toEqual([
         { version: 1, name: 'calls and transcript turns' },
         { version: 2, name: 'rows from stream start, keyed by call and stream; process runs' },
+        { version: 3, name: 'the profile that answered a call' },
       ]);
       expect(await b.countRows('calls')).toBe(0);
     });
 
     it('a record round-trips with every field, transcript turns in order', async () => {
       const s = await openStore();
-      const r = fullRecord();
+      const r: CallRecord = { ...fullRecord(), profile: 'support' };
       s.record(r);
       expect(await s.flush(10_000)).toBe(true);
       const got = await s.get(r.callSid!);
@@ -125,6 +127,7 @@ export function storeContract(b: Backend): void {
           transcriptTurns: 3,
           recordedAt: got!.recordedAt,
           ...STORED,
+          profile: 'support',
         },
       ]);
       expect(await s.get('CA' + 'f'.repeat(32))).toBeUndefined();
