@@ -5,6 +5,7 @@
  * calls run to their end or to BRIDGE_DRAIN_TIMEOUT_MS and then hear a goodbye,
  * onDrained hooks run (call records flushed), exit 0. A second signal cuts the wait short.
  */
+import { transferTwiml } from './twilio/stream-twiml.js';
 import { bothTraces, turnLatencyTrace } from './metrics/turns.js';
 import { packageVersion } from './version.js';
 import cluster from 'node:cluster';
@@ -156,6 +157,12 @@ export async function startBridge(env: Record<string, string | undefined> = proc
           return true;
         }
       : undefined,
+    transferViaRest: rest
+      ? async (callSid, to, callerId) => {
+          await rest.updateCallTwiml(callSid, transferTwiml(to, callerId));
+        }
+      : undefined,
+    onToolResult: metrics.onToolCall,
     apologyPrompt: await loadPrompt('apology'),
     greeting: tts?.greeting ? (signal) => tts.speak(tts.greeting!, signal) : undefined,
     tapFor: recorder.enabled ? recorder.tapFor : undefined,
@@ -279,8 +286,12 @@ export async function main(env: Record<string, string | undefined> = process.env
   // A cluster worker told to drain while it is still starting (a restart during a
   // shutdown) must not miss it: remember it, act on it once up.
   let drainAsked = false;
+  // Likewise a reload of the profiles (the primary's forward of SIGHUP) that comes after
+  // this worker said it is ready but before its handlers below are in place.
+  let reloadAsked = false;
   const early = (m: { type?: string } | null) => {
     if (m?.type === 'voice-bridge:drain') drainAsked = true;
+    else if (m?.type === 'voice-bridge:reload-profiles') reloadAsked = true;
   };
   if (cluster.isWorker) process.on('message', early);
   // Every line of a running bridge is a JSON log line on stdout. A configuration error
@@ -337,6 +348,7 @@ export async function main(env: Record<string, string | undefined> = process.env
         else if (m?.type === 'voice-bridge:reload-profiles') bridge.profiles?.reload('signal'); // the primary's forward of SIGHUP (src/cluster.ts)
       });
       if (drainAsked) onSignal('drain');
+      if (reloadAsked) bridge.profiles?.reload('signal');
     }
   });
   // A cluster worker is not the listener: the primary says "listening on" once every

@@ -3,6 +3,8 @@
  * them by CallSid while they live, remembers recent ended ones for GET /calls/:sid,
  * records Twilio status callbacks, and closes everything on shutdown.
  */
+import { declareTools } from '../tools/declarations.js';
+import type { ToolResult } from '../tools/run-tool.js';
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
 import type { AgentRegistry } from '../agents/registry.js';
@@ -34,6 +36,10 @@ export interface CallManagerDeps {
   clock?: FrameClock;
   endCallViaRest?: (callSid: string) => Promise<boolean>;
   apologizeViaRest?: (callSid: string) => Promise<boolean>;
+  /** transfer_call: redirects the live call to <Dial> through the REST API (absent: no REST credentials). */
+  transferViaRest?: (callSid: string, to: string, callerId: string | null) => Promise<void>;
+  /** Every tool call's result (metrics). */
+  onToolResult?: (r: ToolResult) => void;
   apologyPrompt?: Uint8Array;
   /** Spoken when a call's agent is connected (e.g. an ElevenLabs TTS greeting); cached by the TTS service. */
   greeting?: (signal: AbortSignal) => Promise<Uint8Array | undefined>;
@@ -185,7 +191,10 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
   #open(name: string, callSid: string, parameters: Record<string, string>, profile?: string): OpenedAgent {
     const factory = this.#d.agents.get(name);
     if (!factory.available) throw new BridgeError(ErrorCodes.AGENT_CONFIG, `agent "${name}" is not configured`);
-    const session = factory.create(profile === undefined ? { callSid, parameters } : { callSid, parameters, profile });
+    // The profile as loaded now: the call keeps this snapshot (its tools, secret) whatever reloads come.
+    const snapshot = profile === undefined ? undefined : this.#d.profiles?.byName(profile);
+    const tools = snapshot ? declareTools(snapshot.tools) : [];
+    const session = factory.create(profile === undefined ? { callSid, parameters } : { callSid, parameters, profile, ...(tools.length > 0 ? { tools } : {}) });
     const timeoutMs = this.#d.config.agentConnectTimeoutMs;
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `agent "${name}" did not connect within ${timeoutMs} ms`)), timeoutMs);
@@ -199,7 +208,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       },
     );
     ready.catch(() => undefined); // observed by whoever adopts it; never an unhandled rejection
-    return { name, session, ready, preconnected: false };
+    return { name, session, ready, preconnected: false, ...(snapshot ? { profile: snapshot } : {}) };
   }
 
   /** The voice webhook's From/To for a CallSid, kept until its call ends (bounded). */
@@ -320,6 +329,8 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
         return problem === undefined ? undefined : `stream-token-${problem}`;
       } : undefined,
       endCallViaRest: this.#d.endCallViaRest,
+      transferViaRest: this.#d.transferViaRest,
+      onToolResult: this.#d.onToolResult,
       apologizeViaRest: this.#d.apologizeViaRest,
       apologyPrompt: this.#d.apologyPrompt,
       observer: this.#d.observer,

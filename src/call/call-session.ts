@@ -34,6 +34,10 @@ import type { CallAudioTap, CallObserver, CallTrace, CallTraceInfo } from './hoo
 import { performance } from 'node:perf_hooks';
 import { callerDataErr } from '../log.js';
 import { ErrorCodes } from '../errors.js';
+import { CallTools } from './call-tools.js';
+import type { Profile } from '../profiles/schema.js';
+import type { ToolResult } from '../tools/run-tool.js';
+import { IDENTITY_PARAMS } from '../twilio/stream-twiml.js';
 
 export type CallState = 'awaiting-start' | 'connecting' | 'streaming' | 'closing' | 'closed';
 
@@ -71,6 +75,10 @@ export interface CallSessionDeps {
   endCallViaRest?(callSid: string): Promise<boolean>;
   /** Redirects the call to a spoken apology + hang-up through the REST API (false if not configured). */
   apologizeViaRest?(callSid: string): Promise<boolean>;
+  /** Redirects the live call to <Dial> `to` (caller ID: `callerId`, the called number) through the REST API; absent: no REST credentials. */
+  transferViaRest?(callSid: string, to: string, callerId: string | null): Promise<void>;
+  /** Sees every tool call's result (metrics). */
+  onToolResult?(r: ToolResult): void;
   /** The bundled apology prompt (8 kHz μ-law) played when REST is not configured. */
   apologyPrompt?: Uint8Array;
   /** Metrics sink (src/call/hooks.ts). */
@@ -88,6 +96,8 @@ export interface OpenedAgent {
   ready: Promise<void>;
   /** Whether it was connected ahead of the stream, at the voice webhook. */
   preconnected: boolean;
+  /** The call's profile (a snapshot: reloads do not change a live call), when one answered. */
+  profile?: Profile;
 }
 
 export interface CallSummary {
@@ -400,6 +410,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#preconnected = opened.preconnected;
     const agent = opened.session;
     this.#agent = agent;
+    if (opened.profile?.tools && opened.profile.tools.length > 0) this.#tools = this.#toolsFor(opened.profile, agent, m);
     this.#transition('connecting');
     this.#wireAgent(agent);
     opened.ready.then(
@@ -508,9 +519,36 @@ export class CallSession extends EventEmitter<SessionEvents> {
     for (const p of pending) this.#deliver(p.payload, p.chunk, p.timestampMs, p.atMs);
   }
 
+  /** The call's tool calls (src/call/call-tools.ts): HTTP tools, end_call and transfer_call. */
+  #toolsFor(profile: Profile, agent: AgentSession, m: StartMessage): CallTools {
+    const p = m.customParameters;
+    return new CallTools({
+      profile,
+      agent,
+      call: () => ({ callSid: m.callSid, streamSid: m.streamSid, from: p[IDENTITY_PARAMS.from] ?? null, to: p[IDENTITY_PARAMS.to] ?? null }),
+      observe: (r) => this.#d.onToolResult?.(r),
+      endCall: (reason) => void this.#endAfterGoodbye(reason),
+      transfer: this.#d.transferViaRest
+        ? (to) => {
+            void this.#transferAfterGoodbye(to, p[IDENTITY_PARAMS.to] ?? null);
+            return true;
+          }
+        : undefined,
+      log: (level, msg, fields) => this.#log(level, msg, fields),
+    });
+  }
+  #tools: CallTools | undefined;
+
   #wireAgent(agent: AgentSession): void {
     agent.onEvent((e) => {
       switch (e.type) {
+        case 'toolCall':
+          if (this.#tools) this.#tools.onToolCall(e.callId, e.name, e.arguments);
+          else agent.sendToolResult(e.callId, { ok: false, error: `there is no tool named "${e.name.slice(0, 64)}"` });
+          return;
+        case 'toolCancel':
+          this.#tools?.onToolCancel(e.callIds);
+          return;
         case 'audio':
           return this.#onAgentAudio(e);
         case 'responseDone':
@@ -660,8 +698,9 @@ export class CallSession extends EventEmitter<SessionEvents> {
   }
 
   /** The agent ended the call: wait (bounded) until its goodbye has been heard, then hang up. */
-  async #endAfterGoodbye(reason: string): Promise<void> {
-    if (this.#ending || this.#state !== 'streaming') return;
+  /** The agent's last words are heard (bounded by hangupDrainTimeoutMs); false when the call is already ending. */
+  async #drainGoodbye(): Promise<boolean> {
+    if (this.#ending || this.#state !== 'streaming') return false;
     this.#ending = true;
     const playout = this.#playout!;
     playout.endResponse();
@@ -674,6 +713,24 @@ export class CallSession extends EventEmitter<SessionEvents> {
         resolve();
       });
     });
+    return true;
+  }
+
+  /** transfer_call: after the agent's last words, the live call is redirected to <Dial>; the stream ends. */
+  async #transferAfterGoodbye(to: string, callerId: string | null): Promise<void> {
+    if (!(await this.#drainGoodbye())) return;
+    const callSid = this.#start?.callSid;
+    try {
+      await this.#d.transferViaRest!(callSid!, to, callerId);
+    } catch (e) {
+      this.#log('warn', 'REST transfer failed; ending the call', { err: e });
+      return void (await this.close('transfer-failed'));
+    }
+    await this.close(`transferred:${to}`);
+  }
+
+  async #endAfterGoodbye(reason: string): Promise<void> {
+    if (!(await this.#drainGoodbye())) return;
     const callSid = this.#start?.callSid;
     let viaRest = false;
     if (callSid && this.#d.endCallViaRest) {
@@ -698,6 +755,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
 
   async #doClose(reason: string): Promise<void> {
     this.#transition('closing');
+    this.#tools?.close();
     this.#trace?.closing(reason, FrameClock.now());
     this.#unsubscribeClock?.();
     this.#unsubscribeClock = undefined;

@@ -24,3 +24,15 @@ export function outboundStreamTwiml(o: { baseUrl: string; agent: string; from: s
   if (o.streamToken) stream.parameter({ name: STREAM_TOKEN_PARAM, value: o.streamToken });
   return response.toString();
 }
+
+/**
+ * transfer_call's TwiML: `<Dial>` to a phone number, or `<Dial><Sip>` to a SIP URI; the
+ * caller ID is the number the caller called (Twilio accepts it on the same account).
+ */
+export function transferTwiml(to: string, callerId: string | null): string {
+  const r = new twilio.twiml.VoiceResponse();
+  const dial = r.dial(callerId ? { callerId } : {});
+  if (/^sips?:/i.test(to)) dial.sip(to);
+  else dial.number(to);
+  return r.toString();
+}
