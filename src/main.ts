@@ -5,6 +5,7 @@
  * calls run to their end or to BRIDGE_DRAIN_TIMEOUT_MS and then hear a goodbye,
  * onDrained hooks run (call records flushed), exit 0. A second signal cuts the wait short.
  */
+import { transferTwiml } from './twilio/stream-twiml.js';
 import { bothTraces, turnLatencyTrace } from './metrics/turns.js';
 import { packageVersion } from './version.js';
 import cluster from 'node:cluster';
@@ -156,6 +157,12 @@ export async function startBridge(env: Record<string, string | undefined> = proc
           return true;
         }
       : undefined,
+    transferViaRest: rest
+      ? async (callSid, to, callerId) => {
+          await rest.updateCallTwiml(callSid, transferTwiml(to, callerId));
+        }
+      : undefined,
+    onToolResult: metrics.onToolCall,
     apologyPrompt: await loadPrompt('apology'),
     greeting: tts?.greeting ? (signal) => tts.speak(tts.greeting!, signal) : undefined,
     tapFor: recorder.enabled ? recorder.tapFor : undefined,
