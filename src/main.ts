@@ -27,6 +27,8 @@ import { createRecorder } from './recording/recorder.js';
 import { openCallStore } from './store/call-store.js';
 import { loadStoreConfig } from './store/store-config.js';
 import { EventDeliverer, profileEventTarget } from './events/event-deliverer.js';
+import { wireCallEvents } from './events/call-events.js';
+import type { ToolResult } from './tools/run-tool.js';
 import { createMetrics, metricsRoutes, registerWorkerMetricsResponder } from './metrics/index.js';
 import { callLogger, createLogger, lifecycleLogger, logFields } from './log.js';
 import { startTelemetry } from './telemetry/index.js';
@@ -133,12 +135,13 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     profiles.watch();
   }
   // Call events (docs/events.md) to each profile's events.url, from a durable outbox in the
-  // data dir; emitting them (call.started, call.ended, …) is the call layer's part.
+  // data dir (src/events/call-events.ts emits them from the call manager's events).
   const events = profiles ? new EventDeliverer({ dir: loadStoreConfig(config.env).dataDir, workerSlot: config.workerSlot, target: (name) => profileEventTarget(profiles.byName(name)), log: (level, msg, fields) => logger[level](fields ?? {}, msg) }) : undefined;
   if (events) {
     await events.start();
     metrics.setEventStats(() => events.stats());
   }
+  let toolEvent: ((r: ToolResult, call: { callSid: string; profile: string }) => void) | undefined;
   const calls = new CallManager({
     config,
     dsp,
@@ -162,7 +165,10 @@ export async function startBridge(env: Record<string, string | undefined> = proc
           await rest.updateCallTwiml(callSid, transferTwiml(to, callerId));
         }
       : undefined,
-    onToolResult: metrics.onToolCall,
+    onToolResult: (r, call) => {
+      metrics.onToolCall(r);
+      toolEvent?.(r, call);
+    },
     apologyPrompt: await loadPrompt('apology'),
     greeting: tts?.greeting ? (signal) => tts.speak(tts.greeting!, signal) : undefined,
     tapFor: recorder.enabled ? recorder.tapFor : undefined,
@@ -173,6 +179,8 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     preconnectTtlMs: config.preconnectTtlMs,
     streamIdleMs: config.streamIdleMs,
   });
+  // call.started, tool.called, call.transferred, call.ended to the profile's events.url.
+  if (events) toolEvent = wireCallEvents(calls, events);
   calls.on('callStarted', metrics.onCallStarted);
   calls.on('callEnded', metrics.onCallEnded);
   calls.on('preconnect', metrics.onPreconnect);

@@ -38,8 +38,8 @@ export interface CallManagerDeps {
   apologizeViaRest?: (callSid: string) => Promise<boolean>;
   /** transfer_call: redirects the live call to <Dial> through the REST API (absent: no REST credentials). */
   transferViaRest?: (callSid: string, to: string, callerId: string | null) => Promise<void>;
-  /** Every tool call's result (metrics). */
-  onToolResult?: (r: ToolResult) => void;
+  /** Every tool call's result (metrics, the tool.called event). */
+  onToolResult?: (r: ToolResult, call: { callSid: string; profile: string }) => void;
   apologyPrompt?: Uint8Array;
   /** Spoken when a call's agent is connected (e.g. an ElevenLabs TTS greeting); cached by the TTS service. */
   greeting?: (signal: AbortSignal) => Promise<Uint8Array | undefined>;

@@ -77,8 +77,8 @@ export interface CallSessionDeps {
   apologizeViaRest?(callSid: string): Promise<boolean>;
   /** Redirects the live call to <Dial> `to` (caller ID: `callerId`, the called number) through the REST API; absent: no REST credentials. */
   transferViaRest?(callSid: string, to: string, callerId: string | null): Promise<void>;
-  /** Sees every tool call's result (metrics). */
-  onToolResult?(r: ToolResult): void;
+  /** Sees every tool call's result (metrics, the tool.called event). */
+  onToolResult?(r: ToolResult, call: { callSid: string; profile: string }): void;
   /** The bundled apology prompt (8 kHz μ-law) played when REST is not configured. */
   apologyPrompt?: Uint8Array;
   /** Metrics sink (src/call/hooks.ts). */
@@ -526,7 +526,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       profile,
       agent,
       call: () => ({ callSid: m.callSid, streamSid: m.streamSid, from: p[IDENTITY_PARAMS.from] ?? null, to: p[IDENTITY_PARAMS.to] ?? null }),
-      observe: (r) => this.#d.onToolResult?.(r),
+      observe: (r) => this.#d.onToolResult?.(r, { callSid: m.callSid, profile: profile.name }),
       endCall: (reason) => void this.#endAfterGoodbye(reason),
       transfer: this.#d.transferViaRest
         ? (to) => {
