@@ -78,8 +78,16 @@ export type { ToolDeclaration } from '../tools/declarations.js';
 export type ToolResult = { readonly ok: true; readonly output: unknown } | { readonly ok: false; readonly error: string };
 export type AgentListener = (event: AgentEvent) => void;
 
+/** Events kept for a session nobody listens to yet (a pre-connected agent that spoke first): at most this many. */
+const MAX_BACKLOG = 4096;
+
 export abstract class AgentSession {
   #listeners: AgentListener[] = [];
+  /**
+   * Events emitted before the first listener (an agent pre-connected at the voice webhook
+   * that greets at connect, e.g. ElevenLabs' first_message): replayed, in order, to it.
+   */
+  #backlog: AgentEvent[] | undefined = [];
   /** Format the agent takes from the caller. */
   abstract readonly inputFormat: AudioFormat;
   /**
@@ -104,17 +112,31 @@ export abstract class AgentSession {
    * tools never emit 'toolCall'; for them this does nothing.
    */
   sendToolResult(_callId: string, _result: ToolResult): void {}
+  /**
+   * The agent speaks first (the profile's `greeting`), called once the call is streaming:
+   * `auto` lets the model greet in its own words, any other text is what it should say.
+   * Agents that greet another way (ElevenLabs' first_message, from AgentContext.greeting) or
+   * not at all keep this default, which does nothing.
+   */
+  greet(_greeting: string): void {}
 
-  /** Every event of this session, in order; returns the function that unsubscribes. */
+  /** Every event of this session, in order (the first listener also gets what came before it); returns the function that unsubscribes. */
   onEvent(listener: AgentListener): () => void {
     this.#listeners = [...this.#listeners, listener];
+    const backlog = this.#backlog;
+    this.#backlog = undefined;
+    if (backlog) for (const e of backlog) listener(e);
     return () => {
       this.#listeners = this.#listeners.filter((l) => l !== listener);
     };
   }
 
-  /** Hands an event to every listener (none is fine: an unheard error is not a crash). */
+  /** Hands an event to every listener; before the first one subscribes, keeps it (bounded) for it. */
   protected emitEvent(event: AgentEvent): void {
+    if (this.#backlog) {
+      if (this.#backlog.length < MAX_BACKLOG) this.#backlog.push(event);
+      return;
+    }
     for (const l of this.#listeners) l(event);
   }
 
@@ -132,6 +154,8 @@ export interface AgentContext {
   readonly profile?: string;
   /** Tools the agent may call (the profile's, built-ins included), declared to the service where it takes them from the client. */
   readonly tools?: readonly ToolDeclaration[];
+  /** The profile's greeting (`auto`, or the words): for agents that take it at connect; others get greet(). */
+  readonly greeting?: string;
 }
 
 export interface AgentFactory {

@@ -194,7 +194,9 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     // The profile as loaded now: the call keeps this snapshot (its tools, secret) whatever reloads come.
     const snapshot = profile === undefined ? undefined : this.#d.profiles?.byName(profile);
     const tools = snapshot ? declareTools(snapshot.tools) : [];
-    const session = factory.create(profile === undefined ? { callSid, parameters } : { callSid, parameters, profile, ...(tools.length > 0 ? { tools } : {}) });
+    const session = factory.create(
+      profile === undefined ? { callSid, parameters } : { callSid, parameters, profile, ...(tools.length > 0 ? { tools } : {}), ...(snapshot?.greeting !== undefined ? { greeting: snapshot.greeting } : {}) },
+    );
     const timeoutMs = this.#d.config.agentConnectTimeoutMs;
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `agent "${name}" did not connect within ${timeoutMs} ms`)), timeoutMs);

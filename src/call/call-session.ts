@@ -411,6 +411,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     const agent = opened.session;
     this.#agent = agent;
     if (opened.profile?.tools && opened.profile.tools.length > 0) this.#tools = this.#toolsFor(opened.profile, agent, m);
+    this.#greeting = opened.profile?.greeting;
     this.#transition('connecting');
     this.#wireAgent(agent);
     opened.ready.then(
@@ -506,6 +507,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     if (!agent.hasVad) this.#vad = new EnergyVad({ sampleRateHz: agent.inputFormat.sampleRateHz, thresholdDbfs: cfg.echo.vadThresholdDbfs, silenceMs: cfg.echo.silenceMs });
     this.#playout!.setPipeline(this.#outbound);
     this.#transition('streaming');
+    if (this.#greeting !== undefined) agent.greet(this.#greeting);
     // The agent's first words, if it spoke before we were streaming.
     const early = this.#earlyAudio;
     this.#earlyAudio = [];
@@ -538,6 +540,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
     });
   }
   #tools: CallTools | undefined;
+  /** The profile's greeting: the agent speaks first, once the call streams. */
+  #greeting: string | undefined;
 
   #wireAgent(agent: AgentSession): void {
     agent.onEvent((e) => {

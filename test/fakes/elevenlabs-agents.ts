@@ -361,7 +361,10 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
     const w = readyWaiters;
     readyWaiters = [];
     for (const r of w) r();
-    if (options.greetingMs) speakOn(c, options.greetingMs);
+    // The conversation's first message, as overridden at initiation (overrides enabled), is spoken at once.
+    const first = (c.conv.initData?.['conversation_config_override'] as { agent?: { first_message?: unknown } } | undefined)?.agent?.first_message;
+    if (typeof first === 'string' && first !== '') speakOn(c, options.greetingMs ?? 600, first);
+    else if (options.greetingMs) speakOn(c, options.greetingMs);
   }
 
   function onAudio(c: Conn, b64: string): void {
@@ -405,9 +408,9 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
     return out;
   }
 
-  function speakOn(c: Conn, ms: number): void {
+  function speakOn(c: Conn, ms: number, words?: string): void {
     const n = replies.length + 1;
-    const text = `This is reply number ${n} from the fake agent, lasting ${ms} milliseconds.${toolNotes.splice(0).join('')}`;
+    const text = words ?? `This is reply number ${n} from the fake agent, lasting ${ms} milliseconds.${toolNotes.splice(0).join('')}`;
     replies.push(text);
     const response = { type: 'agent_response', agent_response_event: { agent_response: text } };
     if (options.agentResponseAt === 'start') send(c, response);

@@ -87,6 +87,8 @@ export interface FakeGeminiOptions {
   env?: Record<string, string>;
   /** Send goAway {timeLeft: timeLeftMs} once the caller has spoken afterMs of an utterance (once per connection). */
   goAwayMidUtterance?: { afterMs: number; timeLeftMs: number };
+  /** Length of the model's answer to a complete user clientContent turn (a greeting request). Default 600. */
+  replyToClientTurnMs?: number;
   /** Close 1007 on clientContent sent after the session's first model turn. */
   rejectClientContentAfterTurn?: boolean;
 }
@@ -471,6 +473,8 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
       const heard = /first (\d+) ms/.exec(text);
       if (heard) interruptions.push({ heardMs: Number(heard[1]) });
     }
+    // A complete user turn is answered at once (the model takes its turn), as the service does.
+    if (turnComplete === true && ((turns ?? []) as { role: string }[]).some((t) => t.role === 'user')) void fake.speak(options.replyToClientTurnMs ?? 600);
   }
 
   function runVad(c: Conn, pcm: Int16Array): void {

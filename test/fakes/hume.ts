@@ -58,6 +58,8 @@ export interface FakeHumeConnection {
   readonly sessionSettings: Record<string, any>[];
   readonly userInputs: string[];
   readonly toolErrors: Record<string, any>[];
+  /** assistant_input texts received (spoken verbatim). */
+  readonly assistantInputs: string[];
   /** tool_response messages received. */
   readonly toolResponses: Record<string, any>[];
   /** tool_call ids sent and not answered: id → name. */
@@ -177,6 +179,7 @@ export class FakeHume implements FakeService {
       userInputs: [],
       toolErrors: [],
       toolResponses: [],
+      assistantInputs: [],
       openCalls: new Map(),
       audioMs: 0,
       errorsSent: [],
@@ -238,6 +241,11 @@ export class FakeHume implements FakeService {
         if (d) this.#dtmf.push(d[1]!);
         return;
       }
+      case 'assistant_input':
+        // EVI speaks the text verbatim, as an assistant turn of its own.
+        conn.assistantInputs.push(String(m.text));
+        void this.speak(600, { userText: null, text: String(m.text) });
+        return;
       case 'tool_error':
       case 'tool_response': {
         (m.type === 'tool_error' ? conn.toolErrors : conn.toolResponses).push(m);

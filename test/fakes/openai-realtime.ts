@@ -113,6 +113,8 @@ export interface FakeConnection {
   vad: EnergyVad | undefined;
   userTurns: number;
   serverClosing: boolean;
+  /** response.create messages the client sent (a greeting's carries response.instructions). */
+  responseCreates: Record<string, any>[];
   /** function_call_output items not yet used by a reply. */
   toolOutputs: { callId: string; output: string }[];
   /** call_id → tool name, of the calls this connection made. */
@@ -389,6 +391,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
         return;
       }
       case 'response.create':
+        c.responseCreates.push(m);
         void respond(c, nextReplyMs());
         return;
       case 'input_audio_buffer.commit':
@@ -434,6 +437,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
       userTurns: 0,
       serverClosing: false,
       toolOutputs: [],
+      responseCreates: [],
       toolCalls: new Map(),
     };
     connections.push(c);

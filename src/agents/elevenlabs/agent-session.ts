@@ -232,7 +232,11 @@ export class ElevenLabsAgentSession extends AgentSession {
       return Promise.reject(e);
     }
     this.#state = 'connecting';
-    const initiation = buildInitiation(options.overrides, options.dynamicVariables);
+    // The profile's greeting is the conversation's first_message (the agent's own setting wins for `auto`,
+    // and an explicit first_message option wins over both); it needs overrides enabled for first_message at ElevenLabs.
+    const greeting = this.#ctx.greeting;
+    const overrides = greeting !== undefined && greeting !== 'auto' && options.overrides.firstMessage === undefined ? { ...options.overrides, firstMessage: greeting } : options.overrides;
+    const initiation = buildInitiation(overrides, options.dynamicVariables);
     // close() while connecting aborts the signed-URL request and the handshake too.
     return this.#open(initiation, AbortSignal.any([signal, this.#closing.signal])).catch((e: unknown) => {
       this.#teardown();

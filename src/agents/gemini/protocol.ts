@@ -95,6 +95,15 @@ export function buildText(text: string): string {
   return JSON.stringify({ realtimeInput: { text } });
 }
 
+/**
+ * The agent speaks first: a client turn asking the model to greet (turnComplete, so it
+ * answers at once), in its own words (`auto`) or with the greeting's.
+ */
+export function buildGreeting(greeting: string): string {
+  const text = greeting === 'auto' ? 'The call has just been answered. Greet the caller briefly and ask how you can help.' : `The call has just been answered. Greet the caller by saying exactly: ${JSON.stringify(greeting)}`;
+  return JSON.stringify({ clientContent: { turns: [{ role: 'user', parts: [{ text }] }], turnComplete: true } });
+}
+
 /** The role of a context note's turn: the model's own turn, never the caller's. */
 export const NOTE_ROLE = 'model';
 

@@ -67,7 +67,7 @@ import { dtmfKey } from '../shared/dtmf.js';
 import { RetryPolicy } from '../shared/retry-policy.js';
 import { closeCodeOf, toBridgeError, type SocketErrorRules } from '../shared/socket-errors.js';
 import type { GeminiCallOptions, GeminiConfig } from './config.js';
-import { INPUT_RATE_HZ, OUTPUT_RATE_HZ, buildAudio, buildContextNote, buildSetup, buildText, buildToolResponse, decodeFrame, parseServerMessage, type ServerContent, type ServerMessage } from './protocol.js';
+import { INPUT_RATE_HZ, OUTPUT_RATE_HZ, buildAudio, buildContextNote, buildGreeting, buildSetup, buildText, buildToolResponse, decodeFrame, parseServerMessage, type ServerContent, type ServerMessage } from './protocol.js';
 
 /** Gemini's own reading of a close (§3.7): 1007 "API key not valid" is a key problem, not a bad message. */
 const RULES: SocketErrorRules = {
@@ -258,6 +258,12 @@ export class GeminiLiveSession extends AgentSession {
         `[Note from the phone system, not spoken: the caller interrupted you and heard only the first ${heardMs} ms of this reply; the rest of it was cut off and never played. Do not assume they heard it.]`,
       );
     }
+  }
+
+  /** The agent speaks first: a client turn asking for the greeting (unless the model is already talking). */
+  override greet(greeting: string): void {
+    if (this.#state === 'closed' || this.#turn !== undefined) return;
+    this.#ws?.send(buildGreeting(greeting));
   }
 
   /** One toolResponse per answer (`response: {output}` or `{error}`), for a call this link made and nobody withdrew. */

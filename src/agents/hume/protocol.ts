@@ -232,6 +232,11 @@ export function buildUserInput(text: string): string {
   return JSON.stringify({ type: 'user_input', text });
 }
 
+/** `assistant_input`: text EVI speaks verbatim (the profile's greeting). */
+export function buildAssistantInput(text: string): string {
+  return JSON.stringify({ type: 'assistant_input', text });
+}
+
 /** `tool_error` for a tool call the bridge cannot serve (keeps EVI from waiting on it). */
 export function buildToolError(toolCallId: string, error: string): string {
   return JSON.stringify({ type: 'tool_error', tool_call_id: toolCallId, error, content: error, level: 'warn' });

@@ -56,6 +56,7 @@ import { abortError, type SocketErrorRules } from '../shared/socket-errors.js';
 import type { HumeCallOptions, HumeConfig } from './config.js';
 import {
   buildAudioInput,
+  buildAssistantInput,
   buildSessionSettings,
   buildToolError,
   buildUserInput,
@@ -350,6 +351,15 @@ export class HumeSession extends AgentSession {
     this.#state = 'resuming';
     this.#emitError(new BridgeError(cause.code, `${cause.message}; resuming chat group`, { cause }), false);
     void this.#resume(groupId, cause);
+  }
+
+  /**
+   * The agent speaks first: the greeting's words as `assistant_input` (spoken verbatim).
+   * `auto` sends nothing: EVI's own config decides whether and how it greets.
+   */
+  override greet(greeting: string): void {
+    if (greeting === 'auto' || this.#state === 'closed') return;
+    this.#sendText(buildAssistantInput(greeting));
   }
 
   /** `tool_response` with the output, or `tool_error` (level warn: the chat goes on), for a call this chat made. */

@@ -88,6 +88,15 @@ export function buildResponseCreate(): string {
 }
 
 /**
+ * The agent speaks first: a response.create, with per-response instructions when the
+ * greeting's words are given (`auto`: the model greets in its own words).
+ */
+export function buildGreeting(greeting: string): string {
+  if (greeting === 'auto') return JSON.stringify({ type: 'response.create', response: { instructions: 'The call has just been answered. Greet the caller briefly and ask how you can help.' } });
+  return JSON.stringify({ type: 'response.create', response: { instructions: `The call has just been answered. Greet the caller by saying exactly: ${JSON.stringify(greeting)}` } });
+}
+
+/**
  * A text message item. User text is `input_text`; assistant text is `output_text`
  * (GA content types; the beta used `text`). Used for DTMF and for carrying the
  * conversation into a new session.

@@ -50,6 +50,7 @@ import {
   REQUEST_INTERRUPT_RESPONSE,
   buildAppend,
   buildCancel,
+  buildGreeting,
   buildResponseCreate,
   buildSessionUpdate,
   buildTextItem,
@@ -310,6 +311,13 @@ export class OpenAiRealtimeSession extends AgentSession {
     }
     this.#cancelCurrent();
     this.#playingUntil = 0;
+  }
+
+  /** The agent speaks first (response.create), unless the caller already spoke or a reply is running. */
+  override greet(greeting: string): void {
+    const conn = this.#conn;
+    if (this.#closed || !conn || this.#current || this.#speaking) return;
+    conn.socket.send(buildGreeting(greeting));
   }
 
   /**
