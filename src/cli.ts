@@ -48,11 +48,15 @@ Configuration comes from the environment (README: Environment variables).`,
   simulate: { summary: 'act as Twilio and call a running bridge with a WAV file', usage: SIMULATE_USAGE, run: (a) => simulateCommand(a) },
   call: {
     summary: 'place an outbound call through Twilio to an agent',
-    usage: `usage: voice-bridge call +15551234567 [--agent NAME] [--url https://public.host]
+    usage: `usage: voice-bridge call +15551234567 [--agent NAME | --profile NAME] [--machine-detection] [--url https://public.host]
 
 Places a call from TWILIO_FROM_NUMBER whose audio streams to this bridge's agent.
-      --agent NAME   the agent (default BRIDGE_AGENT, else echo)
-      --url URL      the bridge's public URL (default BRIDGE_PUBLIC_URL)
+      --agent NAME          the agent (default BRIDGE_AGENT, else echo)
+      --profile NAME        a profile of BRIDGE_PROFILES on the bridge: its agent, options,
+                            greeting and tools answer the call (docs/profiles.md)
+      --machine-detection   Twilio's answering machine detection; the agent is told
+                            whether a person or a machine answered
+      --url URL             the bridge's public URL (default BRIDGE_PUBLIC_URL)
   -h, --help         this text
 Needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER.`,
     run: (a) => callCommand(a),
@@ -90,7 +94,11 @@ voice-bridge --version          the version
 }
 
 async function callCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { agent: { type: 'string' }, url: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { agent: { type: 'string' }, profile: { type: 'string' }, 'machine-detection': { type: 'boolean' }, url: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.agent !== undefined && values.profile !== undefined) {
+    console.error('voice-bridge call: give --agent or --profile, not both (the profile names its agent)');
+    return 2;
+  }
   const to = positionals[0];
   if (!to || !/^\+[1-9]\d{6,14}$/.test(to)) {
     console.error('voice-bridge call: give the number to call in E.164 form, e.g. +15551234567');
@@ -112,10 +120,12 @@ async function callCommand(argv: string[]): Promise<number> {
   const agent = values.agent ?? config.defaultAgent;
   const rest = new TwilioRest({ accountSid, authToken, apiUrl });
   const streamToken = config.twilio.validateSignatures ? mintOutboundStreamToken(streamTokenKey(authToken)) : undefined;
-  const twiml = outboundStreamTwiml({ baseUrl: base, agent, from: fromNumber, to, streamToken });
+  // A profile is looked up by name where the stream lands (the bridge's BRIDGE_PROFILES).
+  const twiml = outboundStreamTwiml({ baseUrl: base, agent, ...(values.profile !== undefined ? { profile: values.profile } : {}), from: fromNumber, to, streamToken });
+  const machineDetection = values['machine-detection'] ? { mode: 'Enable' as const, amdStatusCallback: `${base}/twilio/amd` } : undefined;
   try {
-    const call = await rest.createCall({ to, from: fromNumber, twiml, statusCallback: `${base}/twilio/status` });
-    console.log(`calling ${to} with the ${agent} agent: ${call.sid} (${call.status})`);
+    const call = await rest.createCall({ to, from: fromNumber, twiml, statusCallback: `${base}/twilio/status`, ...(machineDetection ? { machineDetection } : {}) });
+    console.log(`calling ${to} with ${values.profile !== undefined ? `profile ${values.profile}` : `the ${agent} agent`}: ${call.sid} (${call.status})`);
     return 0;
   } catch (e) {
     const err = e as { code?: string; message?: string };

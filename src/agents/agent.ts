@@ -119,6 +119,11 @@ export abstract class AgentSession {
    * not at all keep this default, which does nothing.
    */
   greet(_greeting: string): void {}
+  /**
+   * Something the agent should know about the call without answering it (who answered an
+   * outbound call: a person or a machine), as each service takes context. Default: nothing.
+   */
+  note(_text: string): void {}
 
   /** Every event of this session, in order (the first listener also gets what came before it); returns the function that unsubscribes. */
   onEvent(listener: AgentListener): () => void {

@@ -109,6 +109,15 @@ export interface CallRecord extends CallSummary {
   profile?: string | null;
 }
 
+/** What the agent is told of Twilio's AnsweredBy (human, machine_start, machine_end_beep/silence/other, fax, unknown). */
+export function answeredByNote(answeredBy: string): string {
+  if (answeredBy === 'human') return 'A person answered this outbound call.';
+  if (answeredBy.startsWith('machine_end')) return 'An answering machine answered this outbound call and its greeting has ended: leave a short message now, then end the call.';
+  if (answeredBy.startsWith('machine')) return 'An answering machine or voicemail answered this outbound call: wait for its greeting to end, leave a short message, then end the call.';
+  if (answeredBy === 'fax') return 'A fax machine answered this outbound call: end the call.';
+  return 'It is not known whether a person or a machine answered this outbound call.';
+}
+
 /** `{ profile }` when the stream names one (a record without one has no `profile` key, as before profiles). */
 const profileOf = (parameters: Record<string, string> | undefined): { profile?: string } => {
   const name = parameters?.[PROFILE_PARAM];
@@ -385,6 +394,11 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     });
     session.once('started', (m) => {
       this.#started++;
+      const early = this.#earlyNotes.get(m.callSid);
+      if (early !== undefined) {
+        this.#earlyNotes.delete(m.callSid);
+        session.noteToAgent(early);
+      }
       session.once('closed', () => this.#started--);
       const s = session.summary();
       const agent = this.#agentNameOf(m.customParameters);
@@ -440,6 +454,26 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     for (const s of this.#sessions) if (s.callSid === callSid) return s;
     return undefined;
   }
+
+  /**
+   * Twilio's asynchronous answering-machine detection for an outbound call (`AnsweredBy`):
+   * the call's agent is told who answered, as context (no reply is asked for). A result
+   * that comes before the call's stream started is kept (bounded) and told at its start.
+   * Returns whether the call is on this process (or may still start here).
+   */
+  answeredBy(callSid: string, answeredBy: string): boolean {
+    if (!isSid('CA', callSid)) return false;
+    const text = answeredByNote(answeredBy);
+    const session = this.session(callSid);
+    if (session) {
+      session.noteToAgent(text);
+      return true;
+    }
+    this.#earlyNotes.set(callSid, text);
+    if (this.#earlyNotes.size > MAX_PREPARED) this.#earlyNotes.delete(this.#earlyNotes.keys().next().value!);
+    return false;
+  }
+  readonly #earlyNotes = new Map<string, string>();
 
   recordStatus(params: Record<string, string>): void {
     const sid = params.CallSid;

@@ -507,6 +507,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     if (!agent.hasVad) this.#vad = new EnergyVad({ sampleRateHz: agent.inputFormat.sampleRateHz, thresholdDbfs: cfg.echo.vadThresholdDbfs, silenceMs: cfg.echo.silenceMs });
     this.#playout!.setPipeline(this.#outbound);
     this.#transition('streaming');
+    for (const n of this.#notes.splice(0)) agent.note(n);
     if (this.#greeting !== undefined) agent.greet(this.#greeting);
     // The agent's first words, if it spoke before we were streaming.
     const early = this.#earlyAudio;
@@ -542,6 +543,15 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #tools: CallTools | undefined;
   /** The profile's greeting: the agent speaks first, once the call streams. */
   #greeting: string | undefined;
+  /** Context for the agent that came before it was connected (told once it is). */
+  #notes: string[] = [];
+
+  /** Tells the agent something about the call (who answered it), now or once it is connected. */
+  noteToAgent(text: string): void {
+    if (this.#closePromise) return;
+    if (this.#state === 'streaming' && this.#agent) this.#agent.note(text);
+    else if (this.#notes.length < 8) this.#notes.push(text);
+  }
 
   #wireAgent(agent: AgentSession): void {
     agent.onEvent((e) => {

@@ -7,6 +7,8 @@
  *   POST /calls/:callSid/say|hangup  (admin) — src/server/call-routes.ts
  *   GET  /calls/history[/:callSid]   persisted calls (admin) — src/store/history-route.ts
  */
+import type { Profile } from '../profiles/schema.js';
+import type { TwilioRoutesOptions } from './twilio-routes.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { CallManager } from '../call/call-manager.js';
@@ -29,6 +31,8 @@ export interface AdminRoutesOptions {
   rest?: TwilioRest;
   tts?: TtsService;
   store?: CallStore;
+  /** The profiles in force: POST /calls may name one (its agent and options answer the call). */
+  profiles?: TwilioRoutesOptions['profiles'];
   asReceived(req: FastifyRequest): RequestLike;
   log?: (level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -40,6 +44,9 @@ const placeCallBody = {
   properties: {
     to: { type: 'string', pattern: '^\\+[1-9]\\d{6,14}$' },
     agent: { type: 'string', maxLength: 64 },
+    profile: { type: 'string', minLength: 1, maxLength: 64 },
+    /** Answering machine detection: true (= Enable) or Twilio's mode; the agent is told who answered. */
+    machineDetection: { anyOf: [{ type: 'boolean' }, { type: 'string', enum: ['Enable', 'DetectMessageEnd'] }] },
   },
 } as const;
 
@@ -61,8 +68,14 @@ export async function adminRoutes(app: FastifyInstance, o: AdminRoutesOptions): 
     async (req, reply) => {
       const rest = o.rest!;
       const from = config.twilio.fromNumber!;
-      const { to, agent } = req.body as { to: string; agent?: string };
-      const agentName = agent ?? config.defaultAgent;
+      const { to, agent, profile: profileName, machineDetection } = req.body as { to: string; agent?: string; profile?: string; machineDetection?: boolean | 'Enable' | 'DetectMessageEnd' };
+      let profile: Profile | undefined;
+      if (profileName !== undefined) {
+        if (agent !== undefined) throw new HttpProblem(ErrorCodes.PROFILE_UNKNOWN, 'give a profile or an agent, not both: the profile names its agent', { status: 400 });
+        profile = o.profiles?.select({ profileName });
+        if (!profile) throw new HttpProblem(ErrorCodes.PROFILE_UNKNOWN, o.profiles ? `profile "${profileName}" is not in the profiles file` : 'no profiles file is loaded (BRIDGE_PROFILES)', { status: 404 });
+      }
+      const agentName = profile?.agent ?? agent ?? config.defaultAgent;
       let available = false;
       try {
         available = agents.get(agentName).available;
@@ -71,10 +84,11 @@ export async function adminRoutes(app: FastifyInstance, o: AdminRoutesOptions): 
       }
       if (!available) throw new HttpProblem(ErrorCodes.AGENT_UNKNOWN, `agent "${agentName}" is not available`);
       const base = config.publicUrl ?? publicUrlOf(o.asReceived(req), undefined, { websocket: false }).replace(/\/calls(\?.*)?$/, '');
-      const twiml = outboundStreamTwiml({ baseUrl: base, agent: agentName, from, to, streamToken: calls.streamTokens?.mintOutbound() });
+      const twiml = outboundStreamTwiml({ baseUrl: base, agent: agentName, ...(profile ? { profile: profile.name } : {}), from, to, streamToken: calls.streamTokens?.mintOutbound() });
+      const amd = machineDetection === undefined || machineDetection === false ? undefined : { mode: machineDetection === true ? 'Enable' : machineDetection, amdStatusCallback: `${base}/twilio/amd` } as const;
       try {
-        const call = await rest.createCall({ to, from, twiml, statusCallback: `${base}/twilio/status` });
-        return reply.code(201).send({ callSid: call.sid, status: call.status, agent: agentName });
+        const call = await rest.createCall({ to, from, twiml, statusCallback: `${base}/twilio/status`, ...(amd ? { machineDetection: amd } : {}) });
+        return reply.code(201).send({ callSid: call.sid, status: call.status, agent: agentName, ...(profile ? { profile: profile.name } : {}), machineDetection: amd?.mode ?? null });
       } catch (e) {
         // Twilio's failure under its own code (src/twilio/rest.ts), always a bad gateway here.
         const code = (e as { code?: unknown }).code;

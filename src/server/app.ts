@@ -142,7 +142,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
   await app.register(healthRoutes, { config, agents, admission, dspInfo: deps.dspInfo, dspPool: deps.dspPool });
   // Call data is open without a token only on a loopback bind (local development).
   const auth = adminAuth({ adminToken: config.adminToken, loopbackOnly: isLoopbackHost(config.host) });
-  await app.register(adminRoutes, { config, calls, agents, auth, rest: deps.rest, tts: deps.tts, store: deps.store, asReceived, log: deps.log });
+  await app.register(adminRoutes, { config, calls, agents, auth, rest: deps.rest, tts: deps.tts, store: deps.store, profiles: deps.profiles, asReceived, log: deps.log });
 
   return app;
 }

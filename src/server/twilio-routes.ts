@@ -195,6 +195,19 @@ export async function twilioRoutes(app: FastifyInstance, o: TwilioRoutesOptions)
     return reply.code(204).send();
   });
 
+  // Asynchronous answering-machine detection of an outbound call (POST /calls with
+  // machineDetection): the call's agent is told who answered. Signed like every callback.
+  app.post('/twilio/amd', { preValidation: webhookSignature }, async (req, reply) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const callSid = typeof body.CallSid === 'string' ? body.CallSid : '';
+    const answeredBy = typeof body.AnsweredBy === 'string' ? body.AnsweredBy.slice(0, 32) : 'unknown';
+    if (config.twilio.validateSignatures) {
+      const here = calls.answeredBy(callSid, answeredBy);
+      o.log?.('info', 'answering machine detection', { callSid, answeredBy, local: here });
+    }
+    return reply.code(204).send();
+  });
+
   // The Media Stream, with or without a routing key (`/twilio/stream/<key>`). The key
   // only steers balancers; here any key — ours, another process's, a forged one — is
   // served the same: a stream is never refused or sent elsewhere because of its key.

@@ -80,6 +80,11 @@ export type CreateCallParams = {
   statusCallbackEvent?: readonly ('initiated' | 'ringing' | 'answered' | 'completed')[];
   /** Seconds to let it ring (Twilio default 60, max 600). */
   timeoutSeconds?: number;
+  /**
+   * Answering machine detection, asynchronous (AsyncAmd=true): the call connects at once
+   * and Twilio POSTs `AnsweredBy` to `amdStatusCallback` when it knows.
+   */
+  machineDetection?: { mode: 'Enable' | 'DetectMessageEnd'; amdStatusCallback: string };
 } & ({ twiml: string; url?: undefined } | { url: string; twiml?: undefined });
 
 export interface CallInfo {
@@ -158,6 +163,12 @@ export class TwilioRest {
       httpUrl('statusCallback', params.statusCallback);
       form.set('StatusCallback', params.statusCallback);
       for (const ev of params.statusCallbackEvent ?? []) form.append('StatusCallbackEvent', ev);
+    }
+    if (params.machineDetection !== undefined) {
+      httpUrl('amdStatusCallback', params.machineDetection.amdStatusCallback);
+      form.set('MachineDetection', params.machineDetection.mode);
+      form.set('AsyncAmd', 'true');
+      form.set('AsyncAmdStatusCallback', params.machineDetection.amdStatusCallback);
     }
     if (params.timeoutSeconds !== undefined) {
       if (!Number.isInteger(params.timeoutSeconds) || params.timeoutSeconds < 1 || params.timeoutSeconds > 600) throw argError('timeoutSeconds must be an integer from 1 to 600');

@@ -13,11 +13,16 @@ export const IDENTITY_PARAMS = { from: 'vb_from', to: 'vb_to' } as const;
 /** The stream <Parameter> naming the call's profile (docs/profiles.md): its agent and options are looked up by name where the stream lands. */
 export const PROFILE_PARAM = 'profile';
 
-/** TwiML that connects an outbound call to the bridge at `baseUrl` (https://…), with its agent, numbers and stream token. */
-export function outboundStreamTwiml(o: { baseUrl: string; agent: string; from: string; to: string; streamToken?: string }): string {
+/**
+ * TwiML that connects an outbound call to the bridge at `baseUrl` (https://…), with its
+ * agent — or its profile, whose agent and options are looked up where the stream lands —
+ * its numbers and its stream token.
+ */
+export function outboundStreamTwiml(o: { baseUrl: string; agent: string; profile?: string; from: string; to: string; streamToken?: string }): string {
   const response = new twilio.twiml.VoiceResponse();
   const stream = response.connect().stream({ url: `${o.baseUrl.replace(/^http/, 'ws')}/twilio/stream`, statusCallback: `${o.baseUrl}/twilio/status` });
-  stream.parameter({ name: 'agent', value: o.agent });
+  if (o.profile !== undefined) stream.parameter({ name: PROFILE_PARAM, value: o.profile });
+  else stream.parameter({ name: 'agent', value: o.agent });
   stream.parameter({ name: IDENTITY_PARAMS.from, value: o.from });
   stream.parameter({ name: IDENTITY_PARAMS.to, value: o.to });
   // The bridge checks signatures: the stream must bring the token a webhook would have issued (src/twilio/stream-token.ts).

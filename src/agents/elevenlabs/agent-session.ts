@@ -557,6 +557,11 @@ export class ElevenLabsAgentSession extends AgentSession {
     this.#warn(new BridgeError(ErrorCodes.AGENT_PROTOCOL, `elevenlabs agent: client tool ${JSON.stringify(toolName.slice(0, 64))} is not handled by the bridge (answered with an error result)`));
   }
 
+  /** Context for the agent: a non-interrupting `contextual_update`. */
+  override note(text: string): void {
+    if (this.#state === 'open') this.#send(buildContextualUpdate(text));
+  }
+
   /** `client_tool_result` for a call this session handed out: `result` the output text, or the error with `is_error: true`. */
   override sendToolResult(callId: string, result: ToolResult): void {
     if (!this.#toolCalls.delete(callId) || this.#state !== 'open') return;

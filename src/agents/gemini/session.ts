@@ -260,6 +260,12 @@ export class GeminiLiveSession extends AgentSession {
     }
   }
 
+  /** Context for the model: a client turn without turnComplete (no answer is asked for). */
+  override note(text: string): void {
+    if (this.#state === 'closed') return;
+    this.#ws?.send(JSON.stringify({ clientContent: { turns: [{ role: 'user', parts: [{ text: `[call information, not said by the caller] ${text}` }] }], turnComplete: false } }));
+  }
+
   /** The agent speaks first: a client turn asking for the greeting (unless the model is already talking). */
   override greet(greeting: string): void {
     if (this.#state === 'closed' || this.#turn !== undefined) return;

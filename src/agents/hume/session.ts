@@ -353,6 +353,12 @@ export class HumeSession extends AgentSession {
     void this.#resume(groupId, cause);
   }
 
+  /** Context for EVI: session_settings `context` (persistent: it holds for the rest of the chat). */
+  override note(text: string): void {
+    if (this.#state === 'closed') return;
+    this.#sendText(this.#settings({ type: 'persistent', text }));
+  }
+
   /**
    * The agent speaks first: the greeting's words as `assistant_input` (spoken verbatim).
    * `auto` sends nothing: EVI's own config decides whether and how it greets.

@@ -313,6 +313,12 @@ export class OpenAiRealtimeSession extends AgentSession {
     this.#playingUntil = 0;
   }
 
+  /** Context for the model: a system message item (no response is asked for). */
+  override note(text: string): void {
+    if (this.#closed || !this.#conn) return;
+    this.#conn.socket.send(JSON.stringify({ type: 'conversation.item.create', item: { type: 'message', role: 'system', content: [{ type: 'input_text', text }] } }));
+  }
+
   /** The agent speaks first (response.create), unless the caller already spoke or a reply is running. */
   override greet(greeting: string): void {
     const conn = this.#conn;
