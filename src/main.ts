@@ -28,6 +28,7 @@ import { openCallStore } from './store/call-store.js';
 import { loadStoreConfig } from './store/store-config.js';
 import { EventDeliverer, profileEventTarget } from './events/event-deliverer.js';
 import { wireCallEvents } from './events/call-events.js';
+import type { BridgeEvent } from './events/event.js';
 import type { ToolResult } from './tools/run-tool.js';
 import { createMetrics, metricsRoutes, registerWorkerMetricsResponder } from './metrics/index.js';
 import { callLogger, createLogger, lifecycleLogger, logFields } from './log.js';
@@ -54,6 +55,12 @@ export interface RunningBridge {
   admission: Admission;
   /** The profiles file in force (BRIDGE_PROFILES), reloaded on change; `reload('signal')` is what SIGHUP does. Absent without one. */
   profiles?: LiveProfiles;
+  /**
+   * The call events of profile calls (call.started, tool.called, call.transferred,
+   * call.ended — docs/events.md), in this process, whether or not the profile has an
+   * events.url; returns the function that unsubscribes. For apps that embed the bridge.
+   */
+  onEvent(listener: (event: BridgeEvent) => void): () => void;
   /**
    * Graceful stop: refuse new calls, let active ones finish (up to BRIDGE_DRAIN_TIMEOUT_MS,
    * or until `signal` aborts), goodbye + close the rest, run onDrained, close the server.
@@ -179,8 +186,12 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     preconnectTtlMs: config.preconnectTtlMs,
     streamIdleMs: config.streamIdleMs,
   });
-  // call.started, tool.called, call.transferred, call.ended to the profile's events.url.
-  if (events) toolEvent = wireCallEvents(calls, events);
+  // call.started, tool.called, call.transferred, call.ended: to the profile's events.url, and to in-process listeners.
+  const eventListeners = new Set<(event: BridgeEvent) => void>();
+  const toListeners = (e: BridgeEvent) => {
+    for (const l of eventListeners) l(e);
+  };
+  if (profiles) toolEvent = wireCallEvents(calls, events ? [(e) => void events.enqueue(e), toListeners] : [toListeners], (msg, err) => logger.warn({ err }, msg));
   calls.on('callStarted', metrics.onCallStarted);
   calls.on('callEnded', metrics.onCallEnded);
   calls.on('preconnect', metrics.onPreconnect);
@@ -271,6 +282,10 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     lifecycle,
     admission,
     ...(profiles ? { profiles } : {}),
+    onEvent(listener) {
+      eventListeners.add(listener);
+      return () => void eventListeners.delete(listener);
+    },
     drain: (signal) => stop(lifecycle.drainTimeoutMs, signal),
     async close() {
       if (!stopping) {

@@ -14,8 +14,7 @@
  */
 import type { CallManager, CallRecord } from '../call/call-manager.js';
 import type { ToolResult } from '../tools/run-tool.js';
-import { createEvent, toolCalledData } from './event.js';
-import type { EventDeliverer } from './event-deliverer.js';
+import { createEvent, toolCalledData, type BridgeEvent } from './event.js';
 
 /** call.ended's `data`: what the user's app needs of the record (not the bridge's own frame counters). */
 export function callEndedData(r: CallRecord): Record<string, unknown> {
@@ -35,17 +34,32 @@ export function callEndedData(r: CallRecord): Record<string, unknown> {
   };
 }
 
-/** Subscribes the deliverer to the manager's calls; returns what a tool call's observer calls. */
-export function wireCallEvents(calls: CallManager, events: EventDeliverer): (r: ToolResult, call: { callSid: string; profile: string }) => void {
+/** Where events go: the durable outbox to the profile's events.url, and in-process listeners (RunningBridge.onEvent). */
+export type EventSink = (event: BridgeEvent) => void;
+
+/**
+ * Makes events of the manager's profile calls and hands each to every sink; returns
+ * what a tool call's observer calls. A sink that throws costs only itself.
+ */
+export function wireCallEvents(calls: CallManager, sinks: readonly EventSink[], log?: (msg: string, err: unknown) => void): (r: ToolResult, call: { callSid: string; profile: string }) => void {
+  const emit = (e: BridgeEvent) => {
+    for (const sink of sinks) {
+      try {
+        sink(e);
+      } catch (err) {
+        log?.('a call event listener threw', err);
+      }
+    }
+  };
   calls.on('callStarted', ({ callSid, streamSid, agent, record }) => {
     if (!record.profile) return;
-    events.enqueue(createEvent('call.started', { callSid, profile: record.profile, data: { from: record.from, to: record.to, agent, streamSid, startedAt: record.startedAt } }));
+    emit(createEvent('call.started', { callSid, profile: record.profile, data: { from: record.from, to: record.to, agent, streamSid, startedAt: record.startedAt } }));
   });
   calls.on('callEnded', (r) => {
     if (!r.profile || !r.callSid) return;
     const transferred = /^transferred:(.+)$/.exec(r.endReason ?? '');
-    if (transferred) events.enqueue(createEvent('call.transferred', { callSid: r.callSid, profile: r.profile, data: { to: transferred[1] } }));
-    events.enqueue(createEvent('call.ended', { callSid: r.callSid, profile: r.profile, data: callEndedData(r) }));
+    if (transferred) emit(createEvent('call.transferred', { callSid: r.callSid, profile: r.profile, data: { to: transferred[1] } }));
+    emit(createEvent('call.ended', { callSid: r.callSid, profile: r.profile, data: callEndedData(r) }));
   });
-  return (r, call) => void events.enqueue(createEvent('tool.called', { callSid: call.callSid, profile: call.profile, data: toolCalledData(r) }));
+  return (r, call) => emit(createEvent('tool.called', { callSid: call.callSid, profile: call.profile, data: toolCalledData(r) }));
 }

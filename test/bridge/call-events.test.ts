@@ -3,7 +3,8 @@
  * `events.url` and a local receiver.
  *
  * - call.started, tool.called and call.ended arrive signed, each with its own id, the
- *   ended one carrying the call record (numbers, agent, end reason, transcript).
+ *   ended one carrying the call record (numbers, agent, end reason, transcript); an app
+ *   embedding the bridge gets the same events from RunningBridge.onEvent.
  * - A receiver that answers 500 twice gets the event on the third try, and a bridge
  *   restarted in between (same data dir) still delivers: exactly one 2xx per id.
  */
@@ -94,7 +95,10 @@ describe('call events', () => {
       - name: lookup_order
         description: Look up an order
         url: ${app.url}/lookup`;
+    const inProcess: { type: string; id: string }[] = [];
     await withBridge({ ...fake.env, BRIDGE_PROFILES: profilesFile(profile('openai', app.url, tools)) }, async (bridge) => {
+      // An app embedding the bridge hears the same events in process.
+      bridge.onEvent((e) => inProcess.push({ type: e.type, id: e.id }));
       const sid = newCallSid();
       const c = call(bridge.streamUrl, sid, 2500);
       await until(() => fake.current?.sessionUpdates.length === 1, 'the agent session');
@@ -113,6 +117,7 @@ describe('call events', () => {
     expect(app.got[1]!.event.data).toMatchObject({ name: 'lookup_order', outcome: 'ok' });
     expect(app.got[2]!.event.data).toMatchObject({ from: FROM, to: TO, agent: 'openai', endReason: expect.any(String), durationMs: expect.any(Number) });
     expect(app.got[2]!.event.data.transcript.length).toBeGreaterThan(0);
+    expect(inProcess).toEqual(app.got.map((g) => ({ type: g.event.type, id: g.event.id })));
   });
 
   it('a receiver that answers 500 twice gets each event on the third try — across a bridge restart on the same data — exactly one 2xx per id', async () => {
