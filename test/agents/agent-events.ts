@@ -26,3 +26,12 @@ export function next<T extends AgentEventType>(session: AgentSession, type: T, t
     });
   });
 }
+
+/** Resolves once `cond()` holds, polling every 10 ms; rejects with `what` after `ms` (a bound, not a timing). */
+export async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeElevenLabs, type FakeElevenLabs } from '../fakes/elevenlabs-agents.js';
 import { createElevenLabsAgentFactory } from '../../src/agents/elevenlabs/index.js';
 import type { AgentSession, ToolDeclaration } from '../../src/agents/agent.js';
-import { next, on } from './agent-events.js';
+import { next, on, until } from './agent-events.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -31,14 +31,6 @@ async function open(): Promise<{ fake: FakeElevenLabs; s: AgentSession; transcri
   await s.connect(AbortSignal.timeout(5000));
   return { fake, s, transcripts, calls };
 }
-
-const until = async (cond: () => boolean, what: string, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 describe('elevenlabs client tools', () => {
   it('a client_tool_call of a profile tool → toolCall; client_tool_result with the output, and the agent answers with it', async () => {

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeGemini, type FakeGemini } from '../fakes/gemini.js';
 import { createGeminiAgentFactory } from '../../src/agents/gemini/index.js';
 import type { AgentSession, ToolDeclaration } from '../../src/agents/agent.js';
-import { next, on } from './agent-events.js';
+import { next, on, until } from './agent-events.js';
 
 const fakes: FakeGemini[] = [];
 const sessions: AgentSession[] = [];
@@ -37,14 +37,6 @@ async function open(tools: ToolDeclaration[] = [LOOKUP]) {
   await s.connect(AbortSignal.timeout(5000));
   return { fake, s, transcripts, errors };
 }
-
-const until = async (cond: () => boolean, what: string, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 describe('gemini tools', () => {
   it('declares the tools in setup.tools[].functionDeclarations (parametersJsonSchema); none → no tools key', async () => {

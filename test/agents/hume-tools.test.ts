@@ -11,7 +11,7 @@ import { startFakeHume, type FakeHume } from '../fakes/hume.js';
 import { createHumeAgentFactory } from '../../src/agents/hume/index.js';
 import { loadConfig } from '../../src/config.js';
 import type { AgentSession, ToolDeclaration } from '../../src/agents/agent.js';
-import { next, on } from './agent-events.js';
+import { next, on, until } from './agent-events.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -32,14 +32,6 @@ async function open(): Promise<{ fake: FakeHume; s: AgentSession; transcripts: s
   await s.connect(AbortSignal.timeout(5000));
   return { fake, s, transcripts, calls };
 }
-
-const until = async (cond: () => boolean, what: string, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 describe('hume tools', () => {
   it('declares the tools in session_settings.tools (schema as JSON text)', async () => {

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/openai-realtime.js';
 import { createOpenAiAgentFactory, type OpenAiRealtimeSession } from '../../src/agents/openai/index.js';
 import type { ToolDeclaration } from '../../src/agents/agent.js';
-import { next, on } from './agent-events.js';
+import { next, on, until } from './agent-events.js';
 
 const fakes: FakeOpenAi[] = [];
 const sessions: OpenAiRealtimeSession[] = [];
@@ -38,14 +38,6 @@ async function open(tools: ToolDeclaration[] = [LOOKUP]) {
   await s.connect(AbortSignal.timeout(5000));
   return { fake, s, transcripts, errors };
 }
-
-const until = async (cond: () => boolean, what: string, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 describe('openai tools', () => {
   it('declares the tools in session.update (GA function tools, tool_choice auto); none → no tools key', async () => {

@@ -16,6 +16,7 @@ import { startFakeHume, type FakeHume } from '../fakes/hume.js';
 import { profilesFile } from '../profiles/profiles-helpers.js';
 import { callSid as newCallSid } from '../lifecycle/child-bridge.js';
 import { withBridge } from './helpers.js';
+import { until } from '../agents/agent-events.js';
 
 const SECRET = 'provider-tools-secret';
 const FROM = '+15551230000';
@@ -85,14 +86,6 @@ const hume: Provider<FakeHume> = {
     const err = f.current?.toolErrors.find((x) => x['tool_call_id'] === id);
     return err ? { ok: false, text: String(err['error']) } : undefined;
   },
-};
-
-const until = async (cond: () => boolean, what: string, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 };
 
 describe('profile tools through the bridge, per provider', () => {

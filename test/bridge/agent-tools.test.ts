@@ -22,6 +22,7 @@ import { startFakeTwilioRest, type FakeTwilioRest } from '../fakes/twilio-rest.j
 import { profilesFile } from '../profiles/profiles-helpers.js';
 import { callSid as newCallSid } from '../lifecycle/child-bridge.js';
 import { getJson, withBridge } from './helpers.js';
+import { until } from '../agents/agent-events.js';
 
 const SECRET = 'tool-secret-0123456789';
 const FROM = '+15551230000';
@@ -85,14 +86,6 @@ profiles:
         to: ["+15550002222", "sip:desk@pbx.example.com"]
     secret: "${SECRET}"
 `;
-
-const until = async (cond: () => boolean, what: string, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 async function setup(withRest: boolean) {
   const tools = await toolServer();

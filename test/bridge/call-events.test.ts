@@ -21,6 +21,7 @@ import { startFakeOpenAi } from '../fakes/openai-realtime.js';
 import { profilesFile } from '../profiles/profiles-helpers.js';
 import { callSid as newCallSid } from '../lifecycle/child-bridge.js';
 import { withBridge } from './helpers.js';
+import { until } from '../agents/agent-events.js';
 
 const SECRET = 'events-secret-abcdef';
 const FROM = '+15551230000';
@@ -74,14 +75,6 @@ ${extra}
     events: { url: ${url}/events }
     secret: "${SECRET}"
 `;
-
-const until = async (cond: () => boolean, what: string, ms = 20_000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 const call = (streamUrl: string, sid: string, tailMs: number) =>
   runSimulatedCall({ url: streamUrl, callSid: sid, customParameters: { profile: 'support', vb_from: FROM, vb_to: TO }, audio: new Uint8Array(8000).fill(0xff), fast: true, tailMs, timeoutMs: 30_000 });

@@ -13,18 +13,11 @@ import { startFakeOpenAi } from '../fakes/openai-realtime.js';
 import { startFakeTwilioRest } from '../fakes/twilio-rest.js';
 import { profilesFile } from '../profiles/profiles-helpers.js';
 import { withBridge } from './helpers.js';
+import { until } from '../agents/agent-events.js';
 
 const PUBLIC = 'https://bridge.example.com';
 const ADMIN = 'outbound-admin-token';
 const TO = '+15557654321';
-
-const until = async (cond: () => boolean, what: string, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 describe('outbound calls by profile', () => {
   it('POST /calls {to, profile, machineDetection}: async AMD asked of Twilio, the stream names the profile, and the agent is told a machine answered', async () => {
