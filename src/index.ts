@@ -16,6 +16,7 @@ export { signBody, verifySignature, SIGNATURE_HEADER } from './tools/signature.j
 export type { VerifyOptions, VerifyResult } from './tools/signature.js';
 export { EVENT_TYPES } from './events/event.js';
 export type { BridgeEvent, EventType } from './events/event.js';
+export type { AppTool } from './tools/app-tools.js';
 
 // The agent interface: what an agent of your own implements (see src/agents/echo for the smallest one).
 export { AgentSession, ULAW_8K, pcm16 } from './agents/agent.js';

@@ -28,6 +28,7 @@ import { openCallStore } from './store/call-store.js';
 import { loadStoreConfig } from './store/store-config.js';
 import { EventDeliverer, profileEventTarget } from './events/event-deliverer.js';
 import { wireCallEvents } from './events/call-events.js';
+import type { AppTool } from './tools/app-tools.js';
 import type { BridgeEvent } from './events/event.js';
 import type { ToolResult } from './tools/run-tool.js';
 import { createMetrics, metricsRoutes, registerWorkerMetricsResponder } from './metrics/index.js';
@@ -97,10 +98,15 @@ export interface StartOptions {
   onDrained?: () => Promise<void>;
   /** The logger (default: one from the configuration, JSON lines on stdout). */
   logger?: Logger;
+  /**
+   * Tools as functions of the embedding app, offered to the calls of every profile (or
+   * those they name) beside the profile's own tools (src/tools/app-tools.ts, docs/tools.md).
+   */
+  tools?: readonly AppTool[];
 }
 
 export async function startBridge(env: Record<string, string | undefined> = process.env, options: StartOptions = {}): Promise<RunningBridge> {
-  const { extraAgents = [], onDrained, logger: givenLogger, ...overrides } = options;
+  const { extraAgents = [], onDrained, logger: givenLogger, tools: appTools, ...overrides } = options;
   const config = { ...loadConfig(env), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) } as Config;
   const lifecycle = loadLifecycleConfig(config.env);
   // Before anything is opened: a bad profiles file is a configuration error (ProfilesError, exit 78).
@@ -172,6 +178,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
           await rest.updateCallTwiml(callSid, transferTwiml(to, callerId));
         }
       : undefined,
+    ...(appTools ? { appTools } : {}),
     onToolResult: (r, call) => {
       metrics.onToolCall(r);
       toolEvent?.(r, call);

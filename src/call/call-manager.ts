@@ -4,6 +4,7 @@
  * records Twilio status callbacks, and closes everything on shutdown.
  */
 import { declareTools } from '../tools/declarations.js';
+import { appToolsFor, declareAppTools, type AppTool } from '../tools/app-tools.js';
 import type { ToolResult } from '../tools/run-tool.js';
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
@@ -38,6 +39,8 @@ export interface CallManagerDeps {
   apologizeViaRest?: (callSid: string) => Promise<boolean>;
   /** transfer_call: redirects the live call to <Dial> through the REST API (absent: no REST credentials). */
   transferViaRest?: (callSid: string, to: string, callerId: string | null) => Promise<void>;
+  /** Tools of the embedding app (StartOptions.tools), offered to profile calls beside the profile's. */
+  appTools?: readonly AppTool[];
   /** Every tool call's result (metrics, the tool.called event). */
   onToolResult?: (r: ToolResult, call: { callSid: string; profile: string }) => void;
   apologyPrompt?: Uint8Array;
@@ -202,7 +205,8 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     if (!factory.available) throw new BridgeError(ErrorCodes.AGENT_CONFIG, `agent "${name}" is not configured`);
     // The profile as loaded now: the call keeps this snapshot (its tools, secret) whatever reloads come.
     const snapshot = profile === undefined ? undefined : this.#d.profiles?.byName(profile);
-    const tools = snapshot ? declareTools(snapshot.tools) : [];
+    const appTools = snapshot ? appToolsFor(this.#d.appTools ?? [], snapshot.name, (snapshot.tools ?? []).map((t) => ('builtin' in t ? t.builtin : t.name))) : [];
+    const tools = snapshot ? [...declareTools(snapshot.tools), ...declareAppTools(appTools)] : [];
     const session = factory.create(
       profile === undefined ? { callSid, parameters } : { callSid, parameters, profile, ...(tools.length > 0 ? { tools } : {}), ...(snapshot?.greeting !== undefined ? { greeting: snapshot.greeting } : {}) },
     );
@@ -219,7 +223,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       },
     );
     ready.catch(() => undefined); // observed by whoever adopts it; never an unhandled rejection
-    return { name, session, ready, preconnected: false, ...(snapshot ? { profile: snapshot } : {}) };
+    return { name, session, ready, preconnected: false, ...(snapshot ? { profile: snapshot, appTools } : {}) };
   }
 
   /** The voice webhook's From/To for a CallSid, kept until its call ends (bounded). */

@@ -35,6 +35,7 @@ import { performance } from 'node:perf_hooks';
 import { callerDataErr } from '../log.js';
 import { ErrorCodes } from '../errors.js';
 import { CallTools } from './call-tools.js';
+import type { AppTool } from '../tools/app-tools.js';
 import type { Profile } from '../profiles/schema.js';
 import type { ToolResult } from '../tools/run-tool.js';
 import { IDENTITY_PARAMS } from '../twilio/stream-twiml.js';
@@ -98,6 +99,8 @@ export interface OpenedAgent {
   preconnected: boolean;
   /** The call's profile (a snapshot: reloads do not change a live call), when one answered. */
   profile?: Profile;
+  /** Tools of the embedding app this call gets beside its profile's. */
+  appTools?: readonly AppTool[];
 }
 
 export interface CallSummary {
@@ -410,7 +413,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#preconnected = opened.preconnected;
     const agent = opened.session;
     this.#agent = agent;
-    if (opened.profile?.tools && opened.profile.tools.length > 0) this.#tools = this.#toolsFor(opened.profile, agent, m);
+    if (opened.profile && ((opened.profile.tools?.length ?? 0) > 0 || (opened.appTools?.length ?? 0) > 0)) this.#tools = this.#toolsFor(opened.profile, opened.appTools ?? [], agent, m);
     this.#greeting = opened.profile?.greeting;
     this.#transition('connecting');
     this.#wireAgent(agent);
@@ -523,10 +526,11 @@ export class CallSession extends EventEmitter<SessionEvents> {
   }
 
   /** The call's tool calls (src/call/call-tools.ts): HTTP tools, end_call and transfer_call. */
-  #toolsFor(profile: Profile, agent: AgentSession, m: StartMessage): CallTools {
+  #toolsFor(profile: Profile, appTools: readonly AppTool[], agent: AgentSession, m: StartMessage): CallTools {
     const p = m.customParameters;
     return new CallTools({
       profile,
+      appTools,
       agent,
       call: () => ({ callSid: m.callSid, streamSid: m.streamSid, from: p[IDENTITY_PARAMS.from] ?? null, to: p[IDENTITY_PARAMS.to] ?? null }),
       observe: (r) => this.#d.onToolResult?.(r, { callSid: m.callSid, profile: profile.name }),

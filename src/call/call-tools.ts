@@ -24,10 +24,13 @@ import type { AgentSession } from '../agents/agent.js';
 import type { Profile } from '../profiles/schema.js';
 import { endCallReason, findTool, transferDestination, unknownToolResult, toolErrorResult } from '../tools/dispatch.js';
 import { runTool, type ToolResult } from '../tools/run-tool.js';
+import { runAppTool, type AppTool } from '../tools/app-tools.js';
 import { ErrorCodes } from '../errors.js';
 
 export interface CallToolsDeps {
   profile: Profile;
+  /** Tools of the embedding app this call gets (src/tools/app-tools.ts). */
+  appTools?: readonly AppTool[];
   agent: AgentSession;
   /** The call's identity at the time of a tool call (the request body carries it). */
   call(): { callSid: string; streamSid: string; from: string | null; to: string | null };
@@ -87,8 +90,19 @@ export class CallTools {
         this.#record(callId, { ok: true, tool: 'transfer_call', output: { to: dest.to }, durationMs: 0 });
         return;
       }
-      case 'unknown':
-        return this.#answer(callId, unknownToolResult(name));
+      case 'unknown': {
+        const app = this.#d.appTools?.find((t) => t.name === name);
+        if (!app) return this.#answer(callId, unknownToolResult(name));
+        const ac = new AbortController();
+        this.#running.set(callId, ac);
+        const c = this.#d.call();
+        void runAppTool(app, { callSid: c.callSid, streamSid: c.streamSid, profile: this.#d.profile.name, callId, arguments: rawArguments, from: c.from, to: c.to }, ac.signal).then((r) => {
+          if (this.#running.get(callId) !== ac) return;
+          this.#running.delete(callId);
+          this.#answer(callId, r);
+        });
+        return;
+      }
     }
   }
 
