@@ -55,6 +55,20 @@ describe('elevenlabs client tools', () => {
     expect(fake.toolResults[0]).toEqual({ type: 'client_tool_result', tool_call_id: id, result: 'tool lookup_order answered HTTP 500', is_error: true });
   });
 
+  it('barge-in while the tool runs: the result is still sent when it comes, and the agent goes on with it', async () => {
+    const { fake, s, transcripts } = await open();
+    const call = next(s, 'toolCall');
+    const id = await fake.callTool('lookup_order', { order_id: 'B' });
+    await call;
+    await fake.speak(2000);
+    const interrupted = next(s, 'interruption');
+    await fake.interruptFromService();
+    await interrupted;
+    s.sendToolResult(id, { ok: true, output: { status: 'late' } });
+    await until(() => transcripts.some((t) => t.includes('Tool lookup_order said')), 'the reply that uses the result');
+    expect(fake.toolResults).toEqual([{ type: 'client_tool_result', tool_call_id: id, result: '{"status":"late"}', is_error: false }]);
+  });
+
   it('a tool the call does not have is answered at once with an error result, never handed to the call core', async () => {
     const { fake, calls } = await open();
     await fake.callTool('book_table', { people: 2 });

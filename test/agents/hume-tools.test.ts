@@ -61,6 +61,19 @@ describe('hume tools', () => {
     expect(fake.current!.toolErrors[0]).toMatchObject({ type: 'tool_error', tool_call_id: id, error: 'tool lookup_order timed out after 5000 ms', level: 'warn' });
   });
 
+  it('barge-in while the tool runs: the tool_response is still sent when it comes, and the chat goes on with it', async () => {
+    const { fake, s, transcripts } = await open();
+    const call = next(s, 'toolCall');
+    const id = await fake.callTool('lookup_order', { order_id: 'B' });
+    await call;
+    const interrupted = next(s, 'interruption');
+    await fake.interruptFromService();
+    await interrupted;
+    s.sendToolResult(id, { ok: true, output: { status: 'late' } });
+    await until(() => transcripts.some((t) => t.includes('tool lookup_order said')), 'the reply that uses the output');
+    expect(fake.current!.toolResponses).toEqual([{ type: 'tool_response', tool_call_id: id, content: '{"status":"late"}', tool_name: 'lookup_order' }]);
+  });
+
   it('a function tool the call does not have gets a tool_error at once and never reaches the call core', async () => {
     const { fake, calls } = await open();
     await fake.callTool('book_table', {});
