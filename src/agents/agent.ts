@@ -74,8 +74,8 @@ export type AgentEventType = AgentEvent['type'];
 /** A tool the agent may call, in the provider-neutral form each adapter maps to its own (src/tools/declarations.ts). */
 export type { ToolDeclaration } from '../tools/declarations.js';
 
-/** What a tool gave: its output (any JSON), or an error the agent is told about. */
-export type ToolResult = { readonly ok: true; readonly output: unknown } | { readonly ok: false; readonly error: string };
+/** What a tool gave: its output (any JSON), or an error the agent is told about (with its stable code, when the bridge has one). */
+export type ToolResult = { readonly ok: true; readonly output: unknown } | { readonly ok: false; readonly error: string; readonly code?: string };
 export type AgentListener = (event: AgentEvent) => void;
 
 /** Events kept for a session nobody listens to yet (a pre-connected agent that spoke first): at most this many. */

@@ -35,6 +35,7 @@ import { performance } from 'node:perf_hooks';
 import { callerDataErr } from '../log.js';
 import { ErrorCodes } from '../errors.js';
 import { CallTools } from './call-tools.js';
+import { unknownToolResult } from '../tools/dispatch.js';
 import type { AppTool } from '../tools/app-tools.js';
 import type { Profile } from '../profiles/schema.js';
 import type { ToolResult } from '../tools/run-tool.js';
@@ -562,7 +563,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       switch (e.type) {
         case 'toolCall':
           if (this.#tools) this.#tools.onToolCall(e.callId, e.name, e.arguments);
-          else agent.sendToolResult(e.callId, { ok: false, error: `there is no tool named "${e.name.slice(0, 64)}"` });
+          else agent.sendToolResult(e.callId, unknownToolResult(e.name)); // no tools on this call
           return;
         case 'toolCancel':
           this.#tools?.onToolCancel(e.callIds);

@@ -127,7 +127,7 @@ export class CallTools {
     this.#record(callId, r);
     if (this.#closed) return;
     if (!r.ok) this.#d.log('warn', 'tool call failed; the agent gets an error result', { tool: r.tool, code: r.code, status: r.status ?? null, durationMs: Math.round(r.durationMs) });
-    this.#d.agent.sendToolResult(callId, r.ok ? { ok: true, output: r.output } : { ok: false, error: r.error });
+    this.#d.agent.sendToolResult(callId, r);
   }
 
   #record(callId: string, r: ToolResult): void {

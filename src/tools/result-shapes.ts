@@ -18,7 +18,8 @@
  */
 
 /** What the shapes need of a result (runTool's ToolResult fits). */
-export type ToolOutcomeLike = { ok: true; output: unknown } | { ok: false; error: string; code?: string };
+import type { ToolResult as AgentToolResult } from '../agents/agent.js';
+export type ToolOutcomeLike = AgentToolResult;
 
 /** An output as text: a string stays as it is, anything else is its JSON text. */
 export function outputText(output: unknown): string {

@@ -123,6 +123,8 @@ profiles:
         const bad = await p.call(fake, 'broken_tool', {});
         await until(() => p.answer(fake, bad) !== undefined, 'the error result');
         expect(p.answer(fake, bad)).toMatchObject({ ok: false, text: expect.stringMatching(/500/) });
+        // Hume's tool_error carries the bridge's stable code too (docs/tools.md).
+        if (p.agent === 'hume') expect((fake as FakeHume).current!.toolErrors.find((x) => x['tool_call_id'] === bad)).toMatchObject({ code: 'BRIDGE_ERR_TOOL_HTTP_STATUS', level: 'warn' });
         expect((await call).outcome).toBe('completed');
       });
     });

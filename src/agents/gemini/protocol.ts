@@ -26,6 +26,7 @@
  * Audio parts are checked (mimeType audio/pcm at 24 kHz, base64 of whole 16-bit
  * samples) and decoded here; a bad part is reported, never returned as audio.
  */
+import { greetingInstruction } from '../shared/greeting.js';
 import { geminiSetupTools, type ToolDeclaration } from '../../tools/declarations.js';
 import { geminiFunctionResponse, geminiToolResponse, type ToolOutcomeLike } from '../../tools/result-shapes.js';
 import { pcm16CopyFromBytes, pcm16ToBase64 } from '../../audio/pcm.js';
@@ -100,8 +101,7 @@ export function buildText(text: string): string {
  * answers at once), in its own words (`auto`) or with the greeting's.
  */
 export function buildGreeting(greeting: string): string {
-  const text = greeting === 'auto' ? 'The call has just been answered. Greet the caller briefly and ask how you can help.' : `The call has just been answered. Greet the caller by saying exactly: ${JSON.stringify(greeting)}`;
-  return JSON.stringify({ clientContent: { turns: [{ role: 'user', parts: [{ text }] }], turnComplete: true } });
+  return JSON.stringify({ clientContent: { turns: [{ role: 'user', parts: [{ text: greetingInstruction(greeting) }] }], turnComplete: true } });
 }
 
 /** The role of a context note's turn: the model's own turn, never the caller's. */

@@ -11,6 +11,7 @@
  * `type`, and for the events we act on the fields we read, with the right types.
  * Anything else is a typed failure the session counts and reports; it never throws.
  */
+import { greetingInstruction } from '../shared/greeting.js';
 import { openaiSessionTools, type ToolDeclaration } from '../../tools/declarations.js';
 
 /** Audio formats we negotiate: G.711 μ-law passthrough (default) or PCM16 at 24 kHz (the only PCM rate, §2.3). */
@@ -92,8 +93,7 @@ export function buildResponseCreate(): string {
  * greeting's words are given (`auto`: the model greets in its own words).
  */
 export function buildGreeting(greeting: string): string {
-  if (greeting === 'auto') return JSON.stringify({ type: 'response.create', response: { instructions: 'The call has just been answered. Greet the caller briefly and ask how you can help.' } });
-  return JSON.stringify({ type: 'response.create', response: { instructions: `The call has just been answered. Greet the caller by saying exactly: ${JSON.stringify(greeting)}` } });
+  return JSON.stringify({ type: 'response.create', response: { instructions: greetingInstruction(greeting) } });
 }
 
 /**
