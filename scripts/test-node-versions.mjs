@@ -114,9 +114,14 @@ function npmTest(rt) {
     const t0 = Date.now();
     const child = spawn('npm', ['test'], { cwd: root, env: envFor(rt), stdio: ['ignore', 'pipe', 'inherit'] });
     let tail = '';
+    let partial = '';
+    const notPassed = [];
     child.stdout.on('data', (d) => {
       process.stdout.write(d);
       tail = (tail + d.toString()).slice(-4096);
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) if (l.startsWith('not passed: ')) notPassed.push(l.slice('not passed: '.length).trim());
     });
     child.on('close', (code) => {
       const lines = tail.split('\n').map((l) => l.trim()).filter(Boolean);
@@ -128,6 +133,7 @@ function npmTest(rt) {
         passed: m ? Number(m[1]) : 0,
         failed: m ? Number(m[2]) : 1, // no closing line: the run failed
         skipped: m?.[3] ? Number(m[3]) : 0,
+        notPassed,
       });
     });
   });
@@ -146,7 +152,7 @@ try {
       useBetterSqlite(rt);
     } catch (e) {
       console.error(`Node ${spec}: ${e.message}`);
-      results.push({ version: spec, code: 1, seconds: 0, passed: 0, failed: 1, skipped: 0 });
+      results.push({ version: spec, code: 1, seconds: 0, passed: 0, failed: 1, skipped: 0, notPassed: [`(no run: ${e.message})`] });
       ok = false;
       continue;
     }
@@ -167,6 +173,7 @@ try {
 log('per runtime');
 for (const r of results) {
   console.log(`Node ${r.version} — ${r.passed} passed / ${r.failed} failed${r.skipped ? ` / ${r.skipped} skipped` : ''} in ${r.seconds} s (exit ${r.code})`);
+  for (const name of r.notPassed) console.log(`  not passed: ${name}`);
 }
 const sum = (k) => results.reduce((n, r) => n + r[k], 0);
 const skipped = sum('skipped');

@@ -143,6 +143,9 @@ if (skipped > 0) {
   ok = false;
 }
 if (passed === 0) ok = false;
+// The tests that did not pass, once more just above the closing line: a CI log that keeps only its
+// tail still names them.
+for (const [file, bad] of notPassed) for (const name of bad) console.log(`not passed: ${file} > ${name}`);
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(ok && failed === 0 ? 0 : 1);
 
