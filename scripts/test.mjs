@@ -33,7 +33,7 @@ if (hasCargo && args.length === 0) {
   failed++;
 }
 
-// OS packages (nginx, promtool, a PostgreSQL server): installed only as root with consent
+// OS packages (nginx, promtool, chromium, a PostgreSQL server): installed only as root with consent
 // (CI=true or VB_INSTALL_TEST_DEPS=1); otherwise the script prints the apt-get command, and the
 // tests that need a missing tool fail — the summary at the end names them.
 const missing = new Set();
@@ -118,6 +118,7 @@ try {
 // that use it (directly or through a helper module under test/).
 const NEEDS = {
   nginx: { pkg: 'nginx', uses: /\bfindNginx\b|spawn(?:Sync)?\(\s*['"`]nginx['"`]/ },
+  chromium: { pkg: 'chromium', uses: /\blaunchChromium\b/ },
   promtool: { pkg: 'prometheus', uses: /\bVB_PROMTOOL\b/ },
   PostgreSQL: { pkg: 'postgresql', uses: /\btestDatabaseUrl\s*\(|\bTEST_DATABASE_URL\b/ },
 };

@@ -89,6 +89,7 @@ export const ERROR_TABLE = {
   INTERNAL: { code: 'BRIDGE_ERR_INTERNAL', status: 500, category: 'internal', area: 'HTTP', meaning: 'An unexpected failure while answering a request (logged with its stack).', fix: 'Report it with the log line.' },
   ADMIN_DISABLED: { code: 'BRIDGE_ERR_ADMIN_DISABLED', status: 403, category: 'invalid-input', area: 'HTTP', meaning: 'An admin route while `BRIDGE_ADMIN_TOKEN` is not set.', fix: 'Set `BRIDGE_ADMIN_TOKEN`.' },
   ADMIN_AUTH: { code: 'BRIDGE_ERR_ADMIN_AUTH', status: 401, category: 'invalid-input', area: 'HTTP', meaning: 'A missing or wrong admin token.', fix: 'Send `Authorization: Bearer <BRIDGE_ADMIN_TOKEN>`.' },
+  CONSOLE_NOT_BUILT: { code: 'BRIDGE_ERR_CONSOLE_NOT_BUILT', status: 503, category: 'invalid-input', area: 'HTTP', meaning: '`GET /console` while the call console is not built (no `dist/console-ui/index.html`).', fix: 'Run `npm run build` (or `npm run build:console`).' },
 
   // Live calls (src/server/call-routes.ts).
   CALL_NOT_FOUND: { code: 'BRIDGE_ERR_CALL_NOT_FOUND', status: 404, category: 'invalid-input', area: 'Calls', meaning: '`/calls/:callSid` (or `/say`, `/hangup`, `/calls/history/:callSid`) for a call no instance carries or recorded.', fix: '—' },

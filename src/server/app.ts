@@ -31,6 +31,7 @@ import { isSid } from '../twilio/messages.js';
 import type { RateLimiter } from '../lifecycle/rate-limiter.js';
 import { adminAuth } from './admin-auth.js';
 import { adminRoutes } from './admin-routes.js';
+import { consoleStaticRoutes, CONSOLE_BUILD_DIR } from '../console/static-routes.js';
 import { healthRoutes } from './health-routes.js';
 import { useProblemDetails } from './problem.js';
 import { twilioRoutes, type RefusedLog, type TwilioRoutesOptions } from './twilio-routes.js';
@@ -143,6 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
   // Call data is open without a token only on a loopback bind (local development).
   const auth = adminAuth({ adminToken: config.adminToken, loopbackOnly: isLoopbackHost(config.host) });
   await app.register(adminRoutes, { config, calls, agents, auth, rest: deps.rest, tts: deps.tts, store: deps.store, profiles: deps.profiles, asReceived, log: deps.log });
+  await app.register(consoleStaticRoutes, { dir: CONSOLE_BUILD_DIR }); // the call console's page (public, no data)
 
   return app;
 }
