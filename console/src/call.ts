@@ -294,6 +294,7 @@ export function callView(root: HTMLElement, sid: string): Cleanup {
         showError(error, `Its record cannot be shown: ${err ? err.detail : 'the bridge cannot be reached'}.`);
       } else {
         mode.textContent = 'Not found';
+        status.textContent = '';
         showError(error, err?.status === 404 ? `No call ${sid}: it is not live, and there is no record of it.` : `The call cannot be loaded: ${err ? err.detail : 'the bridge cannot be reached'}.`);
       }
       schedulePlot();
@@ -380,8 +381,7 @@ export function callView(root: HTMLElement, sid: string): Cleanup {
       resetContent(); // each connection replays the backlog
     },
     onStatus: (msg) => {
-      if (msg) status.textContent = msg;
-      else status.textContent = 'Connected.';
+      status.textContent = msg ?? 'Connected: updates as they happen.';
     },
     onEvent: (name, data) => {
       const d = (data ?? {}) as Record<string, unknown>;

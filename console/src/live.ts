@@ -146,7 +146,7 @@ export function liveView(root: HTMLElement): Cleanup {
   const stop = keepStreaming({
     path: '/console/api/live',
     onStatus: (msg) => {
-      status.textContent = msg ? 'Disconnected' : 'Live';
+      status.textContent = msg ? 'Disconnected' : 'Connected: updates as they happen.';
       error.textContent = msg ?? '';
       error.hidden = !msg;
     },
