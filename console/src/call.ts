@@ -226,7 +226,11 @@ export function callView(root: HTMLElement, sid: string): Cleanup {
     showError(endReason, `Ended: ${rec.endReason ?? 'unknown'}`);
     updateNotes();
     schedulePlot();
-    if (rec.recordingPath) void loadRecording();
+    // Once: a record still being written (in-progress) may come again, its WAV not finalised yet.
+    if (rec.recordingPath && rec.recordState !== 'in-progress' && !recordingRequested) {
+      recordingRequested = true;
+      void loadRecording();
+    }
   };
 
   const loadRecording = async () => {
@@ -276,6 +280,7 @@ export function callView(root: HTMLElement, sid: string): Cleanup {
   };
 
   let recordTries = 0;
+  let recordingRequested = false;
   const loadRecord = async (afterEnd: boolean) => {
     let rec: CallRecord;
     try {
@@ -303,6 +308,11 @@ export function callView(root: HTMLElement, sid: string): Cleanup {
     if (ctl.signal.aborted) return;
     showError(error, null);
     renderRecord(rec);
+    // Just ended: the store may still hold the row written while the call ran; the final one follows.
+    if (afterEnd && rec.recordState === 'in-progress' && recordTries++ < 10) {
+      status.textContent = 'The call ended; waiting for its final record…';
+      setTimeout(() => void loadRecord(true), 1000);
+    }
   };
 
   // ---- live ----------------------------------------------------------------------------

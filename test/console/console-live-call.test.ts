@@ -1,0 +1,124 @@
+/**
+ * The call console with a call on it, in headless Chromium: a simulated Twilio call
+ * (src/sim) to a profile whose agent is a local fake of OpenAI Realtime. The live view
+ * lists it, its page follows it live (a tool call, its result), "Hang up" ends it, and the
+ * page turns into the call's record with its end reason. Screenshots in test/artifacts/console/.
+ */
+import { createServer, type Server } from 'node:http';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBridge, type RunningBridge } from '../../src/main.js';
+import { runSimulatedCall } from '../../src/sim/simulator.js';
+import { startFakeOpenAi, type FakeOpenAi } from '../fakes/openai-realtime.js';
+import { profilesFile } from '../profiles/profiles-helpers.js';
+import { callSid as newCallSid } from '../lifecycle/child-bridge.js';
+import { until } from '../agents/agent-events.js';
+import { ensureConsoleBuilt, launchChromium, shot } from './browser.js';
+
+const TOKEN = 'console-live-token-Hq2mV8';
+const FROM = '+15551230000';
+const TO = '+15557650000';
+
+let bridge: RunningBridge;
+let browser: Browser;
+let fake: FakeOpenAi;
+let toolServer: Server;
+
+beforeAll(async () => {
+  await ensureConsoleBuilt();
+  toolServer = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"output":{"status":"shipped"}}'));
+  });
+  await new Promise<void>((r) => toolServer.listen(0, '127.0.0.1', r));
+  const toolUrl = `http://127.0.0.1:${(toolServer.address() as AddressInfo).port}/lookup`;
+  fake = await startFakeOpenAi({ replyMs: 200 });
+  const profiles = profilesFile(`
+profiles:
+  - name: support
+    match: { to: ["${TO}"] }
+    agent: openai
+    options: { format: pcmu }
+    tools:
+      - name: lookup_order
+        description: Look up an order
+        url: ${toolUrl}
+`);
+  bridge = await startBridge(
+    { ...fake.env, BRIDGE_PROFILES: profiles, BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', BRIDGE_DSP_POOL: '0', BRIDGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-data-')), BRIDGE_LOAD_THRESHOLD: 'off', BRIDGE_ADMIN_TOKEN: TOKEN },
+    { port: 0, host: '127.0.0.1' },
+  );
+  browser = await launchChromium();
+}, 240_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await bridge?.close();
+  await fake?.close();
+  toolServer?.closeAllConnections();
+  await new Promise<void>((r) => (toolServer ? toolServer.close(() => r()) : r()));
+});
+
+describe('call console with a live call', () => {
+  it('lists the call live, follows it on its page, hangs it up, then shows its record', async () => {
+    const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+    const page = await context.newPage();
+    const urls: string[] = [];
+    const problems: string[] = [];
+    page.on('request', (r) => urls.push(r.url()));
+    page.on('pageerror', (e) => problems.push(e.message));
+    page.on('dialog', (d) => void d.accept());
+    try {
+      await page.goto(`${bridge.url}/console`);
+      await page.getByLabel('Admin token').fill(TOKEN);
+      await page.getByTestId('login-submit').click();
+      await page.getByTestId('live-empty').waitFor();
+
+      const sid = newCallSid();
+      const ctl = new AbortController();
+      // Real time (not `fast`): a call that lasts until it is hung up (or 60 s).
+      const call = runSimulatedCall({ url: bridge.streamUrl, callSid: sid, customParameters: { profile: 'support', vb_from: FROM, vb_to: TO }, audio: new Uint8Array(8000).fill(0xff), tailMs: 60_000, timeoutMs: 90_000, signal: ctl.signal });
+      try {
+        const row = page.locator(`[data-testid="live-row"][data-call-sid="${sid}"]`);
+        await row.waitFor();
+        await page.getByTestId('live-empty').waitFor({ state: 'hidden' });
+        expect(await row.locator('td').nth(3).textContent()).toBe('support');
+        await shot(page, 'live-with-call');
+
+        await row.getByTestId('live-link').click();
+        expect(new URL(page.url()).hash).toBe(`#/calls/${sid}`);
+        await page.getByTestId('call-mode').filter({ hasText: 'Live' }).waitFor();
+        await page.getByTestId('hangup').waitFor();
+        expect(await page.getByTestId('call-profile').textContent()).toBe('support');
+
+        await until(() => fake.current?.sessionUpdates.length === 1, 'the agent session');
+        await fake.callTool('lookup_order', { order_id: '42' });
+        const tool = page.getByTestId('tool-call').filter({ hasText: 'lookup_order' });
+        await tool.waitFor();
+        await tool.getByTestId('tool-output').filter({ hasText: 'shipped' }).waitFor();
+        expect(await tool.getByTestId('tool-args').textContent()).toContain('42');
+        await shot(page, 'call-live');
+
+        await page.getByTestId('hangup').click();
+        await page.getByTestId('end-reason').waitFor();
+        await page.getByTestId('call-mode').filter({ hasText: /Ended|Record/ }).waitFor();
+        await page.getByTestId('hangup').waitFor({ state: 'hidden' });
+        await page.getByTestId('call-mode').filter({ hasText: 'Record' }).waitFor({ timeout: 15_000 });
+        await page.getByTestId('tool-call').filter({ hasText: 'lookup_order' }).waitFor();
+        await shot(page, 'call-record');
+        expect(await page.getByTestId('end-reason').textContent()).toMatch(/^Ended: \S/);
+      } finally {
+        ctl.abort();
+        await call;
+      }
+      for (const u of urls) expect(u).not.toContain(TOKEN);
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+});
