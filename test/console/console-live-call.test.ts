@@ -2,7 +2,8 @@
  * The call console with a call on it, in headless Chromium: a simulated Twilio call
  * (src/sim) to a profile whose agent is a local fake of OpenAI Realtime. The live view
  * lists it, its page follows it live (a tool call, its result), "Hang up" ends it, and the
- * page turns into the call's record with its end reason. Screenshots in test/artifacts/console/.
+ * page turns into the call's record with its end reason and its recording, whose
+ * playback position highlights the transcript line being heard. Screenshots in test/artifacts/console/.
  */
 import { createServer, type Server } from 'node:http';
 import { mkdtempSync } from 'node:fs';
@@ -49,7 +50,7 @@ profiles:
         url: ${toolUrl}
 `);
   bridge = await startBridge(
-    { ...fake.env, BRIDGE_PROFILES: profiles, BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', BRIDGE_DSP_POOL: '0', BRIDGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-data-')), BRIDGE_LOAD_THRESHOLD: 'off', BRIDGE_ADMIN_TOKEN: TOKEN },
+    { ...fake.env, BRIDGE_PROFILES: profiles, BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', BRIDGE_DSP_POOL: '0', BRIDGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-data-')), BRIDGE_LOAD_THRESHOLD: 'off', BRIDGE_ADMIN_TOKEN: TOKEN, BRIDGE_RECORD: '1', BRIDGE_RECORD_DIR: mkdtempSync(join(tmpdir(), 'vb-rec-')) },
     { port: 0, host: '127.0.0.1' },
   );
   browser = await launchChromium();
@@ -109,8 +110,21 @@ describe('call console with a live call', () => {
         await page.getByTestId('hangup').waitFor({ state: 'hidden' });
         await page.getByTestId('call-mode').filter({ hasText: 'Record' }).waitFor({ timeout: 15_000 });
         await page.getByTestId('tool-call').filter({ hasText: 'lookup_order' }).waitFor();
-        await shot(page, 'call-record');
         expect(await page.getByTestId('end-reason').textContent()).toMatch(/^Ended: \S/);
+
+        // The recording, fetched with the token into a blob: URL (the page's CSP allows media from blob: only).
+        const audio = page.getByTestId('call-audio');
+        await audio.waitFor();
+        expect(await audio.getAttribute('src')).toMatch(/^blob:/);
+        await page.waitForFunction(() => (document.querySelector('[data-testid="call-audio"]') as HTMLAudioElement | null)?.readyState! >= 1);
+        // Seek to a transcript line's time: that line is the one highlighted.
+        const line = page.getByTestId('transcript-line').first();
+        const t = Number(await line.getAttribute('data-t'));
+        expect(Number.isFinite(t)).toBe(true);
+        await audio.evaluate((a: HTMLAudioElement, ms) => (a.currentTime = (ms + 20) / 1000), t);
+        await page.locator('[data-testid="transcript-line"].current').first().waitFor();
+        expect(await line.getAttribute('aria-current')).toBe('true');
+        await shot(page, 'call-record');
       } finally {
         ctl.abort();
         await call;
