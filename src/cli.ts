@@ -6,6 +6,7 @@
  *   voice-bridge call +15551234567 [--agent echo]   place an outbound call through Twilio
  *   voice-bridge doctor                     check configuration, credentials, agents, public URL
  *   voice-bridge profiles check FILE        validate a profiles file (docs/profiles.md)
+ *   voice-bridge say|hangup|transfer CALLSID …   a live call, through a running bridge's admin API
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +17,7 @@ import { ttsCommand, TTS_USAGE } from './tts-command.js';
 import { callsCommand, CALLS_USAGE } from './store/calls-command.js';
 import { simulateCommand, SIMULATE_USAGE } from './sim/simulate-command.js';
 import { profilesCommand, PROFILES_USAGE } from './profiles/profiles-command.js';
+import { callAdminCommand, HANGUP_USAGE, SAY_USAGE, TRANSFER_USAGE } from './call-admin-command.js';
 import { loadConfig, ConfigError, EX_CONFIG } from './config.js';
 import { applyEnvFiles, EnvFileError, takeEnvFileOption } from './env-file.js';
 import { TwilioRest } from './twilio/rest.js';
@@ -75,6 +77,9 @@ nothing failed (warnings allowed), 1 otherwise.
   tts: { summary: 'speak a text with ElevenLabs TTS into a WAV file', usage: TTS_USAGE, run: (a) => ttsCommand(a) },
   calls: { summary: 'list call records, or show one', usage: CALLS_USAGE, run: (a) => callsCommand(a) },
   profiles: { summary: 'check a profiles file (profiles check FILE)', usage: PROFILES_USAGE, run: (a) => profilesCommand(a) },
+  say: { summary: 'speak a text into a live call (a running bridge, admin token)', usage: SAY_USAGE, run: (a) => callAdminCommand('say', a) },
+  hangup: { summary: 'end a live call (a running bridge, admin token)', usage: HANGUP_USAGE, run: (a) => callAdminCommand('hangup', a) },
+  transfer: { summary: 'transfer a live call to a number (a running bridge, admin token)', usage: TRANSFER_USAGE, run: (a) => callAdminCommand('transfer', a) },
 };
 
 function overview(): string {

@@ -22,7 +22,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { CallRecord } from '../call/call-manager.js';
 import type { CallDb, CallPage, ListQuery } from './call-db.js';
-import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './call-db.js';
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, listFilter } from './call-db.js';
 import { Outbox, type OutboxBatch } from './outbox.js';
 import { PostgresDb } from './postgres-db.js';
 import { decodeCursor, encodeCursor, type OutboxEntry, type RecordOwner, type StoredCall } from './record-row.js';
@@ -72,7 +72,11 @@ export interface CallStoreStats {
 export interface CallStore {
   /** Synchronous and O(1): hands the record to the durable outbox. Never throws. */
   record(r: CallRecord): void;
-  /** Newest first. `before`: cursor from a previous page; or `page` (1-based). */
+  /**
+   * Newest first. `before`: cursor from a previous page; or `page` (1-based). Filters
+   * (`q`, `agent`, `profile`, `endReason`) combine with AND and with either paging;
+   * a cursor from a filtered page continues with the same filters. Bad values: RangeError.
+   */
   list(q?: ListQuery): Promise<CallPage>;
   get(callSid: string): Promise<StoredCall | undefined>;
   /** Makes queued records durable, then waits (bounded) until the database has them all. True when the outbox is empty. */
@@ -414,7 +418,8 @@ class DurableCallStore implements CallStore {
       if (!Number.isInteger(q.page) || q.page < 1 || q.page > 1_000_000) throw new RangeError('page must be an integer from 1');
       offset = (q.page - 1) * limit;
     }
-    const calls = await this.#read(() => this.#db.list({ limit: limit + 1, before, offset }));
+    const filter = listFilter(q);
+    const calls = await this.#read(() => this.#db.list({ limit: limit + 1, before, offset, ...(filter ? { filter } : {}) }));
     const more = calls.length > limit;
     if (more) calls.length = limit;
     return { calls, next: more ? encodeCursor(calls[calls.length - 1]!) : null };

@@ -1,14 +1,16 @@
 /**
- * `voice-bridge calls [--limit N] [--before CURSOR] [--json] [CallSid]`: the persisted
- * calls, newest first, from the same store the bridge writes (DATABASE_URL, or the
- * SQLite file under BRIDGE_DATA_DIR). Reads only: it never touches the outbox,
- * which belongs to the running bridge, but it reports how many records wait there.
+ * `voice-bridge calls [--limit N] [--before CURSOR] [--q TEXT] [--agent NAME] [--profile NAME]
+ * [--end-reason REASON[*]] [--json] [CallSid]`: the persisted calls, newest first, from
+ * the same store the bridge writes (DATABASE_URL, or the SQLite file under
+ * BRIDGE_DATA_DIR), filtered as GET /calls/history filters. Reads only: it never
+ * touches the outbox, which belongs to the running bridge, but it reports how many
+ * records wait there.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { CallDb } from './call-db.js';
-import { MAX_LIST_LIMIT } from './call-db.js';
+import { MAX_LIST_LIMIT, listFilter, type ListFilter } from './call-db.js';
 import { PostgresDb } from './postgres-db.js';
 import { decodeCursor, encodeCursor, type CallListItem, type StoredCall } from './record-row.js';
 import { SqliteEngine, isTransientSqliteError } from './sqlite-engine.js';
@@ -20,14 +22,41 @@ export interface CommandIo {
   err(text: string): void;
 }
 
-export const CALLS_USAGE = 'usage: voice-bridge calls [--limit N] [--before CURSOR] [--json] [CallSid]';
+export const CALLS_USAGE = `usage: voice-bridge calls [--limit N] [--before CURSOR] [--q TEXT] [--agent NAME] [--profile NAME] [--end-reason REASON] [--json] [CallSid]
+
+Lists the persisted calls, newest first (DATABASE_URL, else BRIDGE_DATA_DIR/calls.sqlite),
+or shows one call in full with its transcript. Filters combine (AND):
+      --limit N            calls per page, 1-${MAX_LIST_LIMIT} (default 20)
+      --before CURSOR      the next (older) page: the cursor of the "more:" line
+      --q TEXT             a number fragment or text, anywhere in From or To
+                           (case-insensitive; % and _ match themselves; at most 64 characters)
+      --agent NAME         calls of this agent (exact)
+      --profile NAME       calls answered by this profile (exact)
+      --end-reason REASON  this end reason exactly, or every one starting with it when it
+                           ends with * (quote it: --end-reason 'agent-ended*')
+      --json               JSON instead of a table
+  -h, --help               this text
+Exit codes: 0, 1 (database unavailable or CallSid not found), 2 (usage), 78 (configuration).`;
 
 /** Runs the command; returns the exit code (0 ok, 1 database failure, 2 usage, 78 configuration). */
 export async function callsCommand(argv: string[], env: Readonly<Record<string, string | undefined>> = process.env, io: CommandIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }): Promise<number> {
-  let values: { limit?: string; before?: string; json?: boolean; help?: boolean };
+  let values: { limit?: string; before?: string; q?: string; agent?: string; profile?: string; 'end-reason'?: string; json?: boolean; help?: boolean };
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { limit: { type: 'string' }, before: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        limit: { type: 'string' },
+        before: { type: 'string' },
+        q: { type: 'string' },
+        agent: { type: 'string' },
+        profile: { type: 'string' },
+        'end-reason': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
   } catch (e) {
     io.err(`${(e as Error).message}\n${CALLS_USAGE}\n`);
     return 2;
@@ -44,6 +73,17 @@ export async function callsCommand(argv: string[], env: Readonly<Record<string, 
   const before = values.before === undefined ? undefined : decodeCursor(values.before);
   if (values.before !== undefined && !before) {
     io.err('--before: not a cursor printed by a previous page\n');
+    return 2;
+  }
+  let filter: ListFilter | undefined;
+  try {
+    filter = listFilter({ q: values.q, agent: values.agent, profile: values.profile, endReason: values['end-reason'] });
+  } catch (e) {
+    io.err(`--${((e as Error).message).replace(/^endReason/, 'end-reason')}\n`);
+    return 2;
+  }
+  if (filter && positionals[0]) {
+    io.err(`give a CallSid or filters, not both\n${CALLS_USAGE}\n`);
     return 2;
   }
   let sc: StoreConfig;
@@ -78,12 +118,12 @@ export async function callsCommand(argv: string[], env: Readonly<Record<string, 
       io.out(values.json ? `${JSON.stringify(call)}\n` : formatCall(call));
       return 0;
     }
-    const rows = await db.list({ limit: limit + 1, before });
+    const rows = await db.list({ limit: limit + 1, before, ...(filter ? { filter } : {}) });
     const more = rows.length > limit;
     if (more) rows.length = limit;
     const next = more ? encodeCursor(rows[rows.length - 1]!) : null;
     if (values.json) io.out(`${JSON.stringify({ calls: rows, next, outboxWaiting: waiting })}\n`);
-    else io.out(formatTable(rows, next, waiting, target));
+    else io.out(formatTable(rows, next, waiting, target, filterArgs(values)));
     return 0;
   } catch (e) {
     io.err(`call records unavailable (${target}): ${(e as Error).message}\n`);
@@ -138,8 +178,21 @@ function duration(msTotal: number): string {
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
-function formatTable(rows: CallListItem[], next: string | null, waiting: number, target: string): string {
-  if (rows.length === 0) return `no calls recorded in ${target}${waiting ? `; ${waiting} waiting in the outbox` : ''}\n`;
+/** A value as one shell word (single-quoted unless plainly safe). */
+function shellWord(v: string): string {
+  return /^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The filter flags as given, for the "more:" line (the next page needs the same filters). */
+function filterArgs(v: { q?: string; agent?: string; profile?: string; 'end-reason'?: string }): string {
+  return (['q', 'agent', 'profile', 'end-reason'] as const)
+    .filter((k) => v[k] !== undefined && v[k]!.trim() !== '')
+    .map((k) => ` --${k} ${shellWord(v[k]!)}`)
+    .join('');
+}
+
+function formatTable(rows: CallListItem[], next: string | null, waiting: number, target: string, filters = ''): string {
+  if (rows.length === 0) return `no ${filters ? 'matching calls' : 'calls recorded'} in ${target}${waiting ? `; ${waiting} waiting in the outbox` : ''}\n`;
   const head = ['STARTED (UTC)', 'CALL SID', 'AGENT', 'DURATION', 'END REASON', 'FRAMES IN/OUT', 'CONCEALED', 'UNDERRUNS', 'BARGE-INS', 'FIRST AUDIO', 'TURNS'];
   const body = rows.map((r) => [
     r.startedAt.replace('T', ' ').slice(0, 19),
@@ -157,7 +210,7 @@ function formatTable(rows: CallListItem[], next: string | null, waiting: number,
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   let out = `${[line(head), ...body.map(line)].join('\n')}\n`;
-  if (next) out += `more: voice-bridge calls --limit ${rows.length} --before ${next}\n`;
+  if (next) out += `more: voice-bridge calls --limit ${rows.length}${filters} --before ${next}\n`;
   if (waiting) out += `${waiting} record(s) waiting in the outbox (not yet in the database)\n`;
   return out;
 }

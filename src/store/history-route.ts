@@ -1,6 +1,9 @@
 /**
  * GET /calls/history            a page of persisted calls, newest first (admin token)
  *     ?limit=1..500 (50)  &before=<cursor from `next`>   or   &page=N (1-based)
+ *     filters, all optional, combined with AND, with either paging:
+ *     &q=<number fragment or text, ≤ 64: case-insensitive substring of from or to>
+ *     &agent=<exact>  &profile=<exact>  &endReason=<exact, or a prefix ending in *>
  *     → { calls: CallListItem[], next: string | null, outbox: { depth } }
  * GET /calls/history/:callSid   one persisted call in full (transcript turns included)
  *
@@ -12,7 +15,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ErrorCodes, HttpProblem } from '../errors.js';
-import { MAX_LIST_LIMIT } from './call-db.js';
+import { MAX_END_REASON_LENGTH, MAX_LIST_LIMIT, MAX_NAME_LENGTH, MAX_Q_LENGTH } from './call-db.js';
 import type { CallStore } from './call-store.js';
 import { StoreError } from './store-error.js';
 
@@ -28,6 +31,10 @@ const listQuery = {
     limit: { type: 'integer', minimum: 1, maximum: MAX_LIST_LIMIT },
     page: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     before: { type: 'string', maxLength: 512 },
+    q: { type: 'string', maxLength: MAX_Q_LENGTH },
+    agent: { type: 'string', maxLength: MAX_NAME_LENGTH },
+    profile: { type: 'string', maxLength: MAX_NAME_LENGTH },
+    endReason: { type: 'string', maxLength: MAX_END_REASON_LENGTH },
   },
 } as const;
 
@@ -43,11 +50,11 @@ function storeFailure(e: unknown): never {
 export async function historyRoutes(app: FastifyInstance, options: HistoryRoutesOptions): Promise<void> {
   const { store } = options;
   app.get('/calls/history', { onRequest: options.onRequest, schema: { querystring: listQuery } }, async (req) => {
-    const q = req.query as { limit?: number; page?: number; before?: string };
+    const q = req.query as { limit?: number; page?: number; before?: string; q?: string; agent?: string; profile?: string; endReason?: string };
     const before = q.before === '' ? undefined : q.before;
     if (before !== undefined && q.page !== undefined) throw new HttpProblem(ErrorCodes.BAD_REQUEST, 'give either before (a cursor) or page, not both');
     try {
-      const result = await store.list({ limit: q.limit, before, page: q.page });
+      const result = await store.list({ limit: q.limit, before, page: q.page, q: q.q, agent: q.agent, profile: q.profile, endReason: q.endReason });
       return { ...result, ...(q.page !== undefined ? { page: q.page } : {}), outbox: { depth: store.stats().outboxDepth } };
     } catch (e) {
       return storeFailure(e);

@@ -4,7 +4,7 @@
  * timeout, so a database that hangs fails the attempt instead of stalling the writer.
  */
 import pg from 'pg';
-import type { CallDb } from './call-db.js';
+import type { CallDb, DbListQuery } from './call-db.js';
 import { MIGRATIONS, migrationStatements, schemaMigrationsDdl, toPgPlaceholders } from './schema.js';
 import type { CallListItem, OutboxEntry, StoredCall } from './record-row.js';
 import * as ops from './sql-ops.js';
@@ -115,7 +115,7 @@ export class PostgresDb implements CallDb {
     await this.#tx((c) => ops.upsertEntries(pgExec(c), entries));
   }
 
-  list(q: { limit: number; before?: { startedAt: string; callSid: string }; offset?: number }): Promise<CallListItem[]> {
+  list(q: DbListQuery): Promise<CallListItem[]> {
     return ops.listCalls(pgExec(this.#pool), q);
   }
 

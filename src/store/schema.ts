@@ -161,6 +161,18 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'the profile that answered a call',
     statements: () => ['ALTER TABLE calls ADD COLUMN profile TEXT'],
   },
+  {
+    // History filters (GET /calls/history?agent=&profile=&endReason=): an exact match
+    // on one of these walks its index in page order, newest first, instead of the whole
+    // table. `q` (a substring of from/to) has no index that helps: it scans, in order.
+    version: 4,
+    name: 'history filter indexes: agent, profile, end reason',
+    statements: () => [
+      'CREATE INDEX calls_agent_idx ON calls (agent, started_at DESC, call_sid DESC)',
+      'CREATE INDEX calls_profile_idx ON calls (profile, started_at DESC, call_sid DESC)',
+      'CREATE INDEX calls_end_reason_idx ON calls (end_reason, started_at DESC, call_sid DESC)',
+    ],
+  },
 ];
 
 export function schemaMigrationsDdl(d: Dialect): string {
@@ -229,9 +241,31 @@ export function insertTranscriptsSql(n: number): string {
 /** The summary columns a history page returns (no detail, no transcripts). */
 export const LIST_COLUMNS = CALL_COLUMNS.filter((c) => c !== 'detail' && c !== 'owner_run');
 
-export function listSql(withCursor: boolean, withOffset: boolean): string {
-  const where = withCursor ? ' WHERE started_at < ? OR (started_at = ? AND call_sid < ?)' : '';
-  return `SELECT ${LIST_COLUMNS.join(', ')} FROM calls${where} ORDER BY started_at DESC, call_sid DESC LIMIT ?${withOffset ? ' OFFSET ?' : ''}`;
+/** Which conditions a history page has (each `?` is bound by sql-ops' listCalls, in this order). */
+export interface ListSqlShape {
+  cursor: boolean;
+  offset: boolean;
+  /** `from` or `to` LIKE the escaped, lower-cased fragment. */
+  q?: boolean;
+  agent?: boolean;
+  profile?: boolean;
+  endReason?: 'exact' | 'prefix';
+}
+
+/** The escape character of the history's LIKE patterns (sql-ops' likeFragment escapes with it). */
+export const LIKE_ESCAPE = '\\';
+
+export function listSql(shape: ListSqlShape): string {
+  const where: string[] = [];
+  if (shape.cursor) where.push('(started_at < ? OR (started_at = ? AND call_sid < ?))');
+  // LOWER on both sides: PostgreSQL's LIKE is case-sensitive, SQLite's only for non-ASCII.
+  if (shape.q) where.push(`(LOWER(from_number) LIKE ? ESCAPE '${LIKE_ESCAPE}' OR LOWER(to_number) LIKE ? ESCAPE '${LIKE_ESCAPE}')`);
+  if (shape.agent) where.push('agent = ?');
+  if (shape.profile) where.push('profile = ?');
+  // A prefix as a comparison of the first characters, case-sensitive in both dialects (SQLite's LIKE is not).
+  if (shape.endReason === 'exact') where.push('end_reason = ?');
+  else if (shape.endReason === 'prefix') where.push('SUBSTR(end_reason, 1, ?) = ?');
+  return `SELECT ${LIST_COLUMNS.join(', ')} FROM calls${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, call_sid DESC LIMIT ?${shape.offset ? ' OFFSET ?' : ''}`;
 }
 
 /** A call's newest stream (a call with two <Stream>s has two rows). */

@@ -18,6 +18,7 @@
  */
 import { DELETE_TRANSCRIPTS_SQL, GET_CALL_SQL, GET_TRANSCRIPTS_SQL, LIST_COLUMNS, UPSERT_CALL_SQL, insertTranscriptsSql, listSql } from './schema.js';
 export { pidAlive } from './pid-alive.js';
+import type { DbListQuery } from './call-db.js';
 import { recordToParams, rowToListItem, rowToStoredCall, type CallListItem, type OutboxEntry, type StoredCall } from './record-row.js';
 
 export type SqlValue = string | number | boolean | null;
@@ -64,12 +65,35 @@ export async function upsertEntries(x: SqlExec, entries: OutboxEntry[]): Promise
   }
 }
 
-export async function listCalls(x: SqlExec, q: { limit: number; before?: { startedAt: string; callSid: string }; offset?: number }): Promise<CallListItem[]> {
+/** A LIKE pattern matching `text` anywhere, its own `%`, `_` and `\\` literally (escape: LIKE_ESCAPE). */
+export function likeFragment(text: string): string {
+  return `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** A page of history, newest first; the filter's values are bound parameters, never part of the SQL text. */
+export async function listCalls(x: SqlExec, q: DbListQuery): Promise<CallListItem[]> {
+  const f = q.filter ?? {};
   const params: SqlValue[] = [];
   if (q.before) params.push(q.before.startedAt, q.before.startedAt, q.before.callSid);
+  if (f.q !== undefined) {
+    const pattern = likeFragment(f.q);
+    params.push(pattern, pattern);
+  }
+  if (f.agent !== undefined) params.push(f.agent);
+  if (f.profile !== undefined) params.push(f.profile);
+  if (f.endReason?.prefix) params.push([...f.endReason.value].length, f.endReason.value);
+  else if (f.endReason) params.push(f.endReason.value);
   params.push(q.limit);
   if (q.offset !== undefined) params.push(q.offset);
-  return (await x.all(listSql(q.before !== undefined, q.offset !== undefined), params)).map(rowToListItem);
+  const sql = listSql({
+    cursor: q.before !== undefined,
+    offset: q.offset !== undefined,
+    q: f.q !== undefined,
+    agent: f.agent !== undefined,
+    profile: f.profile !== undefined,
+    ...(f.endReason ? { endReason: f.endReason.prefix ? ('prefix' as const) : ('exact' as const) } : {}),
+  });
+  return (await x.all(sql, params)).map(rowToListItem);
 }
 
 export async function getCall(x: SqlExec, callSid: string): Promise<StoredCall | undefined> {

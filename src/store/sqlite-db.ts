@@ -9,7 +9,7 @@
  * the records wait in the outbox meanwhile.
  */
 import { Worker } from 'node:worker_threads';
-import type { CallDb } from './call-db.js';
+import type { CallDb, DbListQuery } from './call-db.js';
 import type { CallListItem, OutboxEntry, StoredCall } from './record-row.js';
 import type { LiveCallRow, RunInfo } from './sql-ops.js';
 import type { SqliteOp, SqliteResponse } from './sqlite-worker.js';
@@ -128,7 +128,7 @@ export class SqliteDb implements CallDb {
     await this.#call('upsert', [entries]);
   }
 
-  async list(q: { limit: number; before?: { startedAt: string; callSid: string }; offset?: number }): Promise<CallListItem[]> {
+  async list(q: DbListQuery): Promise<CallListItem[]> {
     return (await this.#call('list', [q])) as CallListItem[];
   }
 

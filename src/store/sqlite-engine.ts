@@ -5,6 +5,7 @@
  * `voice-bridge calls` CLI uses it directly. The operations themselves are the
  * dialect-neutral ones of sql-ops.ts.
  */
+import type { DbListQuery } from './call-db.js';
 import { MIGRATIONS, migrationStatements, schemaMigrationsDdl } from './schema.js';
 import type { CallListItem, OutboxEntry, StoredCall } from './record-row.js';
 import * as ops from './sql-ops.js';
@@ -63,7 +64,7 @@ export class SqliteEngine {
     return this.#tx(() => ops.upsertEntries(this.#x, entries));
   }
 
-  list(q: { limit: number; before?: { startedAt: string; callSid: string }; offset?: number }): Promise<CallListItem[]> {
+  list(q: DbListQuery): Promise<CallListItem[]> {
     return ops.listCalls(this.#x, q);
   }
 

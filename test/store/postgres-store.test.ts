@@ -70,7 +70,7 @@ describe('PostgreSQL specifics', () => {
     try {
       const stores = await Promise.all(tmp.map((t) => openCallStore({ env: { BRIDGE_DATA_DIR: t.dir, DATABASE_URL: storeUrl(gate.port, s) } })));
       expect(stores.map((x) => x.stats().dbReady)).toEqual([true, true]);
-      expect((await admin.query(`SELECT version FROM ${s}.schema_migrations ORDER BY version`)).rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+      expect((await admin.query(`SELECT version FROM ${s}.schema_migrations ORDER BY version`)).rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
       for (const x of stores) await x.close();
     } finally {
       await admin.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);

@@ -77,6 +77,7 @@ export function storeContract(b: Backend): void {
         { version: 1, name: 'calls and transcript turns' },
         { version: 2, name: 'rows from stream start, keyed by call and stream; process runs' },
         { version: 3, name: 'the profile that answered a call' },
+        { version: 4, name: 'history filter indexes: agent, profile, end reason' },
       ]);
       await s1.close();
       open.length = 0;
@@ -86,6 +87,7 @@ export function storeContract(b: Backend): void {
         { version: 1, name: 'calls and transcript turns' },
         { version: 2, name: 'rows from stream start, keyed by call and stream; process runs' },
         { version: 3, name: 'the profile that answered a call' },
+        { version: 4, name: 'history filter indexes: agent, profile, end reason' },
       ]);
       expect(await b.countRows('calls')).toBe(0);
     });
@@ -208,6 +210,112 @@ export function storeContract(b: Backend): void {
       await expect(s.list({ before: 'not-a-cursor' })).rejects.toThrow(RangeError);
     });
 
+    it('history filters: q (from or to, case-insensitive), agent, profile, endReason exact or prefix — alone and combined', async () => {
+      const s = await openStore();
+      const rec = (from: string | null, to: string | null, agent: string | null, profile: string | undefined, endReason: string): CallRecord => {
+        const r: CallRecord = { ...fullRecord(), from, to, agent, endReason };
+        if (profile !== undefined) r.profile = profile;
+        return r;
+      };
+      const r = {
+        us1: rec('+15551230001', '+15557650000', 'echo', 'support', 'twilio-stop'),
+        us2: rec('+15551230002', '+15557650000', 'openai', 'sales', 'agent-ended'),
+        uk: rec('+447700900123', '+15557650000', 'openai', 'support', 'agent-ended:goodbye'),
+        alice: rec('client:Alice_Smith', '+15557650000', 'echo', undefined, 'transferred:+15550001111'),
+        alicex: rec('client:AliceXSmith', '+15557650000', 'echo', 'sales', 'transferred'),
+        pct: rec('sip:100%off@example.com', '+15550000000', 'elevenlabs', 'promo', 'Agent-Ended'),
+        dash: rec('sip:100-off@example.com', '+15550000000', 'elevenlabs', 'promo', 'agent-connect-failed'),
+        slash: rec('sip:a\\b@example.com', '+15550000000', 'elevenlabs', undefined, 'twilio-stop'),
+        outbound: rec('+15557650000', '+33612345678', 'openai', 'support', 'agent-ended:done'),
+        none: rec(null, null, null, undefined, 'agent-connect-failed'),
+      };
+      for (const x of Object.values(r)) s.record(x);
+      expect(await s.flush(10_000)).toBe(true);
+      const sids = async (q: Parameters<CallStore['list']>[0]) => (await s.list({ limit: 50, ...q })).calls.map((c) => c.callSid).sort();
+      const of = (...xs: CallRecord[]) => xs.map((x) => x.callSid).sort();
+
+      // q: a number fragment, in from or to.
+      expect(await sids({ q: '4477' })).toEqual(of(r.uk));
+      expect(await sids({ q: '555123000' })).toEqual(of(r.us1, r.us2));
+      expect(await sids({ q: '5557650000' })).toEqual(of(r.us1, r.us2, r.uk, r.alice, r.alicex, r.outbound));
+      expect(await sids({ q: '+336' })).toEqual(of(r.outbound));
+      // Text, case-insensitive; LIKE's wildcards and escape in q match themselves.
+      expect(await sids({ q: 'ALICE' })).toEqual(of(r.alice, r.alicex));
+      expect(await sids({ q: 'alice_smith' })).toEqual(of(r.alice));
+      expect(await sids({ q: '100%off' })).toEqual(of(r.pct));
+      expect(await sids({ q: '%' })).toEqual(of(r.pct));
+      expect(await sids({ q: '_' })).toEqual(of(r.alice));
+      expect(await sids({ q: 'a\\b' })).toEqual(of(r.slash));
+      expect(await sids({ q: "'; DROP TABLE calls; --" })).toEqual([]);
+      expect(await sids({ q: 'nowhere' })).toEqual([]);
+      // agent, profile: exact.
+      expect(await sids({ agent: 'openai' })).toEqual(of(r.us2, r.uk, r.outbound));
+      expect(await sids({ agent: 'open' })).toEqual([]);
+      expect(await sids({ profile: 'support' })).toEqual(of(r.us1, r.uk, r.outbound));
+      expect(await sids({ profile: 'sale' })).toEqual([]);
+      // endReason: exact (case-sensitive), or a prefix with a trailing *.
+      expect(await sids({ endReason: 'agent-ended' })).toEqual(of(r.us2));
+      expect(await sids({ endReason: 'agent-ended*' })).toEqual(of(r.us2, r.uk, r.outbound));
+      expect(await sids({ endReason: 'transferred*' })).toEqual(of(r.alice, r.alicex));
+      expect(await sids({ endReason: 'transferred:*' })).toEqual(of(r.alice));
+      expect(await sids({ endReason: 'agent%*' })).toEqual([]);
+      expect(await sids({ endReason: 'agent_connect_failed' })).toEqual([]);
+      // Combined: AND.
+      expect(await sids({ agent: 'openai', profile: 'support' })).toEqual(of(r.uk, r.outbound));
+      expect(await sids({ agent: 'openai', profile: 'support', endReason: 'agent-ended*', q: '+1555' })).toEqual(of(r.uk, r.outbound));
+      expect(await sids({ agent: 'openai', profile: 'support', endReason: 'agent-ended*', q: '+44' })).toEqual(of(r.uk));
+      expect(await sids({ q: '100', agent: 'elevenlabs', endReason: 'agent-connect-failed' })).toEqual(of(r.dash));
+      expect(await sids({ agent: 'echo', profile: 'promo' })).toEqual([]);
+      // Empty values filter nothing; the list items carry the profile.
+      expect(await sids({ q: '', agent: '', profile: '', endReason: '' })).toHaveLength(Object.keys(r).length);
+      const page = await s.list({ limit: 50, profile: 'promo' });
+      expect(page.calls.map((c) => c.profile)).toEqual(['promo', 'promo']);
+      expect((await s.list({ limit: 50, q: 'alice_' })).calls[0]).toMatchObject({ callSid: r.alice.callSid, from: 'client:Alice_Smith', profile: null, endReason: 'transferred:+15550001111' });
+      await expect(s.list({ q: 'x'.repeat(65) })).rejects.toThrow(RangeError);
+      await expect(s.list({ agent: 'x'.repeat(65) })).rejects.toThrow(RangeError);
+    });
+
+    it('paging a filtered history by cursor and by page number returns every match exactly once, in order', async () => {
+      const s = await openStore();
+      const reasons = ['twilio-stop', 'agent-ended', 'agent-ended:bye', 'transferred:+15550001111'];
+      const records = Array.from({ length: 36 }, (_, i) => {
+        const r: CallRecord = { ...fullRecord(), agent: i % 3 === 0 ? 'echo' : 'openai', from: `+1555${String(i).padStart(7, '0')}`, to: i % 5 === 0 ? '+447700900000' : '+15557650000', endReason: reasons[i % 4]! };
+        if (i % 2) r.profile = 'support';
+        return r;
+      });
+      // Calls that started in the same millisecond, inside the filtered set: the cursor must not skip or repeat them.
+      for (const i of [13, 17, 21]) records[i] = { ...records[i]!, startedAt: records[9]!.startedAt };
+      for (const r of records) s.record(r);
+      expect(await s.flush(10_000)).toBe(true);
+      const newestFirst = (x: CallRecord, y: CallRecord) => (x.startedAt === y.startedAt ? (x.callSid! < y.callSid! ? 1 : -1) : x.startedAt < y.startedAt ? 1 : -1);
+      const cases: { filter: Parameters<CallStore['list']>[0]; match: (r: CallRecord) => boolean }[] = [
+        { filter: { agent: 'openai' }, match: (r) => r.agent === 'openai' },
+        { filter: { profile: 'support', endReason: 'agent-ended*' }, match: (r) => r.profile === 'support' && r.endReason!.startsWith('agent-ended') },
+        { filter: { q: '555000', agent: 'openai', endReason: 'agent-ended*' }, match: (r) => r.agent === 'openai' && r.from!.includes('555000') && r.endReason!.startsWith('agent-ended') },
+        { filter: { q: '4477' }, match: (r) => r.to!.includes('4477') },
+      ];
+      for (const { filter, match } of cases) {
+        const expected = records.filter(match).sort(newestFirst).map((r) => r.callSid);
+        expect(expected.length).toBeGreaterThan(3);
+        const byCursor: (string | null)[] = [];
+        let before: string | undefined;
+        for (let pages = 0; pages < 20; pages++) {
+          const page = await s.list({ limit: 3, before, ...filter });
+          byCursor.push(...page.calls.map((c) => c.callSid));
+          before = page.next ?? undefined;
+          if (!before) break;
+        }
+        expect([filter, byCursor]).toEqual([filter, expected]);
+        const byPage: (string | null)[] = [];
+        for (let n = 1; n <= 20; n++) {
+          const page = await s.list({ limit: 3, page: n, ...filter });
+          byPage.push(...page.calls.map((c) => c.callSid));
+          if (!page.next) break;
+        }
+        expect([filter, byPage]).toEqual([filter, expected]);
+      }
+    });
+
     it('database down: record() returns at once, the outbox grows; back up: every record lands exactly once', async () => {
       const s = await openStore();
       s.record(fullRecord());
@@ -297,7 +405,22 @@ export function storeContract(b: Backend): void {
         expect(one.body).toEqual({ ...records[2], ...STORED, recordedAt: expect.any(String) });
         expect((await get(`/calls/history/CA${'0'.repeat(31)}f`, ADMIN)).body.code).toBe('BRIDGE_ERR_CALL_NOT_FOUND');
 
-        for (const bad of ['limit=0', 'limit=501', 'limit=x', 'page=0', 'before=zzz', 'page=1&before=abc']) {
+        // Filters, with either paging.
+        const f1 = await get('/calls/history?limit=2&agent=openai', ADMIN);
+        const openai = records.filter((r) => r.agent === 'openai').reverse().map((r) => r.callSid);
+        expect(f1.body.calls.map((c: { callSid: string }) => c.callSid)).toEqual(openai.slice(0, 2));
+        const f2 = await get(`/calls/history?limit=2&agent=openai&before=${f1.body.next}`, ADMIN);
+        expect(f2.body.calls.map((c: { callSid: string }) => c.callSid)).toEqual(openai.slice(2));
+        expect((await get('/calls/history?limit=2&agent=openai&page=2', ADMIN)).body.calls).toEqual(f2.body.calls);
+        const f3 = await get(`/calls/history?q=${encodeURIComponent('+1555123')}&endReason=${encodeURIComponent('twilio-*')}&profile=nobody`, ADMIN);
+        expect([f3.status, f3.body.calls]).toEqual([200, []]);
+        const f4 = await get(`/calls/history?q=${encodeURIComponent('%')}&endReason=${encodeURIComponent('twilio-*')}`, ADMIN);
+        expect([f4.status, f4.body.calls]).toEqual([200, []]);
+        const f5 = await get(`/calls/history?q=${encodeURIComponent('+1555123')}&endReason=${encodeURIComponent('twilio-*')}`, ADMIN);
+        expect(f5.body.calls).toHaveLength(7);
+        expect((await get(`/calls/history?q=${'5'.repeat(64)}`, ADMIN)).status).toBe(200);
+
+        for (const bad of ['limit=0', 'limit=501', 'limit=x', 'page=0', 'before=zzz', 'page=1&before=abc', `q=${'5'.repeat(65)}`, `agent=${'a'.repeat(65)}`, `profile=${'p'.repeat(65)}`, `endReason=${'e'.repeat(129)}`, 'agent=a&agent=b']) {
           const r = await get(`/calls/history?${bad}`, ADMIN);
           expect([bad, r.status, r.body.code]).toEqual([bad, 400, 'BRIDGE_ERR_BAD_REQUEST']);
         }
@@ -355,6 +478,46 @@ export function storeContract(b: Backend): void {
       const bad = captureIo();
       expect(await callsCommand(['--limit', 'lots'], env, bad.io)).toBe(2);
       expect(bad.err()).toMatch(/--limit must be an integer/);
+    });
+
+    it('voice-bridge calls --q --agent --profile --end-reason: filters, kept on the "more" line', async () => {
+      const s = await openStore();
+      const records = [
+        { ...fullRecord(), agent: 'openai', profile: 'support', endReason: 'agent-ended:bye', from: '+15551110001' },
+        { ...fullRecord(), agent: 'openai', profile: 'support', endReason: 'twilio-stop', from: '+15551110002' },
+        { ...fullRecord(), agent: 'echo', profile: 'support', endReason: 'agent-ended', from: '+15551110003' },
+        { ...fullRecord(), agent: 'openai', profile: 'sales', endReason: 'agent-ended', from: '+15551110004' },
+        { ...fullRecord(), agent: 'openai', profile: 'support', endReason: 'agent-ended', from: 'client:o_brien' },
+        { ...fullRecord(), agent: 'openai', profile: 'support', endReason: 'agent-ended', from: '+15551110006' },
+      ];
+      for (const r of records) s.record(r);
+      expect(await s.flush(10_000)).toBe(true);
+      const env = b.env(tmp.dir);
+      const flags = ['--agent', 'openai', '--profile', 'support', '--end-reason', 'agent-ended*', '--q', '555111'];
+      const p1 = captureIo();
+      expect(await callsCommand(['--limit', '1', ...flags], env, p1.io)).toBe(0);
+      const lines = p1.out().trimEnd().split('\n');
+      expect(lines[1]).toContain(records[5]!.callSid);
+      const more = lines.at(-1)!;
+      expect(more).toMatch(/^more: voice-bridge calls --limit 1 --q 555111 --agent openai --profile support --end-reason 'agent-ended\*' --before \S+$/);
+      const p2 = captureIo();
+      expect(await callsCommand(['--limit', '1', ...flags, '--before', more.split(' ').at(-1)!], env, p2.io)).toBe(0);
+      expect(p2.out()).toContain(records[0]!.callSid);
+      expect(p2.out()).not.toMatch(/^more:/m);
+
+      const j = captureIo();
+      expect(await callsCommand(['--json', '--q', 'O_BRIEN'], env, j.io)).toBe(0);
+      expect(JSON.parse(j.out()).calls.map((c: { callSid: string; profile: string }) => [c.callSid, c.profile])).toEqual([[records[4]!.callSid, 'support']]);
+
+      const none = captureIo();
+      expect(await callsCommand(['--agent', 'nobody'], env, none.io)).toBe(0);
+      expect(none.out()).toMatch(/^no matching calls in /);
+
+      const long = captureIo();
+      expect(await callsCommand(['--q', '5'.repeat(65)], env, long.io)).toBe(2);
+      expect(long.err()).toMatch(/^--q must be at most 64 characters/);
+      const both = captureIo();
+      expect(await callsCommand(['--agent', 'openai', records[0]!.callSid!], env, both.io)).toBe(2);
     });
   });
 }
