@@ -6,7 +6,8 @@
  * onDrained hooks run (call records flushed), exit 0. A second signal cuts the wait short.
  */
 import { transferTwiml } from './twilio/stream-twiml.js';
-import { bothTraces, turnLatencyTrace } from './metrics/turns.js';
+import { turnLatencyTrace } from './metrics/turns.js';
+import { bothTraces } from './call/hooks.js';
 import { packageVersion } from './version.js';
 import cluster from 'node:cluster';
 import { hostname } from 'node:os';

@@ -454,6 +454,17 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     return ended ? { ...ended, status: this.#status.get(callSid) ?? [] } : undefined;
   }
 
+  /** The live, started calls: each session with its numbers and profile (what its record carries). */
+  live(): { session: CallSession; from: string | null; to: string | null; profile: string | null }[] {
+    const out = [];
+    for (const session of this.#sessions) {
+      if (session.callSid === undefined) continue;
+      const s = { callSid: session.callSid, customParameters: session.customParameters };
+      out.push({ session, ...this.#partiesOf(s), profile: profileOf(s.customParameters).profile ?? null });
+    }
+    return out;
+  }
+
   session(callSid: string): CallSession | undefined {
     for (const s of this.#sessions) if (s.callSid === callSid) return s;
     return undefined;

@@ -30,10 +30,11 @@ import { FRAME_PAYLOAD_B64_LENGTH, TwilioInputCodes, parseTwilioMessage, type St
 import { FrameClock } from './frame-clock.js';
 import { Playout, type PlayoutStats } from './playout.js';
 import { EnergyVad } from '../audio/vad.js';
-import type { CallAudioTap, CallObserver, CallTrace, CallTraceInfo } from './hooks.js';
+import { bothTraces, type CallAudioTap, type CallObserver, type CallTrace, type CallTraceInfo } from './hooks.js';
+import { CallTimeline, type CallAction, type CallActionName, type TimelineEvent } from './timeline.js';
 import { performance } from 'node:perf_hooks';
 import { callerDataErr } from '../log.js';
-import { ErrorCodes } from '../errors.js';
+import { BridgeError, ErrorCodes } from '../errors.js';
 import { CallTools } from './call-tools.js';
 import { unknownToolResult } from '../tools/dispatch.js';
 import type { AppTool } from '../tools/app-tools.js';
@@ -139,6 +140,10 @@ export interface CallSummary {
   endedAt: string | null;
   /** Custom parameters from TwiML (agent options; may carry caller data: PII). */
   customParameters: Record<string, string>;
+  /** The call as it happened: speech, transcript turns, tools, barge-ins, actions, the end (src/call/timeline.ts). Absent in records from before. */
+  timeline?: TimelineEvent[];
+  /** What operators did to the call through the admin API (say, hangup, transfer). Absent in records from before. */
+  actions?: CallAction[];
 }
 
 interface SessionEvents {
@@ -202,6 +207,22 @@ export class CallSession extends EventEmitter<SessionEvents> {
   }
   get streamSid(): string | undefined {
     return this.#start?.streamSid;
+  }
+  /** The stream's custom parameters (after `start`; may carry caller data). */
+  get customParameters(): Readonly<Record<string, string>> {
+    return this.#start?.customParameters ?? {};
+  }
+  /** The agent answering the call (after `start`, once it is opened). */
+  get agentName(): string | null {
+    return this.#agentName;
+  }
+  /** Barge-ins so far. */
+  get bargeInCount(): number {
+    return this.#counters.bargeIns;
+  }
+  /** When the session began (ms since the epoch). */
+  get startedAtEpochMs(): number {
+    return this.#startedAt;
   }
 
   #log(level: 'info' | 'warn' | 'error' | 'debug', msg: string, fields: Record<string, unknown> = {}): void {
@@ -293,6 +314,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#counters.framesIn++;
     const now = FrameClock.now();
     this.#tap?.caller(this.#frame, timestampMs);
+    this.#timeline?.caller(this.#frame, timestampMs);
     if (this.#state !== 'streaming') {
       if (!this.#start) this.#countBad(TwilioInputCodes.MEDIA_BEFORE_START, 'media before start (kept until start)');
       this.#keep(this.#frame, chunk, timestampMs, now, streamSid);
@@ -366,6 +388,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
     }
     this.#start = m;
     this.#startAt = FrameClock.now();
+    // Before 'started': whoever learns of the call from it can watch it from its first event.
+    this.#timeline = new CallTimeline(this.#startAt);
     if (this.#pendingSid !== undefined && this.#pendingSid !== m.streamSid) {
       this.#counters.prestartDropped += this.#pending.length;
       this.#pending = [];
@@ -378,11 +402,14 @@ export class CallSession extends EventEmitter<SessionEvents> {
     } catch (e) {
       this.#log('warn', 'recording could not start', { err: e });
     }
+    const timeline = this.#timeline!;
+    let external: CallTrace | undefined;
     try {
-      this.#trace = this.#d.traceFor?.({ callSid: m.callSid, streamSid: m.streamSid, startedAtMs: this.#startAt, customParameters: m.customParameters });
+      external = this.#d.traceFor?.({ callSid: m.callSid, streamSid: m.streamSid, startedAtMs: this.#startAt, customParameters: m.customParameters });
     } catch (e) {
       this.#log('warn', 'tracing could not start', { err: e });
     }
+    this.#trace = bothTraces(timeline, external);
     const origin = this.#startAt;
     const tap = this.#tap;
     const trace = this.#trace;
@@ -391,13 +418,11 @@ export class CallSession extends EventEmitter<SessionEvents> {
       send: (t) => this.#send(t),
       leadMs: this.#d.config.playoutLeadMs,
       now: FrameClock.now,
-      onSent:
-        tap || trace
-          ? (ulaw, playAtMs) => {
-              tap?.agent(ulaw, playAtMs - origin);
-              trace?.audioSent(playAtMs);
-            }
-          : undefined,
+      onSent: (ulaw, playAtMs) => {
+        tap?.agent(ulaw, playAtMs - origin);
+        timeline.agent(ulaw, playAtMs);
+        trace.audioSent(playAtMs);
+      },
     });
     this.#unsubscribeClock = this.#d.clock.subscribe(this.#onTick);
     let opened: OpenedAgent;
@@ -416,6 +441,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#agent = agent;
     if (opened.profile && ((opened.profile.tools?.length ?? 0) > 0 || (opened.appTools?.length ?? 0) > 0)) this.#tools = this.#toolsFor(opened.profile, opened.appTools ?? [], agent, m);
     this.#greeting = opened.profile?.greeting;
+    this.#profile = opened.profile;
     this.#transition('connecting');
     this.#wireAgent(agent);
     opened.ready.then(
@@ -437,6 +463,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
   }
   #startAt = 0;
   #trace: CallTrace | undefined;
+  #timeline: CallTimeline | undefined;
   #preconnected = false;
   #agentReadyMs: number | null = null;
   #apology: 'rest-say' | 'prompt' | null = null;
@@ -534,7 +561,10 @@ export class CallSession extends EventEmitter<SessionEvents> {
       appTools,
       agent,
       call: () => ({ callSid: m.callSid, streamSid: m.streamSid, from: p[IDENTITY_PARAMS.from] ?? null, to: p[IDENTITY_PARAMS.to] ?? null }),
-      observe: (r) => this.#d.onToolResult?.(r, { callSid: m.callSid, profile: profile.name }),
+      observe: (r, { callId }) => {
+        this.#timeline?.toolResult(callId, r, FrameClock.now());
+        this.#d.onToolResult?.(r, { callSid: m.callSid, profile: profile.name });
+      },
       endCall: (reason) => void this.#endAfterGoodbye(reason),
       transfer: this.#d.transferViaRest
         ? (to) => {
@@ -546,6 +576,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     });
   }
   #tools: CallTools | undefined;
+  #profile: Profile | undefined;
   /** The profile's greeting: the agent speaks first, once the call streams. */
   #greeting: string | undefined;
   /** Context for the agent that came before it was connected (told once it is). */
@@ -562,6 +593,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     agent.onEvent((e) => {
       switch (e.type) {
         case 'toolCall':
+          this.#timeline?.toolCall(e.callId, e.name, e.arguments, FrameClock.now());
           if (this.#tools) this.#tools.onToolCall(e.callId, e.name, e.arguments);
           else agent.sendToolResult(e.callId, unknownToolResult(e.name)); // no tools on this call
           return;
@@ -578,6 +610,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
           return this.bargeIn('agent-vad');
         case 'transcript':
           if (e.role === 'caller' && e.final) this.#trace?.callerStopped('transcript', FrameClock.now());
+          if (e.final) this.#timeline?.transcript(e.role, e.text, FrameClock.now());
           this.#transcripts.push({ role: e.role, text: e.text, final: e.final });
           if (this.#transcripts.length > MAX_TRANSCRIPTS) this.#transcripts.shift();
           return;
@@ -842,6 +875,45 @@ export class CallSession extends EventEmitter<SessionEvents> {
       recordingPath: this.#recordingPath,
       endedAt: this.#endedAt === null ? null : new Date(this.#endedAt).toISOString(),
       customParameters: { ...(this.#start?.customParameters ?? {}) },
+      timeline: this.#timeline?.events ?? [],
+      actions: this.#timeline?.actions ?? [],
     };
+  }
+
+  /** The call as it happens (after `start`), for watchers: the console. */
+  get timeline(): CallTimeline | undefined {
+    return this.#timeline;
+  }
+
+  /** Where an operator may transfer this call: its profile's transfer_call destinations (none without one). */
+  get transferTargets(): readonly string[] {
+    for (const t of this.#profile?.tools ?? []) if ('builtin' in t && t.builtin === 'transfer_call') return t.to;
+    return [];
+  }
+
+  /**
+   * An operator's transfer (admin API): the live call is redirected to <Dial> `to` at once —
+   * no goodbye to wait for, the operator decided — and the stream ends as `transferred:<to>`.
+   * Throws when transfers cannot be made here (no REST credentials) or the call is ending.
+   */
+  async transfer(to: string): Promise<void> {
+    const callSid = this.#start?.callSid;
+    if (!this.#d.transferViaRest) throw new BridgeError(ErrorCodes.TWILIO_NOT_CONFIGURED, 'transfers need the Twilio REST API: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN');
+    if (!callSid || this.#closePromise || this.#ending || this.#state !== 'streaming') throw new BridgeError(ErrorCodes.CALL_NOT_STREAMING, 'the call is not streaming');
+    if (this.#transferring) throw new BridgeError(ErrorCodes.CALL_NOT_STREAMING, 'a transfer of this call is under way');
+    this.#transferring = true;
+    try {
+      await this.#d.transferViaRest(callSid, to, this.#start?.customParameters[IDENTITY_PARAMS.to] ?? null);
+    } finally {
+      this.#transferring = false;
+    }
+    await this.close(`transferred:${to}`);
+  }
+
+  #transferring = false;
+
+  /** An operator acted on the call through the admin API: kept in its timeline and record. */
+  audit(action: CallActionName, detail?: string): void {
+    this.#timeline?.action(action, FrameClock.now(), detail);
   }
 }

@@ -73,3 +73,19 @@ export interface CallTrace {
   /** The call closed: its final summary (the span ends; nothing of the trace stays open). */
   ended(summary: CallSummary): void;
 }
+
+/** Both traces told everything (e.g. the metrics one and, when tracing is on, the OpenTelemetry one). */
+export function bothTraces(a: CallTrace, b: CallTrace | undefined): CallTrace {
+  if (!b) return a;
+  return {
+    agentReady: (...x) => (a.agentReady(...x), b.agentReady(...x)),
+    callerStopped: (...x) => (a.callerStopped(...x), b.callerStopped(...x)),
+    agentAudio: (...x) => (a.agentAudio(...x), b.agentAudio(...x)),
+    audioSent: (...x) => (a.audioSent(...x), b.audioSent(...x)),
+    responseDone: (...x) => (a.responseDone(...x), b.responseDone(...x)),
+    bargeIn: (...x) => (a.bargeIn(...x), b.bargeIn(...x)),
+    agentError: (...x) => (a.agentError(...x), b.agentError(...x)),
+    closing: (...x) => (a.closing(...x), b.closing(...x)),
+    ended: (...x) => (a.ended(...x), b.ended(...x)),
+  };
+}

@@ -5,6 +5,8 @@
  *   health   GET /healthz, GET /readyz                                            (src/server/health-routes.ts)
  *   admin    POST /calls, GET /calls[/:callSid], POST /calls/:callSid/say|hangup,
  *            GET /calls/history[/:callSid]                                       (src/server/admin-routes.ts)
+ *   console  GET /console (the page), GET /console/api/* (its data, admin),
+ *            GET /calls/:callSid/recording                                 (src/console/)
  *   metrics  GET /metrics (registered by main: src/metrics/route.ts)
  *
  * Cross-cutting checks are hooks (the Twilio signature, the admin token: onRequest,
@@ -32,6 +34,10 @@ import type { RateLimiter } from '../lifecycle/rate-limiter.js';
 import { adminAuth } from './admin-auth.js';
 import { adminRoutes } from './admin-routes.js';
 import { consoleStaticRoutes, CONSOLE_BUILD_DIR } from '../console/static-routes.js';
+import { consoleApiRoutes } from '../console/console-api.js';
+import { readRecordingSettings } from '../recording/recorder.js';
+import { piiLoggingEnabled } from '../log.js';
+import { packageVersion } from '../version.js';
 import { healthRoutes } from './health-routes.js';
 import { useProblemDetails } from './problem.js';
 import { twilioRoutes, type RefusedLog, type TwilioRoutesOptions } from './twilio-routes.js';
@@ -145,6 +151,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance & { drain
   const auth = adminAuth({ adminToken: config.adminToken, loopbackOnly: isLoopbackHost(config.host) });
   await app.register(adminRoutes, { config, calls, agents, auth, rest: deps.rest, tts: deps.tts, store: deps.store, profiles: deps.profiles, asReceived, log: deps.log });
   await app.register(consoleStaticRoutes, { dir: CONSOLE_BUILD_DIR }); // the call console's page (public, no data)
+  const recording = readRecordingSettings(config.env).settings;
+  await app.register(consoleApiRoutes, {
+    calls,
+    store: deps.store,
+    auth,
+    runId: () => deps.store?.run?.runId,
+    instanceId: config.instanceId,
+    worker: config.workerSlot ?? null,
+    pii: piiLoggingEnabled(config.env),
+    version: packageVersion(),
+    recordingDir: recording.enabled ? recording.dir : undefined,
+    log: deps.log,
+  });
 
   return app;
 }

@@ -6,6 +6,10 @@
  *   GET  /calls/:callSid         this process's call; else the owner's answer; else the record
  *   POST /calls/:callSid/say     speak a text into the call (ElevenLabs TTS), on its owner
  *   POST /calls/:callSid/hangup  end the call, on its owner
+ *   POST /calls/:callSid/transfer  redirect the call to one of its profile's transfer_call
+ *                                destinations (Twilio REST <Dial>), on its owner
+ *
+ * Each of the three is an operator's action: kept in the call's timeline and record.
  *
  * A call lives on one process. Its in-progress row names the owner (a process run
  * that heartbeats) with the owner's internal URL and routing key, so a request that
@@ -51,6 +55,7 @@ const SAY_FORWARD_TIMEOUT_MS = 25_000;
 const callParams = { type: 'object', required: ['callSid'], properties: { callSid: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
 /** Whitespace-only text is refused like empty text (`\S`: at least one non-space). */
 const sayBody = { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1, maxLength: 5000, pattern: '\\S' } } } as const;
+const transferBody = { type: 'object', required: ['to'], properties: { to: { type: 'string', minLength: 1, maxLength: 256 } } } as const;
 const listQuery = { type: 'object', properties: { scope: { type: 'string', maxLength: 16 } } } as const;
 
 /** A fastify plugin: the live-call routes. */
@@ -84,7 +89,7 @@ export async function callRoutes(app: FastifyInstance, d: CallRoutesDeps): Promi
   }
 
   /** A command for a call this process does not carry: to its owner, or 404. */
-  async function toOwnerOr404(req: FastifyRequest, reply: FastifyReply, callSid: string, command: 'say' | 'hangup', timeoutMs: number): Promise<FastifyReply> {
+  async function toOwnerOr404(req: FastifyRequest, reply: FastifyReply, callSid: string, command: 'say' | 'hangup' | 'transfer', timeoutMs: number): Promise<FastifyReply> {
     const row = await ownerOf(req, callSid);
     if (row) return forward(req, reply, row, `/calls/${encodeURIComponent(callSid)}/${command}`, timeoutMs);
     throw new HttpProblem(CallRouteCodes.NOT_FOUND, `no active call ${callSid}`);
@@ -160,6 +165,7 @@ export async function callRoutes(app: FastifyInstance, d: CallRoutesDeps): Promi
     }
     const ms = session.say(audio, 'say');
     if (ms === 0) throw new HttpProblem(ErrorCodes.CALL_NOT_STREAMING, 'the call is not streaming');
+    session.audit('say', text.length > 200 ? `${text.slice(0, 200)}…` : text);
     return reply.code(202).send({ callSid, queuedMs: ms });
   });
 
@@ -178,7 +184,29 @@ export async function callRoutes(app: FastifyInstance, d: CallRoutesDeps): Promi
         d.log?.('warn', 'hang-up through the REST API failed; closing the stream', { callSid, err: e });
       }
     }
+    session.audit('hangup', viaRest ? 'rest' : 'stream');
     await session.close('hangup-requested');
     return reply.code(202).send({ callSid, ended: true, viaRest });
+  });
+
+  app.post('/calls/:callSid/transfer', { onRequest: d.auth.admin, schema: { params: callParams, body: transferBody } }, async (req, reply) => {
+    const { callSid } = req.params as { callSid: string };
+    const session = calls.session(callSid);
+    if (!session) return toOwnerOr404(req, reply, callSid, 'transfer', FORWARD_TIMEOUT_MS);
+    const { to } = req.body as { to: string };
+    const allowed = session.transferTargets;
+    if (!allowed.includes(to)) {
+      throw new HttpProblem(ErrorCodes.TRANSFER_NOT_ALLOWED, allowed.length ? `${to} is not one of this call's transfer destinations (${allowed.join(', ')})` : "this call's profile allows no transfers (transfer_call)");
+    }
+    session.audit('transfer', to);
+    try {
+      await session.transfer(to);
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      session.audit('transfer', `${to} failed: ${isErrorCode(code) ? code : 'error'}`);
+      if (code === ErrorCodes.TWILIO_NOT_CONFIGURED || code === ErrorCodes.CALL_NOT_STREAMING) throw new HttpProblem(code, (e as Error).message);
+      throw new HttpProblem(isErrorCode(code) ? code : ErrorCodes.TWILIO_REST, (e as Error).message ?? String(e), { status: 502 });
+    }
+    return reply.code(202).send({ callSid, to });
   });
 }
