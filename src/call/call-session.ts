@@ -140,7 +140,7 @@ export interface CallSummary {
   endedAt: string | null;
   /** Custom parameters from TwiML (agent options; may carry caller data: PII). */
   customParameters: Record<string, string>;
-  /** The call as it happened: speech, transcript turns, tools, barge-ins, actions, the end (src/call/timeline.ts). Absent in records from before. */
+  /** The call as it happened: speech, transcript turns, tools, barge-ins, actions, the end (src/call/timeline.ts) — in the summary once the call has ended. Absent in records from before. */
   timeline?: TimelineEvent[];
   /** What operators did to the call through the admin API (say, hangup, transfer). Absent in records from before. */
   actions?: CallAction[];
@@ -875,7 +875,9 @@ export class CallSession extends EventEmitter<SessionEvents> {
       recordingPath: this.#recordingPath,
       endedAt: this.#endedAt === null ? null : new Date(this.#endedAt).toISOString(),
       customParameters: { ...(this.#start?.customParameters ?? {}) },
-      timeline: this.#timeline?.events ?? [],
+      // In the record once the call has ended; while it runs, watchers read it live (`timeline`), so
+      // the live list and every metrics scrape do not copy it.
+      ...(this.#state === 'closed' ? { timeline: this.#timeline?.events ?? [] } : {}),
       actions: this.#timeline?.actions ?? [],
     };
   }
