@@ -131,7 +131,9 @@ describe('BRIDGE_DSP_POOL: a worker that dies mid-call', () => {
       const short = await ulawClip('caller-barge-in.8k-ulaw.wav');
       const r2 = await runSimulatedCall({ url: streamUrl, audio: short, customParameters: { rate: '24000' }, tailMs: 4500, timeoutMs: 20_000 });
       expect(r2.outcome).toBe('completed');
-      expect(r2.heardSegments.length).toBe(1);
+      // The whole reply (~2.4 s of the echo) comes back; a loaded box may split it with a gap, never lose it.
+      const heardMs = r2.heardSegments.reduce((n, seg) => n + seg.endMs - seg.startMs, 0);
+      expect(heardMs).toBeGreaterThan(1800);
       expect(ended.at(-1)!.endReason).toBe('twilio-stop');
     } finally {
       await calls.shutdown();

@@ -98,8 +98,17 @@ export async function startChildBridge(env: Record<string, string>, args: string
   return { proc, pid: proc.pid!, url, streamUrl: `${url.replace(/^http/, 'ws')}/twilio/stream`, port: Number(m[2]), output: () => out, stdout: () => stdout, exited, waitFor, kill };
 }
 
-/** Polls `fn` every `everyMs` until it returns a truthy value (bounded). */
-export async function pollUntil<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+/**
+ * A bound on waiting for a state that is a guard against a hang, not a speed check: never
+ * tighter than this, so a loaded box (three Node versions in a row in CI, helpers beside
+ * them) is not mistaken for a broken bridge. It stays under the 60 s test timeout so a
+ * real hang still fails with this message.
+ */
+const WAIT_FLOOR_MS = 45_000;
+
+/** Polls `fn` every `everyMs` until it returns a truthy value (bounded by at least WAIT_FLOOR_MS). */
+export async function pollUntil<T>(fn: () => Promise<T | undefined | false>, timeoutMs = WAIT_FLOOR_MS, everyMs = 50): Promise<T> {
+  timeoutMs = Math.max(timeoutMs, WAIT_FLOOR_MS);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn().catch(() => undefined);
