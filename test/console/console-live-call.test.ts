@@ -116,15 +116,19 @@ describe('call console with a live call', () => {
         const audio = page.getByTestId('call-audio');
         await audio.waitFor();
         expect(await audio.getAttribute('src')).toMatch(/^blob:/);
-        await page.waitForFunction(() => (document.querySelector('[data-testid="call-audio"]') as HTMLAudioElement | null)?.readyState! >= 1);
+        await page.waitForFunction(`document.querySelector('[data-testid="call-audio"]')?.readyState >= 1`);
         // Seek to a transcript line's time: that line is the one highlighted.
         const line = page.getByTestId('transcript-line').first();
         const t = Number(await line.getAttribute('data-t'));
         expect(Number.isFinite(t)).toBe(true);
-        await audio.evaluate((a: HTMLAudioElement, ms) => (a.currentTime = (ms + 20) / 1000), t);
+        await audio.evaluate((a: { currentTime: number }, ms) => (a.currentTime = (ms + 20) / 1000), t);
         await page.locator('[data-testid="transcript-line"].current').first().waitFor();
         expect(await line.getAttribute('aria-current')).toBe('true');
         await shot(page, 'call-record');
+        // The same page on a phone: nothing wider than the screen (the timeline scrolls inside its box).
+        await page.setViewportSize({ width: 375, height: 800 });
+        await page.waitForFunction('document.documentElement.scrollWidth <= 375');
+        await shot(page, 'call-record-375');
       } finally {
         ctl.abort();
         await call;

@@ -62,6 +62,9 @@ async function open(viewport = { width: 1366, height: 900 }): Promise<Session> {
   return s;
 }
 
+/** The token the page keeps (a string expression: this file is type-checked without the DOM lib). */
+const storedToken = (page: Page) => page.evaluate<string | null>(`sessionStorage.getItem(${JSON.stringify(TOKEN_KEY)})`);
+
 async function signIn(page: Page, token: string): Promise<void> {
   await page.getByLabel('Admin token').fill(token);
   await page.getByTestId('login-submit').click();
@@ -90,13 +93,13 @@ describe('call console in Chromium', () => {
     await signIn(page, `${TOKEN}-wrong`);
     const error = page.getByTestId('login-error');
     await error.filter({ hasText: 'Wrong token' }).waitFor();
-    expect(await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY)).toBeNull();
+    expect(await storedToken(page)).toBeNull();
     await shot(page, 'login-wrong-token');
 
     await signIn(page, TOKEN);
     await page.getByTestId('live-empty').filter({ hasText: 'No live calls' }).waitFor();
     expect(new URL(page.url()).hash).toBe('#/live');
-    expect(await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY)).toBe(TOKEN);
+    expect(await storedToken(page)).toBe(TOKEN);
     await page.getByTestId('logout').waitFor();
     await shot(page, 'live-1366');
 
@@ -126,7 +129,7 @@ describe('call console in Chromium', () => {
     // Sign out: back to the form, the token gone from the tab.
     await page.getByTestId('logout').click();
     await page.getByLabel('Admin token').waitFor();
-    expect(await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY)).toBeNull();
+    expect(await storedToken(page)).toBeNull();
   });
 
   it('works at 375 px wide (login and live view)', async () => {
@@ -138,7 +141,7 @@ describe('call console in Chromium', () => {
     await signIn(page, TOKEN);
     await page.getByTestId('live-empty').filter({ hasText: 'No live calls' }).waitFor();
     // Nothing wider than the screen.
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
     await shot(page, 'live-375');
     expectTokenNowhere(s);
     expect(s.problems).toEqual([]);
