@@ -51,7 +51,7 @@ const historyQuery = {
     q: { type: 'string', maxLength: 64 },
     agent: { type: 'string', maxLength: 64 },
     profile: { type: 'string', maxLength: 64 },
-    endReason: { type: 'string', maxLength: 200 },
+    endReason: { type: 'string', maxLength: 128 },
   },
 } as const;
 
@@ -107,9 +107,8 @@ export async function consoleApiRoutes(app: FastifyInstance, d: ConsoleApiDeps):
   app.get('/console/api/history', { onRequest: admin, schema: { querystring: historyQuery } }, async (req) => {
     if (!d.store) throw new HttpProblem(ErrorCodes.STORE_UNAVAILABLE, 'call records are off here', { status: 503 });
     const q = req.query as { limit?: number; page?: number; q?: string; agent?: string; profile?: string; endReason?: string };
-    const filters = Object.fromEntries(Object.entries({ q: q.q, agent: q.agent, profile: q.profile, endReason: q.endReason }).filter(([, v]) => v !== undefined && v !== ''));
     try {
-      const page = await d.store.list({ limit: q.limit ?? 20, page: q.page ?? 1, ...filters } as Parameters<CallStore['list']>[0]);
+      const page = await d.store.list({ limit: q.limit ?? 20, page: q.page ?? 1, q: q.q, agent: q.agent, profile: q.profile, endReason: q.endReason });
       return { calls: page.calls.map(shown), page: q.page ?? 1, more: page.next !== null };
     } catch (e) {
       throw storeProblem(e);
