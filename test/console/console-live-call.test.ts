@@ -104,6 +104,11 @@ describe('call console with a live call', () => {
         expect(await tool.getByTestId('tool-args').textContent()).toContain('42');
         await shot(page, 'call-live');
 
+        // Say without TTS configured: the problem's detail is shown, the call goes on.
+        await page.getByTestId('say-text').fill('One moment please');
+        await page.getByTestId('say-submit').click();
+        await page.getByTestId('action-error').filter({ hasText: /^Say failed: \S/ }).waitFor();
+
         await page.getByTestId('hangup').click();
         await page.getByTestId('end-reason').waitFor();
         await page.getByTestId('call-mode').filter({ hasText: /Ended|Record/ }).waitFor();
@@ -129,6 +134,24 @@ describe('call console with a live call', () => {
         await page.setViewportSize({ width: 375, height: 800 });
         await page.waitForFunction('document.documentElement.scrollWidth <= 375');
         await shot(page, 'call-record-375');
+        await page.setViewportSize({ width: 1366, height: 900 });
+
+        // History: found by a fragment of its number (sent to the API, never put in the page's URL), linked to its page.
+        await page.getByRole('link', { name: 'History' }).click();
+        await page.getByTestId('history-q').fill('1230000');
+        await page.getByTestId('history-search').click();
+        const hrow = page.locator(`[data-testid="history-row"][data-call-sid="${sid}"]`);
+        await hrow.waitFor();
+        expect(page.url()).not.toContain('1230000');
+        await shot(page, 'history-with-call');
+        await page.getByTestId('history-q').fill('9999999');
+        await page.getByTestId('history-search').click();
+        await hrow.waitFor({ state: 'detached' });
+        await page.getByTestId('history-q').fill('1230000');
+        await page.getByTestId('history-search').click();
+        await hrow.getByRole('link').click();
+        await page.getByTestId('call-mode').filter({ hasText: 'Record' }).waitFor();
+        expect(new URL(page.url()).hash).toBe(`#/calls/${sid}`);
       } finally {
         ctl.abort();
         await call;
