@@ -147,6 +147,23 @@ describe('call console in Chromium', () => {
     expect(s.problems).toEqual([]);
   });
 
+  it('says so when the bridge has no BRIDGE_ADMIN_TOKEN', async () => {
+    const bare = await startBridge(
+      { BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', BRIDGE_DSP_POOL: '0', BRIDGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-data-')), BRIDGE_LOAD_THRESHOLD: 'off', BRIDGE_ADMIN_TOKEN: '' },
+      { port: 0, host: '127.0.0.1' },
+    );
+    try {
+      const { page } = await open();
+      await page.goto(`${bare.url}/console`);
+      await signIn(page, 'anything');
+      await page.getByTestId('login-error').filter({ hasText: 'no BRIDGE_ADMIN_TOKEN set' }).waitFor();
+      expect(await storedToken(page)).toBeNull();
+      await shot(page, 'login-admin-disabled');
+    } finally {
+      await bare.close();
+    }
+  });
+
   it('serves the page with its CSP and no number-like string in the HTML or any asset', async () => {
     const res = await fetch(`${bridge.url}/console`);
     expect(res.status).toBe(200);
