@@ -284,7 +284,7 @@ export function callView(root: HTMLElement, sid: string): Cleanup {
   const loadRecord = async (afterEnd: boolean) => {
     let rec: CallRecord;
     try {
-      rec = await getJson<CallRecord>(`/calls/history/${seg(sid)}`, { signal: ctl.signal });
+      rec = await getJson<CallRecord>(`/console/api/calls/${seg(sid)}`, { signal: ctl.signal });
     } catch (e) {
       if (ctl.signal.aborted) return;
       const err = e instanceof ApiError ? e : null;

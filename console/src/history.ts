@@ -3,7 +3,7 @@
  * terms stay in this module's memory — never in the URL (a number is caller data) — so
  * coming back to #/history shows the same search and page.
  */
-import { ApiError, getJson } from './api';
+import { ApiError, postJson } from './api';
 import { clear, h } from './dom';
 import { dash, dateTime, duration } from './format';
 import type { HistoryPage } from './types';
@@ -44,14 +44,15 @@ export function historyView(root: HTMLElement): Cleanup {
     ctl.abort();
     ctl = new AbortController();
     const signal = ctl.signal;
-    const params = new URLSearchParams({ limit: String(PAGE_SIZE), page: String(remembered.page) });
-    for (const [k, v] of Object.entries(remembered.terms)) if (v.trim()) params.set(k, v.trim());
+    // The search goes in a POST body: a number fragment never appears in a URL, not even the API's.
+    const search: Record<string, string | number> = { limit: PAGE_SIZE, page: remembered.page };
+    for (const [k, v] of Object.entries(remembered.terms)) if (v.trim()) search[k] = v.trim();
     status.textContent = 'Loading…';
     prev.disabled = true;
     next.disabled = true;
     let r: HistoryPage;
     try {
-      r = await getJson<HistoryPage>(`/calls/history?${params}`, { signal });
+      r = await postJson<HistoryPage>('/console/api/history', search, signal);
     } catch (e) {
       if (signal.aborted) return;
       status.textContent = '';
@@ -84,7 +85,7 @@ export function historyView(root: HTMLElement): Cleanup {
     status.textContent = calls.length === 0 ? (remembered.page > 1 ? 'No more calls.' : 'No calls match.') : `${calls.length} call${calls.length === 1 ? '' : 's'}.`;
     pageLabel.textContent = `Page ${remembered.page}`;
     prev.disabled = remembered.page <= 1;
-    next.disabled = r.next === null || r.next === undefined || calls.length < PAGE_SIZE;
+    next.disabled = !r.more;
   };
 
   form.addEventListener('submit', (ev) => {

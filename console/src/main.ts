@@ -5,7 +5,7 @@
  * live in memory only (a number is caller data).
  */
 import './style.css';
-import { ApiError, getJson, getToken, request, setToken, setUnauthorizedHandler } from './api';
+import { ApiError, getJson, getToken, setToken, setUnauthorizedHandler } from './api';
 import { clear, h } from './dom';
 import type { Info } from './types';
 import { liveView } from './live';
@@ -31,13 +31,6 @@ async function checkToken(token: string): Promise<{ ok: true; info: Info | null 
   };
   try {
     return { ok: true, info: await getJson<Info>('/console/api/info', { token }) };
-  } catch (e) {
-    if (!(e instanceof ApiError && e.status === 404)) return { ok: false, message: refusal(e) };
-  }
-  // A bridge without the console API yet: the token is judged by the live-calls route instead.
-  try {
-    await request('/calls', { token });
-    return { ok: true, info: null };
   } catch (e) {
     return { ok: false, message: refusal(e) };
   }

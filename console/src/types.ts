@@ -66,8 +66,9 @@ export interface CallRecord extends CallListItem {
   recordState?: string;
 }
 
+/** GET /console/api/history: a page of records (numbers redacted unless BRIDGE_LOG_PII). */
 export interface HistoryPage {
   calls: CallListItem[];
-  next: string | null;
-  page?: number;
+  page: number;
+  more: boolean;
 }

@@ -116,6 +116,11 @@ class Side {
     if (end - start >= MIN_SPEECH_MS) this.emit({ type: 'speech', t: Math.round(start), endT: end, role: this.role });
   }
 
+  /** A side whose audio stopped coming (the agent between replies sends nothing): its stretch of speech ends once `nowT` is past the hangover. */
+  settle(nowT: number): void {
+    if (this.#speechStart !== undefined && nowT - this.#lastLoud > HANGOVER_MS) this.close();
+  }
+
   /** The level now (`nowT`): a side that has gone quiet reads the floor. */
   levelAt(nowT: number): number | null {
     if (this.level === null) return null;
@@ -180,8 +185,11 @@ export class CallTimeline implements CallTrace {
     return () => void this.#listeners.delete(fn);
   }
 
+  /** The levels now; also ends the stretches of speech that have ended by now (watchers call this a few times a second). */
   levels(nowMs: number): CallLevels {
     const t = nowMs - this.#origin;
+    this.#caller.settle(t);
+    this.#agent.settle(t);
     return { caller: this.#caller.levelAt(t), agent: this.#agent.levelAt(t) };
   }
 

@@ -6,7 +6,8 @@
  *   GET /console/api/live                  SSE: the live calls of every instance, levels, barge-ins
  *   GET /console/api/calls/:callSid/feed   SSE: one live call's timeline (on its owner: forwarded)
  *   GET /console/api/calls/:callSid        a call as the console shows it: live, else its record
- *   GET /console/api/history               records, paged and searched (number, agent, profile, end reason)
+ *   GET|POST /console/api/history          records, paged and searched (number, agent, profile, end reason);
+ *                                          the page POSTs the search, so no number is ever in a URL
  *   GET /calls/:callSid/recording          the stereo WAV (also for scripts)
  *
  * The page reads calls only through these (its actions go to the shared say / hangup /
@@ -94,7 +95,7 @@ export async function consoleApiRoutes(app: FastifyInstance, d: ConsoleApiDeps):
       try {
         const stored = await d.store.get(callSid);
         // Just ended here, its completed record still on its way through the outbox: what this process knows, with the record's numbers.
-        if (stored && stored.recordState === 'in-progress' && recent) return shown({ ...stored, ...recent, from: stored.from, to: stored.to, live: false });
+        if (stored && stored.recordState === 'in-progress' && recent) return shown({ ...stored, ...recent, from: stored.from, to: stored.to, recordState: 'completed', live: false });
         if (stored) return shown({ ...stored, live: stored.recordState === 'in-progress' });
       } catch (e) {
         throw storeProblem(e);
@@ -104,16 +105,19 @@ export async function consoleApiRoutes(app: FastifyInstance, d: ConsoleApiDeps):
     throw new HttpProblem(ErrorCodes.CALL_NOT_FOUND, `no call ${callSid}`);
   });
 
-  app.get('/console/api/history', { onRequest: admin, schema: { querystring: historyQuery } }, async (req) => {
+  type HistorySearch = { limit?: number; page?: number; q?: string; agent?: string; profile?: string; endReason?: string };
+  const history = async (q: HistorySearch) => {
     if (!d.store) throw new HttpProblem(ErrorCodes.STORE_UNAVAILABLE, 'call records are off here', { status: 503 });
-    const q = req.query as { limit?: number; page?: number; q?: string; agent?: string; profile?: string; endReason?: string };
     try {
       const page = await d.store.list({ limit: q.limit ?? 20, page: q.page ?? 1, q: q.q, agent: q.agent, profile: q.profile, endReason: q.endReason });
       return { calls: page.calls.map(shown), page: q.page ?? 1, more: page.next !== null };
     } catch (e) {
       throw storeProblem(e);
     }
-  });
+  };
+  app.get('/console/api/history', { onRequest: admin, schema: { querystring: historyQuery } }, async (req) => history(req.query as HistorySearch));
+  // The page searches by POST: a number fragment in a body, never in a URL (proxies and access logs keep URLs).
+  app.post('/console/api/history', { onRequest: admin, schema: { body: historyQuery } }, async (req) => history((req.body ?? {}) as HistorySearch));
 
   app.get('/calls/:callSid/recording', { onRequest: admin, schema: { params: callParams } }, async (req, reply) => {
     const { callSid } = req.params as { callSid: string };

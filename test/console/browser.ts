@@ -20,7 +20,7 @@ export function chromiumPath(): string {
 export async function launchChromium(): Promise<Browser> {
   const executablePath = chromiumPath();
   if (!existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath}: apt-get install chromium (scripts/ensure-test-deps.sh), or set VB_CHROMIUM`);
-  return chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
+  return chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'] });
 }
 
 /** A full-page screenshot to test/artifacts/console/<name>.png; returns its path. */

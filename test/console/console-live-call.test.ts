@@ -1,9 +1,12 @@
 /**
  * The call console with a call on it, in headless Chromium: a simulated Twilio call
  * (src/sim) to a profile whose agent is a local fake of OpenAI Realtime. The live view
- * lists it, its page follows it live (a tool call, its result), "Hang up" ends it, and the
- * page turns into the call's record with its end reason and its recording, whose
- * playback position highlights the transcript line being heard. Screenshots in test/artifacts/console/.
+ * lists it within 1 s of its start (numbers masked: BRIDGE_LOG_PII is off), its page
+ * follows it live (transcript turns, a tool call and its result), "Hang up" ends it, and
+ * the page turns into the call's record with its end reason and its recording, which plays
+ * for as long as the call lasted while its position highlights the transcript line being
+ * heard; history finds it by a number fragment that never appears in any URL.
+ * Screenshots in test/artifacts/console/.
  */
 import { createServer, type Server } from 'node:http';
 import { mkdtempSync } from 'node:fs';
@@ -18,6 +21,7 @@ import { startFakeOpenAi, type FakeOpenAi } from '../fakes/openai-realtime.js';
 import { profilesFile } from '../profiles/profiles-helpers.js';
 import { callSid as newCallSid } from '../lifecycle/child-bridge.js';
 import { until } from '../agents/agent-events.js';
+import { ulawClip } from '../bridge/helpers.js';
 import { ensureConsoleBuilt, launchChromium, shot } from './browser.js';
 
 const TOKEN = 'console-live-token-Hq2mV8';
@@ -37,7 +41,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => toolServer.listen(0, '127.0.0.1', r));
   const toolUrl = `http://127.0.0.1:${(toolServer.address() as AddressInfo).port}/lookup`;
-  fake = await startFakeOpenAi({ replyMs: 200 });
+  fake = await startFakeOpenAi({ replyMs: 800, vad: true, autoAnswer: true });
   const profiles = profilesFile(`
 profiles:
   - name: support
@@ -81,13 +85,26 @@ describe('call console with a live call', () => {
 
       const sid = newCallSid();
       const ctl = new AbortController();
-      // Real time (not `fast`): a call that lasts until it is hung up (or 60 s).
-      const call = runSimulatedCall({ url: bridge.streamUrl, callSid: sid, customParameters: { profile: 'support', vb_from: FROM, vb_to: TO }, audio: new Uint8Array(8000).fill(0xff), tailMs: 60_000, timeoutMs: 90_000, signal: ctl.signal });
+      let startedAt = 0;
+      const stopListening = bridge.onEvent((e) => {
+        if (e.type === 'call.started' && e.callSid === sid) startedAt = Date.now();
+      });
+      // Real time (not `fast`): the caller asks about an order, then stays on until hung up (or 60 s).
+      const speech = await ulawClip('caller-order-status.8k-ulaw.wav');
+      const call = runSimulatedCall({ url: bridge.streamUrl, callSid: sid, customParameters: { profile: 'support', vb_from: FROM, vb_to: TO }, audio: speech, tailMs: 60_000, timeoutMs: 90_000, signal: ctl.signal });
       try {
         const row = page.locator(`[data-testid="live-row"][data-call-sid="${sid}"]`);
         await row.waitFor();
+        const listedAt = Date.now();
+        stopListening();
+        // Pushed when the stream starts (no polling): on the page within 1 s of the call's start.
+        expect(startedAt).toBeGreaterThan(0);
+        expect(listedAt - startedAt).toBeLessThanOrEqual(1000);
         await page.getByTestId('live-empty').waitFor({ state: 'hidden' });
         expect(await row.locator('td').nth(3).textContent()).toBe('support');
+        // Without BRIDGE_LOG_PII the bridge masks the numbers before they reach the page.
+        expect(await row.locator('td').nth(0).textContent()).toContain('•••00');
+        expect(await page.content()).not.toContain(FROM.slice(2));
         await shot(page, 'live-with-call');
 
         await row.getByTestId('live-link').click();
@@ -96,6 +113,9 @@ describe('call console with a live call', () => {
         await page.getByTestId('hangup').waitFor();
         expect(await page.getByTestId('call-profile').textContent()).toBe('support');
 
+        // The caller's turn and the agent's answer, turn by turn, while the call runs.
+        await page.locator('[data-testid="transcript-line"][data-role="caller"]').first().waitFor();
+        await page.locator('[data-testid="transcript-line"][data-role="agent"]').first().waitFor();
         await until(() => fake.current?.sessionUpdates.length === 1, 'the agent session');
         await fake.callTool('lookup_order', { order_id: '42' });
         const tool = page.getByTestId('tool-call').filter({ hasText: 'lookup_order' });
@@ -129,6 +149,13 @@ describe('call console with a live call', () => {
         await audio.evaluate((a: { currentTime: number }, ms) => (a.currentTime = (ms + 20) / 1000), t);
         await page.locator('[data-testid="transcript-line"].current').first().waitFor();
         expect(await line.getAttribute('aria-current')).toBe('true');
+        // It plays, and lasts as long as the call did.
+        const rec = (await (await fetch(`${bridge.url}/console/api/calls/${sid}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { durationMs: number };
+        const seconds = await audio.evaluate((a: { duration: number }) => a.duration);
+        expect(Math.abs(seconds * 1000 - rec.durationMs)).toBeLessThan(1000);
+        await audio.evaluate((a: { play(): Promise<void> }) => a.play());
+        await page.waitForFunction(`document.querySelector('[data-testid="call-audio"]').currentTime > 0.3`);
+        await audio.evaluate((a: { pause(): void }) => a.pause());
         await shot(page, 'call-record');
         // The same page on a phone: nothing wider than the screen (the timeline scrolls inside its box).
         await page.setViewportSize({ width: 375, height: 800 });
@@ -156,7 +183,10 @@ describe('call console with a live call', () => {
         ctl.abort();
         await call;
       }
-      for (const u of urls) expect(u).not.toContain(TOKEN);
+      for (const u of urls) {
+        expect(u).not.toContain(TOKEN);
+        expect(u).not.toContain('1230000'); // the number fragment searched for: in a POST body only
+      }
       expect(problems).toEqual([]);
     } finally {
       await context.close();

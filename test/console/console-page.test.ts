@@ -121,8 +121,9 @@ describe('call console in Chromium', () => {
     await shot(page, 'call-unknown');
 
     expectTokenNowhere(s);
-    // The search goes to the API's query string (the contract's GET /calls/history?q=), never into the page's URL.
-    expect(s.requests.some((u) => new URL(u).pathname === '/calls/history' && new URL(u).searchParams.get('q') === '5550100')).toBe(true);
+    // The search goes to the API in a POST body: the fragment is in no URL, the page's or a request's.
+    expect(s.requests.some((u) => new URL(u).pathname === '/console/api/history')).toBe(true);
+    for (const u of s.requests) expect(u).not.toContain('5550100');
     expect(page.url()).not.toContain('5550100');
     expect(s.problems).toEqual([]);
 
