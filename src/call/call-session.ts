@@ -813,6 +813,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#unsubscribeClock = undefined;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
+    // Agent audio sent ahead and not yet played never will be: the recording ends with what was heard.
+    if (this.#playout?.active) this.#tap?.cleared(FrameClock.now() - this.#startAt);
     this.#playout?.close();
     if (this.#inbound) this.#finalJitter = this.#inbound.stats();
     this.#callDsp?.close();

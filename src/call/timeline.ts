@@ -51,6 +51,8 @@ const SPEECH_DB = -42;
 const HANGOVER_MS = 300;
 /** A stretch shorter than this is a click, not speech. */
 const MIN_SPEECH_MS = 60;
+/** Levels read one sample in this many. */
+const SAMPLE_STRIDE = 4;
 /** The window a level is measured over. */
 const LEVEL_WINDOW_MS = 200;
 
@@ -86,10 +88,13 @@ class Side {
   ) {}
 
   frame(ulaw: Uint8Array, t: number): void {
+    // Every SAMPLE_STRIDE-th sample: the energy of 20 ms of speech is estimated well from 40 of
+    // its 160 samples, at a quarter of the cost on every caller frame of every call.
     let sq = 0;
-    for (let i = 0; i < ulaw.length; i++) sq += ULAW_SQ[ulaw[i]!]!;
+    let n = 0;
+    for (let i = 0; i < ulaw.length; i += SAMPLE_STRIDE, n++) sq += ULAW_SQ[ulaw[i]!]!;
     const ms = ulaw.length / 8;
-    const db = toDb(sq / Math.max(1, ulaw.length));
+    const db = toDb(sq / Math.max(1, n));
     if (t - this.#windowStart >= LEVEL_WINDOW_MS) {
       if (this.#windowN > 0) this.level = toDb(this.#windowSq / this.#windowN);
       this.#windowStart = t;
@@ -97,7 +102,7 @@ class Side {
       this.#windowN = 0;
     }
     this.#windowSq += sq;
-    this.#windowN += ulaw.length;
+    this.#windowN += n;
     if (this.level === null) this.level = db;
     this.lastAudioT = t + ms;
     if (this.#speechStart !== undefined && t - this.#lastLoud > HANGOVER_MS) this.close();

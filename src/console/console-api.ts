@@ -22,7 +22,7 @@ import type { CallManager } from '../call/call-manager.js';
 import { ErrorCodes, HttpProblem, isErrorCode } from '../errors.js';
 import { ROUTE_HEADER } from '../cluster-routing.js';
 import type { CallStore } from '../store/call-store.js';
-import { MAX_LIST_LIMIT } from '../store/call-db.js';
+import { listQuery } from '../store/history-route.js';
 import { StoreError } from '../store/store-error.js';
 import type { AdminAuth } from '../server/admin-auth.js';
 import { FORWARDED_HEADER } from '../server/call-routes.js';
@@ -44,17 +44,9 @@ export interface ConsoleApiDeps {
 }
 
 const callParams = { type: 'object', required: ['callSid'], properties: { callSid: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
-const historyQuery = {
-  type: 'object',
-  properties: {
-    limit: { type: 'integer', minimum: 1, maximum: MAX_LIST_LIMIT },
-    page: { type: 'integer', minimum: 1, maximum: 1_000_000 },
-    q: { type: 'string', maxLength: 64 },
-    agent: { type: 'string', maxLength: 64 },
-    profile: { type: 'string', maxLength: 64 },
-    endReason: { type: 'string', maxLength: 128 },
-  },
-} as const;
+/** GET /calls/history's search and page-number parameters (no cursor: the page pages by number). */
+const { before: _cursor, ...historyProperties } = listQuery.properties;
+const historyQuery = { type: 'object', properties: historyProperties } as const;
 
 const storeProblem = (e: unknown): HttpProblem => {
   if (e instanceof RangeError) return new HttpProblem(ErrorCodes.BAD_REQUEST, e.message);

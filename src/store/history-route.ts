@@ -25,7 +25,8 @@ export interface HistoryRoutesOptions {
   onRequest: (req: FastifyRequest) => Promise<void>;
 }
 
-const listQuery = {
+/** The history's paging and search parameters (the console's history takes the same: src/console/console-api.ts). */
+export const listQuery = {
   type: 'object',
   properties: {
     limit: { type: 'integer', minimum: 1, maximum: MAX_LIST_LIMIT },

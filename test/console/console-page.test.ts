@@ -96,9 +96,20 @@ describe('call console in Chromium', () => {
     expect(await storedToken(page)).toBeNull();
     await shot(page, 'login-wrong-token');
 
-    await signIn(page, TOKEN);
+    // By keyboard alone: the field takes focus, Enter submits.
+    await field.focus();
+    await page.keyboard.press('ControlOrMeta+a');
+    await page.keyboard.type(TOKEN);
+    await page.keyboard.press('Enter');
     await page.getByTestId('live-empty').filter({ hasText: 'No live calls' }).waitFor();
     expect(new URL(page.url()).hash).toBe('#/live');
+    // The navigation is reachable with Tab and follows Enter.
+    const history = page.getByRole('link', { name: 'History' });
+    for (let i = 0; i < 10 && !(await history.evaluate((el) => el === (el.ownerDocument as unknown as { activeElement: unknown }).activeElement)); i++) await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.getByTestId('history-search').waitFor();
+    await page.getByRole('link', { name: 'Live' }).click();
+    await page.getByTestId('live-empty').waitFor();
     expect(await storedToken(page)).toBe(TOKEN);
     await page.getByTestId('logout').waitFor();
     await shot(page, 'live-1366');
