@@ -15,7 +15,8 @@ import type { FramePaths } from '../dsp/frame-paths.js';
 import { CallSession, type CallSummary, type OpenedAgent } from './call-session.js';
 import { BridgeError, ErrorCodes } from '../errors.js';
 import { FrameClock } from './frame-clock.js';
-import { TwilioInputCodes, isSid } from '../twilio/messages.js';
+import { isSid } from '../twilio/messages.js';
+import { StreamGuard } from '../twilio/stream-guard.js';
 import type { CallAudioTap, CallObserver, CallTrace, CallTraceInfo } from './hooks.js';
 import { STREAM_TOKEN_PARAM, StreamTokenGuard } from '../twilio/stream-token.js';
 import { IDENTITY_PARAMS, PROFILE_PARAM } from '../twilio/stream-twiml.js';
@@ -66,11 +67,10 @@ export interface CallManagerDeps {
   profiles?: { byName(name: string): Profile | undefined };
 }
 
-/** Liveness of one Twilio socket, checked by the manager's one watchdog timer (no timer per call). */
+/** One Twilio socket's guard (flood, size, liveness), its liveness checked by the manager's one watchdog timer (no timer per call). */
 interface Liveness {
   ws: WebSocket;
-  lastMessageAt: number;
-  pingedAt: number | undefined;
+  guard: StreamGuard;
 }
 
 const RECENT_ENDED = 200;
@@ -94,10 +94,6 @@ export type PreconnectOutcome = 'adopted' | 'missed' | 'expired' | 'refused';
 function paramsKey(agent: string, parameters: Record<string, string>, profile: string | undefined): string {
   return JSON.stringify([agent, profile ?? null, Object.entries(parameters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
 }
-const FLOOD_RATE_PER_S = 250;
-const FLOOD_BURST = 1000;
-/** Messages dropped for flooding before the call is ended. */
-const FLOOD_CLOSE_AFTER = 10_000;
 const STATUS_PER_CALL = 50;
 
 /** A finished call as it should be persisted: the session's summary plus what the webhook knew. */
@@ -168,7 +164,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
    */
   #checkLiveness = (): void => {
     const now = FrameClock.now();
-    for (const [session, l] of this.#liveness) {
+    for (const [session, { ws, guard: l }] of this.#liveness) {
       if (session.callSid === undefined) continue; // before `start`: the start timeout applies
       if (l.pingedAt !== undefined) {
         if (now - l.pingedAt >= this.#idleMs) {
@@ -179,7 +175,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       } else if (now - l.lastMessageAt >= this.#idleMs) {
         l.pingedAt = now;
         try {
-          l.ws.ping();
+          ws.ping();
         } catch {
           // closing already
         }
@@ -354,42 +350,22 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       log: this.#d.log,
     });
     this.#sessions.add(session);
-    // Flood guard: a token bucket per socket. Twilio sends ~50 messages/s per call
-    // (one media frame per 20 ms, plus marks/DTMF); allow 5× that sustained with a
-    // burst of 1,000, drop and count the excess, and end a call that keeps flooding.
-    let tokens = FLOOD_BURST;
-    let last = FrameClock.now();
-    let dropped = 0;
-    const maxBytes = this.#d.config.maxMessageBytes;
-    const alive: Liveness = { ws, lastMessageAt: last, pingedAt: undefined };
-    this.#liveness.set(session, alive);
+    // The Twilio leg's guards (flood, size, liveness): src/twilio/stream-guard.ts.
+    const guard = new StreamGuard(this.#d.config.maxMessageBytes, FrameClock.now());
+    this.#liveness.set(session, { ws, guard });
     if (this.#watchdog === undefined) {
       this.#watchdog = setInterval(this.#checkLiveness, Math.max(50, Math.min(1000, this.#idleMs / 4)));
       this.#watchdog.unref();
     }
-    ws.on('pong', () => {
-      alive.pingedAt = undefined;
-      alive.lastMessageAt = FrameClock.now();
-    });
+    ws.on('pong', () => guard.heard(FrameClock.now()));
     ws.on('message', (data, isBinary) => {
-      const now = FrameClock.now();
-      alive.lastMessageAt = now;
-      alive.pingedAt = undefined;
-      tokens = Math.min(FLOOD_BURST, tokens + ((now - last) / 1000) * FLOOD_RATE_PER_S);
-      last = now;
-      if (tokens < 1) {
-        session.reportBadInput(TwilioInputCodes.FLOOD, 'message rate far above Twilio\'s');
-        if (++dropped >= FLOOD_CLOSE_AFTER) void session.close('twilio-flood');
-        return;
+      const a = guard.admit(data, isBinary, FrameClock.now());
+      if (a.kind === 'text') session.onText(a.text);
+      else if (a.kind === 'binary') session.onBinary();
+      else {
+        session.reportBadInput(a.code, a.detail);
+        if (a.close) void session.close(a.close);
       }
-      tokens -= 1;
-      const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
-      if (size > maxBytes) {
-        session.reportBadInput(TwilioInputCodes.TOO_LARGE, `${size} bytes > BRIDGE_MAX_MESSAGE_BYTES ${maxBytes}`);
-        return;
-      }
-      if (isBinary) session.onBinary();
-      else session.onText(Array.isArray(data) ? Buffer.concat(data).toString() : data.toString());
     });
     ws.on('close', () => void session.close('twilio-socket-closed'));
     ws.on('error', (e) => {
