@@ -100,6 +100,7 @@ describe('call console with a live call', () => {
         // Pushed when the stream starts (no polling): on the page within 1 s of the call's start.
         expect(startedAt).toBeGreaterThan(0);
         expect(listedAt - startedAt).toBeLessThanOrEqual(1000);
+        console.log(`call listed on the page ${listedAt - startedAt} ms after its start`);
         await page.getByTestId('live-empty').waitFor({ state: 'hidden' });
         expect(await row.locator('td').nth(3).textContent()).toBe('support');
         // Without BRIDGE_LOG_PII the bridge masks the numbers before they reach the page.
