@@ -132,9 +132,22 @@ export async function postVoice(baseUrl: string, sid = callSid(), headers: Recor
 }
 
 /** μ-law passthrough echo: everything the caller heard is a contiguous run of what they said — nothing lost or altered. */
-export function echoedExactly(r: { heard: Uint8Array; heardSegments: { startMs: number; endMs: number }[] }, said: Uint8Array): boolean {
+export function echoedExactly(r: EchoedCall, said: Uint8Array): boolean {
+  return echoMismatch(r, said) === undefined;
+}
+
+type EchoedCall = { heard: Uint8Array; heardSegments: { startMs: number; endMs: number }[]; durationMs?: number; unplayedBytes?: number; gaps?: { atMs: number; durationMs: number }[] };
+
+/**
+ * Why what the caller heard is not an exact echo of what they said (undefined when it is), with
+ * the call's timing, so a failure says whether audio was altered or only cut short.
+ */
+export function echoMismatch(r: EchoedCall, said: Uint8Array): string | undefined {
   const reply = Buffer.concat(r.heardSegments.map((s) => r.heard.subarray(Math.round(s.startMs * 8), Math.round(s.endMs * 8))));
-  if (reply.length < said.length * 0.8) return false;
+  const timing = `heard segments ${JSON.stringify(r.heardSegments)}, call ${r.durationMs} ms, unplayed ${r.unplayedBytes} B, gaps ${JSON.stringify(r.gaps ?? [])}`;
+  if (reply.length < said.length * 0.8) return `heard ${reply.length} B of agent audio, under 80 % of the ${said.length} B said; ${timing}`;
   const at = Buffer.from(said).indexOf(Buffer.from(reply.subarray(0, 800)));
-  return at >= 0 && Buffer.from(reply).equals(Buffer.from(said.subarray(at, at + reply.length)));
+  if (at < 0) return `the first 100 ms heard is nowhere in what was said; ${timing}`;
+  if (!Buffer.from(reply).equals(Buffer.from(said.subarray(at, at + reply.length)))) return `heard audio differs from what was said (from byte ${at}); ${timing}`;
+  return undefined;
 }

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runSimulatedCall, type SimulatedCallResult } from '../../src/sim/simulator.js';
 import { ulawClip } from '../bridge/helpers.js';
-import { callSid, echoedExactly, pollUntil, postVoice, startChildBridge, type ChildBridge } from './child-bridge.js';
+import { callSid, echoMismatch, pollUntil, postVoice, startChildBridge, type ChildBridge } from './child-bridge.js';
 import { FROM, TO, postgresRecords, webhook, type Webhooked } from './scale-out-helpers.js';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/openai-realtime.js';
 import { startFakeElevenLabsTts } from '../fakes/elevenlabs-tts.js';
@@ -119,6 +119,8 @@ describe('two instances behind nginx', () => {
     expect(twiml.text).toMatch(new RegExp(`<Stream url="ws://127\\.0\\.0\\.1:${port}/twilio/stream/bridge-[ab]"`));
 
     const clip = await ulawClip('caller-barge-in.8k-ulaw.wav');
+    // The echo replies ~0.6 s after the 2.5 s clip ends and takes 2.5 s to play: a 6 s tail leaves
+    // ~3 s for a reply held up by a loaded machine before the caller hangs up on it.
     const call = (tailMs: number) => runSimulatedCall({ url: lbStream, audio: clip, callSid: callSid(), customParameters: { format: 'ulaw' }, tailMs, timeoutMs: 60_000 });
 
     // Four calls: nginx's round robin puts two on each instance.
@@ -137,13 +139,13 @@ describe('two instances behind nginx', () => {
     a.proc.kill('SIGTERM');
     const killTimer = setTimeout(() => a.kill(), 15_000);
     // While A drains, a new call through nginx lands on B (A's 503 on the upgrade is retried there).
-    const during = call(4500);
+    const during = call(6000);
     const aExit = await a.exited;
     clearTimeout(killTimer);
     expect(aExit).toEqual({ code: 0, signal: null });
 
     // After A is gone: new calls land on the survivor.
-    const later = [call(4500), call(4500)];
+    const later = [call(6000), call(6000)];
     const laterSids = await Promise.all(later.map(async (p) => (await p).callSid));
     const duringRes = await during;
     const firstRes = await Promise.all(first);
@@ -154,18 +156,18 @@ describe('two instances behind nginx', () => {
         expect(r.outcome).toBe('completed');
         expect(r.gaps).toEqual([]);
         expect(r.protocolErrors).toEqual([]);
-        expect(echoedExactly(r, clip)).toBe(true);
+        expect(echoMismatch(r, clip)).toBeUndefined();
       } else {
         expect(onA.has(r.callSid)).toBe(true);
         expect(r.outcome).toBe('server-closed'); // A's drain timeout: goodbye, then closed
       }
     }
     expect(duringRes.outcome).toBe('completed');
-    expect(echoedExactly(duringRes, clip)).toBe(true);
+    expect(echoMismatch(duringRes, clip)).toBeUndefined();
     for (const p of later) {
       const r = await p;
       expect(r.outcome).toBe('completed');
-      expect(echoedExactly(r, clip)).toBe(true);
+      expect(echoMismatch(r, clip)).toBeUndefined();
     }
     // Where they ran: B's record of every later call.
     for (const sid of [duringRes.callSid, ...laterSids]) {
