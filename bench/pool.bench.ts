@@ -23,9 +23,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Bench, hrtimeNow } from 'tinybench';
 import type { DspBackend } from '../src/dsp/backend.js';
-import { InlineFramePaths, type FramePaths, type InboundPath, type OutboundPath } from '../src/dsp/frame-paths.js';
 import { loadDsp } from '../src/dsp/load.js';
 import { DspPool } from '../src/dsp/pool/dsp-pool.js';
+import { inlineReference, type BatchedInbound, type BatchedOutbound, type BatchedPaths } from '../src/dsp/pool/inline-reference.js';
 import { encodeUlaw } from '../src/dsp/ts/g711.js';
 
 const arg = (name: string, def: string): string => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
@@ -52,13 +52,13 @@ const agentPcm = new Int16Array(RATE / 50);
 for (let i = 0; i < agentPcm.length; i++) agentPcm[i] = Math.round(5000 * Math.sin((2 * Math.PI * 300 * i) / RATE));
 
 interface Calls {
-  ins: InboundPath[];
-  outs: OutboundPath[];
+  ins: BatchedInbound[];
+  outs: BatchedOutbound[];
   close(): void;
 }
 
 /** B calls with both paths open; sinks count samples (and, if given, time each outbound result). */
-function openCalls(paths: FramePaths, b: number, onOut?: (call: number) => void): Calls {
+function openCalls(paths: BatchedPaths, b: number, onOut?: (call: number) => void): Calls {
   const dsps = Array.from({ length: b }, () => paths.openCall(() => undefined));
   let samples = 0;
   const ins = dsps.map((d) => d.openInbound({ toHz: RATE }, (pcm) => (samples += pcm.length)));
@@ -95,7 +95,7 @@ interface BatchRow {
 
 async function batchBench(dsp: DspBackend): Promise<BatchRow[]> {
   const pool = await DspPool.start({ threads: 1, backend: dsp.name, batchDelayMs });
-  const inline = new InlineFramePaths(dsp);
+  const inline = inlineReference(dsp);
   const rows: BatchRow[] = [];
   for (const b of SIZES) {
     const bench = new Bench({ time: taskMs, warmupTime: 200, now: hrtimeNow });
@@ -148,7 +148,7 @@ interface PacedRow {
 
 async function paced(dsp: DspBackend, b: number, threads: number): Promise<PacedRow> {
   const pool = threads > 0 ? await DspPool.start({ threads, backend: dsp.name, batchDelayMs }) : undefined;
-  const paths: FramePaths = pool ?? new InlineFramePaths(dsp);
+  const paths: BatchedPaths = pool ?? inlineReference(dsp);
   const total = Math.round(pacedS * 50 * b);
   const dueAt: number[][] = Array.from({ length: b }, () => []);
   const delays: number[] = [];

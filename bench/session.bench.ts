@@ -18,7 +18,7 @@ import { AgentSession, pcm16, ULAW_8K, type AgentFactory, type AudioFormat } fro
 import { CallSession, type StreamSocket } from '../src/call/call-session.js';
 import { FrameClock } from '../src/call/frame-clock.js';
 import { Playout } from '../src/call/playout.js';
-import { InlineFramePaths } from '../src/dsp/frame-paths.js';
+import { OutboundPath } from '../src/dsp/frame-paths.js';
 import { loadConfig } from '../src/config.js';
 import { loadDsp } from '../src/dsp/load.js';
 import type { DspBackend } from '../src/dsp/backend.js';
@@ -91,12 +91,12 @@ for (const dsp of backends) {
   }
   // Outbound: 20 ms of 24 kHz agent PCM per frame, one tick per frame.
   const playout = new Playout({ streamSid: 'MZ' + 'b'.repeat(32), send: (t) => sink.send(t), leadMs: 80 });
-  playout.setPipeline(new InlineFramePaths(dsp).openCall(() => undefined).openOutbound({ fromHz: 24000 }, playout.acceptFrames));
+  const outbound = new OutboundPath(dsp, { fromHz: 24000 });
   const pcm = new Int16Array(480).map((_, i) => Math.round(5000 * Math.sin(i / 9)));
   let now = 0;
   let mark = 0;
   bench.add(`outbound ${dsp.name} agent PCM 24 kHz → μ-law media + mark`, () => {
-    playout.enqueue(pcm, 'r1');
+    playout.enqueue(outbound.push(pcm), 'r1');
     now += 20;
     playout.tick(now);
     if (++mark % 50 === 0) playout.onMark(`r1.${mark * 20}.${mark}`, now); // keep the mark list short like a live call

@@ -16,7 +16,6 @@ import { fileURLToPath } from 'node:url';
 import { readWav } from './audio/wav.js';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { loadDsp, dspLoadInfo } from './dsp/load.js';
-import { InlineFramePaths } from './dsp/frame-paths.js';
 import { DspPool } from './dsp/pool/dsp-pool.js';
 import { createAgentRegistry } from './agents/registry.js';
 import type { AgentFactory } from './agents/agent.js';
@@ -160,7 +159,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
     config,
     dsp,
     profiles,
-    paths: pool ?? new InlineFramePaths(dsp),
+    pool,
     agents,
     endCallViaRest: rest
       ? async (callSid) => {

@@ -11,7 +11,7 @@ import type { WebSocket } from 'ws';
 import type { AgentRegistry } from '../agents/registry.js';
 import type { Config } from '../config.js';
 import type { DspBackend } from '../dsp/backend.js';
-import type { FramePaths } from '../dsp/frame-paths.js';
+import type { DspPool } from '../dsp/pool/dsp-pool.js';
 import { CallSession, type CallSummary, type OpenedAgent } from './call-session.js';
 import { BridgeError, ErrorCodes } from '../errors.js';
 import { FrameClock } from './frame-clock.js';
@@ -32,8 +32,8 @@ export interface StatusEvent {
 export interface CallManagerDeps {
   config: Config;
   dsp: DspBackend;
-  /** Where calls' pipelines run (default: inline on `dsp`; the DSP pool with BRIDGE_DSP_POOL). */
-  paths?: FramePaths;
+  /** BRIDGE_DSP_POOL mode: calls' DSP runs on this worker pool instead of inline on `dsp`. */
+  pool?: DspPool;
   agents: AgentRegistry;
   clock?: FrameClock;
   endCallViaRest?: (callSid: string) => Promise<boolean>;
@@ -332,7 +332,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
     const session = new CallSession(ws, {
       config: this.#d.config,
       dsp: this.#d.dsp,
-      paths: this.#d.paths,
+      pool: this.#d.pool,
       clock: this.clock,
       openAgent: this.#openAgent,
       admitStart: this.streamTokens ? (m) => {

@@ -11,8 +11,10 @@
  * - Inbound: Twilio frames are decoded into one reused buffer (no per-frame
  *   allocation), then run through the inbound pipeline (jitter buffer, PLC,
  *   resampling to the agent's rate) — or passed through when the agent takes μ-law.
- *   The pipelines are frame paths (dsp/frame-paths.ts): inline by default, or on the
- *   DSP worker pool (BRIDGE_DSP_POOL), whose results reach #onPcm / the playout later.
+ *   The frame paths (dsp/frame-paths.ts) are plain calls that return their output:
+ *   push(frame) → PCM for the agent, push(pcm) → μ-law frames for Playout. With the
+ *   DSP worker pool (BRIDGE_DSP_POOL) the same work goes through the pool's own batched
+ *   interface instead, and its results reach the agent / Playout a batch later.
  *   Until the agent is connected, frames are kept (bounded by prestartBufferMs) and
  *   delivered in order once it is: the caller's first words are never lost.
  * - Outbound: see playout.ts. Barge-in is one method, bargeIn().
@@ -23,7 +25,8 @@ import { STREAM_TOKEN_PARAM } from '../twilio/stream-token.js';
 import { closeReason } from '../close-reason.js';
 import { EventEmitter } from 'node:events';
 import type { DspBackend, JitterStats } from '../dsp/backend.js';
-import { InlineFramePaths, type CallDsp, type FramePaths, type InboundPath, type OutboundPath } from '../dsp/frame-paths.js';
+import { InboundPath, OutboundPath } from '../dsp/frame-paths.js';
+import type { DspPool, PoolCall, PoolInbound, PoolOutbound } from '../dsp/pool/dsp-pool.js';
 import type { AgentAudio, AgentSession, Transcript } from '../agents/agent.js';
 import type { Config } from '../config.js';
 import { FRAME_PAYLOAD_B64_LENGTH, TwilioInputCodes, parseTwilioMessage, type StartMessage, type TwilioInputCode } from '../twilio/messages.js';
@@ -65,8 +68,8 @@ export interface CallSessionDeps {
    */
   admitStart?(m: StartMessage): string | undefined;
   dsp: DspBackend;
-  /** Where the call's pipelines run: default inline on `dsp`; the DSP pool in BRIDGE_DSP_POOL mode. */
-  paths?: FramePaths;
+  /** BRIDGE_DSP_POOL mode: the call's DSP runs on this worker pool instead of inline on `dsp`. */
+  pool?: DspPool;
   clock: FrameClock;
   /**
    * Opens the agent for a call: adopts the session pre-connected at the voice webhook
@@ -168,9 +171,15 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #start: StartMessage | undefined;
   #agentName: string | null = null;
   #agent: AgentSession | undefined;
-  #callDsp: CallDsp | undefined;
+  /** Inline DSP (the default): caller frames → PCM, agent PCM → μ-law frames, each a call that returns its output. */
   #inbound: InboundPath | undefined;
   #outbound: OutboundPath | undefined;
+  /** Pool mode instead: the same paths in a worker; results come back a batch later. */
+  #poolCall: PoolCall | undefined;
+  #poolIn: PoolInbound | undefined;
+  #poolOut: PoolOutbound | undefined;
+  /** The response each pool outbound operation in flight belongs to (results come back in order). */
+  #poolOutIds: (string | undefined)[] = [];
   /** The rate the outbound path takes now (agent audio says its own; a change retunes the path). */
   #outboundHz = 0;
   #playout: Playout | undefined;
@@ -340,19 +349,21 @@ export class CallSession extends EventEmitter<SessionEvents> {
 
   #deliver(frame: Uint8Array, chunk: number, timestampMs: number, nowMs: number): void {
     if (this.#failing) return;
-    const agent = this.#agent!;
-    if (!this.#inbound) {
+    if (this.#inbound) {
+      const pcm = this.#inbound.push(frame, chunk, timestampMs, nowMs);
+      if (pcm.length > 0) this.#toAgent(pcm);
+    } else if (this.#poolIn) {
+      this.#poolIn.push(frame, chunk, timestampMs, nowMs); // its PCM reaches #toAgent a batch later
+    } else {
       // μ-law passthrough: no DSP.
       this.#counters.framesToAgent++;
       this.#runVad(undefined, frame);
-      agent.sendAudio(frame);
-      return;
+      this.#agent!.sendAudio(frame);
     }
-    this.#inbound.push(frame, chunk, timestampMs, nowMs);
   }
 
-  /** The inbound path's sink: PCM for the agent (inline: during push/poll; pool: a batch later). */
-  #onPcm = (pcm: Int16Array): void => {
+  /** Caller PCM at the agent's rate, from the inbound path (or, in pool mode, its batch result). */
+  #toAgent = (pcm: Int16Array): void => {
     if (this.#state !== 'streaming') return;
     this.#counters.framesToAgent++;
     this.#runVad(pcm, undefined);
@@ -498,7 +509,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
       // What already reached Twilio plays on (the caller hears the reply the agent got out),
       // what had not is dropped; the apology follows it.
       playout.discardUnsent();
-      playout.enqueueUlaw(prompt, 'apology');
+      this.#resetOutbound();
+      playout.enqueue(prompt, 'apology');
       playout.endResponse();
       await new Promise<void>((resolve) => {
         const t = this.#after(Math.ceil(prompt.length / 8) + 3000, resolve);
@@ -515,28 +527,27 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #onAgentConnected(agent: AgentSession): void {
     const cfg = this.#d.config;
     const quality = cfg.resamplerQuality;
+    const pcmIn = agent.inputFormat.encoding === 'pcm16';
+    const pcmOut = agent.outputFormat.encoding === 'pcm16';
     try {
-      if (agent.inputFormat.encoding === 'pcm16' || agent.outputFormat.encoding === 'pcm16') {
-        const paths = this.#d.paths ?? new InlineFramePaths(this.#d.dsp);
-        this.#callDsp = paths.openCall((reason) => void this.#fail(`dsp-failed:${reason}`));
+      const pool = this.#d.pool;
+      if (pool && (pcmIn || pcmOut)) {
+        const call = (this.#poolCall = pool.openCall((reason) => void this.#fail(`dsp-failed:${reason}`)));
+        if (pcmIn) this.#poolIn = call.openInbound({ toHz: agent.inputFormat.sampleRateHz, quality }, this.#toAgent);
+        if (pcmOut) this.#poolOut = call.openOutbound({ fromHz: agent.outputFormat.sampleRateHz, quality }, this.#fromPool);
+      } else {
+        if (pcmIn) this.#inbound = new InboundPath(this.#d.dsp, { toHz: agent.inputFormat.sampleRateHz, quality });
+        if (pcmOut) this.#outbound = new OutboundPath(this.#d.dsp, { fromHz: agent.outputFormat.sampleRateHz, quality });
       }
-      if (agent.inputFormat.encoding === 'pcm16') {
-        this.#inbound = this.#callDsp!.openInbound({ toHz: agent.inputFormat.sampleRateHz, quality }, this.#onPcm);
-      }
-      if (agent.outputFormat.encoding === 'pcm16') {
-        this.#outbound = this.#callDsp!.openOutbound({ fromHz: agent.outputFormat.sampleRateHz, quality }, this.#playout!.acceptFrames);
-        this.#outboundHz = agent.outputFormat.sampleRateHz;
-      }
+      if (pcmOut) this.#outboundHz = agent.outputFormat.sampleRateHz;
     } catch (e) {
       // A format the DSP refuses, or a pool already closed: this call fails, the process does not.
-      this.#inbound = undefined;
-      this.#outbound = undefined;
+      this.#closeDsp();
       this.#log('error', 'could not create the DSP pipelines', { err: e });
       void this.#fail(`dsp-failed:${(e as { code?: string }).code ?? 'unknown'}`);
       return;
     }
     if (!agent.hasVad) this.#vad = new EnergyVad({ sampleRateHz: agent.inputFormat.sampleRateHz, thresholdDbfs: cfg.echo.vadThresholdDbfs, silenceMs: cfg.echo.silenceMs });
-    this.#playout!.setPipeline(this.#outbound);
     this.#transition('streaming');
     for (const n of this.#notes.splice(0)) agent.note(n);
     if (this.#greeting !== undefined) agent.greet(this.#greeting);
@@ -653,26 +664,95 @@ export class CallSession extends EventEmitter<SessionEvents> {
       this.#d.observer?.firstAgentAudio(this.#agentName ?? 'unknown', this.#firstAgentAudioAt - this.#startAt);
     }
     this.#trace?.agentAudio(a.responseId, FrameClock.now());
-    const out = this.#outbound;
-    if (out && a.sampleRateHz !== this.#outboundHz) {
+    const playout = this.#playout!;
+    if ((this.#outbound || this.#poolOut) && a.sampleRateHz !== this.#outboundHz) {
       try {
-        out.retune(a.sampleRateHz);
-        this.#outboundHz = a.sampleRateHz;
+        this.#retune(a.sampleRateHz);
       } catch (e) {
         // A rate the DSP refuses: this chunk is dropped, the call goes on at the old rate.
         this.#log('warn', 'agent audio at a rate the DSP refuses; dropped', { code: (e as { code?: string }).code, sampleRateHz: a.sampleRateHz });
         return;
       }
     }
-    this.#playout!.enqueue(a.data, a.responseId);
+    if (this.#outbound) {
+      playout.enqueue(this.#outbound.push(a.data as Int16Array), a.responseId);
+    } else if (this.#poolOut) {
+      this.#poolOut.push(a.data as Int16Array); // its frames reach #fromPool a batch later
+      this.#poolOutIds.push(a.responseId);
+    } else {
+      playout.enqueue(a.data as Uint8Array, a.responseId);
+    }
+  }
+
+  /** The agent's audio changes rate: what came at the old rate goes out (flushed), the path continues at the new one. */
+  #retune(fromHz: number): void {
+    const old = this.#outbound;
+    if (old) {
+      const next = new OutboundPath(this.#d.dsp, { fromHz, quality: this.#d.config.resamplerQuality }); // first: a refused rate leaves the old path
+      this.#playout!.enqueue(old.flush(), this.#playout!.currentResponseId);
+      old.close();
+      this.#outbound = next;
+    } else {
+      this.#poolOut!.retune(fromHz);
+      this.#poolOutIds.push(this.#playout!.currentResponseId); // the old rate's tail
+    }
+    this.#outboundHz = fromHz;
+  }
+
+  /** Pool mode: frames of one outbound operation, in order, a batch after it went in. */
+  #fromPool = (ulaw: Uint8Array, offset: number, bytes: number): void => {
+    const responseId = this.#poolOutIds.shift();
+    if (bytes > 0) this.#playout?.enqueue(ulaw.subarray(offset, offset + bytes), responseId);
+  };
+
+  /** Barge-in, or an agent that failed: audio still in the outbound path is dropped with the playout's queue. */
+  #resetOutbound(): void {
+    this.#outbound?.reset();
+    if (this.#poolOut) {
+      this.#poolOutIds = [];
+      this.#poolOut.reset();
+    }
+  }
+
+  /**
+   * The response's audio is all in: the outbound path's tail (resampler, partial frame)
+   * goes to Playout, which then finishes the response. Resolves once it has — at once
+   * inline, after the pool's last batch in pool mode.
+   */
+  #finishResponse(): Promise<void> {
+    const playout = this.#playout!;
+    if (this.#poolOut) {
+      this.#poolOut.flush();
+      this.#poolOutIds.push(playout.currentResponseId);
+      return new Promise((resolve) => this.#poolOut!.whenIdle(() => {
+        playout.endResponse();
+        resolve();
+      }));
+    }
+    if (this.#outbound) playout.enqueue(this.#outbound.flush(), playout.currentResponseId);
+    playout.endResponse();
+    return Promise.resolve();
   }
 
   /** The agent's response is complete: its tail goes out; the trace learns when it has been heard. */
   #endResponse(responseId: string | undefined): void {
     const playout = this.#playout;
     if (!playout) return;
-    playout.endResponse();
-    this.#trace?.responseDone(responseId, playout.drained());
+    const finished = this.#finishResponse();
+    this.#trace?.responseDone(responseId, finished.then(() => playout.drained()));
+  }
+
+  #closeDsp(): void {
+    if (this.#inbound) this.#finalJitter = this.#inbound.stats();
+    else if (this.#poolIn) this.#finalJitter = this.#poolIn.stats();
+    this.#inbound?.close();
+    this.#outbound?.close();
+    this.#poolCall?.close();
+    this.#inbound = undefined;
+    this.#outbound = undefined;
+    this.#poolIn = undefined;
+    this.#poolOut = undefined;
+    this.#poolCall = undefined;
   }
 
   #onTick = (nowMs: number): void => {
@@ -689,8 +769,14 @@ export class CallSession extends EventEmitter<SessionEvents> {
       }
     }
     // Frames held by the jitter buffer waiting for a gap are released on their deadline.
-    if (this.#inbound && this.#state === 'streaming' && this.#inbound.bufferedFrames > 0) {
-      this.#inbound.poll(nowMs);
+    if (this.#state !== 'streaming') return;
+    if (this.#inbound) {
+      if (this.#inbound.bufferedFrames > 0) {
+        const pcm = this.#inbound.poll(nowMs);
+        if (pcm.length > 0) this.#toAgent(pcm);
+      }
+    } else if (this.#poolIn && this.#poolIn.bufferedFrames > 0) {
+      this.#poolIn.poll(nowMs);
     }
   };
 
@@ -726,7 +812,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
    */
   say(ulaw: Uint8Array, label = 'say'): number {
     if (this.#state !== 'streaming' || !this.#playout || this.#failing || this.#ending) return 0;
-    this.#playout.enqueueUlaw(ulaw, `${label}-${++this.#says}`);
+    this.#playout.enqueue(ulaw, `${label}-${++this.#says}`);
     this.#playout.endResponse();
     return Math.round(ulaw.length / 8);
   }
@@ -738,6 +824,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#bargeInDetectedAt = detectedAtMs;
     if (!this.#playout || this.#state !== 'streaming') return;
     const r = this.#playout.bargeIn();
+    this.#resetOutbound();
     if (!r.cleared) return;
     this.#counters.bargeIns++;
     this.#lastHeardMs = r.heardMs;
@@ -755,11 +842,11 @@ export class CallSession extends EventEmitter<SessionEvents> {
     if (this.#ending || this.#state !== 'streaming') return false;
     this.#ending = true;
     const playout = this.#playout!;
-    playout.endResponse();
+    const finished = this.#finishResponse();
     // Keep the clock running while draining; bounded by hangupDrainTimeoutMs.
     await new Promise<void>((resolve) => {
       const t = this.#after(this.#d.config.hangupDrainTimeoutMs, resolve);
-      void playout.drained().then(() => {
+      void finished.then(() => playout.drained()).then(() => {
         clearTimeout(t);
         this.#timers.delete(t);
         resolve();
@@ -816,8 +903,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     // Agent audio sent ahead and not yet played never will be: the recording ends with what was heard.
     if (this.#playout?.active) this.#tap?.cleared(FrameClock.now() - this.#startAt);
     this.#playout?.close();
-    if (this.#inbound) this.#finalJitter = this.#inbound.stats();
-    this.#callDsp?.close();
+    this.#closeDsp();
     this.#pending = [];
     try {
       this.#socket.close(1000, closeReason(reason));
@@ -862,7 +948,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       prestartFramesBuffered: this.#counters.prestartBuffered,
       prestartFramesDropped: this.#counters.prestartDropped,
       badInput: { ...this.#badInput },
-      jitter: this.#finalJitter ?? (this.#inbound && !this.#closePromise ? this.#inbound.stats() : null),
+      jitter: this.#finalJitter ?? (this.#closePromise ? null : ((this.#inbound ?? this.#poolIn)?.stats() ?? null)),
       playout: this.#playout?.stats ?? null,
       bargeIns: this.#counters.bargeIns,
       lastHeardMs: this.#lastHeardMs,

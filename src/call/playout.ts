@@ -5,7 +5,7 @@
  * sent in coalesced messages.
  *
  * ```text
- *  agent audio ──► OutboundPipeline ──► frame queue ──(on arrival, and each tick: whole messages of ≥ COALESCE_MS, up to `leadMs` ahead)──► media msg + mark
+ *  μ-law frames ──► frame queue ──(on arrival, and each tick: whole messages of ≥ COALESCE_MS, up to `leadMs` ahead)──► media msg + mark
  *                                                                                              │
  *  Twilio echoes the mark when that audio has played ─► the response's acknowledged position
  *  barge-in: queue dropped, `clear` sent, marks still pending are echoed by Twilio and ignored,
@@ -42,14 +42,11 @@
  * arrives (if Twilio's buffer has room) and topped up on each tick, whole 160-byte
  * frames only, concatenated into messages of COALESCE_MS … MAX_MESSAGE_MS.
  *
- * The pipeline is an OutboundPath (dsp/frame-paths.ts): its frames come back through
- * acceptFrames(), inline at once or — with the DSP pool — a batch later. Frames still
- * in the pipeline count as `active` (a barge-in clears them, a drain waits for them).
- * Known pool-mode approximation: a new response id, or a μ-law prompt (say()), takes
- * effect at enqueue time, so frames of the previous response still in the worker (at
- * most one batch, ~1–2 ms of work) queue after it and count toward the new response.
+ * Playout handles μ-law only: whole 160-byte frames (or bytes, padded at a response's end),
+ * marks, the heard position and `clear`. Agent PCM is turned into frames before it gets
+ * here (the session drives the outbound path, dsp/frame-paths.ts), and the session calls
+ * endResponse() once the response's last frames are in.
  */
-import type { OutboundPath } from '../dsp/frame-paths.js';
 import { buildClear, buildMark, buildMedia } from '../twilio/messages.js';
 
 const FRAME_BYTES = 160;
@@ -96,8 +93,6 @@ export interface PlayoutOptions {
   streamSid: string;
   /** Sends one text message to Twilio. */
   send: (text: string) => void;
-  /** Agent PCM → μ-law frames (undefined when the agent already speaks 8 kHz μ-law); its sink is acceptFrames. */
-  pipeline?: OutboundPath | undefined;
   leadMs: number;
   /** Longest audio the queue holds (Twilio itself discards > 10 min, error 31931). */
   maxQueueMs?: number;
@@ -122,8 +117,6 @@ export class Playout {
   #partialLen = 0;
   #bufferedUntilMs = 0;
   #firstQueuedAtMs = -1;
-  /** The current response is μ-law audio that bypasses the pipeline (prompt, TTS). */
-  #ulawResponse = false;
   /** The agent said the current response is complete (responseDone). */
   #responseEnded = false;
   /** Audio gathered before a stretch starts: half the lead (40 ms by default). */
@@ -180,35 +173,13 @@ export class Playout {
     return now !== undefined && this.#bufferedUntilMs > 0 && now < this.#bufferedUntilMs + ACTIVE_MARGIN_MS;
   }
 
-  /** Audio queued (here or still in the pipeline) or a mark not yet echoed (what `drained()` waits for). */
+  /** Audio queued or a mark not yet echoed (what `drained()` waits for). */
   get #markActive(): boolean {
-    return this.#qLen > 0 || this.#partialLen > 0 || this.#pendingMarks.length > 0 || (this.#o.pipeline?.pending ?? 0) > 0;
+    return this.#qLen > 0 || this.#partialLen > 0 || this.#pendingMarks.length > 0;
   }
 
   get currentResponseId(): string | undefined {
     return this.#responseId;
-  }
-
-  /** Sets the agent → μ-law pipeline once the agent's output format is known (undefined: μ-law passthrough). */
-  setPipeline(pipeline: OutboundPath | undefined): void {
-    this.#o.pipeline = pipeline;
-  }
-
-  /** The pipeline's sink: whole μ-law frames, in the order the audio was enqueued. */
-  readonly acceptFrames = (ulaw: Uint8Array, offset: number, bytes: number): void => {
-    this.#queueFrames(ulaw, bytes, offset);
-    // Frames from the pool arrive a batch later: send them as they land, like inline ones.
-    this.#sendNow();
-    // A drain that waited only on frames still in the pipeline ends here if none came.
-    if (this.#drainWaiters.length > 0 && !this.#markActive) this.#resolveDrain();
-  };
-
-  /** μ-law audio that bypasses the pipeline (prompts, TTS), as its own response. */
-  enqueueUlaw(bytes: Uint8Array, responseId: string): void {
-    if (responseId !== this.#responseId) this.#startResponse(responseId);
-    this.#ulawResponse = true;
-    this.#queueUlaw(bytes);
-    this.#sendNow();
   }
 
   /** Audio just arrived: send what fits now rather than at the next tick. */
@@ -216,8 +187,12 @@ export class Playout {
     if (this.#o.now && this.#qLen > 0) this.tick(this.#o.now());
   }
 
-  /** Agent audio: PCM16 at the pipeline's rate, or μ-law bytes when there is no pipeline. */
-  enqueue(data: Int16Array | Uint8Array, responseId: string | undefined): void {
+  /**
+   * 8 kHz μ-law audio of a response (an agent's frames, a prompt, TTS): whole frames or any
+   * bytes (a partial frame waits for the next bytes, or is padded at endResponse()).
+   * Audio of a response interrupted by a barge-in is dropped.
+   */
+  enqueue(ulaw: Uint8Array, responseId: string | undefined): void {
     if (responseId !== undefined && this.#droppedResponses.includes(responseId)) {
       this.#stats.staleChunksDropped++;
       return;
@@ -225,27 +200,13 @@ export class Playout {
     if (responseId !== this.#responseId && (responseId !== undefined || this.#responseId !== undefined)) {
       this.#startResponse(responseId);
     }
-    if (this.#o.pipeline) {
-      this.#o.pipeline.push(data as Int16Array);
-    } else {
-      this.#queueUlaw(data as Uint8Array);
-    }
+    this.#queueUlaw(ulaw);
     this.#sendNow();
   }
 
-  /** End of a response: the resampler tail and the last partial frame go out too. */
+  /** End of a response (all its audio is enqueued): the last partial frame is padded and everything goes out. */
   endResponse(): void {
     this.#responseEnded = true;
-    // A μ-law response (prompt, TTS) never went through the PCM pipeline: pad its last
-    // partial frame and stop there — flushing the pipeline would queue a frame of its
-    // silence ahead of the prompt's tail.
-    if (this.#ulawResponse) {
-      this.#padPartial();
-      this.#sendNow();
-      this.#markEnd();
-      return;
-    }
-    this.#o.pipeline?.flush();
     this.#padPartial();
     this.#sendNow();
     this.#markEnd();
@@ -267,7 +228,6 @@ export class Playout {
 
   #startResponse(responseId: string | undefined): void {
     this.#responseSeq++;
-    this.#ulawResponse = false;
     this.#responseEnded = false;
     this.#responseId = responseId;
     this.#responseSentMs = 0;
@@ -360,7 +320,7 @@ export class Playout {
       if (room <= 0 || queued === 0) return;
       const frames = Math.min(room, queued, MAX_MESSAGE_MS / FRAME_MS);
       if (frames < this.#minFrames) {
-        const endsHere = this.#responseEnded && this.#partialLen === 0 && frames === queued && (this.#o.pipeline?.pending ?? 0) === 0;
+        const endsHere = this.#responseEnded && this.#partialLen === 0 && frames === queued;
         if (!endsHere && this.#bufferedUntilMs - nowMs > LOW_WATER_MS) return;
       }
       this.#sendFrames(frames);
@@ -452,7 +412,7 @@ export class Playout {
   }
 
   /**
-   * Drops the audio not yet sent to Twilio (queued frames, the pipeline, a partial frame)
+   * Drops the audio not yet sent to Twilio (queued frames, a partial frame)
    * and any later audio of the current response; what Twilio already has plays on (no
    * `clear`). For an agent that failed mid-reply: the caller hears what had reached
    * Twilio — with a lead of seconds usually the whole reply — then whatever comes next.
@@ -462,7 +422,6 @@ export class Playout {
     this.#qLen = 0;
     this.#qHead = 0;
     this.#partialLen = 0;
-    this.#o.pipeline?.reset();
     if (this.#responseId !== undefined) {
       this.#droppedResponses.push(this.#responseId);
       if (this.#droppedResponses.length > 32) this.#droppedResponses.shift();

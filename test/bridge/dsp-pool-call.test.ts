@@ -96,7 +96,7 @@ describe('BRIDGE_DSP_POOL: a worker that dies mid-call', () => {
     const dsp = await loadDsp({ backend: config.dsp });
     const pool = await DspPool.start({ threads: 1, backend: dsp.name });
     const agents = createAgentRegistry(config);
-    const calls = new CallManager({ config, dsp, paths: pool, agents });
+    const calls = new CallManager({ config, dsp, pool, agents });
     const ended: CallRecord[] = [];
     calls.on('callEnded', (r) => ended.push(r));
     // Kill the worker once the first call's pipelines live there: the worker has reported

@@ -230,7 +230,7 @@ describe('Playout: coalesced messages and a lead that rides out network stalls',
     expect(p.stats.queuedMs).toBe(0);
     p.enqueue(delta, 'resp1'); // late audio of the failed reply: dropped
     expect(p.stats.staleChunksDropped).toBe(1);
-    p.enqueueUlaw(new Uint8Array(1600).fill(0x11), 'apology');
+    p.enqueue(new Uint8Array(1600).fill(0x11), 'apology');
     p.endResponse();
     const apologyFrom = link.tw.playedUntil; // the apology queues behind the reply Twilio holds
     let drained = false;

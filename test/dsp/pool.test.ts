@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from '../helpers/backends.js';
 import { encodeUlaw } from '../../src/dsp/ts/g711.js';
-import { InlineFramePaths, type FramePaths } from '../../src/dsp/frame-paths.js';
 import { DspPool } from '../../src/dsp/pool/dsp-pool.js';
+import { inlineReference, type BatchedPaths } from '../../src/dsp/pool/inline-reference.js';
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -68,7 +68,7 @@ interface Output {
  * when `perTick` (so a reset finds nothing in flight and outputs can be compared with
  * inline), else only at the end (many ticks' records go out in few batches).
  */
-async function driveCall(paths: FramePaths, seed: number, o: { ticks: number; resets: boolean; settle: () => Promise<void>; perTick: boolean }): Promise<Output> {
+async function driveCall(paths: BatchedPaths, seed: number, o: { ticks: number; resets: boolean; settle: () => Promise<void>; perTick: boolean }): Promise<Output> {
   const arrivals = callerArrivals(seed, o.ticks);
   const r = rng(seed ^ 0x5eed);
   const pcmOut: Buffer[] = [];
@@ -111,7 +111,7 @@ describe.each(backends.map((b) => [b.name, b] as const))('DSP pool parity with t
   afterAll(async () => {
     await pool.close();
   });
-  const inline = new InlineFramePaths(dsp);
+  const inline = inlineReference(dsp);
 
   it('one call, batched (settled only at the end): identical agent PCM and μ-law', async () => {
     const want = await driveCall(inline, 11, { ticks: 250, resets: false, settle: noSettle, perTick: false });

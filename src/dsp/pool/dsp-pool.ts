@@ -16,7 +16,9 @@
  * ```
  *
  * - Order per call: one lane per call, one batch in flight per lane, records in order.
- * - Barge-in: OutboundPath.reset() bumps the call's epoch; results of earlier epochs
+ * - The interface is batched and of its own: results reach the sinks given at open a batch
+ *   later, in order — unlike the inline paths (dsp/frame-paths.ts), which return theirs.
+ * - Barge-in: PoolOutbound.reset() bumps the call's epoch; results of earlier epochs
  *   (in flight or still queued) are dropped on arrival, so cleared audio never plays.
  * - A failed task (worker crash) fails every call of the lane through its onFailed
  *   (the session apologises and closes); the process never crashes. Piscina replaces
@@ -30,7 +32,11 @@ import type { Worker } from 'node:worker_threads';
 import { Piscina, type PiscinaTask } from 'piscina';
 import { BridgeError, ErrorCodes } from '../../errors.js';
 import type { DspBackendName, InboundPipelineOptions, JitterStats, OutboundPipelineOptions } from '../backend.js';
-import type { CallDsp, FramePaths, InboundPath, InboundSink, OutboundPath, OutboundSink } from '../frame-paths.js';
+
+/** PCM for the agent, a batch after its frame went in. A view into the result buffer: consume it before returning. */
+export type PoolInboundSink = (pcm: Int16Array) => void;
+/** Whole 160-byte μ-law frames: `bytes` (a multiple of 160, possibly 0) from `offset` of `ulaw` (a view: consume it before returning). */
+export type PoolOutboundSink = (ulaw: Uint8Array, offset: number, bytes: number) => void;
 import {
   CODEC_ALAW,
   CODEC_ULAW,
@@ -267,13 +273,13 @@ class Lane {
   }
 }
 
-class PoolInbound implements InboundPath {
+export class PoolInbound {
   readonly #call: PoolCall;
-  readonly #sink: InboundSink;
+  readonly #sink: PoolInboundSink;
   #buffered = 0;
   readonly #stats: JitterStats = emptyStats();
 
-  constructor(call: PoolCall, sink: InboundSink) {
+  constructor(call: PoolCall, sink: PoolInboundSink) {
     this.#call = call;
     this.#sink = sink;
   }
@@ -310,16 +316,17 @@ class PoolInbound implements InboundPath {
   }
 }
 
-class PoolOutbound implements OutboundPath {
+export class PoolOutbound {
   readonly #call: PoolCall;
-  readonly #sink: OutboundSink;
+  readonly #sink: PoolOutboundSink;
   #epoch = 0;
   #pending = 0;
+  #idleWaiters: (() => void)[] = [];
 
   readonly #quality: number;
   readonly #codec: number;
 
-  constructor(call: PoolCall, sink: OutboundSink, quality: number, codec: number) {
+  constructor(call: PoolCall, sink: PoolOutboundSink, quality: number, codec: number) {
     this.#call = call;
     this.#sink = sink;
     this.#quality = quality;
@@ -334,8 +341,22 @@ class PoolOutbound implements OutboundPath {
     if (c.usable) c.lane.write(Op.OpenOut, c.id, hz, this.#quality, this.#codec, 0, 0);
   }
 
+  /** Operations whose frames have not reached the sink yet. */
   get pending(): number {
     return this.#call.usable ? this.#pending : 0;
+  }
+
+  /** Runs `fn` once every operation so far has delivered its frames (at once when none is pending; also on reset or failure). */
+  whenIdle(fn: () => void): void {
+    if (this.pending === 0) fn();
+    else this.#idleWaiters.push(fn);
+  }
+
+  #settle(): void {
+    if (this.pending !== 0 || this.#idleWaiters.length === 0) return;
+    const w = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const fn of w) fn();
   }
 
   push(pcm: Int16Array): void {
@@ -361,16 +382,24 @@ class PoolOutbound implements OutboundPath {
     this.#epoch = (this.#epoch + 1) | 0;
     this.#pending = 0;
     c.lane.write(Op.OutReset, c.id, this.#epoch, 0, 0, 0, 0);
+    this.#settle();
   }
 
   deliver(ulaw: Uint8Array, at: number, bytes: number, epoch: number): void {
     if (epoch !== this.#epoch || !this.#call.usable) return;
     this.#pending--;
     this.#sink(ulaw, at, bytes);
+    this.#settle();
+  }
+
+  /** The call failed or closed: nothing more will arrive. */
+  abandon(): void {
+    this.#settle();
   }
 }
 
-class PoolCall implements CallDsp {
+/** One call's DSP in the pool: its two paths live in one worker (lane); close() frees them there. */
+export class PoolCall {
   readonly id: number;
   readonly lane: Lane;
   readonly #pool: DspPool;
@@ -392,7 +421,7 @@ class PoolCall implements CallDsp {
     return !this.#failed && !this.#closed;
   }
 
-  openInbound(o: InboundPipelineOptions, sink: InboundSink): InboundPath {
+  openInbound(o: InboundPipelineOptions, sink: PoolInboundSink): PoolInbound {
     if (this.inbound) throw new BridgeError(ErrorCodes.DSP_ARGUMENT, 'inbound path already open');
     if (o.jitter !== undefined) throw new BridgeError(ErrorCodes.DSP_ARGUMENT, 'the DSP pool runs the default jitter buffer only');
     const toHz = checkInt('toHz', o.toHz, 1, 384_000);
@@ -403,7 +432,7 @@ class PoolCall implements CallDsp {
     return this.inbound;
   }
 
-  openOutbound(o: OutboundPipelineOptions, sink: OutboundSink): OutboundPath {
+  openOutbound(o: OutboundPipelineOptions, sink: PoolOutboundSink): PoolOutbound {
     if (this.outbound) throw new BridgeError(ErrorCodes.DSP_ARGUMENT, 'outbound path already open');
     const fromHz = checkInt('fromHz', o.fromHz, 1, 384_000);
     const quality = checkInt('quality', o.quality ?? 7, 0, 10);
@@ -417,6 +446,7 @@ class PoolCall implements CallDsp {
     if (!this.usable) return;
     this.#failed = true;
     this.lane.calls.delete(this.id);
+    this.outbound?.abandon();
     this.#pool.log?.('warn', 'call DSP failed in the pool', { lane: this.lane.index, reason });
     try {
       this.#onFailed(reason);
@@ -429,14 +459,14 @@ class PoolCall implements CallDsp {
     if (this.#closed) return;
     this.#closed = true;
     this.lane.calls.delete(this.id);
+    this.outbound?.abandon();
     this.#pool.callClosed();
     // Frees the worker's state; a no-op there if it is already gone.
     this.lane.write(Op.Close, this.id, 0, 0, 0, 0, 0);
   }
 }
 
-export class DspPool implements FramePaths {
-  readonly mode = 'pool' as const;
+export class DspPool {
   readonly batchDelayMs: number;
   readonly log: DspPoolOptions['log'];
   readonly #piscina: Piscina<BatchTask, BatchResult>;
@@ -500,7 +530,8 @@ export class DspPool implements FramePaths {
     return null;
   }
 
-  openCall(onFailed: (reason: string) => void): CallDsp {
+  /** A call's DSP on the least loaded lane; `onFailed` is called at most once if its worker is lost. */
+  openCall(onFailed: (reason: string) => void): PoolCall {
     if (this.#closed) throw new BridgeError(ErrorCodes.DSP_CLOSED, 'DSP pool closed');
     let lane = this.#lanes[0]!;
     for (const l of this.#lanes) if (l.calls.size < lane.calls.size) lane = l;
