@@ -139,6 +139,16 @@ describe('two instances behind nginx', () => {
     a.proc.kill('SIGTERM');
     const killTimer = setTimeout(() => a.kill(), 15_000);
     // While A drains, a new call through nginx lands on B (A's 503 on the upgrade is retried there).
+    // Started once A says it is draining: a call that reaches A before A has handled the
+    // signal is A's to serve (its drain's goodbye after BRIDGE_DRAIN_TIMEOUT_MS), which is
+    // right, but not what this checks — CI once caught exactly that race.
+    await pollUntil(async () => {
+      try {
+        return (await fetch(`${a.url}/readyz`)).status === 503;
+      } catch {
+        return true; // already gone: nginx has only B
+      }
+    }, 10_000, 20);
     const during = call(6000);
     const aExit = await a.exited;
     clearTimeout(killTimer);
