@@ -85,11 +85,15 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 const U32_MAX = 0xffff_ffff;
 function intField(v: unknown): number {
   if (typeof v === 'number') return Number.isInteger(v) && v >= 0 && v <= U32_MAX ? v : Number.NaN;
-  if (typeof v === 'string' && v.length > 0 && v.length <= 10 && /^\d+$/.test(v)) {
-    const n = Number(v);
-    return n <= U32_MAX ? n : Number.NaN;
+  if (typeof v !== 'string' || v.length === 0 || v.length > 10) return Number.NaN;
+  // Digits only (Twilio sends them as strings, on every media message): a loop, not a pattern.
+  let n = 0;
+  for (let i = 0; i < v.length; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return Number.NaN;
+    n = n * 10 + d;
   }
-  return Number.NaN;
+  return n <= U32_MAX ? n : Number.NaN;
 }
 
 function str(v: unknown, max = 256): string | undefined {

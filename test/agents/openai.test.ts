@@ -12,6 +12,7 @@ import { createOpenAiAgentFactory, type OpenAiRealtimeSession } from '../../src/
 import type { AgentAudio, Transcript } from '../../src/agents/agent.js';
 import type { BridgeError } from '../../src/errors.js';
 import { on } from './agent-events.js';
+import { decodeBase64 } from '../../src/agents/openai/protocol.js';
 
 runAgentContract({
   name: 'openai',
@@ -173,6 +174,15 @@ describe('openai: configuration', () => {
 });
 
 // --- audio --------------------------------------------------------------------------
+
+describe('openai: audio delta decoding', () => {
+  it('takes padded base64 and refuses junk, whatever its length', () => {
+    const bytes = Buffer.from([0, 1, 2, 250, 251, 252, 253]);
+    expect(decodeBase64(bytes.toString('base64'))).toEqual(bytes);
+    expect(decodeBase64('')).toEqual(Buffer.alloc(0));
+    for (const bad of ['AAEC+vv8/Q', 'AAEC$vv8/Q==', 'AA==AAEC', 'AAEC +vv8/Q=', '***not base64***']) expect(decodeBase64(bad), bad).toBeUndefined();
+  });
+});
 
 describe('openai: audio', () => {
   it('μ-law passthrough both ways: the bytes the caller sent reach the service, the service bytes reach the bridge unchanged', async () => {

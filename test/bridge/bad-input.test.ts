@@ -33,6 +33,13 @@ describe('bad input from the Twilio side', () => {
         ws.send(JSON.stringify({ event: 'media', sequenceNumber: '3', media: { chunk: '2', timestamp: '20', payload: Buffer.alloc(160).toString('base64') } }));
         ws.send(JSON.stringify({ event: 'media', sequenceNumber: '3', streamSid, media: { chunk: '2', timestamp: '20', payload: '!!!not base64!!!' } }));
         ws.send(JSON.stringify({ event: 'media', sequenceNumber: '3', streamSid, media: { chunk: '2', timestamp: '20', payload: Buffer.alloc(100).toString('base64') } }));
+        // The right length (216 characters) but not 160 bytes of base64: one character outside the
+        // alphabet; 162 bytes without padding; a '=' mid-string.
+        const b64 = Buffer.alloc(160, 0x55).toString('base64');
+        for (const payload of [b64.slice(0, 100) + '$' + b64.slice(101), Buffer.alloc(162, 0x55).toString('base64'), b64.slice(0, 100) + '=' + b64.slice(101)]) {
+          expect(payload).toHaveLength(216);
+          ws.send(JSON.stringify({ event: 'media', sequenceNumber: '3', streamSid, media: { chunk: '2', timestamp: '20', payload } }));
+        }
         ws.send(JSON.stringify({ event: 'media', sequenceNumber: '3', streamSid, media: { chunk: 'two', timestamp: '20', payload: Buffer.alloc(160).toString('base64') } }));
         ws.send(Buffer.from([1, 2, 3]), { binary: true });
         ws.send('x'.repeat(70 * 1024));
@@ -50,7 +57,7 @@ describe('bad input from the Twilio side', () => {
           BRIDGE_ERR_TWILIO_UNKNOWN_EVENT: 1,
           BRIDGE_ERR_TWILIO_BINARY_FRAME: 1,
           BRIDGE_ERR_TWILIO_MESSAGE_TOO_LARGE: 1,
-          BRIDGE_ERR_TWILIO_PAYLOAD: 2,
+          BRIDGE_ERR_TWILIO_PAYLOAD: 5,
         });
         expect(rec.body.badInput.BRIDGE_ERR_TWILIO_STREAM_SID).toBe(2);
         expect(rec.body.badInput.BRIDGE_ERR_TWILIO_INVALID_MESSAGE).toBe(3); // '[]', chunk 'two', digit 'Z'

@@ -192,10 +192,18 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 const str = (o: Obj, k: string): string | undefined => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
 const num = (o: Obj, k: string): number | undefined => (typeof o[k] === 'number' && Number.isFinite(o[k]) ? (o[k] as number) : undefined);
 
-/** Strict base64 (RFC 4648 alphabet, padded): Buffer.from(…, 'base64') alone would skip junk silently. */
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-export function isBase64(s: string): boolean {
-  return s.length % 4 === 0 && BASE64.test(s);
+/**
+ * Padded base64 → bytes, or undefined when `s` is not that: Buffer.from(…, 'base64') alone
+ * skips junk silently. Checked by the decoded length instead of a pattern over every
+ * character (this runs on each audio delta): the decoder skips anything outside the
+ * alphabet and stops at a '=' mid-string, so junk always comes out short. (URL-safe
+ * '-' and '_' decode as '+' and '/': still audio.)
+ */
+export function decodeBase64(s: string): Buffer | undefined {
+  if (s.length % 4 !== 0) return undefined;
+  const pad = s.charCodeAt(s.length - 1) === 61 ? (s.charCodeAt(s.length - 2) === 61 ? 2 : 1) : 0;
+  const bytes = Buffer.from(s, 'base64');
+  return bytes.length === (s.length >> 2) * 3 - pad ? bytes : undefined;
 }
 
 /**

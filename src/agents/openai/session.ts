@@ -56,7 +56,7 @@ import {
   buildTextItem,
   buildTruncate,
   bytesPerMs,
-  isBase64,
+  decodeBase64,
   parseServerEvent,
   wireFormat,
   type ServerEvent,
@@ -733,11 +733,11 @@ export class OpenAiRealtimeSession extends AgentSession {
       this.#stats.droppedDeltas++;
       return;
     }
-    if (!isBase64(delta)) {
+    const bytes = decodeBase64(delta);
+    if (!bytes) {
       this.reportError(new BridgeError(ErrorCodes.AGENT_AUDIO_FORMAT, `openai: audio delta for ${responseId} is not base64 (${delta.length} chars); dropped`), false);
       return;
     }
-    const bytes = Buffer.from(delta, 'base64');
     if (bytes.length === 0) return;
     const item = this.#item(r, itemId);
     item.bytes += bytes.length;
