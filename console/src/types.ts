@@ -1,5 +1,5 @@
 /** The JSON shapes of the console contract (issue 15). */
-export type CallState = 'awaiting-start' | 'connecting' | 'streaming' | 'closing' | 'closed';
+export type CallState = 'awaiting-start' | 'connecting' | 'streaming' | 'draining' | 'closing' | 'closed';
 
 export interface Info {
   version: string;

@@ -2,11 +2,20 @@
  * One phone call: Twilio Media Streams socket ⇄ DSP pipelines ⇄ agent session.
  *
  * ```text
- *             start                agent connected            agent 'end' / Twilio stop / socket close / error
- * awaiting-start ──► connecting ───────────────► streaming ──────────────────────► closing ──► closed
- *        │ (start timeout)   │ (connect timeout/failure)                                ▲
- *        └───────────────────┴──────────────────────────────────────────────────────────┘  close(reason)
+ *             start                agent connected            Twilio stop / socket close / hang-up
+ * awaiting-start ──► connecting ───────────────► streaming ──────────────────────────────► closing ──► closed
+ *        │ (start timeout)   │                     │ end_call / transfer / agent 'end'      ▲
+ *        │                   │                     ▼                                        │
+ *        │                   │                  draining: the goodbye plays out ────────────┤
+ *        │                   └─(agent failed)─► draining: the apology plays out ───────────┤
+ *        └──────────────────────────────────────────────────────────────────────────────────┘  close(reason)
  * ```
+ *
+ * Each state owns what it needs and a change of state drops what the next one does not
+ * carry: caller frames and agent audio kept while connecting are handed over (streaming)
+ * or dropped (any other state); `draining` says why (`goodbye`: the agent's last words,
+ * which barge-in may still cut short; `apology`: the agent is gone, nothing goes to it);
+ * `closing` releases the clock, timers, DSP paths, playout and agent.
  *
  * - Inbound: Twilio frames are decoded into one reused buffer (no per-frame
  *   allocation), then run through the inbound pipeline (jitter buffer, PLC,
@@ -45,7 +54,9 @@ import type { Profile } from '../profiles/schema.js';
 import type { ToolResult } from '../tools/run-tool.js';
 import { IDENTITY_PARAMS } from '../twilio/stream-twiml.js';
 
-export type CallState = 'awaiting-start' | 'connecting' | 'streaming' | 'closing' | 'closed';
+export type CallState = 'awaiting-start' | 'connecting' | 'streaming' | 'draining' | 'closing' | 'closed';
+/** Why a call is draining: the agent's goodbye (end_call, transfer_call, the agent ending it) or an apology for an agent that failed. */
+export type DrainCause = 'goodbye' | 'apology';
 
 /** The socket side the session needs (a ws WebSocket satisfies it). */
 export interface StreamSocket {
@@ -195,7 +206,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #transcripts: Transcript[] = [];
   #lastHeardMs: number | null = null;
   #firstAgentAudioAt: number | null = null;
-  #ending = false;
+  /** Set with the 'draining' state. */
+  #drainCause: DrainCause | undefined;
 
   constructor(socket: StreamSocket, deps: CallSessionDeps) {
     super();
@@ -242,7 +254,23 @@ export class CallSession extends EventEmitter<SessionEvents> {
     const prev = this.#state;
     if (prev === next) return;
     this.#state = next;
+    if (next !== 'awaiting-start' && next !== 'connecting') {
+      // What was kept for the agent while it connected: handed over on entering streaming
+      // (taken before this transition), never carried into any other state.
+      this.#pending = [];
+      this.#earlyAudio = [];
+    }
     this.emit('state', next, prev);
+  }
+
+  /** Audio flows both ways: streaming, or the agent's goodbye draining (the caller may still barge in). */
+  get #live(): boolean {
+    return this.#state === 'streaming' || (this.#state === 'draining' && this.#drainCause === 'goodbye');
+  }
+
+  /** Why the call is draining (undefined in any other state). */
+  get drainCause(): DrainCause | undefined {
+    return this.#state === 'draining' ? this.#drainCause : undefined;
   }
 
   #after(ms: number, fn: () => void): NodeJS.Timeout {
@@ -315,8 +343,11 @@ export class CallSession extends EventEmitter<SessionEvents> {
       this.#countBad(TwilioInputCodes.PAYLOAD, `payload of ${payloadB64.length} base64 chars, expected ${FRAME_PAYLOAD_B64_LENGTH} (160 bytes)`);
       return;
     }
-    const n = this.#frame.write(payloadB64, 0, 'base64');
-    if (n !== FRAME_BYTES || !/^[A-Za-z0-9+/]+={0,2}$/.test(payloadB64)) {
+    // 216 characters ending in '==' are exactly 160 bytes of base64; the decoder skips
+    // anything outside the alphabet (and stops at a '=' mid-string), so junk comes out short
+    // — checked by length, not by a pattern over every character of every frame.
+    const n = payloadB64.charCodeAt(FRAME_PAYLOAD_B64_LENGTH - 1) === 61 && payloadB64.charCodeAt(FRAME_PAYLOAD_B64_LENGTH - 2) === 61 ? this.#frame.write(payloadB64, 0, 'base64') : 0;
+    if (n !== FRAME_BYTES) {
       this.#countBad(TwilioInputCodes.PAYLOAD, 'payload is not base64 of 160 bytes');
       return;
     }
@@ -324,9 +355,9 @@ export class CallSession extends EventEmitter<SessionEvents> {
     const now = FrameClock.now();
     this.#tap?.caller(this.#frame, timestampMs);
     this.#timeline?.caller(this.#frame, timestampMs);
-    if (this.#state !== 'streaming') {
+    if (!this.#live) {
       if (!this.#start) this.#countBad(TwilioInputCodes.MEDIA_BEFORE_START, 'media before start (kept until start)');
-      this.#keep(this.#frame, chunk, timestampMs, now, streamSid);
+      if (this.#state === 'awaiting-start' || this.#state === 'connecting') this.#keep(this.#frame, chunk, timestampMs, now, streamSid);
       return;
     }
     this.#deliver(this.#frame, chunk, timestampMs, now);
@@ -348,7 +379,6 @@ export class CallSession extends EventEmitter<SessionEvents> {
   }
 
   #deliver(frame: Uint8Array, chunk: number, timestampMs: number, nowMs: number): void {
-    if (this.#failing) return;
     if (this.#inbound) {
       const pcm = this.#inbound.push(frame, chunk, timestampMs, nowMs);
       if (pcm.length > 0) this.#toAgent(pcm);
@@ -364,7 +394,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
 
   /** Caller PCM at the agent's rate, from the inbound path (or, in pool mode, its batch result). */
   #toAgent = (pcm: Int16Array): void => {
-    if (this.#state !== 'streaming') return;
+    if (!this.#live) return;
     this.#counters.framesToAgent++;
     this.#runVad(pcm, undefined);
     this.#agent!.sendAudio(pcm);
@@ -478,7 +508,6 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #preconnected = false;
   #agentReadyMs: number | null = null;
   #apology: 'rest-say' | 'prompt' | null = null;
-  #failing = false;
   #earlyAudio: (AgentAudio | 'done')[] = [];
   #earlyAudioSamples = 0;
 
@@ -488,8 +517,9 @@ export class CallSession extends EventEmitter<SessionEvents> {
    * the bundled prompt through our own playout — then the call ends with the reason.
    */
   async #fail(reason: string): Promise<void> {
-    if (this.#failing || this.#closePromise) return;
-    this.#failing = true;
+    if (this.#drainCause === 'apology' || this.#closePromise) return;
+    this.#drainCause = 'apology';
+    this.#transition('draining');
     this.#log('warn', 'agent failed; apologising and ending the call', { reason });
     const callSid = this.#start?.callSid;
     if (callSid && this.#d.apologizeViaRest) {
@@ -548,19 +578,18 @@ export class CallSession extends EventEmitter<SessionEvents> {
       return;
     }
     if (!agent.hasVad) this.#vad = new EnergyVad({ sampleRateHz: agent.inputFormat.sampleRateHz, thresholdDbfs: cfg.echo.vadThresholdDbfs, silenceMs: cfg.echo.silenceMs });
+    // What connecting kept is handed over to streaming (the transition drops it otherwise).
+    const early = this.#earlyAudio;
+    const pending = this.#pending;
     this.#transition('streaming');
     for (const n of this.#notes.splice(0)) agent.note(n);
     if (this.#greeting !== undefined) agent.greet(this.#greeting);
     // The agent's first words, if it spoke before we were streaming.
-    const early = this.#earlyAudio;
-    this.#earlyAudio = [];
     for (const a of early) {
       if (a === 'done') this.#endResponse(this.#playout!.currentResponseId);
       else this.#playAgentAudio(a);
     }
     // The caller's first words: everything kept while connecting, in order.
-    const pending = this.#pending;
-    this.#pending = [];
     for (const p of pending) this.#deliver(p.payload, p.chunk, p.timestampMs, p.atMs);
   }
 
@@ -634,7 +663,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
           return;
         case 'closed':
           // While the goodbye drains, the agent may already have closed its side: let it play out.
-          if (this.#ending) return;
+          if (this.#state === 'draining') return;
           if (this.#state === 'streaming' || this.#state === 'connecting') void this.#fail(`agent-closed:${e.reason}`);
           return;
       }
@@ -645,7 +674,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     // Audio emitted as connect() resolves (a greeting sent right after the service's
     // ready message) arrives before this session has switched to streaming: keep it
     // (bounded) and play it once the pipelines exist.
-    if (this.#state === 'connecting' && !this.#failing) {
+    if (this.#state === 'connecting') {
       if (this.#earlyAudioSamples + a.data.length <= EARLY_AUDIO_MAX_SAMPLES) {
         this.#earlyAudio.push({ data: a.data.slice(), sampleRateHz: a.sampleRateHz, responseId: a.responseId });
         this.#earlyAudioSamples += a.data.length;
@@ -653,7 +682,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       return;
     }
     // After 'end' the goodbye may still be arriving: keep accepting until close.
-    if (!this.#playout || this.#closePromise || this.#failing || (this.#state !== 'streaming' && !this.#ending)) return;
+    if (!this.#playout || !this.#live) return;
     this.#playAgentAudio(a);
   }
 
@@ -769,7 +798,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       }
     }
     // Frames held by the jitter buffer waiting for a gap are released on their deadline.
-    if (this.#state !== 'streaming') return;
+    if (!this.#live) return;
     if (this.#inbound) {
       if (this.#inbound.bufferedFrames > 0) {
         const pcm = this.#inbound.poll(nowMs);
@@ -811,7 +840,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
    * Returns the ms queued, or 0 when the call is not streaming.
    */
   say(ulaw: Uint8Array, label = 'say'): number {
-    if (this.#state !== 'streaming' || !this.#playout || this.#failing || this.#ending) return 0;
+    if (this.#state !== 'streaming' || !this.#playout) return 0;
     this.#playout.enqueue(ulaw, `${label}-${++this.#says}`);
     this.#playout.endResponse();
     return Math.round(ulaw.length / 8);
@@ -822,7 +851,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
   /** Barge-in: stop playout, clear Twilio's buffer, drop the response's late audio, tell the agent what was heard. */
   bargeIn(source: 'agent-vad' | 'bridge-vad' | 'api', detectedAtMs?: number): void {
     this.#bargeInDetectedAt = detectedAtMs;
-    if (!this.#playout || this.#state !== 'streaming') return;
+    if (!this.#playout || !this.#live) return;
     const r = this.#playout.bargeIn();
     this.#resetOutbound();
     if (!r.cleared) return;
@@ -839,8 +868,9 @@ export class CallSession extends EventEmitter<SessionEvents> {
   /** The agent ended the call: wait (bounded) until its goodbye has been heard, then hang up. */
   /** The agent's last words are heard (bounded by hangupDrainTimeoutMs); false when the call is already ending. */
   async #drainGoodbye(): Promise<boolean> {
-    if (this.#ending || this.#state !== 'streaming') return false;
-    this.#ending = true;
+    if (this.#state !== 'streaming') return false;
+    this.#drainCause = 'goodbye';
+    this.#transition('draining');
     const playout = this.#playout!;
     const finished = this.#finishResponse();
     // Keep the clock running while draining; bounded by hangupDrainTimeoutMs.
@@ -989,7 +1019,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
   async transfer(to: string): Promise<void> {
     const callSid = this.#start?.callSid;
     if (!this.#d.transferViaRest) throw new BridgeError(ErrorCodes.TWILIO_NOT_CONFIGURED, 'transfers need the Twilio REST API: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN');
-    if (!callSid || this.#closePromise || this.#ending || this.#state !== 'streaming') throw new BridgeError(ErrorCodes.CALL_NOT_STREAMING, 'the call is not streaming');
+    if (!callSid || this.#closePromise || this.#state !== 'streaming') throw new BridgeError(ErrorCodes.CALL_NOT_STREAMING, 'the call is not streaming');
     if (this.#transferring) throw new BridgeError(ErrorCodes.CALL_NOT_STREAMING, 'a transfer of this call is under way');
     this.#transferring = true;
     try {
