@@ -1,7 +1,7 @@
 /**
  * The call's frame paths are plain calls that return their output (no sinks): what a
  * push returns is exactly what the backend's pipeline writes for the same input, frame
- * for frame, and the returned views are reused — consumed before the next call.
+ * for frame; after a reset only silence comes out.
  */
 import { describe, expect, it } from 'vitest';
 import { backends } from '../helpers/backends.js';

@@ -164,6 +164,23 @@ describe.each(backends.map((b) => [b.name, b] as const))('DSP pool parity with t
     call.close();
     await pool.settled();
   });
+
+  it('whenIdle runs once the frames of every operation so far have reached the sink (the session ends a response then)', async () => {
+    const seen: string[] = [];
+    const call = pool.openCall(() => undefined);
+    const out = call.openOutbound({ fromHz: 24000 }, (_u, _off, n) => seen.push(`frames ${n}`));
+    out.push(new Int16Array(4800).fill(3000));
+    out.flush();
+    out.whenIdle(() => seen.push('idle'));
+    expect(seen).toEqual([]); // nothing back yet: the batch is in flight
+    await pool.settled();
+    expect(seen.at(-1)).toBe('idle');
+    expect(seen.filter((e) => e.startsWith('frames'))).toHaveLength(2); // push, then the flush's tail
+    out.whenIdle(() => seen.push('idle at once'));
+    expect(seen.at(-1)).toBe('idle at once');
+    call.close();
+    await pool.settled();
+  });
 });
 
 describe('DSP pool worker state', () => {

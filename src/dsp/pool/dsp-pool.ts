@@ -32,11 +32,6 @@ import type { Worker } from 'node:worker_threads';
 import { Piscina, type PiscinaTask } from 'piscina';
 import { BridgeError, ErrorCodes } from '../../errors.js';
 import type { DspBackendName, InboundPipelineOptions, JitterStats, OutboundPipelineOptions } from '../backend.js';
-
-/** PCM for the agent, a batch after its frame went in. A view into the result buffer: consume it before returning. */
-export type PoolInboundSink = (pcm: Int16Array) => void;
-/** Whole 160-byte μ-law frames: `bytes` (a multiple of 160, possibly 0) from `offset` of `ulaw` (a view: consume it before returning). */
-export type PoolOutboundSink = (ulaw: Uint8Array, offset: number, bytes: number) => void;
 import {
   CODEC_ALAW,
   CODEC_ULAW,
@@ -56,6 +51,11 @@ import {
   type BatchResult,
   type BatchTask,
 } from './batch-format.js';
+
+/** PCM for the agent, a batch after its frame went in. A view into the result buffer: consume it before returning. */
+export type PoolInboundSink = (pcm: Int16Array) => void;
+/** Whole 160-byte μ-law frames: `bytes` (a multiple of 160, possibly 0) from `offset` of `ulaw` (a view: consume it before returning). */
+export type PoolOutboundSink = (ulaw: Uint8Array, offset: number, bytes: number) => void;
 
 export interface DspPoolOptions {
   /** Worker threads (lanes), 1–16. */
