@@ -11,21 +11,25 @@
  *        └──────────────────────────────────────────────────────────────────────────────────┘  close(reason)
  * ```
  *
- * Each state owns what it needs and a change of state drops what the next one does not
- * carry: caller frames and agent audio kept while connecting are handed over (streaming)
- * or dropped (any other state); `draining` says why (`goodbye`: the agent's last words,
- * which barge-in may still cut short; `apology`: the agent is gone, nothing goes to it);
- * `closing` releases the clock, timers, DSP paths, playout and agent.
+ * Each state owns what it needs and a change of state disposes what the next one does not
+ * carry (the `Phase` union below): awaiting-start and connecting own the early hold (caller
+ * frames, agent audio and notes kept until the agent is ready), handed over to streaming
+ * or dropped; streaming and a goodbye draining own the call's media (frame paths, VAD),
+ * closed on leaving them; `draining` says why (`goodbye`: the agent's last words, which
+ * barge-in may still cut short; `apology`: the agent is gone, nothing goes to it);
+ * `closing` releases the clock, timers, playout, recording and agent.
  *
  * - Inbound: Twilio frames are decoded into one reused buffer (no per-frame
  *   allocation), then run through the inbound pipeline (jitter buffer, PLC,
  *   resampling to the agent's rate) — or passed through when the agent takes μ-law.
- *   The frame paths (dsp/frame-paths.ts) are plain calls that return their output:
- *   push(frame) → PCM for the agent, push(pcm) → μ-law frames for Playout. With the
- *   DSP worker pool (BRIDGE_DSP_POOL) the same work goes through the pool's own batched
- *   interface instead, and its results reach the agent / Playout a batch later.
- *   Until the agent is connected, frames are kept (bounded by prestartBufferMs) and
- *   delivered in order once it is: the caller's first words are never lost.
+ *   The call's media (call-media.ts, owned by streaming and a goodbye draining) runs the
+ *   frame paths (dsp/frame-paths.ts), plain calls that return their output: push(frame)
+ *   → PCM for the agent, push(pcm) → μ-law frames for Playout. With the DSP worker pool
+ *   (BRIDGE_DSP_POOL) the same work goes through the pool's own batched interface instead,
+ *   and its results reach the agent / Playout a batch later.
+ *   Until the agent is connected, frames are kept in the early hold (early-hold.ts, bounded
+ *   by prestartBufferMs) and delivered in order once it is: the caller's first words are
+ *   never lost.
  * - Outbound: see playout.ts. Barge-in is one method, bargeIn().
  * - close(reason) is the one exit: idempotent, the first reason wins, every wait
  *   is bounded, and everything the session owns is released.
@@ -34,14 +38,14 @@ import { STREAM_TOKEN_PARAM } from '../twilio/stream-token.js';
 import { closeReason } from '../close-reason.js';
 import { EventEmitter } from 'node:events';
 import type { DspBackend, JitterStats } from '../dsp/backend.js';
-import { InboundPath, OutboundPath } from '../dsp/frame-paths.js';
-import type { DspPool, PoolCall, PoolInbound, PoolOutbound } from '../dsp/pool/dsp-pool.js';
+import type { DspPool } from '../dsp/pool/dsp-pool.js';
 import type { AgentAudio, AgentSession, Transcript } from '../agents/agent.js';
 import type { Config } from '../config.js';
 import { FRAME_PAYLOAD_B64_LENGTH, TwilioInputCodes, parseTwilioMessage, type StartMessage, type TwilioInputCode } from '../twilio/messages.js';
 import { FrameClock } from './frame-clock.js';
 import { Playout, type PlayoutStats } from './playout.js';
-import { EnergyVad } from '../audio/vad.js';
+import { CallMedia } from './call-media.js';
+import { EarlyHold } from './early-hold.js';
 import { bothTraces, type CallAudioTap, type CallObserver, type CallTrace, type CallTraceInfo } from './hooks.js';
 import { CallTimeline, type CallAction, type CallActionName, type TimelineEvent } from './timeline.js';
 import { performance } from 'node:perf_hooks';
@@ -57,6 +61,19 @@ import { IDENTITY_PARAMS } from '../twilio/stream-twiml.js';
 export type CallState = 'awaiting-start' | 'connecting' | 'streaming' | 'draining' | 'closing' | 'closed';
 /** Why a call is draining: the agent's goodbye (end_call, transfer_call, the agent ending it) or an apology for an agent that failed. */
 export type DrainCause = 'goodbye' | 'apology';
+
+/**
+ * The call's state with what it owns. Before the agent is ready the hold keeps what arrives;
+ * streaming and a goodbye draining own the call's media (frame paths, VAD); an apology has
+ * no agent to talk to and owns neither. A change of state disposes what the next one does
+ * not carry (see #transition).
+ */
+type Phase =
+  | { state: 'awaiting-start' | 'connecting'; hold: EarlyHold }
+  | { state: 'streaming'; media: CallMedia }
+  | { state: 'draining'; cause: 'goodbye'; media: CallMedia }
+  | { state: 'draining'; cause: 'apology' }
+  | { state: 'closing' | 'closed' };
 
 /** The socket side the session needs (a ws WebSocket satisfies it). */
 export interface StreamSocket {
@@ -169,59 +186,45 @@ interface SessionEvents {
 
 const FRAME_BYTES = 160;
 const MAX_TRANSCRIPTS = 200;
-/** Agent audio kept while the session finishes connecting (about 10 s at 48 kHz). */
-const EARLY_AUDIO_MAX_SAMPLES = 480_000;
 
 export class CallSession extends EventEmitter<SessionEvents> {
   readonly #d: CallSessionDeps;
   readonly #socket: StreamSocket;
-  #state: CallState = 'awaiting-start';
+  #phase: Phase;
   readonly #startedAt = Date.now();
   readonly #t0 = FrameClock.now();
   #endReason: string | null = null;
   #start: StartMessage | undefined;
   #agentName: string | null = null;
   #agent: AgentSession | undefined;
-  /** Inline DSP (the default): caller frames → PCM, agent PCM → μ-law frames, each a call that returns its output. */
-  #inbound: InboundPath | undefined;
-  #outbound: OutboundPath | undefined;
-  /** Pool mode instead: the same paths in a worker; results come back a batch later. */
-  #poolCall: PoolCall | undefined;
-  #poolIn: PoolInbound | undefined;
-  #poolOut: PoolOutbound | undefined;
-  /** The response each pool outbound operation in flight belongs to (results come back in order). */
-  #poolOutIds: (string | undefined)[] = [];
-  /** The rate the outbound path takes now (agent audio says its own; a change retunes the path). */
-  #outboundHz = 0;
+  /** From `start` to closing: agent frames, prompts and TTS to Twilio, marks, the heard position. */
   #playout: Playout | undefined;
-  #vad: EnergyVad | undefined;
   #unsubscribeClock: (() => void) | undefined;
   #timers = new Set<NodeJS.Timeout>();
   readonly #frame = Buffer.alloc(FRAME_BYTES);
-  /** Frames received before the agent can take them: [payload copy, chunk, timestamp, arrivalMs]. */
-  #pending: { payload: Uint8Array; chunk: number; timestampMs: number; atMs: number }[] = [];
-  readonly #maxPending: number;
-  #counters = { framesIn: 0, framesToAgent: 0, prestartBuffered: 0, prestartDropped: 0, bargeIns: 0, dtmf: 0, marksEchoed: 0 };
+  #counters = { framesIn: 0, framesToAgent: 0, bargeIns: 0, dtmf: 0, marksEchoed: 0 };
+  /** The hold's counts of caller frames kept and dropped before the agent was ready (they outlive it). */
+  readonly #prestart: EarlyHold['counts'];
   #badInput: Partial<Record<TwilioInputCode, number>> = {};
   #transcripts: Transcript[] = [];
   #lastHeardMs: number | null = null;
   #firstAgentAudioAt: number | null = null;
-  /** Set with the 'draining' state. */
-  #drainCause: DrainCause | undefined;
 
   constructor(socket: StreamSocket, deps: CallSessionDeps) {
     super();
     this.#socket = socket;
     this.#tcp = tcpOf(socket);
     this.#d = deps;
-    this.#maxPending = Math.max(1, Math.ceil(deps.config.prestartBufferMs / 20));
+    const hold = new EarlyHold(Math.max(1, Math.ceil(deps.config.prestartBufferMs / 20)));
+    this.#prestart = hold.counts;
+    this.#phase = { state: 'awaiting-start', hold };
     this.#after(deps.config.startTimeoutMs, () => {
-      if (this.#state === 'awaiting-start') void this.close('start-timeout');
+      if (this.#phase.state === 'awaiting-start') void this.close('start-timeout');
     });
   }
 
   get state(): CallState {
-    return this.#state;
+    return this.#phase.state;
   }
   get callSid(): string | undefined {
     return this.#start?.callSid;
@@ -250,27 +253,37 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#d.log?.(level, msg, { callSid: this.#start?.callSid, streamSid: this.#start?.streamSid, ...fields });
   }
 
-  #transition(next: CallState): void {
-    const prev = this.#state;
-    if (prev === next) return;
-    this.#state = next;
-    if (next !== 'awaiting-start' && next !== 'connecting') {
-      // What was kept for the agent while it connected: handed over on entering streaming
-      // (taken before this transition), never carried into any other state.
-      this.#pending = [];
-      this.#earlyAudio = [];
+  /**
+   * The one way the state changes. What the previous state owned and the next one does not
+   * carry is disposed here: the hold (what came before the agent was ready: streaming takes
+   * it first, any other state drops it) and the media (closed unless the next state keeps
+   * the same one). A draining call that changes cause (a goodbye whose agent then fails)
+   * is a change too.
+   */
+  #transition(next: Phase): void {
+    const prev = this.#phase;
+    if (prev.state === next.state && (prev.state !== 'draining' || (next as typeof prev).cause === prev.cause)) return;
+    this.#phase = next;
+    if ('media' in prev && (!('media' in next) || next.media !== prev.media)) {
+      prev.media.close();
+      this.#finalJitter = prev.media.jitter();
     }
-    this.emit('state', next, prev);
+    this.emit('state', next.state, prev.state);
   }
 
-  /** Audio flows both ways: streaming, or the agent's goodbye draining (the caller may still barge in). */
-  get #live(): boolean {
-    return this.#state === 'streaming' || (this.#state === 'draining' && this.#drainCause === 'goodbye');
+  /** The media while audio flows both ways: streaming, or the agent's goodbye draining (the caller may still barge in). */
+  get #media(): CallMedia | undefined {
+    return 'media' in this.#phase ? this.#phase.media : undefined;
+  }
+
+  /** What is kept until the agent is ready (awaiting-start, connecting). */
+  get #hold(): EarlyHold | undefined {
+    return 'hold' in this.#phase ? this.#phase.hold : undefined;
   }
 
   /** Why the call is draining (undefined in any other state). */
   get drainCause(): DrainCause | undefined {
-    return this.#state === 'draining' ? this.#drainCause : undefined;
+    return this.#phase.state === 'draining' ? this.#phase.cause : undefined;
   }
 
   #after(ms: number, fn: () => void): NodeJS.Timeout {
@@ -295,7 +308,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
 
   /** A text message from Twilio. Never throws. */
   onText(text: string): void {
-    if (this.#state === 'closed') return;
+    if (this.#phase.state === 'closed') return;
     const r = parseTwilioMessage(text);
     if (!r.ok) {
       this.#countBad(r.code, r.detail);
@@ -355,66 +368,38 @@ export class CallSession extends EventEmitter<SessionEvents> {
     const now = FrameClock.now();
     this.#tap?.caller(this.#frame, timestampMs);
     this.#timeline?.caller(this.#frame, timestampMs);
-    if (!this.#live) {
-      if (!this.#start) this.#countBad(TwilioInputCodes.MEDIA_BEFORE_START, 'media before start (kept until start)');
-      if (this.#state === 'awaiting-start' || this.#state === 'connecting') this.#keep(this.#frame, chunk, timestampMs, now, streamSid);
+    const media = this.#media;
+    if (media) {
+      media.caller(this.#frame, chunk, timestampMs, now);
+      this.#d.observer?.inboundFrame(performance.now() - now);
       return;
     }
-    this.#deliver(this.#frame, chunk, timestampMs, now);
-    this.#d.observer?.inboundFrame(performance.now() - now);
+    if (!this.#start) this.#countBad(TwilioInputCodes.MEDIA_BEFORE_START, 'media before start (kept until start)');
+    this.#hold?.caller(this.#frame, chunk, timestampMs, now, streamSid);
   }
   #tap: CallAudioTap | undefined;
   /** Where the recording went (set when the tap closes). */
   #recordingPath: string | null = null;
 
-  #pendingSid: string | undefined;
-  #keep(frame: Uint8Array, chunk: number, timestampMs: number, atMs: number, streamSid: string): void {
-    if (this.#pendingSid === undefined) this.#pendingSid = streamSid;
-    if (this.#pending.length >= this.#maxPending) {
-      this.#pending.shift();
-      this.#counters.prestartDropped++;
-    }
-    this.#pending.push({ payload: Uint8Array.from(frame), chunk, timestampMs, atMs });
-    this.#counters.prestartBuffered++;
-  }
-
-  #deliver(frame: Uint8Array, chunk: number, timestampMs: number, nowMs: number): void {
-    if (this.#inbound) {
-      const pcm = this.#inbound.push(frame, chunk, timestampMs, nowMs);
-      if (pcm.length > 0) this.#toAgent(pcm);
-    } else if (this.#poolIn) {
-      this.#poolIn.push(frame, chunk, timestampMs, nowMs); // its PCM reaches #toAgent a batch later
-    } else {
-      // μ-law passthrough: no DSP.
-      this.#counters.framesToAgent++;
-      this.#runVad(undefined, frame);
-      this.#agent!.sendAudio(frame);
-    }
-  }
-
-  /** Caller PCM at the agent's rate, from the inbound path (or, in pool mode, its batch result). */
-  #toAgent = (pcm: Int16Array): void => {
-    if (!this.#live) return;
+  /** Caller audio in the agent's format, from the call's media (pool mode: a batch later). */
+  #toAgent = (audio: Int16Array | Uint8Array): void => {
+    if (!this.#media) return;
     this.#counters.framesToAgent++;
-    this.#runVad(pcm, undefined);
-    this.#agent!.sendAudio(pcm);
+    this.#agent!.sendAudio(audio);
   };
 
-  #runVad(pcm: Int16Array | undefined, ulaw: Uint8Array | undefined): void {
-    const vad = this.#vad;
-    if (!vad) return;
-    let frame = pcm;
-    if (!frame) {
-      frame = this.#vadScratch;
-      this.#d.dsp.decodeUlaw(ulaw!, frame);
-    }
-    const ev = vad.process(frame);
-    if (ev === 'speechStart' && this.#playout?.active) this.bargeIn('bridge-vad');
-    else if (ev === 'speechEnd') this.#trace?.callerStopped('bridge-vad', FrameClock.now());
-  }
-  #vadScratch = new Int16Array(FRAME_BYTES);
+  /** The bridge's VAD (agents without their own): the caller speaking over the agent is a barge-in. */
+  #onSpeech = (ev: 'speechStart' | 'speechEnd'): void => {
+    if (ev === 'speechStart') {
+      if (this.#playout?.active) this.bargeIn('bridge-vad');
+    } else this.#trace?.callerStopped('bridge-vad', FrameClock.now());
+  };
 
   #onStart(m: StartMessage): void {
+    // Only a call still awaiting its start becomes one (a start that arrives as the session
+    // closes — say after the start timeout — opens nothing).
+    const hold = this.#hold;
+    if (this.#phase.state !== 'awaiting-start' || !hold) return;
     const refused = this.#d.admitStart?.(m);
     if (refused !== undefined) {
       // Not a call: no 'started', no agent, no record (the session never gets a CallSid).
@@ -431,10 +416,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#startAt = FrameClock.now();
     // Before 'started': whoever learns of the call from it can watch it from its first event.
     this.#timeline = new CallTimeline(this.#startAt);
-    if (this.#pendingSid !== undefined && this.#pendingSid !== m.streamSid) {
-      this.#counters.prestartDropped += this.#pending.length;
-      this.#pending = [];
-    }
+    hold.started(m.streamSid);
     this.emit('started', m);
     // Playout exists from the start (μ-law until the agent's format is known), so an
     // apology can be played even when the agent never connects.
@@ -483,11 +465,11 @@ export class CallSession extends EventEmitter<SessionEvents> {
     if (opened.profile && ((opened.profile.tools?.length ?? 0) > 0 || (opened.appTools?.length ?? 0) > 0)) this.#tools = this.#toolsFor(opened.profile, opened.appTools ?? [], agent, m);
     this.#greeting = opened.profile?.greeting;
     this.#profile = opened.profile;
-    this.#transition('connecting');
+    this.#transition({ state: 'connecting', hold });
     this.#wireAgent(agent);
     opened.ready.then(
       () => {
-        if (this.#state !== 'connecting') return;
+        if (this.#phase.state !== 'connecting') return;
         this.#agentReadyMs = Math.round(FrameClock.now() - this.#startAt);
         this.#d.observer?.agentReady(opened.name, this.#agentReadyMs, opened.preconnected);
         this.#trace?.agentReady(opened.name, this.#agentReadyMs, opened.preconnected);
@@ -508,8 +490,6 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #preconnected = false;
   #agentReadyMs: number | null = null;
   #apology: 'rest-say' | 'prompt' | null = null;
-  #earlyAudio: (AgentAudio | 'done')[] = [];
-  #earlyAudioSamples = 0;
 
   /**
    * The agent cannot serve this call (unreachable, failed for good, unknown): the caller
@@ -517,9 +497,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
    * the bundled prompt through our own playout — then the call ends with the reason.
    */
   async #fail(reason: string): Promise<void> {
-    if (this.#drainCause === 'apology' || this.#closePromise) return;
-    this.#drainCause = 'apology';
-    this.#transition('draining');
+    if (this.drainCause === 'apology' || this.#closePromise) return;
+    this.#transition({ state: 'draining', cause: 'apology' });
     this.#log('warn', 'agent failed; apologising and ending the call', { reason });
     const callSid = this.#start?.callSid;
     if (callSid && this.#d.apologizeViaRest) {
@@ -539,7 +518,6 @@ export class CallSession extends EventEmitter<SessionEvents> {
       // What already reached Twilio plays on (the caller hears the reply the agent got out),
       // what had not is dropped; the apology follows it.
       playout.discardUnsent();
-      this.#resetOutbound();
       playout.enqueue(prompt, 'apology');
       playout.endResponse();
       await new Promise<void>((resolve) => {
@@ -556,41 +534,39 @@ export class CallSession extends EventEmitter<SessionEvents> {
 
   #onAgentConnected(agent: AgentSession): void {
     const cfg = this.#d.config;
-    const quality = cfg.resamplerQuality;
-    const pcmIn = agent.inputFormat.encoding === 'pcm16';
-    const pcmOut = agent.outputFormat.encoding === 'pcm16';
+    const hold = this.#hold!;
+    let media: CallMedia;
     try {
-      const pool = this.#d.pool;
-      if (pool && (pcmIn || pcmOut)) {
-        const call = (this.#poolCall = pool.openCall((reason) => void this.#fail(`dsp-failed:${reason}`)));
-        if (pcmIn) this.#poolIn = call.openInbound({ toHz: agent.inputFormat.sampleRateHz, quality }, this.#toAgent);
-        if (pcmOut) this.#poolOut = call.openOutbound({ fromHz: agent.outputFormat.sampleRateHz, quality }, this.#fromPool);
-      } else {
-        if (pcmIn) this.#inbound = new InboundPath(this.#d.dsp, { toHz: agent.inputFormat.sampleRateHz, quality });
-        if (pcmOut) this.#outbound = new OutboundPath(this.#d.dsp, { fromHz: agent.outputFormat.sampleRateHz, quality });
-      }
-      if (pcmOut) this.#outboundHz = agent.outputFormat.sampleRateHz;
+      media = new CallMedia({
+        dsp: this.#d.dsp,
+        pool: this.#d.pool,
+        quality: cfg.resamplerQuality,
+        agentIn: agent.inputFormat,
+        agentOut: agent.outputFormat,
+        vad: agent.hasVad ? undefined : { thresholdDbfs: cfg.echo.vadThresholdDbfs, silenceMs: cfg.echo.silenceMs },
+        playout: this.#playout!,
+        toAgent: this.#toAgent,
+        onSpeech: this.#onSpeech,
+        onPoolFailure: (reason) => void this.#fail(`dsp-failed:${reason}`),
+      });
     } catch (e) {
       // A format the DSP refuses, or a pool already closed: this call fails, the process does not.
-      this.#closeDsp();
       this.#log('error', 'could not create the DSP pipelines', { err: e });
       void this.#fail(`dsp-failed:${(e as { code?: string }).code ?? 'unknown'}`);
       return;
     }
-    if (!agent.hasVad) this.#vad = new EnergyVad({ sampleRateHz: agent.inputFormat.sampleRateHz, thresholdDbfs: cfg.echo.vadThresholdDbfs, silenceMs: cfg.echo.silenceMs });
     // What connecting kept is handed over to streaming (the transition drops it otherwise).
-    const early = this.#earlyAudio;
-    const pending = this.#pending;
-    this.#transition('streaming');
-    for (const n of this.#notes.splice(0)) agent.note(n);
+    const held = hold.take();
+    this.#transition({ state: 'streaming', media });
+    for (const n of held.notes) agent.note(n);
     if (this.#greeting !== undefined) agent.greet(this.#greeting);
     // The agent's first words, if it spoke before we were streaming.
-    for (const a of early) {
+    for (const a of held.agent) {
       if (a === 'done') this.#endResponse(this.#playout!.currentResponseId);
       else this.#playAgentAudio(a);
     }
     // The caller's first words: everything kept while connecting, in order.
-    for (const p of pending) this.#deliver(p.payload, p.chunk, p.timestampMs, p.atMs);
+    for (const p of held.caller) media.caller(p.payload, p.chunk, p.timestampMs, p.atMs);
   }
 
   /** The call's tool calls (src/call/call-tools.ts): HTTP tools, end_call and transfer_call. */
@@ -619,14 +595,12 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #profile: Profile | undefined;
   /** The profile's greeting: the agent speaks first, once the call streams. */
   #greeting: string | undefined;
-  /** Context for the agent that came before it was connected (told once it is). */
-  #notes: string[] = [];
 
   /** Tells the agent something about the call (who answered it), now or once it is connected. */
   noteToAgent(text: string): void {
     if (this.#closePromise) return;
-    if (this.#state === 'streaming' && this.#agent) this.#agent.note(text);
-    else if (this.#notes.length < 8) this.#notes.push(text);
+    if (this.#phase.state === 'streaming' && this.#agent) this.#agent.note(text);
+    else this.#hold?.note(text);
   }
 
   #wireAgent(agent: AgentSession): void {
@@ -643,7 +617,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
         case 'audio':
           return this.#onAgentAudio(e);
         case 'responseDone':
-          if (this.#state === 'connecting') this.#earlyAudio.push('done');
+          if (this.#phase.state === 'connecting') this.#phase.hold.responseDone();
           else this.#endResponse(e.responseId);
           return;
         case 'interruption':
@@ -663,8 +637,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
           return;
         case 'closed':
           // While the goodbye drains, the agent may already have closed its side: let it play out.
-          if (this.#state === 'draining') return;
-          if (this.#state === 'streaming' || this.#state === 'connecting') void this.#fail(`agent-closed:${e.reason}`);
+          if (this.#phase.state === 'draining') return;
+          if (this.#phase.state === 'streaming' || this.#phase.state === 'connecting') void this.#fail(`agent-closed:${e.reason}`);
           return;
       }
     });
@@ -672,94 +646,33 @@ export class CallSession extends EventEmitter<SessionEvents> {
 
   #onAgentAudio(a: AgentAudio): void {
     // Audio emitted as connect() resolves (a greeting sent right after the service's
-    // ready message) arrives before this session has switched to streaming: keep it
-    // (bounded) and play it once the pipelines exist.
-    if (this.#state === 'connecting') {
-      if (this.#earlyAudioSamples + a.data.length <= EARLY_AUDIO_MAX_SAMPLES) {
-        this.#earlyAudio.push({ data: a.data.slice(), sampleRateHz: a.sampleRateHz, responseId: a.responseId });
-        this.#earlyAudioSamples += a.data.length;
-      }
-      return;
-    }
+    // ready message) arrives before this session has switched to streaming: held (bounded)
+    // and played once the media exists.
+    if (this.#phase.state === 'connecting') return this.#phase.hold.agentAudio(a);
     // After 'end' the goodbye may still be arriving: keep accepting until close.
-    if (!this.#playout || !this.#live) return;
-    this.#playAgentAudio(a);
+    if (this.#media) this.#playAgentAudio(a);
   }
 
-  /** Agent audio into the outbound path, at its own rate: the path follows a change of rate. */
+  /** Agent audio into the call's media, at its own rate (the outbound path follows a change of rate). */
   #playAgentAudio(a: AgentAudio): void {
     if (this.#firstAgentAudioAt === null) {
       this.#firstAgentAudioAt = FrameClock.now();
       this.#d.observer?.firstAgentAudio(this.#agentName ?? 'unknown', this.#firstAgentAudioAt - this.#startAt);
     }
     this.#trace?.agentAudio(a.responseId, FrameClock.now());
-    const playout = this.#playout!;
-    if ((this.#outbound || this.#poolOut) && a.sampleRateHz !== this.#outboundHz) {
-      try {
-        this.#retune(a.sampleRateHz);
-      } catch (e) {
-        // A rate the DSP refuses: this chunk is dropped, the call goes on at the old rate.
-        this.#log('warn', 'agent audio at a rate the DSP refuses; dropped', { code: (e as { code?: string }).code, sampleRateHz: a.sampleRateHz });
-        return;
-      }
-    }
-    if (this.#outbound) {
-      playout.enqueue(this.#outbound.push(a.data as Int16Array), a.responseId);
-    } else if (this.#poolOut) {
-      this.#poolOut.push(a.data as Int16Array); // its frames reach #fromPool a batch later
-      this.#poolOutIds.push(a.responseId);
-    } else {
-      playout.enqueue(a.data as Uint8Array, a.responseId);
+    try {
+      this.#media!.agent(a.data, a.sampleRateHz, a.responseId);
+    } catch (e) {
+      // A rate the DSP refuses: this chunk is dropped, the call goes on at the old rate.
+      this.#log('warn', 'agent audio at a rate the DSP refuses; dropped', { code: (e as { code?: string }).code, sampleRateHz: a.sampleRateHz });
     }
   }
 
-  /** The agent's audio changes rate: what came at the old rate goes out (flushed), the path continues at the new one. */
-  #retune(fromHz: number): void {
-    const old = this.#outbound;
-    if (old) {
-      const next = new OutboundPath(this.#d.dsp, { fromHz, quality: this.#d.config.resamplerQuality }); // first: a refused rate leaves the old path
-      this.#playout!.enqueue(old.flush(), this.#playout!.currentResponseId);
-      old.close();
-      this.#outbound = next;
-    } else {
-      this.#poolOut!.retune(fromHz);
-      this.#poolOutIds.push(this.#playout!.currentResponseId); // the old rate's tail
-    }
-    this.#outboundHz = fromHz;
-  }
-
-  /** Pool mode: frames of one outbound operation, in order, a batch after it went in. */
-  #fromPool = (ulaw: Uint8Array, offset: number, bytes: number): void => {
-    const responseId = this.#poolOutIds.shift();
-    if (bytes > 0) this.#playout?.enqueue(ulaw.subarray(offset, offset + bytes), responseId);
-  };
-
-  /** Barge-in, or an agent that failed: audio still in the outbound path is dropped with the playout's queue. */
-  #resetOutbound(): void {
-    this.#outbound?.reset();
-    if (this.#poolOut) {
-      this.#poolOutIds = [];
-      this.#poolOut.reset();
-    }
-  }
-
-  /**
-   * The response's audio is all in: the outbound path's tail (resampler, partial frame)
-   * goes to Playout, which then finishes the response. Resolves once it has — at once
-   * inline, after the pool's last batch in pool mode.
-   */
+  /** The response's tail goes out and Playout finishes it; resolves once it has (pool mode: after the last batch). */
   #finishResponse(): Promise<void> {
-    const playout = this.#playout!;
-    if (this.#poolOut) {
-      this.#poolOut.flush();
-      this.#poolOutIds.push(playout.currentResponseId);
-      return new Promise((resolve) => this.#poolOut!.whenIdle(() => {
-        playout.endResponse();
-        resolve();
-      }));
-    }
-    if (this.#outbound) playout.enqueue(this.#outbound.flush(), playout.currentResponseId);
-    playout.endResponse();
+    const media = this.#media;
+    if (media) return media.finishResponse();
+    this.#playout?.endResponse();
     return Promise.resolve();
   }
 
@@ -769,19 +682,6 @@ export class CallSession extends EventEmitter<SessionEvents> {
     if (!playout) return;
     const finished = this.#finishResponse();
     this.#trace?.responseDone(responseId, finished.then(() => playout.drained()));
-  }
-
-  #closeDsp(): void {
-    if (this.#inbound) this.#finalJitter = this.#inbound.stats();
-    else if (this.#poolIn) this.#finalJitter = this.#poolIn.stats();
-    this.#inbound?.close();
-    this.#outbound?.close();
-    this.#poolCall?.close();
-    this.#inbound = undefined;
-    this.#outbound = undefined;
-    this.#poolIn = undefined;
-    this.#poolOut = undefined;
-    this.#poolCall = undefined;
   }
 
   #onTick = (nowMs: number): void => {
@@ -798,15 +698,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       }
     }
     // Frames held by the jitter buffer waiting for a gap are released on their deadline.
-    if (!this.#live) return;
-    if (this.#inbound) {
-      if (this.#inbound.bufferedFrames > 0) {
-        const pcm = this.#inbound.poll(nowMs);
-        if (pcm.length > 0) this.#toAgent(pcm);
-      }
-    } else if (this.#poolIn && this.#poolIn.bufferedFrames > 0) {
-      this.#poolIn.poll(nowMs);
-    }
+    this.#media?.poll(nowMs);
   };
 
   /**
@@ -840,7 +732,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
    * Returns the ms queued, or 0 when the call is not streaming.
    */
   say(ulaw: Uint8Array, label = 'say'): number {
-    if (this.#state !== 'streaming' || !this.#playout) return 0;
+    if (this.#phase.state !== 'streaming' || !this.#playout) return 0;
     this.#playout.enqueue(ulaw, `${label}-${++this.#says}`);
     this.#playout.endResponse();
     return Math.round(ulaw.length / 8);
@@ -851,9 +743,10 @@ export class CallSession extends EventEmitter<SessionEvents> {
   /** Barge-in: stop playout, clear Twilio's buffer, drop the response's late audio, tell the agent what was heard. */
   bargeIn(source: 'agent-vad' | 'bridge-vad' | 'api', detectedAtMs?: number): void {
     this.#bargeInDetectedAt = detectedAtMs;
-    if (!this.#playout || !this.#live) return;
+    const media = this.#media;
+    if (!this.#playout || !media) return;
     const r = this.#playout.bargeIn();
-    this.#resetOutbound();
+    media.resetOutbound();
     if (!r.cleared) return;
     this.#counters.bargeIns++;
     this.#lastHeardMs = r.heardMs;
@@ -868,9 +761,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
   /** The agent ended the call: wait (bounded) until its goodbye has been heard, then hang up. */
   /** The agent's last words are heard (bounded by hangupDrainTimeoutMs); false when the call is already ending. */
   async #drainGoodbye(): Promise<boolean> {
-    if (this.#state !== 'streaming') return false;
-    this.#drainCause = 'goodbye';
-    this.#transition('draining');
+    if (this.#phase.state !== 'streaming') return false;
+    this.#transition({ state: 'draining', cause: 'goodbye', media: this.#phase.media });
     const playout = this.#playout!;
     const finished = this.#finishResponse();
     // Keep the clock running while draining; bounded by hangupDrainTimeoutMs.
@@ -923,7 +815,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #closePromise: Promise<void> | undefined;
 
   async #doClose(reason: string): Promise<void> {
-    this.#transition('closing');
+    this.#transition({ state: 'closing' });
     this.#tools?.close();
     this.#trace?.closing(reason, FrameClock.now());
     this.#unsubscribeClock?.();
@@ -933,8 +825,6 @@ export class CallSession extends EventEmitter<SessionEvents> {
     // Agent audio sent ahead and not yet played never will be: the recording ends with what was heard.
     if (this.#playout?.active) this.#tap?.cleared(FrameClock.now() - this.#startAt);
     this.#playout?.close();
-    this.#closeDsp();
-    this.#pending = [];
     try {
       this.#socket.close(1000, closeReason(reason));
     } catch {
@@ -954,7 +844,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     }
     this.#endedAt = Date.now();
     this.#endedPerf = FrameClock.now();
-    this.#transition('closed');
+    this.#transition({ state: 'closed' });
     this.#trace?.ended(this.summary());
     this.emit('closed', reason);
     this.#log('info', 'call closed', { reason });
@@ -968,17 +858,17 @@ export class CallSession extends EventEmitter<SessionEvents> {
       callSid: this.#start?.callSid ?? null,
       streamSid: this.#start?.streamSid ?? null,
       agent: this.#agentName,
-      state: this.#state,
+      state: this.#phase.state,
       startedAt: new Date(this.#startedAt).toISOString(),
       durationMs: Math.round((this.#endedPerf ?? FrameClock.now()) - this.#t0),
       endReason: this.#endReason,
       framesIn: this.#counters.framesIn,
       chunksToAgent: this.#counters.framesToAgent,
       framesOut: this.#playout?.stats.framesSent ?? 0,
-      prestartFramesBuffered: this.#counters.prestartBuffered,
-      prestartFramesDropped: this.#counters.prestartDropped,
+      prestartFramesBuffered: this.#prestart.buffered,
+      prestartFramesDropped: this.#prestart.dropped,
       badInput: { ...this.#badInput },
-      jitter: this.#finalJitter ?? (this.#closePromise ? null : ((this.#inbound ?? this.#poolIn)?.stats() ?? null)),
+      jitter: this.#media?.jitter() ?? this.#finalJitter,
       playout: this.#playout?.stats ?? null,
       bargeIns: this.#counters.bargeIns,
       lastHeardMs: this.#lastHeardMs,
@@ -995,7 +885,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       customParameters: { ...(this.#start?.customParameters ?? {}) },
       // In the record once the call has ended; while it runs, watchers read it live (`timeline`), so
       // the live list and every metrics scrape do not copy it.
-      ...(this.#state === 'closed' ? { timeline: this.#timeline?.events ?? [] } : {}),
+      ...(this.#phase.state === 'closed' ? { timeline: this.#timeline?.events ?? [] } : {}),
       actions: this.#timeline?.actions ?? [],
     };
   }
@@ -1019,7 +909,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
   async transfer(to: string): Promise<void> {
     const callSid = this.#start?.callSid;
     if (!this.#d.transferViaRest) throw new BridgeError(ErrorCodes.TWILIO_NOT_CONFIGURED, 'transfers need the Twilio REST API: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN');
-    if (!callSid || this.#closePromise || this.#state !== 'streaming') throw new BridgeError(ErrorCodes.CALL_NOT_STREAMING, 'the call is not streaming');
+    if (!callSid || this.#closePromise || this.#phase.state !== 'streaming') throw new BridgeError(ErrorCodes.CALL_NOT_STREAMING, 'the call is not streaming');
     if (this.#transferring) throw new BridgeError(ErrorCodes.CALL_NOT_STREAMING, 'a transfer of this call is under way');
     this.#transferring = true;
     try {

@@ -2,7 +2,8 @@
  * A call's states through a real bridge (CallManager, fastify, the simulator as Twilio):
  * an agent that says goodbye and ends the call drains through 'draining' (cause
  * 'goodbye') with its last words heard; an agent that fails drains through 'draining'
- * (cause 'apology'), and from then on no caller audio reaches it.
+ * (cause 'apology'), and from then on no caller audio reaches it; an agent that fails
+ * while its goodbye drains changes the cause, and that change is a state event.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentSession, ULAW_8K, type AgentFactory, type AudioFormat } from '../../src/agents/agent.js';
@@ -20,23 +21,25 @@ class ScriptedAgent extends AgentSession {
   frames = 0;
   framesAfterFailure = 0;
   #failed = false;
-  constructor(readonly ending: 'goodbye' | 'fail') {
+  constructor(readonly ending: 'goodbye' | 'fail' | 'goodbye-then-fail') {
     super();
   }
   async connect(): Promise<void> {}
   sendAudio(): void {
     this.frames++;
     if (this.#failed) this.framesAfterFailure++;
+    // Caller audio still reaches an agent whose goodbye drains (barge-in may cut it short).
+    if (this.ending === 'goodbye-then-fail' && this.frames === 20) return this.#fail();
     // Speak once a little caller audio has arrived (the call is streaming by then).
     if (this.frames !== 10) return;
     this.emitEvent({ type: 'audio', data: new Uint8Array(8000).fill(0x2a), sampleRateHz: 8000, responseId: 'bye' });
     this.emitEvent({ type: 'responseDone', responseId: 'bye' });
-    if (this.ending === 'goodbye') {
-      this.emitEvent({ type: 'end', reason: 'done talking' });
-    } else {
-      this.#failed = true;
-      this.emitEvent({ type: 'error', error: new BridgeError(ErrorCodes.AGENT_SERVICE, 'the service went away'), fatal: true });
-    }
+    if (this.ending === 'fail') this.#fail();
+    else this.emitEvent({ type: 'end', reason: 'done talking' });
+  }
+  #fail(): void {
+    this.#failed = true;
+    this.emitEvent({ type: 'error', error: new BridgeError(ErrorCodes.AGENT_SERVICE, 'the service went away'), fatal: true });
   }
   interrupt(): void {}
   sendDtmf(): void {}
@@ -51,7 +54,7 @@ afterEach(async () => {
   bridge = undefined;
 });
 
-async function run(ending: 'goodbye' | 'fail') {
+async function run(ending: 'goodbye' | 'fail' | 'goodbye-then-fail') {
   const agents: ScriptedAgent[] = [];
   const factory: AgentFactory = {
     name: 'scripted',
@@ -98,6 +101,21 @@ describe('call states', () => {
     expect(states[2]!.cause).toBe('apology');
     expect(record.endReason).toBe(`agent-error:${ErrorCodes.AGENT_SERVICE}`);
     expect(agent.frames).toBeGreaterThanOrEqual(10);
+    expect(agent.framesAfterFailure).toBe(0);
+  });
+
+  it('an agent that fails while its goodbye drains: draining (goodbye) → draining (apology), nothing more to it', async () => {
+    const { record, states, agent } = await run('goodbye-then-fail');
+    expect(states).toEqual([
+      { state: 'connecting', cause: undefined },
+      { state: 'streaming', cause: undefined },
+      { state: 'draining', cause: 'goodbye' },
+      { state: 'draining', cause: 'apology' },
+      { state: 'closing', cause: undefined },
+      { state: 'closed', cause: undefined },
+    ]);
+    expect(record.endReason).toBe(`agent-error:${ErrorCodes.AGENT_SERVICE}`);
+    expect(agent.frames).toBeGreaterThanOrEqual(20);
     expect(agent.framesAfterFailure).toBe(0);
   });
 });
