@@ -67,7 +67,7 @@ export interface CallManagerDeps {
   profiles?: { byName(name: string): Profile | undefined };
 }
 
-/** One Twilio socket's guard (flood, size, liveness), its liveness checked by the manager's one watchdog timer (no timer per call). */
+/** One Twilio socket's guard (flood, size, send backlog, liveness), its liveness checked by the manager's one watchdog timer (no timer per call). */
 interface Liveness {
   ws: WebSocket;
   guard: StreamGuard;
@@ -165,6 +165,12 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
   #checkLiveness = (): void => {
     const now = FrameClock.now();
     for (const [session, { ws, guard: l }] of this.#liveness) {
+      if (l.backlogged(ws.bufferedAmount, now)) {
+        this.#d.log?.('warn', 'Twilio stream not reading what the bridge sends: closing it', { callSid: session.callSid, bufferedBytes: ws.bufferedAmount });
+        this.#liveness.delete(session);
+        void session.close('twilio-backpressure');
+        continue;
+      }
       if (session.callSid === undefined) continue; // before `start`: the start timeout applies
       if (l.pingedAt !== undefined) {
         if (now - l.pingedAt >= this.#idleMs) {
@@ -350,7 +356,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
       log: this.#d.log,
     });
     this.#sessions.add(session);
-    // The Twilio leg's guards (flood, size, liveness): src/twilio/stream-guard.ts.
+    // The Twilio leg's guards (flood, size, send backlog, liveness): src/twilio/stream-guard.ts.
     const guard = new StreamGuard(this.#d.config.maxMessageBytes, FrameClock.now());
     this.#liveness.set(session, { ws, guard });
     if (this.#watchdog === undefined) {

@@ -1,6 +1,6 @@
-/** The Twilio leg's per-socket guard (src/twilio/stream-guard.ts): flood bucket, size bound, liveness. */
+/** The Twilio leg's per-socket guard (src/twilio/stream-guard.ts): flood bucket, size bound, send backlog, liveness. */
 import { describe, expect, it } from 'vitest';
-import { FLOOD_BURST, FLOOD_CLOSE_AFTER, FLOOD_RATE_PER_S, StreamGuard } from '../../src/twilio/stream-guard.js';
+import { FLOOD_BURST, FLOOD_CLOSE_AFTER, FLOOD_RATE_PER_S, SEND_BACKLOG_GRACE_MS, SEND_BACKLOG_MAX_BYTES, StreamGuard } from '../../src/twilio/stream-guard.js';
 
 const msg = Buffer.from('{"event":"mark"}');
 
@@ -24,6 +24,17 @@ describe('StreamGuard', () => {
     expect(g.admit([Buffer.alloc(60), Buffer.alloc(60)], false, 0)).toMatchObject({ kind: 'refused', code: 'BRIDGE_ERR_TWILIO_MESSAGE_TOO_LARGE' });
     expect(g.admit(Buffer.from([1, 2]), true, 0)).toEqual({ kind: 'binary' });
     expect(g.admit([Buffer.from('{"ev'), Buffer.from('ent":"stop"}')], false, 0)).toEqual({ kind: 'text', text: '{"event":"stop"}' });
+  });
+
+  it('a send backlog over its bound for the grace period is a peer that stopped reading; one that drains is not', () => {
+    const g = new StreamGuard(100, 0);
+    const over = SEND_BACKLOG_MAX_BYTES + 1;
+    expect(g.backlogged(SEND_BACKLOG_MAX_BYTES, 0)).toBe(false); // at the bound: fine
+    expect(g.backlogged(over, 1000)).toBe(false);
+    expect(g.backlogged(over, 1000 + SEND_BACKLOG_GRACE_MS - 1)).toBe(false);
+    expect(g.backlogged(0, 1000 + SEND_BACKLOG_GRACE_MS)).toBe(false); // it drained: the clock restarts
+    expect(g.backlogged(over, 2000 + SEND_BACKLOG_GRACE_MS)).toBe(false);
+    expect(g.backlogged(over, 2000 + 2 * SEND_BACKLOG_GRACE_MS)).toBe(true);
   });
 
   it('any message or pong answers a ping', () => {
