@@ -28,6 +28,8 @@ const MAX_GAP_MS = 500;
 
 interface Segment {
   t: number[];
+  /** A `clear` ended it: a barge-in, its unsent tail dropped by the bridge on purpose. */
+  cleared?: boolean;
 }
 
 interface Call {
@@ -121,6 +123,7 @@ function openCall(idx: number): void {
       else c.pendingMarks.push({ name: m.mark.name, end: c.scheduledEnd });
     } else if (m.event === 'clear') {
       iv.clears++;
+      if (c.seg) c.seg.cleared = true;
       if (c.bargeAt >= 0) {
         iv.reactions.push(t - c.bargeAt);
         c.bargeAt = -1;

@@ -206,7 +206,7 @@ async function stopProc(p: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Pr
 
 // ── measurement ─────────────────────────────────────────────────────────────
 interface GenCollect {
-  calls: { callIdx: number; sendK0: number; sendT: number[]; segments: { t: number[] }[] }[];
+  calls: { callIdx: number; sendK0: number; sendT: number[]; segments: { t: number[]; cleared?: boolean }[] }[];
   framesSent: number;
   framesReceived: number;
   mediaMessages: number;
@@ -314,8 +314,11 @@ function analyse(ledger: Ledger, ranges: { callIdx: number; k0: number; k1: numb
         ideal = Math.max(best.t[j]!, ideal + FRAME_MS);
         outD.push(play - ideal);
       }
-      // A whole reply (not cut by a barge-in) must arrive whole.
-      if (seg.t.length < best.t.length && !best.cut) lost += best.t.length - seg.t.length;
+      // A whole reply (not cut by a barge-in) must arrive whole. Cut: the agent says so, or a
+      // `clear` ended the audio — the agent's record of a reply is collected once, and a
+      // barge-in just after that collect (the reply sent in full, still playing) would
+      // otherwise count the tail the bridge rightly dropped as lost.
+      if (seg.t.length < best.t.length && !best.cut && !seg.cleared) lost += best.t.length - seg.t.length;
     }
   }
   return {
