@@ -227,6 +227,11 @@ function formatType(session: unknown, dir: 'input' | 'output'): string | undefin
   return str(d['format'], 'type');
 }
 
+/** A server event of a known type without the fields it must have (no closure per event: this runs for every delta). */
+function shapeError(type: string, what: string): ParseResult {
+  return { ok: false, kind: 'shape', detail: `${type}: ${what}` };
+}
+
 export function parseServerEvent(text: string): ParseResult {
   let v: unknown;
   try {
@@ -237,7 +242,6 @@ export function parseServerEvent(text: string): ParseResult {
   if (!isObj(v)) return { ok: false, kind: 'shape', detail: 'not a JSON object' };
   const type = str(v, 'type');
   if (type === undefined) return { ok: false, kind: 'shape', detail: 'no string "type"' };
-  const bad = (what: string): ParseResult => ({ ok: false, kind: 'shape', detail: `${type}: ${what}` });
   switch (type) {
     case 'session.created':
     case 'session.updated':
@@ -253,33 +257,33 @@ export function parseServerEvent(text: string): ParseResult {
     case 'response.created': {
       const r = v['response'];
       const id = isObj(r) ? str(r, 'id') : undefined;
-      return id === undefined ? bad('no response.id') : { ok: true, event: { type, responseId: id } };
+      return id === undefined ? shapeError(type, 'no response.id') : { ok: true, event: { type, responseId: id } };
     }
     case 'response.output_item.added': {
       const item = v['item'];
       const responseId = str(v, 'response_id');
       const itemId = isObj(item) ? str(item, 'id') : undefined;
-      if (responseId === undefined || itemId === undefined || !isObj(item)) return bad('no response_id or item.id');
+      if (responseId === undefined || itemId === undefined || !isObj(item)) return shapeError(type, 'no response_id or item.id');
       return { ok: true, event: { type, responseId, itemId, role: str(item, 'role'), itemType: str(item, 'type') } };
     }
     case 'response.output_audio.delta': {
       const responseId = str(v, 'response_id');
       const itemId = str(v, 'item_id');
       const delta = str(v, 'delta');
-      if (responseId === undefined || itemId === undefined || delta === undefined) return bad('no response_id, item_id or delta');
+      if (responseId === undefined || itemId === undefined || delta === undefined) return shapeError(type, 'no response_id, item_id or delta');
       return { ok: true, event: { type, responseId, itemId, delta } };
     }
     case 'response.output_audio_transcript.done': {
       const responseId = str(v, 'response_id');
       const itemId = str(v, 'item_id');
       const transcript = str(v, 'transcript');
-      if (responseId === undefined || itemId === undefined || transcript === undefined) return bad('no response_id, item_id or transcript');
+      if (responseId === undefined || itemId === undefined || transcript === undefined) return shapeError(type, 'no response_id, item_id or transcript');
       return { ok: true, event: { type, responseId, itemId, transcript } };
     }
     case 'conversation.item.input_audio_transcription.completed': {
       const itemId = str(v, 'item_id');
       const transcript = str(v, 'transcript');
-      if (itemId === undefined || transcript === undefined) return bad('no item_id or transcript');
+      if (itemId === undefined || transcript === undefined) return shapeError(type, 'no item_id or transcript');
       return { ok: true, event: { type, itemId, transcript } };
     }
     case 'conversation.item.added':
@@ -291,23 +295,23 @@ export function parseServerEvent(text: string): ParseResult {
     case 'response.output_item.done': {
       const item = v['item'];
       const responseId = str(v, 'response_id');
-      if (responseId === undefined || !isObj(item)) return bad('no response_id or item');
+      if (responseId === undefined || !isObj(item)) return shapeError(type, 'no response_id or item');
       const itemType = str(item, 'type');
       if (itemType !== 'function_call') return { ok: true, event: { type, responseId, itemType } };
       const callId = str(item, 'call_id');
       const name = str(item, 'name');
-      if (callId === undefined || name === undefined) return bad('function_call without call_id or name');
+      if (callId === undefined || name === undefined) return shapeError(type, 'function_call without call_id or name');
       return { ok: true, event: { type, responseId, itemType, call: { callId, name, arguments: str(item, 'arguments') ?? '' } } };
     }
     case 'response.done': {
       const r = v['response'];
-      if (!isObj(r) || str(r, 'id') === undefined) return bad('no response.id');
+      if (!isObj(r) || str(r, 'id') === undefined) return shapeError(type, 'no response.id');
       const details = r['status_details'];
       return { ok: true, event: { type, responseId: str(r, 'id')!, status: str(r, 'status'), reason: isObj(details) ? str(details, 'reason') : undefined } };
     }
     case 'error': {
       const e = v['error'];
-      if (!isObj(e)) return bad('no error object');
+      if (!isObj(e)) return shapeError(type, 'no error object');
       return { ok: true, event: { type, error: { type: str(e, 'type'), code: str(e, 'code'), message: str(e, 'message') ?? '(no message)', param: str(e, 'param') } } };
     }
     default:
