@@ -177,8 +177,13 @@ class NativeInboundAdapter implements InboundPipeline {
     this.#p = call(() => new addon.NativeInboundPipeline(toHz, quality, codec, jitter));
     this.maxFrameOutput = this.#p.maxFrameOutput;
   }
+  // Read on every tick of every call: no closure (as push).
   get bufferedFrames(): number {
-    return call(() => this.#p.bufferedFrames);
+    try {
+      return this.#p.bufferedFrames;
+    } catch (e) {
+      translate(e);
+    }
   }
   push(payload: Uint8Array, seq: number, timestampMs: number, nowMs: number, dst: Int16Array): number {
     try {
@@ -213,7 +218,11 @@ class NativeOutboundAdapter implements OutboundPipeline {
     return call(() => this.#p.pendingSamples);
   }
   maxOutputBytes(n: number): number {
-    return call(() => this.#p.maxOutputBytes(n));
+    try {
+      return this.#p.maxOutputBytes(n);
+    } catch (e) {
+      translate(e);
+    }
   }
   maxFlushBytes(): number {
     return call(() => this.#p.maxFlushBytes());
