@@ -64,6 +64,13 @@ const AGENT_SPEED = opt('agent-speed', '4');
 /** BRIDGE_PLAYOUT_LEAD_MS for the bridge; '' = the bridge's default. */
 const LEAD_MS = opt('lead-ms', '');
 const KEEP_GOING = flag('keep-going');
+/**
+ * Rounds of all modes, each round in the reverse order of the one before (relay, passthrough,
+ * native, native, passthrough, relay, …): a shared VM's speed drifts by tens of percent over
+ * minutes, so a ratio is taken within a round (each mode against that round's relay) and the
+ * median over rounds is reported with its range.
+ */
+const ROUNDS = Math.max(1, Number(opt('rounds', '1')));
 /** Extra node flags for the bridge process (e.g. "--trace-gc"); its output then goes to BRIDGE_LOG. */
 const BRIDGE_NODE_ARGS = opt('bridge-node-args', '').split(' ').filter(Boolean);
 const BRIDGE_LOG = opt('bridge-log', '');
@@ -359,10 +366,10 @@ const header = () => COLS.map(([h, w]) => h.padEnd(w)).join(' ');
 const row = (r: StepResult) => COLS.map(([, w, f]) => f(r).padEnd(w)).join(' ');
 
 // ── one mode ────────────────────────────────────────────────────────────────
-async function runMode(mode: string, profRoot: string | undefined): Promise<{ mode: string; dsp: unknown; steps: StepResult[]; maxHeld: number | null; firstFailure?: number | null; skipped?: string }> {
+async function runMode(mode: string, profRoot: string | undefined, roundNo: number): Promise<{ mode: string; round: number; dsp: unknown; steps: StepResult[]; maxHeld: number | null; firstFailure?: number | null; skipped?: string }> {
   const agent = await fork('fake-agent.ts', { CAPACITY_AGENT_CHUNK_MS: AGENT_CHUNK_MS, CAPACITY_AGENT_SPEED: AGENT_SPEED });
   const dataDir = mkdtempSync(join(tmpdir(), 'vb-capacity-'));
-  const profDir = profRoot ? join(profRoot, mode) : undefined;
+  const profDir = profRoot ? join(profRoot, ROUNDS > 1 ? `${mode}-r${roundNo}` : mode) : undefined;
   if (profDir) mkdirSync(profDir, { recursive: true });
   let bridge: Awaited<ReturnType<typeof startBridge>>;
   try {
@@ -370,7 +377,7 @@ async function runMode(mode: string, profRoot: string | undefined): Promise<{ mo
   } catch (e) {
     agent.proc.kill();
     rmSync(dataDir, { recursive: true, force: true });
-    return { mode, dsp: null, steps: [], maxHeld: null, skipped: (e as Error).message.split('\n')[0]!.slice(0, 300) };
+    return { mode, round: roundNo, dsp: null, steps: [], maxHeld: null, skipped: (e as Error).message.split('\n')[0]!.slice(0, 300) };
   }
   const gen = await fork('loadgen.ts');
   const steps: StepResult[] = [];
@@ -462,13 +469,13 @@ async function runMode(mode: string, profRoot: string | undefined): Promise<{ mo
   const held = steps.filter((s) => s.held);
   const maxHeld = held.length > 0 ? Math.max(...held.map((s) => s.callsOpen)) : null;
   const firstFailure = steps.find((s) => !s.held)?.callsOpen ?? null;
-  return { mode, dsp: bridge.dsp, steps, maxHeld, firstFailure };
+  return { mode, round: roundNo, dsp: bridge.dsp, steps, maxHeld, firstFailure };
 }
 
 function writePlot(summary: { machine: { cpus: number; model: string; node: string }; when: string; modes: { mode: string; skipped?: string; steps: StepResult[] }[] }, svg: string): void {
   const series: PlotSeries[] = summary.modes
     .filter((m) => !m.skipped)
-    .map((m) => ({ mode: m.mode, points: m.steps.map((s) => ({ calls: s.callsOpen, delayP99Ms: Math.max(s.inbound.p99Ms ?? 0, s.outbound.p99Ms ?? 0), cpuMsPerCallS: s.bridge.cpuMsPerCallS, held: s.held })) }));
+    .map((m) => ({ mode: ROUNDS > 1 ? `${m.mode} r${(m as { round?: number }).round ?? 1}` : m.mode, points: m.steps.map((s) => ({ calls: s.callsOpen, delayP99Ms: Math.max(s.inbound.p99Ms ?? 0, s.outbound.p99Ms ?? 0), cpuMsPerCallS: s.bridge.cpuMsPerCallS, held: s.held })) }));
   const m = summary.machine;
   writeFileSync(svg, renderSvg(series, `${m.cpus} × ${m.model}, Node ${m.node}, ${summary.when.slice(0, 16)}`));
 }
@@ -488,24 +495,28 @@ async function main(): Promise<void> {
   console.log(header());
   const profRoot = CPU_PROF ? join(root, 'bench', 'results', `capacity-prof-${stamp}`) : undefined;
   const modes: Awaited<ReturnType<typeof runMode>>[] = [];
-  for (const m of MODES) {
-    const res = await runMode(m, profRoot);
-    if (res.skipped) console.log(`${m.padEnd(12)} skipped: ${res.skipped}`);
-    else console.log(`${m.padEnd(12)} → largest N that held: ${res.maxHeld ?? 'none'}${res.firstFailure != null ? ` (first failing step: ${res.firstFailure})` : ''}\n`);
-    modes.push(res);
+  for (let r = 1; r <= ROUNDS; r++) {
+    if (ROUNDS > 1) console.log(`── round ${r} of ${ROUNDS}`);
+    for (const m of r % 2 === 1 ? MODES : [...MODES].reverse()) {
+      const res = await runMode(m, profRoot, r);
+      if (res.skipped) console.log(`${m.padEnd(12)} skipped: ${res.skipped}`);
+      else console.log(`${m.padEnd(12)} → largest N that held: ${res.maxHeld ?? 'none'}${res.firstFailure != null ? ` (first failing step: ${res.firstFailure})` : ''}\n`);
+      modes.push(res);
+    }
   }
-  // Every mode against the minimal relay, at each step both ran: CPU per call-second as a
-  // ratio, p99 added delay each way side by side (the relay is the yardstick).
-  const at = (mode: string, n: number) => modes.find((x) => x.mode === mode)?.steps.find((s) => s.calls === n);
+  // Every mode against the minimal relay, at each step both ran in the same round: CPU per
+  // call-second as a ratio, p99 added delay each way side by side (the relay is the yardstick).
+  const at = (mode: string, n: number, inRound = 1) => modes.find((x) => x.mode === mode && x.round === inRound)?.steps.find((s) => s.calls === n);
   const vsRelay = modes
     .filter((m) => m.mode !== 'relay' && !m.skipped)
     .flatMap((m) =>
       m.steps.flatMap((s) => {
-        const r = at('relay', s.calls);
+        const r = at('relay', s.calls, m.round);
         if (!r || r.bridge.cpuMsPerCallS <= 0) return [];
         return [
           {
             mode: m.mode,
+            round: m.round,
             calls: s.calls,
             cpuRatio: Math.round((s.bridge.cpuMsPerCallS / r.bridge.cpuMsPerCallS) * 100) / 100,
             inboundP99Ms: { bridge: s.inbound.p99Ms, relay: r.inbound.p99Ms },
@@ -516,16 +527,40 @@ async function main(): Promise<void> {
         ];
       }),
     );
+  // Over rounds: the median of each mode's within-round ratio, with its range.
+  const median = (xs: number[]) => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2]! : Math.round(((v[v.length / 2 - 1]! + v[v.length / 2]!) / 2) * 100) / 100;
+  };
+  const keys = [...new Set(vsRelay.map((v) => `${v.mode}@${v.calls}`))];
+  const vsRelayOverRounds = keys.map((k) => {
+    const vs = vsRelay.filter((v) => `${v.mode}@${v.calls}` === k);
+    const ratios = vs.map((v) => v.cpuRatio);
+    return { mode: vs[0]!.mode, calls: vs[0]!.calls, rounds: vs.length, cpuRatioMedian: median(ratios), cpuRatioMin: Math.min(...ratios), cpuRatioMax: Math.max(...ratios), dropped: vs.reduce((n, v) => n + v.dropped, 0) };
+  });
   const common = STEPS.filter((n) => at('native', n) && at('passthrough', n)).pop();
-  const ratio = common ? Math.round((at('native', common)!.bridge.cpuMsPerCallS / at('passthrough', common)!.bridge.cpuMsPerCallS) * 100) / 100 : null;
+  const dspRatios = common
+    ? Array.from({ length: ROUNDS }, (_, i) => [at('native', common, i + 1), at('passthrough', common, i + 1)] as const)
+        .filter(([a, b]) => a && b)
+        .map(([a, b]) => Math.round((a!.bridge.cpuMsPerCallS / b!.bridge.cpuMsPerCallS) * 100) / 100)
+    : [];
+  const ratio = dspRatios.length > 0 ? median(dspRatios) : null;
   const summary = {
     machine,
     when: new Date().toISOString(),
     command: `npm run bench:capacity -- ${argv.join(' ')}`.trim(),
-    settings: { steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, delayLimitMs: DELAY_LIMIT_MS, leadMs: LEAD_MS || 'bridge default', agent: `fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough, relay: μ-law), ${AGENT_CHUNK_MS} ms deltas at ${AGENT_SPEED}× real time` },
-    maxHeld: Object.fromEntries(modes.map((m) => [m.mode, m.skipped ? `skipped: ${m.skipped}` : m.maxHeld])),
-    fullDspVsPassthroughCpu: common ? { calls: common, ratio } : null,
+    settings: { rounds: ROUNDS, steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, delayLimitMs: DELAY_LIMIT_MS, leadMs: LEAD_MS || 'bridge default', agent: `fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough, relay: μ-law), ${AGENT_CHUNK_MS} ms deltas at ${AGENT_SPEED}× real time` },
+    // Over rounds, the smallest: what held every time.
+    maxHeld: Object.fromEntries(
+      [...new Set(modes.map((m) => m.mode))].map((mode) => {
+        const runs = modes.filter((m) => m.mode === mode);
+        const skipped = runs.find((m) => m.skipped);
+        return [mode, skipped ? `skipped: ${skipped.skipped}` : runs.some((m) => m.maxHeld === null) ? null : Math.min(...runs.map((m) => m.maxHeld!))];
+      }),
+    ),
+    fullDspVsPassthroughCpu: common ? { calls: common, ratio, ...(ROUNDS > 1 ? { perRound: dspRatios } : {}) } : null,
     vsRelay,
+    ...(ROUNDS > 1 ? { vsRelayOverRounds } : {}),
     modes,
   };
   mkdirSync(dirname(OUT), { recursive: true });
@@ -533,11 +568,14 @@ async function main(): Promise<void> {
   const svg = OUT.replace(/\.json$/, '') + '.svg';
   writePlot(summary, svg);
   console.log(`largest N that held: ${Object.entries(summary.maxHeld).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  if (ratio !== null) console.log(`full DSP (native) vs μ-law passthrough, CPU per call-second at ${common} calls: ${ratio}×`);
+  if (ratio !== null) console.log(`full DSP (native) vs μ-law passthrough, CPU per call-second at ${common} calls: ${ratio}×${ROUNDS > 1 ? ` (median of ${dspRatios.join(', ')})` : ''}`);
   for (const v of vsRelay)
     console.log(
-      `${v.mode} vs minimal relay at ${v.calls} calls: CPU ${v.cpuRatio}×; p99 in ${v.inboundP99Ms.bridge}/${v.inboundP99Ms.relay} ms, out ${v.outboundP99Ms.bridge}/${v.outboundP99Ms.relay} ms; media msgs per audio-s ${v.mediaMessagesPerAudioS.bridge}/${v.mediaMessagesPerAudioS.relay}; dropped ${v.dropped}`,
+      `${v.mode} vs minimal relay at ${v.calls} calls${ROUNDS > 1 ? ` (round ${v.round})` : ''}: CPU ${v.cpuRatio}×; p99 in ${v.inboundP99Ms.bridge}/${v.inboundP99Ms.relay} ms, out ${v.outboundP99Ms.bridge}/${v.outboundP99Ms.relay} ms; media msgs per audio-s ${v.mediaMessagesPerAudioS.bridge}/${v.mediaMessagesPerAudioS.relay}; dropped ${v.dropped}`,
     );
+  if (ROUNDS > 1)
+    for (const v of vsRelayOverRounds)
+      console.log(`${v.mode} vs minimal relay at ${v.calls} calls over ${v.rounds} rounds: CPU ${v.cpuRatioMedian}× median (${v.cpuRatioMin}–${v.cpuRatioMax}×); dropped ${v.dropped}`);
   if (profRoot) console.log(`CPU profiles (.cpuprofile, open in Chrome DevTools): ${profRoot}`);
   console.log(`report: ${OUT}\nplot:   ${svg}`);
   process.exit(0);
