@@ -10,17 +10,7 @@ import { backends } from '../helpers/backends.js';
 import { encodeUlaw } from '../../src/dsp/ts/g711.js';
 import { DspPool } from '../../src/dsp/pool/dsp-pool.js';
 import { inlineReference, type BatchedPaths } from '../../src/dsp/pool/inline-reference.js';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../helpers/rng.js';
 
 interface Arrival {
   seq: number;

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { fastMedia, parseTwilioMessage } from '../../src/twilio/messages.js';
+import { rng } from '../helpers/rng.js';
 
 const SID = 'MZ18ad3ab5a668481ce02b83e7395059f0';
 const PAYLOAD = Buffer.alloc(160, 0x7f).toString('base64');
@@ -14,18 +15,6 @@ const twilioMedia = (seq: string, track: string, chunk: string, ts: string, payl
   `{"event":"media","sequenceNumber":"${seq}","media":{"track":"${track}","chunk":"${chunk}","timestamp":"${ts}","payload":"${payload}"},"streamSid":"${sid}"}`;
 /** The same JSON, off the fast path. */
 const general = (text: string) => parseTwilioMessage(`{ ${text.slice(1)}`);
-
-/** A small seeded generator (mulberry32), so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('Twilio media fast path', () => {
   it("reads Twilio's media message exactly as the general path does", () => {
