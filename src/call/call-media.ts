@@ -167,7 +167,7 @@ export class CallMedia {
   finishResponse(): Promise<void> {
     const playout = this.#o.playout;
     const poolOut = this.#poolOut;
-    if (poolOut && !this.#closed) {
+    if (poolOut) {
       poolOut.flush();
       this.#poolOutIds.push(playout.currentResponseId);
       return new Promise((resolve) =>

@@ -398,8 +398,9 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #onStart(m: StartMessage): void {
     // Only a call still awaiting its start becomes one (a start that arrives as the session
     // closes — say after the start timeout — opens nothing).
-    const hold = this.#hold;
-    if (this.#phase.state !== 'awaiting-start' || !hold) return;
+    const phase = this.#phase;
+    if (phase.state !== 'awaiting-start') return;
+    const hold = phase.hold;
     const refused = this.#d.admitStart?.(m);
     if (refused !== undefined) {
       // Not a call: no 'started', no agent, no record (the session never gets a CallSid).
