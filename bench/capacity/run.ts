@@ -129,11 +129,17 @@ function procTree(pid: number): number[] {
   return pids;
 }
 
-/** CPU (ms, user + system, all threads) and RSS (MiB) of the bridge and its worker processes. */
-function treeStats(pid: number): { cpuMs: number; sysMs: number; rssMb: number } {
+/**
+ * CPU (ms, user + system, all threads), RSS (MiB) and read/write syscalls (/proc/PID/io
+ * syscr, syscw: every read-like and write-like call, sockets included) of the bridge and
+ * its worker processes.
+ */
+function treeStats(pid: number): { cpuMs: number; sysMs: number; rssMb: number; reads: number; writes: number } {
   let cpuMs = 0;
   let sysMs = 0;
   let rssMb = 0;
+  let reads = 0;
+  let writes = 0;
   for (const p of procTree(pid)) {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
@@ -141,11 +147,14 @@ function treeStats(pid: number): { cpuMs: number; sysMs: number; rssMb: number }
       cpuMs += (Number(f[11]) + Number(f[12])) * 10;
       sysMs += Number(f[12]) * 10;
       rssMb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'latin1'))?.[1] ?? 0) / 1024;
+      const io = readFileSync(`/proc/${p}/io`, 'latin1');
+      reads += Number(/syscr:\s+(\d+)/.exec(io)?.[1] ?? 0);
+      writes += Number(/syscw:\s+(\d+)/.exec(io)?.[1] ?? 0);
     } catch {
       /* gone */
     }
   }
-  return { cpuMs, sysMs, rssMb };
+  return { cpuMs, sysMs, rssMb, reads, writes };
 }
 
 async function startBridge(mode: string, agentPort: number, dataDir: string, profDir: string | undefined): Promise<{ proc: ChildProcess; url: string; streamUrl: string; dsp: unknown }> {
@@ -269,7 +278,7 @@ interface StepResult {
   callsOpen: number;
   held: boolean;
   failedBecause: string[];
-  bridge: { cpuPct: number; cpuMsPerCallS: number; kernelShare: number; rssMb: number; rssPerCallMb: number | null; lagP99Ms: number | null };
+  bridge: { cpuPct: number; cpuMsPerCallS: number; kernelShare: number; rssMb: number; rssPerCallMb: number | null; lagP99Ms: number | null; syscallsPerCallS: { read: number; write: number } | null };
   inbound: { frames: number; minMs: number | null; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; dropped: number };
   outbound: { frames: number; minMs: number | null; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; firstFrameP50Ms: number | null; firstFrameP99Ms: number | null; replies: number; unmatchedReplies: number; lostFrames: number; underruns: number; underrunMs: number; mediaMessagesPerAudioS: number | null };
   bargeIn: { count: number; reactionP50Ms: number | null; reactionP99Ms: number | null; reactionMaxMs: number | null };
@@ -351,6 +360,7 @@ const COLS: [string, number, (r: StepResult) => string][] = [
   ['cpu%', 6, (r) => r.bridge.cpuPct.toFixed(0)],
   ['ms/call-s', 10, (r) => r.bridge.cpuMsPerCallS.toFixed(3)],
   ['sys', 5, (r) => r.bridge.kernelShare.toFixed(2)],
+  ['rd/wr per call-s', 17, (r) => (r.bridge.syscallsPerCallS ? `${r.bridge.syscallsPerCallS.read}/${r.bridge.syscallsPerCallS.write}` : '-')],
   ['MB/call', 8, (r) => (r.bridge.rssPerCallMb === null ? '-' : r.bridge.rssPerCallMb.toFixed(2))],
   ['lag99', 6, (r) => String(r.bridge.lagP99Ms ?? '-')],
   ['in p50/p99/max ms', 19, (r) => `${r.inbound.p50Ms}/${r.inbound.p99Ms}/${r.inbound.maxMs}`],
@@ -425,6 +435,7 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
       const an = analyse(ledger, ranges, g);
       const cpuMs = c1.cpuMs - c0.cpuMs;
       const open = status2.open;
+      const perCallS = (count: number) => Math.round((count / (open * (wallMs / 1000))) * 10) / 10;
       const r: StepResult = {
         mode,
         calls: n,
@@ -439,6 +450,7 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
           rssMb: Math.round(c1.rssMb),
           rssPerCallMb: open > 0 ? Math.round(((c1.rssMb - base.rssMb) / open) * 100) / 100 : null,
           lagP99Ms: ready.load?.lagP99Ms ?? null,
+          syscallsPerCallS: open > 0 ? { read: perCallS(c1.reads - c0.reads), write: perCallS(c1.writes - c0.writes) } : null,
         },
         ...an,
         loadgen: { cpuPct: Math.round(g.cpuPct), lagP99Ms: round(g.lagP99Ms), lagMaxMs: round(g.lagMaxMs)! },
