@@ -98,10 +98,8 @@ export class CallMedia {
   /** On the clock: frames the jitter buffer held for a gap are released on their deadline. */
   poll(nowMs: number): void {
     if (this.#inbound) {
-      if (this.#inbound.bufferedFrames > 0) {
-        const pcm = this.#inbound.poll(nowMs);
-        if (pcm.length > 0) this.#toAgent(pcm);
-      }
+      const pcm = this.#inbound.poll(nowMs);
+      if (pcm.length > 0) this.#toAgent(pcm);
     } else if (this.#poolIn && this.#poolIn.bufferedFrames > 0) {
       this.#poolIn.poll(nowMs);
     }

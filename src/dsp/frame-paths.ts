@@ -3,7 +3,7 @@
  *
  * ```text
  *  caller frame ──InboundPath.push(frame, seq, ts, now)──► PCM for the agent (maybe none: held by the jitter buffer)
- *  tick         ──InboundPath.poll(now)──────────────────► PCM released on its gap deadline
+ *  tick         ──InboundPath.poll(now)──────────────────► PCM released on its gap deadline (nothing to do while none is held)
  *  agent PCM    ──OutboundPath.push(pcm)─────────────────► whole 160-byte μ-law frames for Playout
  *  end of reply ──OutboundPath.flush()───────────────────► the resampler tail and last partial frame
  * ```
@@ -22,20 +22,40 @@ export const INBOUND_DST_FRAMES = 8;
 export class InboundPath {
   readonly #p: InboundPipeline;
   readonly #dst: Int16Array;
+  /** A push that releases nothing but fills dst leaves room for one more frame's output. */
+  readonly #fullAt: number;
+  /**
+   * Whether the jitter buffer may hold frames. The buffer never delays in-order audio: a
+   * push into an empty buffer either releases what it pushed (and anything now due) or
+   * holds it and releases nothing — so a frame can be left held only by a push that
+   * released nothing, or one that filled dst. Until such a push, poll() has nothing to ask
+   * the backend (for the native addon: no N-API call per call per tick); once it happens,
+   * poll() asks until the buffer reports empty. test/dsp/frame-paths.test.ts checks the
+   * output against a path that polls on every tick, on random arrival patterns.
+   */
+  #mayHold = false;
   #closed = false;
 
   constructor(dsp: DspBackend, options: InboundPipelineOptions) {
     this.#p = dsp.createInboundPipeline(options);
     this.#dst = new Int16Array(this.#p.maxFrameOutput * INBOUND_DST_FRAMES);
+    this.#fullAt = this.#dst.length - this.#p.maxFrameOutput;
   }
 
   /** One 160-byte G.711 frame in; the PCM it releases (possibly empty) out. */
   push(payload: Uint8Array, seq: number, timestampMs: number, nowMs: number): Int16Array {
-    return this.#dst.subarray(0, this.#p.push(payload, seq, timestampMs, nowMs, this.#dst));
+    const n = this.#p.push(payload, seq, timestampMs, nowMs, this.#dst);
+    if (n === 0 || n > this.#fullAt) this.#mayHold = true;
+    return this.#dst.subarray(0, n);
   }
 
-  /** PCM of frames whose gap deadline has passed (call on the tick while bufferedFrames > 0). */
+  /** PCM of frames whose gap deadline has passed (call on every tick; cheap while nothing is held). */
   poll(nowMs: number): Int16Array {
+    if (!this.#mayHold || this.#closed) return this.#dst.subarray(0, 0);
+    if (this.#p.bufferedFrames === 0) {
+      this.#mayHold = false;
+      return this.#dst.subarray(0, 0);
+    }
     return this.#dst.subarray(0, this.#p.poll(nowMs, this.#dst));
   }
 
