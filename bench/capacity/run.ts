@@ -3,7 +3,7 @@
  *
  *   npm run bench:capacity -- [--modes relay,passthrough,native,ts,pool,pool-ts,cluster] [--steps 50,100,200,…]
  *                             [--agent-chunk-ms 100] [--agent-speed 4] [--lead-ms <BRIDGE_PLAYOUT_LEAD_MS>]
- *                             [--measure-s 10] [--settle-s 3] [--warmup-s 10] [--keep-going] [--quick] [--cpu-prof]
+ *                             [--measure-s 10] [--settle-s 3] [--warmup-s 10] [--keep-going] [--quick] [--cpu-prof] [--pin]
  *                             [--bridge-node-args "--trace-gc" --bridge-log <file>] [--out <file.json>]
  *
  * Three processes per mode, on this machine:
@@ -35,6 +35,10 @@
  * Each mode ramps N through the steps until a step fails (p99 added delay > 5 ms in
  * either direction, or any caller frame dropped, or any playout underrun or lost agent
  * frame); the largest N that held is reported. Report: bench/results/capacity-<time>.json + .svg.
+ * --pin (Linux, `taskset`): the bridge (or relay) runs on CPU 0, the generator and the agent
+ * on the other CPUs — the process measured does not share its core with the load it is
+ * measured under, so its CPU per call-second is not inflated by the scheduler and cache
+ * contention of the other two (single-process modes: a pinned cluster or pool shares CPU 0).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -64,6 +68,12 @@ const AGENT_SPEED = opt('agent-speed', '4');
 /** BRIDGE_PLAYOUT_LEAD_MS for the bridge; '' = the bridge's default. */
 const LEAD_MS = opt('lead-ms', '');
 const KEEP_GOING = flag('keep-going');
+const PIN = flag('pin');
+/** `taskset` prefix for a process pinned to `cpus` (--pin), or none. */
+function pinned(cpuList: string): string[] {
+  return PIN ? ['taskset', '-c', cpuList] : [];
+}
+const OTHER_CPUS = cpus().length > 2 ? `1-${cpus().length - 1}` : cpus().length === 2 ? '1' : '0';
 /**
  * Rounds of all modes, each round in the reverse order of the one before (relay, passthrough,
  * native, native, passthrough, relay, …): a shared VM's speed drifts by tens of percent over
@@ -97,7 +107,8 @@ interface Kid {
 }
 
 function fork(script: string, env: Record<string, string> = {}): Promise<Kid & { ready: Record<string, unknown> }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'capacity', script)], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+  const [cmd, ...pre] = [...pinned(OTHER_CPUS), process.execPath];
+  const proc = spawn(cmd!, [...pre, '--import', 'tsx', join(root, 'bench', 'capacity', script)], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
   const waiters = new Map<string, { resolve: (m: never) => void; reject: (e: Error) => void }[]>();
   proc.on('message', (m: { type: string }) => waiters.get(m.type)?.shift()?.resolve(m as never));
   proc.once('exit', () => {
@@ -180,7 +191,8 @@ async function startBridge(mode: string, agentPort: number, dataDir: string, pro
     mode === 'relay'
       ? [...nodeArgs, '--import', 'tsx', join(root, 'bench', 'capacity', 'minimal-relay.ts')]
       : [...nodeArgs, '--import', 'tsx', join(root, 'src', 'cli.ts'), 'start', ...(mode === 'cluster' ? ['--workers', '2'] : [])];
-  const proc = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...pre] = [...pinned('0'), process.execPath];
+  const proc = spawn(cmd!, [...pre, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   if (BRIDGE_LOG) proc.stdout!.pipe(createWriteStream(BRIDGE_LOG, { flags: 'a' }));
   let errText = '';
   proc.stdout!.on('data', (d: Buffer) => (errText += d.toString()).length > 4000 && (errText = errText.slice(-4000)));
@@ -502,7 +514,7 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? 'cpu', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  console.log(`capacity: modes ${MODES.join(', ')}; steps ${STEPS.join(', ')}; ${MEASURE_S} s measured per step; ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, Node ${machine.node}`);
+  console.log(`capacity: modes ${MODES.join(', ')}; steps ${STEPS.join(', ')}; ${MEASURE_S} s measured per step; ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, Node ${machine.node}${PIN ? `; bridge pinned to cpu 0, generator and agent to cpu ${OTHER_CPUS}` : ''}`);
   console.log(`a step holds when p99 added delay ≤ ${DELAY_LIMIT_MS} ms both ways, nothing is dropped or lost, and Twilio's playout never runs dry mid-reply\n`);
   console.log(header());
   const profRoot = CPU_PROF ? join(root, 'bench', 'results', `capacity-prof-${stamp}`) : undefined;
@@ -561,7 +573,7 @@ async function main(): Promise<void> {
     machine,
     when: new Date().toISOString(),
     command: `npm run bench:capacity -- ${argv.join(' ')}`.trim(),
-    settings: { rounds: ROUNDS, steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, delayLimitMs: DELAY_LIMIT_MS, leadMs: LEAD_MS || 'bridge default', agent: `fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough, relay: μ-law), ${AGENT_CHUNK_MS} ms deltas at ${AGENT_SPEED}× real time` },
+    settings: { rounds: ROUNDS, steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, pinned: PIN ? { bridge: 'cpu 0', loadgenAndAgent: `cpu ${OTHER_CPUS}` } : false, delayLimitMs: DELAY_LIMIT_MS, leadMs: LEAD_MS || 'bridge default', agent: `fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough, relay: μ-law), ${AGENT_CHUNK_MS} ms deltas at ${AGENT_SPEED}× real time` },
     // Over rounds, the smallest: what held every time.
     maxHeld: Object.fromEntries(
       [...new Set(modes.map((m) => m.mode))].map((mode) => {
