@@ -18,11 +18,14 @@ import type { DspBackend, InboundPipeline, InboundPipelineOptions, JitterStats, 
 /** Inbound dst size in whole resampled frames (a push may release several held frames at once). */
 export const INBOUND_DST_FRAMES = 8;
 
+/** What poll() returns on the ticks with nothing held (every call, every 20 ms): no view to allocate. */
+const NO_PCM = new Int16Array(0);
+
 /** Caller → agent: G.711 frames in, PCM16 at the agent's rate out (jitter buffer, PLC, resampler). */
 export class InboundPath {
   readonly #p: InboundPipeline;
   readonly #dst: Int16Array;
-  /** A push that releases nothing but fills dst leaves room for one more frame's output. */
+  /** Output above this many samples: the release stopped for want of room in dst (more may be due). */
   readonly #fullAt: number;
   /**
    * Whether the jitter buffer may hold frames. The buffer never delays in-order audio: a
@@ -51,10 +54,10 @@ export class InboundPath {
 
   /** PCM of frames whose gap deadline has passed (call on every tick; cheap while nothing is held). */
   poll(nowMs: number): Int16Array {
-    if (!this.#mayHold || this.#closed) return this.#dst.subarray(0, 0);
+    if (!this.#mayHold || this.#closed) return NO_PCM;
     if (this.#p.bufferedFrames === 0) {
       this.#mayHold = false;
-      return this.#dst.subarray(0, 0);
+      return NO_PCM;
     }
     return this.#dst.subarray(0, this.#p.poll(nowMs, this.#dst));
   }
