@@ -40,7 +40,7 @@
  * measured under, so its CPU per call-second is not inflated by the scheduler and cache
  * contention of the other two (single-process modes: a pinned cluster or pool shares CPU 0).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -69,7 +69,11 @@ const AGENT_SPEED = opt('agent-speed', '4');
 const LEAD_MS = opt('lead-ms', '');
 const KEEP_GOING = flag('keep-going');
 const PIN = flag('pin');
-/** `taskset` prefix for a process pinned to `cpus` (--pin), or none. */
+if (PIN && spawnSync('taskset', ['-V']).error) {
+  console.error('--pin needs taskset (Linux, util-linux: apt-get install util-linux)');
+  process.exit(2);
+}
+/** The `taskset` prefix that runs a process on the CPUs in `cpuList` ("0", "1-3") with --pin; none without it. */
 function pinned(cpuList: string): string[] {
   return PIN ? ['taskset', '-c', cpuList] : [];
 }
