@@ -3,7 +3,7 @@
  *
  *   npm run bench:capacity -- [--modes relay,passthrough,native,ts,pool,pool-ts,cluster] [--steps 50,100,200,…]
  *                             [--agent-chunk-ms 100] [--agent-speed 4] [--lead-ms <BRIDGE_PLAYOUT_LEAD_MS>]
- *                             [--measure-s 10] [--settle-s 3] [--warmup-s 10] [--keep-going] [--quick] [--cpu-prof] [--pin]
+ *                             [--measure-s 10] [--settle-s 3] [--warmup-s 10] [--keep-going] [--quick] [--cpu-prof] [--pin] [--rounds N] [--interleave]
  *                             [--bridge-node-args "--trace-gc" --bridge-log <file>] [--out <file.json>]
  *
  * Three processes per mode, on this machine:
@@ -85,6 +85,12 @@ const OTHER_CPUS = cpus().length > 2 ? `1-${cpus().length - 1}` : cpus().length 
  * median over rounds is reported with its range.
  */
 const ROUNDS = Math.max(1, Number(opt('rounds', '1')));
+/**
+ * --interleave: step by step instead of mode by mode — every mode runs one step (a fresh
+ * process, warmed up) before any mode runs the next, so the windows a ratio compares are
+ * tens of seconds apart instead of minutes: the VM's slow drift cancels out of the ratio.
+ */
+const INTERLEAVE = flag('interleave');
 /** Extra node flags for the bridge process (e.g. "--trace-gc"); its output then goes to BRIDGE_LOG. */
 const BRIDGE_NODE_ARGS = opt('bridge-node-args', '').split(' ').filter(Boolean);
 const BRIDGE_LOG = opt('bridge-log', '');
@@ -392,10 +398,12 @@ const header = () => COLS.map(([h, w]) => h.padEnd(w)).join(' ');
 const row = (r: StepResult) => COLS.map(([, w, f]) => f(r).padEnd(w)).join(' ');
 
 // ── one mode ────────────────────────────────────────────────────────────────
-async function runMode(mode: string, profRoot: string | undefined, roundNo: number): Promise<{ mode: string; round: number; dsp: unknown; steps: StepResult[]; maxHeld: number | null; firstFailure?: number | null; skipped?: string }> {
+type ModeRun = { mode: string; round: number; dsp: unknown; steps: StepResult[]; maxHeld: number | null; firstFailure?: number | null; skipped?: string };
+
+async function runMode(mode: string, profRoot: string | undefined, roundNo: number, steps_: readonly number[] = STEPS): Promise<ModeRun> {
   const agent = await fork('fake-agent.ts', { CAPACITY_AGENT_CHUNK_MS: AGENT_CHUNK_MS, CAPACITY_AGENT_SPEED: AGENT_SPEED });
   const dataDir = mkdtempSync(join(tmpdir(), 'vb-capacity-'));
-  const profDir = profRoot ? join(profRoot, ROUNDS > 1 ? `${mode}-r${roundNo}` : mode) : undefined;
+  const profDir = profRoot ? join(profRoot, `${mode}${ROUNDS > 1 ? `-r${roundNo}` : ''}${INTERLEAVE ? `-n${steps_[0]}` : ''}`) : undefined;
   if (profDir) mkdirSync(profDir, { recursive: true });
   let bridge: Awaited<ReturnType<typeof startBridge>>;
   try {
@@ -410,7 +418,7 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
   const base = treeStats(bridge.proc.pid!);
   const params = { agent: 'openai', format: mode === 'passthrough' || mode === 'relay' ? 'pcmu' : 'pcm24k', transcription_model: 'none' };
   try {
-    for (const n of STEPS) {
+    for (const n of steps_) {
       gen.proc.send({ cmd: 'setCalls', n, streamUrl: bridge.streamUrl, params, rampPerS: 100 });
       const tRamp = Date.now();
       let status = { open: 0, failed: 0 };
@@ -422,9 +430,9 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
       }
       // The first step also warms the bridge up (JIT, heap growth, first connections):
       // a fresh process measured at once fails on start-up stalls, not on load.
-      const settleS = SETTLE_S + (n === STEPS[0] ? WARMUP_S : 0);
+      const settleS = SETTLE_S + (n === steps_[0] ? WARMUP_S : 0);
       for (let s = 0; s < settleS * 4; s++) {
-        bar(`${mode} @ ${n}: ${n === STEPS[0] ? 'warming up' : 'settling'}`, s / (settleS * 4));
+        bar(`${mode} @ ${n}: ${n === steps_[0] ? 'warming up' : 'settling'}`, s / (settleS * 4));
         await sleep(250);
       }
       const ledger = new Ledger();
@@ -492,12 +500,34 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
     agent.proc.kill();
     rmSync(dataDir, { recursive: true, force: true });
   }
-  // The largest N that held. With --keep-going a later step can hold after an earlier one
-  // failed (the machine is shared and the p99 sits near the limit): both are reported.
+  return { mode, round: roundNo, dsp: bridge.dsp, steps, ...heldOf(steps) };
+}
+
+/**
+ * The largest N that held. With --keep-going a later step can hold after an earlier one
+ * failed (the machine is shared and the p99 sits near the limit): both are reported.
+ */
+function heldOf(steps: StepResult[]): { maxHeld: number | null; firstFailure: number | null } {
   const held = steps.filter((s) => s.held);
-  const maxHeld = held.length > 0 ? Math.max(...held.map((s) => s.callsOpen)) : null;
-  const firstFailure = steps.find((s) => !s.held)?.callsOpen ?? null;
-  return { mode, round: roundNo, dsp: bridge.dsp, steps, maxHeld, firstFailure };
+  return { maxHeld: held.length > 0 ? Math.max(...held.map((s) => s.callsOpen)) : null, firstFailure: steps.find((s) => !s.held)?.callsOpen ?? null };
+}
+
+/** --interleave: each step of every mode in a fresh process, step by step; a mode's steps are gathered under one run per round. */
+async function runInterleaved(order: readonly string[], profRoot: string | undefined, roundNo: number): Promise<ModeRun[]> {
+  const runs = new Map<string, ModeRun>();
+  for (const n of STEPS) {
+    for (const m of order) {
+      const prev = runs.get(m);
+      if (prev?.skipped || (prev && !KEEP_GOING && prev.firstFailure !== null)) continue; // as without --interleave: a mode stops at its first failing step
+      const res = await runMode(m, profRoot, roundNo, [n]);
+      if (!prev || res.skipped) runs.set(m, res);
+      else {
+        prev.steps.push(...res.steps);
+        Object.assign(prev, heldOf(prev.steps));
+      }
+    }
+  }
+  return order.flatMap((m) => (runs.has(m) ? [runs.get(m)!] : []));
 }
 
 function writePlot(summary: { machine: { cpus: number; model: string; node: string }; when: string; modes: { mode: string; skipped?: string; steps: StepResult[] }[] }, svg: string): void {
@@ -518,19 +548,22 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? 'cpu', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  console.log(`capacity: modes ${MODES.join(', ')}; steps ${STEPS.join(', ')}; ${MEASURE_S} s measured per step; ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, Node ${machine.node}${PIN ? `; bridge pinned to cpu 0, generator and agent to cpu ${OTHER_CPUS}` : ''}`);
+  console.log(`capacity: modes ${MODES.join(', ')}; steps ${STEPS.join(', ')}; ${MEASURE_S} s measured per step; ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, Node ${machine.node}${PIN ? `; bridge pinned to cpu 0, generator and agent to cpu ${OTHER_CPUS}` : ''}${INTERLEAVE ? '; interleaved: every mode runs a step (fresh process) before the next step' : ''}`);
   console.log(`a step holds when p99 added delay ≤ ${DELAY_LIMIT_MS} ms both ways, nothing is dropped or lost, and Twilio's playout never runs dry mid-reply\n`);
   console.log(header());
   const profRoot = CPU_PROF ? join(root, 'bench', 'results', `capacity-prof-${stamp}`) : undefined;
   const modes: Awaited<ReturnType<typeof runMode>>[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
     if (ROUNDS > 1) console.log(`── round ${r} of ${ROUNDS}`);
-    for (const m of r % 2 === 1 ? MODES : [...MODES].reverse()) {
-      const res = await runMode(m, profRoot, r);
-      if (res.skipped) console.log(`${m.padEnd(12)} skipped: ${res.skipped}`);
-      else console.log(`${m.padEnd(12)} → largest N that held: ${res.maxHeld ?? 'none'}${res.firstFailure != null ? ` (first failing step: ${res.firstFailure})` : ''}\n`);
+    const order = r % 2 === 1 ? MODES : [...MODES].reverse();
+    const report = (res: ModeRun) => {
+      if (res.skipped) console.log(`${res.mode.padEnd(12)} skipped: ${res.skipped}`);
+      else console.log(`${res.mode.padEnd(12)} → largest N that held: ${res.maxHeld ?? 'none'}${res.firstFailure != null ? ` (first failing step: ${res.firstFailure})` : ''}${INTERLEAVE ? '' : '\n'}`);
       modes.push(res);
-    }
+    };
+    if (INTERLEAVE) for (const res of await runInterleaved(order, profRoot, r)) report(res);
+    else for (const m of order) report(await runMode(m, profRoot, r));
+    if (INTERLEAVE) console.log('');
   }
   // Every mode against the minimal relay, at each step both ran in the same round: CPU per
   // call-second as a ratio, p99 added delay each way side by side (the relay is the yardstick).
@@ -577,7 +610,7 @@ async function main(): Promise<void> {
     machine,
     when: new Date().toISOString(),
     command: `npm run bench:capacity -- ${argv.join(' ')}`.trim(),
-    settings: { rounds: ROUNDS, steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, pinned: PIN ? { bridge: 'cpu 0', loadgenAndAgent: `cpu ${OTHER_CPUS}` } : false, delayLimitMs: DELAY_LIMIT_MS, leadMs: LEAD_MS || 'bridge default', agent: `fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough, relay: μ-law), ${AGENT_CHUNK_MS} ms deltas at ${AGENT_SPEED}× real time` },
+    settings: { rounds: ROUNDS, interleaved: INTERLEAVE, steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, pinned: PIN ? { bridge: 'cpu 0', loadgenAndAgent: `cpu ${OTHER_CPUS}` } : false, delayLimitMs: DELAY_LIMIT_MS, leadMs: LEAD_MS || 'bridge default', agent: `fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough, relay: μ-law), ${AGENT_CHUNK_MS} ms deltas at ${AGENT_SPEED}× real time` },
     // Over rounds, the smallest: what held every time.
     maxHeld: Object.fromEntries(
       [...new Set(modes.map((m) => m.mode))].map((mode) => {
