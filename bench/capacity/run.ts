@@ -3,7 +3,7 @@
  *
  *   npm run bench:capacity -- [--modes relay,passthrough,native,ts,pool,pool-ts,cluster] [--steps 50,100,200,…]
  *                             [--agent-chunk-ms 100] [--agent-speed 4] [--lead-ms <BRIDGE_PLAYOUT_LEAD_MS>]
- *                             [--measure-s 10] [--settle-s 3] [--warmup-s 10] [--keep-going] [--quick] [--cpu-prof] [--pin] [--rounds N] [--interleave]
+ *                             [--measure-s 10] [--settle-s 3] [--warmup-s 10] [--keep-going] [--quick] [--cpu-prof] [--pin] [--rounds N] [--interleave] [--perf]
  *                             [--bridge-node-args "--trace-gc" --bridge-log <file>] [--out <file.json>]
  *
  * Three processes per mode, on this machine:
@@ -41,13 +41,14 @@
  * contention of the other two (single-process modes: a pinned cluster or pool shares CPU 0).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FRAME_MS, percentile } from './pattern.js';
 import { renderSvg, type PlotSeries } from './plot.js';
+import { formatLayers, readJitMap, splitSamples, type CpuLayers } from './cpu-layers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const argv = process.argv.slice(2);
@@ -91,11 +92,23 @@ const ROUNDS = Math.max(1, Number(opt('rounds', '1')));
  * tens of seconds apart instead of minutes: the VM's slow drift cancels out of the ratio.
  */
 const INTERLEAVE = flag('interleave');
+/**
+ * --perf (Linux, `perf`): a CPU-time profile of the bridge (or relay) over each step's window
+ * (`perf record -e cpu-clock`), split by layer — kernel, our JS, ws, node, V8, the DSP addon —
+ * in the report (`bridge.cpuLayers`) and under each row; the raw data beside the report.
+ */
+const PERF = flag('perf');
+if (PERF && spawnSync('perf', ['--version']).status !== 0) {
+  console.error('--perf needs Linux perf (apt-get install linux-perf) and permission to profile your own processes (kernel.perf_event_paranoid ≤ 2)');
+  process.exit(2);
+}
 /** Extra node flags for the bridge process (e.g. "--trace-gc"); its output then goes to BRIDGE_LOG. */
 const BRIDGE_NODE_ARGS = opt('bridge-node-args', '').split(' ').filter(Boolean);
 const BRIDGE_LOG = opt('bridge-log', '');
 const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
 const OUT = opt('out', join(root, 'bench', 'results', `capacity-${stamp}.json`));
+/** --perf's data and JIT maps: one pair per mode, round and step. */
+const perfRoot = join(root, 'bench', 'results', `capacity-perf-${stamp}`);
 const DELAY_LIMIT_MS = 5;
 const TTY = process.stdout.isTTY;
 
@@ -196,7 +209,12 @@ async function startBridge(mode: string, agentPort: number, dataDir: string, pro
   delete env.BRIDGE_DSP_POOL;
   if (mode === 'pool' || mode === 'pool-ts') env.BRIDGE_DSP_POOL = '2';
   if (LEAD_MS) env.BRIDGE_PLAYOUT_LEAD_MS = LEAD_MS;
-  const nodeArgs = [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...BRIDGE_NODE_ARGS];
+  const nodeArgs = [
+    ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []),
+    // JIT code named in /tmp/perf-PID.map, and not moved after it is named (cpu-layers.ts).
+    ...(PERF ? ['--perf-basic-prof', '--no-compact-code-space', '--logfile=/dev/null', '--no-logfile-per-isolate'] : []),
+    ...BRIDGE_NODE_ARGS,
+  ];
   const args =
     mode === 'relay'
       ? [...nodeArgs, '--import', 'tsx', join(root, 'bench', 'capacity', 'minimal-relay.ts')]
@@ -300,7 +318,7 @@ interface StepResult {
   callsOpen: number;
   held: boolean;
   failedBecause: string[];
-  bridge: { cpuPct: number; cpuMsPerCallS: number; kernelShare: number; rssMb: number; rssPerCallMb: number | null; lagP99Ms: number | null; syscallsPerCallS: { read: number; write: number } | null };
+  bridge: { cpuPct: number; cpuMsPerCallS: number; kernelShare: number; rssMb: number; rssPerCallMb: number | null; lagP99Ms: number | null; syscallsPerCallS: { read: number; write: number } | null; cpuLayers?: CpuLayers | null };
   inbound: { frames: number; minMs: number | null; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; dropped: number };
   outbound: { frames: number; minMs: number | null; p50Ms: number | null; p99Ms: number | null; maxMs: number | null; firstFrameP50Ms: number | null; firstFrameP99Ms: number | null; replies: number; unmatchedReplies: number; lostFrames: number; underruns: number; underrunMs: number; mediaMessagesPerAudioS: number | null };
   bargeIn: { count: number; reactionP50Ms: number | null; reactionP99Ms: number | null; reactionMaxMs: number | null };
@@ -441,6 +459,7 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
       await sleep(300);
       ledger.addAgent(await agent.request<AgentCollect>({ cmd: 'collect' }, 'collect'));
       const c0 = treeStats(bridge.proc.pid!);
+      const perf = PERF ? startPerf(bridge.proc.pid!, join(perfRoot, `${mode}${ROUNDS > 1 ? `-r${roundNo}` : ''}-n${n}.data`)) : undefined;
       const t0 = performance.now();
       while (performance.now() - t0 < MEASURE_S * 1000) {
         bar(`${mode} @ ${n} calls: measuring`, (performance.now() - t0) / (MEASURE_S * 1000));
@@ -448,6 +467,7 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
       }
       const c1 = treeStats(bridge.proc.pid!);
       const wallMs = performance.now() - t0;
+      const cpuLayers = perf ? await perf : undefined;
       const g = await gen.request<GenCollect>({ cmd: 'collect' }, 'collect');
       const ranges = ledger.addGen(g);
       await sleep(500); // frames in flight reach the agent
@@ -475,6 +495,7 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
           rssPerCallMb: open > 0 ? Math.round(((c1.rssMb - base.rssMb) / open) * 100) / 100 : null,
           lagP99Ms: ready.load?.lagP99Ms ?? null,
           syscallsPerCallS: open > 0 ? { read: perCallS(c1.reads - c0.reads), write: perCallS(c1.writes - c0.writes) } : null,
+          ...(PERF ? { cpuLayers: cpuLayers ?? null } : {}),
         },
         ...an,
         loadgen: { cpuPct: Math.round(g.cpuPct), lagP99Ms: round(g.lagP99Ms), lagMaxMs: round(g.lagMaxMs)! },
@@ -490,6 +511,7 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
       r.held = r.failedBecause.length === 0;
       steps.push(r);
       console.log(row(r));
+      if (r.bridge.cpuLayers) console.log(`${' '.repeat(13)}CPU by layer (${r.bridge.cpuLayers.samples} samples): ${formatLayers(r.bridge.cpuLayers)}`);
       if (!r.held && !KEEP_GOING) break;
     }
   } finally {
@@ -497,10 +519,34 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
     await gen.request({ cmd: 'stop' }, 'stopped').catch(() => undefined);
     gen.proc.kill();
     await stopProc(bridge.proc);
+    if (PERF) rmSync(`/tmp/perf-${bridge.proc.pid}.map`, { force: true });
     agent.proc.kill();
     rmSync(dataDir, { recursive: true, force: true });
   }
   return { mode, round: roundNo, dsp: bridge.dsp, steps, ...heldOf(steps) };
+}
+
+/**
+ * `perf record` of `pid` for the measure window (cpu-clock, ~1 kHz, no call chains: the split
+ * needs only the leaf), then its samples split by layer. The node process's JIT map is copied
+ * beside the data (`perf report -i <file>` names JS frames from /tmp/perf-PID.map). Null when
+ * perf recorded nothing (say, refused by perf_event_paranoid).
+ */
+async function startPerf(pid: number, file: string): Promise<CpuLayers | null> {
+  mkdirSync(dirname(file), { recursive: true });
+  const rec = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '999', '-p', String(pid), '-o', file, '--', 'sleep', String(MEASURE_S)], { stdio: 'ignore' });
+  await new Promise((resolve) => rec.once('exit', resolve));
+  const script = spawnSync('perf', ['script', '-i', file, '-F', 'ip,sym,dso'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (script.status !== 0 || !script.stdout) return null;
+  const mapPath = `/tmp/perf-${pid}.map`;
+  let map;
+  try {
+    map = readJitMap(mapPath);
+    copyFileSync(mapPath, file.replace(/\.data$/, '.map'));
+  } catch {
+    map = undefined; // no --perf-basic-prof map: JS frames stay as perf named them
+  }
+  return splitSamples(script.stdout, map);
 }
 
 /**
@@ -610,7 +656,7 @@ async function main(): Promise<void> {
     machine,
     when: new Date().toISOString(),
     command: `npm run bench:capacity -- ${argv.join(' ')}`.trim(),
-    settings: { rounds: ROUNDS, interleaved: INTERLEAVE, steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, pinned: PIN ? { bridge: 'cpu 0', loadgenAndAgent: `cpu ${OTHER_CPUS}` } : false, delayLimitMs: DELAY_LIMIT_MS, leadMs: LEAD_MS || 'bridge default', agent: `fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough, relay: μ-law), ${AGENT_CHUNK_MS} ms deltas at ${AGENT_SPEED}× real time` },
+    settings: { rounds: ROUNDS, interleaved: INTERLEAVE, perf: PERF, steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, pinned: PIN ? { bridge: 'cpu 0', loadgenAndAgent: `cpu ${OTHER_CPUS}` } : false, delayLimitMs: DELAY_LIMIT_MS, leadMs: LEAD_MS || 'bridge default', agent: `fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough, relay: μ-law), ${AGENT_CHUNK_MS} ms deltas at ${AGENT_SPEED}× real time` },
     // Over rounds, the smallest: what held every time.
     maxHeld: Object.fromEntries(
       [...new Set(modes.map((m) => m.mode))].map((mode) => {
@@ -638,6 +684,7 @@ async function main(): Promise<void> {
     for (const v of vsRelayOverRounds)
       console.log(`${v.mode} vs minimal relay at ${v.calls} calls over ${v.rounds} rounds: CPU ${v.cpuRatioMedian}× median (${v.cpuRatioMin}–${v.cpuRatioMax}×); dropped ${v.dropped}`);
   if (profRoot) console.log(`CPU profiles (.cpuprofile, open in Chrome DevTools): ${profRoot}`);
+  if (PERF) console.log(`perf data (perf report -i <file>; JS frames from the .map beside it — copy it to /tmp/perf-<pid>.map): ${perfRoot}`);
   console.log(`report: ${OUT}\nplot:   ${svg}`);
   process.exit(0);
 }
