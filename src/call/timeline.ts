@@ -56,11 +56,16 @@ const SAMPLE_STRIDE = 4;
 /** The window a level is measured over. */
 const LEVEL_WINDOW_MS = 200;
 
-/** Squared linear value of each G.711 μ-law code (ITU-T G.711 expansion, 14-bit scaled to 16). */
+/**
+ * Squared linear value of a G.711 μ-law code (ITU-T G.711 expansion, 14-bit scaled to 16), by
+ * its low 7 bits: the sign bit does not change a square. 128 × 4 bytes — eight cache lines,
+ * where a table of all 256 codes as doubles is 32: a caller frame's lookups land in a table
+ * that, under load, the other calls' messages have pushed out of the cache (32124² < 2³²).
+ */
 const ULAW_SQ = (() => {
-  const t = new Float64Array(256);
-  for (let i = 0; i < 256; i++) {
-    const u = ~i & 0xff;
+  const t = new Uint32Array(128);
+  for (let i = 0; i < 128; i++) {
+    const u = ~i & 0x7f;
     const exponent = (u >> 4) & 0x07;
     const magnitude = (((u & 0x0f) << 3) + 0x84) << exponent;
     const v = magnitude - 0x84;
@@ -92,7 +97,7 @@ class Side {
     // its 160 samples, at a quarter of the cost on every caller frame of every call.
     let sq = 0;
     let n = 0;
-    for (let i = 0; i < ulaw.length; i += SAMPLE_STRIDE, n++) sq += ULAW_SQ[ulaw[i]!]!;
+    for (let i = 0; i < ulaw.length; i += SAMPLE_STRIDE, n++) sq += ULAW_SQ[ulaw[i]! & 0x7f]!;
     const ms = ulaw.length / 8;
     const db = toDb(sq / Math.max(1, n));
     if (t - this.#windowStart >= LEVEL_WINDOW_MS) {
