@@ -15,7 +15,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { AgentSession, ULAW_8K, pcm16, type AudioFormat } from '../src/agents/agent.js';
+import { ULAW_8K, pcm16, type AudioFormat } from '../src/agents/agent.js';
+import { SinkAgent } from './sink-agent.js';
 import { CallSession, type StreamSocket } from '../src/call/call-session.js';
 import { FrameClock } from '../src/call/frame-clock.js';
 import { loadConfig } from '../src/config.js';
@@ -26,23 +27,6 @@ const CALLS = arg('calls', 300);
 /** Touched between two frames when cold (--flush-mib): more than the L2 and this process's share of L3. */
 const FLUSH_BYTES = arg('flush-mib', 8) << 20;
 
-class SinkAgent extends AgentSession {
-  samples = 0;
-  readonly hasVad = true;
-  constructor(
-    readonly inputFormat: AudioFormat,
-    readonly outputFormat: AudioFormat,
-  ) {
-    super();
-  }
-  async connect(): Promise<void> {}
-  sendAudio(d: Int16Array | Uint8Array): void {
-    this.samples += d.length;
-  }
-  interrupt(): void {}
-  sendDtmf(): void {}
-  async close(): Promise<void> {}
-}
 
 const sink: StreamSocket = { bufferedAmount: 0, send() {}, close() {} };
 const config = loadConfig({ BRIDGE_LOG_LEVEL: 'silent' });

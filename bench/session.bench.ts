@@ -14,7 +14,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Bench, hrtimeNow } from 'tinybench';
-import { AgentSession, pcm16, ULAW_8K, type AgentFactory, type AudioFormat } from '../src/agents/agent.js';
+import { pcm16, ULAW_8K, type AgentFactory, type AudioFormat } from '../src/agents/agent.js';
+import { SinkAgent } from './sink-agent.js';
 import { CallSession, type StreamSocket } from '../src/call/call-session.js';
 import { FrameClock } from '../src/call/frame-clock.js';
 import { Playout } from '../src/call/playout.js';
@@ -25,20 +26,6 @@ import type { DspBackend } from '../src/dsp/backend.js';
 
 const taskMs = Number(process.argv.find((a) => a.startsWith('--time='))?.slice(7) ?? 500);
 
-class SinkAgent extends AgentSession {
-  samples = 0;
-  readonly hasVad = true;
-  constructor(readonly inputFormat: AudioFormat, readonly outputFormat: AudioFormat) {
-    super();
-  }
-  async connect(): Promise<void> {}
-  sendAudio(d: Int16Array | Uint8Array): void {
-    this.samples += d.length;
-  }
-  interrupt(): void {}
-  sendDtmf(): void {}
-  async close(): Promise<void> {}
-}
 
 const sink: StreamSocket & { sent: number } = { sent: 0, bufferedAmount: 0, send() { this.sent++; }, close() {} };
 
