@@ -36,15 +36,16 @@ const payload = Buffer.alloc(160);
 for (let i = 0; i < 160; i++) payload[i] = (i * 7) & 0xff;
 const b64 = payload.toString('base64');
 
-async function calls(format: AudioFormat): Promise<{ session: CallSession; messages: string[]; next: number }[]> {
+async function calls(format: AudioFormat): Promise<{ session: CallSession; messages: Buffer[]; next: number }[]> {
   const out = [];
   for (let i = 0; i < CALLS; i++) {
     const agent = new SinkAgent(format, format);
     const session = new CallSession(sink, { config, dsp, clock, openAgent: () => ({ name: 'sink', session: agent, ready: Promise.resolve(), preconnected: true }) });
     const sid = 'MZ' + String(i).padStart(32, '0');
     session.onText(JSON.stringify({ event: 'start', sequenceNumber: '1', streamSid: sid, start: { streamSid: sid, callSid: 'CA' + String(i).padStart(32, '0'), accountSid: 'AC' + '0'.repeat(32), tracks: ['inbound'], customParameters: {}, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }));
-    // A call's messages as Twilio numbers them; strings made now, as a socket read makes them.
-    out.push({ session, messages: Array.from({ length: 64 }, (_, k) => `{"event":"media","sequenceNumber":"${k + 2}","media":{"track":"inbound","chunk":"${k + 1}","timestamp":"${k * 20}","payload":"${b64}"},"streamSid":"${sid}"}`), next: 0 });
+    // A call's messages as Twilio numbers them, as bytes: each is made a string just before the
+    // call takes it (untimed), as ws does from a socket read — the text is warm, the call is not.
+    out.push({ session, messages: Array.from({ length: 64 }, (_, k) => Buffer.from(`{"event":"media","sequenceNumber":"${k + 2}","media":{"track":"inbound","chunk":"${k + 1}","timestamp":"${k * 20}","payload":"${b64}"},"streamSid":"${sid}"}`)), next: 0 });
   }
   await new Promise((r) => setTimeout(r, 50)); // the agents' ready → streaming
   return out;
@@ -58,7 +59,7 @@ function pass(cs: Awaited<ReturnType<typeof calls>>, cold: boolean, rounds: numb
   for (let r = 0; r < rounds; r++) {
     for (const c of cs) {
       if (cold) for (let j = r & 63; j < FLUSH_BYTES; j += 64) sink2 += flush[j]!++;
-      const text = c.messages[c.next++ & 63]!;
+      const text = c.messages[c.next++ & 63]!.toString();
       const t0 = process.hrtime.bigint();
       c.session.onText(text);
       ns += process.hrtime.bigint() - t0;
