@@ -96,6 +96,7 @@ const INTERLEAVE = flag('interleave');
  * --perf (Linux, `perf`): a CPU-time profile of the bridge (or relay) over each step's window
  * (`perf record -e cpu-clock`), split by layer — kernel, our JS, ws, node, V8, the DSP addon —
  * in the report (`bridge.cpuLayers`) and under each row; the raw data beside the report.
+ * One process: in cluster mode, the primary only (its workers are not sampled).
  */
 const PERF = flag('perf');
 if (PERF && spawnSync('perf', ['--version']).status !== 0) {
@@ -535,7 +536,10 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
 async function startPerf(pid: number, file: string): Promise<CpuLayers | null> {
   mkdirSync(dirname(file), { recursive: true });
   const rec = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '999', '-p', String(pid), '-o', file, '--', 'sleep', String(MEASURE_S)], { stdio: 'ignore' });
-  await new Promise((resolve) => rec.once('exit', resolve));
+  await new Promise((resolve) => {
+    rec.once('exit', resolve);
+    rec.once('error', resolve); // could not start: no data, null below
+  });
   const script = spawnSync('perf', ['script', '-i', file, '-F', 'ip,sym,dso'], { encoding: 'utf8', maxBuffer: 1 << 30 });
   if (script.status !== 0 || !script.stdout) return null;
   const mapPath = `/tmp/perf-${pid}.map`;
@@ -566,7 +570,8 @@ async function runInterleaved(order: readonly string[], profRoot: string | undef
       const prev = runs.get(m);
       if (prev?.skipped || (prev && !KEEP_GOING && prev.firstFailure !== null)) continue; // as without --interleave: a mode stops at its first failing step
       const res = await runMode(m, profRoot, roundNo, [n]);
-      if (!prev || res.skipped) runs.set(m, res);
+      if (!prev) runs.set(m, res);
+      else if (res.skipped) console.log(`${m.padEnd(12)} ${n} calls skipped: ${res.skipped}`); // its earlier steps stand
       else {
         prev.steps.push(...res.steps);
         Object.assign(prev, heldOf(prev.steps));
