@@ -7,16 +7,15 @@
  * the session bench's inbound task does; "cold" touches --flush-mib (8) MiB between two frames
  * (more than this machine's L2 and its share of L3), "warm" does not. How cold a real call's
  * state is depends on the load, so the absolute cold figure is a bound, not a prediction: compare
- * two builds in one run, and read cold/warm as how much of the path is memory traffic. Only the messages are timed. The
- * ratio says how much of the frame path's cost is memory traffic rather than instructions: a
- * path that touches fewer objects and tables per frame gets cheaper under load even when a
- * warm micro-benchmark shows no change.
+ * two builds by alternating runs. Only the messages are timed. cold/warm says how much of the
+ * path's cost is memory traffic rather than instructions: a path that touches fewer objects and
+ * tables per frame gets cheaper under load even when a warm micro-benchmark shows no change.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { ULAW_8K, pcm16, type AudioFormat } from '../src/agents/agent.js';
-import { SinkAgent } from './sink-agent.js';
+import { SinkAgent, mediaText, startText } from './bench-call.js';
 import { CallSession, type StreamSocket } from '../src/call/call-session.js';
 import { FrameClock } from '../src/call/frame-clock.js';
 import { loadConfig } from '../src/config.js';
@@ -27,14 +26,10 @@ const CALLS = arg('calls', 300);
 /** Touched between two frames when cold (--flush-mib): more than the L2 and this process's share of L3. */
 const FLUSH_BYTES = arg('flush-mib', 8) << 20;
 
-
 const sink: StreamSocket = { bufferedAmount: 0, send() {}, close() {} };
 const config = loadConfig({ BRIDGE_LOG_LEVEL: 'silent' });
 const dsp = await loadDsp({ backend: 'native' }).catch(() => loadDsp({ backend: 'ts' }));
 const clock = new FrameClock();
-const payload = Buffer.alloc(160);
-for (let i = 0; i < 160; i++) payload[i] = (i * 7) & 0xff;
-const b64 = payload.toString('base64');
 
 async function calls(format: AudioFormat): Promise<{ session: CallSession; messages: Buffer[]; next: number }[]> {
   const out = [];
@@ -42,10 +37,10 @@ async function calls(format: AudioFormat): Promise<{ session: CallSession; messa
     const agent = new SinkAgent(format, format);
     const session = new CallSession(sink, { config, dsp, clock, openAgent: () => ({ name: 'sink', session: agent, ready: Promise.resolve(), preconnected: true }) });
     const sid = 'MZ' + String(i).padStart(32, '0');
-    session.onText(JSON.stringify({ event: 'start', sequenceNumber: '1', streamSid: sid, start: { streamSid: sid, callSid: 'CA' + String(i).padStart(32, '0'), accountSid: 'AC' + '0'.repeat(32), tracks: ['inbound'], customParameters: {}, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }));
+    session.onText(startText(sid, 'CA' + String(i).padStart(32, '0')));
     // A call's messages as Twilio numbers them, as bytes: each is made a string just before the
     // call takes it (untimed), as ws does from a socket read — the text is warm, the call is not.
-    out.push({ session, messages: Array.from({ length: 64 }, (_, k) => Buffer.from(`{"event":"media","sequenceNumber":"${k + 2}","media":{"track":"inbound","chunk":"${k + 1}","timestamp":"${k * 20}","payload":"${b64}"},"streamSid":"${sid}"}`)), next: 0 });
+    out.push({ session, messages: Array.from({ length: 64 }, (_, k) => Buffer.from(mediaText(sid, k + 1))), next: 0 });
   }
   await new Promise((r) => setTimeout(r, 50)); // the agents' ready → streaming
   return out;

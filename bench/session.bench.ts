@@ -15,7 +15,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Bench, hrtimeNow } from 'tinybench';
 import { pcm16, ULAW_8K, type AgentFactory, type AudioFormat } from '../src/agents/agent.js';
-import { SinkAgent } from './sink-agent.js';
+import { SinkAgent, mediaText, startText } from './bench-call.js';
 import { CallSession, type StreamSocket } from '../src/call/call-session.js';
 import { FrameClock } from '../src/call/frame-clock.js';
 import { Playout } from '../src/call/playout.js';
@@ -25,7 +25,6 @@ import { loadDsp } from '../src/dsp/load.js';
 import type { DspBackend } from '../src/dsp/backend.js';
 
 const taskMs = Number(process.argv.find((a) => a.startsWith('--time='))?.slice(7) ?? 500);
-
 
 const sink: StreamSocket & { sent: number } = { sent: 0, bufferedAmount: 0, send() { this.sent++; }, close() {} };
 
@@ -41,20 +40,11 @@ async function inboundSession(dsp: DspBackend, format: AudioFormat): Promise<{ f
     openAgent: () => ({ name: factory.name, session: agent, ready: Promise.resolve(), preconnected: true }),
   });
   const streamSid = 'MZ' + 'a'.repeat(32);
-  session.onText(JSON.stringify({ event: 'start', sequenceNumber: '1', streamSid, start: { streamSid, callSid: 'CA' + 'a'.repeat(32), accountSid: 'AC' + 'a'.repeat(32), tracks: ['inbound'], customParameters: {}, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }));
+  session.onText(startText(streamSid, 'CA' + 'a'.repeat(32)));
   await new Promise((r) => setTimeout(r, 10));
   clock.unsubscribe(() => undefined);
-  // Pre-encoded messages, as Twilio sends them (numbers as strings).
-  const payload = Buffer.alloc(160);
-  for (let i = 0; i < 160; i++) payload[i] = (i * 7) & 0xff;
-  const b64 = payload.toString('base64');
   let n = 0;
-  return {
-    feed: () => {
-      n++;
-      session.onText(`{"event":"media","sequenceNumber":"${n + 1}","media":{"track":"inbound","chunk":"${n}","timestamp":"${n * 20}","payload":"${b64}"},"streamSid":"${streamSid}"}`);
-    },
-  };
+  return { feed: () => session.onText(mediaText(streamSid, ++n)) };
 }
 
 const bench = new Bench({ time: taskMs, warmupTime: 100, now: hrtimeNow, subtractTimerOverhead: true });

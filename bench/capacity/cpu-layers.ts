@@ -38,7 +38,6 @@ export const LAYER_LABELS: Record<Layer, string> = {
 };
 
 interface JitMap {
-  starts: number[];
   /** Per entry, sorted by start: [start, end, name, line number in the file]. */
   entries: [number, number, string, number][];
   maxSize: number;
@@ -60,17 +59,17 @@ export function readJitMap(path: string): JitMap {
     if (size > maxSize) maxSize = size;
   }
   entries.sort((x, y) => x[0] - y[0] || x[3] - y[3]);
-  return { starts: entries.map((e) => e[0]), entries, maxSize };
+  return { entries, maxSize };
 }
 
 /** The name of the code at `ip`: of the map lines covering it, the last one written. */
 export function jitName(map: JitMap, ip: number): string | undefined {
   // The last entry starting at or before ip, then back over every entry that can still cover it.
   let lo = 0;
-  let hi = map.starts.length;
+  let hi = map.entries.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (map.starts[mid]! <= ip) lo = mid + 1;
+    if (map.entries[mid]![0] <= ip) lo = mid + 1;
     else hi = mid;
   }
   let best: [number, number, string, number] | undefined;
