@@ -203,6 +203,9 @@ describe('two instances behind nginx: call affinity and one view of live calls (
     cleanups.push(() => db.close());
     const env = (id: string) => ({
       ...fake.env,
+      // The production keepalive: the fake (this busy test process) may stall past its 300 ms
+      // default on a loaded box, and a redial would be a 21st connection counted below.
+      OPENAI_PING_INTERVAL_MS: '5000',
       ...tts.env,
       ...db.env(''),
       BRIDGE_AGENT: 'openai',
