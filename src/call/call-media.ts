@@ -38,6 +38,8 @@ export interface CallMediaOptions {
   onSpeech(ev: 'speechStart' | 'speechEnd'): void;
   /** The pool lost this call's worker. */
   onPoolFailure(reason: string): void;
+  /** Caller frames may be held for a gap: poll() must run on the clock (`needsPoll`). */
+  onHeld?(): void;
 }
 
 export class CallMedia {
@@ -83,8 +85,10 @@ export class CallMedia {
     if (this.#inbound) {
       const pcm = this.#inbound.push(frame, chunk, timestampMs, nowMs);
       if (pcm.length > 0) this.#toAgent(pcm);
+      if (this.#inbound.mayHold) this.#o.onHeld?.();
     } else if (this.#poolIn) {
       this.#poolIn.push(frame, chunk, timestampMs, nowMs); // its PCM reaches #toAgent a batch later
+      this.#o.onHeld?.(); // what the worker holds is known a batch later: poll until it says none
     } else if (!this.#closed) {
       // μ-law passthrough: no DSP.
       if (this.#vad) {
@@ -95,7 +99,13 @@ export class CallMedia {
     }
   }
 
-  /** On the clock: frames the jitter buffer held for a gap are released on their deadline. */
+  /** Whether poll() has work: the jitter buffer may hold frames (pool mode: while the worker's holds any, or may). */
+  get needsPoll(): boolean {
+    if (this.#inbound) return this.#inbound.mayHold;
+    return this.#poolIn !== undefined && !this.#closed;
+  }
+
+  /** On the clock while `needsPoll`: frames the jitter buffer held for a gap are released on their deadline. */
   poll(nowMs: number): void {
     if (this.#inbound) {
       const pcm = this.#inbound.poll(nowMs);

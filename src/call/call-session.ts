@@ -199,7 +199,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
   #agent: AgentSession | undefined;
   /** From `start` to closing: agent frames, prompts and TTS to Twilio, marks, the heard position. */
   #playout: Playout | undefined;
-  #unsubscribeClock: (() => void) | undefined;
+  /** Whether this call is on the shared clock: only while its playout or jitter buffer has work (see #onTick). */
+  #ticking = false;
   #timers = new Set<NodeJS.Timeout>();
   readonly #frame = Buffer.alloc(FRAME_BYTES);
   #counters = { framesIn: 0, framesToAgent: 0, bargeIns: 0, dtmf: 0, marksEchoed: 0 };
@@ -447,8 +448,8 @@ export class CallSession extends EventEmitter<SessionEvents> {
         timeline.agent(ulaw, playAtMs);
         trace.audioSent(playAtMs);
       },
+      onQueued: this.#wake,
     });
-    this.#unsubscribeClock = this.#d.clock.subscribe(this.#onTick);
     let opened: OpenedAgent;
     try {
       opened = this.#d.openAgent(m.callSid, m.customParameters);
@@ -549,6 +550,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
         toAgent: this.#toAgent,
         onSpeech: this.#onSpeech,
         onPoolFailure: (reason) => void this.#fail(`dsp-failed:${reason}`),
+        onHeld: this.#wake,
       });
     } catch (e) {
       // A format the DSP refuses, or a pool already closed: this call fails, the process does not.
@@ -699,8 +701,27 @@ export class CallSession extends EventEmitter<SessionEvents> {
       }
     }
     // Frames held by the jitter buffer waiting for a gap are released on their deadline.
-    this.#media?.poll(nowMs);
+    const media = this.#media;
+    media?.poll(nowMs);
+    // Nothing left for the clock: off it until audio is queued or a frame is held again
+    // (#wake). A call whose agent is silent and whose caller's frames arrive in order
+    // then costs nothing per tick — most of a call, and the tick's cache misses scale
+    // with the number of calls.
+    if (!p?.hasQueued && !media?.needsPoll) this.#sleep();
   };
+
+  /** Work for the clock (frames queued, a frame held): on it from the next tick. */
+  readonly #wake = (): void => {
+    if (this.#ticking || this.#phase.state === 'closing' || this.#phase.state === 'closed') return;
+    this.#ticking = true;
+    this.#d.clock.subscribe(this.#onTick);
+  };
+
+  #sleep(): void {
+    if (!this.#ticking) return;
+    this.#ticking = false;
+    this.#d.clock.unsubscribe(this.#onTick);
+  }
 
   /**
    * One message to Twilio. Messages sent in one synchronous stretch (a media message and
@@ -766,7 +787,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#transition({ state: 'draining', cause: 'goodbye', media: this.#phase.media });
     const playout = this.#playout!;
     const finished = this.#finishResponse();
-    // Keep the clock running while draining; bounded by hangupDrainTimeoutMs.
+    // The clock sends what is still queued; the wait is bounded by hangupDrainTimeoutMs.
     await new Promise<void>((resolve) => {
       const t = this.#after(this.#d.config.hangupDrainTimeoutMs, resolve);
       void finished.then(() => playout.drained()).then(() => {
@@ -819,8 +840,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
     this.#transition({ state: 'closing' });
     this.#tools?.close();
     this.#trace?.closing(reason, FrameClock.now());
-    this.#unsubscribeClock?.();
-    this.#unsubscribeClock = undefined;
+    this.#sleep();
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     // Agent audio sent ahead and not yet played never will be: the recording ends with what was heard.

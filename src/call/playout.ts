@@ -104,6 +104,11 @@ export interface PlayoutOptions {
    * 10 ms on average, to every agent frame of an agent that streams at real time).
    */
   now?: () => number;
+  /**
+   * Frames were queued that the clock must send (they did not all fit at once): the
+   * session ticks this playout only from then until the queue is empty (`hasQueued`).
+   */
+  onQueued?: () => void;
 }
 
 export class Playout {
@@ -182,9 +187,16 @@ export class Playout {
     return this.#responseId;
   }
 
-  /** Audio just arrived: send what fits now rather than at the next tick. */
+  /** Whether frames wait to be sent: tick() has work only then. */
+  get hasQueued(): boolean {
+    return this.#qLen > 0;
+  }
+
+  /** Audio just arrived: send what fits now rather than at the next tick; the clock takes the rest. */
   #sendNow(): void {
-    if (this.#o.now && this.#qLen > 0) this.tick(this.#o.now());
+    if (this.#qLen === 0) return;
+    if (this.#o.now) this.tick(this.#o.now());
+    if (this.#qLen > 0) this.#o.onQueued?.();
   }
 
   /**
@@ -289,7 +301,11 @@ export class Playout {
     this.#qHead = 0;
   }
 
-  /** Called by the shared clock: sends what keeps Twilio's buffer `leadMs` ahead of now. */
+  /**
+   * Called by the shared clock while frames are queued (`hasQueued`; a call on an empty
+   * queue does nothing but forget when the queue last started filling): sends what keeps
+   * Twilio's buffer `leadMs` ahead of now.
+   */
   tick(nowMs: number): void {
     if (this.#qLen === 0) {
       this.#firstQueuedAtMs = -1;

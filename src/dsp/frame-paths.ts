@@ -52,7 +52,12 @@ export class InboundPath {
     return this.#dst.subarray(0, n);
   }
 
-  /** PCM of frames whose gap deadline has passed (call on every tick; cheap while nothing is held). */
+  /** Whether the jitter buffer may hold frames: poll() has work only then. */
+  get mayHold(): boolean {
+    return this.#mayHold && !this.#closed;
+  }
+
+  /** PCM of frames whose gap deadline has passed (call on the ticks while `mayHold`; cheap otherwise). */
   poll(nowMs: number): Int16Array {
     if (!this.#mayHold || this.#closed) return NO_PCM;
     if (this.#p.bufferedFrames === 0) {
