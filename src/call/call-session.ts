@@ -31,6 +31,9 @@
  *   by prestartBufferMs) and delivered in order once it is: the caller's first words are
  *   never lost.
  * - Outbound: see playout.ts. Barge-in is one method, bargeIn().
+ * - The shared 20 ms clock (frame-clock.ts) ticks a call only while it has work for it:
+ *   agent audio queued beyond the playout lead, or a caller frame the jitter buffer holds
+ *   for a gap. A silent agent and in-order caller frames cost no tick (#wake, #sleep).
  * - close(reason) is the one exit: idempotent, the first reason wins, every wait
  *   is bounded, and everything the session owns is released.
  */
