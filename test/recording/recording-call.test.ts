@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { AgentSession, pcm16, type AgentFactory, type AudioFormat } from '../../src/agents/agent.js';
 import { createAgentRegistry } from '../../src/agents/registry.js';
@@ -142,7 +143,13 @@ describe('recording a whole call', () => {
     await withRecordingBridge([], async (h) => {
       const callSid = newCallSid();
       const ended = h.ended(callSid);
+      // The simulator and the bridge share this process: how long its event loop was held up
+      // (another suite on the other core, the machine descheduling us) is how late `start`
+      // can have been handled and the reply read (see the bound below).
+      const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+      loopDelay.enable();
       const r = await runSimulatedCall({ url: h.streamUrl, audio: clip, callSid, customParameters: { format: 'ulaw' }, tailMs: 4500, timeoutMs: 20_000 });
+      loopDelay.disable();
       expect(r.outcome).toBe('completed');
       const rec = await ended;
       expect(rec.recordingPath).toBe(join(h.dir, `${callSid}.wav`));
@@ -161,12 +168,17 @@ describe('recording a whole call', () => {
       // Right: the echo reply, byte-exact (μ-law passthrough), where the simulator played it. The bridge
       // places agent audio on its own clock, whose origin is when it received `start`: it runs early by
       // the time `start` took to be handled plus the hop back to the simulator: 1–7 ms on an idle box,
-      // measured up to 23 ms with another test saturating the second core; the bound is 50 ms.
+      // measured up to 23 ms with another test saturating the second core, and 51 ms on a box
+      // running two suites at once. The bound is 50 ms plus twice the longest the event loop
+      // was held up during the call (once for `start`, once for the reply): how early the
+      // reply lands is scheduling, which the bridge cannot see; that it never lands late is
+      // the exact bound.
       expect(r.heardSegments.length).toBeGreaterThan(0);
       const matches = matchSegments(right, r);
-      console.log('echo reply: recording vs simulator playout (lag in samples, 8 = 1 ms):', JSON.stringify(matches));
+      const heldUpMs = loopDelay.max / 1e6;
+      console.log('echo reply: recording vs simulator playout (lag in samples, 8 = 1 ms):', JSON.stringify(matches), `event loop held up ≤ ${heldUpMs.toFixed(1)} ms`);
       for (const m of matches) {
-        expect(m.lag).toBeGreaterThanOrEqual(-400); // at most 50 ms early
+        expect(m.lag).toBeGreaterThanOrEqual(-400 - Math.ceil(2 * heldUpMs * 8)); // at most 50 ms early, plus scheduling
         expect(m.lag).toBeLessThanOrEqual(8); // never more than 1 ms late
         expect(m.matched).toBe(m.length);
       }
