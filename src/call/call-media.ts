@@ -82,10 +82,13 @@ export class CallMedia {
 
   /** One caller frame (160 bytes of μ-law; may be a reused buffer: not kept). */
   caller(frame: Uint8Array, chunk: number, timestampMs: number, nowMs: number): void {
-    if (this.#inbound) {
-      const pcm = this.#inbound.push(frame, chunk, timestampMs, nowMs);
+    const inbound = this.#inbound;
+    if (inbound) {
+      const pcm = inbound.push(frame, chunk, timestampMs, nowMs);
+      // Asked before the PCM is handed on: the agent may end the call (and close this) synchronously.
+      const held = inbound.mayHold;
       if (pcm.length > 0) this.#toAgent(pcm);
-      if (this.#inbound.mayHold) this.#o.onHeld?.();
+      if (held) this.#o.onHeld?.();
     } else if (this.#poolIn) {
       this.#poolIn.push(frame, chunk, timestampMs, nowMs); // its PCM reaches #toAgent a batch later
       this.#o.onHeld?.(); // what the worker holds is known a batch later: poll until it says none

@@ -4,6 +4,9 @@
  * call that ends. Those results are dropped (the pool forgets a closed call, and the media
  * ignores anything after close): nothing reaches the agent or Playout after close(), while
  * the same operations left open do arrive.
+ *
+ * Inline, an agent may end the call while it takes caller PCM: the media closes inside
+ * toAgent, and caller() must still return normally (it runs in the socket's message handler).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pcm16 } from '../../src/agents/agent.js';
@@ -65,5 +68,33 @@ describe.each(backends.map((b) => [b.name, b] as const))('CallMedia on the DSP p
     expect(c.playout.stats.framesQueued).toBeGreaterThanOrEqual(9); // 200 ms less the resampler's delay
     c.media.close();
     await pool.settled();
+  });
+});
+
+describe.each(backends.map((b) => [b.name, b] as const))('CallMedia inline (%s)', (_name, dsp) => {
+  it('an agent that ends the call while taking caller PCM (the media closes inside toAgent): caller() returns normally, nothing more reaches the agent', () => {
+    const playout = new Playout({ streamSid: 'MZ' + 'd'.repeat(32), send: () => undefined, leadMs: 60_000 });
+    const taken: number[] = [];
+    const held: number[] = [];
+    let media: CallMedia | undefined = undefined;
+    media = new CallMedia({
+      dsp,
+      quality: 7,
+      agentIn: pcm16(16000),
+      agentOut: pcm16(16000),
+      playout,
+      toAgent: (pcm) => {
+        taken.push(pcm.length);
+        if (taken.length === 2) media!.close(); // the agent failed: the session leaves streaming
+      },
+      onSpeech: () => undefined,
+      onPoolFailure: () => undefined,
+      onHeld: () => held.push(1),
+    });
+    const frame = new Uint8Array(160).fill(0x35);
+    for (let seq = 1; seq <= 4; seq++) expect(() => media.caller(frame, seq, (seq - 1) * 20, (seq - 1) * 20)).not.toThrow();
+    expect(taken).toEqual([320, 320]);
+    expect(held).toEqual([]); // in-order frames never ask for the clock
+    expect(media.needsPoll).toBe(false);
   });
 });

@@ -11,18 +11,25 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { AgentSession, ULAW_8K, type AgentFactory, type AudioFormat } from '../../src/agents/agent.js';
 import { mediaText, startText } from '../../bench/bench-call.js';
+import { BridgeError, ErrorCodes } from '../../src/errors.js';
 import { startMetricsBridge, type MetricsBridge } from '../metrics/harness.js';
 
 class QuietAgent extends AgentSession {
   readonly outputFormat: AudioFormat = ULAW_8K;
   readonly hasVad = true;
   samples = 0;
-  constructor(readonly inputFormat: AudioFormat) {
+  #failed = false;
+  constructor(
+    readonly inputFormat: AudioFormat,
+    /** Fails (fatally, synchronously) when this many samples have come. */
+    readonly failAt = Infinity,
+  ) {
     super();
   }
   async connect(): Promise<void> {}
   sendAudio(d: Int16Array | Uint8Array): void {
     this.samples += d.length;
+    if (this.samples >= this.failAt && !this.#failed && (this.#failed = true)) this.emitEvent({ type: 'error', error: new BridgeError(ErrorCodes.AGENT_SERVICE, 'gone'), fatal: true });
   }
   speak(ms: number): void {
     this.emitEvent({ type: 'audio', data: new Uint8Array(ms * 8).fill(0x2a), sampleRateHz: 8000, responseId: 'r1' });
@@ -50,9 +57,9 @@ async function until(cond: () => boolean, what: string, timeoutMs = 20_000): Pro
   }
 }
 
-async function call(inputFormat: AudioFormat) {
+async function call(inputFormat: AudioFormat, failAt?: number) {
   const agents: QuietAgent[] = [];
-  const factory: AgentFactory = { name: 'quiet', available: true, create: () => (agents.push(new QuietAgent(inputFormat)), agents.at(-1)!) };
+  const factory: AgentFactory = { name: 'quiet', available: true, create: () => (agents.push(new QuietAgent(inputFormat, failAt)), agents.at(-1)!) };
   const b = (bridge = await startMetricsBridge({}, [factory]));
   const ws = (twilio = new WebSocket(b.streamUrl));
   let agentBytes = 0;
@@ -96,5 +103,14 @@ describe('a call on the clock only while it has work', () => {
     c.ws.send(mediaText(c.streamSid, 7));
     await until(() => c.agent.samples === 7 * 320, 'frame 7 and the concealed frame 6 at the agent');
     await until(() => c.onClock() === 0, 'the call off the clock once nothing is held');
+  });
+
+  it('PCM call whose agent fails while taking a frame: the call ends with the agent error and is off the clock', async () => {
+    const c = await call({ encoding: 'pcm16', sampleRateHz: 16_000 }, 3 * 320);
+    for (let k = 1; k <= 3; k++) c.ws.send(mediaText(c.streamSid, k));
+    const [record] = await c.b.endedCount(1);
+    expect(record!.endReason).toBe('agent-error:BRIDGE_ERR_AGENT_SERVICE');
+    expect(c.onClock()).toBe(0);
+    expect(c.agent.samples).toBeLessThanOrEqual(3 * 320); // nothing reached the failed agent
   });
 });
