@@ -6,7 +6,7 @@
  * After a stall longer than `resyncAfterMs` (a suspended VM, a debugger) the
  * schedule restarts from now instead of firing a burst of stale ticks.
  */
-import { performance } from 'node:perf_hooks';
+// The global performance (the same object as node:perf_hooks'), so a test's fake timers can drive it.
 
 export type TickFn = (nowMs: number) => void;
 
@@ -22,6 +22,8 @@ export class FrameClock {
   readonly periodMs: number;
   readonly #subs = new Set<TickFn>();
   #timer: NodeJS.Timeout | undefined;
+  /** Inside a tick: its end re-arms the timer or drops it (a join or leave then arms or clears nothing). */
+  #inTick = false;
   #next = 0;
   #stats: FrameClockStats = { ticks: 0, subscribers: 0, maxLateMs: 0, resyncs: 0 };
   readonly #resyncAfterMs: number;
@@ -39,7 +41,7 @@ export class FrameClock {
 
   subscribe(fn: TickFn): () => void {
     this.#subs.add(fn);
-    if (this.#timer === undefined) {
+    if (this.#timer === undefined && !this.#inTick) {
       this.#next = performance.now() + this.periodMs;
       this.#schedule();
     }
@@ -48,7 +50,7 @@ export class FrameClock {
 
   unsubscribe(fn: TickFn): void {
     this.#subs.delete(fn);
-    if (this.#subs.size === 0 && this.#timer !== undefined) {
+    if (this.#subs.size === 0 && this.#timer !== undefined && !this.#inTick) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
@@ -68,6 +70,7 @@ export class FrameClock {
     const late = now - this.#next;
     if (late > this.#stats.maxLateMs) this.#stats.maxLateMs = late;
     this.#stats.ticks++;
+    this.#inTick = true;
     for (const fn of this.#subs) {
       try {
         fn(now);
@@ -75,6 +78,7 @@ export class FrameClock {
         this.#onError(e);
       }
     }
+    this.#inTick = false;
     this.#next += this.periodMs;
     if (now - this.#next > this.#resyncAfterMs) {
       this.#next = now + this.periodMs;

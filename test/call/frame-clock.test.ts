@@ -1,5 +1,5 @@
 /** The shared 20 ms clock: one timer for all subscribers, no drift, resync after a stall. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { FrameClock } from '../../src/call/frame-clock.js';
 
 describe('FrameClock', () => {
@@ -57,5 +57,28 @@ describe('FrameClock', () => {
     expect(clock.stats().resyncs).toBeGreaterThanOrEqual(1);
     // ~5 ticks in 100 ms, not the ~20 missed during the stall.
     expect(ticks.length - atStall).toBeLessThanOrEqual(8);
+  });
+
+  it('one tick loop when, inside a tick, the last subscriber leaves and another joins (calls go on and off the clock as they have work)', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const clock = new FrameClock();
+      const b: number[] = [];
+      let offB: (() => void) | undefined;
+      const offA = clock.subscribe(() => {
+        offA(); // the only subscriber leaves…
+        offB = clock.subscribe((t) => b.push(t)); // …and another joins, in the same tick
+      });
+      vi.advanceTimersByTime(20 * 11);
+      // Ticks at 20, 40, …, 220 ms; B from the tick it joined in (a Set visits what is added during iteration).
+      expect(clock.stats().ticks).toBe(11);
+      expect(b).toEqual(Array.from({ length: 11 }, (_, i) => 20 * (i + 1)));
+      // One timer armed: the join did not start a second loop beside the one the tick re-arms.
+      expect(vi.getTimerCount()).toBe(1);
+      offB!();
+      expect(vi.getTimerCount()).toBe(0); // and the last one leaving stops it
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
