@@ -29,7 +29,9 @@ class QuietAgent extends AgentSession {
   async connect(): Promise<void> {}
   sendAudio(d: Int16Array | Uint8Array): void {
     this.samples += d.length;
-    if (this.samples >= this.failAt && !this.#failed && (this.#failed = true)) this.emitEvent({ type: 'error', error: new BridgeError(ErrorCodes.AGENT_SERVICE, 'gone'), fatal: true });
+    if (this.samples < this.failAt || this.#failed) return;
+    this.#failed = true;
+    this.emitEvent({ type: 'error', error: new BridgeError(ErrorCodes.AGENT_SERVICE, 'gone'), fatal: true });
   }
   speak(ms: number): void {
     this.emitEvent({ type: 'audio', data: new Uint8Array(ms * 8).fill(0x2a), sampleRateHz: 8000, responseId: 'r1' });
