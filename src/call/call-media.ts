@@ -66,7 +66,7 @@ export class CallMedia {
     try {
       if (o.pool && (pcmIn || pcmOut)) {
         const call = (this.#poolCall = o.pool.openCall(o.onPoolFailure));
-        if (pcmIn) this.#poolIn = call.openInbound({ toHz: o.agentIn.sampleRateHz, quality: o.quality }, this.#toAgent);
+        if (pcmIn) this.#poolIn = call.openInbound({ toHz: o.agentIn.sampleRateHz, quality: o.quality }, this.#toAgent, () => this.#o.onHeld?.());
         if (pcmOut) this.#poolOut = call.openOutbound({ fromHz: o.agentOut.sampleRateHz, quality: o.quality }, this.#fromPool);
       } else {
         if (pcmIn) this.#inbound = new InboundPath(o.dsp, { toHz: o.agentIn.sampleRateHz, quality: o.quality });
@@ -90,8 +90,7 @@ export class CallMedia {
       if (pcm.length > 0) this.#toAgent(pcm);
       if (held) this.#o.onHeld?.();
     } else if (this.#poolIn) {
-      this.#poolIn.push(frame, chunk, timestampMs, nowMs); // its PCM reaches #toAgent a batch later
-      this.#o.onHeld?.(); // what the worker holds is known a batch later: poll until it says none
+      this.#poolIn.push(frame, chunk, timestampMs, nowMs); // its PCM (and whether it holds a frame) comes back a batch later
     } else if (!this.#closed) {
       // μ-law passthrough: no DSP.
       if (this.#vad) {
@@ -102,10 +101,10 @@ export class CallMedia {
     }
   }
 
-  /** Whether poll() has work: the jitter buffer may hold frames (pool mode: while the worker's holds any, or may). */
+  /** Whether poll() has work: the jitter buffer may hold frames (pool mode: the worker's last result said it holds some). */
   get needsPoll(): boolean {
     if (this.#inbound) return this.#inbound.mayHold;
-    return this.#poolIn !== undefined && !this.#closed;
+    return this.#poolIn !== undefined && this.#poolIn.bufferedFrames > 0;
   }
 
   /** On the clock while `needsPoll`: frames the jitter buffer held for a gap are released on their deadline. */

@@ -24,7 +24,7 @@ describe.each(backends.map((b) => [b.name, b] as const))('CallMedia on the DSP p
     await pool.close();
   });
 
-  function open() {
+  function open(onHeld?: () => void) {
     const toAgent: number[] = [];
     const playout = new Playout({ streamSid: 'MZ' + 'c'.repeat(32), send: () => undefined, leadMs: 60_000 });
     const failures: string[] = [];
@@ -38,6 +38,7 @@ describe.each(backends.map((b) => [b.name, b] as const))('CallMedia on the DSP p
       toAgent: (pcm) => toAgent.push(pcm.length),
       onSpeech: () => undefined,
       onPoolFailure: (reason) => failures.push(reason),
+      ...(onHeld ? { onHeld } : {}),
     });
     return { media, playout, toAgent, failures };
   }
@@ -66,6 +67,26 @@ describe.each(backends.map((b) => [b.name, b] as const))('CallMedia on the DSP p
     await pool.settled();
     expect(c.toAgent.reduce((n, s) => n + s, 0)).toBeGreaterThanOrEqual(4 * 480);
     expect(c.playout.stats.framesQueued).toBeGreaterThanOrEqual(9); // 200 ms less the resampler's delay
+    c.media.close();
+    await pool.settled();
+  });
+
+  it('a frame the worker holds for a gap: its result asks for the clock (onHeld), poll() releases it with the gap concealed, then nothing is due', async () => {
+    let held = 0;
+    const c = open(() => held++);
+    const frame = new Uint8Array(160).fill(0x35);
+    for (const seq of [1, 2, 3, 5]) c.media.caller(frame, seq, (seq - 1) * 20, (seq - 1) * 20);
+    await pool.settled();
+    const inOrder = c.toAgent.reduce((n, s) => n + s, 0);
+    expect(held).toBeGreaterThan(0); // frame 5 waits for 4
+    expect(c.media.needsPoll).toBe(true);
+    // Ticks past the gap's deadline, as the clock gives them while needsPoll holds.
+    for (let now = 100; c.media.needsPoll && now < 2000; now += 20) {
+      c.media.poll(now);
+      await pool.settled();
+    }
+    expect(c.media.needsPoll).toBe(false);
+    expect(c.toAgent.reduce((n, s) => n + s, 0) - inOrder).toBe(2 * 480); // frame 4 concealed, then 5
     c.media.close();
     await pool.settled();
   });

@@ -276,12 +276,14 @@ class Lane {
 export class PoolInbound {
   readonly #call: PoolCall;
   readonly #sink: PoolInboundSink;
+  readonly #onHeld: (() => void) | undefined;
   #buffered = 0;
   readonly #stats: JitterStats = emptyStats();
 
-  constructor(call: PoolCall, sink: PoolInboundSink) {
+  constructor(call: PoolCall, sink: PoolInboundSink, onHeld?: () => void) {
     this.#call = call;
     this.#sink = sink;
+    this.#onHeld = onHeld;
   }
 
   push(payload: Uint8Array, seq: number, timestampMs: number, nowMs: number): void {
@@ -308,6 +310,8 @@ export class PoolInbound {
   deliver(pcm: Int16Array, at: number, samples: number, bufferedFrames: number): void {
     this.#buffered = bufferedFrames;
     if (samples > 0 && this.#call.usable) this.#sink(pcm.subarray(at, at + samples));
+    // The worker holds frames for a gap: poll() is due on the ticks until it reports none.
+    if (bufferedFrames > 0 && this.#call.usable) this.#onHeld?.();
   }
 
   deliverStats(f64: Float64Array, at: number): void {
@@ -421,13 +425,14 @@ export class PoolCall {
     return !this.#failed && !this.#closed;
   }
 
-  openInbound(o: InboundPipelineOptions, sink: PoolInboundSink): PoolInbound {
+  /** `onHeld`: a batch result says the worker holds frames for a gap (poll() is then due on the ticks). */
+  openInbound(o: InboundPipelineOptions, sink: PoolInboundSink, onHeld?: () => void): PoolInbound {
     if (this.inbound) throw new BridgeError(ErrorCodes.DSP_ARGUMENT, 'inbound path already open');
     if (o.jitter !== undefined) throw new BridgeError(ErrorCodes.DSP_ARGUMENT, 'the DSP pool runs the default jitter buffer only');
     const toHz = checkInt('toHz', o.toHz, 1, 384_000);
     const quality = checkInt('quality', o.quality ?? 7, 0, 10);
     const codec = codecOf(o.codec);
-    this.inbound = new PoolInbound(this, sink);
+    this.inbound = new PoolInbound(this, sink, onHeld);
     if (this.usable) this.lane.write(Op.OpenIn, this.id, toHz, quality, codec, 0, 0);
     return this.inbound;
   }
