@@ -1,7 +1,7 @@
 /**
  * Structured logs (pino), one JSON object per line.
  *
- * The PII rule (design.md §4.8): anything that may carry caller data — phone
+ * The PII rule: anything that may carry caller data — phone
  * numbers, transcripts, DTMF digits, TwiML custom parameters, Twilio status
  * callback parameters — goes under a top-level `pii` field and nowhere else. pino
  * redacts that field to "[redacted]" unless BRIDGE_LOG_PII=1, so the safe fields
@@ -125,7 +125,7 @@ function serializeErr(e: unknown): unknown {
 }
 
 /**
- * An error whose message may carry caller data (design.md §4.8): `err` keeps its type,
+ * An error whose message may carry caller data (the PII rule above): `err` keeps its type,
  * its stable code and its stack frames, with the message "[redacted]"; the whole error
  * (message, causes, fields) goes under `pii.err` — redacted unless BRIDGE_LOG_PII=1.
  * Other caller data of the line may be passed in `pii`.

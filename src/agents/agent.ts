@@ -1,7 +1,7 @@
 /**
  * The agent interface: what the call core needs from any AI voice service (or the
  * built-in echo agent). One AgentSession per call. Adapters never import call/,
- * twilio/ or another adapter (design.md §2).
+ * twilio/ or another adapter.
  *
  * ```text
  *   CallSession ──sendAudio(PCM16 @ inputFormat | μ-law frames)──► AgentSession ──► service

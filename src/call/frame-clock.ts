@@ -1,6 +1,6 @@
 /**
- * One shared, drift-free 20 ms clock for all calls (design.md §3, after
- * @discordjs/voice): `next += 20` from a fixed origin, never a timer per call.
+ * One shared, drift-free 20 ms clock for all calls (after @discordjs/voice's
+ * audio cycle): `next += 20` from a fixed origin, never a timer per call.
  * Subscribers get the current time on each tick; they work from elapsed time, so a
  * late tick is caught up by the next one (nothing assumes exactly 20 ms passed).
  * After a stall longer than `resyncAfterMs` (a suspended VM, a debugger) the

@@ -3,7 +3,7 @@
  * addon in native/dsp-node) and `ts` (pure TypeScript + the speex-resampler WASM
  * package). One contract test suite runs against both (test/dsp/contract.test.ts).
  *
- * Rules of the boundary (design.md §3):
+ * Rules of the boundary:
  *  - only typed arrays and numbers cross it on the frame path;
  *  - outputs go into caller-supplied buffers; methods return how much they wrote;
  *  - nothing is allocated per frame;

@@ -1,6 +1,6 @@
 /**
- * loadDsp(): picks the DSP backend. Native is an optimisation, never a requirement
- * (design.md §3): `auto` tries native then falls back to ts and records why;
+ * loadDsp(): picks the DSP backend. Native is an optimisation, never a requirement:
+ * `auto` tries native then falls back to ts and records why;
  * `native` (or BRIDGE_DSP=native, which CI sets) makes a missing addon an error.
  */
 import { BridgeError, ErrorCodes } from '../errors.js';

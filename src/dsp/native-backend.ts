@@ -1,7 +1,7 @@
 /**
  * The `native` DSP backend: a thin adapter over the Rust addon (native/dsp-node).
  * No algorithms here — argument defaults, error translation, close() bookkeeping.
- * This is the only module that loads the addon (design.md §2).
+ * This is the only module that loads the addon.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';

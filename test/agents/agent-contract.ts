@@ -1,6 +1,6 @@
 /**
  * The agent contract: one suite every adapter runs against its fake service
- * (design.md §4.4). An adapter's test file calls
+ * (a fake speaking its documented wire protocol). An adapter's test file calls
  *
  *   runAgentContract({ name: 'openai', startFake: () => startFakeOpenAi(), createFactory: (env) => createOpenAiAgentFactory(env) })
  *

@@ -1,6 +1,6 @@
 /**
  * The Gemini Live adapter's configuration: GEMINI_* keys read from Config.env and
- * validated once at start, every problem listed (design.md §4.2). Without
+ * validated once at start, every problem listed. Without
  * GEMINI_API_KEY the agent is simply unavailable (config undefined, no problem).
  *
  * Agent options from the voice webhook (`voice`, `instructions`, `model`) override

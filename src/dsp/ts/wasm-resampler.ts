@@ -88,7 +88,7 @@ const requireCjs = createRequire(import.meta.url);
  * A library must not own process-level error policy, so the listeners the
  * require() added are removed again. This only works when this module is the
  * first to load the package (the project's rule: one place per third-party
- * package, design.md §2).
+ * package).
  */
 function loadPackage(): SpeexResamplerPackage {
   const uncaught = new Set(process.listeners('uncaughtException'));
