@@ -1,7 +1,8 @@
 /**
  * The capacity benchmark's agent: a lean WebSocket server speaking the OpenAI Realtime
- * (GA) subset the bridge's openai adapter uses (protocols.md §2), run in its own
- * process by bench/capacity/run.ts.
+ * (GA) subset the bridge's openai adapter uses
+ * (https://platform.openai.com/docs/api-reference/realtime), run in its own process by
+ * bench/capacity/run.ts.
  *
  * - handshake: `session.created` on connect, `session.updated` echoing the audio
  *   format asked for (`audio/pcm` 24 kHz: the bridge runs the full DSP path; or

@@ -209,9 +209,10 @@ export class EnergyVad {
   }
 
   /**
-   * Ends speech now, e.g. when caller audio stopped arriving (anchors §4 #13: a
-   * server VAD that never sees silence never ends the turn). Returns 'speechEnd'
-   * if speaking, else 'silence'.
+   * Ends speech now, e.g. when caller audio stopped arriving (a server VAD that
+   * never sees silence never ends the turn:
+   * twilio-samples/speech-assistant-openai-realtime-api-python#6). Returns
+   * 'speechEnd' if speaking, else 'silence'.
    */
   end(): VadState {
     return this.#speaking ? this.#endSpeech() : 'silence';

@@ -9,7 +9,7 @@
  * TWILIO_AUTH_TOKEN is set (https://www.twilio.com/docs/usage/security#validating-requests):
  *
  *   onRequest     a request without the header is refused (403) before its body is read
- *   onRequest     the upgrade: the HMAC over the wss:// URL, no params (protocols.md §1.9)
+ *   onRequest     the upgrade: the HMAC over the wss:// URL, no params (twilio-labs/twilio-aspnet#162)
  *   preValidation the webhooks: the HMAC over the URL and the POST params, so it runs as
  *                 soon as the body is parsed — the first hook that can see the params
  *

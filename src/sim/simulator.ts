@@ -1,7 +1,8 @@
 /**
  * A call simulator that plays Twilio's side of a bidirectional Media Stream
- * (`<Connect><Stream>`, protocols.md §1.1–1.5) against the bridge, on a real
- * WebSocket, so the CLI and end-to-end tests can measure what a caller hears.
+ * (`<Connect><Stream>`, https://www.twilio.com/docs/voice/media-streams/websocket-messages)
+ * against the bridge, on a real WebSocket, so the CLI and end-to-end tests can
+ * measure what a caller hears.
  *
  *   simulator (Twilio)                                  bridge
  *   ── upgrade GET [X-Twilio-Signature over wss://…] ──►
@@ -23,7 +24,7 @@
  * because the agent answers in real time and a barge-in only means something
  * while the agent is speaking.
  *
- * Twilio side of the playout (§1.3–1.4), modelled exactly rather than by
+ * Twilio side of the playout (media, mark and clear semantics), modelled exactly rather than by
  * polling: audio that arrives at time t starts at max(t, end of what is
  * buffered) and plays at 8 samples per ms; a mark is echoed once the audio
  * queued before it has played (at once if nothing is buffered), checked on each
@@ -485,7 +486,7 @@ class CallSimulator {
       if (sent) this.#r.framesSent++;
       this.#sendDueDtmf(tMs); // a key pressed at t goes after the frame that ends at t
     }
-    // Hang up: Twilio sends stop, then closes (§1.5).
+    // Hang up: Twilio sends stop, then closes.
     this.#playoutTick();
     this.#endMs = this.#nowMs();
     this.#send({ event: 'stop', sequenceNumber: String(++this.#seq), stop: { accountSid: this.#accountSid, callSid: this.#callSid }, streamSid: this.#streamSid });
@@ -568,7 +569,7 @@ class CallSimulator {
         const nowMs = this.#nowMs();
         const rec: MarkRecord = { name, receivedAtMs: nowMs, echoedAtMs: null, viaClear: false };
         this.#r.marks.push(rec);
-        // "when the audio ends (or if there is no audio buffered)" (§1.3)
+        // "when the audio ends (or if there is no audio buffered)" (Twilio's mark docs)
         if (this.#scheduledEndS <= Math.round(nowMs * SAMPLES_PER_MS)) this.#echoMark(rec, false, nowMs);
         else this.#pendingMarks.push({ endS: this.#scheduledEndS, rec });
         return;
@@ -618,7 +619,7 @@ class CallSimulator {
       this.#truncateSegments(nowS);
       this.#scheduledEndS = nowS;
     }
-    // "empties all buffered audio and causes any mark messages to be sent back" (§1.3)
+    // "empties all buffered audio and causes any mark messages to be sent back" (Twilio's clear docs)
     const flushed = this.#pendingMarks.splice(0);
     for (const p of flushed) this.#echoMark(p.rec, true, nowMs);
     this.#afterClear = true;

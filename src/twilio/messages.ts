@@ -1,6 +1,7 @@
 /**
- * Twilio Media Streams messages (protocols.md §1.2–1.3): parsed and validated once,
- * at the edge. Numbers arrive as strings ("sequenceNumber", "chunk", "timestamp").
+ * Twilio Media Streams messages (https://www.twilio.com/docs/voice/media-streams/websocket-messages):
+ * parsed and validated once, at the edge. Numbers arrive as strings ("sequenceNumber",
+ * "chunk", "timestamp").
  * A message that fails validation yields a stable code and never throws.
  */
 import { ErrorCodes } from '../errors.js';
@@ -255,7 +256,7 @@ export function parseTwilioMessage(text: string): ParseResult {
 /** base64 of a 160-byte frame is exactly 216 characters. */
 export const FRAME_PAYLOAD_B64_LENGTH = 216;
 
-// Outbound messages (no sequenceNumber; protocols.md §1.3). streamSid is validated at start
+// Outbound messages (no sequenceNumber, as in Twilio's examples). streamSid is validated at start
 // (Twilio's are "MZ" + 32 hex), so it needs no JSON escaping; JSON.stringify keeps it safe anyway.
 export function buildMedia(streamSid: string, payloadB64: string): string {
   return `{"event":"media","streamSid":${JSON.stringify(streamSid)},"media":{"payload":"${payloadB64}"}}`;

@@ -1,6 +1,6 @@
 /**
  * A small Twilio REST client: create an outbound call, hang one up, fetch the
- * account (protocols.md §1.8).
+ * account (https://www.twilio.com/docs/voice/api/call-resource).
  *
  * Why `fetch` and not the official `twilio` package here: the package has no
  * base-URL option — `https://api.twilio.com` is hard-coded per domain
@@ -106,7 +106,7 @@ export interface AccountInfo {
 
 const ACCOUNT_SID_RE = /^AC[0-9a-fA-F]{32}$/;
 const CALL_SID_RE = /^CA[0-9a-fA-F]{32}$/;
-const TWIML_MAX_CHARS = 4000; // protocols.md §1.8
+const TWIML_MAX_CHARS = 4000; // https://www.twilio.com/docs/api/errors/32018
 
 function argError(message: string): TwilioRestError {
   return new TwilioRestError(TwilioRestCodes.ARGUMENT, message, { category: 'invalid-input' });
@@ -147,7 +147,7 @@ export class TwilioRest {
     if (!params.from) throw argError('from is required');
     const hasTwiml = typeof params.twiml === 'string';
     const hasUrl = typeof params.url === 'string';
-    // Twilio would silently ignore Twiml when both are sent (§1.8); refuse the ambiguity instead.
+    // Twilio would silently ignore Twiml when both are sent (call-resource docs); refuse the ambiguity instead.
     if (hasTwiml === hasUrl) throw argError('exactly one of twiml or url is required');
     const form = new URLSearchParams();
     form.set('To', params.to);

@@ -1,5 +1,5 @@
 /**
- * X-Twilio-Signature (protocols.md §1.9), computed and checked by the official
+ * X-Twilio-Signature (https://www.twilio.com/docs/usage/security), computed and checked by the official
  * `twilio` package so we follow its URL variants (port added/removed, legacy
  * query encoding) exactly:
  *

@@ -313,7 +313,7 @@ describe('echo agent session', () => {
     await s.close('test');
   });
 
-  it('ends the turn when caller audio stops arriving mid-utterance (anchors §4 #13)', async () => {
+  it('ends the turn when caller audio stops arriving mid-utterance (an agent must not wait forever for a caller who went silent)', async () => {
     vi.useFakeTimers();
     const s = create();
     const log = record(s);

@@ -1,6 +1,6 @@
 /**
  * ElevenLabs TTS client, cache, service and `tts` command against the local fake
- * of the stream-input WebSocket (test/fakes/elevenlabs-tts.ts, protocols.md §5a).
+ * of the stream-input WebSocket (test/fakes/elevenlabs-tts.ts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';

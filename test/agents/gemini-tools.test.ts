@@ -1,5 +1,5 @@
 /**
- * Gemini Live function calling, adapter against the fake (protocols.md §3): tools are
+ * Gemini Live function calling, adapter against the fake (test/fakes/gemini.ts): tools are
  * declared in setup.tools[].functionDeclarations (the JSON Schema as written, in
  * parametersJsonSchema); toolCall.functionCalls[] become 'toolCall' events (args as
  * JSON text); the answer is toolResponse.functionResponses[] with the same id and name,

@@ -1,5 +1,5 @@
 /**
- * Hume EVI function tools, adapter against the fake (protocols.md §4): the call's tools
+ * Hume EVI function tools, adapter against the fake (test/fakes/hume.ts): the call's tools
  * go in session_settings.tools (the JSON Schema as text); a `tool_call` of one of them
  * becomes a 'toolCall' event (parameters: EVI's JSON text), answered with
  * `tool_response {tool_call_id, content}` or `tool_error` (level warn: the chat goes on)

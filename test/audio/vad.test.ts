@@ -253,7 +253,7 @@ describe('EnergyVad', () => {
     expect(perFrame).toBeLessThan(8);
   });
 
-  it('end() closes speech when input stops (anchors §4 #13), reset() forgets everything', () => {
+  it('end() closes speech when input stops, reset() forgets everything', () => {
     const vad = new EnergyVad({ sampleRateHz: RATE });
     const frame = new Int16Array(160);
     for (let at = 0; at + 160 <= 8000; at += 160) {

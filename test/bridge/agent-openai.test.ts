@@ -35,7 +35,7 @@ describe('a call with the openai agent (fake Realtime service)', () => {
         expect(c.inputFormat).toBe(format === 'pcmu' ? 'audio/pcmu' : 'audio/pcm');
         expect(c.userTurns).toBe(3);
         // Generated 10× faster than real time: answer 2 was complete at the service long before the
-        // caller talked over it — the case where a stale start time truncates past the item's audio (§2.8).
+        // caller talked over it — the case where a stale start time truncates past the item's audio (the Twilio sample's bug; see src/agents/openai/session.ts).
         expect(c.responses.map((x) => x.status)).toEqual(['completed', 'completed', 'completed']);
 
         // The caller heard three answers; the first in full.

@@ -1,9 +1,10 @@
 /**
  * G.711 against the ITU-T G.191 reference definitions for all 256 codes and all
  * 65,536 int16 inputs, on every backend. The reference functions below are written
- * from dsp.md §1.1; the Sun/audioop and "Reese" encoders are written from §1.1 too,
- * and the measured difference counts in §1.3 (508 and 127, negative inputs only)
- * pin down that we follow the ITU reference, not one of them.
+ * from openitu/STL `src/g711/g711.c`; the Sun/audioop encoder from CPython
+ * `Modules/audioop.c` and the "Reese" one from Asterisk's ulaw.c, and the measured
+ * difference counts (508 and 127, negative inputs only) pin down that we follow the
+ * ITU reference, not one of them.
  */
 import { describe, expect, it } from 'vitest';
 import { backends } from '../helpers/backends.js';
@@ -82,7 +83,7 @@ const allCodes = new Uint8Array(256);
 for (let c = 0; c < 256; c++) allCodes[c] = c;
 
 describe('G.711 reference definitions (test-side)', () => {
-  it('reproduce the measured encoder differences of dsp.md §1.3', () => {
+  it('differ from the ITU reference encoder where measured (Sun: 508 negative inputs, Reese: 127)', () => {
     let sun = 0;
     let sunPositive = 0;
     let reese = 0;

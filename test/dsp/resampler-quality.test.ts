@@ -2,7 +2,7 @@
  * Filter quality of the Speex resampler, run against every backend in
  * `backends` (add the native one there; nothing else changes).
  *
- * Method (dsp.md §4.7): tones at exact frequencies, steady-state analysis over
+ * Method (after http://mega-nerd.com/SRC/quality.html): tones at exact frequencies, steady-state analysis over
  * 2 s with a 4-term Blackman–Harris window (Goertzel), THD+N by least-squares
  * tone fit and the residual's power in 0–4 kHz.
  *
@@ -13,7 +13,7 @@
  * ~115 dB "image" that the filter did not make. Off-grid tones spread the
  * rounding error as noise, as on real signals.
  *
- * Reference figures (dsp.md §4.3, libspeexdsp float build, FLOAT I/O, Q7):
+ * Reference figures (measured on the libspeexdsp float build, FLOAT I/O, Q7):
  * image rejection 111 dB (8k→16k), alias rejection 114 dB (24k→8k), THD+N
  * 119 dB, passband 0.00 dB at 3.4 kHz. The backends here take and give int16:
  *  - THD+N: rounding input and output to int16 adds about q²/12 (q = 1 LSB)
@@ -225,7 +225,7 @@ describe.each(backends)('resampler quality: $name', ({ name, create }) => {
   });
 
   describe('latency', () => {
-    // dsp.md §4.1: base_length / (2·8 kHz) at the 8 kHz side.
+    // speexdsp resample.c: base_length / (2·8 kHz) at the 8 kHz side.
     const TABLE_MS: Record<number, number> = { 3: 3, 5: 5, 7: 8, 10: 16 };
     it.each([3, 5, 7, 10])('Q%i: %s ms at the 8 kHz side, both directions, 16/24/48 kHz', (q) => {
       for (const hz of [16000, 24000, 48000]) {
@@ -286,7 +286,7 @@ describe.each(backends)('resampler quality: $name', ({ name, create }) => {
     it.each([
       [TELEPHONE_HZ, 16000],
       [24000, TELEPHONE_HZ],
-    ])('%i → %i: Q3 droops at 3.4 kHz by ≥ 0.2 dB more than Q7 (dsp.md §4.3)', (fromHz, toHz) => {
+    ])('%i → %i: Q3 droops at 3.4 kHz by ≥ 0.2 dB more than Q7', (fromHz, toHz) => {
       const q3 = gainDb(create, fromHz, toHz, F_3K4, 3);
       const q7 = gainDb(create, fromHz, toHz, F_3K4, 7);
       record(name, `${fromHz}→${toHz}`, 'gain @3400 Hz Q3 (dB)', q3, '< Q7 − 0.2');

@@ -1,6 +1,7 @@
 /**
  * A local fake of the ElevenLabs Agents (Conversational AI) service on 127.0.0.1:0,
- * written from protocols.md §5b, implementing the agent contract's FakeService.
+ * written from https://elevenlabs.io/docs/agents-platform/api-reference/agents-platform/websocket,
+ * implementing the agent contract's FakeService.
  *
  *   GET /v1/convai/conversation/get-signed-url?agent_id=…   xi-api-key header (private agents)
  *       → 200 { signed_url: ws://…/v1/convai/conversation?agent_id=…&conversation_signature=<one-time token> }

@@ -1,10 +1,10 @@
 /**
  * A local fake of the ElevenLabs text-to-speech WebSocket (`stream-input`), on
- * 127.0.0.1:0, written from protocols.md §5a:
+ * 127.0.0.1:0, written from https://elevenlabs.io/docs/api-reference/websocket:
  *
  *   GET /v1/text-to-speech/{voice_id}/stream-input?model_id=…&output_format=…   (WebSocket upgrade)
  *     auth: header `xi-api-key`, or `xi-api-key` / `xi_api_key` in the first message (both
- *     spellings: §5a's key-field conflict); a wrong header key → HTTP 401 on the upgrade
+ *     spellings: the SDKs say `xi-api-key`, older docs `xi_api_key`); a wrong header key → HTTP 401 on the upgrade
  *   client: {"text":" ","voice_settings":{…}}  then text messages, then {"text":""} (end of input)
  *   server: {"audio":"<base64>","normalizedAlignment":{chars,charStartTimesMs,charDurationsMs},"alignment":{…}}…
  *           {"audio":null,…}  (quirk: audio may be null)
@@ -14,7 +14,7 @@
  * (`fakeSpeech(text)`: 40 ms + 20 ms per character), so tests compare bytes exactly.
  * Only output_format=ulaw_8000 is modelled (anything else: HTTP 400 on the upgrade).
  * An unknown voice id gets an error message and close 1008 (the error shape is our
- * assumption; §7.8 says it is unconfirmed). No text for `inactivityMs` (default 20 s,
+ * assumption; it is not documented). No text for `inactivityMs` (default 20 s,
  * the documented inactivity_timeout default) → an error message and close 1008.
  *
  * Faults (`fault`, applies to every new connection until reset):
@@ -216,7 +216,7 @@ export async function startFakeElevenLabsTts(opts: { apiKey?: string; voiceId?: 
         all.set(bytes, prev.length);
         r.sentAudio = all;
         r.audioMessages++;
-        // Alignment: camelCase on the wire, times relative to the chunk (§5a); a rough one is enough.
+        // Alignment: camelCase on the wire, times relative to the chunk (as documented); a rough one is enough.
         const chars = [...text.slice(0, 8)];
         const alignment = { chars, charStartTimesMs: chars.map((_, i) => i * 20), charDurationsMs: chars.map(() => 20) };
         sendJson({ audio: Buffer.from(wire).toString('base64'), normalizedAlignment: alignment, alignment });

@@ -1,33 +1,33 @@
 /**
  * A local fake of the Gemini Live API (BidiGenerateContent WebSocket), on
- * 127.0.0.1:0, written from protocols.md §3. It implements the agent contract's
+ * 127.0.0.1:0, written from https://ai.google.dev/api/live. It implements the agent contract's
  * FakeService and adds hooks for the adapter's own tests.
  *
  * What it models:
- * - §3.1 endpoint path `/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent`;
+ * - endpoint path `/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent`;
  *   the key in the `x-goog-api-key` header, as the SDKs send it. A wrong key: the upgrade
  *   succeeds, then close 1007 "API key not valid…" (that is how the real service has
- *   reported key problems, protocols.md §3.6 — assumed for invalid keys too). No key:
+ *   reported key problems, e.g. yagudaev/voiceclaw#155 — assumed for invalid keys too). No key:
  *   close 1008 "…unregistered callers…" (Google's answer to a request without identity).
  *   A key in the URL query is refused with HTTP 400 — stricter than the service, which
  *   takes `?key=`, so that a key in a URL (where logs and errors carry it) fails tests.
  *   Wrong path: HTTP 404.
- * - §3.2 client messages, strictly: exactly one known top-level key; `setup` first and
+ * - client messages, strictly: exactly one known top-level key; `setup` first and
  *   only once (model `models/…`, responseModalities ["AUDIO"]); unknown keys, a second
  *   setup, input before setup, `sessionResumption.transparent` (rejected by the Gemini
  *   API, js-genai) or audio that is not `audio/pcm;rate=16000` base64 PCM16 → close 1007
  *   "Invalid JSON payload…" like Google's proto-JSON parser.
- * - §3.3 server messages, with the quirk that many arrive as BINARY frames holding UTF-8
+ * - server messages, with the quirk that many arrive as BINARY frames holding UTF-8
  *   JSON (`frames: 'mixed'` default: setupComplete and every other audio chunk binary).
  * - speak(ms): a model turn — inlineData chunks of 24 kHz PCM16 (`audio/pcm;rate=24000`)
  *   faster than real time, an outputTranscription, generationComplete, then (like the real
- *   server, which holds the turn for the playback time it assumes, §3.3) turnComplete
+ *   server, which holds the turn for the playback time it assumes, per js-genai's `generationComplete` doc) turnComplete
  *   only when `ms` of playback would be over. Caller speech / interruptFromService()
- *   during the turn → `interrupted` then `turnComplete` (§3.3 ordering), no more audio.
- * - §3.6 resumption: `sessionResumptionUpdate` every handleIntervalMs and after each turn
+ *   during the turn → `interrupted` then `turnComplete` (no generationComplete), no more audio.
+ * - resumption: `sessionResumptionUpdate` every handleIntervalMs and after each turn
  *   (resumable:false with no handle while a turn is generating); a setup with a handle we
  *   issued continues that logical session; an unknown handle → close 1008 "Requested
- *   entity was not found." (the real answer to a stale handle is unconfirmed, §7).
+ *   entity was not found." (the real answer to a stale handle is not documented).
  *   Each logical session keeps the caller audio it has heard (sessionAudio()); a handle
  *   covers what was heard when it was issued, and resuming with it DROPS the input the
  *   old connection received after it — the Gemini API has no transparent mode, so that
@@ -46,7 +46,7 @@
  *   of unknown keys, a binary frame that is not UTF-8, inlineData with the wrong
  *   mimeType and the wrong rate), stop-answering (no messages, no pongs), close-mid-call (1011).
  *
- * Tools (§3.2/§3.3): callTool(name, args) sends `toolCall.functionCalls[{id, name, args}]`;
+ * Tools: callTool(name, args) sends `toolCall.functionCalls[{id, name, args}]`;
  * the client's `toolResponse.functionResponses[{id, name, response}]` is checked (a list,
  * ids the fake issued and did not cancel, the matching name, an object `response`; else
  * close 1007 like Google's parser) and recorded, and the model then takes its turn at
@@ -539,7 +539,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
     if (turn.stopped) return started();
     sendMsg(c, { serverContent: { outputTranscription: { text: `(${ms} ms of tone)${toolNotes.splice(0).join('')}` } } });
     sendMsg(c, { serverContent: { generationComplete: true } });
-    // The real server holds turnComplete for the playback time it assumes (§3.3).
+    // The real server holds turnComplete for the playback time it assumes (js-genai `generationComplete` doc).
     const playbackLeft = ms - (Date.now() - t0);
     if (playbackLeft > 0) await new Promise((r) => setTimeout(r, playbackLeft));
     if (turn.stopped) return;

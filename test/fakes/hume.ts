@@ -1,6 +1,6 @@
 /**
  * A local fake of Hume EVI's chat WebSocket (`/v0/evi/chat`) on 127.0.0.1:0, written
- * from /work/shared/reference/protocols.md §4, for the agent contract and the
+ * from https://dev.hume.ai/reference/speech-to-speech-evi/chat, for the agent contract and the
  * adapter's own tests. (EVI itself was switched off on 2026-11-13; this fake is the
  * documented protocol, which Hume-compatible endpoints keep.)
  *

@@ -1,7 +1,8 @@
 /**
  * A fake OpenAI Realtime API (GA interface) on 127.0.0.1:0, written from
- * protocols.md §2: a real WebSocket server the adapter connects to with its real
- * code. It implements the agent contract's FakeService plus what the OpenAI tests need.
+ * https://platform.openai.com/docs/api-reference/realtime: a real WebSocket server the
+ * adapter connects to with its real code. It implements the agent contract's FakeService
+ * plus what the OpenAI tests need.
  *
  * ```text
  *   upgrade GET /v1/realtime?model=…  Authorization: Bearer <key>     (401 wrong key, 400 no model,
@@ -31,7 +32,7 @@
  * Quirks modelled: after a cancel (ours or the VAD's) `lateDeltasAfterCancel` deltas of
  * the cancelled response that were already queued still arrive before its response.done;
  * the session cap (`sessionMaxMs`) ends a session with error `session_expired` and a
- * close (the real close code is not confirmed, §7.5: 1000 assumed).
+ * close (the real close code is not documented: 1000 assumed).
  * Faults: refuse-next, garbage (bad JSON, an unknown event type, a delta that is not
  * base64), stop-answering (no frames, no pongs, input ignored), close-mid-call (1011 or 1000).
  */
@@ -452,7 +453,7 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
       if (!c.stopped) ws.pong(data);
     });
     if (req.headers['openai-beta']) {
-      // The beta interface was removed (2026-05-12, §2.1).
+      // The beta interface was removed (2026-05-12; the real service closes with 4000).
       c.serverClosing = true;
       ws.close(4000, 'beta_api_shape_disabled');
       return;

@@ -1,13 +1,13 @@
 /**
  * A fake Pipecat server: a real WebSocket server on 127.0.0.1:0 whose transport uses
- * the protobuf frame serializer (protocols.md §6.2), as a pipecat
+ * the protobuf frame serializer (pipecat `serializers/protobuf.py`), as a pipecat
  * SingleClientWebsocketServerTransport / FastAPIWebsocketTransport with
  * `serializer=ProtobufFrameSerializer()` and the RTVIProcessor a PipelineTask adds would.
  *
  * The schema is written here independently of the adapter's: this file parses the
- * exact `frames.proto` text of §6.2 with protobufjs's .proto parser (the adapter builds
- * its schema from JSON and hand-encodes its audio), so an encoding bug on one side
- * cannot hide behind a shared definition.
+ * exact `frames.proto` text (pipecat `src/pipecat/frames/frames.proto`) with
+ * protobufjs's .proto parser (the adapter builds its schema from JSON and hand-encodes
+ * its audio), so an encoding bug on one side cannot hide behind a shared definition.
  *
  * What it models:
  * - every message binary, one `Frame` each; bot audio as AudioRawFrames of 20 ms
@@ -44,7 +44,7 @@ import { WebSocket } from 'ws';
 import { FakeServer, closeMidCall, type Refusal } from './fake-server.js';
 import type { FakeService } from '../agents/agent-contract.js';
 
-/** frames.proto, verbatim from protocols.md §6.2. */
+/** frames.proto, verbatim from https://github.com/pipecat-ai/pipecat (`src/pipecat/frames/frames.proto`). */
 const FRAMES_PROTO = `
 syntax = "proto3";
 package pipecat;

@@ -1,6 +1,6 @@
 /**
  * A local fake of the Twilio REST API (api.twilio.com/2010-04-01), on
- * 127.0.0.1:0, written from protocols.md §1.8:
+ * 127.0.0.1:0, written from https://www.twilio.com/docs/voice/api/call-resource:
  *
  *   GET  /2010-04-01/Accounts/{AccountSid}.json
  *   POST /2010-04-01/Accounts/{AccountSid}/Calls.json        To, From, Twiml | Url → 201 call JSON
@@ -165,7 +165,7 @@ export async function startFakeTwilioRest(options: { accountSid?: string; authTo
       if (!form.Url && !form.Twiml && !form.ApplicationSid) return twilioError(res, 400, 21205, 'Url parameter is required.');
       if (form.Twiml !== undefined && form.Twiml.length > 4000) return twilioError(res, 400, 21232, 'Twiml is too long (max 4000 characters)');
       const call: FakeCall = { sid: `CA${randomBytes(16).toString('hex')}`, to: form.To, from: form.From, status: 'queued' };
-      // §1.8: "If both twiml and url are provided then twiml parameter will be ignored."
+      // twilio-node call.ts: "If both twiml and url are provided then twiml parameter will be ignored."
       if (form.Url) call.url = form.Url;
       else if (form.Twiml) call.twiml = form.Twiml;
       if (form.StatusCallback) call.statusCallback = form.StatusCallback;

@@ -1,6 +1,6 @@
 /**
  * Seeded generators of hostile Twilio Media Streams input for the fuzz test:
- * valid messages (protocols.md §1.2) mutated in structure, type, size and order,
+ * valid messages (as Twilio documents them) mutated in structure, type, size and order,
  * plus text that is not JSON, binary frames and oversized frames. Everything is
  * drawn from one seeded PRNG (sfc32), so a failing run is reproduced by its seed.
  *

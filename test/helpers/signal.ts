@@ -1,5 +1,5 @@
 /**
- * Signal utilities for resampler quality tests (method: dsp.md §4.7).
+ * Signal utilities for resampler quality tests (method after http://mega-nerd.com/SRC/quality.html).
  *
  * Conventions: 0 dBFS is a sine of amplitude 32767; "power" of a tone is A²/2
  * in LSB²; levels and ratios are in dB (10·log10 of power ratios).

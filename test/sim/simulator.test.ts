@@ -50,7 +50,7 @@ describe('simulator: the Twilio messages it sends', () => {
     expect(medias).toHaveLength(50);
     expect(result.framesSent).toBe(50);
     medias.forEach((m, i) => {
-      // Twilio sends numbers as strings (protocols.md §1.2)
+      // Twilio sends numbers as strings (see its websocket-messages examples)
       expect(m.sequenceNumber).toBe(String(i + 2));
       expect(m.media.chunk).toBe(String(i + 1));
       expect(m.media.timestamp).toBe(String(i * 20));

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { computeSignature, isValidSignature, publicUrlOf, toWebSocketUrl } from '../../src/twilio/signature.js';
 
-/** protocols.md §1.9, independently: url + sorted (name + value), arrays de-duplicated and sorted; base64 HMAC-SHA1. */
+/** twilio-node `src/webhooks/webhooks.ts`, independently: url + sorted (name + value), arrays de-duplicated and sorted; base64 HMAC-SHA1. */
 function reference(token: string, url: string, params: Record<string, string | string[]>): string {
   let data = url;
   for (const name of Object.keys(params).sort()) {

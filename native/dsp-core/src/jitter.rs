@@ -20,7 +20,7 @@
 //!   signed 32-bit difference). `seq` is accepted for the interface but positions come
 //!   from timestamps (Twilio's timestamps are authoritative; a sequence number cannot
 //!   tell how much audio an upstream gap lost).
-//! * **Adaptive target, NetEQ-style** (reference/dsp.md §3.1: NetEQ's delay manager keeps
+//! * **Adaptive target, NetEQ-style** (WebRTC `neteq/delay_manager.cc`: NetEQ's delay manager keeps
 //!   a forgetting histogram of relative arrival delay in 20 ms buckets, forget factor
 //!   0.983, and targets its 0.95 quantile). Here the measured quantity is *reorder
 //!   lateness*: how long after the first later frame a frame arrived (in-order frames
@@ -31,7 +31,7 @@
 //!   in that delay's bucket (0.983^n < 0.05 after about 175 in-order frames, 3.5 s, so
 //!   the start value washes out; NetEQ starts at 80 ms the same way). Once adapting, the
 //!   target moves in 20 ms steps. A 0.95 quantile tolerates
-//!   ≈5 % late frames, close to SpeexDSP's 4 % default max late rate (§3.1).
+//!   ≈5 % late frames, close to SpeexDSP's 4 % default max late rate (`libspeexdsp/jitter.c`).
 //! * **Gaps**: a forward jump of ≤ `max_gap_fill_frames` missing frames is filled:
 //!   the PLC for the first 60 ms (`crate::plc`: one pitch period repeated, fading from
 //!   10 ms; what it conceals stays in its history, so a loss soon after another sees a
@@ -63,7 +63,7 @@ use crate::plc::Plc;
 use crate::FRAME_SAMPLES_8K as FRAME;
 
 const FRAME_MS: f64 = 20.0;
-/// NetEQ DelayManager forget factor (reference/dsp.md §3.1).
+/// NetEQ DelayManager forget factor (WebRTC `modules/audio_coding/neteq/delay_manager.cc`).
 const FORGET: f64 = 0.983;
 const QUANTILE: f64 = 0.95;
 pub const MAX_CAPACITY_FRAMES: usize = 3000;

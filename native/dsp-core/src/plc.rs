@@ -1,5 +1,6 @@
 //! Packet-loss concealment for 8 kHz PCM16, in the spirit of ITU-T G.711 Appendix I,
-//! written here from the published parameter list (reference/dsp.md §2.1) — the AT&T
+//! written here from its published parameters (10 ms frames, 40–120-sample pitch search,
+//! 20 % attenuation per 10 ms, silence after 60 ms) — the AT&T
 //! reference code is research-only and was not consulted. The TypeScript twin
 //! `src/dsp/ts/plc.ts` is the same algorithm, operation for operation: both must
 //! produce bit-identical samples (f64 arithmetic, only + − × ÷ and sqrt, rounding by

@@ -120,7 +120,7 @@ export class EchoAgentSession extends AgentSession {
   #playStartSample = -1;
   /** Caller sample until which emitted audio may still be playing (with slack). */
   #playingUntilSample = 0;
-  /** Fires when caller audio stops arriving mid-utterance (anchors §4 #13). */
+  /** Fires when caller audio stops arriving mid-utterance (twilio-samples/speech-assistant-openai-realtime-api-python#6). */
   #inactivityTimer: NodeJS.Timeout | undefined;
 
   #utterances = 0;
@@ -297,7 +297,7 @@ export class EchoAgentSession extends AgentSession {
   }
 
   #onSpeechStart(): void {
-    // Barge-in (anchors §4 #1): the caller talks over a reply that is being emitted
+    // Barge-in (pipecat-ai/pipecat#366): the caller talks over a reply that is being emitted
     // or that the caller may still be hearing.
     const bargeIn = this.#emitTimer !== undefined || this.#vad.samplesProcessed < this.#playingUntilSample;
     this.#stopResponse();

@@ -1,7 +1,8 @@
 /**
  * ElevenLabs Agents (Conversational AI) WebSocket: wire types, builders for what we
- * send and a validating parser for what the service sends (protocols.md §5b; field
- * names from elevenlabs-python `conversational_ai/conversation.py`).
+ * send and a validating parser for what the service sends
+ * (https://elevenlabs.io/docs/agents-platform/api-reference/agents-platform/websocket;
+ * field names from elevenlabs-python `conversational_ai/conversation.py`).
  *
  * ```text
  *   bridge                                              wss://…/v1/convai/conversation?agent_id=…  (or a signed URL)

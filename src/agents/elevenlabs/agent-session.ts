@@ -1,6 +1,7 @@
 /**
  * ElevenLabs Agents (Conversational AI) adapter: one conversation WebSocket per call
- * (protocols.md §5b; wire shapes in agent-protocol.ts).
+ * (https://elevenlabs.io/docs/agents-platform/api-reference/agents-platform/websocket;
+ * wire shapes in agent-protocol.ts).
  *
  * ```text
  *            connect(signal)                         metadata ok               1000 close / end_call tool
@@ -37,7 +38,7 @@
  * speaking for a moment) and, unless ELEVENLABS_REPORT_HEARD=0, a non-interrupting
  * `contextual_update` saying how many ms the caller heard — with the words heard
  * when the service sent character alignment — so the agent's memory matches what
- * the caller actually heard (anchors §4 #8). The service has no truncate API.
+ * the caller actually heard. The service has no truncate API.
  *
  * End of call: a `client_tool_call` named in ELEVENLABS_END_CALL_TOOLS (default
  * end_call) is answered with a `client_tool_result` and ends the call; so does an
@@ -423,7 +424,7 @@ export class ElevenLabsAgentSession extends AgentSession {
   #onAudio(eventId: number, b64: string, alignment: Alignment | undefined): void {
     this.#stats.audioChunksIn++;
     if (eventId <= this.#lastInterruptId) {
-      // The service keeps sending a little audio of an interrupted reply (protocols.md §5b).
+      // The service keeps sending a little audio of an interrupted reply (events with event_id ≤ the interruption's).
       this.#stats.staleAudioDropped++;
       return;
     }
@@ -461,7 +462,7 @@ export class ElevenLabsAgentSession extends AgentSession {
   /** Why a decoded chunk cannot be played, or undefined. */
   #checkAudio(bytes: Buffer): string | undefined {
     if (bytes.length === 0) return 'empty after base64 decoding';
-    // A container header inside raw audio would be played as noise (anchors §4 #15).
+    // A container header inside raw audio would be played as noise (twilio-labs/call-gpt#33).
     if (bytes.length >= 12 && bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WAVE') return 'a WAV header in raw audio';
     if (bytes.length >= 5 && bytes.toString('latin1', 0, 3) === 'ID3' && bytes[3]! <= 4 && bytes[4] === 0) return 'an MP3 (ID3) header in raw audio';
     if (bytes.length >= 5 && bytes.toString('latin1', 0, 4) === 'OggS' && bytes[4] === 0) return 'an Ogg header in raw audio';

@@ -12,7 +12,7 @@ import { BridgeError, ErrorCodes } from '../../errors.js';
 import { envDefault, readEnv } from '../../env-schema.js';
 
 /**
- * protocols.md §3.1: the Gemini API (AI Studio key) endpoint. The key is sent in the
+ * The Gemini API (AI Studio key) endpoint (https://ai.google.dev/api/live). The key is sent in the
  * `x-goog-api-key` header of the upgrade, as Google's SDKs do — never in the URL, where
  * proxies, access logs and error messages would carry it.
  */
@@ -39,7 +39,7 @@ export interface GeminiConfig {
   readonly instructions: string;
   /** Bound of one connection attempt: WebSocket upgrade + setup → setupComplete. */
   readonly connectTimeoutMs: number;
-  /** WebSocket ping period (liveness check; Gemini has no application-level ping, §3.6). */
+  /** WebSocket ping period (liveness check; the Live API documents no application-level ping). */
   readonly pingIntervalMs: number;
   /** No frame (message or pong) from the service for this long → the socket is dead. */
   readonly idleTimeoutMs: number;
@@ -73,7 +73,7 @@ export function readGeminiConfig(env: Env): { config: GeminiConfig | undefined; 
   const url = e.GEMINI_LIVE_URL;
   if (new URL(url).searchParams.has('key')) problems.push('GEMINI_LIVE_URL: must not carry the key (set GEMINI_API_KEY; the adapter sends it in the x-goog-api-key header)');
   const model = e.GEMINI_MODEL.startsWith('models/') ? e.GEMINI_MODEL.slice(7) : e.GEMINI_MODEL;
-  // Anchors §4 #6: Gemini pongs have taken 8–30 s; a 20 s pong timeout tripped other clients.
+  // Gemini pongs have taken 8–30 s; a 20 s pong timeout tripped other clients (aicc2025/sip-to-ai#14).
   const { GEMINI_PING_INTERVAL_MS: pingIntervalMs, GEMINI_IDLE_TIMEOUT_MS: idleTimeoutMs } = e;
   if (idleTimeoutMs <= pingIntervalMs) problems.push(`GEMINI_IDLE_TIMEOUT_MS=${idleTimeoutMs} must be greater than GEMINI_PING_INTERVAL_MS=${pingIntervalMs}`);
   const apiKey = e.GEMINI_API_KEY;

@@ -1,10 +1,10 @@
 /**
  * Gemini Live (BidiGenerateContent) wire format: the client messages we build and a
- * validating parser for server messages (protocols.md §3; field names from js-genai
+ * validating parser for server messages (https://ai.google.dev/api/live; field names from js-genai
  * `LiveClientMessage` / `LiveServerMessage`). JSON, camelCase; server messages may
- * arrive as binary WebSocket frames holding UTF-8 JSON (§3.1) — decodeFrame() takes both.
+ * arrive as binary WebSocket frames holding UTF-8 JSON (js-genai decodes both) — decodeFrame() takes both.
  *
- * Client messages we send (each has exactly one top-level key, §3.2):
+ * Client messages we send (each has exactly one top-level key, per the Live API reference):
  *   setup          first message only; then we wait for `setupComplete`
  *   realtimeInput  { audio: { mimeType: 'audio/pcm;rate=16000', data } } caller audio
  *                  { text }  DTMF digits only. `LiveClientRealtimeInput` "is always assumed
@@ -49,15 +49,16 @@ export interface SetupOptions {
 
 /**
  * The `setup` message. Notes:
- * - `sessionResumption` is always present (an empty object asks for handles, §3.6);
+ * - `sessionResumption` is always present (an empty object asks for handles,
+ *   https://ai.google.dev/gemini-api/docs/live-session);
  *   `transparent` is NOT sent: the Gemini API rejects it (js-genai throws "transparent
  *   parameter is not supported in Gemini API"; Vertex only), so we never get
  *   `lastConsumedClientMessageIndex` — see session.ts on what that means for resumption.
  * - `contextWindowCompression.slidingWindow` (server defaults): without compression an
- *   audio session is capped at 15 minutes (§3.6) regardless of resumption, and our
+ *   audio session is capped at 15 minutes (same guide) regardless of resumption, and our
  *   calls may be longer.
  * - realtimeInputConfig is left out: the defaults are automatic activity detection
- *   with START_OF_ACTIVITY_INTERRUPTS, which is what barge-in needs (§3.5).
+ *   with START_OF_ACTIVITY_INTERRUPTS, which is what barge-in needs.
  */
 export function buildSetup(o: SetupOptions): string {
   return JSON.stringify({
@@ -165,7 +166,7 @@ const KNOWN_TOP = new Set([
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** A WebSocket frame as text: text frames as they are, binary frames decoded as UTF-8 (§3.1 quirk). */
+/** A WebSocket frame as text: text frames as they are, binary frames decoded as UTF-8 (the server sends JSON in both). */
 export function decodeFrame(data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): string | undefined {
   const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
   if (!isBinary) return buf.toString('utf8');
@@ -283,7 +284,7 @@ const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 /**
  * One inlineData part → PCM16 samples, or why not. mimeType must be audio/pcm (or
  * audio/L16) with rate=24000; a missing rate parameter is taken as the documented
- * 24 kHz output (§3.4 — real messages carry `audio/pcm;rate=24000`).
+ * 24 kHz output (Live API docs — real messages carry `audio/pcm;rate=24000`).
  * Samples are little-endian on the wire; every platform we build for is LE too.
  */
 export function decodeInlineAudio(inline: unknown): Int16Array | string {
@@ -302,7 +303,7 @@ export function decodeInlineAudio(inline: unknown): Int16Array | string {
   return pcm16CopyFromBytes(bytes);
 }
 
-/** protobuf Duration in JSON: "10s", "1.5s", "0.250s" (format inferred, §3.6/§7); also {seconds, nanos}. */
+/** protobuf Duration in JSON: "10s", "1.5s", "0.250s" (format inferred, not documented); also {seconds, nanos}. */
 export function parseDurationMs(v: unknown): number | undefined {
   if (typeof v === 'string') {
     const m = /^(\d+(?:\.\d+)?)s$/.exec(v.trim());

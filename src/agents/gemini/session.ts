@@ -1,8 +1,9 @@
 /**
- * GeminiLiveSession: one call ⇄ one Gemini Live session (protocols.md §3), which may
+ * GeminiLiveSession: one call ⇄ one Gemini Live session (https://ai.google.dev/api/live), which may
  * span several WebSocket connections: Google ends each connection after ~10 minutes
  * with a `goAway`, and we resume the same session on a new connection with the last
- * `sessionResumptionUpdate.newHandle` (§3.6), so a 30-minute call survives.
+ * `sessionResumptionUpdate.newHandle` (https://ai.google.dev/gemini-api/docs/live-session),
+ * so a 30-minute call survives.
  *
  * ```text
  *          connect()                      setupComplete (caller audio flows)
@@ -21,7 +22,7 @@
  *
  * Swaps are break-before-make: the old socket is closed before the new one sends its
  * `setup`, because Gemini has rejected a resume with 1011 while the old socket was
- * still open (anchors §4 #6, aicc2025/sip-to-ai#14). Caller audio sent during the gap
+ * still open (aicc2025/sip-to-ai#14). Caller audio sent during the gap
  * is kept (bounded by resumeBufferMs) and sent after the new `setupComplete`, so
  * every caller sample goes to the service exactly once, in order.
  *
@@ -41,19 +42,19 @@
  *
  * Barge-in: the service detects caller speech itself (automatic activity detection,
  * START_OF_ACTIVITY_INTERRUPTS) and sends `serverContent.interrupted` → we emit
- * `interruption` and drop the rest of that turn's audio. Gemini has no truncate (§3.5);
+ * `interruption` and drop the rest of that turn's audio. Gemini has no truncate message;
  * interrupt({ heardMs }) from the bridge records heardMs (stats, the agent transcript),
  * drops the rest of the current turn's audio, and — unless GEMINI_INTERRUPT_NOTE=0 —
  * appends one context note to the conversation: `clientContent` with a turn in the
  * model's role, "[Note from the phone system, not spoken: … heard only the first N ms
  * of this reply …]", and turnComplete false (no reply is asked for), so the model's
- * memory matches what the caller actually heard (anchors §4 #8; the server keeps what
+ * memory matches what the caller actually heard (the server keeps what
  * it *sent*, which is more than what played). Never `realtimeInput.text`: that is the
  * caller's own input, and the model would take the note for their words. If the
  * service closes with 1007 after a note (a model that refuses clientContent
  * mid-session), notes are switched off for the rest of the call and the session
  * resumes. activityStart/activityEnd are not an option: they are only allowed when
- * automatic activity detection is disabled (§3.2).
+ * automatic activity detection is disabled (https://ai.google.dev/api/live).
  *
  * DTMF: `realtimeInput.text` "[The caller pressed 5 on the phone keypad.]" — the
  * caller's own input, which is what a key press is.
@@ -69,7 +70,7 @@ import { closeCodeOf, toBridgeError, type SocketErrorRules } from '../shared/soc
 import type { GeminiCallOptions, GeminiConfig } from './config.js';
 import { INPUT_RATE_HZ, OUTPUT_RATE_HZ, buildAudio, buildContextNote, buildGreeting, buildSetup, buildText, buildToolResponse, decodeFrame, parseServerMessage, type ServerContent, type ServerMessage } from './protocol.js';
 
-/** Gemini's own reading of a close (§3.7): 1007 "API key not valid" is a key problem, not a bad message. */
+/** Gemini's own reading of a close (errors come only as close code + reason): 1007 "API key not valid" is a key problem, not a bad message. */
 const RULES: SocketErrorRules = {
   provider: 'gemini',
   close: (code, reason) => (code === 1007 && /api key/i.test(reason) ? ErrorCodes.AGENT_AUTH : undefined),
@@ -305,7 +306,7 @@ export class GeminiLiveSession extends AgentSession {
   // --- connections -------------------------------------------------------------------
 
   /**
-   * One connection: upgrade (key in the `x-goog-api-key` header, §3.1 — the URL, which
+   * One connection: upgrade (key in the `x-goog-api-key` header, as Google's SDKs send it — the URL, which
    * error messages name, never has it), `setup`, wait for `setupComplete`, one bound over
    * both (connectTimeoutMs) and `signal`.
    */
@@ -330,7 +331,7 @@ export class GeminiLiveSession extends AgentSession {
       handshake: (data, isBinary) => {
         const m = this.#parseFrame(data, isBinary);
         if (m === undefined) return undefined;
-        // Clients must wait for setupComplete before anything else (§3.3); anything earlier is out of order.
+        // Clients must wait for setupComplete before anything else (Live API reference); anything earlier is out of order.
         if (!m.setupComplete) this.#protocolError('a message before setupComplete');
         else first = m;
         return m.setupComplete ? true : undefined;
@@ -422,7 +423,7 @@ export class GeminiLiveSession extends AgentSession {
         } catch (e) {
           const err = e as BridgeError;
           // A close after our setup (not an upgrade refusal) with AUTH/PROTOCOL: the handle was
-          // refused (expired or unknown; §7: validity period unconfirmed). A key problem would
+          // refused (expired or unknown; we assume no particular validity period). A key problem would
           // fail the fresh session too, and that one counts.
           if (handle === undefined || closeCodeOf(err) === undefined || (err.code !== ErrorCodes.AGENT_AUTH && err.code !== ErrorCodes.AGENT_PROTOCOL)) throw err;
           if (this.#state !== 'resuming') return;
@@ -445,7 +446,7 @@ export class GeminiLiveSession extends AgentSession {
     else if (!r.aborted) this.#fatal(new BridgeError(r.error.code, `gemini: reconnecting failed after ${r.attempts} attempt(s): ${r.error.message}`, { cause: r.error }));
   }
 
-  /** goAway (§3.6): roll over once a handle covers all the caller said (see the file comment), or at the deadline. */
+  /** goAway (sent before Google ends a connection): roll over once a handle covers all the caller said (see the file comment), or at the deadline. */
   #onGoAway(timeLeftMs: number | undefined): void {
     this.#stats.goAways++;
     if (this.#rollover !== undefined || this.#state !== 'open') return;
@@ -560,7 +561,7 @@ export class GeminiLiveSession extends AgentSession {
       }
     }
     if (c.interrupted) {
-      // §3.5: the caller spoke over the model; it stopped. Drop whatever of the turn still arrives.
+      // serverContent.interrupted: the caller spoke over the model; it stopped. Drop whatever of the turn still arrives.
       this.#stats.interruptionsFromService++;
       if (this.#turn !== undefined) this.#turn.interrupted = true;
       this.emitEvent({ type: 'interruption' });

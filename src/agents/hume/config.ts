@@ -12,7 +12,7 @@ import { envDefault, readEnv } from '../../env-schema.js';
 export const DEFAULT_EVI_URL = envDefault('HUME_EVI_URL');
 
 export interface HumeConfig {
-  /** HUME_API_KEY: sent as the `X-Hume-Api-Key` header and the `api_key` query parameter (§4.1). */
+  /** HUME_API_KEY: sent as the `X-Hume-Api-Key` header and the `api_key` query parameter (as the Hume SDK does). */
   readonly apiKey: string;
   /** HUME_EVI_URL (ws:// or wss://). */
   readonly url: string;

@@ -1,8 +1,8 @@
 /**
  * Hume EVI (Empathic Voice Interface) wire protocol: the message types we send and
  * receive, parsed and validated at the edge, and a strict reader for the WAV chunks
- * EVI sends as `audio_output`. Written from /work/shared/reference/protocols.md §4
- * (Hume TypeScript SDK v0.15.16 types; dev.hume.ai docs).
+ * EVI sends as `audio_output`. Written from the Hume TypeScript SDK v0.15.16 types and
+ * https://dev.hume.ai/reference/speech-to-speech-evi/chat.
  *
  * NOTE: Hume announced that EVI access ends 2026-11-13 ("Hume is sunsetting the TTS
  * and EVI APIs"). This module keeps to the documented protocol so the adapter works
@@ -89,7 +89,7 @@ export type ServerMessage =
   | ErrorMessage
   | IgnoredMessage;
 
-/** Documented server types that carry nothing the bridge needs (protocols.md §4.3). */
+/** Documented server types that carry nothing the bridge needs (EVI chat reference). */
 const IGNORED_TYPES = new Set(['assistant_prosody', 'session_settings', 'tool_response', 'tool_error']);
 
 /** Longest ids and texts we accept from the service (bounded memory per message). */
@@ -181,7 +181,7 @@ export function parseServerMessage(text: string): ServerMessage {
 
 /**
  * Maps an EVI `error` message to our codes. Hume's error-code catalogue is not
- * published in a form we could confirm (protocols.md §7 item 7), so this looks at
+ * published in a form we could confirm, so this looks at
  * the slug and text: auth / rate-limit words, else a service error.
  */
 export function errorFromServiceMessage(m: ErrorMessage): BridgeError {
@@ -250,7 +250,7 @@ export function dtmfText(digit: string): string {
 /**
  * Context sent after a barge-in: how much of the interrupted reply the caller actually
  * heard (from the bridge's acknowledged marks), so EVI's idea of the conversation
- * matches the phone (anchors §4 #8). `heardText` is our estimate of the words heard.
+ * matches the phone. `heardText` is our estimate of the words heard.
  */
 export function heardContextText(heardMs: number, heardText: string | undefined): string {
   const secs = (heardMs / 1000).toFixed(1);
@@ -270,7 +270,7 @@ export interface WavChunkInfo {
   readonly samples: number;
 }
 
-/** Rates we accept in a WAV header (EVI: 24 or 48 kHz per differing sources, §4.4). */
+/** Rates we accept in a WAV header (EVI: 48 kHz per the SDK's AudioOutput doc, 24 kHz per an SDK PR). */
 export const MIN_WAV_RATE_HZ = 8000;
 export const MAX_WAV_RATE_HZ = 96_000;
 /** Longest audio one chunk may hold; more is an absurd header, not a sentence. */

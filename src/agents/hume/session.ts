@@ -1,7 +1,7 @@
 /**
  * Hume EVI adapter: one EVI chat per phone call, over a WebSocket.
  *
- * NOTE: Hume announced that EVI access ends on 2026-11-13 (protocols.md §4). The
+ * NOTE: Hume announced that EVI access ends on 2026-11-13 (https://dev.hume.ai/intro). The
  * adapter keeps to the documented protocol so it keeps working against any
  * Hume-compatible endpoint (HUME_EVI_URL); against api.hume.ai it will be refused.
  *
@@ -26,7 +26,7 @@
  * bridge frame (EVI recommends 20 ms buffers and continuous streaming).
  *
  * Audio out: every `audio_output` is a whole WAV file. Its header is read (the rate
- * is 48 kHz per the SDK doc, 24 kHz per an SDK PR: we trust each header, §4.4);
+ * is 48 kHz per the SDK doc, 24 kHz per an SDK PR: we trust each header);
  * anything but PCM16 mono, truncated or absurd is BRIDGE_ERR_AGENT_AUDIO_FORMAT and
  * never played. Each chunk goes to the call at its header's rate (the call's outbound
  * path resamples, and follows a change of rate); `outputFormat` (HUME_OUTPUT_RATE,
@@ -37,7 +37,7 @@
  * (EVI's own VAD: "stop the current audio playback, clear the audio queue") →
  * 'interruption', the turn is abandoned, and late chunks of its assistant messages
  * (by audio_output.id) are dropped. interrupt({heardMs}) from the bridge: EVI has
- * already stopped server-side (§4.5); EVI has no truncate message, and
+ * already stopped server-side (it sent `user_interruption`); EVI has no truncate message, and
  * `pause_assistant_message` would stop it answering at all, so we tell it what the
  * caller actually heard with a temporary `context` in session_settings ("context
  * injection": guides the next reply without triggering one). If the bridge
@@ -114,7 +114,7 @@ interface TurnMessage {
 }
 
 /**
- * Hume's own socket rules (protocols.md §4): close 4001/4003 during the handshake are
+ * Hume's own socket rules: close 4001/4003 during the handshake are
  * taken as auth failures (Hume's close codes are unconfirmed); a refused upgrade may be
  * EVI's end of access.
  */
@@ -284,7 +284,7 @@ export class HumeSession extends AgentSession {
 
   #url(resumeChatGroupId: string | undefined): string {
     const u = new URL(this.#cfg.url);
-    // §4.1: api_key query parameter (the SDK's way) and the X-Hume-Api-Key header; both, so
+    // api_key query parameter (the SDK's way) and the X-Hume-Api-Key header; both, so
     // either kind of endpoint accepts us. The URL is never logged.
     u.searchParams.set('api_key', this.#cfg.apiKey);
     const call = this.#call as HumeCallOptions;

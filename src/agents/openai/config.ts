@@ -12,7 +12,8 @@ export interface OpenAiConfig {
   /** wss://api.openai.com/v1/realtime; `?model=` is added per session. */
   readonly url: string;
   readonly defaults: SessionSettings;
-  /** Roll over to a fresh session after this long (the service caps sessions at 60 min, §2.7). */
+  /** Roll over to a fresh session after this long (the service caps sessions at 60 min,
+   * https://community.openai.com/t/realtime-api-session-timeout-post-ga/1357331). */
   readonly sessionMaxMs: number;
   /** Longest wait for a quiet moment (no response, caller not talking) before a rollover switches anyway. */
   readonly rolloverWaitMs: number;

@@ -1,11 +1,12 @@
 /**
  * OpenAI Realtime API, GA interface: the wire shapes we send and read, and their
- * validation (protocols.md §2; openai-node `src/resources/realtime/realtime.ts`).
+ * validation (https://platform.openai.com/docs/api-reference/realtime; openai-node
+ * `src/resources/realtime/realtime.ts`).
  *
  * Only the GA shape is spoken: `session.type: "realtime"`, nested `audio.input` /
  * `audio.output`, `response.output_audio.*` event names. The beta shape
  * (`OpenAI-Beta: realtime=v1`, `response.audio.*`) was removed by OpenAI on
- * 2026-05-12 (§2.1) and is never sent.
+ * 2026-05-12 (https://developers.openai.com/api/docs/deprecations) and is never sent.
  *
  * Every server frame goes through parseServerEvent(): JSON, an object, a string
  * `type`, and for the events we act on the fields we read, with the right types.
@@ -14,7 +15,7 @@
 import { greetingInstruction } from '../shared/greeting.js';
 import { openaiSessionTools, type ToolDeclaration } from '../../tools/declarations.js';
 
-/** Audio formats we negotiate: G.711 μ-law passthrough (default) or PCM16 at 24 kHz (the only PCM rate, §2.3). */
+/** Audio formats we negotiate: G.711 μ-law passthrough (default) or PCM16 at 24 kHz (the only PCM rate the API accepts). */
 export type OpenAiAudioFormat = 'pcmu' | 'pcm24k';
 export type TurnDetection = 'server_vad' | 'semantic_vad';
 
@@ -50,7 +51,10 @@ export function wireFormat(format: OpenAiAudioFormat): { type: 'audio/pcmu' } | 
  */
 export const REQUEST_INTERRUPT_RESPONSE = true;
 
-/** GA `session.update` (§2.3). The same message opens every session of a call (rollover, reconnect). */
+/**
+ * GA `session.update` (https://platform.openai.com/docs/api-reference/realtime-client-events/session/update).
+ * The same message opens every session of a call (rollover, reconnect).
+ */
 export function buildSessionUpdate(s: SessionSettings): string {
   const input: Record<string, unknown> = {
     format: wireFormat(s.audioFormat),
@@ -151,7 +155,7 @@ export type ParseResult =
   | { readonly ok: false; readonly kind: 'json' | 'shape' | 'unknown-type'; readonly detail: string };
 
 /**
- * Server events we receive and deliberately do nothing with (§2.5). An event type
+ * Server events we receive and deliberately do nothing with (see the API's server-events reference). An event type
  * outside this list and outside the ones parsed is reported once per type.
  */
 const IGNORED = new Set([

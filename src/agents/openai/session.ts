@@ -1,6 +1,7 @@
 /**
  * OpenAiRealtimeSession: one phone call's conversation with the OpenAI Realtime API
- * (GA interface, protocols.md §2), across as many service sessions as the call needs.
+ * (GA interface, https://platform.openai.com/docs/api-reference/realtime), across as
+ * many service sessions as the call needs.
  *
  * ```text
  *   bridge ──sendAudio(μ-law | PCM16 24 kHz)──► input_audio_buffer.append ──► service
@@ -21,7 +22,8 @@
  *                        backoff (bounded attempts) ─► replay ─► release; auth refusal or attempts spent ─► fatal
  * ```
  *
- * Barge-in, and the Twilio sample's bug we do not repeat (§2.8): the sample computes
+ * Barge-in, and the Twilio sample's bug we do not repeat
+ * (twilio-samples/speech-assistant-openai-realtime-api-node, `index.js`): the sample computes
  * `audio_end_ms` from the inbound media clock since the first delta of a response and
  * never resets its start after a response that played to the end, so a later
  * barge-in can truncate past the item's audio (an error, and the model keeps text the
@@ -64,7 +66,7 @@ import {
 } from './protocol.js';
 
 /**
- * OpenAI's own socket rules on top of the shared table (protocols.md §2.1, §2.2): a close
+ * OpenAI's own socket rules on top of the shared table (the beta interface was removed 2026-05-12): a close
  * with 4000 (`beta_api_shape_disabled`) during the handshake is the removed beta
  * interface, a configuration error.
  */
@@ -82,7 +84,8 @@ interface RealtimeConnection {
 }
 
 /**
- * The handshake (§2.3): session.update is sent on open; session.created, then
+ * The handshake (https://developers.openai.com/api/docs/guides/realtime-websocket):
+ * session.update is sent on open; session.created, then
  * session.updated with the formats we asked for, means ready. An `error` instead is the
  * refusal (auth, a bad setting).
  */
@@ -239,7 +242,7 @@ export class OpenAiRealtimeSession extends AgentSession {
     } else this.#settings = o.settings;
     const format = this.#settings?.audioFormat ?? o.config.defaults.audioFormat;
     this.#ulaw = format === 'pcmu';
-    // μ-law passthrough both ways: the bridge runs no DSP. PCM16 is 24 kHz only (§2.3).
+    // μ-law passthrough both ways: the bridge runs no DSP. PCM16 is 24 kHz only (the API's only PCM rate).
     this.inputFormat = this.#ulaw ? ULAW_8K : pcm16(24000);
     this.outputFormat = this.inputFormat;
     this.#bytesPerMs = bytesPerMs(format);
@@ -379,7 +382,7 @@ export class OpenAiRealtimeSession extends AgentSession {
 
   // --- connections ------------------------------------------------------------------
 
-  /** One service session: upgrade (Authorization: Bearer; GA, so no OpenAI-Beta header, §2.2), session.update, session.updated. */
+  /** One service session: upgrade (Authorization: Bearer; GA, so no OpenAI-Beta header), session.update, session.updated. */
   async #open(signal: AbortSignal): Promise<RealtimeConnection> {
     const c = this.#cfg;
     const settings = this.#settings!;
@@ -774,7 +777,7 @@ export class OpenAiRealtimeSession extends AgentSession {
       return;
     }
     if (e.code === 'session_expired') {
-      // The 60-minute cap arrived before our rollover (§2.7): carry on in a new session.
+      // The 60-minute cap arrived before our rollover (error `session_expired`): carry on in a new session.
       conn.socket.fail(new BridgeError(ErrorCodes.AGENT_SERVICE, `openai: ${what}`));
       return;
     }

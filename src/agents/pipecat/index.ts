@@ -1,6 +1,6 @@
 /**
  * The `pipecat` agent: a Pipecat voice-agent server reached over WebSocket with its
- * protobuf frame serializer (protocols.md §6). Registered in src/agents/registry.ts.
+ * protobuf frame serializer (https://github.com/pipecat-ai/pipecat). Registered in src/agents/registry.ts.
  */
 import type { AgentContext, AgentFactory } from '../agent.js';
 import type { AgentModule } from '../registry.js';

@@ -1,5 +1,5 @@
 /**
- * Pipecat's protobuf frame serializer on the wire (protocols.md §6.2, pipecat v1.7.0
+ * Pipecat's protobuf frame serializer on the wire (https://github.com/pipecat-ai/pipecat, v1.7.0
  * `src/pipecat/frames/frames.proto`, `serializers/protobuf.py`): every WebSocket
  * message is one BINARY message holding one `pipecat.Frame`, a oneof of
  *
@@ -17,7 +17,7 @@
  * into a reused buffer (the bytes are exactly what protobufjs writes; a test checks).
  *
  * Transport messages (MessageFrame.data) carry RTVI messages when the server's
- * pipeline has an RTVIProcessor (§6.2: "RTVI not filtered"; a PipelineTask adds one by
+ * pipeline has an RTVIProcessor (`serializers/protobuf.py` does not filter RTVI; a PipelineTask adds one by
  * default): `{"label":"rtvi-ai", "type":…, "id"?, "data":…}`. Transcripts come only from
  * these (the serializer sends no TextFrame or TranscriptionFrame): `user-transcription`
  * {text, final, user_id, timestamp}; `bot-output` {text, aggregated_by, spoken (1.x) |
@@ -25,12 +25,12 @@
  * `bot-llm-text`, `bot-transcription` {text}. Client messages we send: `client-ready`
  * {version, about}, `dtmf` {buttons: ["5"]} (RTVI 2.1.0+; keys 0-9 * # only) and the
  * custom `client-message` {t, d}. Shapes as in RTVI 2.2.0 (pipecat's RTVI models and
- * @pipecat-ai/client-js); not in protocols.md §6.
+ * @pipecat-ai/client-js); not part of the frame serializer itself.
  */
 import { pcm16CopyFromBytes, pcm16ToBytes } from '../../audio/pcm.js';
 import protobuf from 'protobufjs';
 
-/** frames.proto (§6.2) as protobufjs JSON. Field names as in the .proto (snake_case). */
+/** frames.proto (pipecat `src/pipecat/frames/frames.proto`) as protobufjs JSON. Field names as in the .proto (snake_case). */
 const SCHEMA = {
   nested: {
     pipecat: {

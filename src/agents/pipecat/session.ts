@@ -1,6 +1,6 @@
 /**
  * PipecatAgentSession: one call ⇄ one WebSocket to a Pipecat server whose transport
- * uses ProtobufFrameSerializer (protocols.md §6; see protocol.ts for the frames).
+ * uses ProtobufFrameSerializer (pipecat `serializers/protobuf.py`; see protocol.ts for the frames).
  *
  * ```text
  *            connect()                     abnormal close / no pong          reconnected

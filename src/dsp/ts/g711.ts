@@ -1,6 +1,6 @@
 /**
  * G.711 μ-law and A-law in TypeScript, following the ITU-T G.191 STL reference
- * definitions (dsp.md §1.1), like native/dsp-core/src/g711.rs. The encoders match
+ * definitions (openitu/STL `src/g711/g711.c`), like native/dsp-core/src/g711.rs. The encoders match
  * `ulaw_compress`/`alaw_compress` for every int16 input (one's complement for
  * negatives: −1 encodes like 0); decoders match the tables for all 256 codes.
  * Encoding is a table lookup: μ-law depends only on x >> 2, A-law on x >> 4.

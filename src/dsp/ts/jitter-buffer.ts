@@ -12,9 +12,10 @@
  *   first later frame), then concealed by the PLC (60 ms), then Silence (zeros).
  * - Position = round(unwrapped(timestamp − first) / 20); u32 timestamps are unwrapped
  *   against the highest seen (signed 32-bit difference). seq is not used for position.
- * - Target: NetEQ-style (reference/dsp.md §3.1) 0.95 quantile of a forgetting histogram
- *   (factor 0.983) of reorder lateness in 20 ms buckets (bucket 0 = exactly 0 ms,
- *   bucket k = (20(k−1), 20k] ms), clamped to [min, max]; starts at initialDelayMs.
+ * - Target: NetEQ-style (WebRTC `modules/audio_coding/neteq/delay_manager.cc`) 0.95
+ *   quantile of a forgetting histogram (factor 0.983) of reorder lateness in 20 ms
+ *   buckets (bucket 0 = exactly 0 ms, bucket k = (20(k−1), 20k] ms), clamped to
+ *   [min, max]; starts at initialDelayMs.
  * - Forward gap > maxGapFillFrames, or backward jump > max(capacity, maxGapFillFrames)
  *   frames → Resync (held frames discarded, counted lost).
  * - A ring of capacityFrames tagged slots; a frame ≥ next + capacity forces the release

@@ -1,7 +1,7 @@
 /**
  * Resampler over the WASM libspeexdsp that ships inside the npm package
- * `speex-resampler` 3.0.1 (dsp.md §4.4: emscripten, float build, no SIMD,
- * ALLOW_MEMORY_GROWTH, 20 MB initial heap).
+ * `speex-resampler` 3.0.1 (geekuillaume/node-speex-resampler `scripts/build_emscripten.sh`:
+ * emscripten, float build, no SIMD, ALLOW_MEMORY_GROWTH, 20 MB initial heap).
  *
  * Why not the package's own `SpeexResampler.processChunk`:
  *  - it never calls `speex_resampler_destroy` (declared, never called) nor frees
@@ -35,7 +35,7 @@
  * So reset() destroys and re-creates the state (identical to a fresh
  * instance, including the `started` flag; ~14 µs at Q7), and the latencies are computed with
  * Speex's own formulas from `filt_len` (resample.c `update_filter`,
- * `speex_resampler_get_input_latency`/`get_output_latency`; dsp.md §4.1).
+ * `speex_resampler_get_input_latency`/`get_output_latency`; xiph/speexdsp `libspeexdsp/resample.c`).
  * process_interleaved_int with one channel is process_int with stride 1.
  *
  * Memory growth replaces the heap's ArrayBuffer (and detaches the old one), so

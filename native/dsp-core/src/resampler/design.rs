@@ -1,6 +1,6 @@
 //! Filter design of the Speex resampler family, and the process-wide table cache.
 //!
-//! Facts used (from `xiph/speexdsp` `libspeexdsp/resample.c`, see `reference/dsp.md` §4.1):
+//! Facts used (from `xiph/speexdsp` `libspeexdsp/resample.c`):
 //! the quality map (base length, oversample, down/up bandwidth, window), the four Kaiser
 //! window tables (sampled at 32 or 64 points per half window and read with cubic
 //! interpolation), how `filt_len`, the cutoff and the oversample factor follow from the
@@ -47,7 +47,7 @@ struct QualityParams {
     window: Window,
 }
 
-/// Speex quality map (dsp.md §4.1).
+/// Speex quality map (`quality_map` in speexdsp `libspeexdsp/resample.c`).
 const QUALITY: [QualityParams; 11] = [
     QualityParams { base_len: 8, oversample: 4, down_bw: 0.830, up_bw: 0.860, window: Window::Kaiser6 },
     QualityParams { base_len: 16, oversample: 4, down_bw: 0.850, up_bw: 0.880, window: Window::Kaiser6 },

@@ -109,7 +109,7 @@ fn identity_is_an_exact_copy() {
 
 #[test]
 fn latency_matches_speex_formulas_and_table() {
-    // dsp.md §4.1: latency at the 8 kHz side, in ms, Q0..Q10.
+    // Latency at the 8 kHz side, in ms, Q0..Q10: base_length / (2 · 8 kHz) (speexdsp resample.c).
     let ms = [0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0];
     for other in [16000u32, 24000, 48000] {
         for q in 0..=10u32 {

@@ -1,6 +1,6 @@
 /**
  * ElevenLabsTtsClient: speaks text as 8 kHz μ-law through the ElevenLabs
- * `stream-input` WebSocket (protocols.md §5a), one connection per uncached
+ * `stream-input` WebSocket (https://elevenlabs.io/docs/api-reference/websocket), one connection per uncached
  * synthesis, with a bounded LRU cache in front.
  *
  * One synthesis (`#run`):
@@ -97,7 +97,7 @@ export interface TtsClientStats {
 
 export const DEFAULT_TTS_URL = 'wss://api.elevenlabs.io';
 /**
- * §5a names no default model. Flash v2.5 is ElevenLabs' lowest-latency multilingual model
+ * The stream-input reference names no default model. Flash v2.5 is ElevenLabs' lowest-latency multilingual model
  * (their latency guide: "Use Flash models" for real-time); phone callers notice latency first.
  */
 export const DEFAULT_TTS_MODEL = 'eleven_flash_v2_5';

@@ -1,6 +1,6 @@
 /**
  * ElevenLabs text-to-speech WebSocket (`stream-input`): wire types, message
- * builders and a validating parser. Source: protocols.md §5a (elevenlabs-js
+ * builders and a validating parser. Source: https://elevenlabs.io/docs/api-reference/websocket (elevenlabs-js
  * `InitializeConnection` / `SendText` / `CloseConnection`, elevenlabs-python
  * `realtime_tts.py`).
  *
@@ -14,8 +14,8 @@
  *   server ─► {"isFinal":true}                     last message ("audio will be null")
  * ```
  *
- * Facts §5a does not confirm, and what we assumed:
- * - The error message shape (§7.8: "exact TTS error-message shape" unconfirmed). We accept any
+ * Facts the public reference does not confirm, and what we assumed:
+ * - The error message shape (not documented). We accept any
  *   JSON object without `audio`/`isFinal` that carries a string `error` or `message` as an error
  *   report, e.g. `{"message":"…","error":"voice_not_found","code":1008}`.
  * - Container: `ulaw_8000` is documented as raw μ-law (the format "commonly used for Twilio").
@@ -38,7 +38,7 @@ export interface VoiceSettings {
   /** 0–1. */
   readonly style: number;
   readonly useSpeakerBoost: boolean;
-  /** 0.7–1.2 (§5a); omitted from the wire when undefined (the service default, 1.0, applies). */
+  /** 0.7–1.2 (per the API reference); omitted from the wire when undefined (the service default, 1.0, applies). */
   readonly speed?: number;
 }
 
@@ -87,7 +87,7 @@ export function resolveVoiceSettings(base: VoiceSettings, partial?: Partial<Voic
 
 /**
  * Text as sent: trimmed, inner whitespace runs collapsed, then "a single space" at the end
- * (§5a: text "should always end with a single space"). Empty text would be the end-of-input
+ * (the API reference: text "should always end with a single space"). Empty text would be the end-of-input
  * marker, so it is refused.
  */
 export function normalizeText(text: string, maxChars: number): string {
@@ -153,7 +153,7 @@ export function parseServerMessage(data: string): ServerMessage {
   if ('audio' in m) {
     const a = m['audio'];
     if (a === null || a === undefined || a === '') {
-      // "audio" may be null (§5a), also on the final message: {"audio":null,"isFinal":true}.
+      // "audio" may be null (per the API reference), also on the final message: {"audio":null,"isFinal":true}.
       return m['isFinal'] === true ? { kind: 'final' } : { kind: 'audio', audio: null };
     }
     if (typeof a !== 'string' || a.length % 4 !== 0 || !BASE64_RE.test(a)) {
@@ -176,7 +176,7 @@ export function parseServerMessage(data: string): ServerMessage {
 
 /**
  * A code for an error text from the service (error message or close reason). The wording
- * ElevenLabs uses is not pinned down (§7.8); these patterns cover the error slugs we have seen
+ * ElevenLabs uses is not documented; these patterns cover the error slugs we have seen
  * quoted (invalid_api_key, quota_exceeded, voice_not_found, input timeout).
  */
 export function classifyServiceText(text: string, fallback: ErrorCode): ErrorCode {
