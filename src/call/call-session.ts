@@ -60,6 +60,7 @@ import type { AppTool } from '../tools/app-tools.js';
 import type { Profile } from '../profiles/schema.js';
 import type { ToolResult } from '../tools/run-tool.js';
 import { IDENTITY_PARAMS } from '../twilio/stream-twiml.js';
+import { WriteHold } from '../net/write-batch.js';
 
 export type CallState = 'awaiting-start' | 'connecting' | 'streaming' | 'draining' | 'closing' | 'closed';
 /** Why a call is draining: the agent's goodbye (end_call, transfer_call, the agent ending it) or an apology for an agent that failed. */
@@ -217,7 +218,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
   constructor(socket: StreamSocket, deps: CallSessionDeps) {
     super();
     this.#socket = socket;
-    this.#tcp = tcpOf(socket);
+    this.#writes = new WriteHold(tcpOf(socket));
     this.#d = deps;
     const hold = new EarlyHold(Math.max(1, Math.ceil(deps.config.prestartBufferMs / 20)));
     this.#prestart = hold.counts;
@@ -727,29 +728,20 @@ export class CallSession extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * One message to Twilio. Messages sent in one synchronous stretch (a media message and
-   * its mark; a tick's messages) leave in one write: the first corks the TCP socket and a
-   * microtask uncorks it before the event loop moves on, so nothing waits — it saves a
-   * syscall per extra message (each ws message is otherwise its own writev).
+   * One message to Twilio. Messages sent in one turn of the event loop (a media message and
+   * its mark; a tick's messages) leave in one write, with the other sockets' writes of that
+   * turn, at the end of its I/O batch (src/net/write-batch.ts): a syscall saved per extra
+   * message (each ws message is otherwise its own writev), and the peer woken once.
    */
   #send(text: string): void {
-    if (!this.#corked && this.#tcp) {
-      this.#corked = true;
-      this.#tcp.cork();
-      queueMicrotask(this.#uncork);
-    }
+    this.#writes.hold();
     try {
       this.#socket.send(text);
     } catch (e) {
       this.#log('warn', 'send to Twilio failed', { err: e });
     }
   }
-  #corked = false;
-  readonly #tcp: { cork(): void; uncork(): void } | undefined;
-  readonly #uncork = (): void => {
-    this.#corked = false;
-    this.#tcp?.uncork();
-  };
+  readonly #writes: WriteHold;
 
   /**
    * Speaks prepared 8 kHz μ-law audio (TTS, a greeting) into the call as its own
