@@ -25,10 +25,15 @@ let scheduled = false;
 
 function releaseAll(): void {
   scheduled = false;
-  // A release can run user code (a write error surfaces synchronously on a destroyed socket):
-  // take the list first, so a hold made meanwhile goes into the next batch.
+  // Take the list first: a hold made while these are released goes into the next batch.
   const batch = held.splice(0);
-  for (const h of batch) h.release();
+  for (const h of batch) {
+    try {
+      h.release();
+    } catch {
+      // Never one socket's failure for the others: each is released (a stream reports its own write errors).
+    }
+  }
 }
 
 /** One socket's hold: `hold()` before a write; the batch's end uncorks it. */

@@ -94,6 +94,17 @@ describe('WriteHold', () => {
     expect(b!.client.destroyed).toBe(true);
   });
 
+  it("a socket whose release throws does not keep another's writes back", async () => {
+    const [p] = await pairs(1);
+    const broken = new WriteHold({ cork() {}, uncork() { throw new Error('boom'); } });
+    const good = new WriteHold(p!.client);
+    broken.hold();
+    good.hold();
+    p!.client.write('still sent');
+    await p!.gotBytes(10);
+    expect(p!.received()).toBe('still sent');
+  });
+
   it('without a socket (a client not yet connected) hold() does nothing', () => {
     const h = new WriteHold();
     expect(() => {
