@@ -6,7 +6,7 @@
 import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WriteHold } from '../../src/net/write-batch.js';
+import { MAX_HELD, WriteHold } from '../../src/net/write-batch.js';
 
 let server: Server | undefined;
 const accepted: Socket[] = [];
@@ -61,6 +61,20 @@ describe('WriteHold', () => {
     await new Promise((r) => setImmediate(r));
     for (const p of ps) expect(p.client.writableLength).toBe(0);
     await Promise.all(ps.map((p, i) => p.gotBytes(20).then(() => expect(p.received()).toBe(`s${i}m0;s${i}m1;s${i}m2;s${i}m3;`))));
+  });
+
+  it(`a batch is cut at ${MAX_HELD} sockets: their writes leave at once, the rest at the batch's end`, async () => {
+    const ps = await pairs(MAX_HELD + 3);
+    const holds = ps.map((p) => new WriteHold(p.client));
+    ps.forEach((p, i) => {
+      holds[i]!.hold();
+      p.client.write('x');
+    });
+    // Still in the same synchronous stretch: the first MAX_HELD have been written, the last 3 wait.
+    expect(ps.slice(0, MAX_HELD).every((p) => p.client.writableLength === 0)).toBe(true);
+    expect(ps.slice(MAX_HELD).map((p) => p.client.writableLength)).toEqual([1, 1, 1]);
+    await Promise.all(ps.map((p) => p.gotBytes(1)));
+    expect(ps.every((p) => p.received() === 'x')).toBe(true);
   });
 
   it('a write from a timer leaves with no further I/O, and a hold after a batch was released is released by its own batch', async () => {
