@@ -60,7 +60,7 @@ import type { AppTool } from '../tools/app-tools.js';
 import type { Profile } from '../profiles/schema.js';
 import type { ToolResult } from '../tools/run-tool.js';
 import { IDENTITY_PARAMS } from '../twilio/stream-twiml.js';
-import { WriteHold } from '../net/write-batch.js';
+import { WriteHold, corkableUnder } from '../net/write-batch.js';
 
 export type CallState = 'awaiting-start' | 'connecting' | 'streaming' | 'draining' | 'closing' | 'closed';
 /** Why a call is draining: the agent's goodbye (end_call, transfer_call, the agent ending it) or an apology for an agent that failed. */
@@ -84,12 +84,6 @@ export interface StreamSocket {
   send(data: string): void;
   close(code?: number, reason?: string): void;
   readonly bufferedAmount: number;
-}
-
-/** The TCP socket under a ws WebSocket (ws keeps it as `_socket`), for cork/uncork; undefined for anything else. */
-function tcpOf(socket: StreamSocket): { cork(): void; uncork(): void } | undefined {
-  const tcp = (socket as { _socket?: { cork?: unknown; uncork?: unknown } })._socket;
-  return tcp && typeof tcp.cork === 'function' && typeof tcp.uncork === 'function' ? (tcp as { cork(): void; uncork(): void }) : undefined;
 }
 
 export interface CallSessionDeps {
@@ -218,7 +212,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
   constructor(socket: StreamSocket, deps: CallSessionDeps) {
     super();
     this.#socket = socket;
-    this.#writes = new WriteHold(tcpOf(socket));
+    this.#writes = new WriteHold(corkableUnder(socket));
     this.#d = deps;
     const hold = new EarlyHold(Math.max(1, Math.ceil(deps.config.prestartBufferMs / 20)));
     this.#prestart = hold.counts;

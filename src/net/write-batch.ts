@@ -23,6 +23,12 @@ export interface Corkable {
   uncork(): void;
 }
 
+/** The TCP socket under a ws WebSocket (ws keeps it as `_socket` once connected); undefined for anything else. */
+export function corkableUnder(ws: unknown): Corkable | undefined {
+  const tcp = (ws as { _socket?: { cork?: unknown; uncork?: unknown } | null } | null)?._socket;
+  return tcp && typeof tcp.cork === 'function' && typeof tcp.uncork === 'function' ? (tcp as Corkable) : undefined;
+}
+
 /** Sockets held in one batch before the batch's writes leave without waiting for its end. */
 export const MAX_HELD = 32;
 

@@ -152,6 +152,21 @@ describe('AgentSocket', () => {
     expect(sock.send('after', 'control')).toBe('closed');
   });
 
+  it("sends of one synchronous stretch are held in the socket and leave together at the batch's end, in order", async () => {
+    const { fake, peers } = await server();
+    const sock = await AgentSocket.open(options(fake));
+    const got: string[] = [];
+    peers[0]!.ws.on('message', (d) => got.push(d.toString()));
+    expect(sock.send('one', 'media')).toBe('sent');
+    expect(sock.send('two', 'media')).toBe('sent');
+    expect(sock.bufferedAmount).toBeGreaterThan(0); // still ours: not written yet (src/net/write-batch.ts)
+    await new Promise((r) => setImmediate(r));
+    expect(sock.bufferedAmount).toBe(0);
+    while (got.length < 2) await new Promise((r) => peers[0]!.ws.once('message', r));
+    expect(got).toEqual(['one', 'two']);
+    await sock.close();
+  });
+
   it('close() is bounded when the peer never finishes the close handshake, and emits no lost', async () => {
     const { fake, peers } = await server();
     const sock = await AgentSocket.open(options(fake));

@@ -6,7 +6,8 @@
 import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_HELD, WriteHold } from '../../src/net/write-batch.js';
+import WebSocket, { WebSocketServer } from 'ws';
+import { MAX_HELD, WriteHold, corkableUnder } from '../../src/net/write-batch.js';
 
 let server: Server | undefined;
 const accepted: Socket[] = [];
@@ -117,6 +118,28 @@ describe('WriteHold', () => {
     p!.client.write('still sent');
     await p!.gotBytes(10);
     expect(p!.received()).toBe('still sent');
+  });
+
+  it('corkableUnder finds the TCP socket under a connected ws WebSocket, both ends, and nothing under anything else', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await once(wss, 'listening');
+    const serverSide = new Promise<WebSocket>((r) => wss.once('connection', r));
+    const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`);
+    expect(corkableUnder(client)).toBeUndefined(); // not connected yet
+    await once(client, 'open');
+    const server = await serverSide;
+    try {
+      for (const ws of [client, server]) {
+        const tcp = corkableUnder(ws);
+        expect(tcp).toBe((ws as unknown as { _socket: unknown })._socket);
+        expect(typeof tcp!.cork).toBe('function');
+      }
+      expect(corkableUnder({ send() {}, close() {}, bufferedAmount: 0 })).toBeUndefined();
+      expect(corkableUnder(undefined)).toBeUndefined();
+    } finally {
+      client.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    }
   });
 
   it('without a socket (a client not yet connected) hold() does nothing', () => {

@@ -26,7 +26,7 @@ import WebSocket from 'ws';
 import { closeReason } from '../../close-reason.js';
 import { BridgeError, ErrorCodes } from '../../errors.js';
 import { abortError, closeError, networkError, upgradeError, type SocketErrorRules } from './socket-errors.js';
-import { WriteHold, type Corkable } from '../../net/write-batch.js';
+import { WriteHold, corkableUnder } from '../../net/write-batch.js';
 
 /** What a handshake step says: true = ready, a BridgeError = refused, undefined = keep waiting. */
 export type HandshakeStep = true | BridgeError | undefined;
@@ -109,7 +109,7 @@ export class AgentSocket extends EventEmitter<AgentSocketEvents> {
     this.#safeUrl = safeUrl;
     this.#maxBuffered = o.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
     // ws has a TCP socket once connected (`_socket`): sends before then are refused above.
-    ws.once('open', () => (this.#writes.socket = (ws as unknown as { _socket?: Corkable })._socket ?? undefined));
+    ws.once('open', () => (this.#writes.socket = corkableUnder(ws)));
   }
   /** Sends of one I/O batch leave together (src/net/write-batch.ts). */
   readonly #writes = new WriteHold();
