@@ -3,6 +3,7 @@
  * them by CallSid while they live, remembers recent ended ones for GET /calls/:sid,
  * records Twilio status callbacks, and closes everything on shutdown.
  */
+import { anySignal } from '../any-signal.js';
 import { declareTools } from '../tools/declarations.js';
 import { appToolsFor, declareAppTools, type AppTool } from '../tools/app-tools.js';
 import type { ToolResult } from '../tools/run-tool.js';
@@ -414,7 +415,7 @@ export class CallManager extends EventEmitter<CallManagerEvents> {
         if (next !== 'streaming') return;
         const ac = new AbortController();
         session.once('closed', () => ac.abort());
-        greeting(AbortSignal.any([ac.signal, AbortSignal.timeout(15_000)])).then(
+        greeting(anySignal([ac.signal, AbortSignal.timeout(15_000)])).then(
           (audio) => {
             if (audio) session.say(audio, 'greeting');
           },

@@ -7,6 +7,7 @@
  * output up to 64 KiB; a throw, a timeout or a bad output is an error result for the
  * agent, and the call goes on.
  */
+import { anySignal } from '../any-signal.js';
 import { ErrorCodes } from '../errors.js';
 import { DEFAULT_TOOL_TIMEOUT_MS } from '../profiles/schema.js';
 import type { ObjectSchema, ToolDeclaration } from './declarations.js';
@@ -41,7 +42,7 @@ export async function runAppTool(tool: AppTool, call: ToolInvocation, signal: Ab
   if (!args.ok) return fail(ErrorCodes.TOOL_ARGUMENTS, `${tool.name}: ${args.error}`);
   const timeoutMs = tool.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS;
   const ac = new AbortController();
-  const both = AbortSignal.any([signal, ac.signal]);
+  const both = anySignal([signal, ac.signal]);
   let timer: NodeJS.Timeout | undefined;
   const { arguments: _raw, ...info } = call;
   try {

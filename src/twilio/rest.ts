@@ -16,6 +16,7 @@
  * Every request is bounded by `timeoutMs` (and an optional caller AbortSignal).
  * Nothing is retried: creating a call is not idempotent.
  */
+import { anySignal } from '../any-signal.js';
 import { ErrorCodes, type ErrorCategory } from '../errors.js';
 
 /** Stable codes of the REST client (declared, with their meaning, in src/errors.ts). */
@@ -232,7 +233,7 @@ export class TwilioRest {
 
   async #request(method: 'GET' | 'POST', path: string, form: URLSearchParams | undefined, options: RequestOptions): Promise<Record<string, unknown>> {
     const timeout = AbortSignal.timeout(this.timeoutMs);
-    const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+    const signal = options.signal ? anySignal([timeout, options.signal]) : timeout;
     const what = `${method} ${path}`;
     try {
       const res = await fetch(`${this.apiUrl}${path}`, {

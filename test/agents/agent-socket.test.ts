@@ -88,7 +88,7 @@ describe('socket-errors: one table for every provider', () => {
     const slow = (await AgentSocket.open({ ...options(fake), timeoutMs: 200, awaiting: 'ready' }).catch((e: unknown) => e)) as BridgeError;
     expect(slow.code).toBe('BRIDGE_ERR_AGENT_TIMEOUT');
     expect(slow.message).toMatch(/no ready .* within 200 ms/);
-    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(Date.now() - t0).toBeLessThan(10_000); // not the 30 s of a missing bound; loose for a loaded machine
     const aborted = (await AgentSocket.open({ ...options(fake), signal: AbortSignal.abort(new Error('call ended')) }).catch((e: unknown) => e)) as BridgeError;
     expect(aborted.code).toBe('BRIDGE_ERR_AGENT_TIMEOUT');
   });
@@ -175,7 +175,7 @@ describe('AgentSocket', () => {
     stopAnswering(peers[0]!.socket);
     const t0 = Date.now();
     await sock.close(1000, 'bye', 200);
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(10_000); // ws alone would wait 30 s; loose for a loaded machine
     expect(lost).toBe(0);
     expect(sock.isOpen).toBe(false);
   });

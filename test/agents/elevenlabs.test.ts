@@ -170,22 +170,24 @@ describe('elevenlabs agent: connection', () => {
     });
     const port = (silent.address() as { port: number }).port;
     const session = createElevenLabsAgentFactory({ ELEVENLABS_AGENT_ID: 'agent_x', ELEVENLABS_CONVAI_URL: `ws://127.0.0.1:${port}/v1/convai/conversation` }).factory.create({ callSid: 'CA1', parameters: {} });
-    const t0 = Date.now();
+    // The abort, not the 10 s handshake timeout, ends it: the message names the abort (no wall-clock bound,
+    // which a loaded CI machine can blow).
     const err = (await session.connect(AbortSignal.timeout(300)).catch((e: unknown) => e)) as BridgeError;
     expect(err).toBeInstanceOf(BridgeError);
     expect(err.code).toBe('BRIDGE_ERR_AGENT_TIMEOUT');
-    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(err.message).toMatch(/connect aborted/);
     await session.close('test');
-    await waitFor(() => sockets.size === 0, 2000, 'the client to drop its half-open connection');
+    await waitFor(() => sockets.size === 0, 10_000, 'the client to drop its half-open connection');
 
     // close() while connecting (no abort from the caller) settles connect() at once too.
     const again = createElevenLabsAgentFactory({ ELEVENLABS_AGENT_ID: 'agent_x', ELEVENLABS_API_KEY: 'k', ELEVENLABS_API_URL: `http://127.0.0.1:${port}` }).factory.create({ callSid: 'CA1', parameters: {} });
     const pending = again.connect(AbortSignal.timeout(60_000)).catch((e: unknown) => e);
-    await waitFor(() => sockets.size === 1, 2000, 'the signed-URL request');
-    const t1 = Date.now();
+    await waitFor(() => sockets.size === 1, 10_000, 'the signed-URL request');
     await again.close('caller hung up');
-    expect(await pending).toBeInstanceOf(BridgeError);
-    expect(Date.now() - t1).toBeLessThan(1000);
+    // Settled by the close, not by the signed-URL request's own 5 s timeout (that would say so).
+    const closed = (await pending) as BridgeError;
+    expect(closed).toBeInstanceOf(BridgeError);
+    expect(closed.message).toMatch(/session closed/);
   });
 });
 
@@ -376,11 +378,11 @@ describe('elevenlabs agent: end of call', () => {
 
   it('a service that stops answering is a fatal BRIDGE_ERR_AGENT_TIMEOUT within the idle timeout', async () => {
     const { fake, errors, events } = await open();
-    const t0 = Date.now();
     await fake.fault('stop-answering');
-    await waitFor(() => events.includes('closed'), 4000, 'closed');
-    expect(Date.now() - t0).toBeLessThan(3000);
+    await waitFor(() => events.includes('closed'), 15_000, 'closed');
     expect(errors.map((x) => [x.e.code, x.fatal])).toEqual([['BRIDGE_ERR_AGENT_TIMEOUT', true]]);
+    // Detected by the idle rule (the fake's env sets 1500 ms), whatever the machine's load.
+    expect(errors[0]!.e.message).toMatch(/nothing received for 1500 ms/);
   });
 
   it('a dropped connection mid-call is a fatal BRIDGE_ERR_AGENT_CLOSED (no reconnect: the conversation cannot be resumed)', async () => {

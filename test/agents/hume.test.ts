@@ -295,9 +295,10 @@ describe('hume adapter', () => {
     fake = await startFakeHume();
     fake.server.hangUpgrades(true); // accept TCP, never answer the upgrade
     const session = factoryFor(fake.env).create({ callSid: 'CA4', parameters: {} });
-    const t0 = Date.now();
-    await expect(session.connect(AbortSignal.timeout(300))).rejects.toMatchObject({ code: 'BRIDGE_ERR_AGENT_TIMEOUT' });
-    expect(Date.now() - t0).toBeLessThan(2000);
+    // The caller's signal ends it, not the adapter's own handshake timeout: the message names the abort.
+    const err = (await session.connect(AbortSignal.timeout(300)).catch((e: unknown) => e)) as BridgeError;
+    expect(err).toMatchObject({ code: 'BRIDGE_ERR_AGENT_TIMEOUT' });
+    expect(err.message).toMatch(/connect aborted/);
     await session.close('test');
   });
 });

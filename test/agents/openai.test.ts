@@ -399,11 +399,11 @@ describe('openai: service errors and reconnects', () => {
     const fake = await fakeWith();
     const { s, log } = create(fake, { OPENAI_PING_INTERVAL_MS: '200' });
     await s.connect(AbortSignal.timeout(3000));
-    const t0 = Date.now();
     await fake.fault('stop-answering');
-    await until(() => fake.connections.length === 2 && fake.connections[1]!.sessionUpdates.length === 1, 'a new session');
-    expect(Date.now() - t0).toBeLessThan(1000); // two ping periods plus a connect
+    await until(() => fake.connections.length === 2 && fake.connections[1]!.sessionUpdates.length === 1, 'a new session', 15_000);
     expect(log.errors.map((e) => [e.err.code, e.fatal])).toEqual([['BRIDGE_ERR_AGENT_TIMEOUT', false]]);
+    // Detected by the keepalive's rule (one 200 ms interval unanswered), whatever the machine's load.
+    expect(log.errors[0]!.err.message).toMatch(/nothing received for 200 ms/);
     await until(() => fake.connections[0]!.closedBy === 'client', 'the dead socket dropped');
   });
 

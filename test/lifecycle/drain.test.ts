@@ -35,9 +35,9 @@ describe('graceful drain on SIGTERM (child process)', () => {
     const r = await pollUntil(async () => {
       const x = await readyz(b.url);
       return x.status === 503 ? x : undefined;
-    }, 5000, 10);
+    }, 15_000, 10);
     expect(r.body).toMatchObject({ ready: false, reason: 'draining', activeCalls: 1 });
-    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(Date.now() - t0).toBeLessThan(10_000); // well before the 30 s drain ends: loose for a loaded machine
 
     // A new call: polite TwiML refusal at the webhook, 503 on the stream upgrade.
     const v = await postVoice(b.url);

@@ -114,7 +114,7 @@ describe('TwilioRest against the local fake', () => {
     const t0 = performance.now();
     const e = await rejection(quick.fetchAccount());
     expect(e).toMatchObject({ code: TwilioRestCodes.TIMEOUT, retryable: true });
-    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(performance.now() - t0).toBeLessThan(4500); // the server answers at 5 s: the bound, not the answer, ended it
   });
 
   it('a caller AbortSignal cancels the request', async () => {

@@ -65,6 +65,7 @@
  * it); we also send WebSocket pings every idleTimeoutMs/3, and no data at all for
  * idleTimeoutMs is fatal (BRIDGE_ERR_AGENT_TIMEOUT).
  */
+import { anySignal } from '../../any-signal.js';
 import { AgentSession, type AgentContext, type AudioFormat, type ToolResult } from '../agent.js';
 import { elevenlabsToolResult } from '../../tools/result-shapes.js';
 import { BridgeError, ErrorCodes, type ErrorCode } from '../../errors.js';
@@ -239,7 +240,7 @@ export class ElevenLabsAgentSession extends AgentSession {
     const overrides = greeting !== undefined && greeting !== 'auto' && options.overrides.firstMessage === undefined ? { ...options.overrides, firstMessage: greeting } : options.overrides;
     const initiation = buildInitiation(overrides, options.dynamicVariables);
     // close() while connecting aborts the signed-URL request and the handshake too.
-    return this.#open(initiation, AbortSignal.any([signal, this.#closing.signal])).catch((e: unknown) => {
+    return this.#open(initiation, anySignal([signal, this.#closing.signal])).catch((e: unknown) => {
       this.#teardown();
       if (this.#state !== 'closed') this.#state = 'closed';
       throw e instanceof BridgeError ? e : new BridgeError(ErrorCodes.AGENT_CONNECT, `elevenlabs agent: ${(e as Error).message}`, { cause: e });
@@ -317,7 +318,7 @@ export class ElevenLabsAgentSession extends AgentSession {
     const timeout = AbortSignal.timeout(SIGNED_URL_TIMEOUT_MS);
     let res: Response;
     try {
-      res = await fetch(endpoint, { headers: { 'xi-api-key': apiKey, accept: 'application/json' }, signal: AbortSignal.any([signal, timeout]) });
+      res = await fetch(endpoint, { headers: { 'xi-api-key': apiKey, accept: 'application/json' }, signal: anySignal([signal, timeout]) });
     } catch (e) {
       if (signal.aborted) throw abortError(RULES, signal);
       if (timeout.aborted) throw new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: signed URL request took over ${SIGNED_URL_TIMEOUT_MS} ms`, { cause: e });

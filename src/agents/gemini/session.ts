@@ -59,6 +59,7 @@
  * DTMF: `realtimeInput.text` "[The caller pressed 5 on the phone keypad.]" — the
  * caller's own input, which is what a key press is.
  */
+import { anySignal } from '../../any-signal.js';
 import { AgentSession, pcm16, type AudioFormat, type ToolResult } from '../agent.js';
 import { BridgeError, ErrorCodes } from '../../errors.js';
 import { EnergyVad } from '../../audio/vad.js';
@@ -217,7 +218,7 @@ export class GeminiLiveSession extends AgentSession {
     if (this.#state === 'closed') throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'gemini: the session is closed');
     if (this.#state !== 'idle') throw new BridgeError(ErrorCodes.AGENT_CONNECT, `gemini: connect() while ${this.#state}`);
     this.#state = 'connecting';
-    const both = AbortSignal.any([signal, this.#lifetime.signal]);
+    const both = anySignal([signal, this.#lifetime.signal]);
     try {
       await this.#openLink(undefined, both);
     } catch (e) {

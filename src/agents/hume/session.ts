@@ -44,6 +44,7 @@
  * interrupts on its own (no user_interruption), EVI's remaining audio for the turn
  * is dropped until the next final user_message or assistant_end.
  */
+import { anySignal } from '../../any-signal.js';
 import { AgentSession, pcm16, type AudioFormat, type ToolResult } from '../agent.js';
 import { humeToolResult } from '../../tools/result-shapes.js';
 import { BridgeError, ErrorCodes, isBridgeError } from '../../errors.js';
@@ -383,7 +384,7 @@ export class HumeSession extends AgentSession {
       this.#toolCalls.clear();
       this.emitEvent({ type: 'toolCancel', callIds: ids });
     }
-    const r = await this.#retry.run(() => this.#dial(groupId, AbortSignal.any([this.#life.signal, AbortSignal.timeout(this.#dialTimeoutMs)])), this.#life.signal);
+    const r = await this.#retry.run(() => this.#dial(groupId, anySignal([this.#life.signal, AbortSignal.timeout(this.#dialTimeoutMs)])), this.#life.signal);
     if (this.#state !== 'resuming') return;
     if (!r.ok) {
       this.#fail(new BridgeError(ErrorCodes.AGENT_CLOSED, `hume: could not resume the chat after it dropped (${cause.message}); last attempt: ${r.error.message}`, { cause: r.error }));

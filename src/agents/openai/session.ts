@@ -37,6 +37,7 @@
  * Events caused by the service come from socket callbacks; events are never emitted
  * re-entrantly from sendAudio()/sendDtmf()/interrupt().
  */
+import { anySignal } from '../../any-signal.js';
 import { closeReason } from '../../close-reason.js';
 import { AgentSession, ULAW_8K, pcm16, type AudioFormat, type ToolResult } from '../agent.js';
 import { BridgeError, ErrorCodes } from '../../errors.js';
@@ -267,7 +268,7 @@ export class OpenAiRealtimeSession extends AgentSession {
     if (this.#conn || this.#connecting) throw new BridgeError(ErrorCodes.AGENT_PROTOCOL, 'openai: connect() called twice');
     this.#connecting = true;
     try {
-      const conn = await this.#open(AbortSignal.any([signal, this.#lifetime.signal]));
+      const conn = await this.#open(anySignal([signal, this.#lifetime.signal]));
       if (this.#closed) {
         await conn.socket.close(1000, 'closed');
         throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'openai: session closed while connecting');

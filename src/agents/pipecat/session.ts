@@ -59,6 +59,7 @@
  * AGENT_CLOSED error saying the context is lost. Anything else, or a failed
  * reconnect, is a fatal error and 'closed'.
  */
+import { anySignal } from '../../any-signal.js';
 import { AgentSession, pcm16, type AudioFormat } from '../agent.js';
 import { BridgeError, ErrorCodes, type ErrorCode } from '../../errors.js';
 import { AgentSocket, redactUrl, type LostInfo } from '../shared/agent-socket.js';
@@ -252,7 +253,7 @@ export class PipecatAgentSession extends AgentSession {
     if (this.#phase === 'closed') throw new BridgeError(ErrorCodes.AGENT_CLOSED, 'pipecat agent: session is closed');
     if (this.#phase !== 'idle') throw new BridgeError(ErrorCodes.AGENT_CONNECT, 'pipecat agent: connect() was already called');
     this.#phase = 'connecting';
-    const both = AbortSignal.any([signal, this.#lifetime.signal]);
+    const both = anySignal([signal, this.#lifetime.signal]);
     const ws = await this.#open(both).catch((e: unknown) => {
       if (this.#phase === 'connecting') this.#phase = 'idle';
       throw e;
