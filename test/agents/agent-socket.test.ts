@@ -152,6 +152,20 @@ describe('AgentSocket', () => {
     expect(sock.send('after', 'control')).toBe('closed');
   });
 
+  it('media sent faster than maxBufferedBytes in one synchronous stretch to a reading peer is not dropped (the held batch is not congestion)', async () => {
+    const { fake, peers } = await server();
+    const sock = await AgentSocket.open(options(fake, { maxBufferedBytes: 16 * 1024, pingIntervalMs: 60_000 }));
+    let bytes = 0;
+    peers[0]!.ws.on('message', (d: Buffer) => (bytes += d.length));
+    const chunk = 'x'.repeat(4 * 1024);
+    const results: string[] = [];
+    for (let i = 0; i < 16; i++) results.push(sock.send(chunk, 'media')); // 64 KiB, 4x the bound, no turn of the loop between
+    expect(results.filter((r) => r !== 'sent')).toEqual([]);
+    while (bytes < 16 * chunk.length) await new Promise((r) => peers[0]!.ws.once('message', r));
+    expect(bytes).toBe(16 * chunk.length);
+    await sock.close();
+  });
+
   it("sends of one synchronous stretch are held in the socket and leave together at the batch's end, in order", async () => {
     const { fake, peers } = await server();
     const sock = await AgentSocket.open(options(fake));

@@ -283,7 +283,12 @@ export class AgentSocket extends EventEmitter<AgentSocketEvents> {
   send(data: string | Uint8Array, kind: 'control' | 'media' = 'control'): SendResult {
     // Also during the handshake (onOpen, handshake replies): only a closed socket refuses.
     if (this.#state === 'closed' || this.#ws.readyState !== WebSocket.OPEN) return 'closed';
-    if (kind === 'media' && this.congested) return 'dropped';
+    if (kind === 'media' && this.congested) {
+      // What this batch holds back (src/net/write-batch.ts) is not congestion: let it go to the
+      // kernel first, and drop only if the peer still has not taken it.
+      this.#writes.release();
+      if (this.congested) return 'dropped';
+    }
     try {
       this.#writes.hold();
       this.#ws.send(data);
