@@ -50,6 +50,8 @@ export interface AgentUnderTest {
   hasVad?: boolean;
   /** Longest a test may wait for a fault to surface (a socket that stops answering). Default 8000. */
   faultTimeoutMs?: number;
+  /** Env for the dead-peer faults only (a keepalive short enough to notice within faultTimeoutMs). */
+  faultEnv?: Record<string, string>;
 }
 
 function samplesPerMs(f: AudioFormat): number {
@@ -82,8 +84,8 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
 
 export function runAgentContract(a: AgentUnderTest): void {
   describe(`agent contract: ${a.name}`, () => {
-    async function open(fake: FakeService): Promise<{ session: AgentSession; audio: AgentAudio[]; errors: BridgeError[]; events: string[] }> {
-      const factory = a.createFactory(fake.env);
+    async function open(fake: FakeService, env: Record<string, string> = {}): Promise<{ session: AgentSession; audio: AgentAudio[]; errors: BridgeError[]; events: string[] }> {
+      const factory = a.createFactory({ ...fake.env, ...env });
       expect(factory.name).toBe(a.name);
       expect(factory.available).toBe(true);
       const session = factory.create({ callSid: 'CA' + '0'.repeat(32), parameters: a.parameters ?? {} });
@@ -218,7 +220,7 @@ export function runAgentContract(a: AgentUnderTest): void {
       for (const kind of ['close-mid-call', 'stop-answering'] as const) {
         const fake = await a.startFake();
         try {
-          const { session, errors, events } = await open(fake);
+          const { session, errors, events } = await open(fake, a.faultEnv);
           await fake.fault(kind);
           // Either the adapter recovers (reconnects and can speak again) or it reports a fatal typed error and closes.
           const recovered = async () => {

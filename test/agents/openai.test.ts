@@ -18,6 +18,7 @@ runAgentContract({
   name: 'openai',
   startFake: () => startFakeOpenAi(),
   createFactory: (env) => createOpenAiAgentFactory(env).factory,
+  faultEnv: { OPENAI_PING_INTERVAL_MS: '300' },
 });
 
 // --- helpers -------------------------------------------------------------------------

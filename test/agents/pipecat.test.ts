@@ -27,6 +27,7 @@ function factoryFor(env: Record<string, string>) {
 runAgentContract({
   name: 'pipecat',
   startFake: () => startFakePipecat(),
+  faultEnv: { PIPECAT_PING_INTERVAL_MS: '300' },
   createFactory: factoryFor,
   faultTimeoutMs: 4000,
 });

@@ -21,6 +21,7 @@ class FakeProvider extends AgentSession {
   readonly outputFormat: AudioFormat = pcm16(16000);
   readonly hasVad = true;
   connectStartedAt = 0;
+  connected = false;
   constructor(private readonly o: { connectMs: number; failConnect?: boolean; dieAfterMs?: number; closeAfterMs?: number; closeReason?: string }) {
     super();
   }
@@ -33,6 +34,7 @@ class FakeProvider extends AgentSession {
         reject(signal.reason);
       });
     });
+    this.connected = true;
     if (this.o.closeAfterMs !== undefined) setTimeout(() => this.emitEvent({ type: 'closed', reason: this.o.closeReason ?? 'closed' }), this.o.closeAfterMs);
     if (this.o.dieAfterMs !== undefined) {
       setTimeout(() => this.emitEvent({ type: 'error', error: new BridgeError(ErrorCodes.AGENT_CLOSED, 'provider went away'), fatal: true }), this.o.dieAfterMs);
@@ -94,7 +96,8 @@ describe('agent lifecycle around the call', () => {
         const hook = await fetch(`${bridge.url}/twilio/voice?agent=slow&voice=calm`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `CallSid=${CALL_SID}` });
         expect(hook.status).toBe(200);
         expect(slow.sessions.length).toBe(1); // connecting already
-        await new Promise((r) => setTimeout(r, 700)); // Twilio fetching TwiML and dialling the stream
+        // Twilio fetching TwiML and dialling the stream takes longer than the handshake (waited for, not slept: a loaded machine)
+        while (!slow.sessions[0]!.connected) await new Promise((r) => setTimeout(r, 20));
         const r = await runSimulatedCall({ url: bridge.streamUrl, callSid: CALL_SID, audio: clip, customParameters: { agent: 'slow', voice: 'calm' }, fast: true, tailMs: 200, timeoutMs: 10_000 });
         expect(r.outcome).toBe('completed');
         expect(slow.sessions.length).toBe(1); // adopted, not a second connection

@@ -488,7 +488,9 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
       return current();
     },
     refused: server.refused,
-    env: { OPENAI_API_KEY: apiKey, OPENAI_REALTIME_URL: url, OPENAI_PING_INTERVAL_MS: '300', OPENAI_HANDSHAKE_TIMEOUT_MS: '2000', ...options.env },
+    // The production keepalive (5 s): a 300 ms one made a test process that stalled that long (a
+    // loaded 2-core CI box) redial and miscount connections. Dead-peer tests ask for a short one.
+    env: { OPENAI_API_KEY: apiKey, OPENAI_REALTIME_URL: url, OPENAI_HANDSHAKE_TIMEOUT_MS: '2000', ...options.env },
     audioFor,
     async speak(ms: number) {
       const c = current();

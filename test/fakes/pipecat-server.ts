@@ -146,7 +146,9 @@ export class FakePipecatServer implements FakeService {
     };
     this.server = server;
     this.url = server.url('/ws');
-    this.env = { PIPECAT_URL: this.url, PIPECAT_SAMPLE_RATE: String(rate), PIPECAT_PING_INTERVAL_MS: '300' };
+    // The production keepalive (5 s): a 300 ms one made a test process that stalled that long redial.
+    // Dead-peer tests ask for a short one.
+    this.env = { PIPECAT_URL: this.url, PIPECAT_SAMPLE_RATE: String(rate) };
     this.#vadBlock = new Int16Array(rate / 50);
   }
 

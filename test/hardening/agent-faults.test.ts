@@ -312,7 +312,7 @@ describe('agent faults, end to end through the bridge', () => {
     });
 
     it('openai (ping every 300 ms): detected and replaced by a new session — the call goes on', async () => {
-      const fake = await startFakeOpenAi();
+      const fake = await startFakeOpenAi({ env: { OPENAI_PING_INTERVAL_MS: '300' } });
       try {
         const agent = observed(openaiModule, fake.env);
         await withBridge(
