@@ -159,6 +159,7 @@ export interface CallLogFields {
   framesIn: number;
   framesOut: number;
   chunksToAgent: number;
+  callerAudioDroppedMs: number;
   prestartFramesBuffered: number;
   prestartFramesDropped: number;
   badInput: CallRecord['badInput'];
@@ -208,6 +209,7 @@ export function logFields(r: CallRecord): CallLogFields {
     framesIn: r.framesIn,
     framesOut: r.framesOut,
     chunksToAgent: r.chunksToAgent,
+    callerAudioDroppedMs: r.callerAudioDroppedMs ?? 0,
     prestartFramesBuffered: r.prestartFramesBuffered,
     prestartFramesDropped: r.prestartFramesDropped,
     badInput: r.badInput,

@@ -149,6 +149,20 @@ export abstract class AgentSession {
   protected reportError(error: BridgeError, fatal: boolean): void {
     this.emitEvent({ type: 'error', error, fatal });
   }
+
+  #callerAudioDroppedMs = 0;
+  /**
+   * Caller audio handed to sendAudio() that never reached the service: dropped while its
+   * socket was over the send bound (the service not reading), or while reconnecting beyond
+   * what the session keeps. The call's record and metrics carry it; 0 when nothing was lost.
+   */
+  get callerAudioDroppedMs(): number {
+    return this.#callerAudioDroppedMs;
+  }
+  /** For adapters: `ms` of caller audio did not reach the service. */
+  protected noteCallerAudioDropped(ms: number): void {
+    if (ms > 0 && Number.isFinite(ms)) this.#callerAudioDroppedMs += ms;
+  }
 }
 
 export interface AgentContext {

@@ -145,6 +145,12 @@ export interface CallSummary {
   framesIn: number;
   /** Audio chunks handed to the agent (one per released run of frames). */
   chunksToAgent: number;
+  /**
+   * Caller audio (ms) handed to the agent that never reached its service: its socket was over
+   * the send bound (the service not reading), or a reconnect outlasted what is kept. Absent in
+   * records written before it existed.
+   */
+  callerAudioDroppedMs?: number;
   framesOut: number;
   prestartFramesBuffered: number;
   prestartFramesDropped: number;
@@ -874,6 +880,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       endReason: this.#endReason,
       framesIn: this.#counters.framesIn,
       chunksToAgent: this.#counters.framesToAgent,
+      callerAudioDroppedMs: Math.round(this.#agent?.callerAudioDroppedMs ?? 0),
       framesOut: this.#playout?.stats.framesSent ?? 0,
       prestartFramesBuffered: this.#prestart.buffered,
       prestartFramesDropped: this.#prestart.dropped,

@@ -52,7 +52,7 @@ export interface CallStartedInfo {
 }
 
 /** What the live-call sampler needs from each running call (CallManager#list() fits). */
-export type LiveCallStats = Pick<CallSummary, 'jitter' | 'playout'> & Partial<Pick<CallSummary, 'framesIn' | 'framesOut' | 'badInput'>>;
+export type LiveCallStats = Pick<CallSummary, 'jitter' | 'playout'> & Partial<Pick<CallSummary, 'framesIn' | 'framesOut' | 'badInput' | 'callerAudioDroppedMs'>>;
 
 /** Why a call was refused before it became a call (bounded set; anything else counts as "other"). */
 export const REFUSAL_REASONS = ['signature', 'rate-limited', 'agent-unavailable', 'profile-unknown', 'option-too-long', 'draining', 'max-calls', 'overloaded', 'pending-streams'] as const;
@@ -236,12 +236,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   // ── jitter buffer and playout ───────────────────────────────────────────────
   let liveCalls: (() => readonly LiveCallStats[]) | undefined;
-  let snapshot: { at: number; late: number; lost: number; concealed: number; underruns: number; framesIn: number; framesOut: number; badInput: Map<string, number> } | undefined;
+  let snapshot: { at: number; late: number; lost: number; concealed: number; underruns: number; framesIn: number; framesOut: number; callerDroppedMs: number; badInput: Map<string, number> } | undefined;
   /** One pass over the live calls per scrape (the four counters share it). */
   const live = (): NonNullable<typeof snapshot> => {
     const now = performance.now();
     if (snapshot && now - snapshot.at < 250) return snapshot;
-    const s = { at: now, late: 0, lost: 0, concealed: 0, underruns: 0, framesIn: 0, framesOut: 0, badInput: new Map<string, number>() };
+    const s = { at: now, late: 0, lost: 0, concealed: 0, underruns: 0, framesIn: 0, framesOut: 0, callerDroppedMs: 0, badInput: new Map<string, number>() };
     if (liveCalls) {
       for (const c of liveCalls()) {
         s.late += finiteNonNeg(c.jitter?.late);
@@ -250,6 +250,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
         s.underruns += finiteNonNeg(c.playout?.underruns);
         s.framesIn += finiteNonNeg(c.framesIn);
         s.framesOut += finiteNonNeg(c.framesOut);
+        s.callerDroppedMs += finiteNonNeg(c.callerAudioDroppedMs);
         for (const [code, n] of Object.entries(c.badInput ?? {})) {
           const k = JSON.stringify({ code: badInputCodes.value(code) });
           s.badInput.set(k, (s.badInput.get(k) ?? 0) + finiteNonNeg(n));
@@ -279,7 +280,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     [IN, OUT],
   );
   const badInput = new SampledCounter(`${p}twilio_bad_input_total`, 'Rejected Twilio messages, by input code (live calls included).', () => live().badInput, []);
-  for (const m of [late, lost, concealed, underruns, frames, badInput]) registry.registerMetric(m as never);
+  const callerDropped = new SampledCounter(
+    `${p}caller_audio_dropped_seconds_total`,
+    'Caller audio that never reached the agent service: its socket over the send bound (not reading), or a reconnect outlasting what is kept (live calls included).',
+    () => one(live().callerDroppedMs / 1000),
+  );
+  for (const m of [late, lost, concealed, underruns, frames, badInput, callerDropped]) registry.registerMetric(m as never);
 
   // ── barge-in ────────────────────────────────────────────────────────────────
   const bargeIns = new Counter({ name: `${p}barge_ins_total`, help: 'Barge-ins, by what detected them.', labelNames: ['source'], registers: [registry] });
@@ -504,6 +510,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     lost.add({}, finiteNonNeg(r.jitter?.lost));
     concealed.add({}, finiteNonNeg(r.jitter?.concealed));
     underruns.add({}, finiteNonNeg(r.playout?.underruns));
+    callerDropped.add({}, finiteNonNeg(r.callerAudioDroppedMs) / 1000);
     // The call just left the live list: a cached live snapshot would count it twice.
     snapshot = undefined;
   };

@@ -22,7 +22,10 @@ class FakeProvider extends AgentSession {
   readonly hasVad = true;
   connectStartedAt = 0;
   connected = false;
-  constructor(private readonly o: { connectMs: number; failConnect?: boolean; dieAfterMs?: number; closeAfterMs?: number; closeReason?: string }) {
+  /** Caller audio this provider could not deliver (with `dropAfterChunks`): what the record must show. */
+  droppedMs = 0;
+  #chunks = 0;
+  constructor(private readonly o: { connectMs: number; failConnect?: boolean; dieAfterMs?: number; closeAfterMs?: number; closeReason?: string; dropAfterChunks?: number }) {
     super();
   }
   async connect(signal: AbortSignal): Promise<void> {
@@ -40,7 +43,14 @@ class FakeProvider extends AgentSession {
       setTimeout(() => this.emitEvent({ type: 'error', error: new BridgeError(ErrorCodes.AGENT_CLOSED, 'provider went away'), fatal: true }), this.o.dieAfterMs);
     }
   }
-  sendAudio(): void {}
+  sendAudio(data: Int16Array | Uint8Array): void {
+    // As an adapter whose service stopped reading: everything past the first chunks is dropped.
+    if (this.o.dropAfterChunks !== undefined && ++this.#chunks > this.o.dropAfterChunks) {
+      const ms = (data.length * 1000) / this.inputFormat.sampleRateHz;
+      this.droppedMs += ms;
+      this.noteCallerAudioDropped(ms);
+    }
+  }
   interrupt(): void {}
   sendDtmf(): void {}
   async close(reason: string): Promise<void> {
@@ -84,6 +94,26 @@ describe('agent lifecycle around the call', () => {
         expect(rec.body.endReason).toBe(`agent-closed:${reason}`); // the record keeps it whole
       },
       { extraAgents: [rude] },
+    );
+  });
+
+  it("caller audio the agent could not deliver is in the call's record (callerAudioDroppedMs), and 0 when none was lost", async () => {
+    const deaf = providerFactory('deaf', { connectMs: 10, dropAfterChunks: 10 });
+    const fine = providerFactory('fine', { connectMs: 10 });
+    const clip = (await ulawClip('caller-barge-in.8k-ulaw.wav')).subarray(0, 16_000); // 2 s
+    await withBridge(
+      {},
+      async (bridge) => {
+        const r = await runSimulatedCall({ url: bridge.streamUrl, audio: clip, customParameters: { agent: 'deaf' }, tailMs: 200, timeoutMs: 20_000 });
+        expect(r.outcome).toBe('completed');
+        const dropped = deaf.sessions[0]!.droppedMs;
+        expect(dropped).toBeGreaterThanOrEqual(1000); // 2 s of caller audio, all but the first 10 chunks
+        const rec = await getJson(`${bridge.url}/calls/${r.callSid}`);
+        expect(rec.body.callerAudioDroppedMs).toBe(Math.round(dropped));
+        const ok = await runSimulatedCall({ url: bridge.streamUrl, audio: clip.subarray(0, 4000), customParameters: { agent: 'fine' }, fast: true, tailMs: 200, timeoutMs: 20_000 });
+        expect((await getJson(`${bridge.url}/calls/${ok.callSid}`)).body.callerAudioDroppedMs).toBe(0);
+      },
+      { extraAgents: [deaf, fine] },
     );
   });
 

@@ -99,6 +99,7 @@ describe('GET /metrics after real calls', () => {
       voice_bridge_jitter_lost_frames_total: 'counter',
       voice_bridge_jitter_concealed_frames_total: 'counter',
       voice_bridge_playout_underruns_total: 'counter',
+      voice_bridge_caller_audio_dropped_seconds_total: 'counter',
       voice_bridge_barge_ins_total: 'counter',
       voice_bridge_barge_in_reaction_seconds: 'histogram',
       voice_bridge_agent_connect_seconds: 'histogram',
@@ -342,6 +343,24 @@ describe('counters fed from call records (direct)', () => {
       expect([sample(p, 'voice_bridge_jitter_late_frames_total'), sample(p, 'voice_bridge_jitter_lost_frames_total'), sample(p, 'voice_bridge_jitter_concealed_frames_total'), sample(p, 'voice_bridge_playout_underruns_total')]).toEqual([7, 8, 10, 12]);
       // No DSP info yet: the info gauge has no sample rather than a fake one.
       expect(p.filter((x) => x.name === 'voice_bridge_dsp_info')).toEqual([]);
+    } finally {
+      metrics.close();
+    }
+  });
+
+  it('caller audio the agent service never got: seconds from running and ended calls; records from before the field count 0', async () => {
+    const metrics = createMetrics({ dspInfo: () => undefined, defaultMetrics: false });
+    try {
+      const live = [{ jitter: null, playout: null, callerAudioDroppedMs: 1500 }];
+      metrics.setLiveCalls(() => live);
+      metrics.onCallEnded({ ...baseRecord, callerAudioDroppedMs: 500 });
+      metrics.onCallEnded({ ...baseRecord }); // an old record read back: no such field
+      let p = parseExposition(await metrics.registry.metrics()).samples;
+      expect(sample(p, 'voice_bridge_caller_audio_dropped_seconds_total')).toBe(2);
+      live.length = 0;
+      metrics.onCallEnded({ ...baseRecord, callerAudioDroppedMs: 1500 });
+      p = parseExposition(await metrics.registry.metrics()).samples;
+      expect(sample(p, 'voice_bridge_caller_audio_dropped_seconds_total')).toBe(2);
     } finally {
       metrics.close();
     }

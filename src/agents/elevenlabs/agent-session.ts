@@ -631,6 +631,7 @@ export class ElevenLabsAgentSession extends AgentSession {
     }
     // The service is not reading: dropped rather than queued without bound (the liveness rule decides if it is dead).
     this.#stats.callerChunksDropped++;
+    this.noteCallerAudioDropped((data.length * 1000) / this.#inputFormat.sampleRateHz);
     if (sent === 'dropped' && !this.#sendBlocked) {
       this.#sendBlocked = true;
       this.#warn(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `elevenlabs agent: over ${MAX_SEND_BUFFERED_BYTES} bytes unsent; dropping caller audio until the socket drains`));

@@ -238,7 +238,10 @@ export class GeminiLiveSession extends AgentSession {
     const ws = this.#ws;
     if (this.#state === 'open' && ws !== undefined) {
       if (ws.send(buildAudio(data), 'media') === 'sent') this.#stats.callerMsSent += (data.length * 1000) / INPUT_RATE_HZ;
-      else this.#stats.callerMsDropped += (data.length * 1000) / INPUT_RATE_HZ;
+      else {
+        this.#stats.callerMsDropped += (data.length * 1000) / INPUT_RATE_HZ;
+        this.noteCallerAudioDropped((data.length * 1000) / INPUT_RATE_HZ);
+      }
       return;
     }
     // Not open (connecting / resuming): keep a copy — the bridge reuses its buffer.
@@ -630,6 +633,7 @@ export class GeminiLiveSession extends AgentSession {
     const droppedMs = this.#pending.audio(p, (p.pcm.length * 1000) / INPUT_RATE_HZ);
     if (droppedMs === 0) return;
     this.#stats.callerMsDropped += droppedMs;
+    this.noteCallerAudioDropped(droppedMs);
     if (!this.#overflowReported) {
       this.#overflowReported = true;
       this.#deferError(new BridgeError(ErrorCodes.AGENT_TIMEOUT, `gemini: more than ${this.#cfg.resumeBufferMs} ms of caller audio while reconnecting; the oldest is dropped`));

@@ -407,7 +407,9 @@ export class HumeSession extends AgentSession {
       this.#sendPcm(data);
     } else if (this.#state === 'resuming' && data.length > 0) {
       // The view is reused by the caller: copied.
-      this.#stats.audioDroppedMs += this.#gap.audio(data.slice(), (data.length * 1000) / this.#inRate);
+      const overflow = this.#gap.audio(data.slice(), (data.length * 1000) / this.#inRate);
+      this.#stats.audioDroppedMs += overflow;
+      this.noteCallerAudioDropped(overflow);
     }
   }
 
@@ -417,7 +419,10 @@ export class HumeSession extends AgentSession {
     const ms = (data.length * 1000) / this.#inRate;
     // A socket backed up past its limit (EVI not reading): dropped rather than queued without bound.
     if (ws.send(buildAudioInput(pcm16ToBase64(data)), 'media') === 'sent') this.#stats.audioSentMs += ms;
-    else this.#stats.audioDroppedMs += ms;
+    else {
+      this.#stats.audioDroppedMs += ms;
+      this.noteCallerAudioDropped(ms);
+    }
   }
 
   /** After a resume: what was said and pressed during the gap, in order. */

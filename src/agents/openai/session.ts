@@ -297,10 +297,13 @@ export class OpenAiRealtimeSession extends AgentSession {
       if (sent === 'sent') return;
       if (sent === 'dropped') {
         this.#stats.congestedAudioMs += ms;
+        this.noteCallerAudioDropped(ms);
         return;
       }
     }
-    this.#stats.droppedHeldAudioMs += this.#held.audio(b64, ms);
+    const overflow = this.#held.audio(b64, ms);
+    this.#stats.droppedHeldAudioMs += overflow;
+    this.noteCallerAudioDropped(overflow);
   }
 
   interrupt(info: { heardMs: number }): void {

@@ -298,7 +298,10 @@ export class PipecatAgentSession extends AgentSession {
 
   sendAudio(data: Int16Array | Uint8Array): void {
     if (this.#phase !== 'open') {
-      if (this.#phase === 'reconnecting') this.#stats.callerFramesDropped++;
+      if (this.#phase === 'reconnecting') {
+        this.#stats.callerFramesDropped++;
+        this.noteCallerAudioDropped((data.length * 1000) / this.inputFormat.sampleRateHz);
+      }
       return;
     }
     if (!(data instanceof Int16Array)) {
@@ -306,7 +309,10 @@ export class PipecatAgentSession extends AgentSession {
       return;
     }
     if (this.#ws?.send(this.#encoder.encode(data), 'media') === 'sent') this.#stats.framesSent++;
-    else this.#stats.callerFramesDropped++;
+    else {
+      this.#stats.callerFramesDropped++;
+      this.noteCallerAudioDropped((data.length * 1000) / this.inputFormat.sampleRateHz);
+    }
   }
 
   interrupt(info: { heardMs: number }): void {
