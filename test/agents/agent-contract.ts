@@ -35,7 +35,7 @@ export interface FakeService {
     closed: boolean;
   };
   /** Fault injection for the NEXT connection (refuse) or the current one. */
-  fault(kind: 'refuse-next' | 'garbage' | 'stop-answering' | 'close-mid-call'): Promise<void>;
+  fault(kind: 'refuse-next' | 'garbage' | 'stop-answering' | 'close-mid-call' | 'stop-reading' | 'resume-reading'): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -80,6 +80,30 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * A connected session whose service stops reading: caller audio fills the kernel's buffers and
+ * the socket's bound, then exactly the frames past it are dropped and counted
+ * (callerAudioDroppedMs), none queued; once the service reads, the backlog and new audio arrive.
+ */
+export async function expectDroppedWhileNotReading(session: AgentSession, fake: Pick<FakeService, 'fault' | 'received'>): Promise<void> {
+  await fake.fault('stop-reading');
+  const ms = 20;
+  let n = 0;
+  while (session.callerAudioDroppedMs === 0 && n < 100_000) {
+    session.sendAudio(callerFrame(session.inputFormat, n++));
+    if (n % 200 === 0) await new Promise((r) => setImmediate(r)); // each batch's writes go
+  }
+  expect(session.callerAudioDroppedMs).toBeCloseTo(ms, 6); // the first frame over the bound, nothing before
+  for (let k = 0; k < 10; k++) session.sendAudio(callerFrame(session.inputFormat, n + k));
+  expect(session.callerAudioDroppedMs).toBeCloseTo(11 * ms, 6); // still not reading: all dropped, none queued
+  const taken = (n - 1) * ms;
+  await fake.fault('resume-reading');
+  await waitFor(() => fake.received().audioMs >= taken - 1, 20_000, 'the backlog at the service');
+  expect(fake.received().audioMs).toBeCloseTo(taken, 0);
+  for (let k = 0; k < 5; k++) session.sendAudio(callerFrame(session.inputFormat, k));
+  await waitFor(() => fake.received().audioMs >= taken + 5 * ms - 1, 10_000, 'audio after the service reads again');
 }
 
 export function runAgentContract(a: AgentUnderTest): void {
@@ -215,6 +239,17 @@ export function runAgentContract(a: AgentUnderTest): void {
         await fake.close();
       }
     });
+
+    it('caller audio a service does not read is dropped past the send bound and counted (callerAudioDroppedMs), never queued without bound; it flows again once the service reads', async () => {
+      const fake = await a.startFake();
+      try {
+        const { session } = await open(fake);
+        await expectDroppedWhileNotReading(session, fake);
+        await session.close('test');
+      } finally {
+        await fake.close();
+      }
+    }, 60_000);
 
     it('a service that closes mid-call or stops answering ends in a typed error or a recovered session, within a bounded time', async () => {
       for (const kind of ['close-mid-call', 'stop-answering'] as const) {

@@ -567,6 +567,12 @@ export async function startFakeElevenLabs(options: FakeElevenLabsOptions = {}): 
           if (c.pingTimer) clearInterval(c.pingTimer);
           stopAnswering(c.socket);
           return;
+        case 'stop-reading':
+          c.socket.pause();
+          return;
+        case 'resume-reading':
+          c.socket.resume();
+          return;
         case 'close-mid-call':
           c.serverClosed = true;
           c.stopped = true;

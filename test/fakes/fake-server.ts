@@ -147,6 +147,17 @@ export function stopAnswering(socket: Socket): void {
   socket.pause();
 }
 
+/**
+ * Fault: the service's process stops reading its socket (`reading` false) — its receive buffer
+ * fills, then the client's send buffer, then the client's own bound — or reads again.
+ */
+export function setReading(ws: WebSocket, reading: boolean): void {
+  const tcp = (ws as unknown as { _socket?: Socket })._socket;
+  if (!tcp) return;
+  if (reading) tcp.resume();
+  else tcp.pause();
+}
+
 /** Fault: the service closes the session mid-call. */
 export function closeMidCall(ws: WebSocket, code = 1011, reason = 'Internal error'): void {
   if (ws.readyState === ws.OPEN) ws.close(code, reason);

@@ -61,7 +61,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket, RawData } from 'ws';
-import { FakeServer, closeMidCall, type Refusal } from './fake-server.js';
+import { FakeServer, closeMidCall, setReading, type Refusal } from './fake-server.js';
 import { EnergyVad } from '../../src/audio/vad.js';
 import type { FakeService } from '../agents/agent-contract.js';
 
@@ -616,6 +616,10 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
           return;
         case 'stop-answering':
           if (c) c.deaf = true;
+          return;
+        case 'stop-reading':
+        case 'resume-reading':
+          if (c) setReading(c.ws, kind === 'resume-reading');
           return;
         case 'close-mid-call':
           if (c) serverClose(c, 1011, 'Internal error occurred.');

@@ -351,7 +351,7 @@ export class FakeHume implements FakeService {
     ];
   }
 
-  async fault(kind: 'refuse-next' | 'garbage' | 'stop-answering' | 'close-mid-call', closeCode = 1011): Promise<void> {
+  async fault(kind: 'refuse-next' | 'garbage' | 'stop-answering' | 'close-mid-call' | 'stop-reading' | 'resume-reading', closeCode = 1011): Promise<void> {
     const conn = this.current;
     switch (kind) {
       case 'refuse-next':
@@ -363,6 +363,12 @@ export class FakeHume implements FakeService {
         return;
       case 'stop-answering':
         if (conn) stopAnswering(conn.socket);
+        return;
+      case 'stop-reading':
+        if (conn) conn.socket.pause();
+        return;
+      case 'resume-reading':
+        if (conn) conn.socket.resume();
         return;
       case 'close-mid-call':
         if (!conn) return;

@@ -39,7 +39,7 @@
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
-import { FakeServer, closeMidCall, type Refusal } from './fake-server.js';
+import { FakeServer, closeMidCall, setReading, type Refusal } from './fake-server.js';
 import { readWav } from '../../src/audio/wav.js';
 import { EnergyVad } from '../../src/audio/vad.js';
 import { ULAW_DECODE, encodeUlawSample } from '../../src/dsp/ts/g711.js';
@@ -140,7 +140,7 @@ export interface FakeOpenAi extends FakeService {
   /** The model calls a tool: a response whose only output is a function_call item; resolves with its call_id after response.done. */
   callTool(name: string, args: Record<string, unknown> | string): Promise<string>;
   /** As FakeService.fault, with the close code for close-mid-call and the HTTP status for refuse-next. */
-  fault(kind: 'refuse-next' | 'garbage' | 'stop-answering' | 'close-mid-call', opts?: { code?: number; status?: number }): Promise<void>;
+  fault(kind: 'refuse-next' | 'garbage' | 'stop-answering' | 'close-mid-call' | 'stop-reading' | 'resume-reading', opts?: { code?: number; status?: number }): Promise<void>;
 }
 
 const bytesPerMs = (f: FakeFormat) => (f === 'audio/pcmu' ? 8 : 48);
@@ -553,6 +553,10 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
           return;
         case 'stop-answering':
           c.stopped = true;
+          return;
+        case 'stop-reading':
+        case 'resume-reading':
+          setReading(c.ws, kind === 'resume-reading');
           return;
         case 'close-mid-call':
           c.serverClosing = true;

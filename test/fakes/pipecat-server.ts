@@ -41,7 +41,7 @@ import type { IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import protobuf from 'protobufjs';
 import { WebSocket } from 'ws';
-import { FakeServer, closeMidCall, type Refusal } from './fake-server.js';
+import { FakeServer, closeMidCall, setReading, type Refusal } from './fake-server.js';
 import type { FakeService } from '../agents/agent-contract.js';
 
 /** frames.proto, verbatim from https://github.com/pipecat-ai/pipecat (`src/pipecat/frames/frames.proto`). */
@@ -344,7 +344,7 @@ export class FakePipecatServer implements FakeService {
     };
   }
 
-  async fault(kind: 'refuse-next' | 'garbage' | 'stop-answering' | 'close-mid-call'): Promise<void> {
+  async fault(kind: 'refuse-next' | 'garbage' | 'stop-answering' | 'close-mid-call' | 'stop-reading' | 'resume-reading'): Promise<void> {
     if (kind === 'refuse-next') {
       this.server.refuseNext(503);
       return;
@@ -368,6 +368,10 @@ export class FakePipecatServer implements FakeService {
       case 'stop-answering':
         conn.speakEpoch++;
         conn.stopped = true; // no pongs, no frames, ignores everything
+        return;
+      case 'stop-reading':
+      case 'resume-reading':
+        setReading(conn.ws, kind === 'resume-reading');
         return;
       case 'close-mid-call':
         conn.speakEpoch++;
