@@ -6,7 +6,7 @@
  */
 import { ApiError, getBlob, getJson, postJson, seg } from './api';
 import { clear, h } from './dom';
-import { dash, dateTime, duration, json, offset } from './format';
+import { dash, dateTime, duration, json, offset, showLostAudio } from './format';
 import { flash, levelMeter, setMeter } from './live';
 import { keepStreaming } from './stream';
 import { plotTimeline, type TimelinePlot } from './timeline';
@@ -36,7 +36,7 @@ export function callView(root: HTMLElement, sid: string): Cleanup {
     const dd = h('dd', { 'data-testid': `call-${key}` }, '—');
     return { dd, el: h('div', { class: 'field' }, h('dt', {}, label), dd) };
   };
-  const f = { from: field('From', 'from'), to: field('To', 'to'), agent: field('Agent', 'agent'), profile: field('Profile', 'profile'), state: field('State', 'state'), duration: field('Duration', 'duration') };
+  const f = { from: field('From', 'from'), to: field('To', 'to'), agent: field('Agent', 'agent'), profile: field('Profile', 'profile'), state: field('State', 'state'), duration: field('Duration', 'duration'), lost: field('Caller audio lost', 'audio-lost') };
   const mode = h('span', { class: 'badge', 'data-testid': 'call-mode' }, 'Loading');
   const status = h('p', { class: 'status', role: 'status', 'data-testid': 'call-status' });
   const error = h('p', { class: 'error', role: 'alert', 'data-testid': 'call-error', hidden: true });
@@ -214,6 +214,7 @@ export function callView(root: HTMLElement, sid: string): Cleanup {
     enterRecordMode();
     mode.textContent = 'Record';
     setHeader({ ...rec, state: 'closed' });
+    showLostAudio(f.lost.dd, rec.callerAudioDroppedMs);
     durationMs = rec.durationMs ?? (rec.endedAt && rec.startedAt ? Date.parse(rec.endedAt) - Date.parse(rec.startedAt) : null);
     showDuration();
     status.textContent = `Started ${dateTime(rec.startedAt)}${rec.endedAt ? `, ended ${dateTime(rec.endedAt)}` : ''}.`;
@@ -320,6 +321,7 @@ export function callView(root: HTMLElement, sid: string): Cleanup {
     live = c.state !== 'closed';
     mode.textContent = live ? 'Live' : 'Ended';
     setHeader(c);
+    showLostAudio(f.lost.dd, c.callerAudioDroppedMs);
     liveBase = { ms: c.durationMs ?? 0, at: Date.now() };
     durationMs = c.durationMs ?? null;
     showDuration();
@@ -331,8 +333,9 @@ export function callView(root: HTMLElement, sid: string): Cleanup {
     transferForm.hidden = targets.length === 0;
   };
 
-  const onEnded = (d: { endReason?: string | null; durationMs?: number }) => {
+  const onEnded = (d: { endReason?: string | null; durationMs?: number; callerAudioDroppedMs?: number }) => {
     live = false;
+    if (typeof d.callerAudioDroppedMs === 'number') showLostAudio(f.lost.dd, d.callerAudioDroppedMs);
     mode.textContent = 'Ended';
     f.state.dd.textContent = 'closed';
     durationMs = typeof d.durationMs === 'number' ? d.durationMs : durationMs;
@@ -401,9 +404,11 @@ export function callView(root: HTMLElement, sid: string): Cleanup {
         const l = d as unknown as Level;
         setMeter(callerLevel, 'Caller', l.caller);
         setMeter(agentLevel, 'Agent', l.agent);
+      } else if (name === 'audio') {
+        if (typeof d.callerAudioDroppedMs === 'number') showLostAudio(f.lost.dd, d.callerAudioDroppedMs);
       } else if (name === 'ended') {
         ended = true;
-        onEnded(d as { endReason?: string | null; durationMs?: number });
+        onEnded(d as { endReason?: string | null; durationMs?: number; callerAudioDroppedMs?: number });
       }
     },
     giveUp: (err) => {

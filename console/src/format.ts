@@ -18,6 +18,20 @@ export function offset(t: number): string {
   return `${sign}${m}:${sec.toFixed(1).padStart(4, '0')}`;
 }
 
+/** Caller audio the agent never received: 'none', seconds with a tenth ('0.3 s'), or '—' when not known. */
+export function lostAudio(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) return '—';
+  if (ms === 0) return 'none';
+  return `${Math.max(0.1, Math.round(ms / 100) / 10).toFixed(1)} s`;
+}
+
+/** Shows `ms` of lost caller audio in `el`, marked (class `lost`) when there is any. */
+export function showLostAudio(el: HTMLElement, ms: number | null | undefined): void {
+  el.textContent = lostAudio(ms);
+  el.classList.toggle('lost', typeof ms === 'number' && ms > 0);
+  el.title = typeof ms === 'number' && ms > 0 ? `${Math.round(ms)} ms of what the caller said never reached the agent` : '';
+}
+
 export const dash = (v: string | number | null | undefined): string => (v === null || v === undefined || v === '' ? '—' : String(v));
 
 export function dateTime(iso: string | null | undefined): string {

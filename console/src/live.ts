@@ -1,6 +1,6 @@
 /** #/live: the calls in flight on every instance (GET /console/api/live, SSE), updated in place. */
 import { h } from './dom';
-import { dash, dbLabel, duration, meterValue } from './format';
+import { dash, dbLabel, duration, meterValue, showLostAudio } from './format';
 import { keepStreaming } from './stream';
 import type { Level, LiveCall } from './types';
 import type { Cleanup } from './main';
@@ -8,7 +8,7 @@ import type { Cleanup } from './main';
 interface Row {
   tr: HTMLTableRowElement;
   link: HTMLAnchorElement;
-  cells: Record<'to' | 'agent' | 'profile' | 'duration' | 'state' | 'instance', HTMLTableCellElement>;
+  cells: Record<'to' | 'agent' | 'profile' | 'duration' | 'state' | 'instance' | 'lost', HTMLTableCellElement>;
   caller: HTMLMeterElement;
   agent: HTMLMeterElement;
   bargeIns: HTMLSpanElement;
@@ -42,7 +42,7 @@ export function liveView(root: HTMLElement): Cleanup {
     'table',
     { class: 'calls', 'data-testid': 'live-table', hidden: true },
     h('caption', { class: 'visually-hidden' }, 'Live calls'),
-    h('thead', {}, h('tr', {}, ...['From', 'To', 'Agent', 'Profile', 'Duration', 'State', 'Instance', 'Caller level', 'Agent level', 'Barge-ins'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('thead', {}, h('tr', {}, ...['From', 'To', 'Agent', 'Profile', 'Duration', 'State', 'Instance', 'Caller level', 'Agent level', 'Barge-ins', 'Audio lost'].map((c) => h('th', { scope: 'col' }, c)))),
     tbody,
   );
   root.append(h('h2', {}, 'Live calls'), status, error, empty, h('div', { class: 'table-wrap' }, table));
@@ -63,7 +63,7 @@ export function liveView(root: HTMLElement): Cleanup {
   const makeRow = (c: LiveCall): Row => {
     const link = h('a', { href: `#/calls/${encodeURIComponent(c.callSid)}`, 'data-testid': 'live-link' });
     const td = (k: string) => h('td', { 'data-label': k });
-    const cells = { to: td('To'), agent: td('Agent'), profile: td('Profile'), duration: td('Duration'), state: td('State'), instance: td('Instance') };
+    const cells = { to: td('To'), agent: td('Agent'), profile: td('Profile'), duration: td('Duration'), state: td('State'), instance: td('Instance'), lost: h('td', { 'data-label': 'Audio lost', 'data-testid': 'live-audio-lost' }) };
     const caller = levelMeter('Caller', 'live-level-caller');
     const agent = levelMeter('Agent', 'live-level-agent');
     const bargeIns = h('span', { class: 'barge', 'data-testid': 'live-bargeins' }, '0');
@@ -80,6 +80,7 @@ export function liveView(root: HTMLElement): Cleanup {
       h('td', { 'data-label': 'Caller level' }, caller),
       h('td', { 'data-label': 'Agent level' }, agent),
       h('td', { 'data-label': 'Barge-ins' }, bargeIns),
+      cells.lost,
     );
     return { tr, link, cells, caller, agent, bargeIns, call: c, bargeInCount: 0 };
   };
@@ -107,6 +108,7 @@ export function liveView(root: HTMLElement): Cleanup {
       r.cells.state.textContent = c.state;
       r.tr.dataset.state = c.state;
       r.cells.instance.textContent = `${dash(c.instance)}${c.worker !== null && c.worker !== undefined ? ` #${c.worker}` : ''}${c.local ? '' : ' (remote)'}`;
+      showLostAudio(r.cells.lost, c.callerAudioDroppedMs);
       if (c.bargeIns !== r.bargeInCount) {
         if (c.bargeIns > r.bargeInCount && r.bargeInCount > 0) flash(r.bargeIns);
         r.bargeInCount = c.bargeIns;

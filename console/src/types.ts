@@ -21,6 +21,8 @@ export interface LiveCall {
   worker: number | null;
   local: boolean;
   bargeIns: number;
+  /** Caller audio the agent never received, ms (null: another instance's call, not known here). */
+  callerAudioDroppedMs?: number | null;
 }
 
 export interface Level {
@@ -64,6 +66,8 @@ export interface CallRecord extends CallListItem {
   actions?: { at: string; action: string; detail?: string }[];
   recordingPath?: string | null;
   recordState?: string;
+  /** Absent from records written before the bridge counted it. */
+  callerAudioDroppedMs?: number;
 }
 
 /** GET /console/api/history: a page of records (numbers redacted unless BRIDGE_LOG_PII). */

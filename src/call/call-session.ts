@@ -249,6 +249,10 @@ export class CallSession extends EventEmitter<SessionEvents> {
   get bargeInCount(): number {
     return this.#counters.bargeIns;
   }
+  /** Caller audio the agent's service never received so far (ms, rounded): see AgentSession.callerAudioDroppedMs. */
+  get callerAudioDroppedMs(): number {
+    return Math.round(this.#agent?.callerAudioDroppedMs ?? 0);
+  }
   /** When the session began (ms since the epoch). */
   get startedAtEpochMs(): number {
     return this.#startedAt;
@@ -880,7 +884,7 @@ export class CallSession extends EventEmitter<SessionEvents> {
       endReason: this.#endReason,
       framesIn: this.#counters.framesIn,
       chunksToAgent: this.#counters.framesToAgent,
-      callerAudioDroppedMs: Math.round(this.#agent?.callerAudioDroppedMs ?? 0),
+      callerAudioDroppedMs: this.callerAudioDroppedMs,
       framesOut: this.#playout?.stats.framesSent ?? 0,
       prestartFramesBuffered: this.#prestart.buffered,
       prestartFramesDropped: this.#prestart.dropped,

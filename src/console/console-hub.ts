@@ -7,6 +7,8 @@
  *              the store's live rows, read once a second however many pages watch
  *   levels     caller and agent audio levels of this process's calls, five times a second
  *   barge-ins  as they happen, with the heard position
+ *   lost audio caller audio the agent's service never received (callerAudioDroppedMs): in
+ *              the live list, and on a call's feed as it grows
  *   a call     its timeline (src/call/timeline.ts) from its first event, then live, to its end
  *
  * Nothing runs while no page watches: the timers start with the first watcher and stop
@@ -34,6 +36,8 @@ export interface LiveCall {
   worker: number | null;
   local: boolean;
   bargeIns: number;
+  /** Caller audio the agent never received, ms; null for another instance's call (its live row does not carry it). */
+  callerAudioDroppedMs: number | null;
 }
 
 export interface ConsoleHubDeps {
@@ -98,7 +102,7 @@ export class ConsoleHub {
   watchCall(session: CallSession, sse: SseStream): void {
     const sendEnded = () => {
       const s = session.summary();
-      sse.send('ended', { endReason: s.endReason, durationMs: s.durationMs });
+      sse.send('ended', { endReason: s.endReason, durationMs: s.durationMs, callerAudioDroppedMs: s.callerAudioDroppedMs ?? 0 });
       sse.end();
     };
     const view = this.#view(this.#d.calls.live().find((c) => c.session === session) ?? { session, from: null, to: null, profile: null });
@@ -107,8 +111,12 @@ export class ConsoleHub {
     for (const e of timeline?.events ?? []) sse.send('timeline', e);
     if (session.state === 'closed') return sendEnded();
     const unlisten = timeline?.listen((e) => sse.send('timeline', e));
+    // Lost caller audio goes out when it grows (the 'call' event carried it so far).
+    let lostMs = view.callerAudioDroppedMs;
     const levels = setInterval(() => {
       if (timeline) sse.send('levels', timeline.levels(FrameClock.now()));
+      const lost = session.callerAudioDroppedMs;
+      if (lost !== lostMs) sse.send('audio', { callerAudioDroppedMs: (lostMs = lost) });
     }, LEVELS_MS);
     const onClosed = () => sendEnded();
     session.once('closed', onClosed);
@@ -196,6 +204,7 @@ export class ConsoleHub {
       worker: this.#d.worker,
       local: true,
       bargeIns: s.bargeInCount,
+      callerAudioDroppedMs: s.callerAudioDroppedMs,
     };
   }
 
@@ -216,6 +225,7 @@ export class ConsoleHub {
       worker: row.ownerWorker !== undefined && row.ownerWorker !== null && row.ownerWorker >= 0 ? row.ownerWorker : null,
       local: false,
       bargeIns: r.bargeIns,
+      callerAudioDroppedMs: null,
     };
   }
 }

@@ -5,7 +5,9 @@
  * follows it live (transcript turns, a tool call and its result), "Hang up" ends it, and
  * the page turns into the call's record with its end reason and its recording, which plays
  * for as long as the call lasted while its position highlights the transcript line being
- * heard; history finds it by a number fragment that never appears in any URL.
+ * heard; history finds it by a number fragment that never appears in any URL. A call whose
+ * agent does not take the caller's audio shows how much was lost, in the live list, live on
+ * its page and in its record.
  * Screenshots in test/artifacts/console/.
  */
 import { createServer, type Server } from 'node:http';
@@ -15,6 +17,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentSession, ULAW_8K, type AgentFactory, type AudioFormat } from '../../src/agents/agent.js';
 import { startBridge, type RunningBridge } from '../../src/main.js';
 import { runSimulatedCall } from '../../src/sim/simulator.js';
 import { startFakeOpenAi, type FakeOpenAi } from '../fakes/openai-realtime.js';
@@ -32,6 +35,28 @@ let bridge: RunningBridge;
 let browser: Browser;
 let fake: FakeOpenAi;
 let toolServer: Server;
+
+/**
+ * An agent whose service stops taking the caller's audio after its first 10 frames, as an
+ * adapter does when the service stops reading (AgentSession.callerAudioDroppedMs): every
+ * later frame is counted as lost.
+ */
+class DeafAgent extends AgentSession {
+  readonly inputFormat: AudioFormat = ULAW_8K;
+  readonly outputFormat: AudioFormat = ULAW_8K;
+  readonly hasVad = true;
+  #frames = 0;
+  async connect(): Promise<void> {}
+  sendAudio(data: Int16Array | Uint8Array): void {
+    if (++this.#frames > 10) this.noteCallerAudioDropped(data.length / 8);
+  }
+  interrupt(): void {}
+  sendDtmf(): void {}
+  async close(reason: string): Promise<void> {
+    this.emitEvent({ type: 'closed', reason });
+  }
+}
+const deaf: AgentFactory = { name: 'deaf', available: true, create: () => new DeafAgent() };
 
 beforeAll(async () => {
   await ensureConsoleBuilt();
@@ -55,7 +80,7 @@ profiles:
 `);
   bridge = await startBridge(
     { ...fake.env, BRIDGE_PROFILES: profiles, BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', BRIDGE_DSP_POOL: '0', BRIDGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-data-')), BRIDGE_LOAD_THRESHOLD: 'off', BRIDGE_ADMIN_TOKEN: TOKEN, BRIDGE_RECORD: '1', BRIDGE_RECORD_DIR: mkdtempSync(join(tmpdir(), 'vb-rec-')) },
-    { port: 0, host: '127.0.0.1' },
+    { port: 0, host: '127.0.0.1', extraAgents: [deaf] },
   );
   browser = await launchChromium();
 }, 240_000);
@@ -103,6 +128,7 @@ describe('call console with a live call', () => {
         console.log(`call listed on the page ${listedAt - startedAt} ms after its start`);
         await page.getByTestId('live-empty').waitFor({ state: 'hidden' });
         expect(await row.locator('td').nth(3).textContent()).toBe('support');
+        expect(await row.getByTestId('live-audio-lost').textContent()).toBe('none');
         // Without BRIDGE_LOG_PII the bridge masks the numbers before they reach the page.
         expect(await row.locator('td').nth(0).textContent()).toContain('•••00');
         expect(await page.content()).not.toContain(FROM.slice(2));
@@ -113,6 +139,7 @@ describe('call console with a live call', () => {
         await page.getByTestId('call-mode').filter({ hasText: 'Live' }).waitFor();
         await page.getByTestId('hangup').waitFor();
         expect(await page.getByTestId('call-profile').textContent()).toBe('support');
+        expect(await page.getByTestId('call-audio-lost').textContent()).toBe('none');
 
         // The caller's turn and the agent's answer, turn by turn, while the call runs.
         await page.locator('[data-testid="transcript-line"][data-role="caller"]').first().waitFor();
@@ -190,6 +217,54 @@ describe('call console with a live call', () => {
       for (const u of urls) {
         expect(u).not.toContain(TOKEN);
         expect(u).not.toContain('1230000'); // the number fragment searched for: in a POST body only
+      }
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('a call whose agent does not take the caller audio: how much was lost, in the live list, live on its page, and in its record', async () => {
+    const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    page.on('dialog', (d) => void d.accept());
+    try {
+      await page.goto(`${bridge.url}/console`);
+      await page.getByLabel('Admin token').fill(TOKEN);
+      await page.getByTestId('login-submit').click();
+      const sid = newCallSid();
+      const ctl = new AbortController();
+      const call = runSimulatedCall({ url: bridge.streamUrl, callSid: sid, customParameters: { agent: 'deaf' }, audio: new Uint8Array(8000).fill(0xff), tailMs: 60_000, timeoutMs: 90_000, signal: ctl.signal });
+      try {
+        // In the list: seconds lost, marked (the 11th frame on is lost: 0.1 s after 0.3 s of call).
+        const lostCell = page.locator(`[data-testid="live-row"][data-call-sid="${sid}"] [data-testid="live-audio-lost"]`);
+        await lostCell.filter({ hasText: /^\d+\.\d s$/ }).waitFor();
+        expect(await lostCell.getAttribute('class')).toContain('lost');
+        await shot(page, 'live-audio-lost');
+
+        // On its page, growing while the call runs: the feed sends it as it grows.
+        await page.locator(`[data-testid="live-row"][data-call-sid="${sid}"] [data-testid="live-link"]`).click();
+        await page.getByTestId('call-mode').filter({ hasText: 'Live' }).waitFor();
+        const field = page.getByTestId('call-audio-lost');
+        await field.filter({ hasText: / s$/ }).waitFor();
+        const seconds = async () => Number((await field.textContent())!.replace(' s', ''));
+        const first = await seconds();
+        await expect.poll(seconds, { timeout: 20_000 }).toBeGreaterThanOrEqual(first + 0.5);
+        expect(await field.getAttribute('class')).toContain('lost');
+
+        // Hung up: the record's figure, exactly.
+        await page.getByTestId('hangup').click();
+        await page.getByTestId('call-mode').filter({ hasText: 'Record' }).waitFor({ timeout: 15_000 });
+        const rec = (await (await fetch(`${bridge.url}/console/api/calls/${sid}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { callerAudioDroppedMs: number; framesIn: number };
+        expect(rec.callerAudioDroppedMs).toBe((rec.framesIn - 10) * 20);
+        expect(await field.textContent()).toBe(`${(Math.round(rec.callerAudioDroppedMs / 100) / 10).toFixed(1)} s`);
+        expect(await field.getAttribute('title')).toBe(`${rec.callerAudioDroppedMs} ms of what the caller said never reached the agent`);
+        await shot(page, 'call-audio-lost');
+      } finally {
+        ctl.abort();
+        await call;
       }
       expect(problems).toEqual([]);
     } finally {
