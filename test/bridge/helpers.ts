@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { readWav } from '../../src/audio/wav.js';
 import { startBridge, type RunningBridge, type StartOptions } from '../../src/main.js';
 import { ULAW_DECODE } from '../../src/dsp/ts/g711.js';
+import { watchHeldUp, type HeldUp } from '../helpers/held-up.js';
 
 export const fixtures = join(import.meta.dirname, '..', 'fixtures');
 
@@ -57,16 +58,24 @@ export function findAligned(hay: Float64Array, needle: Float64Array, maxLag: num
   return best;
 }
 
-export async function withBridge<T>(env: Record<string, string>, fn: (b: RunningBridge) => Promise<T>, options: StartOptions = {}): Promise<T> {
+/**
+ * A bridge in this process for `fn`, closed afterwards. `held` watches this process's event loop
+ * while `fn` runs (test/helpers/held-up.ts): the bridge, the simulator and the fakes all share
+ * it, so a timing bound adds `held.slackMs()` — exact on an idle machine, and on a loaded one
+ * failing only on lateness the stalls do not explain.
+ */
+export async function withBridge<T>(env: Record<string, string>, fn: (b: RunningBridge, held: HeldUp) => Promise<T>, options: StartOptions = {}): Promise<T> {
   // Call records go to a fresh temp dir per bridge (SQLite), never to ./data.
   const dataDir = mkdtempSync(join(tmpdir(), 'vb-data-'));
   // BRIDGE_DSP_POOL=N in the test environment runs these bridges with the DSP worker pool.
   // The load gate is off unless a test sets it (test/lifecycle/admission.test.ts): on a busy CI box it
   // would refuse webhooks that a test of something else relies on.
   const bridge = await startBridge({ BRIDGE_LOG_LEVEL: 'silent', BRIDGE_DSP: process.env.BRIDGE_DSP ?? 'auto', BRIDGE_DSP_POOL: process.env.BRIDGE_DSP_POOL ?? '0', BRIDGE_DATA_DIR: dataDir, BRIDGE_LOAD_THRESHOLD: 'off', ...env }, { port: 0, host: '127.0.0.1', ...options });
+  const held = watchHeldUp();
   try {
-    return await fn(bridge);
+    return await fn(bridge, held);
   } finally {
+    held.stop();
     await bridge.close();
   }
 }

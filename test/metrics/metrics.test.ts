@@ -5,6 +5,7 @@
  * count what the call core observed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { watchHeldUp } from '../helpers/held-up.js';
 import { AgentSession, pcm16, type AgentFactory, type AudioFormat } from '../../src/agents/agent.js';
 import type { CallRecord } from '../../src/call/call-manager.js';
 import { runSimulatedCall } from '../../src/sim/simulator.js';
@@ -50,9 +51,12 @@ describe('GET /metrics after real calls', () => {
   let during: Awaited<ReturnType<typeof scrape>>;
   let after: Awaited<ReturnType<typeof scrape>>;
   let bargeReactionMs: number | null = null;
+  /** Lateness this process's event-loop stalls explain during the calls (test/helpers/held-up.ts). */
+  let slackMs = 0;
 
   beforeAll(async () => {
     b = await startMetricsBridge({}, [talker]);
+    const held = watchHeldUp();
     const speech = await ulawClip('caller-barge-in.8k-ulaw.wav');
     const silence = new Uint8Array(8000 * 2).fill(0xff);
     // The echo call goes through the voice webhook first, so its agent is pre-connected.
@@ -71,6 +75,8 @@ describe('GET /metrics after real calls', () => {
     expect(re.outcome).toBe('completed');
     expect(rb.outcome).toBe('completed');
     bargeReactionMs = rb.bargeIn?.reactionMs ?? null;
+    held.stop();
+    slackMs = held.slackMs();
     // An unknown agent: the call is refused by the core; its agent label must not leak the name.
     const unknown = await runSimulatedCall({ url: b.streamUrl, audio: silence.subarray(0, 1600), customParameters: { agent: 'no-such-agent' }, tailMs: 2000, timeoutMs: 25_000 });
     expect(['completed', 'server-closed']).toContain(unknown.outcome);
@@ -202,7 +208,7 @@ describe('GET /metrics after real calls', () => {
     expect(sample(s, 'voice_bridge_barge_in_reaction_seconds_count', { source: 'agent-vad' })).toBe(0);
     const reaction = sample(s, 'voice_bridge_barge_in_reaction_seconds_sum', { source: 'bridge-vad' })!;
     expect(reaction).toBeGreaterThanOrEqual(0);
-    expect(reaction).toBeLessThan(0.25);
+    expect(reaction).toBeLessThan(0.25 + slackMs / 1000);
     expect(bargeReactionMs).not.toBeNull();
     expect(records.find((r) => r.agent === 'talker')!.bargeIns).toBe(1);
   });
