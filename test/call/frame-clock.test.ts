@@ -1,6 +1,7 @@
 /** The shared 20 ms clock: one timer for all subscribers, no drift, resync after a stall. */
 import { describe, expect, it, vi } from 'vitest';
 import { FrameClock } from '../../src/call/frame-clock.js';
+import { watchHeldUp } from '../helpers/held-up.js';
 
 describe('FrameClock', () => {
   it('drives every subscriber from one tick loop, and stops when the last one leaves', async () => {
@@ -27,6 +28,7 @@ describe('FrameClock', () => {
   it('is drift-free: next = previous schedule + 20 ms, so lateness never accumulates', async () => {
     const clock = new FrameClock();
     const ticks: number[] = [];
+    const held = watchHeldUp(1);
     await new Promise<void>((resolve) => {
       const off = clock.subscribe((t) => {
         ticks.push(t);
@@ -38,8 +40,10 @@ describe('FrameClock', () => {
     });
     // 50 periods: a timer re-armed from each late callback would drift by the sum of its
     // latenesses; this one's mean period stays 20 ms to within the last tick's lateness / 50.
+    // (A loaded machine can hold up the first or the last tick: that lateness, spread over 50 periods, is allowed.)
+    held.stop();
     const meanPeriod = (ticks[50]! - ticks[0]!) / 50;
-    expect(Math.abs(meanPeriod - 20)).toBeLessThan(0.5);
+    expect(Math.abs(meanPeriod - 20)).toBeLessThan(0.5 + held.slackMs() / 50);
   });
 
   it('after a long stall it restarts from now instead of firing a burst of stale ticks', async () => {

@@ -216,9 +216,11 @@ describe('recording tap: a slow disk never blocks the frame path', () => {
     r = await testRecorder({ maxQueuedMsPerCall: 1000 });
     const tap = r.tap();
     const loud = frameOf(LOUD);
-    const t0 = performance.now();
+    // CPU time, not wall time: the loop never yields, and a loaded machine descheduling it is not the tap's cost.
+    const cpu0 = process.cpuUsage();
     runTicks(r.clock, 20, 10_020, (t) => tap.caller(loud, t - 20));
-    const perFrameUs = ((performance.now() - t0) * 1000) / 500;
+    const cpu = process.cpuUsage(cpu0);
+    const perFrameUs = (cpu.user + cpu.system) / 500;
     expect(tap.stats.droppedBytes).toBeGreaterThan(0);
     expect(tap.queuedBytes).toBeLessThanOrEqual(1000 * 32);
     const warnings = r.logs.filter((l) => l.fields?.code === RecordingErrorCodes.DROPPED);
@@ -240,7 +242,7 @@ describe('recording tap: a slow disk never blocks the frame path', () => {
     expect(left[10_400 * 8 + 1]).toBe(ULAW_DECODE[0x90]);
     expect(left[10_420 * 8]).toBe(LOUD_PCM);
     expect(r.logs.filter((l) => l.fields?.code === RecordingErrorCodes.DROPPED).at(-1)!.fields!.droppedMs).toBe(tap.stats.droppedBytes / 32);
-    expect(perFrameUs).toBeLessThan(100); // generous for a loaded CI box; measured ~1 µs
+    expect(perFrameUs).toBeLessThan(100); // measured ~1 µs: a bound that only a tap doing disk work on the frame path breaks
   });
 });
 
