@@ -93,19 +93,25 @@ afterAll(async () => {
   await new Promise<void>((r) => (toolServer ? toolServer.close(() => r()) : r()));
 });
 
+/** A page signed in to the console (dialogs accepted), with the URLs it requested and its errors. */
+async function signedIn() {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const page = await context.newPage();
+  const urls: string[] = [];
+  const problems: string[] = [];
+  page.on('request', (r) => urls.push(r.url()));
+  page.on('pageerror', (e) => problems.push(e.message));
+  page.on('dialog', (d) => void d.accept());
+  await page.goto(`${bridge.url}/console`);
+  await page.getByLabel('Admin token').fill(TOKEN);
+  await page.getByTestId('login-submit').click();
+  return { context, page, urls, problems };
+}
+
 describe('call console with a live call', () => {
   it('lists the call live, follows it on its page, hangs it up, then shows its record', async () => {
-    const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
-    const page = await context.newPage();
-    const urls: string[] = [];
-    const problems: string[] = [];
-    page.on('request', (r) => urls.push(r.url()));
-    page.on('pageerror', (e) => problems.push(e.message));
-    page.on('dialog', (d) => void d.accept());
+    const { context, page, urls, problems } = await signedIn();
     try {
-      await page.goto(`${bridge.url}/console`);
-      await page.getByLabel('Admin token').fill(TOKEN);
-      await page.getByTestId('login-submit').click();
       await page.getByTestId('live-empty').waitFor();
 
       const sid = newCallSid();
@@ -225,15 +231,8 @@ describe('call console with a live call', () => {
   });
 
   it('a call whose agent does not take the caller audio: how much was lost, in the live list, live on its page, and in its record', async () => {
-    const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
-    const page = await context.newPage();
-    const problems: string[] = [];
-    page.on('pageerror', (e) => problems.push(e.message));
-    page.on('dialog', (d) => void d.accept());
+    const { context, page, problems } = await signedIn();
     try {
-      await page.goto(`${bridge.url}/console`);
-      await page.getByLabel('Admin token').fill(TOKEN);
-      await page.getByTestId('login-submit').click();
       const sid = newCallSid();
       const ctl = new AbortController();
       const call = runSimulatedCall({ url: bridge.streamUrl, callSid: sid, customParameters: { agent: 'deaf' }, audio: new Uint8Array(8000).fill(0xff), tailMs: 60_000, timeoutMs: 90_000, signal: ctl.signal });
