@@ -4,13 +4,14 @@
  * kernel's network stack and every other call's messages have run.
  *
  * 300 CallSessions take one Twilio `media` message each in turn, as the session bench's inbound
- * task does, with a sink agent (no socket) — and in a third row with the real OpenAI Realtime
+ * task does, with a sink agent (no socket) — and in two more rows with the real OpenAI Realtime
  * adapter, each on its own WebSocket to the capacity bench's fake service in another process
- * (bench/capacity/fake-agent.ts), μ-law passthrough: the frame's way to the agent's socket
- * included (base64, the append message, the send). Its writes leave in batches
- * (src/net/write-batch.ts): the frame that cuts a batch at 32 sockets pays their 32 `writev`s
+ * (bench/capacity/fake-agent.ts), in μ-law passthrough and at 24 kHz through the DSP: the
+ * frame's way to the agent's socket included (base64, the append message, the send). Its
+ * writes leave in batches (src/net/write-batch.ts): the frame that cuts a batch at 32 sockets
+ * pays their 32 `writev`s
  * (kernel included, as a real frame does); the rest of a pass leaves after it, untimed.
- * The fourth row is the yardstick on the same sockets: what the capacity bench's minimal relay
+ * The last row is the yardstick on the same sockets: what the capacity bench's minimal relay
  * (bench/capacity/minimal-relay.ts) does with a media message — JSON.parse, JSON.stringify of
  * the append, a send written at once — so bridge/relay per frame comes from one process and run.
  * "cold" touches --flush-mib (8) MiB between two frames
@@ -57,10 +58,10 @@ async function fakeService(): Promise<{ port: number; stop(): void }> {
 /** An agent for call `i`: a sink, or an OpenAI Realtime session already connected to `service`. */
 type AgentMaker = (i: number) => Promise<OpenedAgent>;
 const sinkAgents = (format: AudioFormat): AgentMaker => async () => ({ name: 'sink', session: new SinkAgent(format, format), ready: Promise.resolve(), preconnected: true });
-function openaiAgents(port: number): AgentMaker {
+function openaiAgents(port: number, format: 'pcmu' | 'pcm24k'): AgentMaker {
   const agents = createAgentRegistry(loadConfig({ BRIDGE_LOG_LEVEL: 'silent', OPENAI_API_KEY: 'sk-cold-bench', OPENAI_REALTIME_URL: `ws://127.0.0.1:${port}/v1/realtime` })).get('openai');
   return async (i) => {
-    const session = agents.create({ callSid: 'CA' + String(i).padStart(32, '0'), parameters: { format: 'pcmu' } });
+    const session = agents.create({ callSid: 'CA' + String(i).padStart(32, '0'), parameters: { format } });
     await session.connect(AbortSignal.timeout(30_000));
     return { name: 'openai', session, ready: Promise.resolve(), preconnected: true };
   };
@@ -132,7 +133,8 @@ const service = await fakeService();
 for (const [label, open] of [
   ['passthrough (μ-law sink agent)', () => calls(sinkAgents(ULAW_8K))],
   [`PCM 24 kHz sink agent (${dsp.name} DSP)`, () => calls(sinkAgents(pcm16(24000)))],
-  ['passthrough, OpenAI adapter + socket', () => calls(openaiAgents(service.port))],
+  ['passthrough, OpenAI adapter + socket', () => calls(openaiAgents(service.port, 'pcmu'))],
+  [`PCM 24 kHz, OpenAI adapter + socket (${dsp.name} DSP)`, () => calls(openaiAgents(service.port, 'pcm24k'))],
   ['minimal relay, same socket work', () => relayCalls(service.port)],
 ] as const) {
   const cs = await open();
