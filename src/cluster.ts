@@ -45,6 +45,7 @@ import { main } from './main.js';
 import { startPrimaryMetrics } from './metrics/cluster.js';
 import { loadProfilesFile } from './profiles/load.js';
 import { ProfilesError } from './profiles/profiles-error.js';
+import { SINGLE_THREADED_GC_FLAG, effectiveCpus, relaunchArgs, resolveGcMode, runGcChild, type GcMode, type GcSetting } from './gc-mode.js';
 
 /** IPC messages between the primary and the workers. */
 export const ClusterMessages = {
@@ -279,7 +280,14 @@ export async function startCommand(argv: string[], options: Omit<ClusterOptions,
       return 2;
     }
   }
-  if (workers === 1) return main(options.env ?? process.env);
+  if (workers === 1) {
+    // One process: with one CPU to itself, its GC runs single-threaded — a flag for node's
+    // command line, so the bridge runs in a child that has it (src/gc-mode.ts).
+    const relaunch = relaunchArgs(gcModeFor(env, 1));
+    return relaunch ? runGcChild(relaunch, env) : main(env);
+  }
+  // Each worker gets its share of the CPUs: at one or less, its GC runs single-threaded.
+  if (gcModeFor(env, workers) === 'single-threaded') cluster.setupPrimary({ execArgv: [...process.execArgv.filter((a) => a !== SINGLE_THREADED_GC_FLAG), SINGLE_THREADED_GC_FLAG] });
   // Workers' GET /metrics asks the primary for the cluster-wide aggregate (src/metrics/cluster.ts).
   const primaryMetrics = options.metrics ? undefined : await startPrimaryMetrics();
   try {
@@ -287,4 +295,11 @@ export async function startCommand(argv: string[], options: Omit<ClusterOptions,
   } finally {
     await primaryMetrics?.close();
   }
+}
+
+/** BRIDGE_GC for processes that each get 1/`processes` of this one's CPUs (a bad value: 'auto' here; the worker's configuration check reports it). */
+function gcModeFor(env: Record<string, string | undefined>, processes: number): GcMode {
+  const raw = rawValue(env, 'BRIDGE_GC');
+  const setting: GcSetting = raw === 'parallel' || raw === 'single-threaded' ? raw : 'auto';
+  return resolveGcMode(setting, effectiveCpus() / processes);
 }

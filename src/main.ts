@@ -45,6 +45,7 @@ import { rawValue } from './env-schema.js';
 import { LiveProfiles } from './profiles/live-profiles.js';
 import { ProfilesError } from './profiles/profiles-error.js';
 import { ErrorCodes } from './errors.js';
+import { GC_CHILD_ENV, gcModeOfThisProcess } from './gc-mode.js';
 
 export interface RunningBridge {
   /** http://host:port */
@@ -118,6 +119,7 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   const dsp = await loadDsp({ backend: config.dsp });
   const info = dspLoadInfo();
   logger.info({ dsp: info }, info?.fallbackReason ? `DSP backend: ts (fallback: ${info.fallbackReason})` : `DSP backend: ${dsp.name}`);
+  logger.info({ gc: gcModeOfThisProcess() }, `V8 GC: ${gcModeOfThisProcess()} (BRIDGE_GC)`);
   // Experimental (BRIDGE_DSP_POOL=N): the same backend, in N worker threads, batched.
   const pool = config.dspPool > 0 ? await DspPool.start({ threads: config.dspPool, backend: dsp.name, log: (level, msg, fields) => logger[level](fields ?? {}, msg) }) : undefined;
   if (pool) logger.info({ threads: config.dspPool, backend: dsp.name }, `DSP pool: ${config.dspPool} worker thread(s), batched`);
@@ -323,7 +325,10 @@ export async function main(env: Record<string, string | undefined> = process.env
     if (m?.type === 'voice-bridge:drain') drainAsked = true;
     else if (m?.type === 'voice-bridge:reload-profiles') reloadAsked = true;
   };
-  if (cluster.isWorker) process.on('message', early);
+  // Told what to do over IPC: a cluster worker by its primary, the single-threaded-GC child of
+  // `start` by its parent (src/gc-mode.ts). Signals then only start the drain.
+  const supervised = cluster.isWorker || env[GC_CHILD_ENV] === '1';
+  if (supervised) process.on('message', early);
   // Every line of a running bridge is a JSON log line on stdout. A configuration error
   // comes before there is a logger: one plain line on stderr, exit 78.
   let logger: Logger | undefined;
@@ -346,7 +351,8 @@ export async function main(env: Record<string, string | undefined> = process.env
     const hurry = new AbortController();
     // In a cluster worker (src/cluster.ts) the primary says 'drain' and 'hurry' over IPC;
     // a signal then only starts the drain (Ctrl-C reaches the whole process group).
-    const worker = cluster.isWorker;
+    // The same for the child `start` runs with the single-threaded GC (src/gc-mode.ts).
+    const worker = supervised;
     let draining = false;
     const onSignal = (sig: NodeJS.Signals | 'drain') => {
       if (draining) {
@@ -356,7 +362,7 @@ export async function main(env: Record<string, string | undefined> = process.env
         return;
       }
       draining = true;
-      announce.info({ signal: sig, drainTimeoutMs: bridge.lifecycle.drainTimeoutMs }, `voice-bridge${worker ? ` worker ${process.pid}` : ''}: ${sig} — draining (up to ${bridge.lifecycle.drainTimeoutMs} ms)`);
+      announce.info({ signal: sig, drainTimeoutMs: bridge.lifecycle.drainTimeoutMs }, `voice-bridge${cluster.isWorker ? ` worker ${process.pid}` : ''}: ${sig} — draining (up to ${bridge.lifecycle.drainTimeoutMs} ms)`);
       void bridge.drain(hurry.signal).then(
         () => resolve(),
         (e: unknown) => {
@@ -372,13 +378,16 @@ export async function main(env: Record<string, string | undefined> = process.env
     if (bridge.profiles) process.on('SIGHUP', () => bridge.profiles?.reload('signal'));
     if (worker) {
       process.off('message', early);
-      process.on('message', (m: { type?: string } | null) => {
-        if (m?.type === 'voice-bridge:drain') onSignal('drain');
+      process.on('message', (m: { type?: string; signal?: NodeJS.Signals } | null) => {
+        // (the GC child's parent names the signal it got: the log line says it, as without the child)
+        if (m?.type === 'voice-bridge:drain') onSignal(m.signal ?? 'drain');
         else if (m?.type === 'voice-bridge:hurry') hurry.abort();
         else if (m?.type === 'voice-bridge:reload-profiles') bridge.profiles?.reload('signal'); // the primary's forward of SIGHUP (src/cluster.ts)
       });
       if (drainAsked) onSignal('drain');
       if (reloadAsked) bridge.profiles?.reload('signal');
+      // The GC child's parent went away without a word (killed): drain as if told to.
+      if (!cluster.isWorker) process.once('disconnect', () => onSignal('drain'));
     }
   });
   // A cluster worker is not the listener: the primary says "listening on" once every

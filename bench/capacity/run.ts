@@ -39,6 +39,9 @@
  * on the other CPUs — the process measured does not share its core with the load it is
  * measured under, so its CPU per call-second is not inflated by the scheduler and cache
  * contention of the other two (single-process modes: a pinned cluster or pool shares CPU 0).
+ * On its one CPU the bridge picks V8's single-threaded GC for itself (BRIDGE_GC=auto,
+ * src/gc-mode.ts: `start` serves from a child with the flag; CPU counts the whole tree,
+ * --perf samples the serving process); the relay is given the same GC.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -49,6 +52,7 @@ import { fileURLToPath } from 'node:url';
 import { FRAME_MS, percentile } from './pattern.js';
 import { renderSvg, type PlotSeries } from './plot.js';
 import { formatLayers, readJitMap, splitSamples, type CpuLayers } from './cpu-layers.js';
+import { SINGLE_THREADED_GC_FLAG, effectiveCpus, resolveGcMode, type GcSetting } from '../../src/gc-mode.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const argv = process.argv.slice(2);
@@ -74,6 +78,12 @@ if (PIN && spawnSync('taskset', ['-V']).error) {
   console.error('--pin needs taskset (Linux, util-linux: apt-get install util-linux)');
   process.exit(2);
 }
+/**
+ * The GC the relay runs with: the one the bridge picks for itself in the same place (BRIDGE_GC,
+ * src/gc-mode.ts) — single-threaded when pinned to one CPU — so the ratio compares the two
+ * programs, not two runtime settings.
+ */
+const RELAY_GC = resolveGcMode((['parallel', 'single-threaded'].includes(process.env.BRIDGE_GC ?? '') ? process.env.BRIDGE_GC : 'auto') as GcSetting, PIN ? 1 : effectiveCpus());
 /** The `taskset` prefix that runs a process on the CPUs in `cpuList` ("0", "1-3") with --pin; none without it. */
 function pinned(cpuList: string): string[] {
   return PIN ? ['taskset', '-c', cpuList] : [];
@@ -192,7 +202,7 @@ function treeStats(pid: number): { cpuMs: number; sysMs: number; rssMb: number; 
   return { cpuMs, sysMs, rssMb, reads, writes };
 }
 
-async function startBridge(mode: string, agentPort: number, dataDir: string, profDir: string | undefined): Promise<{ proc: ChildProcess; url: string; streamUrl: string; dsp: unknown }> {
+async function startBridge(mode: string, agentPort: number, dataDir: string, profDir: string | undefined): Promise<{ proc: ChildProcess; url: string; streamUrl: string; dsp: unknown; gc: string; servingPid: number }> {
   const port = await freePort();
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
@@ -218,7 +228,7 @@ async function startBridge(mode: string, agentPort: number, dataDir: string, pro
   ];
   const args =
     mode === 'relay'
-      ? [...nodeArgs, '--import', 'tsx', join(root, 'bench', 'capacity', 'minimal-relay.ts')]
+      ? [...nodeArgs, ...(RELAY_GC === 'single-threaded' ? [SINGLE_THREADED_GC_FLAG] : []), '--import', 'tsx', join(root, 'bench', 'capacity', 'minimal-relay.ts')]
       : [...nodeArgs, '--import', 'tsx', join(root, 'src', 'cli.ts'), 'start', ...(mode === 'cluster' ? ['--workers', '2'] : [])];
   const [cmd, ...pre] = [...pinned('0'), process.execPath];
   const proc = spawn(cmd!, [...pre, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -233,8 +243,10 @@ async function startBridge(mode: string, agentPort: number, dataDir: string, pro
     try {
       const r = await fetch(`${url}/readyz`);
       if (r.ok) {
-        const body = (await r.json()) as { dsp?: unknown };
-        return { proc, url, streamUrl: `ws://127.0.0.1:${port}/twilio/stream`, dsp: body.dsp ?? null };
+        const body = (await r.json()) as { dsp?: unknown; pid?: number; gc?: string };
+        // The process that serves: on one CPU `start` runs the bridge in a child with the
+        // single-threaded GC (src/gc-mode.ts), which --perf must sample (CPU sums the whole tree).
+        return { proc, url, streamUrl: `ws://127.0.0.1:${port}/twilio/stream`, dsp: body.dsp ?? null, gc: body.gc ?? RELAY_GC, servingPid: body.pid ?? proc.pid! };
       }
     } catch {
       /* not up yet */
@@ -417,7 +429,7 @@ const header = () => COLS.map(([h, w]) => h.padEnd(w)).join(' ');
 const row = (r: StepResult) => COLS.map(([, w, f]) => f(r).padEnd(w)).join(' ');
 
 // ── one mode ────────────────────────────────────────────────────────────────
-type ModeRun = { mode: string; round: number; dsp: unknown; steps: StepResult[]; maxHeld: number | null; firstFailure?: number | null; skipped?: string };
+type ModeRun = { mode: string; round: number; dsp: unknown; gc?: string; steps: StepResult[]; maxHeld: number | null; firstFailure?: number | null; skipped?: string };
 
 async function runMode(mode: string, profRoot: string | undefined, roundNo: number, steps_: readonly number[] = STEPS): Promise<ModeRun> {
   const agent = await fork('fake-agent.ts', { CAPACITY_AGENT_CHUNK_MS: AGENT_CHUNK_MS, CAPACITY_AGENT_SPEED: AGENT_SPEED });
@@ -460,7 +472,7 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
       await sleep(300);
       ledger.addAgent(await agent.request<AgentCollect>({ cmd: 'collect' }, 'collect'));
       const c0 = treeStats(bridge.proc.pid!);
-      const perf = PERF ? startPerf(bridge.proc.pid!, join(perfRoot, `${mode}${ROUNDS > 1 ? `-r${roundNo}` : ''}-n${n}.data`)) : undefined;
+      const perf = PERF ? startPerf(bridge.servingPid, join(perfRoot, `${mode}${ROUNDS > 1 ? `-r${roundNo}` : ''}-n${n}.data`)) : undefined;
       const t0 = performance.now();
       while (performance.now() - t0 < MEASURE_S * 1000) {
         bar(`${mode} @ ${n} calls: measuring`, (performance.now() - t0) / (MEASURE_S * 1000));
@@ -520,11 +532,11 @@ async function runMode(mode: string, profRoot: string | undefined, roundNo: numb
     await gen.request({ cmd: 'stop' }, 'stopped').catch(() => undefined);
     gen.proc.kill();
     await stopProc(bridge.proc);
-    if (PERF) rmSync(`/tmp/perf-${bridge.proc.pid}.map`, { force: true });
+    if (PERF) rmSync(`/tmp/perf-${bridge.servingPid}.map`, { force: true });
     agent.proc.kill();
     rmSync(dataDir, { recursive: true, force: true });
   }
-  return { mode, round: roundNo, dsp: bridge.dsp, steps, ...heldOf(steps) };
+  return { mode, round: roundNo, dsp: bridge.dsp, gc: bridge.gc, steps, ...heldOf(steps) };
 }
 
 /**
@@ -599,7 +611,7 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? 'cpu', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  console.log(`capacity: modes ${MODES.join(', ')}; steps ${STEPS.join(', ')}; ${MEASURE_S} s measured per step; ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, Node ${machine.node}${PIN ? `; bridge pinned to cpu 0, generator and agent to cpu ${OTHER_CPUS}` : ''}${INTERLEAVE ? '; interleaved: every mode runs a step (fresh process) before the next step' : ''}`);
+  console.log(`capacity: modes ${MODES.join(', ')}; steps ${STEPS.join(', ')}; ${MEASURE_S} s measured per step; ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, Node ${machine.node}${PIN ? `; bridge pinned to cpu 0, generator and agent to cpu ${OTHER_CPUS}` : ''}; V8 GC ${RELAY_GC} (the bridge's BRIDGE_GC choice here; the relay the same)${INTERLEAVE ? '; interleaved: every mode runs a step (fresh process) before the next step' : ''}`);
   console.log(`a step holds when p99 added delay ≤ ${DELAY_LIMIT_MS} ms both ways, nothing is dropped or lost, and Twilio's playout never runs dry mid-reply\n`);
   console.log(header());
   const profRoot = CPU_PROF ? join(root, 'bench', 'results', `capacity-prof-${stamp}`) : undefined;
@@ -661,7 +673,7 @@ async function main(): Promise<void> {
     machine,
     when: new Date().toISOString(),
     command: `npm run bench:capacity -- ${argv.join(' ')}`.trim(),
-    settings: { rounds: ROUNDS, interleaved: INTERLEAVE, perf: PERF, steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, pinned: PIN ? { bridge: 'cpu 0', loadgenAndAgent: `cpu ${OTHER_CPUS}` } : false, delayLimitMs: DELAY_LIMIT_MS, leadMs: LEAD_MS || 'bridge default', agent: `fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough, relay: μ-law), ${AGENT_CHUNK_MS} ms deltas at ${AGENT_SPEED}× real time` },
+    settings: { relayGc: RELAY_GC, rounds: ROUNDS, interleaved: INTERLEAVE, perf: PERF, steps: STEPS, measureS: MEASURE_S, settleS: SETTLE_S, warmupS: WARMUP_S, keepGoing: KEEP_GOING, pinned: PIN ? { bridge: 'cpu 0', loadgenAndAgent: `cpu ${OTHER_CPUS}` } : false, delayLimitMs: DELAY_LIMIT_MS, leadMs: LEAD_MS || 'bridge default', agent: `fake OpenAI Realtime (GA), 24 kHz PCM16 (passthrough, relay: μ-law), ${AGENT_CHUNK_MS} ms deltas at ${AGENT_SPEED}× real time` },
     // Over rounds, the smallest: what held every time.
     maxHeld: Object.fromEntries(
       [...new Set(modes.map((m) => m.mode))].map((mode) => {

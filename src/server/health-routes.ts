@@ -11,6 +11,7 @@ import type { Config } from '../config.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import type { DspLoadInfo } from '../dsp/load.js';
 import type { Admission } from '../lifecycle/admission.js';
+import { gcModeOfThisProcess } from '../gc-mode.js';
 
 export interface HealthRoutesOptions {
   config: Config;
@@ -36,6 +37,7 @@ export async function healthRoutes(app: FastifyInstance, o: HealthRoutesOptions)
       maxCalls: a.maxCalls,
       load: a.load,
       pid: process.pid,
+      gc: gcModeOfThisProcess(),
       ...(config.unsignedExposed ? { warning: 'Twilio signature checks are off on a non-loopback address (BRIDGE_ALLOW_UNSIGNED=1): anyone who reaches this port can start calls' } : {}),
       instance: config.instanceId,
       worker: config.workerSlot ?? null,

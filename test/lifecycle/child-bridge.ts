@@ -27,8 +27,10 @@ export interface ChildBridge {
   kill(): void;
 }
 
-export async function startChildBridge(env: Record<string, string>, args: string[] = [], startTimeoutMs = 30_000): Promise<ChildBridge> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli.ts'), 'start', ...args], {
+/** `launcher`: a command the bridge runs under (e.g. `['taskset', '-c', '0']`); `pid` is then the launcher's. */
+export async function startChildBridge(env: Record<string, string>, args: string[] = [], startTimeoutMs = 30_000, launcher: string[] = []): Promise<ChildBridge> {
+  const [cmd, ...pre] = [...launcher, process.execPath];
+  const proc = spawn(cmd!, [...pre, '--import', 'tsx', join(repoRoot, 'src', 'cli.ts'), 'start', ...args], {
     cwd: repoRoot,
     env: {
       PATH: process.env.PATH ?? '',
