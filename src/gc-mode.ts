@@ -81,6 +81,8 @@ export function relaunchArgs(mode: GcMode, execArgv: readonly string[] = process
 
 /** Set in the child `start` runs with the single-threaded GC: it takes drain, hurry and reload from its parent over IPC. */
 export const GC_CHILD_ENV = 'VB_GC_CHILD';
+/** What the child says once it listens for its parent: what the parent had to say before then is sent now. */
+export const GC_CHILD_LISTENING = 'voice-bridge:gc-child-listening';
 
 /**
  * Runs the bridge in a child process with `args` (relaunchArgs) and stands between it and the
@@ -92,9 +94,18 @@ export const GC_CHILD_ENV = 'VB_GC_CHILD';
 export function runGcChild(args: string[], env: Record<string, string | undefined>): Promise<number> {
   const child = spawn(process.execPath, args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...env, [GC_CHILD_ENV]: '1' } });
   let signals = 0;
+  // Until the child listens (its modules still loading), a message would be lost: kept, sent then.
+  let listening = false;
+  const held: { type: string; signal: NodeJS.Signals }[] = [];
   const say = (type: string, signal: NodeJS.Signals) => {
-    if (child.connected) child.send({ type, signal }, () => undefined);
+    if (!listening) held.push({ type, signal });
+    else if (child.connected) child.send({ type, signal }, () => undefined);
   };
+  child.on('message', (m: { type?: string } | null) => {
+    if (m?.type !== GC_CHILD_LISTENING || listening) return;
+    listening = true;
+    for (const h of held.splice(0)) say(h.type, h.signal);
+  });
   const onStop = (signal: NodeJS.Signals) => say(++signals === 1 ? 'voice-bridge:drain' : 'voice-bridge:hurry', signal);
   const onHup = () => say('voice-bridge:reload-profiles', 'SIGHUP');
   process.on('SIGTERM', onStop);

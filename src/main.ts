@@ -45,7 +45,7 @@ import { rawValue } from './env-schema.js';
 import { LiveProfiles } from './profiles/live-profiles.js';
 import { ProfilesError } from './profiles/profiles-error.js';
 import { ErrorCodes } from './errors.js';
-import { GC_CHILD_ENV, gcModeOfThisProcess } from './gc-mode.js';
+import { GC_CHILD_ENV, GC_CHILD_LISTENING, gcModeOfThisProcess } from './gc-mode.js';
 
 export interface RunningBridge {
   /** http://host:port */
@@ -317,18 +317,19 @@ export async function main(env: Record<string, string | undefined> = process.env
   let bridge: RunningBridge;
   // A cluster worker told to drain while it is still starting (a restart during a
   // shutdown) must not miss it: remember it, act on it once up.
-  let drainAsked = false;
+  let drainAsked: NodeJS.Signals | 'drain' | undefined;
   // Likewise a reload of the profiles (the primary's forward of SIGHUP) that comes after
   // this worker said it is ready but before its handlers below are in place.
   let reloadAsked = false;
-  const early = (m: { type?: string } | null) => {
-    if (m?.type === 'voice-bridge:drain') drainAsked = true;
+  const early = (m: { type?: string; signal?: NodeJS.Signals } | null) => {
+    if (m?.type === 'voice-bridge:drain') drainAsked = m.signal ?? 'drain';
     else if (m?.type === 'voice-bridge:reload-profiles') reloadAsked = true;
   };
   // Told what to do over IPC: a cluster worker by its primary, the single-threaded-GC child of
   // `start` by its parent (src/gc-mode.ts). Signals then only start the drain.
   const supervised = cluster.isWorker || env[GC_CHILD_ENV] === '1';
   if (supervised) process.on('message', early);
+  if (env[GC_CHILD_ENV] === '1') process.send?.({ type: GC_CHILD_LISTENING });
   // Every line of a running bridge is a JSON log line on stdout. A configuration error
   // comes before there is a logger: one plain line on stderr, exit 78.
   let logger: Logger | undefined;
@@ -384,7 +385,7 @@ export async function main(env: Record<string, string | undefined> = process.env
         else if (m?.type === 'voice-bridge:hurry') hurry.abort();
         else if (m?.type === 'voice-bridge:reload-profiles') bridge.profiles?.reload('signal'); // the primary's forward of SIGHUP (src/cluster.ts)
       });
-      if (drainAsked) onSignal('drain');
+      if (drainAsked) onSignal(drainAsked);
       if (reloadAsked) bridge.profiles?.reload('signal');
       // The GC child's parent went away without a word (killed): drain as if told to.
       if (!cluster.isWorker) process.once('disconnect', () => onSignal('drain'));

@@ -6,11 +6,15 @@
  * parent's signal and exits with it, and a signal that reaches both processes at once (as
  * Ctrl-C and systemd's control-group kill do) starts one drain, not a drain cut short.
  */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cgroupCpus, relaunchArgs, resolveGcMode, SINGLE_THREADED_GC_FLAG } from '../../src/gc-mode.js';
 import { runSimulatedCall } from '../../src/sim/simulator.js';
 import { ulawClip } from '../bridge/helpers.js';
-import { pollUntil, startChildBridge } from './child-bridge.js';
+import { pollUntil, repoRoot, startChildBridge } from './child-bridge.js';
 
 const ONE_CPU = ['taskset', '-c', '0'];
 
@@ -64,6 +68,29 @@ describe('BRIDGE_GC in real processes on one CPU', () => {
       await pollUntil(async () => !alive(r.pid));
     } finally {
       b.kill();
+    }
+  }, 60_000);
+
+  it('a SIGTERM while the child is still starting is not lost: it drains once up, and both exit 0', async () => {
+    const proc = spawn('taskset', ['-c', '0', process.execPath, '--import', 'tsx', join(repoRoot, 'src', 'cli.ts'), 'start'], {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', BRIDGE_LOG_LEVEL: 'warn', BRIDGE_LOAD_THRESHOLD: 'off', BRIDGE_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-child-data-')) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+    try {
+      // The moment `start` has spawned its child (its signal handlers are in place by then), and
+      // long before the child has loaded its modules and listens to its parent.
+      const childrenOf = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+      await pollUntil(async () => childrenOf(proc.pid!) !== '', 45_000, 5);
+      proc.kill('SIGTERM');
+      expect(await exited, out).toEqual({ code: 0, signal: null });
+      expect(out).toMatch(/SIGTERM — draining/);
+    } finally {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     }
   }, 60_000);
 
