@@ -6,8 +6,9 @@
  * (`taskset`, a cpuset of one), a container quota of one CPU, or one of `--workers N` on N
  * cores — gets the opposite: the helpers run on the event loop's own CPU and preempt it for
  * whole scheduler slices. Measured with the capacity bench (bridge pinned to one CPU, 300
- * calls, PCM 24 kHz through the DSP): p99 added delay 23–29 ms with the helpers, 6.6–7.4 ms
- * with V8's `--single-threaded-gc`, at no more CPU per call-second.
+ * calls, PCM 24 kHz through the DSP, alternating runs): p99 inbound added delay median 24 ms
+ * with the helpers, 7.7 ms (6.6–9.9) with V8's `--single-threaded-gc`, at no more CPU per
+ * call-second (docs/operations/scaling.md).
  *
  * The flag must be on node's command line (V8 refuses it at run time and NODE_OPTIONS does
  * not take it), so `start` runs the bridge in a child process with it when needed
@@ -89,10 +90,10 @@ export const GC_CHILD_LISTENING = 'voice-bridge:gc-child-listening';
  * outside, as the cluster primary does for its workers: the child inherits stdout/stderr; the
  * first SIGTERM/SIGINT here starts its drain, a second one cuts the drain short, SIGHUP reloads
  * its profiles — each said once over IPC, so a signal that reaches both processes (Ctrl-C in a
- * terminal, systemd's control-group kill) is not counted twice. Resolves to the child's exit code.
+ * terminal, systemd's control-group kill) is not counted twice. Without a profiles file SIGHUP
+ * ends the bridge, as it does a bridge run without the child. Resolves to the child's exit code.
  */
 export function runGcChild(args: string[], env: Record<string, string | undefined>): Promise<number> {
-  const child = spawn(process.execPath, args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...env, [GC_CHILD_ENV]: '1' } });
   let signals = 0;
   // Until the child listens (its modules still loading), a message would be lost: kept, sent then.
   let listening = false;
@@ -101,16 +102,19 @@ export function runGcChild(args: string[], env: Record<string, string | undefine
     if (!listening) held.push({ type, signal });
     else if (child.connected) child.send({ type, signal }, () => undefined);
   };
+  // The handlers first: a signal from the moment the child exists is the child's to get.
+  const onStop = (signal: NodeJS.Signals) => say(++signals === 1 ? 'voice-bridge:drain' : 'voice-bridge:hurry', signal);
+  const profiles = (env.BRIDGE_PROFILES ?? '') !== '';
+  const onHup = () => (profiles ? say('voice-bridge:reload-profiles', 'SIGHUP') : child.kill('SIGHUP'));
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGHUP', onHup);
+  const child = spawn(process.execPath, args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...env, [GC_CHILD_ENV]: '1' } });
   child.on('message', (m: { type?: string } | null) => {
     if (m?.type !== GC_CHILD_LISTENING || listening) return;
     listening = true;
     for (const h of held.splice(0)) say(h.type, h.signal);
   });
-  const onStop = (signal: NodeJS.Signals) => say(++signals === 1 ? 'voice-bridge:drain' : 'voice-bridge:hurry', signal);
-  const onHup = () => say('voice-bridge:reload-profiles', 'SIGHUP');
-  process.on('SIGTERM', onStop);
-  process.on('SIGINT', onStop);
-  process.on('SIGHUP', onHup);
   return new Promise<number>((resolve) => {
     const done = (code: number) => {
       process.off('SIGTERM', onStop);

@@ -388,7 +388,10 @@ export async function main(env: Record<string, string | undefined> = process.env
       if (drainAsked) onSignal(drainAsked);
       if (reloadAsked) bridge.profiles?.reload('signal');
       // The GC child's parent went away without a word (killed): drain as if told to.
-      if (!cluster.isWorker) process.once('disconnect', () => onSignal('drain'));
+      if (!cluster.isWorker) {
+        if (process.connected) process.once('disconnect', () => onSignal('drain'));
+        else onSignal('drain'); // gone while this child started
+      }
     }
   });
   // A cluster worker is not the listener: the primary says "listening on" once every

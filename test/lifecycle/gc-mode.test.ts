@@ -94,6 +94,18 @@ describe('BRIDGE_GC in real processes on one CPU', () => {
     }
   }, 60_000);
 
+  it('SIGHUP without a profiles file ends the bridge, as it does without the child', async () => {
+    const b = await startChildBridge({}, [], 30_000, ONE_CPU);
+    try {
+      const child = (await readyz(b.url)).pid;
+      b.proc.kill('SIGHUP');
+      expect(await b.exited).toEqual({ code: 128 + 1, signal: null }); // the child ended by SIGHUP
+      await pollUntil(async () => !alive(child));
+    } finally {
+      b.kill();
+    }
+  }, 60_000);
+
   it('BRIDGE_GC=parallel: no child, node\'s default GC', async () => {
     const b = await startChildBridge({ BRIDGE_GC: 'parallel' }, [], 30_000, ONE_CPU);
     try {
