@@ -119,7 +119,8 @@ export async function startBridge(env: Record<string, string | undefined> = proc
   const dsp = await loadDsp({ backend: config.dsp });
   const info = dspLoadInfo();
   logger.info({ dsp: info }, info?.fallbackReason ? `DSP backend: ts (fallback: ${info.fallbackReason})` : `DSP backend: ${dsp.name}`);
-  logger.info({ gc: gcModeOfThisProcess() }, `V8 GC: ${gcModeOfThisProcess()} (BRIDGE_GC)`);
+  const gc = gcModeOfThisProcess();
+  logger.info({ gc }, `V8 GC: ${gc} (BRIDGE_GC)`);
   // Experimental (BRIDGE_DSP_POOL=N): the same backend, in N worker threads, batched.
   const pool = config.dspPool > 0 ? await DspPool.start({ threads: config.dspPool, backend: dsp.name, log: (level, msg, fields) => logger[level](fields ?? {}, msg) }) : undefined;
   if (pool) logger.info({ threads: config.dspPool, backend: dsp.name }, `DSP pool: ${config.dspPool} worker thread(s), batched`);
